@@ -1,0 +1,47 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+# Debian packages the test suite drives for real (sandbox backends).
+SYSPKGS := bubblewrap runc util-linux
+
+.PHONY: run test lint typecheck unit bench sysdeps clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: set up and run a shipped example job on the embedded default
+run: $(STAMP)
+	cd examples && ../$(BIN)/stockade exec hello --input '{"name": "newcomer"}' --result -
+
+## sysdeps: install the system packages the tests need (root only, only when missing)
+sysdeps:
+	@missing=""; for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing system packages:$$missing (install them, or run as root)"; fi; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+## test: everything CI checks
+test: $(STAMP) sysdeps lint typecheck unit
+
+## bench: speed and memory figures, each against a baseline measured in the same run
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .stockade .mypy_cache .ruff_cache .pytest_cache

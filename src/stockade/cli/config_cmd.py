@@ -1,0 +1,46 @@
+"""``stockade validate`` and ``stockade schema``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from stockade.errors import ConfigError, UsageError
+
+__all__ = ["schema_command", "validate_command"]
+
+
+@click.command("validate")
+@click.argument("file", required=False, metavar="[FILE]")
+def validate_command(file: str | None) -> int:
+    """Check FILE (default: ./stockade.yaml) and summarize what it defines.
+
+    Exits 0 when the file is valid, 1 with every problem listed when it is not.
+    """
+    from stockade.cli.tasks import config_path
+    from stockade.config import ConfigValidationError, load, summary
+
+    try:
+        path = config_path(file)
+        cfg = load(path)
+    except ConfigValidationError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"stockade: {len(exc.problems)} problem(s) found", err=True)
+        return 1
+    except (ConfigError, UsageError) as exc:
+        click.echo(f"stockade: error: {exc.message}", err=True)
+        return 1
+    click.echo(f"{path}: valid")
+    click.echo(summary(cfg))
+    return 0
+
+
+@click.command("schema")
+def schema_command() -> int:
+    """Print the JSON Schema of stockade.yaml (for editors and linters)."""
+    from stockade.config import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+    return 0

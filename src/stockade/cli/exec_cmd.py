@@ -1,0 +1,296 @@
+"""``stockade exec``: run one argv, shell line or task as a supervised job.
+
+The ad-hoc path (``exec -- CMD``) builds a plain RunSpec and never imports
+the config models, the HTTP stack or the database layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from click.decorators import FC
+
+from stockade.errors import ConfigError, StockadeError, UsageError
+from stockade.runner.spec import INPUT_FORMATS, OUTPUT_FORMATS, RunSpec
+
+__all__ = ["exec_command"]
+
+
+class _ExecCommand(click.Command):
+    """Remembers whether ``--`` was given: ``exec NAME`` runs a task,
+    ``exec -- NAME`` runs a program."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["stockade.dashdash"] = "--" in args
+        return super().parse_args(ctx, args)
+
+
+def _opt(*names: str, **kw: Any) -> Callable[[FC], FC]:
+    return click.option(*names, show_default=False, **kw)
+
+
+@click.command(
+    "exec",
+    cls=_ExecCommand,
+    context_settings={"allow_interspersed_args": True},
+    short_help="Run one command or task as a supervised job.",
+)
+@_opt(
+    "--shell",
+    "shell_line",
+    metavar="LINE",
+    help='Run LINE with /bin/sh -c (input only as variables or "$1"…).',
+)
+@_opt("--config", "-c", "config_path", metavar="FILE", help="stockade.yaml to read tasks from.")
+@_opt(
+    "--input", "-i", "input_text", metavar="JSON|@FILE", help="The job input, JSON text or @file."
+)
+@_opt(
+    "--input-format", type=click.Choice(INPUT_FORMATS), help="How the input reaches the job [env]."
+)
+@_opt(
+    "--output-format",
+    metavar="FORMAT",
+    help="stdout|json_stdout|lines|file:PATH|exit_code_only [stdout].",
+)
+@_opt("--env", "-e", "env_items", multiple=True, metavar="K=V", help="Set a variable (repeatable).")
+@_opt(
+    "--secret",
+    "secret_names",
+    multiple=True,
+    metavar="NAME",
+    help="Pass $NAME from this environment as a masked secret.",
+)
+@_opt("--timeout", metavar="DURATION", help="Wall-clock limit, e.g. 30s, 10m.")
+@_opt("--idle-timeout", metavar="DURATION", help="Stop the job after this long without output.")
+@_opt("--kill-grace", metavar="DURATION", help="Time between the stop signal and SIGKILL [5s].")
+@_opt("--stop-signal", metavar="SIGNAL", help="Signal that asks the job to stop [SIGTERM].")
+@_opt("--max-output", metavar="SIZE", help="Bytes kept per stream, e.g. 64KiB [1MiB].")
+@_opt("--success-codes", metavar="CODES", help="Exit codes meaning success, e.g. 0,3 [0].")
+@_opt("--retry-codes", metavar="CODES", help="Exit codes meaning retry [75].")
+@_opt("--workdir", "-C", metavar="DIR", help="The job's working directory (its workspace).")
+@_opt("--data-dir", metavar="DIR", help="Where logs go [$STOCKADE_DATA_DIR or ./.stockade].")
+@_opt(
+    "--result",
+    "result_path",
+    metavar="FILE",
+    help="Write the result record as JSON (- for stdout).",
+)
+@_opt(
+    "--json",
+    "json_events",
+    is_flag=True,
+    help="Print one JSON event per line instead of raw output.",
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def exec_command(ctx: click.Context, /, args: tuple[str, ...], **opts: Any) -> int:
+    """Run COMMAND (after --), a --shell LINE, or a TASK from stockade.yaml.
+
+    \b
+      stockade exec -- make -j4
+      stockade exec --timeout 30s --shell 'echo "$INPUT_NAME"' --input '{"name": "x"}'
+      stockade exec build --input @input.json
+    """
+    try:
+        spec, value = _build(args, bool(ctx.meta.get("stockade.dashdash")), opts)
+        return _run(spec, value, opts)
+    except (UsageError, ConfigError) as exc:
+        for line in str(exc).splitlines() or [exc.message]:
+            click.echo(f"stockade: error: {line}", err=True)
+        return 2
+    except StockadeError as exc:
+        click.echo(f"stockade: error: {exc.message}", err=True)
+        return 1
+
+
+def _build(args: tuple[str, ...], dashdash: bool, opts: dict[str, Any]) -> tuple[RunSpec, Any]:
+    shell = opts["shell_line"]
+    if shell is not None:
+        if args:
+            raise UsageError("--shell takes the whole line; do not also give a command")
+        base = RunSpec(shell=shell)
+    elif dashdash:
+        if not args:
+            raise UsageError("no command after --: try `stockade exec -- echo hello`")
+        base = RunSpec(argv=list(args))
+    elif len(args) == 1:
+        base = _task_spec(args[0], opts)
+    elif not args:
+        raise UsageError("nothing to run: give a TASK, --shell LINE, or -- COMMAND [ARG...]")
+    else:
+        raise UsageError(f"put -- before the command: stockade exec [OPTIONS] -- {' '.join(args)}")
+    value = _parse_input(opts["input_text"])
+    return _apply_options(base, opts), value
+
+
+def _task_spec(name: str, opts: dict[str, Any]) -> RunSpec:
+    """Load stockade.yaml (only now: the ad-hoc path never pays for it)."""
+    from stockade.cli.tasks import task_run_spec
+
+    return task_run_spec(name, opts["config_path"], opts["data_dir"])
+
+
+def _parse_input(text: str | None) -> Any:
+    if text is None:
+        return None
+    source = "--input"
+    if text.startswith("@"):
+        source = text[1:]
+        try:
+            with open(source, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read input file {source!r}: {exc.strerror}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+
+
+def _codes(text: str, option: str) -> tuple[int, ...]:
+    try:
+        codes = tuple(int(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError as exc:
+        raise UsageError(f"{option} takes exit codes like 0,3: got {text!r}") from exc
+    bad = [c for c in codes if not 0 <= c <= 255]
+    if bad:
+        raise UsageError(f"{option}: exit codes are 0..255, got {bad[0]}")
+    return codes
+
+
+def _duration(text: str, option: str) -> float:
+    from stockade.units import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from exc
+
+
+def parse_signal(text: str) -> int:
+    """``TERM``, ``SIGTERM`` or ``15`` to a signal number."""
+    name = text.strip().upper()
+    if name.isdigit():
+        return int(name)
+    try:
+        return int(signal.Signals[name if name.startswith("SIG") else "SIG" + name])
+    except KeyError as exc:
+        raise UsageError(f"--stop-signal: unknown signal {text!r}; try TERM, INT or HUP") from exc
+
+
+def _apply_options(spec: RunSpec, o: dict[str, Any]) -> RunSpec:
+    """The spec with every option the user gave laid over it."""
+    changes: dict[str, Any] = {
+        "env": _env_items(spec.env, o["env_items"]),
+        "secrets": _secrets(spec.secrets, o["secret_names"]),
+    }
+    if o["input_format"]:
+        changes["input_format"] = o["input_format"]
+    if o["output_format"]:
+        changes["output_format"], changes["output_path"] = _output_format(o["output_format"])
+    for key in ("timeout", "idle_timeout", "kill_grace"):
+        if o[key]:
+            changes[key] = _duration(o[key], "--" + key.replace("_", "-"))
+    if o["stop_signal"]:
+        changes["stop_signal"] = parse_signal(o["stop_signal"])
+    if o["max_output"]:
+        changes["max_output"] = _size(o["max_output"], "--max-output")
+    if o["success_codes"]:
+        changes["success_codes"] = _codes(o["success_codes"], "--success-codes")
+    if o["retry_codes"]:
+        changes["retry_codes"] = _codes(o["retry_codes"], "--retry-codes")
+    for key in ("workdir", "data_dir"):
+        if o[key]:
+            changes[key] = o[key]
+    try:
+        return dataclasses.replace(spec, **changes)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _output_format(text: str) -> tuple[str, str | None]:
+    fmt, _, path = text.partition(":")
+    if fmt not in OUTPUT_FORMATS or (fmt == "file") != bool(path):
+        raise UsageError(
+            f"--output-format: unknown format {text!r}; "
+            "use stdout, json_stdout, lines, file:PATH or exit_code_only"
+        )
+    return fmt, path or None
+
+
+def _env_items(base: dict[str, str], items: tuple[str, ...]) -> dict[str, str]:
+    env = dict(base)
+    for item in items:
+        key, eq, val = item.partition("=")
+        if not eq or not key:
+            raise UsageError(f"--env takes K=V, got {item!r}")
+        env[key] = val
+    return env
+
+
+def _secrets(base: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    secrets = dict(base)
+    for name in names:
+        if name not in os.environ:
+            raise UsageError(f"--secret {name}: ${name} is not set in this environment")
+        secrets[name] = os.environ[name]
+    return secrets
+
+
+def _size(text: str, option: str) -> int:
+    from stockade.units import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from exc
+
+
+def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
+    from stockade.runner.attempt import run
+    from stockade.runner.result import describe
+    from stockade.runner.sinks import JsonEventSink, TerminalSink
+    from stockade.sandbox.proctree import enable_subreaper
+
+    enable_subreaper()
+    sink = JsonEventSink(1) if opts["json_events"] else TerminalSink(1, 2)
+
+    async def main() -> Any:
+        cancel = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, cancel.set)
+        return await run(spec, value, sinks=[sink], cancel=cancel)
+
+    result = asyncio.run(main())
+    if opts["result_path"]:
+        _write_result(opts["result_path"], result.to_dict())
+    if not opts["json_events"] and result.outcome.value != "succeeded":
+        click.echo(f"stockade: {describe(result)}", err=True)
+    if result.outcome.value == "cancelled" and result.exit_code is None and result.signal is None:
+        return 130
+    return int(result.exit_status)
+
+
+def _write_result(path: str, data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(f"--result: cannot write {path!r}: {exc.strerror}") from exc

@@ -1,0 +1,33 @@
+"""Finding and loading ``stockade.yaml`` for commands that name a task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stockade.errors import UsageError
+from stockade.runner.spec import RunSpec
+
+__all__ = ["config_path", "task_run_spec"]
+
+
+def config_path(given: str | None) -> Path:
+    """``--config FILE``, else ``stockade.yaml`` in the working directory."""
+    from stockade.config import find_config
+
+    if given:
+        path = Path(given)
+        if not path.is_file():
+            raise UsageError(f"config file {given!r} not found")
+        return path
+    found = find_config(Path.cwd())
+    if found is None:
+        raise UsageError("no stockade.yaml here: give --config FILE, or run from its directory")
+    return found
+
+
+def task_run_spec(name: str, config: str | None, data_dir: str | None) -> RunSpec:
+    """The runner spec of task ``name`` from the project's config."""
+    from stockade.config import load
+
+    cfg = load(config_path(config))
+    return cfg.run_spec(name, data_dir=data_dir)

@@ -1,0 +1,108 @@
+"""The exception tree of stockade.
+
+Every error stockade raises on purpose derives from :class:`StockadeError`::
+
+    StockadeError
+    ├── UsageError            bad command-line usage or bad input (exit 2)
+    │   ├── InputError        job input that cannot be used (invalid JSON, bad format)
+    │   └── SecretError       a secret whose source is missing
+    ├── ConfigError           a stockade.yaml that does not load or validate
+    ├── SandboxError          anything the sandbox layer could not do
+    │   ├── SetupError        preparing a sandbox (per slot) failed
+    │   │   └── MountError    one mount operation failed (operation, path, fs type, source)
+    │   ├── LaunchError       starting a process in a ready sandbox failed
+    │   └── CleanupError      tearing a sandbox down left something behind
+    └── OutputError           the job's declared output could not be read
+
+Each class's docstring doubles as its default message. Errors carry structured
+fields and are raised ``from`` their cause at every layer boundary.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CleanupError",
+    "ConfigError",
+    "InputError",
+    "LaunchError",
+    "MountError",
+    "OutputError",
+    "SandboxError",
+    "SecretError",
+    "SetupError",
+    "StockadeError",
+    "UsageError",
+]
+
+
+class StockadeError(Exception):
+    """stockade could not do what was asked."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip().splitlines()[0])
+
+    @property
+    def message(self) -> str:
+        """The one-line, user-facing message."""
+        return str(self.args[0]) if self.args else ""
+
+
+class UsageError(StockadeError):
+    """The command line is not valid."""
+
+
+class InputError(UsageError):
+    """The job input cannot be used."""
+
+
+class SecretError(UsageError):
+    """A secret's source is missing."""
+
+
+class ConfigError(StockadeError):
+    """The configuration file is not valid."""
+
+
+class OutputError(StockadeError):
+    """The job's declared output could not be read."""
+
+
+class SandboxError(StockadeError):
+    """The sandbox could not do what was asked."""
+
+
+class SetupError(SandboxError):
+    """The sandbox could not be set up."""
+
+
+class MountError(SetupError):
+    """A mount operation failed while building a sandbox."""
+
+    def __init__(
+        self,
+        operation: str,
+        path: str,
+        fstype: str = "",
+        source: str = "",
+        reason: str = "",
+    ) -> None:
+        self.operation = operation
+        self.path = path
+        self.fstype = fstype
+        self.source = source
+        detail = f"{operation} {source + ' -> ' if source else ''}{path}"
+        if fstype:
+            detail += f" (type {fstype})"
+        super().__init__(f"mount failed: {detail}: {reason or 'unknown reason'}")
+
+
+class LaunchError(SandboxError):
+    """The process could not be started in the sandbox."""
+
+
+class CleanupError(SandboxError):
+    """The sandbox could not be cleaned up completely."""
+
+    def __init__(self, message: str, remaining: list[str] | None = None) -> None:
+        self.remaining = list(remaining or [])
+        super().__init__(message)

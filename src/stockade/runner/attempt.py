@@ -1,0 +1,266 @@
+"""One attempt, from input to outcome: the runner's public entry point.
+
+:func:`run` prepares the input, launches the command in a sandbox, streams
+and masks its output, enforces the wall-clock and idle limits, stops the
+whole process tree on timeout or cancel (stop signal, grace, SIGKILL to
+everything left), classifies the end, collects outputs and state, and
+returns the :class:`~stockade.runner.result.Result`. It never touches a
+database: the engine records what it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stockade.errors import LaunchError, OutputError, UsageError
+from stockade.runner.commands import CommandEffects
+from stockade.runner.events import Event, Sink
+from stockade.runner.inputs import prepare
+from stockade.runner.outputs import base_outputs
+from stockade.runner.protocol import ProtocolParser, parse_output_file
+from stockade.runner.redact import Masker, is_secret_name
+from stockade.runner.result import Outcome, Result, classify
+from stockade.runner.spec import RunSpec
+from stockade.runner.stream import LogWriter, OutputKeeper, StreamPipe
+from stockade.runner.supervise import Supervisor
+from stockade.sandbox.base import LaunchRequest, Sandbox
+
+__all__ = ["NAMED_SECRET_MIN", "data_dir_for", "new_job_id", "run"]
+
+#: Shortest value masked because its variable is named like a secret.
+NAMED_SECRET_MIN = 4
+
+
+def new_job_id() -> str:
+    """A time-ordered, unique job id (millisecond clock + 32 random bits)."""
+    return f"{int(time.time() * 1000):011x}{os.urandom(4).hex()}"
+
+
+def data_dir_for(spec: RunSpec) -> Path:
+    """``spec.data_dir``, else ``$STOCKADE_DATA_DIR``, else ``./.stockade``."""
+    return Path(spec.data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade").absolute()
+
+
+def _now_iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+async def run(
+    spec: RunSpec,
+    input: Any = None,
+    *,
+    sinks: Sequence[Sink] = (),
+    sandbox: Sandbox | None = None,
+    cancel: asyncio.Event | None = None,
+) -> Result:
+    """Run one attempt of ``spec`` with ``input`` and return its result.
+
+    ``sinks`` receive every event (already masked). ``sandbox`` is a set-up
+    sandbox of the caller's slot; without one, a ``local`` sandbox is set up
+    and cleaned up around this attempt. Setting ``cancel`` stops the job
+    (outcome ``cancelled``); cancelling the calling task does the same and
+    then re-raises once no process of the job is left.
+
+    Raises :class:`~stockade.errors.UsageError` (or its subclasses) for input
+    that cannot be used; anything that goes wrong once the job is accepted
+    is reported in the result, never raised.
+    """
+    return await _Attempt(spec, input, sinks, sandbox, cancel).run()
+
+
+class _Attempt:
+    """State of one attempt; split into steps that each fit on a screen."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        value: Any,
+        sinks: Sequence[Sink],
+        sandbox: Sandbox | None,
+        cancel: asyncio.Event | None,
+    ) -> None:
+        self.spec = spec
+        self.value = value
+        self.sinks = list(sinks)
+        self.sandbox = sandbox
+        self.cancel = cancel
+        self.job_id = spec.job_id or new_job_id()
+        self.masker = Masker(spec.secrets.values())
+        self.effects = CommandEffects(self.job_id, self.masker, self.emit)
+        self.workspace = os.path.abspath(spec.workdir or os.getcwd())
+        self.data_dir = data_dir_for(spec)
+        self.started = time.time()
+
+    def emit(self, event: Event) -> None:
+        """Send an event to every sink (sinks never block)."""
+        for sink in self.sinks:
+            sink.emit(event)
+
+    async def run(self) -> Result:
+        if not os.path.isdir(self.workspace):
+            raise UsageError(f"workdir {self.workspace!r} does not exist or is not a directory")
+        runtime = self.data_dir / "run" / f"{self.job_id}-{self.spec.attempt}"
+        log_path = self.data_dir / "logs" / self.job_id / f"attempt-{self.spec.attempt}.jsonl"
+        try:
+            runtime.mkdir(parents=True, exist_ok=True)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot use data directory {str(self.data_dir)!r}: {exc}") from exc
+        owned = self.sandbox is None
+        try:
+            prepared = prepare(self.spec, self.value, runtime)
+            env = self._environment(runtime, prepared.env)
+            request = LaunchRequest(
+                argv=prepared.argv,
+                env=env,
+                cwd=self.workspace,
+                workspace=self.workspace,
+                marker=self.job_id,
+                stdin_pipe=prepared.stdin is not None,
+                runtime_dirs=[str(runtime)],
+            )
+            with open(log_path, "wb") as log_fh:
+                log = LogWriter(log_fh)
+                return await self._launch_and_supervise(request, prepared.stdin, log, runtime)
+        finally:
+            if owned and self.sandbox is not None:
+                self.sandbox.cleanup()
+            shutil.rmtree(runtime, ignore_errors=True)
+            for sink in self.sinks:
+                await sink.aclose()
+
+    def _environment(self, runtime: Path, input_env: dict[str, str]) -> dict[str, str]:
+        spec = self.spec
+        if spec.inherit_env:
+            env = dict(os.environ)
+        else:
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+                "LANG": "C.UTF-8",
+            }
+        env.update(spec.env)
+        env.update(spec.secrets)
+        env.update(input_env)
+        output_file = runtime / "output.env"
+        output_file.touch()
+        state_file = runtime / "state.json"
+        state_file.write_text(json.dumps(spec.state), encoding="utf-8")
+        env.update(
+            STOCKADE_JOB_ID=self.job_id,
+            STOCKADE_ATTEMPT=str(spec.attempt),
+            STOCKADE_TASK=spec.task,
+            STOCKADE_WORKSPACE=self.workspace,
+            STOCKADE_OUTPUT=str(output_file),
+            STOCKADE_STATE=str(state_file),
+        )
+        for name, val in env.items():
+            # Values found only by their variable's name must be long enough
+            # that masking them cannot blank out ordinary text (USE_KEY=1 would
+            # otherwise turn every "1" into ***). Declared secrets mask at any length.
+            if len(val.strip()) >= NAMED_SECRET_MIN and is_secret_name(name):
+                self.masker.add(val)
+        return env
+
+    def _pipes(self, log: LogWriter) -> tuple[StreamPipe, StreamPipe]:
+        limit = self.spec.max_output
+        out = StreamPipe(
+            "stdout", self.job_id, self.masker, OutputKeeper(limit), self.emit, log,
+            ProtocolParser(), self.effects.handle,
+        )  # fmt: skip
+        err = StreamPipe("stderr", self.job_id, self.masker, OutputKeeper(limit), self.emit, log)
+        return out, err
+
+    async def _launch_and_supervise(
+        self, request: LaunchRequest, stdin: bytes | None, log: LogWriter, runtime: Path
+    ) -> Result:
+        spec = self.spec
+        argv_shown = self.masker.mask_obj(request.argv)
+        self.emit(Event("start", self.job_id, {
+            "task": spec.task, "attempt": spec.attempt, "argv": argv_shown,
+            "workdir": self.workspace, "log": log.path,
+        }))  # fmt: skip
+        if self.sandbox is None:
+            from stockade.sandbox.local import LocalSandbox
+
+            self.sandbox = LocalSandbox()
+            self.sandbox.setup()
+        out, err = self._pipes(log)
+        try:
+            handle = self.sandbox.launch(request)
+        except LaunchError as exc:
+            return self._finish(
+                self._result(Outcome.FAILED, reason="launch_error", error=exc.message), out, err
+            )
+        supervisor = Supervisor(spec, handle, out, err, stdin, self.cancel, log)
+        try:
+            report = await supervisor.supervise()
+        finally:
+            handle.close()
+        status = report.status
+        outcome = classify(
+            exit_code=status.code,
+            signal=status.signal,
+            success_codes=spec.success_codes,
+            retry_codes=spec.retry_codes,
+            failure_codes=spec.failure_codes,
+            timed_out=report.reason in ("timeout", "idle_timeout"),
+            cancelled=report.reason == "cancelled",
+        )
+        reason = report.reason or ("oom" if status.oom else None)
+        if status.oom and outcome is not Outcome.CANCELLED:
+            outcome = Outcome.FAILED
+        result = self._result(outcome, reason=reason, exit_code=status.code, signal=status.signal)
+        result.kill_method, result.killed = report.kill_method, report.killed
+        self._collect(result, out, runtime)
+        return self._finish(result, out, err)
+
+    def _result(self, outcome: Outcome, **fields: Any) -> Result:
+        return Result(
+            job_id=self.job_id,
+            task=self.spec.task,
+            attempt=self.spec.attempt,
+            outcome=outcome,
+            **fields,
+        )
+
+    def _collect(self, result: Result, out: StreamPipe, runtime: Path) -> None:
+        """Outputs (format, then $STOCKADE_OUTPUT, then set-output) and state."""
+        succeeded = result.outcome is Outcome.SUCCEEDED
+        outputs: dict[str, Any] = {}
+        try:
+            outputs = base_outputs(
+                self.spec, out.keeper.text(), out.keeper.truncated, succeeded, self.workspace
+            )
+            file_text = (runtime / "output.env").read_text(encoding="utf-8", errors="replace")
+            outputs.update(parse_output_file(file_text))
+        except (OutputError, ValueError) as exc:
+            if succeeded:
+                result.outcome = Outcome.FAILED
+                result.reason = "output_error"
+                result.error = str(exc)
+        outputs.update(self.effects.outputs)
+        result.outputs = self.masker.mask_obj(outputs)
+        result.state = self.masker.mask_obj({**self.spec.state, **self.effects.state})
+
+    def _finish(self, result: Result, out: StreamPipe, err: StreamPipe) -> Result:
+        finished = time.time()
+        result.started_at = _now_iso(self.started)
+        result.finished_at = _now_iso(finished)
+        result.duration = round(finished - self.started, 6)
+        result.annotations = self.effects.annotations
+        if result.error:
+            result.error = self.masker.mask_text(result.error)
+        result.streams = {"stdout": out.stats, "stderr": err.stats}
+        result.log_path = out.log.path if out.log is not None else None
+        for pipe in (out, err):
+            pipe.stats.dropped_events = sum(s.dropped for s in self.sinks)
+        self.emit(Event("finish", self.job_id, {"result": result.to_dict()}))
+        return result

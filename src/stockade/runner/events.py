@@ -1,0 +1,77 @@
+"""Events: the one vocabulary every face consumes, and the Sink seam.
+
+An attempt emits ``start``, ``output`` (stream + text), ``command`` (a
+protocol command the job sent), ``progress``, ``annotation``, ``warning``
+(something stockade noticed, e.g. an unknown command) and ``finish`` (with the
+result record). Events are already masked when a sink sees them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["Event", "ListSink", "Sink"]
+
+
+@dataclass(slots=True)
+class Event:
+    """One thing that happened to a job.
+
+    ``raw`` carries the masked bytes of an ``output`` event for sinks that
+    must reproduce the job's bytes exactly (the terminal); it is never
+    serialized.
+    """
+
+    kind: str
+    job_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)
+    raw: bytes | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"event": kind, "job_id": …, "time": …, **data}``."""
+        return {"event": self.kind, "job_id": self.job_id, "time": self.time, **self.data}
+
+
+class Sink(Protocol):
+    """Receives events. ``emit`` must never block: a slow consumer buffers
+    (bounded) and drops with a count, it never stalls the job."""
+
+    def emit(self, event: Event) -> None:
+        """Take one event, without blocking."""
+
+    async def aclose(self) -> None:
+        """Deliver what is buffered and release resources."""
+
+    @property
+    def dropped(self) -> int:
+        """How many events were dropped because the sink fell behind."""
+
+
+class ListSink:
+    """Keeps every event in memory; for tests and the Python library face."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    async def aclose(self) -> None:
+        return None
+
+    @property
+    def dropped(self) -> int:
+        return 0
+
+    def kinds(self) -> list[str]:
+        """The kinds of the events received, in order."""
+        return [e.kind for e in self.events]
+
+    def text(self, stream: str = "stdout") -> str:
+        """All output text of one stream, joined."""
+        return "".join(
+            e.data["text"] for e in self.events if e.kind == "output" and e.data["stream"] == stream
+        )

@@ -1,0 +1,162 @@
+"""The result record of one attempt, and the pure classification policy."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "Annotation",
+    "Outcome",
+    "Result",
+    "StreamStats",
+    "classify",
+    "describe",
+    "exit_status_for",
+]
+
+
+class Outcome(StrEnum):
+    """How an attempt ended (DESIGN.md, "The flow of one job", step 8)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRYABLE = "retryable"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+@dataclass
+class StreamStats:
+    """What one stream produced: bytes read, bytes kept, whether it was cut."""
+
+    bytes_seen: int = 0
+    bytes_kept: int = 0
+    truncated: bool = False
+    dropped_events: int = 0
+
+
+@dataclass
+class Annotation:
+    """An ``::error``/``::warning``/``::notice`` the job reported."""
+
+    level: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    col: int | None = None
+    title: str | None = None
+
+
+@dataclass
+class Result:
+    """Everything known about one finished attempt; serializable with :meth:`to_dict`."""
+
+    job_id: str
+    task: str
+    attempt: int
+    outcome: Outcome
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str | None = None
+    error: str | None = None
+    started_at: str = ""
+    finished_at: str = ""
+    duration: float = 0.0
+    outputs: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    streams: dict[str, StreamStats] = field(default_factory=dict)
+    annotations: list[Annotation] = field(default_factory=list)
+    log_path: str | None = None
+    kill_method: str | None = None
+    killed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON-able data."""
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        return data
+
+    @property
+    def exit_status(self) -> int:
+        """The exit status ``stockade exec`` returns for this result."""
+        return exit_status_for(self)
+
+
+def exit_status_for(result: Result) -> int:
+    """``124`` on timeout (as ``timeout(1)``), ``128+N`` for signal N, else the job's code.
+
+    A job that never started (launch error) exits ``127`` like a shell; a job
+    whose output could not be read, or that was cancelled before it started,
+    exits ``1``.
+    """
+    if result.outcome is Outcome.TIMED_OUT:
+        return 124
+    if result.signal is not None:
+        return 128 + result.signal
+    if result.exit_code is not None:
+        if result.exit_code == 0 and result.outcome is not Outcome.SUCCEEDED:
+            return 1
+        return result.exit_code
+    if result.reason == "launch_error":
+        return 127
+    return 1
+
+
+def classify(
+    *,
+    exit_code: int | None,
+    signal: int | None,
+    success_codes: tuple[int, ...] = (0,),
+    retry_codes: tuple[int, ...] = (75,),
+    failure_codes: tuple[int, ...] = (),
+    timed_out: bool = False,
+    cancelled: bool = False,
+) -> Outcome:
+    """Map how a process ended to an :class:`Outcome`.
+
+    Order matters: a cancel or a timeout we caused wins over the exit status
+    the kill produced (check the deadline before the exit status, as the
+    go-synth notes learned). A signal death is matched against the code lists
+    as ``128+N``, the way a shell reports it.
+    """
+    if cancelled:
+        return Outcome.CANCELLED
+    if timed_out:
+        return Outcome.TIMED_OUT
+    code = 128 + signal if signal is not None else exit_code
+    if code is None:
+        return Outcome.FAILED
+    if code in failure_codes:
+        return Outcome.FAILED
+    if code in success_codes and signal is None:
+        return Outcome.SUCCEEDED
+    if code in retry_codes:
+        return Outcome.RETRYABLE
+    return Outcome.FAILED
+
+
+_REASONS = {
+    "timeout": "hit its timeout",
+    "idle_timeout": "printed nothing for its idle timeout",
+    "cancelled": "was cancelled",
+    "oom": "ran out of memory",
+    "launch_error": "could not start",
+    "output_error": "produced unreadable output",
+}
+
+
+def describe(result: Result) -> str:
+    """One line for humans: ``job ID failed (exit 3)``, ``job ID timed_out: hit its timeout``."""
+    text = f"job {result.job_id} {result.outcome.value}"
+    if result.reason in _REASONS:
+        text += f": {_REASONS[result.reason]}"
+    if result.signal is not None:
+        text += f" (killed by signal {result.signal})"
+    elif result.exit_code is not None:
+        text += f" (exit {result.exit_code})"
+    if result.error:
+        text += f": {result.error}"
+    return text

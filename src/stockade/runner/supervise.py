@@ -1,0 +1,238 @@
+"""Supervise a launched job: pump its pipes, enforce limits, stop it.
+
+Pipes are read with ``loop.add_reader`` and plain ``os.read`` calls on
+non-blocking fds (no StreamReader, no per-line awaits), so stdout and
+stderr are drained concurrently and as fast as the job writes them.
+
+Stopping is a ladder (DESIGN.md step 7): the stop signal to every process
+of the job, the grace period (ended early once nothing is left), then
+SIGKILL to everything that remains. When the main process exits on its own,
+whatever it left behind (daemons, background children) is killed too: after
+:meth:`Supervisor.supervise` returns, no process of the job is alive. The
+stop always runs to completion, shielded from the caller's cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+
+from stockade.runner.spec import RunSpec
+from stockade.runner.stream import LogWriter, StreamPipe
+from stockade.sandbox.base import ExitStatus, ProcessHandle
+
+__all__ = ["Report", "Supervisor"]
+
+READ_SIZE = 1 << 20
+#: How long a partial line waits for its newline before it is shown anyway.
+PARTIAL_DELAY = 0.05
+LOG_FLUSH = 0.2
+#: After the job is gone, how long to wait for pipe EOF (a process that
+#: escaped every kill mechanism could hold a pipe open).
+EOF_WAIT = 2.0
+
+
+@dataclass
+class Report:
+    """How supervision ended."""
+
+    status: ExitStatus
+    reason: str | None
+    kill_method: str | None
+    killed: int
+    grace_ended: float | None = None
+    all_gone: float | None = None
+
+
+class Supervisor:
+    """Owns one launched job until nothing of it is left."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        handle: ProcessHandle,
+        out: StreamPipe,
+        err: StreamPipe,
+        stdin: bytes | None,
+        cancel: asyncio.Event | None,
+        log: LogWriter,
+    ) -> None:
+        self.spec = spec
+        self.handle = handle
+        self.pipes = {handle.stdout: out, handle.stderr: err}
+        self.stdin = stdin
+        self.cancel = cancel
+        self.log = log
+        self.loop = asyncio.get_running_loop()
+        self.stop_reason: str | None = None
+        self.stop_requested = asyncio.Event()
+        self.last_output = time.monotonic()
+        self.eof: dict[int, asyncio.Future[None]] = {}
+        self._partial: dict[int, asyncio.TimerHandle] = {}
+        self._timers: list[asyncio.TimerHandle] = []
+        self.killed = 0
+        self.grace_ended: float | None = None
+        self._stdin_fd: int | None = None
+
+    def request_stop(self, reason: str) -> None:
+        """Begin the stop ladder for ``reason`` (first reason wins)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.stop_requested.set()
+
+    async def supervise(self) -> Report:
+        """Run until the job and every process it started are gone."""
+        self._start_pumps()
+        wait_task = asyncio.ensure_future(self.handle.wait())
+        self._arm_timers()
+        watchers = [asyncio.ensure_future(self.stop_requested.wait())]
+        if self.cancel is not None:
+            watchers.append(asyncio.ensure_future(self.cancel.wait()))
+        try:
+            await asyncio.wait([wait_task, *watchers], return_when=asyncio.FIRST_COMPLETED)
+            if self.cancel is not None and self.cancel.is_set():
+                self.request_stop("cancelled")
+        except asyncio.CancelledError:
+            self.request_stop("cancelled")
+            await asyncio.shield(self._finish(wait_task))
+            raise
+        finally:
+            for w in watchers:
+                w.cancel()
+        return await asyncio.shield(self._finish(wait_task))
+
+    async def _finish(self, wait_task: asyncio.Future[ExitStatus]) -> Report:
+        for timer in self._timers:
+            timer.cancel()
+        if self.stop_reason is not None and not wait_task.done():
+            await self._stop_ladder(wait_task)
+            self.killed += await self.handle.kill_all()
+        status = await wait_task
+        if self.grace_ended is None:
+            self.grace_ended = time.monotonic()
+        # Whatever the main process left behind (daemons, background jobs) goes too.
+        self.killed += await self.handle.kill_all()
+        all_gone = time.monotonic()
+        self._close_stdin()
+        await self._drain()
+        self.log.flush()
+        return Report(
+            status=status,
+            reason=self.stop_reason,
+            kill_method=getattr(self.handle, "kill_method", None),
+            killed=self.killed,
+            grace_ended=self.grace_ended,
+            all_gone=all_gone,
+        )
+
+    async def _stop_ladder(self, wait_task: asyncio.Future[ExitStatus]) -> None:
+        self.handle.signal(self.spec.stop_signal)
+        deadline = time.monotonic() + self.spec.kill_grace
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(wait_task), self.spec.kill_grace)
+        delay = 0.001
+        while self.handle.alive() and time.monotonic() < deadline:
+            await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+            delay = min(delay * 2, 0.05)
+        self.grace_ended = time.monotonic()
+
+    # -- timers ---------------------------------------------------------------
+
+    def _arm_timers(self) -> None:
+        spec = self.spec
+        if spec.timeout is not None:
+            self._timers.append(self.loop.call_later(spec.timeout, self.request_stop, "timeout"))
+        if spec.idle_timeout is not None:
+            self._timers.append(self.loop.call_later(spec.idle_timeout, self._check_idle))
+        self._timers.append(self.loop.call_later(LOG_FLUSH, self._flush_log))
+
+    def _check_idle(self) -> None:
+        assert self.spec.idle_timeout is not None
+        quiet = time.monotonic() - self.last_output
+        if quiet >= self.spec.idle_timeout:
+            self.request_stop("idle_timeout")
+            return
+        self._timers.append(self.loop.call_later(self.spec.idle_timeout - quiet, self._check_idle))
+
+    def _flush_log(self) -> None:
+        self.log.flush()
+        self._timers.append(self.loop.call_later(LOG_FLUSH, self._flush_log))
+
+    # -- pipes ----------------------------------------------------------------
+
+    def _start_pumps(self) -> None:
+        for fd in self.pipes:
+            self.eof[fd] = self.loop.create_future()
+            self.loop.add_reader(fd, self._readable, fd)
+        if self.handle.stdin is not None:
+            self._start_stdin(self.handle.stdin, self.stdin or b"")
+
+    def _readable(self, fd: int) -> None:
+        pipe = self.pipes[fd]
+        for _ in range(8):
+            try:
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                self._at_eof(fd)
+                return
+            self.last_output = time.monotonic()
+            pipe.feed(data)
+            if len(data) < READ_SIZE:
+                break
+        if pipe.pending and fd not in self._partial:
+            self._partial[fd] = self.loop.call_later(PARTIAL_DELAY, self._flush_partial, fd)
+
+    def _flush_partial(self, fd: int) -> None:
+        self._partial.pop(fd, None)
+        self.pipes[fd].flush_partial()
+
+    def _at_eof(self, fd: int) -> None:
+        self.loop.remove_reader(fd)
+        timer = self._partial.pop(fd, None)
+        if timer is not None:
+            timer.cancel()
+        self.pipes[fd].close()
+        if not self.eof[fd].done():
+            self.eof[fd].set_result(None)
+
+    async def _drain(self) -> None:
+        """Read both pipes to EOF; give up (closing our ends) after EOF_WAIT."""
+        pending = [f for f in self.eof.values() if not f.done()]
+        if pending:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*pending), EOF_WAIT)
+        for fd, fut in self.eof.items():
+            if not fut.done():
+                self._at_eof(fd)
+
+    def _start_stdin(self, fd: int, data: bytes) -> None:
+        """Write the input without blocking, then close stdin (EPIPE is fine)."""
+        os.set_blocking(fd, False)
+        view = memoryview(data)
+        self._stdin_fd = fd
+
+        def writable() -> None:
+            nonlocal view
+            try:
+                while view:
+                    view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                return
+            except OSError:
+                pass
+            self._close_stdin()
+
+        self.loop.add_writer(fd, writable)
+
+    def _close_stdin(self) -> None:
+        if self._stdin_fd is not None:
+            self.loop.remove_writer(self._stdin_fd)
+            self._stdin_fd = None
+            self.handle.close_stdin()

@@ -1,0 +1,200 @@
+"""Slot cgroups: the strongest kill-all this host offers.
+
+One cgroup v2 directory per concurrency slot, created at sandbox setup and
+reused from job to job, so creating a cgroup is not a per-job cost.
+
+A job must be *born* inside its cgroup: moving it in after spawn races with
+its first ``fork`` (a shell forks its background children within a
+millisecond, before the parent gets to write ``cgroup.procs``). So for the
+instant of the spawn, the stockade process moves itself into the slot
+cgroup, forks and execs the job there, and moves back (:meth:`SlotCgroup.
+spawning`). Spawns are synchronous on the event-loop thread, so they never
+overlap; the two extra writes cost a few microseconds. Everything the job
+forks is then inside, ``setsid`` and double-forked daemons included, and
+``cgroup.kill`` ends them all in one write.
+
+Where the host mounts cgroup v2 only as the "unified" half of a hybrid
+layout (v1 controllers elsewhere), ``cgroup.kill`` and ``cgroup.freeze``
+still work there; that is all this module needs. Resource limits (v1 or v2
+controllers) are the sandbox profiles' business, not this module's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["SlotCgroup", "cgroup2_root"]
+
+_ROOT_NAME = "stockade"
+
+
+def cgroup2_root() -> Path | None:
+    """The mount point of the cgroup v2 hierarchy, or ``None`` if there is none."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+            for line in fh:
+                left, _, right = line.partition(" - ")
+                if right.split(" ", 1)[0] == "cgroup2":
+                    return Path(left.split(" ")[4])
+    except OSError:
+        return None
+    return None
+
+
+class SlotCgroup:
+    """A cgroup v2 directory owned by one slot of this process.
+
+    Created by :meth:`create` (returns ``None`` when the host offers no
+    writable cgroup v2 tree), removed by :meth:`remove`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._procs = str(path / "cgroup.procs")
+        self._events = str(path / "cgroup.events")
+        self._kill = path / "cgroup.kill"
+        self.has_kill = self._kill.exists()
+
+    @classmethod
+    def create(cls, label: str) -> SlotCgroup | None:
+        """Make ``<cgroup2>/stockade/<pid>-<label>``; ``None`` if not possible here."""
+        root = cgroup2_root()
+        if root is None:
+            return None
+        base = root / _ROOT_NAME
+        try:
+            base.mkdir(exist_ok=True)
+            _prune_stale(base)
+            path = base / f"{os.getpid()}-{label}"
+            path.mkdir(exist_ok=True)
+        except OSError:
+            return None
+        return cls(path)
+
+    @contextlib.contextmanager
+    def spawning(self) -> Iterator[bool]:
+        """Hold this process inside the slot cgroup while a child is forked.
+
+        Yields whether the move worked; if it did not (no permission to move
+        ourselves), the caller falls back to :meth:`join` after the spawn.
+        """
+        home = _own_cgroup()
+        try:
+            self._write_procs(self._procs, "0")
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            if home is not None:
+                self._write_procs(home, "0")
+
+    @staticmethod
+    def _write_procs(path: str, pid: str) -> None:
+        with open(path, "w", encoding="ascii") as fh:
+            fh.write(pid)
+
+    def join(self, pid: int) -> bool:
+        """Move ``pid`` (and its threads) into this cgroup. False if it is gone."""
+        try:
+            with open(self._procs, "w", encoding="ascii") as fh:
+                fh.write(str(pid))
+        except ProcessLookupError:
+            return False
+        except OSError as exc:
+            if exc.errno == errno.ESRCH:
+                return False
+            raise
+        return True
+
+    def pids(self) -> list[int]:
+        """The pids now in the cgroup."""
+        try:
+            with open(self._procs, encoding="ascii") as fh:
+                return [int(x) for x in fh.read().split()]
+        except OSError:
+            return []
+
+    def populated(self) -> bool:
+        """Whether any live process is in the cgroup (``cgroup.events``)."""
+        try:
+            with open(self._events, encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith("populated "):
+                        return line.strip().endswith("1")
+        except OSError:
+            return bool(self.pids())
+        return False
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to every process in the cgroup (v2 has no cgroup.signal)."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def kill(self) -> None:
+        """SIGKILL everything in the cgroup: ``cgroup.kill`` where the kernel has
+        it (5.14+), else freeze-free repeated signalling of ``cgroup.procs``."""
+        if self.has_kill:
+            self._kill.write_text("1", encoding="ascii")
+            return
+        for _ in range(100):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def remove(self) -> None:
+        """Kill anything left and remove the directory."""
+        if self.populated():
+            self.kill()
+            deadline = time.monotonic() + 2.0
+            while self.populated() and time.monotonic() < deadline:
+                time.sleep(0.001)
+        for _ in range(50):
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                if exc.errno != errno.EBUSY:
+                    raise
+                time.sleep(0.002)
+
+
+def _own_cgroup() -> str | None:
+    """The ``cgroup.procs`` file of the v2 cgroup this process is in now."""
+    root = cgroup2_root()
+    if root is None:
+        return None
+    try:
+        with open("/proc/self/cgroup", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("0::"):
+                    rel = line[3:].strip().lstrip("/")
+                    return str(root / rel / "cgroup.procs")
+    except OSError:
+        return None
+    return None
+
+
+def _prune_stale(base: Path) -> None:
+    """Remove empty slot cgroups left by stockade processes that died."""
+    for entry in base.iterdir():
+        owner = entry.name.split("-", 1)[0]
+        if not owner.isdigit() or int(owner) == os.getpid():
+            continue
+        if Path(f"/proc/{owner}").exists():
+            continue
+        with contextlib.suppress(OSError):
+            entry.rmdir()

@@ -1,0 +1,223 @@
+"""PopenHandle: a launched process tree, held by pidfd, pipes and a cgroup.
+
+Shared by every backend that starts a host process (local, bwrap, chroot via
+``unshare``, the OCI runtime's foreground mode): the backend builds the argv,
+this class starts it as the leader of a new session, moves it into the
+slot's cgroup and supervises it.
+
+Kill-all uses the strongest means available, in this order:
+
+1. the slot's cgroup v2 (``cgroup.kill``): everything forked after the move
+   is inside, ``setsid`` or not;
+2. otherwise the process group, every descendant found under the main
+   process, and — because orphans re-parent away from it — every process
+   whose environment carries the job's ``STOCKADE_JOB_ID`` marker, repeated
+   until a pass finds nothing alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+
+from stockade.errors import LaunchError
+from stockade.sandbox import proctree
+from stockade.sandbox.base import ExitStatus, LaunchRequest, ProcessHandle
+from stockade.sandbox.cgroup import SlotCgroup
+
+__all__ = ["PopenHandle", "live_pids", "spawn"]
+
+#: Main pids of handles not yet reaped; the orphan reaper leaves these alone.
+live_pids: set[int] = set()
+
+
+def spawn(
+    argv: list[str],
+    request: LaunchRequest,
+    cgroup: SlotCgroup | None,
+    pass_fds: tuple[int, ...] = (),
+) -> PopenHandle:
+    """Start ``argv`` for ``request`` and return its handle.
+
+    The child gets exactly ``request.env`` (nothing inherited implicitly),
+    new session, close-on-exec for everything but its three pipes and
+    ``pass_fds``. A failure to start is a :class:`LaunchError` naming the
+    program and the reason.
+    """
+    with cgroup.spawning() if cgroup is not None else contextlib.nullcontext(False) as inside:
+        popen = _popen(argv, request, pass_fds)
+    if cgroup is not None and not inside:
+        cgroup.join(popen.pid)
+    return PopenHandle(popen, cgroup, request.marker)
+
+
+def _popen(
+    argv: list[str], request: LaunchRequest, pass_fds: tuple[int, ...]
+) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if request.stdin_pipe else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=request.env,
+            cwd=request.cwd,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=pass_fds,
+            bufsize=0,
+        )
+    except FileNotFoundError as exc:
+        raise LaunchError(f"cannot run {argv[0]!r}: no such file or command") from exc
+    except PermissionError as exc:
+        raise LaunchError(f"cannot run {argv[0]!r}: permission denied") from exc
+    except NotADirectoryError as exc:
+        raise LaunchError(f"cannot run {argv[0]!r} in {request.cwd!r}: not a directory") from exc
+    except OSError as exc:
+        raise LaunchError(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from exc
+
+
+class PopenHandle(ProcessHandle):
+    """A process tree started by :func:`spawn`."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], cgroup: SlotCgroup | None, marker: str):
+        self._popen = popen
+        self._cgroup = cgroup
+        self._marker = marker
+        self.pid = popen.pid
+        assert popen.stdout is not None and popen.stderr is not None
+        self.stdout = popen.stdout.fileno()
+        self.stderr = popen.stderr.fileno()
+        os.set_blocking(self.stdout, False)
+        os.set_blocking(self.stderr, False)
+        self.stdin = popen.stdin.fileno() if popen.stdin is not None else None
+        self._pidfd: int | None = os.pidfd_open(self.pid)
+        self._status: ExitStatus | None = None
+        self._exited: asyncio.Future[None] | None = None
+        live_pids.add(self.pid)
+
+    @property
+    def kill_method(self) -> str:
+        """Which kill-all mechanism this handle uses (for logs and tests)."""
+        return "cgroup" if self._cgroup is not None else "process-tree"
+
+    async def wait(self) -> ExitStatus:
+        if self._status is not None:
+            return self._status
+        if self._popen.returncode is None and self._pidfd is not None:
+            if self._exited is None:
+                loop = asyncio.get_running_loop()
+                self._exited = loop.create_future()
+                loop.add_reader(self._pidfd, self._on_exit)
+            await asyncio.shield(self._exited)
+        if self._status is None:
+            code = self._popen.wait()
+            live_pids.discard(self.pid)
+            self._status = (
+                ExitStatus(code=None, signal=-code) if code < 0 else ExitStatus(code=code)
+            )
+        return self._status
+
+    def _on_exit(self) -> None:
+        """The pidfd became readable: the main process ended."""
+        if self._pidfd is not None:
+            asyncio.get_running_loop().remove_reader(self._pidfd)
+        if self._exited is not None and not self._exited.done():
+            self._exited.set_result(None)
+
+    def signal(self, signum: int) -> None:
+        if self._cgroup is not None:
+            self._cgroup.signal(signum)
+            return
+        for pid in self._tree():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+
+    def _tree(self) -> list[int]:
+        """Fallback attribution: main pid, its process group, descendants, marked pids."""
+        pids: set[int] = set()
+        if self._popen.returncode is None:
+            pids.add(self.pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, 0)
+        pids.update(proctree.descendants(self.pid))
+        pids.update(proctree.pids_with_marker(self._marker))
+        pids.discard(os.getpid())
+        return sorted(pids)
+
+    def alive(self) -> bool:
+        if self._cgroup is not None:
+            return self._cgroup.populated()
+        return bool(self._tree_alive())
+
+    def _tree_alive(self) -> list[int]:
+        return [p for p in self._tree() if _is_alive(p)]
+
+    async def kill_all(self) -> int:
+        if self._cgroup is not None:
+            count = await self._kill_cgroup(self._cgroup)
+        else:
+            count = await self._kill_tree()
+        if self._popen.returncode is None:
+            await self.wait()
+        if proctree.is_subreaper():
+            proctree.reap_orphans(live_pids)
+        return count
+
+    async def _kill_cgroup(self, cgroup: SlotCgroup) -> int:
+        victims = cgroup.pids()
+        if not victims and not cgroup.populated():
+            return 0
+        cgroup.kill()
+        deadline = time.monotonic() + 5.0
+        delay = 0.0002
+        while cgroup.populated() and time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.01)
+        return len(victims)
+
+    async def _kill_tree(self) -> int:
+        killed: set[int] = set()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        for _ in range(200):
+            pids = self._tree_alive()
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            await asyncio.sleep(0.001)
+        return len(killed)
+
+    def close_stdin(self) -> None:
+        if self._popen.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._popen.stdin.close()
+
+    def close(self) -> None:
+        for stream in (self._popen.stdin, self._popen.stdout, self._popen.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        if self._pidfd is not None:
+            if self._exited is not None and not self._exited.done():
+                with contextlib.suppress(RuntimeError):
+                    asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+def _is_alive(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            data = fh.read()
+    except OSError:
+        return False
+    return data[data.rfind(")") + 2 :].split(" ", 1)[0] not in ("Z", "X")

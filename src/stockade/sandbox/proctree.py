@@ -1,0 +1,131 @@
+"""Process-tree helpers for guaranteed kill and reaping.
+
+Used as the fallback kill-all where no cgroup v2 is available, and for
+reaping: when the owner process (the CLI, a worker) is a *child subreaper*,
+orphans of a job are re-parented to it instead of to init, so it can reap
+them at once instead of leaving zombies for init to collect seconds later.
+
+Which of our children are a job's orphans? Every job is started as the
+leader of a new session, so a job's processes (daemons included, which
+``setsid`` again) never share our own session id. A zombie child of ours in
+another session that is not a job's main process is an orphan we reap;
+children in our own session (say, a ``subprocess.run`` elsewhere in the same
+program) are left to whoever started them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+
+__all__ = [
+    "children",
+    "descendants",
+    "enable_subreaper",
+    "is_subreaper",
+    "pids_with_marker",
+    "reap_orphans",
+]
+
+_PR_SET_CHILD_SUBREAPER = 36
+_subreaper = False
+
+
+def enable_subreaper() -> bool:
+    """Make this process the reaper of its descendants' orphans (Linux only)."""
+    global _subreaper  # noqa: PLW0603 - process-wide kernel state, mirrored once
+    if _subreaper:
+        return True
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        _subreaper = False
+    return _subreaper
+
+
+def is_subreaper() -> bool:
+    """Whether :func:`enable_subreaper` succeeded in this process."""
+    return _subreaper
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (all threads), from ``/proc/PID/task/*/children``."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as fh:
+                out.extend(int(x) for x in fh.read().split())
+        except OSError:
+            continue
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid``, parents before children."""
+    out: list[int] = []
+    stack = [pid]
+    while stack:
+        for child in children(stack.pop()):
+            out.append(child)
+            stack.append(child)
+    return out
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, session id) of ``pid`` from /proc, or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(")") + 2 :].split()
+    return fields[0], int(fields[3])
+
+
+def reap_orphans(exclude: set[int]) -> int:
+    """Reap zombie children of ours that are jobs' orphans; return how many.
+
+    ``exclude`` holds main pids of live handles, reaped by their own
+    handles. Only children outside our own session are touched.
+    """
+    me = os.getpid()
+    own_sid = os.getsid(0)
+    reaped = 0
+    for pid in children(me):
+        if pid in exclude:
+            continue
+        info = _stat(pid)
+        if info is None or info[0] != "Z" or info[1] == own_sid:
+            continue
+        with contextlib.suppress(ChildProcessError):
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            reaped += 1 if done else 0
+    return reaped
+
+
+def pids_with_marker(marker: str) -> list[int]:
+    """Pids whose environment carries ``STOCKADE_JOB_ID=<marker>``.
+
+    A whole-``/proc`` scan: the attribution of last resort for processes that
+    escaped both the cgroup and the process tree.
+    """
+    needle = f"STOCKADE_JOB_ID={marker}\0".encode()
+    me = os.getpid()
+    found: list[int] = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                if needle in fh.read():
+                    found.append(int(name))
+        except OSError:
+            continue
+    return found

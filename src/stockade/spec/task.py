@@ -1,0 +1,243 @@
+"""Tasks: named, reusable definitions of what to run and how.
+
+:class:`TaskDefaults` holds every key a task shares with the file's
+``defaults:`` section; :class:`TaskSpec` adds what only a task can say (what
+to run, its description). By the time a :class:`TaskSpec` exists the defaults
+are already merged in (see :func:`stockade.spec.checks.merge_defaults`), so
+:meth:`TaskSpec.to_run_spec` converts it straight to the runner's plain
+:class:`~stockade.runner.spec.RunSpec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from stockade.errors import SecretError
+from stockade.runner.spec import DEFAULT_KILL_GRACE, DEFAULT_MAX_OUTPUT, RunSpec
+from stockade.spec.checks import DEFER_CHECKS_CONTEXT, task_problems
+from stockade.spec.types import (
+    Duration,
+    EnvMap,
+    EnvName,
+    ExitCode,
+    Name,
+    PositiveDuration,
+    SignalName,
+    Size,
+    StrictModel,
+    Text,
+    signal_number,
+)
+
+__all__ = ["Backoff", "ExitCodes", "InputFormat", "OutputFormat", "TaskDefaults", "TaskSpec"]
+
+InputFormat = Literal["env", "json_stdin", "json_file", "args", "none"]
+OutputFormat = Literal["stdout", "json_stdout", "lines", "exit_code_only", "file"]
+
+_CLASSES = ("success", "retry", "failure")
+_BUILTIN_CODES = {"success": [0], "retry": [75], "failure": []}
+
+
+class ExitCodes(StrictModel):
+    """Which exit codes mean success, retry and failure.
+
+    Codes not listed anywhere count as failure. A default (``0`` success,
+    ``75`` retry) gives way when the same code is listed explicitly in
+    another class, so ``success: [0, 75]`` alone is valid; codes listed
+    explicitly must be disjoint.
+    """
+
+    success: list[ExitCode] = Field(
+        default_factory=lambda: [0], description="Codes that mean success (default [0])."
+    )
+    retry: list[ExitCode] = Field(
+        default_factory=lambda: [75], description="Codes worth retrying (default [75])."
+    )
+    failure: list[ExitCode] = Field(
+        default_factory=list, description="Codes that fail at once (any unlisted code does)."
+    )
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> ExitCodes:
+        explicit = {name: getattr(self, name) for name in _CLASSES if name in self.model_fields_set}
+        for name in _CLASSES:
+            if name not in explicit:
+                taken = {code for codes in explicit.values() for code in codes}
+                setattr(self, name, [c for c in _BUILTIN_CODES[name] if c not in taken])
+        for i, first in enumerate(_CLASSES):
+            for second in _CLASSES[i + 1 :]:
+                both = sorted(set(getattr(self, first)) & set(getattr(self, second)))
+                if both:
+                    raise ValueError(
+                        f"exit code {both[0]} is in both {first} and {second}; "
+                        "each code belongs to one class"
+                    )
+        return self
+
+
+class Backoff(StrictModel):
+    """Delay before retry *n*: ``initial * multiplier**(n-1)``, at most ``max``."""
+
+    initial: Duration = Field(default=1.0, description="Delay before the first retry.")
+    multiplier: float = Field(default=2.0, ge=1.0, description="Growth factor per retry.")
+    max: Duration = Field(default=300.0, description="Longest delay.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Backoff:
+        if self.max < self.initial:
+            raise ValueError("backoff max is shorter than initial")
+        return self
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (counting from 1)."""
+        return float(min(self.max, self.initial * self.multiplier ** max(retry - 1, 0)))
+
+
+class TaskDefaults(StrictModel):
+    """Every task key that may also be given under ``defaults:``."""
+
+    input_format: InputFormat = Field(default="env", description="How the input reaches the job.")
+    output_format: OutputFormat = Field(default="stdout", description="How outputs are read.")
+    output_path: str | None = Field(
+        default=None,
+        description="For output_format file: the JSON file, relative to the workspace.",
+    )
+    env: EnvMap = Field(default_factory=dict, description="Extra environment variables.")
+    secrets: list[EnvName] = Field(
+        default_factory=list, description="Secrets (by name) given as environment variables."
+    )
+    workdir: str | None = Field(default=None, description="Working directory of the job.")
+    timeout: PositiveDuration | None = Field(default=None, description="Time limit per attempt.")
+    idle_timeout: PositiveDuration | None = Field(
+        default=None, description="Stop the job after this long without output."
+    )
+    kill_grace: Duration = Field(
+        default=DEFAULT_KILL_GRACE, description="Wait after stop_signal before SIGKILL."
+    )
+    stop_signal: SignalName = Field(default="SIGTERM", description="Signal sent to stop the job.")
+    max_output: Size = Field(
+        default=DEFAULT_MAX_OUTPUT, description="Bytes of each stream kept in the store."
+    )
+    exit_codes: ExitCodes = Field(default_factory=ExitCodes, description="Exit-code classes.")
+    max_attempts: int = Field(default=3, ge=1, description="Attempts in total, retries included.")
+    backoff: Backoff = Field(default_factory=Backoff, description="Delay between attempts.")
+    on_timeout: Literal["retry", "fail"] = Field(
+        default="fail", description="Whether a timed-out attempt is retried."
+    )
+    sandbox: Name | None = Field(
+        default=None, description="Sandbox profile or backend; unset: the worker's default."
+    )
+    priority: int = Field(default=0, description="Higher runs first among queued jobs.")
+
+    @field_validator("output_path")
+    @classmethod
+    def _inside_workspace(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = PurePosixPath(value)
+        if not value.strip():
+            raise ValueError("output_path is empty: give a path inside the workspace")
+        if path.is_absolute():
+            raise ValueError(
+                f"output_path {value!r} is absolute: give a path relative to the workspace"
+            )
+        if ".." in path.parts:
+            raise ValueError(f"output_path {value!r} escapes the workspace: '..' is not allowed")
+        return str(path)
+
+    @field_validator("secrets")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for name in value:
+            if name in seen:
+                raise ValueError(f"secret {name!r} is listed twice")
+            seen.add(name)
+        return value
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("workdir is empty: give a directory or leave it out")
+        return value
+
+
+class TaskSpec(TaskDefaults):
+    """One task: what to run (``run`` or ``command``) plus every default key."""
+
+    run: str | None = Field(default=None, description="A shell line, run with /bin/sh -c.")
+    command: list[Text] | None = Field(
+        default=None, description="An argv list, run directly without a shell."
+    )
+    description: str = Field(default="", description="What the task does, for humans.")
+
+    @field_validator("run")
+    @classmethod
+    def _run(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("run is empty: give a shell line")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("command is empty: give the program and its arguments")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self, info: ValidationInfo) -> TaskSpec:
+        context = info.context if isinstance(info.context, dict) else {}
+        if context.get(DEFER_CHECKS_CONTEXT):
+            return self
+        problems = task_problems(
+            self.model_dump(include={"run", "command", "output_format", "output_path"})
+        )
+        if problems:
+            raise ValueError("; ".join(message for _, message in problems))
+        return self
+
+    def to_run_spec(
+        self,
+        name: str,
+        *,
+        secrets: Mapping[str, str],
+        data_dir: str | Path | None = None,
+    ) -> RunSpec:
+        """The runner's plain spec for one attempt of this task.
+
+        ``secrets`` maps secret names to values already resolved (see
+        :meth:`stockade.spec.Config.resolve_secrets`); only the ones this
+        task lists are passed on. Signal names become numbers and exit-code
+        lists become tuples.
+        """
+        missing = [secret for secret in self.secrets if secret not in secrets]
+        if missing:
+            raise SecretError(
+                f"task {name}: secret {missing[0]} was not resolved; pass its value in secrets"
+            )
+        return RunSpec(
+            argv=list(self.command) if self.command is not None else None,
+            shell=self.run,
+            task=name,
+            input_format=self.input_format,
+            output_format=self.output_format,
+            output_path=self.output_path,
+            env=dict(self.env),
+            secrets={secret: secrets[secret] for secret in self.secrets},
+            workdir=self.workdir,
+            timeout=self.timeout,
+            idle_timeout=self.idle_timeout,
+            kill_grace=self.kill_grace,
+            stop_signal=signal_number(self.stop_signal),
+            max_output=self.max_output,
+            success_codes=tuple(self.exit_codes.success),
+            retry_codes=tuple(self.exit_codes.retry),
+            failure_codes=tuple(self.exit_codes.failure),
+            data_dir=str(data_dir) if data_dir is not None else None,
+        )
