@@ -266,11 +266,18 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
     enable_subreaper()
     sink = JsonEventSink(1) if opts["json_events"] else TerminalSink(1, 2)
 
+    received: list[int] = []
+
     async def main() -> Any:
         cancel = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            cancel.set()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, cancel.set)
+            loop.add_signal_handler(signum, on_signal, signum)
         return await run(spec, value, sinks=[sink], cancel=cancel)
 
     result = asyncio.run(main())
@@ -278,8 +285,8 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
         _write_result(opts["result_path"], result.to_dict())
     if not opts["json_events"] and result.outcome.value != "succeeded":
         click.echo(f"stockade: {describe(result)}", err=True)
-    if result.outcome.value == "cancelled" and result.exit_code is None and result.signal is None:
-        return 130
+    if result.outcome.value == "cancelled" and received:
+        return 128 + received[0]  # as a shell reports the signal that stopped us: 130 for Ctrl-C
     return int(result.exit_status)
 
 

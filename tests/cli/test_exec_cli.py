@@ -1,0 +1,183 @@
+"""``stockade exec`` as users run it: a real subprocess, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+STOCKADE = [sys.executable, "-m", "stockade.cli.main"]
+
+
+def stockade(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+             timeout: float = 60) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    return subprocess.run(
+        [*STOCKADE, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_help_lists_commands() -> None:
+    proc = stockade("--help")
+    assert proc.returncode == 0
+    assert "exec" in proc.stdout and "validate" in proc.stdout
+
+
+def test_exec_passes_output_through_and_exits_with_job_code() -> None:
+    proc = stockade("exec", "--", "sh", "-c", "echo out; echo err >&2; exit 7")
+    assert proc.returncode == 7
+    assert proc.stdout == "out\n"
+    assert "err\n" in proc.stderr
+    assert "failed (exit 7)" in proc.stderr
+
+
+def test_exec_timeout_exits_124() -> None:
+    started = time.monotonic()
+    proc = stockade("exec", "--timeout", "500ms", "--kill-grace", "100ms", "--", "sleep", "30")
+    assert proc.returncode == 124
+    assert time.monotonic() - started < 10
+    assert "timed_out" in proc.stderr
+
+
+def test_exec_signal_exits_128_plus_n() -> None:
+    proc = stockade("exec", "--shell", "kill -TERM $$")
+    assert proc.returncode == 128 + 15
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["exec", "--input", "{bad", "--", "true"], "--input is not valid JSON"),
+        (["exec", "--input", "@/no/such/file.json", "--", "true"], "cannot read input file"),
+        (["exec", "--output-format", "xml", "--", "true"], "--output-format: unknown format"),
+        (["exec", "--timeout", "soon", "--", "true"], "--timeout: bad duration"),
+        (["exec", "--max-output", "lots", "--", "true"], "--max-output"),
+        (["exec", "--secret", "NOPE_NOT_SET_123", "--", "true"], "$NOPE_NOT_SET_123 is not set"),
+        (["exec", "--env", "novalue", "--", "true"], "--env takes K=V"),
+        (["exec", "--success-codes", "0,300", "--", "true"], "exit codes are 0..255"),
+        (["exec", "--stop-signal", "SIGNOPE", "--", "true"], "unknown signal"),
+        (["exec", "--"], "no command after --"),
+        (["exec"], "nothing to run"),
+        (["exec", "--input-format", "env", "--input", "[1]", "--", "true"], "needs a JSON object"),
+        (["exec", "--workdir", "/no/such/dir", "--", "true"], "does not exist"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    proc = stockade(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_exec_json_events() -> None:
+    proc = stockade(
+        "exec", "--json", "--shell", "echo one; echo two; echo '::progress value=10::p'"
+    )
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "finish"
+    assert [e["text"] for e in events if e["event"] == "output"] == ["one\n", "two\n"]
+    assert "progress" in kinds and "command" in kinds
+    assert events[-1]["result"]["outcome"] == "succeeded"
+
+
+def test_exec_result_file_and_input(tmp_path: Path) -> None:
+    input_file = tmp_path / "in.json"
+    input_file.write_text('{"name": "Ada"}')
+    result_file = tmp_path / "result.json"
+    proc = stockade(
+        "exec", "--input", f"@{input_file}", "--result", str(result_file),
+        "--shell", 'echo "::set-output name=who::$INPUT_NAME"',
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(result_file.read_text())
+    assert result["outputs"]["who"] == "Ada"
+    assert result["outcome"] == "succeeded"
+    assert Path(result["log_path"]).exists()
+
+
+def test_exec_secret_from_environment_is_masked() -> None:
+    proc = stockade("exec", "--secret", "MY_PASS", "--shell", 'echo "pw=$MY_PASS"',
+                    env={"MY_PASS": "correct-horse-battery"})  # fmt: skip
+    assert proc.stdout == "pw=***\n"
+
+
+def test_exec_task_from_config_with_overrides() -> None:
+    proc = stockade(
+        "exec", "hello", "--input", '{"name": "newcomer"}', "--result", "-", cwd=EXAMPLES
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Hello, newcomer!\n")
+    result = json.loads(proc.stdout.split("\n", 1)[1])
+    assert result["task"] == "hello"
+    assert result["outputs"]["greeting"] == "Hello, newcomer"
+    assert "notice: greeting newcomer" in proc.stderr
+
+
+def test_exec_unknown_task_suggests(tmp_path: Path) -> None:
+    proc = stockade("exec", "helo", cwd=EXAMPLES)
+    assert proc.returncode == 2
+    assert "unknown task 'helo'" in proc.stderr and "hello" in proc.stderr
+
+
+def test_exec_task_without_config_says_how(tmp_path: Path) -> None:
+    proc = stockade("exec", "hello", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "no stockade.yaml here" in proc.stderr
+
+
+def test_sigint_cancels_job_and_kills_tree(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    line = f"setsid sh -c 'echo $$ >> {pid_file}; exec sleep 300' & echo $$ >> {pid_file}; echo up; sleep 300"
+    proc = subprocess.Popen(
+        [*STOCKADE, "exec", "--kill-grace", "200ms", "--shell", line],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "up\n"
+    deadline = time.monotonic() + 5
+    while len(pid_file.read_text().split()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130
+    assert "cancelled" in err
+    for pid in pid_file.read_text().split():
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        )
+
+
+def test_validate_and_schema() -> None:
+    proc = stockade("validate", str(EXAMPLES / "full" / "stockade.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert "valid" in proc.stdout
+    proc = stockade("schema")
+    assert proc.returncode == 0
+    assert "properties" in json.loads(proc.stdout)
+
+
+def test_validate_reports_every_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "stockade.yaml"
+    bad.write_text(
+        "version: 1\ntasks:\n  a:\n    run: x\n    timout: 5s\n  b:\n    run: y\n    timeout: soon\n"
+    )
+    proc = stockade("validate", str(bad))
+    assert proc.returncode == 1
+    assert f"{bad}:5:" in proc.stderr and "timeout" in proc.stderr
+    assert f"{bad}:8:" in proc.stderr
