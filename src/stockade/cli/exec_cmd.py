@@ -6,109 +6,134 @@ the config models, the HTTP stack or the database layer.
 
 from __future__ import annotations
 
-import asyncio
+import argparse
 import dataclasses
 import json
 import os
 import signal
 import sys
-from collections.abc import Callable
 from typing import Any
-
-import click
-from click.decorators import FC
 
 from stockade.errors import ConfigError, StockadeError, UsageError
 from stockade.runner.spec import INPUT_FORMATS, OUTPUT_FORMATS, RunSpec
 
-__all__ = ["exec_command"]
+__all__ = ["build_parser", "main"]
+
+SHORT_HELP = "Run one command or task as a supervised job."
 
 
-class _ExecCommand(click.Command):
-    """Remembers whether ``--`` was given: ``exec NAME`` runs a task,
-    ``exec -- NAME`` runs a program."""
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad usage as a UsageError (one line, exit 2)."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        ctx.meta["stockade.dashdash"] = "--" in args
-        return super().parse_args(ctx, args)
+    def error(self, message: str) -> Any:
+        raise UsageError(message)
 
 
-def _opt(*names: str, **kw: Any) -> Callable[[FC], FC]:
-    return click.option(*names, show_default=False, **kw)
+def build_parser() -> argparse.ArgumentParser:
+    """The ``stockade exec`` option parser.
 
-
-@click.command(
-    "exec",
-    cls=_ExecCommand,
-    context_settings={"allow_interspersed_args": True},
-    short_help="Run one command or task as a supervised job.",
-)
-@_opt(
-    "--shell",
-    "shell_line",
-    metavar="LINE",
-    help='Run LINE with /bin/sh -c (input only as variables or "$1"…).',
-)
-@_opt("--config", "-c", "config_path", metavar="FILE", help="stockade.yaml to read tasks from.")
-@_opt(
-    "--input", "-i", "input_text", metavar="JSON|@FILE", help="The job input, JSON text or @file."
-)
-@_opt(
-    "--input-format", type=click.Choice(INPUT_FORMATS), help="How the input reaches the job [env]."
-)
-@_opt(
-    "--output-format",
-    metavar="FORMAT",
-    help="stdout|json_stdout|lines|file:PATH|exit_code_only [stdout].",
-)
-@_opt("--env", "-e", "env_items", multiple=True, metavar="K=V", help="Set a variable (repeatable).")
-@_opt(
-    "--secret",
-    "secret_names",
-    multiple=True,
-    metavar="NAME",
-    help="Pass $NAME from this environment as a masked secret.",
-)
-@_opt("--timeout", metavar="DURATION", help="Wall-clock limit, e.g. 30s, 10m.")
-@_opt("--idle-timeout", metavar="DURATION", help="Stop the job after this long without output.")
-@_opt("--kill-grace", metavar="DURATION", help="Time between the stop signal and SIGKILL [5s].")
-@_opt("--stop-signal", metavar="SIGNAL", help="Signal that asks the job to stop [SIGTERM].")
-@_opt("--max-output", metavar="SIZE", help="Bytes kept per stream, e.g. 64KiB [1MiB].")
-@_opt("--success-codes", metavar="CODES", help="Exit codes meaning success, e.g. 0,3 [0].")
-@_opt("--retry-codes", metavar="CODES", help="Exit codes meaning retry [75].")
-@_opt("--workdir", "-C", metavar="DIR", help="The job's working directory (its workspace).")
-@_opt("--data-dir", metavar="DIR", help="Where logs go [$STOCKADE_DATA_DIR or ./.stockade].")
-@_opt(
-    "--result",
-    "result_path",
-    metavar="FILE",
-    help="Write the result record as JSON (- for stdout).",
-)
-@_opt(
-    "--json",
-    "json_events",
-    is_flag=True,
-    help="Print one JSON event per line instead of raw output.",
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def exec_command(ctx: click.Context, /, args: tuple[str, ...], **opts: Any) -> int:
-    """Run COMMAND (after --), a --shell LINE, or a TASK from stockade.yaml.
-
-    \b
-      stockade exec -- make -j4
-      stockade exec --timeout 30s --shell 'echo "$INPUT_NAME"' --input '{"name": "x"}'
-      stockade exec build --input @input.json
+    argparse rather than click here on purpose: this is the hot path a user
+    (or a build farm) starts thousands of times, and importing click costs
+    more than everything ``exec -- true`` does. Other commands use click.
     """
+    p = _Parser(
+        prog="stockade exec",
+        usage="stockade exec [OPTIONS] (-- COMMAND [ARG...] | --shell LINE | TASK)",
+        description=SHORT_HELP + " Examples: `stockade exec -- make -j4`; "
+        '`stockade exec --timeout 30s --shell \'echo "$INPUT_NAME"\' --input \'{"name": "x"}\'`; '
+        "`stockade exec build --input @input.json`.",
+    )
+    add = p.add_argument
+    add("task", nargs="?", metavar="TASK", help="a task from stockade.yaml")
+    add(
+        "--shell",
+        dest="shell_line",
+        metavar="LINE",
+        help='run LINE with /bin/sh -c (input only as variables or "$1"...)',
+    )
+    add(
+        "-c",
+        "--config",
+        dest="config_path",
+        metavar="FILE",
+        help="stockade.yaml to read tasks from",
+    )
+    add(
+        "-i",
+        "--input",
+        dest="input_text",
+        metavar="JSON|@FILE",
+        help="the job input: JSON or @file",
+    )
+    add("--input-format", choices=INPUT_FORMATS, help="how the input reaches the job [env]")
+    add(
+        "--output-format",
+        metavar="FORMAT",
+        help="stdout|json_stdout|lines|file:PATH|exit_code_only [stdout]",
+    )
+    add(
+        "-e",
+        "--env",
+        dest="env_items",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="set a variable (repeatable)",
+    )
+    add(
+        "--secret",
+        dest="secret_names",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="pass $NAME from this environment as a masked secret (repeatable)",
+    )
+    add("--timeout", metavar="DURATION", help="wall-clock limit, e.g. 30s, 10m")
+    add("--idle-timeout", metavar="DURATION", help="stop the job after this long without output")
+    add("--kill-grace", metavar="DURATION", help="time between stop signal and SIGKILL [5s]")
+    add("--stop-signal", metavar="SIGNAL", help="signal that asks the job to stop [SIGTERM]")
+    add("--max-output", metavar="SIZE", help="bytes kept per stream, e.g. 64KiB [1MiB]")
+    add("--success-codes", metavar="CODES", help="exit codes meaning success, e.g. 0,3 [0]")
+    add("--retry-codes", metavar="CODES", help="exit codes meaning retry [75]")
+    add("-C", "--workdir", metavar="DIR", help="the job's working directory (its workspace)")
+    add("--data-dir", metavar="DIR", help="where logs go [$STOCKADE_DATA_DIR or ./.stockade]")
+    add(
+        "--result",
+        dest="result_path",
+        metavar="FILE",
+        help="write the result record as JSON (- for stdout)",
+    )
+    add(
+        "--json",
+        dest="json_events",
+        action="store_true",
+        help="print one JSON event per line instead of the job's output",
+    )
+    return p  # fmt: skip
+
+
+def main(argv: list[str]) -> int:
+    """``stockade exec ARGV``: parse, run, and return the exit status."""
+    dashdash = "--" in argv
+    before, after = (
+        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if dashdash else (argv, [])
+    )
     try:
-        spec, value = _build(args, bool(ctx.meta.get("stockade.dashdash")), opts)
+        ns = build_parser().parse_args(before)
+        opts = vars(ns)
+        args = ([ns.task] if ns.task else []) + after
+        if dashdash and ns.task:
+            raise UsageError(
+                f"unexpected {ns.task!r} before --: options go before --, the command after"
+            )
+        spec, value = _build(tuple(after if dashdash else args), dashdash, opts)
         return _run(spec, value, opts)
     except (UsageError, ConfigError) as exc:
         for line in str(exc).splitlines() or [exc.message]:
-            click.echo(f"stockade: error: {line}", err=True)
+            print(f"stockade: error: {line}", file=sys.stderr)
         return 2
     except StockadeError as exc:
-        click.echo(f"stockade: error: {exc.message}", err=True)
+        print(f"stockade: error: {exc.message}", file=sys.stderr)
         return 1
 
 
@@ -257,7 +282,29 @@ def _size(text: str, option: str) -> int:
         raise UsageError(f"{option}: {exc}") from exc
 
 
+def _import_asyncio() -> Any:
+    """Import asyncio without its TLS support.
+
+    asyncio imports :mod:`ssl` only to offer TLS transports, and loading
+    OpenSSL is a sixth of the whole start-up of ``stockade exec -- true``.
+    This process only runs a child and talks to pipes, so asyncio is
+    imported with ``ssl`` hidden; the module is importable again afterwards
+    for anything else that needs it.
+    """
+    if "asyncio" in sys.modules or "ssl" in sys.modules:
+        import asyncio
+
+        return asyncio
+    sys.modules["ssl"] = None  # type: ignore[assignment]
+    try:
+        import asyncio
+    finally:
+        del sys.modules["ssl"]
+    return asyncio
+
+
 def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
+    asyncio = _import_asyncio()
     from stockade.runner.attempt import run
     from stockade.runner.result import describe
     from stockade.runner.sinks import JsonEventSink, TerminalSink
@@ -284,7 +331,7 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
     if opts["result_path"]:
         _write_result(opts["result_path"], result.to_dict())
     if not opts["json_events"] and result.outcome.value != "succeeded":
-        click.echo(f"stockade: {describe(result)}", err=True)
+        print(f"stockade: {describe(result)}", file=sys.stderr)
     if result.outcome.value == "cancelled" and received:
         return 128 + received[0]  # as a shell reports the signal that stopped us: 130 for Ctrl-C
     return int(result.exit_status)

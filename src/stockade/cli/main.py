@@ -1,62 +1,29 @@
-"""``stockade``: the entry point and the lazy command group."""
+"""``stockade``: the entry point.
+
+Nothing heavy is imported here: ``stockade exec`` goes straight to its
+argparse module, every other command through the click group in
+:mod:`stockade.cli.group`.
+"""
 
 from __future__ import annotations
 
-import importlib
 import sys
 
-import click
-
-__all__ = ["cli", "main"]
-
-#: command name -> (module, attribute, one-line help shown by --help)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "exec": (
-        "stockade.cli.exec_cmd",
-        "exec_command",
-        "Run one command or task as a supervised job.",
-    ),
-    "validate": (
-        "stockade.cli.config_cmd",
-        "validate_command",
-        "Check a stockade.yaml and summarize it.",
-    ),
-    "schema": (
-        "stockade.cli.config_cmd",
-        "schema_command",
-        "Print the JSON Schema of stockade.yaml.",
-    ),
-}
-
-
-class LazyGroup(click.Group):
-    """A group whose commands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        entry = COMMANDS.get(cmd_name)
-        if entry is None:
-            return None
-        module = importlib.import_module(entry[0])
-        command: click.Command = getattr(module, entry[1])
-        return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="stockade", message="stockade %(version)s")
-def cli() -> None:
-    """stockade runs any command as a supervised, sandboxed, durable job."""
+__all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns (and exits with) the command's status."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["exec"]:
+        # The hot path: argparse, no click (see stockade.cli.exec_cmd).
+        from stockade.cli.exec_cmd import main as exec_main
+
+        return exec_main(args[1:])
+    import click
+
+    from stockade.cli.group import cli
+
     try:
         status = cli.main(args=argv, prog_name="stockade", standalone_mode=False)
     except click.exceptions.Abort:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 
 __all__ = [
@@ -39,7 +38,9 @@ def enable_subreaper() -> bool:
     if _subreaper:
         return True
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        # CDLL(None): libc is already mapped into the process; find_library("c")
+        # would run `ldconfig -p` in a subprocess on every start.
+        libc = ctypes.CDLL(None, use_errno=True)
         _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         _subreaper = False

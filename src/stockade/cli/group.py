@@ -1,0 +1,72 @@
+"""The click command group; commands are imported on first use."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+__all__ = ["COMMANDS", "cli"]
+
+#: command name -> (module, attribute, one-line help shown by --help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "exec": (
+        "stockade.cli.exec_cmd",
+        "exec_command",
+        "Run one command or task as a supervised job.",
+    ),
+    "validate": (
+        "stockade.cli.config_cmd",
+        "validate_command",
+        "Check a stockade.yaml and summarize it.",
+    ),
+    "schema": (
+        "stockade.cli.config_cmd",
+        "schema_command",
+        "Print the JSON Schema of stockade.yaml.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        if not entry[1]:
+            return _ArgparseCommand(cmd_name, entry[0], entry[2])
+        module = importlib.import_module(entry[0])
+        command: click.Command = getattr(module, entry[1])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+class _ArgparseCommand(click.Command):
+    """A command parsed by argparse in its own module (``main(argv) -> int``);
+    reached through click only for ``stockade help``-style listings."""
+
+    def __init__(self, name: str, module: str, short_help: str) -> None:
+        super().__init__(name, short_help=short_help, add_help_option=False,
+                         context_settings={"ignore_unknown_options": True})  # fmt: skip
+        self.params = [click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)]
+        self._module = module
+        self.callback = self._invoke
+
+    def _invoke(self, args: tuple[str, ...]) -> int:
+        entry: int = importlib.import_module(self._module).main(list(args))
+        return entry
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="stockade", message="stockade %(version)s")
+def cli() -> None:
+    """stockade runs any command as a supervised, sandboxed, durable job."""
