@@ -12,12 +12,15 @@ import json
 import os
 import signal
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from stockade.errors import ConfigError, StockadeError, UsageError
 from stockade.runner.spec import INPUT_FORMATS, OUTPUT_FORMATS, RunSpec
 
 __all__ = ["build_parser", "main"]
+
+T = TypeVar("T")
 
 SHORT_HELP = "Run one command or task as a supervised job."
 
@@ -197,8 +200,19 @@ def _codes(text: str, option: str) -> tuple[int, ...]:
 def _duration(text: str, option: str) -> float:
     from stockade.units import parse_duration
 
+    return _parsed(parse_duration, text, option)
+
+
+def _size(text: str, option: str) -> int:
+    from stockade.units import parse_size
+
+    return _parsed(parse_size, text, option)
+
+
+def _parsed(parse: Callable[[str], T], text: str, option: str) -> T:
+    """``parse(text)``, with a ValueError turned into a usage error naming the option."""
     try:
-        return parse_duration(text)
+        return parse(text)
     except ValueError as exc:
         raise UsageError(f"{option}: {exc}") from exc
 
@@ -271,15 +285,6 @@ def _secrets(base: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
             raise UsageError(f"--secret {name}: ${name} is not set in this environment")
         secrets[name] = os.environ[name]
     return secrets
-
-
-def _size(text: str, option: str) -> int:
-    from stockade.units import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from exc
 
 
 def _import_asyncio() -> Any:

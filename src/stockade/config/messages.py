@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from stockade.spec.checks import Loc, did_you_mean
+from stockade.spec.types import kind_of
 
 __all__ = ["allowed_keys", "describe_error"]
 
@@ -38,22 +39,6 @@ _EXPECTED = {
     "list_type": "expected a list",
 }
 _PREFIXES = ("Value error, ", "Assertion failed, ")
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, int | float):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        return f"{value!r}" if len(value) <= 60 else "a long string"
-    return type(value).__name__
 
 
 def _unwrap(tp: Any) -> Any:
@@ -120,7 +105,7 @@ def describe_error(
     loc: Loc = tuple(error["loc"])
     kind = error["type"]
     value = error.get("input")
-    got = f", got {_kind(value)}" if show_input else ""
+    got = f", got {kind_of(value)}" if show_input else ""
     if loc and loc[-1] == "[key]":
         loc = loc[:-1]
     if kind == "extra_forbidden":
@@ -131,7 +116,7 @@ def describe_error(
         expected = error.get("ctx", {}).get("expected", "")
         return loc, f"expected one of {expected}{got}"
     if kind in _EXPECTED:
-        got = f", got {_kind(value)}" if show_input or not isinstance(value, str) else ""
+        got = f", got {kind_of(value)}" if show_input or not isinstance(value, str) else ""
         return loc, f"{_EXPECTED[kind]}{got}"
     message = error["msg"]
     for prefix in _PREFIXES:

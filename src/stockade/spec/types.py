@@ -49,7 +49,7 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
-def _kind(value: object) -> str:
+def kind_of(value: object) -> str:
     """Name a YAML value's kind the way a config author thinks of it."""
     if value is None:
         return "nothing (null)"
@@ -59,6 +59,10 @@ def _kind(value: object) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"{value!r}" if len(value) <= 60 else "a long string"
     return type(value).__name__
 
 
@@ -71,7 +75,7 @@ def _to_seconds(value: object) -> object:
         return float(value)
     if isinstance(value, str):
         return parse_duration(value)
-    raise ValueError(f"expected a duration, got {_kind(value)}; {DURATION_HINT}")
+    raise ValueError(f"expected a duration, got {kind_of(value)}; {DURATION_HINT}")
 
 
 def _positive(value: float) -> float:
@@ -89,7 +93,7 @@ def _to_bytes(value: object) -> object:
         return round(value)
     if isinstance(value, str):
         return parse_size(value)
-    raise ValueError(f"expected a size, got {_kind(value)}; {SIZE_HINT}")
+    raise ValueError(f"expected a size, got {kind_of(value)}; {SIZE_HINT}")
 
 
 def _to_signal_name(value: object) -> object:
@@ -109,7 +113,7 @@ def _to_signal_name(value: object) -> object:
         if name in signal.Signals.__members__:
             return name
         raise ValueError(f"unknown signal {value!r}; use a name like SIGTERM, TERM or SIGINT")
-    raise ValueError(f"expected a signal name like SIGTERM or a number, got {_kind(value)}")
+    raise ValueError(f"expected a signal name like SIGTERM or a number, got {kind_of(value)}")
 
 
 def _to_text(value: object) -> object:
