@@ -37,7 +37,7 @@ class TimedSink:
 def test_line_reaches_sink_before_process_exits() -> None:
     sink = TimedSink()
     asyncio.run(run(sh("echo early; sleep 2; echo late"), sinks=[sink]))
-    early = next(t for t, e in sink.seen if e.kind == "output" and "early" in e.data["text"])
+    early = next(t for t, e in sink.seen if e.kind == "output" and "early" in e.text)
     finish = next(t for t, e in sink.seen if e.kind == "finish")
     assert finish - early > 1.5
 
@@ -45,7 +45,7 @@ def test_line_reaches_sink_before_process_exits() -> None:
 def test_partial_line_shows_up_without_newline() -> None:
     sink = TimedSink()
     asyncio.run(run(sh("printf 'prompt> '; sleep 1.5; echo done"), sinks=[sink]))
-    prompt = next(t for t, e in sink.seen if e.kind == "output" and "prompt>" in e.data["text"])
+    prompt = next(t for t, e in sink.seen if e.kind == "output" and "prompt>" in e.text)
     finish = next(t for t, e in sink.seen if e.kind == "finish")
     assert finish - prompt > 1.0
 

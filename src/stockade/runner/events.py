@@ -21,17 +21,36 @@ class Event:
 
     ``raw`` carries the masked bytes of an ``output`` event for sinks that
     must reproduce the job's bytes exactly (the terminal); it is never
-    serialized.
+    serialized. It may be a ``memoryview`` into the runner's read buffer
+    (no copy on the hot path): a sink that keeps it past ``emit`` keeps
+    that buffer alive, so copy it with ``bytes()`` if you hold many.
     """
 
     kind: str
     job_id: str
     data: dict[str, Any] = field(default_factory=dict)
     time: float = field(default_factory=time.time)
-    raw: bytes | None = None
+    raw: bytes | memoryview | None = None
+
+    @property
+    def text(self) -> str:
+        """An ``output`` event's text, decoded from ``raw`` on first use.
+
+        Decoding is left to the sinks that want text (JSON events, the
+        store's log): the terminal writes ``raw`` as it is, and decoding a
+        gigabyte nobody reads was a quarter of the runner's time. Invalid
+        UTF-8 becomes U+FFFD.
+        """
+        text = self.data.get("text")
+        if text is None:
+            text = "" if self.raw is None else str(self.raw, "utf-8", "replace")
+            self.data["text"] = text
+        return str(text)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"event": kind, "job_id": …, "time": …, **data}``."""
+        """``{"event": kind, "job_id": …, "time": …, **data}`` (with ``text`` for output)."""
+        if self.kind == "output":
+            _ = self.text
         return {"event": self.kind, "job_id": self.job_id, "time": self.time, **self.data}
 
 
@@ -73,5 +92,5 @@ class ListSink:
     def text(self, stream: str = "stdout") -> str:
         """All output text of one stream, joined."""
         return "".join(
-            e.data["text"] for e in self.events if e.kind == "output" and e.data["stream"] == stream
+            e.text for e in self.events if e.kind == "output" and e.data["stream"] == stream
         )

@@ -29,7 +29,7 @@ class WriterSink:
     def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
         self._budget = budget
         self._pending = 0
-        self._queue: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._queue: collections.deque[tuple[int, bytes | memoryview]] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
         self._dropped = 0
@@ -39,7 +39,7 @@ class WriterSink:
     def dropped(self) -> int:
         return self._dropped
 
-    def format(self, event: Event) -> list[tuple[int, bytes]]:
+    def format(self, event: Event) -> list[tuple[int, bytes | memoryview]]:
         """The writes one event becomes; override."""
         raise NotImplementedError
 
@@ -80,7 +80,7 @@ class WriterSink:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
@@ -107,10 +107,10 @@ class TerminalSink(WriterSink):
         self.err_fd = err_fd
         self.show_notes = show_notes
 
-    def format(self, event: Event) -> list[tuple[int, bytes]]:
+    def format(self, event: Event) -> list[tuple[int, bytes | memoryview]]:
         if event.kind == "output":
             fd = self.out_fd if event.data["stream"] == "stdout" else self.err_fd
-            data = event.raw if event.raw is not None else event.data["text"].encode()
+            data = event.raw if event.raw is not None else event.text.encode()
             return [(fd, data)]
         if self.show_notes and event.kind in ("warning", "annotation"):
             return [(self.err_fd, f"stockade: {_note(event)}\n".encode())]
@@ -145,11 +145,11 @@ class JsonEventSink(WriterSink):
         self.fd = fd
         self._dumps = dumps
 
-    def format(self, event: Event) -> list[tuple[int, bytes]]:
+    def format(self, event: Event) -> list[tuple[int, bytes | memoryview]]:
         if event.kind != "output":
             return [(self.fd, (self._dumps(event.to_dict()) + "\n").encode())]
         base = event.to_dict()
-        lines = event.data["text"].splitlines(keepends=True)
+        lines = event.text.splitlines(keepends=True)
         out = []
         for line in lines:
             base["text"] = line

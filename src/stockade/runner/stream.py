@@ -37,7 +37,7 @@ class OutputKeeper:
         self.full = limit <= 0
         self.truncated = False
 
-    def add(self, data: bytes) -> bytes:
+    def add(self, data: bytes | memoryview) -> bytes | memoryview:
         """Keep what fits of ``data``; return the part kept."""
         if self.full:
             if data:
@@ -47,7 +47,7 @@ class OutputKeeper:
         if len(data) <= room:
             self.buf += data
             return data
-        part = data[:room]
+        part = bytes(data[:room])
         cut = part.rfind(b"\n") + 1 or part.rfind(b" ") + 1
         if cut == 0:
             cut = _utf8_boundary(part, room) if not self.buf else 0
@@ -127,11 +127,19 @@ class StreamPipe:
         self.in_fragment = False
 
     def feed(self, data: bytes) -> None:
-        """Take bytes just read from the pipe."""
+        """Take bytes just read from the pipe.
+
+        The held partial line and the new bytes are masked together first, so
+        a secret split across reads is whole when it is looked for; complete
+        lines are then passed on as a view of that one buffer (no copy), and
+        the new partial line, already masked, is held for the next read.
+        """
         self.stats.bytes_seen += len(data)
         if self.pending:
             data = self.pending + data
             self.pending = b""
+        if self.masker:
+            data = self.masker.mask_bytes(data)
         cut = data.rfind(b"\n") + 1
         if cut == 0:
             if len(data) > FRAGMENT:
@@ -141,10 +149,10 @@ class StreamPipe:
             return
         if cut < len(data):
             self.pending = data[cut:]
-            data = data[:cut]
-        self._lines(data)
+        self._lines(data, cut)
         if len(self.pending) > FRAGMENT:
-            self._fragment(self.pending)
+            data, self.pending = self.pending, b""
+            self._fragment(data)
 
     def flush_partial(self) -> None:
         """Emit a partial line that has waited (a prompt, a progress dot).
@@ -160,38 +168,46 @@ class StreamPipe:
         """The pipe reached EOF: emit what is left."""
         if self.pending:
             data, self.pending = self.pending, b""
-            self._lines(data)
+            self._lines(data, len(data))
         self.stats.bytes_kept = len(self.keeper.buf)
         self.stats.truncated = self.keeper.truncated
 
-    def _fragment(self, data: bytes) -> None:
-        """Emit all of ``data`` but a masked tail that could begin a secret."""
-        masked = self.masker.mask_bytes(data) if self.masker else data
+    def _fragment(self, masked: bytes) -> None:
+        """Emit all of an already masked partial line but a tail that could
+        begin a secret; the tail waits in ``pending`` for the next read."""
         hold = max(self.masker.max_len - 1, 0)
-        if hold and len(masked) > hold:
-            self.pending = masked[-hold:]
-            masked = masked[:-hold]
-        elif hold:
+        if hold and len(masked) <= hold:
             self.pending = masked
             return
+        if hold:
+            self.pending = masked[-hold:]
+            masked = masked[:-hold]
         self.in_fragment = True
         self._deliver(masked)
 
-    def _lines(self, data: bytes) -> None:
+    def _lines(self, data: bytes, end: int) -> None:
+        """Pass on ``data[:end]``, complete lines that are already masked."""
+        view = memoryview(data)[:end] if end < len(data) else data
+        start = 0
         if self.in_fragment:
             # The first line finishes a fragment: plain output, never a command.
-            end = data.find(b"\n") + 1 or len(data)
-            first, data = data[:end], data[end:]
+            start = data.find(b"\n", 0, end) + 1 or end
             self.in_fragment = False
-            self._deliver(self.masker.mask_bytes(first) if self.masker else first)
-            if not data:
+            self._deliver(view[:start])
+            if start == end:
                 return
-        if self.parser is None or not self.parser.might_contain_command(data):
-            self._deliver(self.masker.mask_bytes(data) if self.masker else data)
+        rest = view[start:] if start else view
+        if self.parser is None or not self.parser.might_contain_command(rest):
+            self._deliver(rest)
             return
-        self._lines_with_commands(data)
+        self._lines_with_commands(bytes(rest))
 
     def _lines_with_commands(self, data: bytes) -> None:
+        """The rare path: split into lines and let the parser pick commands.
+
+        Plain lines are masked again before delivery: an ``add-mask`` earlier
+        in the same chunk must already apply to them.
+        """
         assert self.parser is not None
         plain: list[bytes] = []
         for line in data.splitlines(keepends=True):
@@ -203,30 +219,22 @@ class StreamPipe:
                 plain.append(line)
                 continue
             if plain:
-                chunk = b"".join(plain)
+                self._deliver(self.masker.mask_bytes(b"".join(plain)))
                 plain.clear()
-                self._deliver(self.masker.mask_bytes(chunk) if self.masker else chunk)
             if self.on_command is not None:
                 self.on_command(command)
         if plain:
-            chunk = b"".join(plain)
-            self._deliver(self.masker.mask_bytes(chunk) if self.masker else chunk)
+            self._deliver(self.masker.mask_bytes(b"".join(plain)))
 
-    def _deliver(self, masked: bytes) -> None:
+    def _deliver(self, masked: bytes | memoryview) -> None:
         """Send masked bytes to the keeper, the log and the sinks."""
         if not masked:
             return
-        try:
-            text = masked.decode("utf-8")
-            log_text = text
-        except UnicodeDecodeError:
-            text = masked.decode("utf-8", "replace")
-            log_text = masked.decode("utf-8", "surrogateescape")
         kept = self.keeper.add(masked)
         if self.log is not None and kept:
-            self.log.write(self.stream, log_text if len(kept) == len(masked) else _dec(kept))
-        self.emit(Event("output", self.job_id, {"stream": self.stream, "text": text}, raw=masked))
+            self.log.write(self.stream, _dec(kept))
+        self.emit(Event("output", self.job_id, {"stream": self.stream}, raw=masked))
 
 
-def _dec(data: bytes) -> str:
-    return data.decode("utf-8", "surrogateescape")
+def _dec(data: bytes | memoryview) -> str:
+    return str(data, "utf-8", "surrogateescape")
