@@ -12,7 +12,12 @@ Every error stockade raises on purpose derives from :class:`StockadeError`::
     │   │   └── MountError    one mount operation failed (operation, path, fs type, source)
     │   ├── LaunchError       starting a process in a ready sandbox failed
     │   └── CleanupError      tearing a sandbox down left something behind
-    └── OutputError           the job's declared output could not be read
+    ├── OutputError           the job's declared output could not be read
+    └── StoreError            the job store could not do what was asked
+        ├── StoreURLError     a database URL that is malformed or of an unsupported kind
+        ├── StoreUnavailable  the database cannot be reached (transient: retried by workers)
+        ├── SchemaError       the database schema is missing or older than this stockade
+        └── JobNotFound       no job has the given id
 
 Each class's docstring doubles as its default message. Errors carry structured
 fields and are raised ``from`` their cause at every layer boundary.
@@ -24,13 +29,18 @@ __all__ = [
     "CleanupError",
     "ConfigError",
     "InputError",
+    "JobNotFound",
     "LaunchError",
     "MountError",
     "OutputError",
     "SandboxError",
+    "SchemaError",
     "SecretError",
     "SetupError",
     "StockadeError",
+    "StoreError",
+    "StoreURLError",
+    "StoreUnavailable",
     "UsageError",
 ]
 
@@ -106,3 +116,27 @@ class CleanupError(SandboxError):
     def __init__(self, message: str, remaining: list[str] | None = None) -> None:
         self.remaining = list(remaining or [])
         super().__init__(message)
+
+
+class StoreError(StockadeError):
+    """The job store could not do what was asked."""
+
+
+class StoreURLError(StoreError):
+    """The database URL is not valid."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached."""
+
+
+class SchemaError(StoreError):
+    """The database schema is missing or out of date: run `stockade db upgrade`."""
+
+
+class JobNotFound(StoreError):
+    """No such job."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job {job_id!r} in the store")
