@@ -22,8 +22,7 @@ def validate_command(file: str | None) -> int:
     from stockade.config import ConfigValidationError, load, summary
 
     try:
-        path = config_path(file)
-        cfg = load(path)
+        cfg = load(config_path(file))
     except ConfigValidationError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -32,7 +31,6 @@ def validate_command(file: str | None) -> int:
     except (ConfigError, UsageError) as exc:
         click.echo(f"stockade: error: {exc.message}", err=True)
         return 1
-    click.echo(f"{path}: valid")
     click.echo(summary(cfg))
     return 0
 
