@@ -15,7 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from stockade.errors import ConfigError, StockadeError, UsageError
+from stockade.cli.sandbox_opts import add_sandbox_options, sandbox_profile, task_spec
+from stockade.errors import CleanupError, ConfigError, StockadeError, UsageError
 from stockade.runner.spec import INPUT_FORMATS, OUTPUT_FORMATS, RunSpec
 
 __all__ = ["build_parser", "main"]
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print one JSON event per line instead of the job's output",
     )
+    add_sandbox_options(p)
     return p  # fmt: skip
 
 
@@ -161,10 +163,9 @@ def _build(args: tuple[str, ...], dashdash: bool, opts: dict[str, Any]) -> tuple
 
 
 def _task_spec(name: str, opts: dict[str, Any]) -> RunSpec:
-    """Load stockade.yaml (only now: the ad-hoc path never pays for it)."""
-    from stockade.cli.tasks import task_run_spec
-
-    return task_run_spec(name, opts["config_path"], opts["data_dir"])
+    """Load stockade.yaml (only now: the ad-hoc path never pays for it); the
+    task's sandbox profile is kept in ``opts`` for :func:`_run`."""
+    return task_spec(name, opts)
 
 
 def _parse_input(text: str | None) -> Any:
@@ -317,6 +318,14 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
 
     enable_subreaper()
     sink = JsonEventSink(1) if opts["json_events"] else TerminalSink(1, 2)
+    sandbox = None
+    profile = sandbox_profile(opts)
+    if profile is not None:
+        from stockade.sandbox.registry import create, prepare_spec
+
+        spec = prepare_spec(spec, profile)
+        sandbox = create(profile)
+        sandbox.setup()
 
     received: list[int] = []
 
@@ -330,9 +339,16 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
-        return await run(spec, value, sinks=[sink], cancel=cancel)
+        return await run(spec, value, sinks=[sink], sandbox=sandbox, cancel=cancel)
 
-    result = asyncio.run(main())
+    try:
+        result = asyncio.run(main())
+    finally:
+        if sandbox is not None:
+            try:
+                sandbox.cleanup()
+            except CleanupError as exc:
+                print(f"stockade: error: {exc.message}", file=sys.stderr)
     if opts["result_path"]:
         _write_result(opts["result_path"], result.to_dict())
     if not opts["json_events"] and result.outcome.value != "succeeded":

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "schema_command",
         "Print the JSON Schema of stockade.yaml.",
     ),
+    "sandboxes": ("stockade.cli.sandboxes_cmd", "sandboxes_command", "List sandbox backends."),
 }
 
 

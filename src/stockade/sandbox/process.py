@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 
 from stockade.errors import LaunchError
 from stockade.sandbox import proctree
@@ -41,6 +42,8 @@ def spawn(
     request: LaunchRequest,
     cgroup: SlotCgroup | None,
     pass_fds: tuple[int, ...] = (),
+    *,
+    contexts: Sequence[contextlib.AbstractContextManager[object]] = (),
 ) -> PopenHandle:
     """Start ``argv`` for ``request`` and return its handle.
 
@@ -48,9 +51,16 @@ def spawn(
     new session, close-on-exec for everything but its three pipes and
     ``pass_fds``. A failure to start is a :class:`LaunchError` naming the
     program and the reason.
+
+    ``contexts`` are entered around the fork, outside the slot cgroup's:
+    backends use them to have the job born in their limit cgroups or in a
+    new pid namespace (see :mod:`stockade.sandbox.limits`).
     """
-    with cgroup.spawning() if cgroup is not None else contextlib.nullcontext(False) as inside:
-        popen = _popen(argv, request, pass_fds)
+    with contextlib.ExitStack() as stack:
+        for context in contexts:
+            stack.enter_context(context)
+        with cgroup.spawning() if cgroup is not None else contextlib.nullcontext(False) as inside:
+            popen = _popen(argv, request, pass_fds)
     if cgroup is not None and not inside:
         cgroup.join(popen.pid)
     return PopenHandle(popen, cgroup, request.marker)

@@ -21,20 +21,28 @@ from pydantic import (
     model_validator,
 )
 
-from stockade.spec.types import Duration, EnvMap, Size, StrictModel, Text
+from stockade.spec.types import Duration, EnvMap, EnvName, Size, StrictModel, Text
 
 __all__ = [
     "BACKENDS",
     "BASE_DIR_CONTEXT",
+    "ISOLATING",
+    "RESERVED_TARGETS",
     "Backend",
     "Limits",
     "Mount",
     "SandboxProfile",
+    "backend_problems",
     "resolve_path",
 ]
 
 Backend = Literal["local", "bwrap", "chroot", "oci", "mock"]
 BACKENDS: tuple[str, ...] = ("local", "bwrap", "chroot", "oci", "mock")
+
+#: Paths every isolating backend provides itself; a profile may not mount over them.
+RESERVED_TARGETS = ("/", "/proc", "/dev")
+#: Backends that build a mount table (the others run on the host's file system).
+ISOLATING = ("bwrap", "chroot", "oci")
 
 BASE_DIR_CONTEXT = "stockade_base_dir"
 """Validation-context key: the directory relative paths in the file are
@@ -126,12 +134,34 @@ class SandboxProfile(StrictModel):
 
     backend: Backend = Field(description="local, bwrap, chroot, oci or mock.")
     mounts: list[Mount] = Field(default_factory=list, description="The mount table, in order.")
+    system: bool = Field(
+        default=True,
+        description="Bind the host's system directories read-only "
+        "(/usr, /bin, /sbin, /lib*, /etc); false: only the mounts listed.",
+    )
     network: Literal["none", "host"] | None = Field(
         default=None, description="none (no network) or host; unset: the backend's default."
     )
     workdir: str | None = Field(default=None, description="Working directory inside the sandbox.")
     user: Text | None = Field(default=None, description="User to run as: a name or uid[:gid].")
     env: EnvMap = Field(default_factory=dict, description="Environment for every job in it.")
+    env_policy: Literal["clear", "inherit"] | None = Field(
+        default=None,
+        description="clear: jobs see only their own variables (task env, secrets, input, "
+        "STOCKADE_*, PATH, LANG) plus env and pass_env; inherit: stockade's whole "
+        "environment too. Unset: inherit for local, clear for the others.",
+    )
+    pass_env: list[EnvName] = Field(
+        default_factory=list, description="Variables passed through from stockade's environment."
+    )
+    seccomp: bool | None = Field(
+        default=None,
+        description="Install stockade's seccomp filter (no new user namespaces, no kernel "
+        "keyrings, no perf/bpf/userfaultfd). Unset: on where the backend can load one.",
+    )
+    template: str | None = Field(
+        default=None, description="chroot only: a directory copied into the root at setup."
+    )
     limits: Limits = Field(default_factory=Limits, description="Resource limits.")
 
     @field_validator("user")
@@ -140,3 +170,79 @@ class SandboxProfile(StrictModel):
         if value is not None and not value.strip():
             raise ValueError("user is empty: give a user name or uid[:gid]")
         return value
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, value: str | None) -> str | None:
+        if value is not None and not PurePosixPath(value).is_absolute():
+            raise ValueError(f"workdir {value!r} must be an absolute path inside the sandbox")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if name.startswith("STOCKADE_"):
+                raise ValueError(f"{name} is set by stockade for every job; choose another name")
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = resolve_path(value, info)
+        if not path.is_dir():
+            raise ValueError(f"template {str(path)!r} is not a directory on this machine")
+        return str(path)
+
+    @model_validator(mode="after")
+    def _fits_backend(self) -> SandboxProfile:
+        problems = backend_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def adjusted(self, **changes: Any) -> SandboxProfile:
+        """A copy with command-line adjustments, validated again.
+
+        ``changes`` may hold ``memory``, ``pids``, ``cpu`` (limits),
+        ``network`` and ``mounts`` (appended); ``None`` values are ignored.
+        """
+        data = self.model_dump()
+        for key in ("memory", "pids", "cpu"):
+            if changes.get(key) is not None:
+                data["limits"][key] = changes[key]
+        if changes.get("network") is not None:
+            data["network"] = changes["network"]
+        data["mounts"] += [m.model_dump() for m in changes.get("mounts") or []]
+        return SandboxProfile.model_validate(data)
+
+
+def backend_problems(profile: SandboxProfile) -> list[str]:
+    """What ``profile`` asks that its backend cannot do, one message each."""
+    problems = []
+    backend = profile.backend
+    if backend == "local":
+        if profile.mounts:
+            problems.append(
+                "the local backend has no mount table: remove mounts, or use backend bwrap"
+            )
+        if profile.network == "none":
+            problems.append("the local backend cannot cut the network: use backend bwrap")
+        if profile.user is not None:
+            problems.append("the local backend runs jobs as stockade's user: use backend bwrap")
+        if profile.seccomp:
+            problems.append("the local backend cannot load a seccomp filter: use backend bwrap")
+    if backend == "chroot" and profile.seccomp:
+        problems.append("the chroot backend cannot load a seccomp filter: use backend bwrap or oci")
+    if profile.template is not None and backend != "chroot":
+        problems.append("template applies only to the chroot backend")
+    if backend in ISOLATING:
+        for mount in profile.mounts:
+            if mount.target in RESERVED_TARGETS:
+                problems.append(
+                    f"mount target {mount.target} is provided by the sandbox itself; "
+                    "mount somewhere else"
+                )
+    return problems

@@ -1,0 +1,95 @@
+"""SandboxHandle: a launched job plus what its backend adds around it.
+
+Every backend that starts a host process gets a
+:class:`~stockade.sandbox.process.PopenHandle` from ``spawn``; this wrapper
+adds, without changing how the runner drives it:
+
+- OOM attribution: the memory cgroup's ``oom_kill`` counter is compared with
+  its value before the launch, and a rise sets ``ExitStatus.oom``;
+- runtime exit codes: bwrap and runc report a job killed by signal N as
+  exit code 128+N; with ``signal_codes`` that becomes the signal again;
+- teardown after the job: unmounting per-launch binds (chroot), deleting
+  the container (oci). ``async_teardown`` runs after the first ``kill_all``
+  (the runner always calls it once the main process is gone);
+  ``teardown`` runs on ``close`` (always called, also after errors).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+from stockade.sandbox.base import ExitStatus, ProcessHandle
+from stockade.sandbox.process import PopenHandle
+
+__all__ = ["SandboxHandle"]
+
+_MAX_SIGNAL = 64
+
+
+class SandboxHandle(ProcessHandle):
+    """Delegates to a :class:`PopenHandle`; see the module docstring."""
+
+    def __init__(
+        self,
+        inner: PopenHandle,
+        *,
+        oom_kills: Callable[[], int] | None = None,
+        oom_before: int = 0,
+        signal_codes: bool = False,
+        signaller: Callable[[int], None] | None = None,
+        async_teardown: Callable[[], Awaitable[None]] | None = None,
+        teardown: Callable[[], None] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.pid = inner.pid
+        self.stdout = inner.stdout
+        self.stderr = inner.stderr
+        self.stdin = inner.stdin
+        self._oom_kills = oom_kills
+        self._oom_before = oom_before
+        self._signal_codes = signal_codes
+        self._signaller = signaller
+        self._async_teardown = async_teardown
+        self._teardown = teardown
+        self._status: ExitStatus | None = None
+
+    @property
+    def kill_method(self) -> str:
+        """The kill-all mechanism of the inner handle."""
+        return self.inner.kill_method
+
+    async def wait(self) -> ExitStatus:
+        if self._status is None:
+            status = await self.inner.wait()
+            code = status.code
+            if self._signal_codes and code is not None and 128 < code <= 128 + _MAX_SIGNAL:
+                status = ExitStatus(code=None, signal=code - 128)
+            if self._oom_kills is not None and self._oom_kills() > self._oom_before:
+                status = dataclasses.replace(status, oom=True)
+            self._status = status
+        return self._status
+
+    def signal(self, signum: int) -> None:
+        self.inner.signal(signum)
+        if self._signaller is not None:
+            self._signaller(signum)
+
+    async def kill_all(self) -> int:
+        count = await self.inner.kill_all()
+        if self._async_teardown is not None:
+            teardown, self._async_teardown = self._async_teardown, None
+            await teardown()
+        return count
+
+    def alive(self) -> bool:
+        return self.inner.alive()
+
+    def close_stdin(self) -> None:
+        self.inner.close_stdin()
+
+    def close(self) -> None:
+        self.inner.close()
+        if self._teardown is not None:
+            teardown, self._teardown = self._teardown, None
+            teardown()

@@ -1,0 +1,105 @@
+"""The mount table of an isolating sandbox, planned from its profile.
+
+bwrap, chroot and oci all build the same view of the file system; only the
+mechanism differs (bwrap arguments, mount calls, ``config.json``). The plan:
+
+1. the host's system directories, read-only (``system: true``); where the
+   host has a symlink (``/bin -> usr/bin`` on merged-/usr systems) the
+   sandbox gets the same symlink;
+2. the profile's mounts (an entry with the same target as a system one
+   replaces it);
+3. a tmpfs on ``/tmp`` unless the profile mounts something there;
+4. per launch: the job's workspace and runtime directories, read-write, at
+   the same paths as on the host (the :mod:`stockade.sandbox.base` contract).
+
+Entries are ordered parents before children (a stable sort on depth), so a
+bind below a tmpfs lands on the tmpfs and not under it. ``/proc`` and a
+minimal ``/dev`` are each backend's own business.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from stockade.errors import LaunchError
+from stockade.sandbox.base import LaunchRequest
+
+if TYPE_CHECKING:
+    from stockade.spec.sandbox import SandboxProfile
+
+__all__ = ["DEFAULT_TMP_SIZE", "SYSTEM_PATHS", "Entry", "launch_binds", "plan"]
+
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+#: Size of the default ``/tmp`` tmpfs (memory is only used as files are written).
+DEFAULT_TMP_SIZE = 256 * 1024 * 1024
+_FORBIDDEN_RW = ("/", "/proc", "/dev", "/sys", *SYSTEM_PATHS)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One planned mount: a bind (``source`` is the host path), a tmpfs, or a
+    symlink (``source`` is the link text)."""
+
+    kind: Literal["bind", "tmpfs", "symlink"]
+    target: str
+    source: str = ""
+    readonly: bool = True
+    size: int | None = None
+
+
+def _depth(entry: Entry) -> int:
+    return 0 if entry.target == "/" else entry.target.count("/")
+
+
+def system_entries() -> list[Entry]:
+    """Read-only binds (or symlinks) of the host's system directories."""
+    found = []
+    for path in SYSTEM_PATHS:
+        if os.path.islink(path):
+            found.append(Entry("symlink", path, os.readlink(path)))
+        elif os.path.isdir(path):
+            found.append(Entry("bind", path, path, readonly=True))
+    return found
+
+
+def plan(profile: SandboxProfile) -> list[Entry]:
+    """The static part of the table (everything but the per-launch binds)."""
+    own = [
+        Entry(
+            m.type,
+            m.target,
+            m.source or "",
+            readonly=m.readonly,
+            size=m.size,
+        )
+        for m in profile.mounts
+    ]
+    targets = {e.target for e in own}
+    entries = [e for e in system_entries() if e.target not in targets] if profile.system else []
+    entries += own
+    if "/tmp" not in targets:
+        entries.append(Entry("tmpfs", "/tmp", readonly=False, size=DEFAULT_TMP_SIZE))
+    return sorted(entries, key=_depth)
+
+
+def launch_binds(request: LaunchRequest) -> list[Entry]:
+    """Read-write binds of the workspace and runtime directories at their own paths.
+
+    A directory inside another one of the list is covered by it and skipped.
+    Raises :class:`LaunchError` for a workspace that would expose the host
+    (``/``, ``/usr``, ``/etc`` …) read-write.
+    """
+    paths: list[str] = []
+    for raw in (request.workspace, *request.runtime_dirs):
+        path = os.path.normpath(os.path.abspath(raw))
+        if path in _FORBIDDEN_RW:
+            raise LaunchError(
+                f"cannot give a sandboxed job {path} read-write as its workspace; "
+                "run it from a project directory or pass --workdir DIR"
+            )
+        if path not in paths:
+            paths.append(path)
+    kept = [p for p in paths if not any(p.startswith(other + "/") for other in paths)]
+    return [Entry("bind", p, p, readonly=False) for p in kept]
