@@ -12,16 +12,14 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from stockade.cli.sandbox_opts import add_sandbox_options, sandbox_profile, task_spec
+from stockade.cli.values import duration, parse_input, size
 from stockade.errors import CleanupError, ConfigError, StockadeError, UsageError
 from stockade.runner.spec import INPUT_FORMATS, OUTPUT_FORMATS, RunSpec
 
 __all__ = ["build_parser", "main"]
-
-T = TypeVar("T")
 
 SHORT_HELP = "Run one command or task as a supervised job."
 
@@ -158,7 +156,7 @@ def _build(args: tuple[str, ...], dashdash: bool, opts: dict[str, Any]) -> tuple
         raise UsageError("nothing to run: give a TASK, --shell LINE, or -- COMMAND [ARG...]")
     else:
         raise UsageError(f"put -- before the command: stockade exec [OPTIONS] -- {' '.join(args)}")
-    value = _parse_input(opts["input_text"])
+    value = parse_input(opts["input_text"])
     return _apply_options(base, opts), value
 
 
@@ -166,25 +164,6 @@ def _task_spec(name: str, opts: dict[str, Any]) -> RunSpec:
     """Load stockade.yaml (only now: the ad-hoc path never pays for it); the
     task's sandbox profile is kept in ``opts`` for :func:`_run`."""
     return task_spec(name, opts)
-
-
-def _parse_input(text: str | None) -> Any:
-    if text is None:
-        return None
-    source = "--input"
-    if text.startswith("@"):
-        source = text[1:]
-        try:
-            with open(source, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as exc:
-            raise UsageError(f"cannot read input file {source!r}: {exc.strerror}") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
 
 
 def _codes(text: str, option: str) -> tuple[int, ...]:
@@ -196,26 +175,6 @@ def _codes(text: str, option: str) -> tuple[int, ...]:
     if bad:
         raise UsageError(f"{option}: exit codes are 0..255, got {bad[0]}")
     return codes
-
-
-def _duration(text: str, option: str) -> float:
-    from stockade.units import parse_duration
-
-    return _parsed(parse_duration, text, option)
-
-
-def _size(text: str, option: str) -> int:
-    from stockade.units import parse_size
-
-    return _parsed(parse_size, text, option)
-
-
-def _parsed(parse: Callable[[str], T], text: str, option: str) -> T:
-    """``parse(text)``, with a ValueError turned into a usage error naming the option."""
-    try:
-        return parse(text)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from exc
 
 
 def parse_signal(text: str) -> int:
@@ -241,11 +200,11 @@ def _apply_options(spec: RunSpec, o: dict[str, Any]) -> RunSpec:
         changes["output_format"], changes["output_path"] = _output_format(o["output_format"])
     for key in ("timeout", "idle_timeout", "kill_grace"):
         if o[key]:
-            changes[key] = _duration(o[key], "--" + key.replace("_", "-"))
+            changes[key] = duration(o[key], "--" + key.replace("_", "-"))
     if o["stop_signal"]:
         changes["stop_signal"] = parse_signal(o["stop_signal"])
     if o["max_output"]:
-        changes["max_output"] = _size(o["max_output"], "--max-output")
+        changes["max_output"] = size(o["max_output"], "--max-output")
     if o["success_codes"]:
         changes["success_codes"] = _codes(o["success_codes"], "--success-codes")
     if o["retry_codes"]:

@@ -26,6 +26,22 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Print the JSON Schema of stockade.yaml.",
     ),
     "sandboxes": ("stockade.cli.sandboxes_cmd", "sandboxes_command", "List sandbox backends."),
+    "submit": (
+        "stockade.cli.submit_cmd",
+        "submit_command",
+        "Queue a job (a TASK or -- COMMAND) and print its id.",
+    ),
+    "jobs": ("stockade.cli.jobs_cmd", "jobs_command", "List jobs in the store."),
+    "show": ("stockade.cli.jobs_cmd", "show_command", "Show one job: state, attempts, outputs."),
+    "logs": ("stockade.cli.jobs_cmd", "logs_command", "Print a job's output (-f follows it)."),
+    "cancel": ("stockade.cli.jobs_cmd", "cancel_command", "Cancel queued or running jobs."),
+    "retry": ("stockade.cli.jobs_cmd", "retry_command", "Queue failed or cancelled jobs again."),
+    "worker": (
+        "stockade.cli.worker_cmd",
+        "worker_command",
+        "Run jobs from the store in N slots until stopped.",
+    ),
+    "db": ("stockade.cli.db_cmd", "db_group", "Create or upgrade the job store's schema."),
 }
 
 

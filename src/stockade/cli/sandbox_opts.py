@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from stockade.cli.values import size
 from stockade.errors import UsageError
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def sandbox_profile(opts: dict[str, Any]) -> SandboxProfile | None:
             return base
         binds = [_bind(text) for text in opts.get("binds") or []]
         return base.adjusted(
-            memory=_size(opts.get("memory")),
+            memory=size(opts["memory"], "--memory") if opts.get("memory") else None,
             pids=opts.get("pids"),
             cpu=opts.get("cpus"),
             network=opts.get("network"),
@@ -122,14 +123,3 @@ def _bind(text: str) -> dict[str, Any]:
         "target": parts[1],
         "readonly": parts[2:] == ["ro"],
     }
-
-
-def _size(text: str | None) -> int | None:
-    if text is None:
-        return None
-    from stockade.units import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise UsageError(f"--memory: {exc}") from exc

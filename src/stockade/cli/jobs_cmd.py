@@ -1,0 +1,193 @@
+"""``stockade jobs``, ``show``, ``logs``, ``cancel``, ``retry``: jobs in the store."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from stockade.cli.store_opts import open_store_from, store_command
+from stockade.errors import JobNotFound, UsageError
+
+__all__ = ["cancel_command", "jobs_command", "logs_command", "retry_command", "show_command"]
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+@click.command("jobs", short_help="List jobs in the store.")
+@click.option(
+    "--state", "states", multiple=True, type=click.Choice(STATES), help="Only this state."
+)
+@click.option("--task", metavar="NAME", help="Only jobs of this task.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--all", "show_all", is_flag=True, help="Every job (no limit).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per job, one per line.")
+@store_command
+def jobs_command(**opts: Any) -> int:
+    """List jobs, newest first: id, task, state, attempts, outcome, age."""
+    store = open_store_from(opts)
+    try:
+        jobs = store.queries.jobs(
+            states=opts["states"],
+            task=opts["task"],
+            limit=None if opts["show_all"] else opts["limit"],
+        )
+        now = store.queries.now()
+    finally:
+        store.close()
+    if opts["as_json"]:
+        for job in jobs:
+            data = job.to_dict()
+            data.pop("spec", None)
+            click.echo(json.dumps(data, sort_keys=True))
+        return 0
+    rows = [("ID", "TASK", "STATE", "ATTEMPTS", "OUTCOME", "AGE")]
+    rows += [
+        (
+            job.id,
+            job.task,
+            job.state.value,
+            f"{job.attempts}/{job.max_attempts}",
+            job.outcome or "-",
+            _age(now - job.created_at),
+        )
+        for job in jobs
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+@click.command("show", short_help="Show one job: state, attempts, outputs.")
+@click.argument("job_ref", metavar="JOB")
+@click.option("--json", "as_json", is_flag=True, help="The whole record as JSON.")
+@store_command
+def show_command(job_ref: str, **opts: Any) -> int:
+    """Show JOB (an id or a unique prefix of one)."""
+    store = open_store_from(opts)
+    try:
+        job = store.queries.job(job_ref)
+        attempts = store.queries.attempts(job.id)
+        outputs = store.queries.outputs(job.id)
+    finally:
+        store.close()
+    if opts["as_json"]:
+        data = job.to_dict() | {"attempt_records": [a.to_dict() for a in attempts]}
+        click.echo(json.dumps(data | {"outputs": outputs}, indent=2, sort_keys=True))
+        return 0
+    lines = [
+        f"job       {job.id}",
+        f"task      {job.task}",
+        f"state     {job.state.value}",
+        f"priority  {job.priority}",
+        f"attempts  {job.attempts}/{job.max_attempts}",
+    ]
+    if job.outcome:
+        lines.append(f"outcome   {job.outcome}" + (f" ({job.reason})" if job.reason else ""))
+    if job.error:
+        lines.append(f"error     {job.error}")
+    if job.cancel_requested and job.state.value == "running":
+        lines.append("cancel    requested")
+    for a in attempts:
+        end = f"exit {a.exit_code}" if a.exit_code is not None else (a.reason or "")
+        took = f" in {a.duration:.3f}s" if a.duration else ""
+        lines.append(f"attempt {a.attempt}: {a.outcome or 'running'} {end}{took} on {a.worker_id}")
+    if outputs is not None:
+        lines.append("outputs   " + json.dumps(outputs, sort_keys=True))
+    click.echo("\n".join(lines))
+    return 0
+
+
+@click.command("logs", short_help="Print a job's output (-f follows it live).")
+@click.argument("job_ref", metavar="JOB")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the job finishes.")
+@click.option("--attempt", type=click.IntRange(min=1), help="Only this attempt.")
+@store_command
+def logs_command(job_ref: str, **opts: Any) -> int:
+    """Print JOB's stdout and stderr from the store, from any machine that reaches it."""
+    from stockade.engine.client import follow_logs
+
+    def write(chunk: Any) -> None:
+        stream = sys.stdout if chunk.stream == "stdout" else sys.stderr
+        stream.write(chunk.text)
+        stream.flush()
+
+    store = open_store_from(opts)
+    try:
+        follow_logs(store, job_ref, write, follow=opts["follow"], attempt=opts["attempt"])
+    finally:
+        store.close()
+    return 0
+
+
+@click.command("cancel", short_help="Cancel jobs: queued ones never start, running ones stop.")
+@click.argument("job_refs", metavar="[JOB]...", nargs=-1)
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(("queued", "running")),
+    help="With --task or alone: cancel every job in this state.",
+)
+@click.option("--task", metavar="NAME", help="Cancel every queued or running job of this task.")
+@store_command
+def cancel_command(job_refs: tuple[str, ...], **opts: Any) -> int:
+    """Cancel jobs by id, or every queued/running job matching --task/--state."""
+    if not job_refs and not opts["states"] and not opts["task"]:
+        raise UsageError("give job ids, or --task/--state to cancel every matching job")
+    store = open_store_from(opts)
+    try:
+        ids = _ids(store, job_refs)
+        if opts["states"] or opts["task"]:
+            states = opts["states"] or ("queued", "running")
+            ids += [j.id for j in store.queries.jobs(states=states, task=opts["task"], limit=None)]
+        done = store.jobs.cancel(ids)
+    finally:
+        store.close()
+    return _report(done)
+
+
+@click.command("retry", short_help="Queue failed or cancelled jobs again.")
+@click.argument("job_refs", metavar="JOB...", nargs=-1, required=True)
+@store_command
+def retry_command(job_refs: tuple[str, ...], **opts: Any) -> int:
+    """Queue JOB again with a fresh set of attempts (failed or cancelled jobs only)."""
+    store = open_store_from(opts)
+    try:
+        done = store.jobs.retry(_ids(store, job_refs))
+    finally:
+        store.close()
+    return _report(done)
+
+
+def _ids(store: Any, refs: tuple[str, ...]) -> list[str]:
+    """Resolve prefixes; an unknown one stays as given (reported as not found)."""
+    ids = []
+    for ref in refs:
+        try:
+            ids.append(store.queries.resolve(ref))
+        except JobNotFound:
+            ids.append(ref)
+    return ids
+
+
+def _report(done: dict[str, str]) -> int:
+    status = 0
+    for job_id, what in done.items():
+        if what == "not found":
+            click.echo(f"stockade: error: no job {job_id!r} in the store", err=True)
+            status = 1
+        else:
+            click.echo(f"{job_id} {what}")
+    return status
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"

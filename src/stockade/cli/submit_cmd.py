@@ -1,0 +1,103 @@
+"""``stockade submit``: put a job in the store's queue and print its id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from stockade.cli.store_opts import open_store_from, store_command
+from stockade.cli.values import duration, parse_input
+from stockade.errors import UsageError
+
+__all__ = ["submit_command"]
+
+
+class _SubmitCommand(click.Command):
+    """Remembers whether ``--`` was given: ``submit NAME`` queues a task,
+    ``submit -- NAME`` a program."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["stockade.dashdash"] = "--" in args
+        return super().parse_args(ctx, args)
+
+
+@click.command(
+    "submit", cls=_SubmitCommand, short_help="Queue a job (a TASK or -- COMMAND) and print its id."
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option(
+    "--config", "-c", "config_path", metavar="FILE", help="stockade.yaml to read tasks from."
+)
+@click.option("--shell", "shell_line", metavar="LINE", help="Queue LINE, run with /bin/sh -c.")
+@click.option("--input", "-i", "input_text", metavar="JSON|@FILE", help="The job input.")
+@click.option("--priority", "-p", type=int, help="Higher runs first [the task's, else 0].")
+@click.option("--delay", metavar="DURATION", help="Do not start before this long from now.")
+@click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts in total [the task's].")
+@click.option(
+    "--count", "-n", type=click.IntRange(min=1), default=1, help="Queue N identical jobs."
+)
+@click.option(
+    "--wait", "-w", is_flag=True, help="Wait for the job to finish; exit with its status."
+)
+@store_command
+def submit_command(args: tuple[str, ...], **opts: Any) -> int:
+    """Queue TASK from stockade.yaml, a --shell LINE, or -- COMMAND [ARG...].
+
+    \b
+      stockade submit build --input '{"target": "x86"}'
+      stockade submit --priority 5 -- make -j4
+      stockade submit --wait --shell 'echo hi'
+    """
+    from stockade.engine.client import exit_status, wait
+    from stockade.engine.jobspec import new_job
+
+    name, task, config = _task(args, opts)
+    if opts["max_attempts"]:
+        task = task.model_copy(update={"max_attempts": opts["max_attempts"]})
+    value = parse_input(opts["input_text"])
+    delay = duration(opts["delay"], "--delay") if opts["delay"] is not None else 0.0
+    job = new_job(name, task, config=config, input=value, priority=opts["priority"], delay=delay)
+    store = open_store_from(opts)
+    try:
+        jobs = [job] + [
+            new_job(name, task, config=config, input=value, priority=opts["priority"], delay=delay)
+            for _ in range(opts["count"] - 1)
+        ]
+        ids = store.jobs.submit(jobs)
+        for job_id in ids:
+            click.echo(job_id)
+        if not opts["wait"]:
+            return 0
+        records = [wait(store, job_id) for job_id in ids]
+    finally:
+        store.close()
+    for record in records:
+        if record.outcome != "succeeded":
+            click.echo(
+                f"stockade: job {record.id} {record.state.value}"
+                + (f": {record.error}" if record.error else ""),
+                err=True,
+            )
+    return max(exit_status(record) for record in records)
+
+
+def _task(args: tuple[str, ...], opts: dict[str, Any]) -> tuple[str, Any, Any]:
+    """``(name, TaskSpec, Config or None)`` from the arguments."""
+    from stockade.engine.jobspec import adhoc_task
+
+    ctx = click.get_current_context()
+    dashdash = bool(ctx.meta.get("stockade.dashdash"))
+    if opts["shell_line"] is not None:
+        if args:
+            raise UsageError("--shell takes the whole line; do not also give a command")
+        return "exec", adhoc_task(shell=opts["shell_line"]), None
+    if len(args) == 1 and not dashdash:
+        from stockade.cli.tasks import config_path
+        from stockade.config import load
+
+        config = load(config_path(opts["config_path"]))
+        return args[0], config.task(args[0]), config
+    if not args:
+        raise UsageError("nothing to queue: give a TASK, --shell LINE, or -- COMMAND [ARG...]")
+    return "exec", adhoc_task(argv=list(args)), None

@@ -1,0 +1,160 @@
+"""One claimed job: build its attempt, run it in a slot, record the end.
+
+The worker calls :func:`execute` once per claim. What can go wrong is
+sorted here, in one place:
+
+* the job's own end (any outcome the runner classifies) is recorded by
+  :meth:`~stockade.store.JobManager.finish`, which applies the retry policy;
+* a job that cannot even be built or given its input (a bad frozen spec, a
+  missing secret, invalid input) fails without retry: trying again cannot help;
+* an infrastructure error (the sandbox broke, the runtime directory could
+  not be made) is transient: the job goes back to the queue without spending
+  its attempt (:meth:`~stockade.store.JobManager.release`);
+* an interrupted job — the worker is shutting down, or its lease was taken
+  over — is released, or not recorded at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from stockade.engine.jobspec import describe_error, run_spec_for
+from stockade.engine.logsink import StoreLogSink, Writer
+from stockade.errors import StockadeError, StoreUnavailable, UsageError
+from stockade.runner.attempt import run
+from stockade.runner.result import Outcome, Result
+from stockade.store import Claim, JobState
+
+if TYPE_CHECKING:
+    from stockade.engine.slot import Slot
+    from stockade.engine.worker import Worker
+
+__all__ = ["Running", "execute"]
+
+log = logging.getLogger("stockade.worker")
+
+_COUNTER = {
+    JobState.SUCCEEDED: "succeeded",
+    JobState.FAILED: "failed",
+    JobState.QUEUED: "retried",
+    JobState.CANCELLED: "cancelled",
+}
+
+
+@dataclass
+class Running:
+    """A job this worker is running.
+
+    ``interrupt`` says why the worker stopped it, if it did: ``cancel`` (a
+    user asked), ``shutdown`` (the drain deadline passed) or ``superseded``
+    (its lease was taken over). ``recording`` is set once the end is being
+    recorded; from then on nothing interrupts it.
+    """
+
+    claim: Claim
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    interrupt: str | None = None
+    recording: bool = False
+
+    def stop(self, why: str) -> None:
+        """Ask the runner to stop the job, remembering why (first reason wins)."""
+        if self.recording or self.interrupt is not None:
+            return
+        self.interrupt = why
+        self.cancel.set()
+
+
+async def execute(
+    worker: Worker, slot: Slot, job: Running, ran: Callable[[], None] = lambda: None
+) -> None:
+    """Run ``job`` in ``slot`` and record how it ended.
+
+    ``ran`` is called as soon as the slot is no longer needed, before the
+    end is recorded, so the slot can start its next job meanwhile.
+    """
+    claim = job.claim
+    try:
+        spec = run_spec_for(claim, worker.options.data_dir)
+        sink = StoreLogSink(_log_writer(worker), claim.job_id, claim.run)
+        assert slot.sandbox is not None
+        result = await run(spec, claim.input, sinks=[sink], sandbox=slot.sandbox, cancel=job.cancel)
+    except UsageError as exc:
+        result = _failed(claim, "invalid_job", describe_error(exc))
+    except (OSError, StockadeError) as exc:
+        job.recording = True
+        log.warning("job %s: infrastructure error: %s", claim.job_id, describe_error(exc))
+        await asyncio.get_running_loop().run_in_executor(None, _reset, slot)
+        ran()
+        await _record(worker, job, "release", reason="infrastructure", error=describe_error(exc))
+        return
+    ran()
+    job.recording = True
+    if job.interrupt == "superseded":
+        worker.counters.count("superseded")
+        log.warning("job %s: lease lost, attempt %d not recorded", claim.job_id, claim.run)
+        return
+    if job.interrupt == "shutdown" and result.outcome is Outcome.CANCELLED:
+        await _record(worker, job, "release", reason="worker_shutdown")
+        return
+    if result.outcome is Outcome.TIMED_OUT:
+        worker.counters.count("timed_out")
+    await _record(worker, job, "finish", result=result)
+
+
+def _log_writer(worker: Worker) -> Writer:
+    journal = worker.astore.store.journal
+
+    async def write(chunks: Sequence[dict[str, Any]]) -> None:
+        await worker.astore.once(journal.append_logs, chunks)
+
+    return write
+
+
+def _failed(claim: Claim, reason: str, error: str) -> Result:
+    result = Result(claim.job_id, claim.task, claim.run, Outcome.FAILED, reason=reason)
+    result.error, result.state = error, dict(claim.state)
+    return result
+
+
+def _reset(slot: Slot) -> None:
+    try:
+        slot.reset()
+    except StockadeError as exc:
+        log.warning("slot %d: cannot set up again: %s", slot.index, exc.message)
+
+
+async def _record(
+    worker: Worker,
+    job: Running,
+    how: str,
+    *,
+    result: Result | None = None,
+    reason: str = "",
+    error: str | None = None,
+) -> None:
+    """Record the end (``finish``) or give the job back (``release``), retrying
+    while the store is down until the worker is forced to stop."""
+    manager, claim = worker.astore.store.jobs, job.claim
+    try:
+        if how == "finish":
+            assert result is not None
+            state = await worker.recorder.finish(claim, result)
+        else:
+            state = await worker.astore.call(
+                manager.release, claim, reason=reason, error=error,
+                transient=reason == "infrastructure", until=worker.forced,
+            )  # fmt: skip
+    except StoreUnavailable:
+        log.error("job %s: could not record attempt %d (store down)", claim.job_id, claim.run)
+        return
+    if state is None:
+        worker.counters.count("superseded")
+    elif how == "release" and state is JobState.QUEUED:
+        worker.counters.count("released")
+    else:
+        worker.counters.count(_COUNTER[state])
+    log.debug("job %s attempt %d: %s", claim.job_id, claim.run, state)

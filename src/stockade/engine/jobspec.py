@@ -1,0 +1,107 @@
+"""What a job keeps of its task, and how an attempt is rebuilt from it.
+
+At submit time the task is frozen into the job (``jobs.spec``): the task's
+validated definition and the *sources* of its secrets (an environment
+variable or a file name, never a value). A worker rebuilds the runner's
+:class:`~stockade.runner.spec.RunSpec` from that alone, reading secret
+values from its own environment when the attempt starts, so workers on
+other machines need no copy of ``stockade.yaml`` and the store never holds
+a secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from stockade.errors import StockadeError, UsageError
+from stockade.runner.spec import RunSpec
+from stockade.spec import Config, SecretSpec, TaskSpec
+from stockade.store import Claim, NewJob
+
+__all__ = ["SPEC_VERSION", "adhoc_task", "new_job", "run_spec_for"]
+
+SPEC_VERSION = 1
+
+
+def adhoc_task(argv: list[str] | None = None, shell: str | None = None, **keys: Any) -> TaskSpec:
+    """A task made on the spot from a command (``stockade submit -- CMD``)."""
+    try:
+        return TaskSpec.model_validate({"command": argv, "run": shell, **keys})
+    except ValidationError as exc:
+        raise UsageError(f"invalid job: {exc.errors()[0]['msg']}") from exc
+
+
+def new_job(
+    name: str,
+    task: TaskSpec,
+    *,
+    config: Config | None = None,
+    input: Any = None,
+    priority: int | None = None,
+    delay: float = 0.0,
+) -> NewJob:
+    """The record to enqueue for one run of ``task`` with ``input``."""
+    sources: dict[str, Any] = {}
+    for secret in task.secrets:
+        spec = config.secrets.get(secret) if config is not None else None
+        sources[secret] = (spec or SecretSpec(env=secret)).model_dump(exclude_none=True)
+    frozen = {
+        "version": SPEC_VERSION,
+        "task": task.model_dump(mode="json", exclude={"description"}),
+        "secrets": sources,
+    }
+    return NewJob(
+        task=name,
+        spec=frozen,
+        input=input,
+        priority=task.priority if priority is None else priority,
+        max_attempts=task.max_attempts,
+        backoff_initial=task.backoff.initial,
+        backoff_multiplier=task.backoff.multiplier,
+        backoff_max=task.backoff.max,
+        on_timeout=task.on_timeout,
+        delay=delay,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _task(text: str) -> TaskSpec:
+    """The validated task of a frozen spec (jobs of one task share the work)."""
+    return TaskSpec.model_validate(json.loads(text))
+
+
+def run_spec_for(claim: Claim, data_dir: str | None = None) -> RunSpec:
+    """The runner spec of ``claim``'s attempt, secrets read now.
+
+    Raises :class:`~stockade.errors.StockadeError` (a job-level failure) when
+    the frozen spec is unusable here or a secret's source is missing.
+    """
+    frozen = claim.spec
+    if frozen.get("version") != SPEC_VERSION:
+        raise UsageError(f"job spec version {frozen.get('version')!r} is not supported here")
+    try:
+        task = _task(json.dumps(frozen["task"], sort_keys=True))
+        secrets = {
+            name: SecretSpec.model_validate(source).read(name)
+            for name, source in frozen.get("secrets", {}).items()
+        }
+    except ValidationError as exc:
+        raise UsageError(f"job spec is not valid: {exc.errors()[0]['msg']}") from exc
+    except (KeyError, TypeError) as exc:
+        raise UsageError(f"job spec is incomplete: {exc}") from exc
+    spec = task.to_run_spec(claim.task, secrets=secrets, data_dir=data_dir)
+    return dataclasses.replace(
+        spec, job_id=claim.job_id, attempt=claim.run, state=dict(claim.state)
+    )
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line message for an exception that ends a job."""
+    if isinstance(exc, StockadeError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,88 @@
+"""The worker's housekeeping: leases, heartbeats, cancel requests, recovery.
+
+One loop, waking every ``poll`` seconds (or at once on a cancel
+notification), does three things on their own schedules:
+
+* **cancel requests** (every wake, while jobs run): jobs a user asked to
+  stop are stopped (DESIGN.md step 7) and end ``cancelled``;
+* **leases** (every ``lease/3``): every lease this worker holds is renewed
+  in one statement, and the worker's row gets its counters. A job missing
+  from the answer was recovered by another worker after this one failed to
+  renew in time: it is stopped here and its end is not recorded;
+* **recovery** (every ``lease/2``): jobs of any worker whose lease expired
+  are marked lost and retried or failed by policy.
+
+Store errors here are logged and skipped: the next tick tries again, and a
+long outage simply lets leases expire, which recovery is made for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from stockade.engine.storeio import wait_for_event
+from stockade.errors import StoreError
+from stockade.store import JobState
+
+if TYPE_CHECKING:
+    from stockade.engine.worker import Worker
+
+__all__ = ["keep"]
+
+log = logging.getLogger("stockade.worker")
+
+
+async def keep(worker: Worker) -> None:
+    """Run the housekeeping loop until cancelled."""
+    opts = worker.options
+    next_renew = next_recover = 0.0
+    while True:
+        await wait_for_event(worker.cancel_wake, opts.poll)
+        worker.cancel_wake.clear()
+        now = time.monotonic()
+        try:
+            if worker.running:
+                await _cancel_requests(worker)
+            if now >= next_renew:
+                next_renew = now + opts.lease / 3
+                await _renew(worker)
+            if now >= next_recover:
+                next_recover = now + max(opts.lease / 2, opts.poll)
+                await _recover(worker)
+        except StoreError as exc:
+            log.debug("housekeeping: %s", exc.message)
+
+
+async def _cancel_requests(worker: Worker) -> None:
+    manager = worker.astore.store.jobs
+    for job_id, run in await worker.astore.once(manager.cancel_requests, worker.id):
+        job = worker.running.get(job_id)
+        if job is not None and job.claim.run == run:
+            log.info("job %s: cancel requested, stopping it", job_id)
+            job.stop("cancel")
+
+
+async def _renew(worker: Worker) -> None:
+    store = worker.astore.store
+    held = await worker.astore.once(store.jobs.renew, worker.id, worker.options.lease)
+    for job_id, job in list(worker.running.items()):
+        run, cancel = held.get(job_id, (None, False))
+        if run != job.claim.run and not job.recording:
+            log.warning("job %s: lease taken over by another worker, stopping it", job_id)
+            job.stop("superseded")
+        elif cancel:
+            job.stop("cancel")
+    await worker.astore.once(store.journal.worker_seen, worker.id, worker.counters.as_dict())
+
+
+async def _recover(worker: Worker) -> None:
+    moved = await worker.astore.once(worker.astore.store.jobs.recover_expired)
+    if not moved:
+        return
+    worker.counters.count("lost", len(moved))
+    for job_id, state in moved:
+        log.warning("job %s: lease expired, attempt lost; job %s", job_id, state.value)
+    if any(state is JobState.QUEUED for _, state in moved):
+        worker.wake.set()

@@ -1,0 +1,105 @@
+"""A runner sink that turns output events into log chunks in the store.
+
+Output is buffered and written in batches: at most :data:`FLUSH_INTERVAL`
+after the first unwritten byte, sooner when :data:`FLUSH_BYTES` pile up, and
+on close. Consecutive output of one stream is merged into one chunk, so a job
+printing 10,000 short lines a second costs a few inserts, not 10,000. The
+sink never blocks the job: writes go through the worker's store thread, and
+when the store falls behind by more than :data:`BACKLOG_BYTES` (or is down),
+chunks are dropped and counted rather than waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from stockade.errors import StoreError
+from stockade.runner.events import Event
+
+__all__ = ["BACKLOG_BYTES", "FLUSH_BYTES", "FLUSH_INTERVAL", "StoreLogSink"]
+
+FLUSH_INTERVAL = 0.2
+FLUSH_BYTES = 64 * 1024
+BACKLOG_BYTES = 8 * 1024 * 1024
+
+Writer = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
+
+
+class StoreLogSink:
+    """Log chunks of one attempt (``job_id``, ``attempt``) written with ``write``."""
+
+    def __init__(
+        self, write: Writer, job_id: str, attempt: int, *, interval: float = FLUSH_INTERVAL
+    ) -> None:
+        self._write = write
+        self.job_id = job_id
+        self.attempt = attempt
+        self.interval = interval
+        self._pending: list[dict[str, Any]] = []
+        self._pending_bytes = 0
+        self._in_flight = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._dropped = 0
+        self.chunks_written = 0
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    def emit(self, event: Event) -> None:
+        if event.kind != "output":
+            return
+        text = event.text
+        if not text:
+            return
+        stream = event.data.get("stream", "stdout")
+        if self._in_flight + self._pending_bytes > BACKLOG_BYTES:
+            self._dropped += 1
+            return
+        last = self._pending[-1] if self._pending else None
+        if last is not None and last["stream"] == stream:
+            last["text"] += text
+        else:
+            self._pending.append({
+                "job_id": self.job_id, "attempt": self.attempt, "stream": stream,
+                "text": text, "time": event.time,
+            })  # fmt: skip
+        self._pending_bytes += len(text)
+        if self._pending_bytes >= FLUSH_BYTES:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self.flush)
+
+    def flush(self) -> None:
+        """Start writing what is buffered (returns at once)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        batch, size = self._pending, self._pending_bytes
+        self._pending, self._pending_bytes = [], 0
+        self._in_flight += size
+        task = asyncio.get_running_loop().create_task(self._send(batch, size))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[dict[str, Any]], size: int) -> None:
+        try:
+            await self._write(batch)
+            self.chunks_written += len(batch)
+        except StoreError:
+            self._dropped += len(batch)
+        finally:
+            self._in_flight -= size
+
+    async def aclose(self) -> None:
+        """Write what is left and wait for every write to finish."""
+        self.flush()
+        while self._tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*list(self._tasks))

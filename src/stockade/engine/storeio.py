@@ -1,0 +1,138 @@
+"""The engine's door to the store: blocking calls on one thread, retried when down.
+
+The store is synchronous (one core, as the conventions ask); the worker is
+asyncio. Every store call of a worker runs on one dedicated thread, so
+calls keep their order (a log chunk written before a completion is
+committed before it) and SQLite sees one writer per process.
+:meth:`AsyncStore.call` retries :class:`~stockade.errors.StoreUnavailable`
+with capped exponential backoff, so a database restart pauses a worker
+instead of killing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+from stockade.errors import StoreUnavailable
+from stockade.runner.result import Result
+from stockade.store import Claim, JobState, Store
+from stockade.store.policy import backoff_delay
+
+__all__ = ["AsyncStore", "Recorder", "wait_for_event"]
+
+log = logging.getLogger("stockade.worker")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: Longest pause between two tries of an unreachable store.
+RETRY_CAP = 15.0
+
+
+async def wait_for_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait until ``event`` is set or ``timeout`` passes; whether it was set."""
+    if event.is_set():
+        return True
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+class AsyncStore:
+    """A :class:`Store` used from asyncio through one worker thread."""
+
+    def __init__(self, store: Store, *, on_error: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="stockade-store")
+        self._on_error = on_error
+        self.down = False
+
+    async def once(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn`` on the store thread, once."""
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        except StoreUnavailable:
+            if self._on_error is not None:
+                self._on_error()
+            raise
+        if self.down:
+            self.down = False
+            log.warning("store reachable again: %s", self.store.db.name)
+        return result
+
+    async def call(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        until: asyncio.Event | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """Run ``fn``, retrying while the store is unavailable.
+
+        Gives up (re-raising :class:`StoreUnavailable`) only once ``until``
+        is set, so a worker told to stop is never held by a dead database.
+        """
+        tries = 0
+        while True:
+            try:
+                return await self.once(fn, *args, **kwargs)
+            except StoreUnavailable as exc:
+                tries += 1
+                if not self.down:
+                    self.down = True
+                    log.warning("%s; retrying", exc.message)
+                if until is not None and until.is_set():
+                    raise
+                delay = backoff_delay(tries, initial=0.1, multiplier=2.0, cap=RETRY_CAP)
+                if until is not None:
+                    await wait_for_event(until, delay)
+                else:
+                    await asyncio.sleep(delay)
+
+    def close(self) -> None:
+        """Wait for the store thread's last call, then release connections."""
+        self._pool.shutdown(wait=True)
+        self.store.close()
+
+
+class Recorder:
+    """Group commit of attempt ends: every end waiting for the store thread
+    when it comes free is recorded in one transaction
+    (:meth:`~stockade.store.JobManager.finish_many`), so a busy worker
+    commits once per batch instead of once per job."""
+
+    def __init__(self, astore: AsyncStore, forced: asyncio.Event) -> None:
+        self.astore = astore
+        self.forced = forced
+        self._pending: list[tuple[Claim, Result, asyncio.Future[JobState | None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def finish(self, claim: Claim, result: Result) -> JobState | None:
+        """Record one end (batched with others); the job's new state or ``None``."""
+        future: asyncio.Future[JobState | None] = asyncio.get_running_loop().create_future()
+        self._pending.append((claim, result, future))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        manager = self.astore.store.jobs
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                states = await self.astore.call(
+                    manager.finish_many, [(c, r) for c, r, _ in batch], until=self.forced
+                )
+            except Exception as exc:  # handed to every waiter; the flusher goes on
+                for _, _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, _, future), state in zip(batch, states, strict=True):
+                future.set_result(state)

@@ -1,0 +1,284 @@
+"""The worker: claims jobs in priority-then-age order and runs them in its slots.
+
+Life of a worker (``stockade worker``):
+
+1. **Start**: register in the store, set up each slot's sandbox once, start
+   listening for wakeups (PostgreSQL) and the housekeeping loop
+   (:mod:`~stockade.engine.keeper`).
+2. **Claim**: whenever slots are free, claim that many jobs in one
+   statement; with nothing to claim, wait for a wakeup or ``poll`` seconds.
+3. **Run**: each claim runs in a free slot (:func:`~stockade.engine.execute.execute`).
+4. **Stop** on SIGTERM/SIGINT: stop claiming, let running jobs finish for up
+   to ``drain_timeout``, then stop them and give them back to the queue
+   without spending an attempt. A second signal skips the drain. Sandboxes
+   are cleaned up, the worker's row is marked stopped.
+
+A store that goes away pauses claiming (retried with backoff) and never
+kills the worker; only a store that cannot be used at start-up is an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from stockade.engine.counters import Counters
+from stockade.engine.execute import Running, execute
+from stockade.engine.keeper import keep
+from stockade.engine.listener import Listener
+from stockade.engine.slot import SandboxFactory, Slot, local_sandbox
+from stockade.engine.storeio import AsyncStore, Recorder, wait_for_event
+from stockade.errors import StockadeError, StoreUnavailable
+from stockade.store import CANCEL_CHANNEL, JOBS_CHANNEL, Store
+
+__all__ = ["Worker", "WorkerOptions", "default_worker_id"]
+
+log = logging.getLogger("stockade.worker")
+
+
+def default_worker_id() -> str:
+    """``HOST-PID-RANDOM``: unique across machines and restarts."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+@dataclass
+class WorkerOptions:
+    """How a worker runs; the CLI's options map one to one."""
+
+    slots: int = os.cpu_count() or 1
+    lease: float = 30.0
+    drain_timeout: float = 30.0
+    poll: float = 0.5
+    worker_id: str | None = None
+    data_dir: str | None = None
+    burst: bool = False
+    #: Jobs claimed ahead of a free slot, so a slot starts its next job the
+    #: moment one ends instead of waiting for a claim round trip (``None``:
+    #: twice the slots; ``0``: claim only for free slots).
+    prefetch: int | None = None
+    sandbox: SandboxFactory = local_sandbox
+    handle_signals: bool = True
+
+
+class Worker:
+    """One worker process's engine; :meth:`run` it in an event loop."""
+
+    def __init__(self, store: Store, options: WorkerOptions | None = None) -> None:
+        self.options = options or WorkerOptions()
+        self.id = self.options.worker_id or default_worker_id()
+        self.counters = Counters()
+        self.astore = AsyncStore(store, on_error=lambda: self.counters.count("store_errors"))
+        self.slots = [Slot(i + 1, self.options.sandbox) for i in range(self.options.slots)]
+        self.running: dict[str, Running] = {}
+        self._idle: list[Slot] = []
+        self._ready: collections.deque[Running] = collections.deque()
+        prefetch = self.options.prefetch
+        self._prefetch = 2 * len(self.slots) if prefetch is None else prefetch
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.wake = asyncio.Event()
+        self.cancel_wake = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.forced = asyncio.Event()
+        self.recorder = Recorder(self.astore, self.forced)
+        self._slot_freed = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """First call: stop claiming and drain. Second call: stop running jobs now."""
+        if self.stopping.is_set():
+            if not self.forced.is_set():
+                log.warning("second signal: stopping running jobs now")
+            self.forced.set()
+        else:
+            log.info("stopping: no new jobs; draining %d running", len(self.running))
+        self.stopping.set()
+        self.wake.set()
+        self._slot_freed.set()
+
+    async def run(self) -> int:
+        """Run until stopped (or, in burst mode, until the queue is empty)."""
+        loop = asyncio.get_running_loop()
+        await self._start(loop)
+        listener = self._listen(loop)
+        keeper = loop.create_task(keep(self))
+        try:
+            await self._claim_loop()
+        finally:
+            await self._drain()
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            if listener is not None:
+                await loop.run_in_executor(None, listener.stop)
+            await self._stop(loop)
+        return 0
+
+    async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        store = self.astore.store
+        await self.astore.once(store.journal.register_worker, self.id, len(self.slots))
+        if self.options.worker_id:
+            moved = await self.astore.once(store.jobs.recover_worker, self.id)
+            if moved:
+                log.warning("recovered %d job(s) this worker held before it restarted", len(moved))
+                self.counters.count("lost", len(moved))
+        if self.options.handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self.request_stop)
+        for slot in self.slots:
+            await self._setup(slot)
+        log.info("worker %s: %d slot(s) on %s", self.id, len(self.slots), self.astore.store.db.name)
+
+    async def _setup(self, slot: Slot) -> None:
+        """Set up a slot's sandbox, retrying an infrastructure failure with backoff;
+        the slot then joins the idle ones."""
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                slot.setup()
+            except StockadeError as exc:
+                log.warning("slot %d: sandbox setup failed: %s; retrying", slot.index, exc.message)
+                await wait_for_event(self.stopping, delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self._idle.append(slot)
+            self._fill_slots()
+            self._slot_freed.set()
+            return
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> Listener | None:
+        db = self.astore.store.db
+        if db.dialect != "postgresql":
+            return None
+
+        def on_note(channel: str, payload: str) -> None:
+            target = self.cancel_wake if channel == CANCEL_CHANNEL else self.wake
+            loop.call_soon_threadsafe(target.set)
+
+        listener = Listener(db.url, [JOBS_CHANNEL, CANCEL_CHANNEL], on_note)
+        listener.start()
+        return listener
+
+    async def _claim_loop(self) -> None:
+        manager = self.astore.store.jobs
+        while not self.stopping.is_set():
+            want = len(self._idle) + self._prefetch - len(self._ready)
+            # Top the buffer up in batches: one claim for several jobs is
+            # nearly as cheap as a claim for one.
+            if want <= 0 or (not self._idle and len(self._ready) > self._prefetch // 2):
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            self.wake.clear()
+            try:
+                claims = await self.astore.call(
+                    manager.claim, self.id, want, self.options.lease, until=self.stopping
+                )
+            except StoreUnavailable:
+                break
+            for claim in claims:
+                job = Running(claim)
+                self.running[claim.job_id] = job
+                self._ready.append(job)
+                self.counters.count("claimed")
+            self._fill_slots()
+            if len(claims) < want:
+                if self.options.burst and await self._queue_empty():
+                    log.info("burst mode: queue empty, stopping")
+                    self.stopping.set()
+                    break
+                await wait_for_event(self.wake, self.options.poll)
+
+    def _fill_slots(self) -> None:
+        """Start claimed jobs in idle slots (never while stopping)."""
+        while self._idle and self._ready and not self.stopping.is_set():
+            slot, job = self._idle.pop(), self._ready.popleft()
+            self._track(self._run_job(slot, job))
+
+    def _track(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_job(self, slot: Slot, job: Running) -> None:
+        freed = False
+
+        def free() -> None:
+            nonlocal freed
+            if freed:
+                return
+            freed = True
+            if slot.ready:
+                self._idle.append(slot)
+                self._fill_slots()
+            else:
+                self._track(self._setup(slot))
+            self._slot_freed.set()
+
+        try:
+            await execute(self, slot, job, free)
+        except Exception:  # a bug, not the job's fault: give the job back, keep the worker
+            log.exception("job %s: unexpected error in the worker", job.claim.job_id)
+            with contextlib.suppress(StockadeError):
+                await self.astore.once(
+                    self.astore.store.jobs.release, job.claim, reason="infrastructure",
+                    error="worker error", transient=True,
+                )  # fmt: skip
+        finally:
+            self.running.pop(job.claim.job_id, None)
+            free()
+
+    async def _queue_empty(self) -> bool:
+        counts = await self.astore.call(self.astore.store.queries.count_by_state)
+        return not self.running and not counts.get("queued") and not counts.get("running")
+
+    async def _drain(self) -> None:
+        """Give back jobs claimed but not started; let running ones finish until
+        the drain deadline, then stop them."""
+        while self._ready:
+            job = self._ready.popleft()
+            self.running.pop(job.claim.job_id, None)
+            with contextlib.suppress(StockadeError):
+                await self.astore.call(
+                    self.astore.store.jobs.release, job.claim, reason="worker_shutdown",
+                    until=self.forced,
+                )  # fmt: skip
+            self.counters.count("released")
+        if not self._tasks:
+            return
+        if not self.forced.is_set():
+            log.info(
+                "draining %d job(s) for up to %gs", len(self._tasks), self.options.drain_timeout
+            )
+            drained: asyncio.Future[Any] = asyncio.gather(*self._tasks, return_exceptions=True)
+            forced: asyncio.Future[Any] = asyncio.ensure_future(self.forced.wait())
+            await asyncio.wait(
+                [drained, forced], timeout=self.options.drain_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )  # fmt: skip
+            forced.cancel()
+        for job in list(self.running.values()):
+            job.stop("shutdown")
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _stop(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.options.handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        for slot in self.slots:
+            await loop.run_in_executor(None, slot.cleanup)
+        store = self.astore.store
+        with contextlib.suppress(StockadeError):
+            await self.astore.once(
+                store.journal.worker_seen, self.id, self.counters.as_dict(), stopped=True
+            )
+        await loop.run_in_executor(None, self.astore.close)
+        log.info("worker %s stopped: %s", self.id, self.counters.as_dict())

@@ -1,0 +1,160 @@
+"""The connector: a database handle that knows nothing about jobs.
+
+:class:`Database` wraps one SQLAlchemy engine and offers what the job
+manager needs and no more: a write transaction, a read transaction, a
+notification inside a transaction, and the dialect's name. Driver errors
+are mapped here, at the boundary, to :class:`~stockade.errors.StoreError`
+subclasses with a one-line message: an unreachable server or a lost
+connection becomes :class:`~stockade.errors.StoreUnavailable` (transient:
+workers retry it), everything else a plain :class:`StoreError`.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL`` (durable across process
+crashes; a power cut may lose the last commits but never corrupts) and a
+busy timeout, and every write transaction starts with ``BEGIN IMMEDIATE``
+so that two writers queue on the lock instead of failing to upgrade a read
+lock. PostgreSQL gets a small connection pool; ``pool_pre_ping`` replaces
+connections a server restart broke.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from stockade.errors import SchemaError, StoreError, StoreUnavailable, StoreURLError
+from stockade.store.url import safe_url
+
+__all__ = ["Database"]
+
+_READONLY = "stockade_readonly"
+#: PostgreSQL SQLSTATEs for a missing table or column: the schema is not ours yet.
+_SCHEMA_CODES = ("42P01", "42703")
+SQLITE_BUSY_MS = 30_000
+
+
+class Database:
+    """One database: SQLite file (or ``:memory:``) or PostgreSQL."""
+
+    def __init__(self, url: URL, *, pool_size: int = 4) -> None:
+        self.url = url
+        self.name = safe_url(url)
+        self.dialect = "sqlite" if url.drivername.startswith("sqlite") else "postgresql"
+        self.engine = self._create_engine(url, pool_size)
+
+    def _create_engine(self, url: URL, pool_size: int) -> Engine:
+        try:
+            if self.dialect == "sqlite":
+                return self._sqlite_engine(url)
+            return sa.create_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                connect_args={"connect_timeout": 5},
+            )
+        except (exc.ArgumentError, exc.NoSuchModuleError) as error:
+            raise StoreURLError(f"database URL {self.name!r} is not usable: {error}") from error
+
+    def _sqlite_engine(self, url: URL) -> Engine:
+        memory = url.database in (None, "", ":memory:")
+        if not memory:
+            from pathlib import Path
+
+            assert url.database is not None
+            try:
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StoreError(
+                    f"cannot create the data directory for {self.name}: {error}"
+                ) from error
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_MS / 1000},
+            **({"poolclass": StaticPool} if memory else {}),
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_conn.cursor()
+            for pragma in (
+                "journal_mode=WAL",
+                "synchronous=NORMAL",
+                f"busy_timeout={SQLITE_BUSY_MS}",
+                "foreign_keys=ON",
+            ):
+                cursor.execute(f"PRAGMA {pragma}")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            readonly = conn.get_execution_options().get(_READONLY)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+        return engine
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction: committed when the block ends, rolled back on error."""
+        with self._mapped(), self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (on SQLite it takes no write lock)."""
+        with self._mapped(), self.engine.connect() as base:
+            conn = base.execution_options(**{_READONLY: True})
+            with conn.begin():
+                yield conn
+
+    def notify(self, conn: Connection, channel: str, payload: str = "") -> None:
+        """Wake listeners of ``channel`` when ``conn``'s transaction commits
+        (PostgreSQL ``NOTIFY``; a no-op on SQLite, whose workers poll)."""
+        if self.dialect == "postgresql":
+            conn.execute(sa.select(sa.func.pg_notify(channel, payload)))
+
+    def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the database answers."""
+        with self.read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def _mapped(self) -> Iterator[None]:
+        """Turn driver errors into stockade's, with a one-line message."""
+        try:
+            yield
+        except exc.DBAPIError as error:
+            raise self.map_error(error) from error
+
+    def map_error(self, error: exc.DBAPIError) -> StoreError:
+        """The :class:`StoreError` a driver error means."""
+        detail = _first_line(str(error.orig) if error.orig is not None else str(error))
+        code = getattr(error.orig, "sqlstate", None)
+        if code in _SCHEMA_CODES or "no such table" in detail or "no such column" in detail:
+            return SchemaError(
+                f"the database {self.name} has no stockade schema or an old one ({detail}): "
+                "run `stockade db upgrade`"
+            )
+        if error.connection_invalidated or isinstance(
+            error, exc.OperationalError | exc.InterfaceError
+        ):
+            return StoreUnavailable(f"cannot use the database {self.name}: {detail}")
+        return StoreError(f"database error on {self.name}: {detail}")
+
+
+def _first_line(text: str) -> str:
+    for raw in text.strip().splitlines():
+        line = raw.strip()
+        if line:
+            return line
+    return "unknown error"

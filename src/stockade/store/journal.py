@@ -1,0 +1,61 @@
+"""Writes that are not job transitions: log chunks and the worker registry.
+
+Kept apart from the job manager on purpose: they never change a job's
+state, so they cannot break a transition, and the worker can batch them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from stockade.store import schema as t
+from stockade.store.database import Database
+from stockade.store.schema import epoch_now
+
+__all__ = ["Journal"]
+
+
+class Journal:
+    """Log chunks in, worker rows up to date."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def append_logs(self, chunks: Sequence[Mapping[str, Any]]) -> None:
+        """Insert chunks (``job_id``, ``attempt``, ``stream``, ``text``, ``time``) in order."""
+        if chunks:
+            with self.db.transaction() as conn:
+                conn.execute(t.log_chunks.insert(), list(chunks))
+
+    def register_worker(self, worker_id: str, slots: int) -> None:
+        """Record a starting worker (or a restarted one under the same id)."""
+        table, now = t.workers, epoch_now()
+        values = {
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "slots": slots,
+            "started_at": now,
+            "last_seen": now,
+            "stopped_at": None,
+            "counters": {},
+        }
+        with self.db.transaction() as conn:
+            updated = conn.execute(sa.update(table).where(table.c.id == worker_id).values(values))
+            if updated.rowcount == 0:
+                conn.execute(table.insert().values(id=worker_id, **values))
+
+    def worker_seen(
+        self, worker_id: str, counters: Mapping[str, int], *, stopped: bool = False
+    ) -> None:
+        """Update a worker's ``last_seen`` and counters (and ``stopped_at`` when it stops)."""
+        table = t.workers
+        values: dict[str, Any] = {"last_seen": epoch_now(), "counters": dict(counters)}
+        if stopped:
+            values["stopped_at"] = epoch_now()
+        with self.db.transaction() as conn:
+            conn.execute(sa.update(table).where(table.c.id == worker_id).values(values))

@@ -1,0 +1,148 @@
+"""The read side: jobs, attempts, outputs, logs, events and workers as records.
+
+Reads change nothing, so they live apart from the job manager; each is one
+read transaction (on SQLite it takes no write lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from stockade.errors import JobNotFound, StoreError
+from stockade.store import schema as t
+from stockade.store.database import Database
+from stockade.store.records import AttemptRecord, JobRecord, LogChunk, WorkerRecord
+from stockade.store.schema import epoch_now
+
+__all__ = ["Queries"]
+
+
+class Queries:
+    """Read-only views of the store."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def resolve(self, ref: str) -> str:
+        """The id of the job ``ref`` names: a whole id or a unique prefix of one."""
+        jobs = t.jobs
+        with self.db.read() as conn:
+            if conn.execute(sa.select(jobs.c.id).where(jobs.c.id == ref)).first():
+                return ref
+            if len(ref) < 4 or not ref.isalnum():
+                raise JobNotFound(ref)
+            found = (
+                conn.execute(
+                    sa.select(jobs.c.id).where(jobs.c.id.startswith(ref, autoescape=True)).limit(2)
+                )
+                .scalars()
+                .all()
+            )
+        if not found:
+            raise JobNotFound(ref)
+        if len(found) > 1:
+            raise StoreError(f"job id prefix {ref!r} is ambiguous: give more characters")
+        return str(found[0])
+
+    def job(self, ref: str) -> JobRecord:
+        """One job by id or unique prefix; :class:`JobNotFound` if there is none."""
+        job_id = self.resolve(ref)
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
+        if row is None:
+            raise JobNotFound(ref)
+        return JobRecord.from_row(row)
+
+    def jobs(
+        self,
+        *,
+        states: Iterable[str] = (),
+        task: str | None = None,
+        limit: int | None = 100,
+        oldest_first: bool = False,
+    ) -> list[JobRecord]:
+        """Jobs filtered by state(s) and task, newest first unless asked otherwise."""
+        jobs = t.jobs
+        query = sa.select(jobs)
+        wanted = list(states)
+        if wanted:
+            query = query.where(jobs.c.state.in_(wanted))
+        if task:
+            query = query.where(jobs.c.task == task)
+        order = jobs.c.created_at if oldest_first else jobs.c.created_at.desc()
+        query = query.order_by(order, jobs.c.id).limit(limit)
+        with self.db.read() as conn:
+            return [JobRecord.from_row(row) for row in conn.execute(query).mappings()]
+
+    def count_by_state(self, task: str | None = None) -> dict[str, int]:
+        """``{state: number of jobs}``."""
+        jobs = t.jobs
+        query = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
+        if task:
+            query = query.where(jobs.c.task == task)
+        with self.db.read() as conn:
+            return {state: count for state, count in conn.execute(query)}
+
+    def attempts(self, job_id: str) -> list[AttemptRecord]:
+        """Every run of a job, first to last."""
+        table = t.attempts
+        query = sa.select(table).where(table.c.job_id == job_id).order_by(table.c.attempt)
+        with self.db.read() as conn:
+            return [AttemptRecord.from_row(row) for row in conn.execute(query).mappings()]
+
+    def outputs(self, job_id: str) -> dict[str, Any] | None:
+        """The outputs of the job's succeeded attempt, if it has one."""
+        query = sa.select(t.outputs.c.data).where(t.outputs.c.job_id == job_id)
+        with self.db.read() as conn:
+            data = conn.execute(query).scalar_one_or_none()
+        return dict(data) if data is not None else None
+
+    def saved_state(self, job_id: str) -> dict[str, Any]:
+        """The state saved for the job's next attempt (``{}`` if none)."""
+        query = sa.select(t.saved_state.c.data).where(t.saved_state.c.job_id == job_id)
+        with self.db.read() as conn:
+            data = conn.execute(query).scalar_one_or_none()
+        return dict(data or {})
+
+    def logs(
+        self, job_id: str, *, after: int = 0, attempt: int | None = None, limit: int = 1000
+    ) -> list[LogChunk]:
+        """Log chunks with ``id > after``, in order (all attempts unless one is given)."""
+        table = t.log_chunks
+        query = sa.select(table).where(table.c.job_id == job_id, table.c.id > after)
+        if attempt is not None:
+            query = query.where(table.c.attempt == attempt)
+        query = query.order_by(table.c.id).limit(limit)
+        with self.db.read() as conn:
+            return [LogChunk(**row) for row in conn.execute(query).mappings()]
+
+    def events(self, job_id: str, *, after: int = 0) -> list[dict[str, Any]]:
+        """Lifecycle events of a job, in order."""
+        table = t.events
+        query = (
+            sa.select(table)
+            .where(table.c.job_id == job_id, table.c.id > after)
+            .order_by(table.c.id)
+        )
+        with self.db.read() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def workers(self, *, alive_within: float | None = None) -> list[WorkerRecord]:
+        """Registered workers (only those seen within ``alive_within`` s, if given)."""
+        table = t.workers
+        query = sa.select(table).order_by(table.c.started_at)
+        if alive_within is not None:
+            query = query.where(
+                table.c.stopped_at.is_(None), table.c.last_seen >= epoch_now() - alive_within
+            )
+        with self.db.read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [WorkerRecord(**{**row, "counters": dict(row["counters"] or {})}) for row in rows]
+
+    def now(self) -> float:
+        """The database's clock."""
+        with self.db.read() as conn:
+            return float(conn.execute(sa.select(epoch_now())).scalar_one())

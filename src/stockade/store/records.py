@@ -1,0 +1,182 @@
+"""Plain records going into and coming out of the store.
+
+They are dataclasses built from rows, so the layers above never see a
+SQLAlchemy ``Row`` and can serialize what they get with :meth:`to_dict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+from sqlalchemy.engine import RowMapping
+
+from stockade.store.states import JobState
+
+__all__ = ["AttemptRecord", "Claim", "JobRecord", "LogChunk", "NewJob", "WorkerRecord"]
+
+
+@dataclass
+class NewJob:
+    """A job to enqueue: the task's frozen definition plus its policy.
+
+    ``spec`` is whatever the engine needs to rebuild the attempt later (the
+    store only keeps it); the policy fields are columns so that recovery can
+    apply them in SQL's company without parsing ``spec``.
+    """
+
+    task: str
+    spec: dict[str, Any]
+    input: Any = None
+    priority: int = 0
+    max_attempts: int = 3
+    backoff_initial: float = 1.0
+    backoff_multiplier: float = 2.0
+    backoff_max: float = 300.0
+    on_timeout: str = "fail"
+    delay: float = 0.0
+    id: str | None = None
+
+
+@dataclass
+class Claim:
+    """A job a worker has just claimed: everything needed to run and record it.
+
+    ``run`` is this attempt's number (``STOCKADE_ATTEMPT``) and the fence: a
+    completion is recorded only while the job is still ``running`` with this
+    same ``run``. ``attempts`` is the count spent, this one included.
+    """
+
+    job_id: str
+    task: str
+    spec: dict[str, Any]
+    input: Any
+    priority: int
+    run: int
+    attempts: int
+    max_attempts: int
+    transient: int
+    backoff_initial: float
+    backoff_multiplier: float
+    backoff_max: float
+    on_timeout: str
+    started_at: float
+    state: dict[str, Any] = field(default_factory=dict)
+
+    #: ``jobs`` columns a lost-attempt recovery needs to apply the policy.
+    POLICY_COLUMNS: ClassVar[tuple[str, ...]] = (
+        "id",
+        "runs",
+        "attempts",
+        "max_attempts",
+        "transient",
+        "on_timeout",
+        "backoff_initial",
+        "backoff_multiplier",
+        "backoff_max",
+    )
+    #: ``jobs`` columns a claim returns.
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        *POLICY_COLUMNS,
+        "task",
+        "spec",
+        "input",
+        "priority",
+        "started_at",
+    )
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Claim:
+        names = {f.name for f in fields(cls)} - {"job_id", "run", "state"}
+        return cls(job_id=row["id"], run=row["runs"], **{k: row[k] for k in names})
+
+
+@dataclass
+class JobRecord:
+    """A job as stored, for listing and showing."""
+
+    id: str
+    task: str
+    state: JobState
+    priority: int
+    attempts: int
+    max_attempts: int
+    runs: int
+    created_at: float
+    updated_at: float
+    run_after: float
+    started_at: float | None
+    finished_at: float | None
+    worker_id: str | None
+    lease_expires: float | None
+    cancel_requested: bool
+    outcome: str | None
+    exit_code: int | None
+    signal: int | None
+    reason: str | None
+    error: str | None
+    input: Any = None
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> JobRecord:
+        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
+        values["state"] = JobState(values["state"])
+        values["cancel_requested"] = bool(values["cancel_requested"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+
+@dataclass
+class AttemptRecord:
+    """One run of a job."""
+
+    job_id: str
+    attempt: int
+    worker_id: str | None
+    started_at: float
+    finished_at: float | None
+    outcome: str | None
+    reason: str | None
+    exit_code: int | None
+    signal: int | None
+    error: str | None
+    duration: float | None
+    result: dict[str, Any] | None
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> AttemptRecord:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LogChunk:
+    """A batch of one stream's output of one attempt; ``id`` orders chunks."""
+
+    id: int
+    job_id: str
+    attempt: int
+    stream: str
+    text: str
+    time: float
+
+
+@dataclass
+class WorkerRecord:
+    """A worker as it registered itself, with its latest counters."""
+
+    id: str
+    hostname: str
+    pid: int
+    slots: int
+    started_at: float
+    last_seen: float
+    stopped_at: float | None
+    counters: dict[str, int]

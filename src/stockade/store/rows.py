@@ -1,0 +1,73 @@
+"""Row builders shared by the job manager's transactions (no I/O here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from stockade.runner.result import Result
+from stockade.store.records import Claim, NewJob
+from stockade.store.states import JobState
+
+__all__ = ["dedupe", "job_row", "lost_claim", "result_json", "result_summary"]
+
+
+def job_row(job: NewJob, job_id: str, now: float) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "task": job.task,
+        "state": JobState.QUEUED.value,
+        "priority": job.priority,
+        "input": job.input,
+        "spec": job.spec,
+        "max_attempts": job.max_attempts,
+        "attempts": 0,
+        "runs": 0,
+        "transient": 0,
+        "backoff_initial": job.backoff_initial,
+        "backoff_multiplier": job.backoff_multiplier,
+        "backoff_max": job.backoff_max,
+        "on_timeout": job.on_timeout,
+        "run_after": now + job.delay,
+        "created_at": now,
+        "updated_at": now,
+        "cancel_requested": False,
+    }
+
+
+def result_summary(result: Result) -> dict[str, Any]:
+    """The columns of a job and an attempt that summarize a result."""
+    return {
+        "outcome": result.outcome.value,
+        "reason": result.reason,
+        "error": result.error,
+        "exit_code": result.exit_code,
+        "signal": result.signal,
+    }
+
+
+def result_json(result: Result) -> dict[str, Any]:
+    """The result record without outputs and state (they have their own tables)."""
+    data = result.to_dict()
+    data.pop("outputs", None)
+    data.pop("state", None)
+    return data
+
+
+def lost_claim(row: Any) -> Claim:
+    """A claim rebuilt from the policy columns of a job whose worker vanished."""
+    policy = {k: row[k] for k in Claim.POLICY_COLUMNS if k not in ("id", "runs")}
+    return Claim(
+        job_id=row["id"],
+        run=row["runs"],
+        task="",
+        spec={},
+        input=None,
+        priority=0,
+        started_at=0.0,
+        **policy,
+    )
+
+
+def dedupe(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))

@@ -1,0 +1,201 @@
+"""The store's tables, as SQLAlchemy Core metadata shared by SQLite and PostgreSQL.
+
+Migrations (``stockade/store/migrations``) create exactly this; a test checks
+that they add up to it. Times are seconds since the epoch as doubles, taken
+from the *database's* clock (:class:`epoch_now`) so that leases compare on
+one clock however many machines run workers.
+
+Tables:
+
+``jobs``
+    One row per job: what to run (``spec``, ``input``), its policy columns,
+    where it is (``state``, ``run_after``, lease), and a summary of how it
+    ended. ``attempts`` counts attempts spent against ``max_attempts``;
+    ``runs`` numbers every start (the attempt number, and the fence that
+    keeps a late completion from overwriting a newer attempt).
+``attempts``
+    One row per run of a job: who ran it, when, and the result record.
+``outputs`` / ``saved_state``
+    The outputs of the succeeded attempt; the state saved for the next one.
+``log_chunks``
+    Masked output, batched, in order (``id``), readable while the job runs.
+``events``
+    Lifecycle events (queued, started, finished, retried, lost, cancelled…).
+``workers``
+    Live and stopped workers with their counters, for health and metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+__all__ = [
+    "attempts",
+    "epoch_now",
+    "events",
+    "jobs",
+    "log_chunks",
+    "metadata",
+    "outputs",
+    "saved_state",
+    "workers",
+]
+
+metadata = sa.MetaData()
+
+#: Auto-increment ids: BIGINT on PostgreSQL, the rowid alias on SQLite.
+_Serial = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_Time = sa.Float(precision=53)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("task", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("input", sa.JSON, nullable=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("runs", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("transient", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("backoff_initial", _Time, nullable=False),
+    sa.Column("backoff_multiplier", _Time, nullable=False),
+    sa.Column("backoff_max", _Time, nullable=False),
+    sa.Column("on_timeout", sa.String(8), nullable=False),
+    sa.Column("run_after", _Time, nullable=False),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.Column("updated_at", _Time, nullable=False),
+    sa.Column("started_at", _Time, nullable=True),
+    sa.Column("finished_at", _Time, nullable=True),
+    sa.Column("worker_id", sa.String(200), nullable=True),
+    sa.Column("lease_expires", _Time, nullable=True),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("outcome", sa.String(16), nullable=True),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("signal", sa.Integer, nullable=True),
+    sa.Column("reason", sa.String(64), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index(
+        "ix_jobs_lease",
+        "lease_expires",
+        sqlite_where=sa.text("state = 'running'"),
+        postgresql_where=sa.text("state = 'running'"),
+    ),
+    sa.Index("ix_jobs_worker", "worker_id"),
+    sa.Index("ix_jobs_task_state", "task", "state"),
+)
+
+# Claim order is "priority, then age": the index matches it exactly (priority
+# descending, age ascending) and holds only queued rows, so a claim reads the
+# first few entries however long the queue is.
+sa.Index(
+    "ix_jobs_claim",
+    jobs.c.priority.desc(),
+    jobs.c.created_at,
+    sqlite_where=sa.text("state = 'queued'"),
+    postgresql_where=sa.text("state = 'queued'"),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column(
+        "job_id", sa.String(40), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("worker_id", sa.String(200), nullable=True),
+    sa.Column("started_at", _Time, nullable=False),
+    sa.Column("finished_at", _Time, nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=True),
+    sa.Column("reason", sa.String(64), nullable=True),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("signal", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("duration", _Time, nullable=True),
+    sa.Column("result", sa.JSON, nullable=True),
+)
+
+outputs = sa.Table(
+    "outputs",
+    metadata,
+    sa.Column(
+        "job_id", sa.String(40), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+)
+
+saved_state = sa.Table(
+    "saved_state",
+    metadata,
+    sa.Column(
+        "job_id", sa.String(40), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+)
+
+log_chunks = sa.Table(
+    "log_chunks",
+    metadata,
+    sa.Column("id", _Serial, primary_key=True, autoincrement=True),
+    sa.Column(
+        "job_id", sa.String(40), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("stream", sa.String(8), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("time", _Time, nullable=False),
+    sa.Index("ix_log_chunks_job", "job_id", "id"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", _Serial, primary_key=True, autoincrement=True),
+    sa.Column(
+        "job_id", sa.String(40), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=True),
+    sa.Column("data", sa.JSON, nullable=True),
+    sa.Column("time", _Time, nullable=False),
+    sa.Index("ix_events_job", "job_id", "id"),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("hostname", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("slots", sa.Integer, nullable=False),
+    sa.Column("started_at", _Time, nullable=False),
+    sa.Column("last_seen", _Time, nullable=False),
+    sa.Column("stopped_at", _Time, nullable=True),
+    sa.Column("counters", sa.JSON, nullable=True),
+)
+
+
+class epoch_now(FunctionElement[float]):
+    """The database's clock in seconds since the epoch, as a double."""
+
+    type = _Time
+    inherit_cache = True
+
+
+@compiles(epoch_now, "sqlite")
+def _epoch_now_sqlite(element: epoch_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@compiles(epoch_now, "postgresql")
+def _epoch_now_pg(element: epoch_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"

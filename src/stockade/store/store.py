@@ -1,0 +1,57 @@
+"""One database with its manager, queries and journal, opened in one call."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from stockade.store import migrate
+from stockade.store.database import Database
+from stockade.store.jobs import JobManager
+from stockade.store.journal import Journal
+from stockade.store.queries import Queries
+from stockade.store.url import resolve_url
+
+__all__ = ["Store", "open_store"]
+
+
+@dataclass
+class Store:
+    """Everything the engine and the faces use of one database."""
+
+    db: Database
+    jobs: JobManager
+    queries: Queries
+    journal: Journal
+
+    @classmethod
+    def on(cls, db: Database) -> Store:
+        return cls(db, JobManager(db), Queries(db), Journal(db))
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.db.dispose()
+
+
+def open_store(
+    database_url: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    schema: str = "ensure",
+) -> Store:
+    """Open the store named by the options or the environment (see :mod:`~stockade.store.url`).
+
+    ``schema``: ``"ensure"`` creates the schema in an empty database and
+    refuses an old one; ``"check"`` only refuses; ``"none"`` does neither
+    (for `stockade db upgrade`).
+    """
+    db = Database(resolve_url(database_url, data_dir))
+    try:
+        if schema == "ensure":
+            migrate.ensure(db)
+        elif schema == "check":
+            migrate.check(db)
+    except BaseException:
+        db.dispose()
+        raise
+    return Store.on(db)

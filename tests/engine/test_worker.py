@@ -1,0 +1,130 @@
+"""The worker against real stores: runs, retries, logs, cancels, drains."""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+
+from stockade.engine.worker import Worker
+from stockade.store import Store
+from stockade.store import schema as t
+from tests.engine.helpers import state, submit, until, with_worker
+
+DONE = ("succeeded", "failed", "cancelled")
+
+
+def test_runs_jobs_and_applies_the_policy(store: Store, store_url: str) -> None:
+    ok = submit(store, 'echo "hi $INPUT_NAME"', input={"name": "x"})
+    bad = submit(store, "exit 3")
+    flaky = submit(store, "exit 75", max_attempts=2, backoff={"initial": 0.05, "max": 0.05})
+    slow = submit(store, "sleep 5", timeout=0.2, kill_grace=0.1)
+
+    async def body(worker: Worker) -> None:
+        await until(lambda: all(state(store, j) in DONE for j in (ok, bad, flaky, slow)))
+
+    worker = with_worker(store_url, body)
+    q = store.queries
+    assert q.job(ok).state.value == "succeeded"
+    assert q.outputs(ok) == {"stdout": "hi x\n"}
+    assert (q.job(bad).state.value, q.job(bad).exit_code) == ("failed", 3)
+    assert [a.outcome for a in q.attempts(flaky)] == ["retryable", "retryable"]
+    assert (q.job(slow).state.value, q.job(slow).outcome) == ("failed", "timed_out")
+    counts = worker.counters
+    assert (counts.claimed, counts.succeeded, counts.failed, counts.retried) == (5, 1, 3, 1)
+    assert counts.timed_out == 1
+    (row,) = q.workers()
+    assert row.stopped_at is not None and row.counters["claimed"] == 5
+
+
+def test_logs_reach_the_store_while_the_job_runs(store: Store, store_url: str) -> None:
+    job = submit(store, "echo start; echo oops >&2; sleep 1.5; echo end")
+
+    async def body(worker: Worker) -> None:
+        await until(lambda: state(store, job) == "running")
+        started = time.monotonic()
+        await until(lambda: len(store.queries.logs(job)) >= 2, timeout=1.0)
+        assert time.monotonic() - started < 0.8 and state(store, job) == "running"
+        await until(lambda: state(store, job) == "succeeded")
+
+    with_worker(store_url, body)
+    chunks = store.queries.logs(job)
+    assert "".join(c.text for c in chunks if c.stream == "stdout") == "start\nend\n"
+    assert [c.text for c in chunks if c.stream == "stderr"] == ["oops\n"]
+
+
+def test_cancel_running_and_queued_jobs(store: Store, store_url: str) -> None:
+    running = submit(store, "sleep 30", kill_grace=0.2)
+    later = submit(store, "echo never", delay=60)
+
+    async def body(worker: Worker) -> None:
+        await until(lambda: state(store, running) == "running")
+        assert store.jobs.cancel([running, later]) == {running: "cancelling", later: "cancelled"}
+        began = time.monotonic()
+        await until(lambda: state(store, running) == "cancelled", timeout=15)
+        assert time.monotonic() - began < 10  # poll 0.05 s + kill grace 0.2 s, with slack for load
+
+    worker = with_worker(store_url, body)
+    assert store.queries.attempts(later) == []
+    assert store.queries.job(running).outcome == "cancelled"
+    assert worker.counters.cancelled == 1
+
+
+def test_drain_lets_running_jobs_finish_and_leaves_the_queue(store: Store, store_url: str) -> None:
+    first = submit(store, "sleep 0.5; echo done")
+    second = submit(store, "echo second")
+
+    async def body(worker: Worker) -> None:
+        await until(lambda: state(store, first) == "running")
+
+    with_worker(store_url, body, slots=1, drain_timeout=10)
+    assert state(store, first) == "succeeded"
+    assert state(store, second) == "queued"
+    assert store.queries.job(second).attempts == 0
+
+
+def test_drain_deadline_returns_jobs_without_spending_attempts(
+    store: Store, store_url: str
+) -> None:
+    job = submit(store, "sleep 30", kill_grace=0.2)
+
+    async def body(worker: Worker) -> None:
+        await until(lambda: state(store, job) == "running")
+
+    began = time.monotonic()
+    worker = with_worker(store_url, body, drain_timeout=0.3)
+    assert time.monotonic() - began < 5
+    record = store.queries.job(job)
+    assert (record.state.value, record.attempts, record.runs) == ("queued", 0, 1)
+    (attempt,) = store.queries.attempts(job)
+    assert (attempt.outcome, attempt.reason) == ("cancelled", "worker_shutdown")
+    assert worker.counters.released == 1
+
+
+def test_second_stop_skips_the_drain(store: Store, store_url: str) -> None:
+    job = submit(store, "sleep 30", kill_grace=0.2)
+
+    async def body(worker: Worker) -> None:
+        await until(lambda: state(store, job) == "running")
+
+    began = time.monotonic()
+    with_worker(store_url, body, drain_timeout=60, stop_twice=True)
+    assert time.monotonic() - began < 5
+    assert state(store, job) == "queued"
+
+
+def test_a_superseded_attempt_is_stopped_and_not_recorded(store: Store, store_url: str) -> None:
+    job = submit(store, "sleep 1; echo late", backoff={"initial": 0, "max": 0})
+
+    async def body(worker: Worker) -> None:
+        await until(lambda: state(store, job) == "running")
+        with store.db.transaction() as conn:  # as if this worker had missed its heartbeats
+            conn.execute(sa.update(t.jobs).values(lease_expires=0))
+        assert store.jobs.recover_expired() == [(job, store.queries.job(job).state.QUEUED)]
+        await until(lambda: worker.counters.superseded == 1, timeout=5)
+        await until(lambda: state(store, job) == "succeeded", timeout=10)
+
+    worker = with_worker(store_url, body, lease=0.6)
+    outcomes = [(a.attempt, a.outcome) for a in store.queries.attempts(job)]
+    assert outcomes == [(1, "lost"), (2, "succeeded")]
+    assert worker.counters.succeeded == 1

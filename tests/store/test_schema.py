@@ -1,0 +1,55 @@
+"""Migrations add up to the schema; old and missing schemas are refused clearly."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from stockade.errors import SchemaError
+from stockade.store import Database, migrate, open_store
+from stockade.store.schema import metadata
+from stockade.store.url import resolve_url
+
+
+def test_head_is_alembic_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == migrate.HEAD
+
+
+def test_migrations_match_the_metadata(store_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    db = Database(resolve_url(store_url))
+    try:
+        assert migrate.upgrade(db) == (None, migrate.HEAD)
+        with db.read() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"version_table": migrate.VERSION_TABLE}
+            )
+            diff = compare_metadata(context, metadata)
+        assert diff == []
+        assert migrate.upgrade(db) == (migrate.HEAD, migrate.HEAD)
+    finally:
+        db.dispose()
+
+
+def test_open_creates_a_new_store_and_refuses_an_old_one(store_url: str) -> None:
+    store = open_store(store_url)
+    assert migrate.current(store.db) == migrate.HEAD
+    with store.db.transaction() as conn:
+        conn.execute(sa.text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '0000'"))
+    store.close()
+    with pytest.raises(SchemaError, match="has schema 0000, this stockade needs 0001"):
+        open_store(store_url)
+    with pytest.raises(SchemaError, match="run `stockade db upgrade`"):
+        open_store(store_url, schema="check")
+
+
+def test_check_refuses_an_empty_database(store_url: str) -> None:
+    with pytest.raises(SchemaError, match="has no stockade schema"):
+        open_store(store_url, schema="check")
