@@ -86,3 +86,26 @@ def test_cancel_and_retry(sqlite_url: str) -> None:
     again = _run("retry", job, url=sqlite_url)
     assert (again.returncode, again.stdout) == (0, f"{job} queued\n")
     assert _run("cancel", "--task", "exec", url=sqlite_url).stdout == f"{job} cancelled\n"
+
+
+def test_worker_runs_every_slot_in_its_sandbox(sqlite_url: str, tmp_path: Path) -> None:
+    if not Path("/usr/bin/bwrap").exists():
+        import pytest
+
+        pytest.skip("bubblewrap is not installed (make test installs it)")
+    job = _run(
+        "submit", "--", "sh", "-c", "id -u; touch /usr/stockade-x 2>&1 || true", url=sqlite_url
+    )
+    worker = _run("worker", "--slots", "1", "--burst", "-q", "--sandbox", "bwrap", url=sqlite_url,
+                  cwd=tmp_path)  # fmt: skip
+    assert worker.returncode == 0, worker.stderr
+    out = _run("logs", job.stdout.strip(), url=sqlite_url).stdout
+    assert out.splitlines()[0] == "65534"
+    assert "Read-only file system" in out
+    assert not Path("/usr/stockade-x").exists()
+
+
+def test_worker_with_an_unknown_sandbox_says_so(sqlite_url: str) -> None:
+    worker = _run("worker", "--burst", "--sandbox", "bwarp", url=sqlite_url)
+    assert worker.returncode == 2
+    assert "bwarp" in worker.stderr and len(worker.stderr.strip().splitlines()) == 1

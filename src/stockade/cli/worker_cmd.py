@@ -5,13 +5,21 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stockade.cli.store_opts import open_store_from, store_command
 from stockade.cli.values import duration
 from stockade.errors import UsageError
+
+if TYPE_CHECKING:
+    from stockade.engine.slot import SandboxFactory
+    from stockade.runner.spec import RunSpec
+    from stockade.sandbox.base import Sandbox
+
+    Prepare = Callable[[RunSpec], RunSpec]
 
 __all__ = ["worker_command"]
 
@@ -45,6 +53,12 @@ __all__ = ["worker_command"]
     metavar="ID",
     help="A stable worker id: on restart, jobs it held are recovered at once.",
 )
+@click.option(
+    "--sandbox",
+    metavar="PROFILE",
+    help="Run every slot in this profile (stockade.yaml or a backend: local, bwrap, chroot, oci).",
+)
+@click.option("--config", "-c", "config_path", metavar="FILE", help="stockade.yaml for --sandbox.")
 @click.option("--burst", is_flag=True, help="Exit once no job is queued or running.")
 @click.option("--verbose", "-v", count=True, help="Log every job (-v) or debug (-vv).")
 @click.option("--quiet", "-q", is_flag=True, help="Log only warnings and errors.")
@@ -68,9 +82,29 @@ def worker_command(**opts: Any) -> int:
         data_dir=opts["data_dir"],
         burst=opts["burst"],
     )
+    if opts["sandbox"]:
+        options.sandbox, options.prepare = _slot_sandbox(opts["sandbox"], opts["config_path"])
     _logging(opts["verbose"], opts["quiet"])
     store = open_store_from(opts)
     return run_worker(store, options)
+
+
+def _slot_sandbox(name: str, config: str | None) -> tuple[SandboxFactory, Prepare]:
+    """A factory of slot sandboxes in profile ``name``, and the job adjuster."""
+    from stockade.cli.sandbox_opts import sandbox_profile
+    from stockade.sandbox.registry import create, prepare_spec
+
+    profile = sandbox_profile({"sandbox": name, "config_path": config})
+    assert profile is not None
+    pid = os.getpid()
+
+    def factory(index: int) -> Sandbox:
+        return create(profile, slot=f"w{pid}s{index}")
+
+    def prepare(spec: RunSpec) -> RunSpec:
+        return prepare_spec(spec, profile)
+
+    return factory, prepare
 
 
 def _positive(text: str, option: str) -> float:

@@ -79,6 +79,8 @@ async def execute(
     claim = job.claim
     try:
         spec = run_spec_for(claim, worker.options.data_dir)
+        if worker.options.prepare is not None:
+            spec = worker.options.prepare(spec)
         sink = StoreLogSink(_log_writer(worker), claim.job_id, claim.run)
         assert slot.sandbox is not None
         result = await run(spec, claim.input, sinks=[sink], sandbox=slot.sandbox, cancel=job.cancel)

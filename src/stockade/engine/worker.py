@@ -27,7 +27,7 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from stockade.engine.listener import Listener
 from stockade.engine.slot import SandboxFactory, Slot, local_sandbox
 from stockade.engine.storeio import AsyncStore, Recorder, wait_for_event
 from stockade.errors import StockadeError, StoreUnavailable
+from stockade.runner.spec import RunSpec
 from stockade.store import CANCEL_CHANNEL, JOBS_CHANNEL, Store
 
 __all__ = ["Worker", "WorkerOptions", "default_worker_id"]
@@ -66,6 +67,9 @@ class WorkerOptions:
     #: twice the slots; ``0``: claim only for free slots).
     prefetch: int | None = None
     sandbox: SandboxFactory = local_sandbox
+    #: Adjusts each job's RunSpec to the slots' sandbox profile (its
+    #: environment policy and wall-time limit); ``None`` leaves it as is.
+    prepare: Callable[[RunSpec], RunSpec] | None = None
     handle_signals: bool = True
 
 
