@@ -11,6 +11,7 @@ database: the engine records what it returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -47,6 +48,20 @@ def new_job_id() -> str:
 def data_dir_for(spec: RunSpec) -> Path:
     """``spec.data_dir``, else ``$STOCKADE_DATA_DIR``, else ``./.stockade``."""
     return Path(spec.data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade").absolute()
+
+
+def _remove_runtime(runtime: Path) -> None:
+    """Remove the attempt's runtime directory: the files stockade put there
+    one by one (cheaper than a tree walk), the walk only if the job added some."""
+    for name in ("output.env", "state.json", "input.json"):
+        with contextlib.suppress(OSError):
+            os.unlink(runtime / name)
+    try:
+        os.rmdir(runtime)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def _now_iso(ts: float) -> str:
@@ -133,7 +148,7 @@ class _Attempt:
         finally:
             if owned and self.sandbox is not None:
                 self.sandbox.cleanup()
-            shutil.rmtree(runtime, ignore_errors=True)
+            _remove_runtime(runtime)
             for sink in self.sinks:
                 await sink.aclose()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -74,15 +74,26 @@ class Result:
     killed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """The result as plain JSON-able data."""
-        data = asdict(self)
+        """The result as plain JSON-able data.
+
+        Built by hand rather than with ``dataclasses.asdict``, whose deep copy
+        was a tenth of the cost of a ``/bin/true`` attempt.
+        """
+        data = {name: getattr(self, name) for name in _RESULT_FIELDS}
         data["outcome"] = self.outcome.value
+        data["outputs"] = dict(self.outputs)
+        data["state"] = dict(self.state)
+        data["streams"] = {name: vars(stats).copy() for name, stats in self.streams.items()}
+        data["annotations"] = [vars(note).copy() for note in self.annotations]
         return data
 
     @property
     def exit_status(self) -> int:
         """The exit status ``stockade exec`` returns for this result."""
         return exit_status_for(self)
+
+
+_RESULT_FIELDS = tuple(f.name for f in fields(Result))
 
 
 def exit_status_for(result: Result) -> int:

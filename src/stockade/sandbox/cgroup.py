@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import signal
 import time
@@ -34,8 +35,12 @@ __all__ = ["SlotCgroup", "cgroup2_root"]
 _ROOT_NAME = "stockade"
 
 
+@functools.cache
 def cgroup2_root() -> Path | None:
-    """The mount point of the cgroup v2 hierarchy, or ``None`` if there is none."""
+    """The mount point of the cgroup v2 hierarchy, or ``None`` if there is none.
+
+    Read once per process: the mount table is read on every spawn otherwise.
+    """
     try:
         with open("/proc/self/mountinfo", encoding="utf-8") as fh:
             for line in fh:
@@ -172,8 +177,23 @@ class SlotCgroup:
                 time.sleep(0.002)
 
 
+_home: list[str | None] = []
+
+
 def _own_cgroup() -> str | None:
-    """The ``cgroup.procs`` file of the v2 cgroup this process is in now."""
+    """The ``cgroup.procs`` file of the v2 cgroup this process lives in.
+
+    Read the first time (never from inside a slot cgroup: :meth:`SlotCgroup.
+    spawning` asks before it moves) and remembered, so a spawn costs no
+    ``/proc`` read; a process moved elsewhere by someone else is moved back
+    to where stockade found it.
+    """
+    if not _home:
+        _home.append(_read_own_cgroup())
+    return _home[0]
+
+
+def _read_own_cgroup() -> str | None:
     root = cgroup2_root()
     if root is None:
         return None

@@ -181,9 +181,9 @@ class PopenHandle(ProcessHandle):
         return count
 
     async def _kill_cgroup(self, cgroup: SlotCgroup) -> int:
+        if not cgroup.populated():
+            return 0  # the common case after a clean exit: one read, nothing to do
         victims = cgroup.pids()
-        if not victims and not cgroup.populated():
-            return 0
         cgroup.kill()
         deadline = time.monotonic() + 5.0
         delay = 0.0002
