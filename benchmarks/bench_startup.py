@@ -1,0 +1,103 @@
+"""Start-up: how long ``stockade exec -- true`` takes from the shell.
+
+The ad-hoc path is what people type and what scripts call in loops, so it
+must cost little more than starting Python itself.
+
+Wall time of ``.venv/bin/stockade exec -- true`` against ``.venv/bin/python
+-c pass``, both as subprocesses, median of 20 runs each after a warm-up, the
+commands taking turns so that load elsewhere hits all of them alike.
+Target: <= 6x. ``stockade --help`` is reported too (informational).
+
+Also which modules the ad-hoc path imports (``python -X importtime
+.venv/bin/stockade exec -- true``): none of pydantic, sqlalchemy, fastapi,
+rich or yaml may appear.
+
+``PYTHONDONTWRITEBYTECODE`` is dropped from the environment so the warm-up
+leaves the bytecode cache an installed package has; otherwise every run
+would recompile the sources changed since the last cached import.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchmarks import BIN, Row, median, ms, progress
+
+TARGET = 6.0
+HEAVY = ("pydantic", "sqlalchemy", "fastapi", "rich", "yaml")
+
+
+def _wall(cmd: list[str], env: dict[str, str], cwd: str) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, check=False)
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 0, (cmd, proc.stderr[-500:])
+    return elapsed
+
+
+def _imports(args: list[str], env: dict[str, str], cwd: str) -> dict[str, tuple[int, float]]:
+    """Module -> (nesting depth, cumulative import seconds) under ``-X importtime``."""
+    cmd = [sys.executable, "-X", "importtime", *args]
+    err = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, check=True).stderr
+    found: dict[str, tuple[int, float]] = {}
+    for line in err.decode().splitlines():
+        if line.startswith("import time:") and "|" in line:
+            _, cumulative, raw = line.split("|")
+            if cumulative.strip().isdigit():
+                depth = (len(raw) - len(raw.lstrip()) - 1) // 2
+                found[raw.strip()] = (depth, int(cumulative) / 1e6)
+    return found
+
+
+def run(quick: bool) -> list[Row]:
+    runs = 5 if quick else 20
+    commands = {
+        "python": [str(BIN / "python"), "-c", "pass"],
+        "exec": [str(BIN / "stockade"), "exec", "--", "true"],
+        "help": [str(BIN / "stockade"), "--help"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    with tempfile.TemporaryDirectory(prefix="stockade-bench-") as tmp:
+        env = {**os.environ, "STOCKADE_DATA_DIR": tmp}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        progress(f"warm-up, then {runs} runs of each command in turn")
+        for cmd in commands.values():
+            _wall(cmd, env, tmp)
+        for _ in range(runs):
+            for name, cmd in commands.items():
+                times[name].append(_wall(cmd, env, tmp))
+        progress("import trace of the ad-hoc path")
+        ours = _imports(commands["exec"], env, tmp)  # the script, run by -X importtime
+        bare = _imports(["-c", "pass"], env, tmp)
+    python, exec_, help_ = (median(times[n]) for n in commands)
+    heavy = sorted({m.split(".")[0] for m in ours} & set(HEAVY))
+    # Imports made by stockade's own code path (depth 0), not by Python's start-up.
+    top = sorted(((t, m) for m, (d, t) in ours.items() if d == 0 and m not in bare), reverse=True)
+    return [
+        Row(
+            "startup: stockade exec -- true",
+            f"{ms(exec_)} (max {ms(max(times['exec']))})",
+            f"{ms(python)} (python -c pass)",
+            exec_ / python,
+            f"<= {TARGET:.0f}x",
+            exec_ / python <= TARGET,
+        ),
+        Row(
+            "startup: stockade --help", ms(help_), f"{ms(python)} (python -c pass)", help_ / python
+        ),
+        Row(
+            "startup: heavy imports on exec path",
+            ", ".join(heavy) or "none",
+            f"{len(ours)} modules vs {len(bare)}",
+            None,
+            "none (see doc)",
+            not heavy,
+            note="imports of `exec -- true` beyond Python's own (cumulative): "
+            + ", ".join(f"{m} {t * 1000:.1f} ms" for t, m in top[:6])
+            + f"; {sum(t for t, _ in top) * 1000:.0f} ms in all",
+        ),
+    ]

@@ -1,0 +1,249 @@
+"""Durable jobs end to end: submit → ``stockade worker`` → recorded result.
+
+2,000 ``/bin/true`` jobs are queued in one ``submit`` transaction and run by
+a ``stockade worker --slots 2`` process (started and idle before the clock
+starts), until the store holds 2,000 succeeded jobs. Once on SQLite, once
+on PostgreSQL. Baselines in the same run: ``xargs -P2 -n1 /bin/true`` (no
+durability at all) and Celery 5 with a local Redis broker and result
+backend, 2 prefork processes, each task running ``/bin/true`` with
+``subprocess.run``. Targets (issue 4): SQLite >= 0.5 of xargs (the project's
+goal is 0.7) and >= 3x Celery.
+
+Claim latency: median time of one claim (``UPDATE … RETURNING`` over the
+claim index) with 100 and with 100,000 queued jobs; target: no slower with
+the long queue (ratio <= 1.5 allows for noise).
+
+PostgreSQL comes from ``$STOCKADE_BENCH_PG`` (default the local server,
+database ``test``), in a schema of its own dropped afterwards; Redis from
+``$STOCKADE_BENCH_REDIS`` (default ``redis://127.0.0.1:6379/15``). A missing
+server makes its rows ERROR rows, not a crash of the whole run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from benchmarks import BIN, Row, progress
+
+PG = os.environ.get("STOCKADE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("STOCKADE_BENCH_REDIS", "redis://127.0.0.1:6379/15")
+XARGS_SHARE = 0.5
+CELERY_TIMES = 3.0
+
+
+@contextlib.contextmanager
+def _pg_schema() -> Iterator[str]:
+    import psycopg
+
+    name = f"stk_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield f"{PG}?options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(PG, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def _queue(store: object, n: int) -> None:
+    from stockade.engine.jobspec import adhoc_task, new_job
+
+    task = adhoc_task(argv=["/bin/true"])
+    store.jobs.submit([new_job("true", task) for _ in range(n)])  # type: ignore[attr-defined]
+
+
+def _stockade(url: str, n: int, work: Path) -> float:
+    """Jobs/s from submit to the last recorded result, worker already idle."""
+    from stockade.store import open_store
+
+    store = open_store(url)
+    env = dict(os.environ, STOCKADE_DATABASE_URL=url, STOCKADE_DATA_DIR=str(work))
+    worker = subprocess.Popen(
+        [str(BIN / "stockade"), "worker", "--slots", "2", "--poll", "0.05", "-q"],
+        env=env, cwd=work, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not store.queries.workers(alive_within=60):
+            if time.monotonic() > deadline or worker.poll() is not None:
+                raise RuntimeError("the worker did not start")
+            time.sleep(0.05)
+        time.sleep(0.3)
+        started = time.perf_counter()
+        _queue(store, n)
+        while store.queries.count_by_state().get("succeeded", 0) < n:
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - started
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+        store.close()
+    return n / elapsed
+
+
+def _xargs(n: int) -> float:
+    started = time.perf_counter()
+    subprocess.run(["xargs", "-P2", "-n1", "/bin/true"], input=b"x\n" * n, check=True)
+    return n / (time.perf_counter() - started)
+
+
+_CELERY_APP = """
+import subprocess
+from celery import Celery
+
+app = Celery("stockade_bench", broker={redis!r}, backend={redis!r})
+app.conf.task_default_queue = {queue!r}
+app.conf.worker_hijack_root_logger = False
+
+@app.task
+def true():
+    return subprocess.run(["/bin/true"]).returncode
+"""
+
+
+def _celery(n: int, work: Path) -> float:
+    """Jobs/s of Celery 5 (Redis broker and backend, 2 prefork processes)."""
+    queue = f"stockade-bench-{uuid.uuid4().hex[:8]}"
+    (work / "stockade_bench_app.py").write_text(
+        textwrap.dedent(_CELERY_APP.format(redis=REDIS, queue=queue))
+    )
+    sys.path.insert(0, str(work))
+    import stockade_bench_app as bench  # type: ignore[import-not-found]
+    from celery import group
+
+    worker = subprocess.Popen(
+        [str(BIN / "celery"), "-A", "stockade_bench_app", "worker", "-c", "2", "-P", "prefork",
+         "--loglevel=warning", "-Q", queue, "--without-gossip", "--without-mingle"],
+        cwd=work, env=dict(os.environ, C_FORCE_ROOT="1"), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        bench.true.delay().get(timeout=60)  # warm: the worker is up and connected
+        started = time.perf_counter()
+        group(bench.true.s() for _ in range(n))().get(timeout=600)
+        elapsed = time.perf_counter() - started
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+        bench.app.close()
+    return n / elapsed
+
+
+def _claim_latency(url: str, queued: int, samples: int = 200) -> float:
+    """Median seconds of one claim with ``queued`` jobs waiting."""
+    from stockade.store import open_store
+
+    store = open_store(url)
+    try:
+        for start in range(0, queued + samples, 20_000):
+            _queue(store, min(20_000, queued + samples - start))
+        times = []
+        for _ in range(samples):
+            began = time.perf_counter()
+            store.jobs.claim("bench", 1, 30)
+            times.append(time.perf_counter() - began)
+    finally:
+        store.close()
+    return statistics.median(times)
+
+
+def _end_to_end(n: int, rates: dict[str, float]) -> list[Row]:
+    xargs, celery = rates.get("xargs"), rates.get("celery")
+    rows = []
+    for kind in ("sqlite", "postgresql"):
+        ours = rates.get(kind)
+        if ours is None:
+            rows.append(Row(f"submit->worker->result x{n} ({kind})", "-", error=rates_error(kind)))
+            continue
+        if xargs:
+            share = ours / xargs
+            ok = share >= XARGS_SHARE if kind == "sqlite" else None
+            rows.append(Row(
+                f"submit->worker->result x{n} ({kind}, 2 slots)", f"{ours:.0f} jobs/s",
+                f"{xargs:.0f} jobs/s (xargs -P2)", share,
+                f">= {XARGS_SHARE}" if kind == "sqlite" else "-", ok,
+            ))  # fmt: skip
+        if celery:
+            rows.append(Row(
+                f"  vs Celery 5 + Redis ({kind})", f"{ours:.0f} jobs/s",
+                f"{celery:.0f} jobs/s (celery -c2)", ours / celery, f">= {CELERY_TIMES}",
+                ours / celery >= CELERY_TIMES,
+            ))  # fmt: skip
+    if celery is None:
+        rows.append(Row("Celery 5 + Redis baseline", "-", error=rates_error("celery")))
+    return rows
+
+
+_errors: dict[str, str] = {}
+
+
+def rates_error(name: str) -> str:
+    return _errors.get(name, "not measured")
+
+
+def _measure(name: str, func: object, *args: object) -> float | None:
+    try:
+        return float(func(*args))  # type: ignore[operator]
+    except Exception as exc:  # a missing server is an ERROR row, not a crash
+        _errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        progress(f"{name} failed: {_errors[name]}")
+        return None
+
+
+def run(quick: bool) -> list[Row]:
+    n = 400 if quick else 2000
+    big = 20_000 if quick else 100_000
+    rates: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="stockade-bench-store-") as tmp:
+        work = Path(tmp)
+        progress(f"stockade on SQLite, {n} x /bin/true")
+        if (rate := _measure("sqlite", _stockade, f"sqlite:///{work}/e2e.db", n, work)) is not None:
+            rates["sqlite"] = rate
+        progress(f"stockade on PostgreSQL, {n} x /bin/true")
+        with contextlib.ExitStack() as stack:
+            try:
+                url = stack.enter_context(_pg_schema())
+            except Exception as exc:
+                _errors["postgresql"] = f"no PostgreSQL at {PG}: {exc}"
+            else:
+                if (rate := _measure("postgresql", _stockade, url, n, work)) is not None:
+                    rates["postgresql"] = rate
+        progress(f"xargs -P2, {n} x /bin/true")
+        rates["xargs"] = _xargs(n)
+        progress(f"Celery 5 + Redis, {n} x /bin/true")
+        if (rate := _measure("celery", _celery, n, work)) is not None:
+            rates["celery"] = rate
+        rows = _end_to_end(n, rates)
+        for kind in ("sqlite", "postgresql"):
+            rows += _latency_rows(kind, work, big)
+    return rows
+
+
+def _latency_rows(kind: str, work: Path, big: int) -> list[Row]:
+    progress(f"claim latency on {kind}: 100 vs {big} queued")
+    times: dict[int, float] = {}
+    for queued in (100, big):
+        try:
+            if kind == "sqlite":
+                times[queued] = _claim_latency(f"sqlite:///{work}/claim-{queued}.db", queued)
+            else:
+                with _pg_schema() as url:
+                    times[queued] = _claim_latency(url, queued)
+        except Exception as exc:
+            return [Row(f"claim latency ({kind})", "-", error=f"{type(exc).__name__}: {exc}")]
+    ratio = times[big] / times[100]
+    return [Row(
+        f"claim latency, {big} queued ({kind})", f"{times[big] * 1e3:.2f} ms",
+        f"{times[100] * 1e3:.2f} ms (100 queued)", ratio, "<= 1.5", ratio <= 1.5,
+    )]  # fmt: skip
