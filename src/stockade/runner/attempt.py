@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -50,6 +49,41 @@ def data_dir_for(spec: RunSpec) -> Path:
     return Path(spec.data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade").absolute()
 
 
+def runtime_base(data_dir: Path) -> Path:
+    """Where attempts' runtime files (input, output and state files) live.
+
+    They exist only while an attempt runs, so they go to memory when the
+    host offers a private place for them — ``$XDG_RUNTIME_DIR/stockade``, or
+    ``/dev/shm/stockade-UID`` — and under the data directory otherwise.
+    Creating and removing them on a disk was most of what an attempt of a
+    short job cost beyond the process itself.
+    """
+    key = str(data_dir)
+    found = _runtime_bases.get(key)
+    if found is None:
+        found = _pick_runtime_base(data_dir)
+        _runtime_bases[key] = found
+    return found
+
+
+_runtime_bases: dict[str, Path] = {}
+
+
+def _pick_runtime_base(data_dir: Path) -> Path:
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    candidates = [Path(xdg) / "stockade"] if xdg else []
+    candidates.append(Path(f"/dev/shm/stockade-{os.getuid()}"))
+    for base in candidates:
+        try:
+            base.mkdir(mode=0o700, exist_ok=True)
+            st = base.stat()
+        except OSError:
+            continue
+        if st.st_uid == os.getuid() and (st.st_mode & 0o077) == 0:
+            return base
+    return data_dir / "run"
+
+
 def _remove_runtime(runtime: Path) -> None:
     """Remove the attempt's runtime directory: the files stockade put there
     one by one (cheaper than a tree walk), the walk only if the job added some."""
@@ -61,6 +95,8 @@ def _remove_runtime(runtime: Path) -> None:
     except FileNotFoundError:
         pass
     except OSError:
+        import shutil  # only when the job left files of its own there
+
         shutil.rmtree(runtime, ignore_errors=True)
 
 
@@ -122,7 +158,7 @@ class _Attempt:
     async def run(self) -> Result:
         if not os.path.isdir(self.workspace):
             raise UsageError(f"workdir {self.workspace!r} does not exist or is not a directory")
-        runtime = self.data_dir / "run" / f"{self.job_id}-{self.spec.attempt}"
+        runtime = runtime_base(self.data_dir) / f"{self.job_id}-{self.spec.attempt}"
         log_path = self.data_dir / "logs" / self.job_id / f"attempt-{self.spec.attempt}.jsonl"
         try:
             runtime.mkdir(parents=True, exist_ok=True)
@@ -277,5 +313,6 @@ class _Attempt:
         result.log_path = out.log.path if out.log is not None else None
         for pipe in (out, err):
             pipe.stats.dropped_events = sum(s.dropped for s in self.sinks)
-        self.emit(Event("finish", self.job_id, {"result": result.to_dict()}))
+        if self.sinks:
+            self.emit(Event("finish", self.job_id, {"result": result.to_dict()}))
         return result
