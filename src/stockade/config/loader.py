@@ -25,6 +25,7 @@ from stockade.errors import ConfigError
 from stockade.spec import Config, TaskDefaults, merge_defaults
 from stockade.spec.checks import DEFER_CHECKS_CONTEXT, Loc, reference_problems, task_problems
 from stockade.spec.config import SOURCE_CONTEXT
+from stockade.spec.pipeline import pipeline_problems
 from stockade.spec.sandbox import BASE_DIR_CONTEXT
 
 __all__ = ["CONFIG_NAMES", "find_config", "load", "loads"]
@@ -106,7 +107,7 @@ def loads(
 def _cross_checks(data: dict[str, Any]) -> list[tuple[Loc, str]]:
     """The checks pydantic would skip while fields are invalid (see
     :mod:`stockade.spec.checks`), run on the raw data."""
-    found = reference_problems(data)
+    found = reference_problems(data) + pipeline_problems(data)
     defaults = data.get("defaults")
     usable = (
         {k: v for k, v in defaults.items() if k in TaskDefaults.model_fields}

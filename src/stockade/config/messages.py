@@ -79,7 +79,8 @@ def allowed_keys(root: type[BaseModel], loc: Iterable[str | int]) -> list[str] |
             return None
     tp = _unwrap(tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return [name for name in tp.model_fields if name not in _HIDDEN_KEYS]
+        fields = tp.model_fields.items()
+        return [field.alias or name for name, field in fields if name not in _HIDDEN_KEYS]
     return None
 
 

@@ -3,7 +3,8 @@
 ``${VAR}`` is the variable's value (an error when unset), ``${VAR:-default}``
 the value or ``default`` when unset or empty, and ``$${`` a literal ``${``
 (so a ``run:`` line can still say ``$${HOME}`` to mean the job's own
-``${HOME}``). A bare ``$VAR`` is left alone: it is shell syntax for the job.
+``${HOME}``). ``${{ … }}`` is a pipeline's runtime expression and is kept.
+A bare ``$VAR`` is left alone: it is shell syntax for the job.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 
 __all__ = ["substitute"]
 
-_TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_TOKEN = re.compile(r"\$\{\{.*?\}\}|\$\$\{|\$\{([^}]*)\}|\$\{", re.DOTALL)
 _EXPRESSION = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 
 
@@ -29,6 +30,8 @@ def substitute(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
         token = match.group(0)
         if token == "$${":
             return "${"
+        if token.startswith("${{"):
+            return token  # a pipeline's runtime expression, evaluated when the step runs
         inner = match.group(1)
         if inner is None:
             errors.append("unclosed '${': write ${VAR} or ${VAR:-default}, or $${ for a literal ${")

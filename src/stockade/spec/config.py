@@ -22,8 +22,10 @@ from stockade.spec.checks import (
     merge_defaults,
     reference_problems,
 )
+from stockade.spec.pipeline import PipelineSpec, pipeline_problems
 from stockade.spec.sandbox import BACKENDS, SandboxProfile
 from stockade.spec.secrets import SecretSpec
+from stockade.spec.server import ServerSpec, WebhookSpec
 from stockade.spec.task import TaskDefaults, TaskSpec
 from stockade.spec.types import EnvName, Name, StrictModel
 
@@ -68,6 +70,15 @@ class Config(StrictModel):
         default_factory=dict,
         description="Secrets by name (the variable the job sees), with their source.",
     )
+    server: ServerSpec = Field(
+        default_factory=ServerSpec, description="Settings of `stockade serve`."
+    )
+    webhooks: dict[Name, WebhookSpec] = Field(
+        default_factory=dict, description="Webhooks by name: `POST /hooks/NAME` runs a task."
+    )
+    pipelines: dict[Name, PipelineSpec] = Field(
+        default_factory=dict, description="Pipelines (graphs of steps) by name."
+    )
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -101,8 +112,16 @@ class Config(StrictModel):
                 "sandboxes": dict.fromkeys(self.sandboxes),
             }
         )
-        if problems:
-            raise ValueError("; ".join(message for _, message in problems))
+        messages = [message for _, message in problems]
+        pipelines = self.model_dump(include={"tasks", "pipelines"}, by_alias=True)
+        messages += [message for _, message in pipeline_problems(pipelines)]
+        messages += [
+            f"webhook {hook!r} runs unknown task {spec.task!r}{did_you_mean(spec.task, self.tasks)}"
+            for hook, spec in self.webhooks.items()
+            if spec.task not in self.tasks
+        ]
+        if messages:
+            raise ValueError("; ".join(messages))
         return self
 
     @property
@@ -120,6 +139,19 @@ class Config(StrictModel):
             raise UsageError(
                 f"unknown task {name!r}{did_you_mean(name, self.tasks)} (tasks: {known})"
             ) from None
+
+    def pipeline(self, name: str | None) -> tuple[str, PipelineSpec]:
+        """The pipeline called ``name`` (the first one defined when ``None``)
+        with its name; a :class:`UsageError` with a did-you-mean if there is none."""
+        if name is None:
+            if self.pipelines:
+                return next(iter(self.pipelines.items()))
+            raise UsageError("no pipelines defined: add one under pipelines: NAME: steps:")
+        if name not in self.pipelines:
+            known = ", ".join(self.pipelines) or "none defined"
+            hint = did_you_mean(name, self.pipelines)
+            raise UsageError(f"unknown pipeline {name!r}{hint} (pipelines: {known})")
+        return name, self.pipelines[name]
 
     def sandbox_profile(self, name: str | None) -> SandboxProfile | None:
         """The profile a task's ``sandbox:`` names.

@@ -1,0 +1,100 @@
+"""``stockade serve`` (the HTTP service) and ``stockade token create``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from stockade.cli.store_opts import open_store_from, store_command
+from stockade.cli.values import duration
+from stockade.errors import UsageError
+
+__all__ = ["serve_command", "token_group"]
+
+
+@click.command("serve", short_help="Serve the HTTP API, webhooks, health and metrics.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8470, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--slots", "-s", default=1, show_default=True, type=click.IntRange(min=0),
+    help="Embedded worker slots; 0 runs none (a fleet of `stockade worker`s serves).",
+)  # fmt: skip
+@click.option("--config", "-c", "config", metavar="FILE", help="stockade.yaml [./stockade.yaml].")
+@click.option(
+    "--drain-timeout", metavar="DURATION", default="30s", show_default=True,
+    help="On SIGTERM, how long running jobs may finish.",
+)  # fmt: skip
+@store_command
+def serve_command(**opts: Any) -> int:
+    """Serve the job API under /api/v1, webhooks under /hooks, /health and /metrics.
+
+    Every endpoint but /health needs a bearer token: $STOCKADE_TOKEN, or one
+    whose hash is under `server.tokens` (see `stockade token create`).
+    SIGTERM drains: new requests get 503, running jobs finish.
+    """
+    from stockade.server.auth import TokenSet
+    from stockade.server.run import ServeOptions, serve
+    from stockade.server.service import Service
+
+    config, base = _config(opts["config"])
+    tokens = TokenSet.load(config.server, base)
+    if not tokens:
+        raise UsageError(
+            "no API token: set STOCKADE_TOKEN or list hashes under server.tokens "
+            "(`stockade token create`)"
+        )
+    options = ServeOptions(
+        host=opts["host"], port=opts["port"], slots=opts["slots"],
+        drain_timeout=duration(opts["drain_timeout"], "--drain-timeout"),
+    )  # fmt: skip
+    _logging()
+    store = open_store_from(opts)
+    worker_store = open_store_from(opts) if options.slots else None
+    service = Service(store, config, tokens)
+    click.echo(f"stockade: serving on http://{options.host}:{options.port}", err=True)
+    try:
+        return serve(service, worker_store, options)
+    finally:
+        store.close()
+
+
+def _config(given: str | None) -> tuple[Any, Any]:
+    from pathlib import Path
+
+    from stockade.config import find_config, load
+    from stockade.spec import Config
+
+    path = Path(given) if given else find_config(Path.cwd())
+    if given and not Path(given).is_file():
+        raise UsageError(f"config file {given!r} not found")
+    if path is None:
+        return Config(), None
+    return load(path), path.parent
+
+
+def _logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("stockade serve: %(message)s"))
+    logger = logging.getLogger("stockade")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+
+
+@click.group("token", short_help="Make API tokens for `stockade serve`.")
+def token_group() -> None:
+    """API tokens: only their hashes are kept."""
+
+
+@token_group.command("create")
+def token_create() -> None:
+    """Print a new token and the hash to put under `server.tokens`."""
+    from stockade.server.auth import hash_token, new_token
+
+    token = new_token()
+    click.echo(f"token: {token}")
+    click.echo(f"hash:  {hash_token(token)}")
+    click.echo("Keep the token secret; put only the hash in stockade.yaml.", err=True)

@@ -1,0 +1,193 @@
+"""Running one pipeline job: slot, sandbox, attempts, outputs, test events.
+
+A :class:`JobRunner` owns the run's slots. A job takes a free slot, runs
+its task through :func:`stockade.runner.attempt.run` in that slot's
+sandbox (set up on first use for the task's profile; ``local`` per attempt
+when the task names none), retries by the task's policy, and gives the
+slot back. Its output feeds the job's last line and tail, and for
+``events: test2json`` steps the per-test results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Callable
+
+from stockade.errors import StockadeError
+from stockade.pipeline.expr import ExprError
+from stockade.pipeline.model import Job, RunState, Status, StepState
+from stockade.pipeline.plan import JobPlan, job_plan
+from stockade.pipeline.test2json import Test2Json
+from stockade.runner.attempt import new_job_id, run
+from stockade.runner.events import Event
+from stockade.runner.result import Outcome, Result
+from stockade.runner.spec import RunSpec
+from stockade.sandbox.base import Sandbox
+from stockade.spec import Config
+
+__all__ = ["JobRunner"]
+
+Emit = Callable[..., None]
+
+
+class _JobSink:
+    """Receives one attempt's events: last line, tail, test events."""
+
+    def __init__(self, job: Job, emit: Emit, tests: Test2Json | None) -> None:
+        self.job = job
+        self.emit_run = emit
+        self.tests = tests
+        self.partial = {"stdout": "", "stderr": ""}
+
+    def emit(self, event: Event) -> None:
+        if event.kind != "output":
+            return
+        stream = str(event.data.get("stream", "stdout"))
+        text = self.partial.get(stream, "") + event.text
+        *lines, self.partial[stream] = text.split("\n")
+        for line in lines:
+            self._line(stream, line)
+
+    def _line(self, stream: str, line: str) -> None:
+        if self.tests is not None and stream == "stdout":
+            finished = self.tests.feed(line)
+            if line.lstrip().startswith("{"):
+                if finished is not None:
+                    self.emit_run("test", self.job, **finished.to_dict())
+                return
+        if line.strip():
+            self.job.last_line = line
+            self.job.tail.append(line)
+            self.emit_run("job_output", self.job, stream=stream, text=line)
+
+    async def aclose(self) -> None:
+        for stream, rest in self.partial.items():
+            if rest:
+                self._line(stream, rest)
+        self.partial = {"stdout": "", "stderr": ""}
+
+    @property
+    def dropped(self) -> int:
+        return 0
+
+
+class JobRunner:
+    """Runs jobs in ``slots`` slots, each with its own sandboxes."""
+
+    def __init__(
+        self,
+        config: Config,
+        run_state: RunState,
+        slots: int,
+        cancel: asyncio.Event,
+        emit: Emit,
+        data_dir: str | None,
+    ) -> None:
+        self.config = config
+        self.run_state = run_state
+        self.cancel = cancel
+        self.emit = emit
+        self.data_dir = data_dir
+        self.free: asyncio.Queue[int] = asyncio.Queue()
+        for slot in range(slots):
+            self.free.put_nowait(slot)
+        self.sandboxes: dict[tuple[int, str], Sandbox] = {}
+
+    async def run(self, step: StepState, job: Job) -> None:
+        """Run ``job`` to its end; its status and outputs are set on it."""
+        slot = await self.free.get()
+        try:
+            await self._run(step, job, slot)
+        except StockadeError as exc:
+            job.status, job.reason = Status.FAILED, str(exc)
+        except ExprError as exc:
+            job.status, job.reason = Status.FAILED, f"expression: {exc}"
+        finally:
+            self.free.put_nowait(slot)
+
+    async def _run(self, step: StepState, job: Job, slot: int) -> None:
+        plan = job_plan(self.config, self.run_state, step, job)
+        spec = plan.task.to_run_spec(
+            plan.task_name,
+            secrets=self.config.resolve_secrets(plan.task.secrets),
+            data_dir=self.data_dir,
+        )
+        sandbox, spec = await self._sandbox(plan, spec, slot)
+        tests = Test2Json(job.key or "") if step.spec.events == "test2json" else None
+        job.job_id = new_job_id()
+        result = await self._attempts(plan, spec, job, sandbox, tests)
+        job.exit_code, job.outputs, job.log_path = result.exit_code, result.outputs, result.log_path
+        if tests is not None:
+            job.tests = tests.results()
+        if result.outcome is Outcome.SUCCEEDED:
+            job.status = Status.SUCCEEDED
+        elif result.outcome is Outcome.CANCELLED:
+            job.status, job.reason = Status.CANCELLED, "cancelled"
+        else:
+            job.status = Status.FAILED
+            job.reason = _failure_reason(result)
+
+    async def _attempts(
+        self,
+        plan: JobPlan,
+        spec: RunSpec,
+        job: Job,
+        sandbox: Sandbox | None,
+        tests: Test2Json | None,
+    ) -> Result:
+        task = plan.task
+        attempt = 1
+        while True:
+            job.attempts = attempt
+            current = dataclasses.replace(spec, attempt=attempt, job_id=job.job_id)
+            sink = _JobSink(job, self.emit, tests)
+            result = await run(
+                current, plan.input, sinks=[sink], sandbox=sandbox, cancel=self.cancel
+            )
+            again = result.outcome is Outcome.RETRYABLE or (
+                result.outcome is Outcome.TIMED_OUT and task.on_timeout == "retry"
+            )
+            if not again or attempt >= task.max_attempts or self.cancel.is_set():
+                return result
+            self.emit("job_retry", job, attempt=attempt, outcome=result.outcome.value)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.cancel.wait(), task.backoff.delay(attempt))
+            attempt += 1
+
+    async def _sandbox(
+        self, plan: JobPlan, spec: RunSpec, slot: int
+    ) -> tuple[Sandbox | None, RunSpec]:
+        """The slot's sandbox for the task's profile (set up on first use)."""
+        name = plan.task.sandbox
+        profile = self.config.sandbox_profile(name)
+        if name is None or profile is None:
+            return None, spec
+        from stockade.sandbox.registry import create, prepare_spec
+
+        sandbox = self.sandboxes.get((slot, name))
+        if sandbox is None:
+            sandbox = create(profile, slot=f"{self.run_state.run_id}-{slot}")
+            await asyncio.to_thread(sandbox.setup)
+            self.sandboxes[(slot, name)] = sandbox
+        return sandbox, prepare_spec(spec, profile)
+
+    async def close(self) -> None:
+        """Clean up every sandbox the slots set up."""
+        for sandbox in self.sandboxes.values():
+            with contextlib.suppress(StockadeError):
+                await asyncio.to_thread(sandbox.cleanup)
+        self.sandboxes.clear()
+
+
+def _failure_reason(result: Result) -> str:
+    if result.error:
+        return result.error
+    if result.outcome is Outcome.TIMED_OUT:
+        return result.reason or "timed out"
+    if result.signal is not None:
+        return f"killed by signal {result.signal}"
+    if result.exit_code is not None:
+        return f"exit code {result.exit_code}"
+    return result.reason or result.outcome.value

@@ -1,0 +1,175 @@
+"""The state of one pipeline run: steps, their jobs, and how each ended.
+
+The scheduler mutates these objects; the faces (live view, plain log,
+JSON stream, JUnit) only read them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from stockade.pipeline.test2json import TestCase
+from stockade.spec.pipeline import StepSpec
+
+__all__ = ["TAIL_LINES", "Job", "Observer", "RunState", "Status", "StepState"]
+
+TAIL_LINES = 20
+"""Lines of a job's output kept to show when it fails."""
+
+
+class Status(StrEnum):
+    """Where a job, a step or the whole run is."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def done(self) -> bool:
+        """Whether nothing more will happen to it."""
+        return self not in (Status.PENDING, Status.RUNNING)
+
+
+@dataclass(eq=False)
+class Job:
+    """One job of a step: the step's task for one item (or the only one)."""
+
+    step: str
+    key: str | None
+    item: Any
+    index: int
+    deps: list[Job] = field(default_factory=list)
+    status: Status = Status.PENDING
+    reason: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None
+    attempts: int = 0
+    job_id: str | None = None
+    log_path: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    last_line: str = ""
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    tests: list[TestCase] = field(default_factory=list)
+    priority: int = 0
+
+    @property
+    def name(self) -> str:
+        """``step`` or ``step[key]``."""
+        return self.step if self.key is None else f"{self.step}[{self.key}]"
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds it ran, once started."""
+        if self.started is None:
+            return None
+        return (self.finished or time.time()) - self.started
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job as plain data for JSON output and the run record."""
+        return {
+            "job": self.name,
+            "step": self.step,
+            "item": self.key,
+            "status": self.status.value,
+            "reason": self.reason,
+            "exit_code": self.exit_code,
+            "attempts": self.attempts,
+            "job_id": self.job_id,
+            "duration": None if self.duration is None else round(self.duration, 3),
+            "outputs": self.outputs,
+            "log": self.log_path,
+            "tests": [test.to_dict() for test in self.tests],
+        }
+
+
+@dataclass(eq=False)
+class StepState:
+    """One step: its spec, and its jobs once its items are known."""
+
+    name: str
+    spec: StepSpec
+    jobs: list[Job] = field(default_factory=list)
+    expanded: bool = False
+    status: Status = Status.PENDING
+    reason: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per status (only the statuses present)."""
+        out: dict[str, int] = {}
+        for job in self.jobs:
+            out[job.status.value] = out.get(job.status.value, 0) + 1
+        return out
+
+    def finish(self) -> None:
+        """Set the step's status from its jobs once they are all done."""
+        if not self.expanded or not all(job.status.done for job in self.jobs):
+            return
+        states = {job.status for job in self.jobs}
+        if Status.FAILED in states:
+            self.status = Status.FAILED
+        elif Status.CANCELLED in states:
+            self.status = Status.CANCELLED
+        elif states == {Status.SKIPPED}:
+            self.status = Status.SKIPPED
+            self.reason = self.reason or self.jobs[0].reason
+        else:
+            self.status = Status.SUCCEEDED
+
+    @property
+    def ok(self) -> bool:
+        """Whether dependents may run: it succeeded, or its failure is allowed."""
+        if self.status is Status.SUCCEEDED:
+            return True
+        return self.spec.continue_on_error and self.status is Status.FAILED
+
+
+@dataclass(eq=False)
+class RunState:
+    """The whole run."""
+
+    pipeline: str
+    run_id: str
+    steps: dict[str, StepState]
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    status: Status = Status.RUNNING
+    concurrency: int = 1
+
+    def jobs(self) -> list[Job]:
+        """Every job known so far, step by step."""
+        return [job for step in self.steps.values() for job in step.jobs]
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run started (until it finished)."""
+        return (self.finished or time.time()) - self.started
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as plain data: steps, jobs, status."""
+        return {
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "status": self.status.value,
+            "duration": round(self.elapsed, 3),
+            "steps": {
+                name: {"status": s.status.value, "reason": s.reason, "counts": s.counts()}
+                for name, s in self.steps.items()
+            },
+            "jobs": [job.to_dict() for job in self.jobs()],
+        }
+
+
+class Observer(Protocol):
+    """Receives the run's events as they happen; must not block."""
+
+    def event(self, kind: str, run: RunState, job: Job | None, data: dict[str, Any]) -> None:
+        """``kind`` is one of ``run_start``, ``step_start``, ``step_finish``,
+        ``job_start``, ``job_output``, ``job_finish``, ``run_finish``."""

@@ -1,0 +1,134 @@
+"""Go's ``go test -json`` / ``go tool test2json`` events, folded into tests.
+
+Each line of a step's stdout that is a JSON object with an ``Action`` is
+one event. :class:`Test2Json` folds them into one :class:`TestCase` per
+test (and per package, for package-level failures such as a build error);
+:func:`junit_xml` writes the cases in the JUnit XML format CI systems read.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Test2Json", "TestCase", "junit_xml"]
+
+_FINAL = {"pass": "passed", "fail": "failed", "skip": "skipped"}
+_MAX_OUTPUT_LINES = 200
+
+
+@dataclass
+class TestCase:
+    """One test's result (``name`` empty for the package itself)."""
+
+    __test__ = False  # not a pytest class
+
+    package: str
+    name: str
+    status: str = "running"
+    elapsed: float = 0.0
+    output: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON and the run record."""
+        return {
+            "package": self.package,
+            "test": self.name,
+            "status": self.status,
+            "elapsed": self.elapsed,
+            "output": "".join(self.output) if self.status == "failed" else "",
+        }
+
+
+class Test2Json:
+    """Folds ``go test -json`` lines into :class:`TestCase` objects."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, package: str = "") -> None:
+        self.default_package = package
+        self.cases: dict[tuple[str, str], TestCase] = {}
+
+    def feed(self, line: str) -> TestCase | None:
+        """Take one line; return the case it finished, if any. Lines that
+        are not test2json events are ignored."""
+        text = line.strip()
+        if not text.startswith("{"):
+            return None
+        try:
+            event = json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(event, dict) or not isinstance(event.get("Action"), str):
+            return None
+        package = str(event.get("Package") or self.default_package)
+        key = (package, str(event.get("Test") or ""))
+        case = self.cases.get(key)
+        if case is None:
+            case = self.cases[key] = TestCase(package, key[1])
+        action = event["Action"]
+        output = event.get("Output")
+        if isinstance(output, str) and len(case.output) < _MAX_OUTPUT_LINES:
+            case.output.append(output)
+        if action in _FINAL:
+            case.status = _FINAL[action]
+            elapsed = event.get("Elapsed")
+            case.elapsed = float(elapsed) if isinstance(elapsed, int | float) else 0.0
+            return case
+        return None
+
+    def results(self) -> list[TestCase]:
+        """Finished tests, then a package case only where it failed without
+        any failed test (a build or set-up failure)."""
+        tests = [c for c in self.cases.values() if c.name and c.status != "running"]
+        failed_packages = {c.package for c in tests if c.status == "failed"}
+        packages = [
+            c
+            for c in self.cases.values()
+            if not c.name and c.status == "failed" and c.package not in failed_packages
+        ]
+        return [*tests, *packages]
+
+
+def junit_xml(cases: Iterable[TestCase], name: str = "stockade") -> bytes:
+    """JUnit XML (``testsuites`` > ``testsuite`` per package > ``testcase``)."""
+    by_package: dict[str, list[TestCase]] = {}
+    for case in cases:
+        by_package.setdefault(case.package, []).append(case)
+    root = ET.Element("testsuites", name=name)
+    totals = {"tests": 0, "failures": 0, "skipped": 0}
+    for package, members in sorted(by_package.items()):
+        failures = sum(c.status == "failed" for c in members)
+        skipped = sum(c.status == "skipped" for c in members)
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=package,
+            tests=str(len(members)),
+            failures=str(failures),
+            errors="0",
+            skipped=str(skipped),
+            time=f"{sum(c.elapsed for c in members):.3f}",
+        )
+        for case in members:
+            element = ET.SubElement(
+                suite,
+                "testcase",
+                classname=package,
+                name=case.name or "(package)",
+                time=f"{case.elapsed:.3f}",
+            )
+            if case.status == "failed":
+                failure = ET.SubElement(element, "failure", message="failed", type="failure")
+                failure.text = "".join(case.output)
+            elif case.status == "skipped":
+                ET.SubElement(element, "skipped")
+        totals["tests"] += len(members)
+        totals["failures"] += failures
+        totals["skipped"] += skipped
+    for key, value in totals.items():
+        root.set(key, str(value))
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))

@@ -1,0 +1,87 @@
+"""The FastAPI application: routes, authentication, errors and middleware.
+
+Every route but ``/health`` and the webhooks (which prove themselves with a
+signature) needs ``Authorization: Bearer TOKEN``; a missing or wrong one
+gets the same bare 401. Validation errors are 422 with the field at fault
+and never echo the value sent. Stockade errors map to statuses: unknown
+job 404, bad usage 422, store unreachable 503.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stockade.errors import JobNotFound, StockadeError, StoreUnavailable, UsageError
+from stockade.server import health, hooks, jobs_api, metrics
+from stockade.server.limits import BodyLimit, Drain
+from stockade.server.service import Service
+
+__all__ = ["create_app"]
+
+_UNAUTHORIZED = {"error": "unauthorized"}
+
+
+def require_token(request: Request) -> None:
+    """The bearer-token check every protected route depends on."""
+    service: Service = request.app.state.service
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not service.tokens.accepts(token.strip()):
+        raise HTTPException(401, headers={"WWW-Authenticate": "Bearer"})
+
+
+def create_app(service: Service) -> Any:
+    """The ASGI application serving ``service`` (FastAPI inside the middleware)."""
+    app = FastAPI(
+        title="stockade",
+        version="1",
+        description="Run any command as a supervised, sandboxed, durable job.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.service = service
+    auth = [Depends(require_token)]
+    app.include_router(jobs_api.router, dependencies=auth)
+    app.include_router(metrics.router, dependencies=auth)
+    app.include_router(health.router)
+    app.include_router(hooks.router)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=auth)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    _handlers(app)
+    return Drain(BodyLimit(app, service.config.server.max_body), lambda: service.draining)
+
+
+def _handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 401:
+            return JSONResponse(_UNAUTHORIZED, 401, headers=exc.headers)
+        return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [
+            {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
+            for err in exc.errors()
+        ]
+        first = fields[0]["field"] if fields else None
+        return JSONResponse({"error": "invalid request", "field": first, "fields": fields}, 422)
+
+    @app.exception_handler(StockadeError)
+    async def stockade_error(request: Request, exc: StockadeError) -> JSONResponse:
+        if isinstance(exc, JobNotFound):
+            return JSONResponse({"error": "no such job"}, 404)
+        if isinstance(exc, StoreUnavailable):
+            return JSONResponse({"error": "store unavailable"}, 503, {"Retry-After": "5"})
+        if isinstance(exc, UsageError):
+            return JSONResponse({"error": exc.message, "field": "task"}, 422)
+        return JSONResponse({"error": "internal error"}, 500)

@@ -1,0 +1,72 @@
+"""``GET /health``: is this server, and the queue behind it, fit for work?
+
+Checks (each ``{"ok": bool, …}``):
+
+* ``store``: the database answers a query;
+* ``workers``: live workers seen in the store (embedded or a fleet), and
+  whether the embedded worker, if any, is still running;
+* ``queue``: runnable jobs waiting and the oldest one's age.
+
+``down`` (503) when the store does not answer or the server is draining;
+``degraded`` (200) when jobs wait with no live worker, the embedded worker
+died, or the oldest job has waited longer than ``server.queue_age_degraded``;
+``ok`` (200) otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from stockade.errors import StockadeError
+from stockade.server.service import Service
+
+__all__ = ["check_health", "router"]
+
+router = APIRouter(tags=["health"])
+
+
+def check_health(service: Service) -> dict[str, Any]:
+    """The health document (blocking: it queries the store)."""
+    checks: dict[str, Any] = {}
+    try:
+        service.ping()
+        queue = service.queue()
+        live = service.live_workers()
+    except StockadeError as exc:
+        checks["store"] = {"ok": False, "error": exc.message}
+        return {"status": "down", "checks": checks}
+    checks["store"] = {"ok": True}
+    embedded = service.worker
+    embedded_ok = embedded.alive or embedded.slots == 0
+    checks["workers"] = {
+        "ok": embedded_ok and (live > 0 or queue.depth == 0),
+        "alive": live,
+        "embedded_slots": embedded.slots,
+        "embedded_alive": embedded.alive,
+    }
+    limit = service.config.server.queue_age_degraded
+    checks["queue"] = {
+        "ok": queue.oldest_age < limit,
+        "length": queue.depth,
+        "oldest_age": round(queue.oldest_age, 3),
+    }
+    if service.draining:
+        status = "down"
+        checks["draining"] = {"ok": False}
+    elif all(check["ok"] for check in checks.values()):
+        status = "ok"
+    else:
+        status = "degraded"
+    return {"status": status, "checks": checks}
+
+
+@router.get("/health", summary="Health with dependency checks")
+async def health(request: Request) -> JSONResponse:
+    """``ok`` / ``degraded`` answer 200, ``down`` 503. Needs no token."""
+    service: Service = request.app.state.service
+    body = await run_in_threadpool(check_health, service)
+    return JSONResponse(body, 503 if body["status"] == "down" else 200)

@@ -1,0 +1,151 @@
+"""``/api/v1/jobs``: submit, list, get, cancel, retry, outputs, events and logs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi.responses import PlainTextResponse, StreamingResponse
+
+from stockade.server.models import ActionResult, JobDetails, JobList, JobOut, SubmitRequest
+from stockade.server.service import Service, job_view
+from stockade.server.sse import log_stream
+from stockade.store.states import JobState
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+StateName = Annotated[list[JobState] | None, Query(description="Only jobs in these states.")]
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+@router.post("", status_code=201, response_model=JobOut, summary="Queue a job")
+def submit(
+    body: SubmitRequest,
+    request: Request,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Queue a job of a configured task. With an ``Idempotency-Key`` header a
+    repeated request returns the job the first one made (200, not 201); the
+    same key with a different task or input is a conflict (409)."""
+    service = _service(request)
+    job, created = service.submit(
+        body.task, body.input, priority=body.priority, delay=body.delay, key=idempotency_key
+    )
+    if not created:
+        if job.task != body.task or job.input != body.input:
+            raise HTTPException(409, "idempotency key already used for a different job")
+        response.status_code = 200
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return job_view(job)
+
+
+@router.get("", response_model=JobList, summary="List jobs")
+def list_jobs(
+    request: Request,
+    state: StateName = None,
+    task: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    after: Annotated[str | None, Query(max_length=40, description="A cursor: `next`.")] = None,
+) -> dict[str, Any]:
+    """Jobs newest first, filtered by state and task, a page at a time."""
+    states = [s.value for s in state or []]
+    jobs = _service(request).page(states, task, limit + 1, after)
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    return {"jobs": [job_view(j) for j in jobs], "next": jobs[-1].id if more else None}
+
+
+@router.get("/{job_id}", response_model=JobDetails, summary="Get a job")
+def get_job(job_id: str, request: Request) -> dict[str, Any]:
+    """One job with its attempts and outputs."""
+    job, attempts, outputs = _service(request).details(job_id)
+    return {
+        **job_view(job),
+        "attempts_detail": [_attempt(a.to_dict()) for a in attempts],
+        "outputs": outputs,
+    }
+
+
+def _attempt(data: dict[str, Any]) -> dict[str, Any]:
+    data.pop("result", None)
+    return data
+
+
+@router.get("/{job_id}/outputs", summary="A job's outputs")
+def outputs(job_id: str, request: Request) -> dict[str, Any]:
+    """The outputs of the job's succeeded attempt (``null`` until then)."""
+    _, _, data = _service(request).details(job_id)
+    return {"outputs": data}
+
+
+@router.get("/{job_id}/events", summary="A job's lifecycle events")
+def events(job_id: str, request: Request) -> dict[str, Any]:
+    """Queued, started, finished, retried… in order."""
+    return {"events": _service(request).events(job_id)}
+
+
+@router.post("/{job_id}/cancel", response_model=ActionResult, summary="Cancel a job")
+def cancel(job_id: str, request: Request) -> dict[str, str]:
+    """Cancel a queued job now, or ask a running one's worker to stop it."""
+    service = _service(request)
+    job = service.job(job_id)
+    return {"id": job.id, "result": service.cancel(job.id)}
+
+
+@router.post("/{job_id}/retry", response_model=ActionResult, summary="Retry a job")
+def retry(job_id: str, request: Request) -> dict[str, str]:
+    """Queue a failed or cancelled job again with a fresh set of attempts."""
+    service = _service(request)
+    job = service.job(job_id)
+    return {"id": job.id, "result": service.retry(job.id)}
+
+
+@router.get("/{job_id}/logs", response_class=PlainTextResponse, summary="A job's whole log")
+def logs(job_id: str, request: Request, attempt: Annotated[int | None, Query(ge=1)] = None) -> str:
+    """Everything the job printed so far (masked), stdout and stderr interleaved."""
+    service = _service(request)
+    job = service.job(job_id)
+    parts: list[str] = []
+    after = 0
+    while True:
+        chunks = service.logs(job.id, after, attempt)
+        parts += [c.text for c in chunks]
+        if len(chunks) < 1000:
+            return "".join(parts)
+        after = chunks[-1].id
+
+
+@router.get(
+    "/{job_id}/logs/stream",
+    summary="Follow a job's log (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_logs(
+    job_id: str,
+    request: Request,
+    last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+    after: Annotated[int, Query(ge=0, description="Resume after this chunk id.")] = 0,
+) -> StreamingResponse:
+    """Each log chunk as an SSE ``log`` event whose ``id`` is the chunk id, then an
+    ``end`` event with the job's final state. Reconnecting with ``Last-Event-ID``
+    resumes after the last chunk received."""
+    from starlette.concurrency import run_in_threadpool
+
+    service = _service(request)
+    job = await run_in_threadpool(service.job, job_id)
+    start = after
+    if last_event_id and last_event_id.isdigit():
+        start = int(last_event_id)
+    return StreamingResponse(
+        log_stream(service, job.id, start, request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

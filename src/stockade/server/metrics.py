@@ -1,0 +1,93 @@
+"""``GET /metrics``: Prometheus text computed from the store at scrape time.
+
+Nothing is counted in this process's memory: every family is read from the
+database when Prometheus scrapes, so several server processes sharing one
+database all report the same, right figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
+
+from stockade.server.service import Service
+from stockade.store.serverq import DURATION_BUCKETS
+
+__all__ = ["StoreCollector", "render", "router"]
+
+router = APIRouter(tags=["metrics"])
+
+
+class StoreCollector(Collector):
+    """Metric families from the store's real counts."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        sq = self.service.sq
+        jobs = GaugeMetricFamily(
+            "stockade_jobs", "Jobs by state and task.", labels=["state", "task"]
+        )
+        for (state, task), count in sorted(sq.jobs_by_state_task().items()):
+            jobs.add_metric([state, task], count)
+        yield jobs
+        attempts = CounterMetricFamily(
+            "stockade_attempts", "Finished attempts by outcome.", labels=["outcome"]
+        )
+        for outcome, count in sorted(sq.attempts_by_outcome().items()):
+            attempts.add_metric([outcome], count)
+        yield attempts
+        counts, total, seconds = sq.duration_histogram()
+        buckets = [(str(b), c) for b, c in zip(DURATION_BUCKETS, counts, strict=True)]
+        yield HistogramMetricFamily(
+            "stockade_attempt_duration_seconds", "Attempt durations.",
+            buckets=[*buckets, ("+Inf", total)], sum_value=seconds,
+        )  # fmt: skip
+        queue = sq.queue()
+        yield GaugeMetricFamily("stockade_queue_depth", "Runnable queued jobs.", value=queue.depth)
+        yield GaugeMetricFamily(
+            "stockade_queue_oldest_age_seconds", "Wait of the oldest runnable job.",
+            value=queue.oldest_age,
+        )  # fmt: skip
+        hooks = CounterMetricFamily(
+            "stockade_webhook_deliveries", "Webhook deliveries by hook and outcome.",
+            labels=["hook", "outcome"],
+        )  # fmt: skip
+        for (hook, outcome), count in sorted(sq.delivery_counts().items()):
+            hooks.add_metric([hook, outcome], count)
+        yield hooks
+        workers = self.service.store.queries.workers(alive_within=2 * self.service.lease)
+        yield GaugeMetricFamily("stockade_workers_alive", "Live workers.", value=len(workers))
+        yield GaugeMetricFamily(
+            "stockade_worker_slots", "Slots of live workers.", value=sum(w.slots for w in workers)
+        )
+        running = sum(n for (state, _), n in sq.jobs_by_state_task().items() if state == "running")
+        yield GaugeMetricFamily("stockade_slots_busy", "Jobs running now.", value=running)
+        yield CounterMetricFamily(
+            "stockade_log_bytes", "Log text stored (characters).", value=sq.log_bytes()
+        )
+
+
+def render(service: Service) -> bytes:
+    """The exposition text (blocking: it queries the store)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(service))
+    return generate_latest(registry)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Jobs, attempts, durations, queue, webhooks, workers and log bytes."""
+    body = await run_in_threadpool(render, request.app.state.service)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,111 @@
+"""Run the service: uvicorn and the embedded worker in one event loop.
+
+On the first SIGTERM or SIGINT the server starts draining: every new
+request but ``/health`` is answered 503 with ``Retry-After``, log streams
+end with a ``shutdown`` event, and the embedded worker stops claiming and
+lets its running jobs finish for up to its drain timeout (a second signal
+stops them at once, as `stockade worker` does). Then uvicorn stops,
+finishing the requests it is serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from stockade.engine.worker import Worker, WorkerOptions
+from stockade.server.app import create_app
+from stockade.server.service import Service
+from stockade.store import Store
+
+__all__ = ["ServeOptions", "serve"]
+
+log = logging.getLogger("stockade.server")
+
+
+@dataclass
+class ServeOptions:
+    """How `stockade serve` runs."""
+
+    host: str = "127.0.0.1"
+    port: int = 8470
+    slots: int = 1
+    drain_timeout: float = 30.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ours drains first."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve(service: Service, worker_store: Store | None, options: ServeOptions) -> int:
+    config = uvicorn.Config(
+        create_app(service), host=options.host, port=options.port, log_level="warning",
+        timeout_graceful_shutdown=5, lifespan="off",
+    )  # fmt: skip
+    server = _Server(config)
+    worker: Worker | None = None
+    if worker_store is not None and options.slots > 0:
+        worker = Worker(
+            worker_store,
+            WorkerOptions(slots=options.slots, drain_timeout=options.drain_timeout,
+                          lease=service.lease, handle_signals=False),
+        )  # fmt: skip
+        service.worker.slots = options.slots
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if service.draining:
+            log.warning("second signal: stopping running jobs now")
+        else:
+            log.warning("draining: refusing new requests")
+        service.draining = True
+        stop.set()
+        if worker is not None:
+            worker.request_stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+    serving = loop.create_task(server.serve())
+    working = loop.create_task(worker.run()) if worker is not None else None
+    service.worker.alive = working is not None
+    if working is not None:
+        working.add_done_callback(lambda _: setattr(service.worker, "alive", False))
+    status = 0
+    try:
+        stopping = loop.create_task(stop.wait())
+        await asyncio.wait([stopping, serving], return_when=asyncio.FIRST_COMPLETED)
+        if serving.done():  # uvicorn gave up (e.g. the port is taken)
+            status = 1
+            stopping.cancel()
+            on_signal()
+        if working is not None:
+            await working
+    finally:
+        service.worker.alive = False
+        server.should_exit = True
+        with contextlib.suppress(SystemExit):
+            await serving
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    log.warning("stopped")
+    return status
+
+
+def serve(service: Service, worker_store: Store | None, options: ServeOptions) -> int:
+    """Serve until a signal has drained everything; the exit status."""
+    from stockade.sandbox.proctree import enable_subreaper
+
+    enable_subreaper()
+    service.sq.ensure_tables()
+    return asyncio.run(_serve(service, worker_store, options))

@@ -1,0 +1,125 @@
+"""The service's one way into the engine and the store.
+
+:class:`Service` is what every route uses: it submits through
+:func:`stockade.engine.jobspec.new_job`, reads and changes jobs through the
+store's public API (``queries``, ``jobs``) and the service queries of
+:mod:`stockade.store.serverq`, and knows whether the server is draining.
+Store calls are blocking; routes call them from FastAPI's thread pool.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from stockade.engine.jobspec import new_job
+from stockade.errors import UsageError
+from stockade.server.auth import TokenSet
+from stockade.spec import Config
+from stockade.store import AttemptRecord, JobRecord, LogChunk, Store
+from stockade.store.serverq import QueueStats, ServerQueries, keyed_job_id
+
+__all__ = ["Service", "WorkerProbe", "job_view"]
+
+#: Job fields a client sees (never ``spec``: the frozen task stays inside).
+_PUBLIC = (
+    "id", "task", "state", "priority", "attempts", "max_attempts", "created_at", "updated_at",
+    "run_after", "started_at", "finished_at", "worker_id", "cancel_requested", "outcome",
+    "exit_code", "signal", "reason", "error", "input",
+)  # fmt: skip
+
+
+def job_view(job: JobRecord) -> dict[str, Any]:
+    """A job as the API shows it."""
+    data = job.to_dict()
+    return {key: data[key] for key in _PUBLIC}
+
+
+@dataclass
+class WorkerProbe:
+    """What the server knows of its embedded worker, for health."""
+
+    slots: int = 0
+    alive: bool = False
+    running: int = 0
+
+
+@dataclass
+class Service:
+    """The store, the config and the server's own state, for the routes."""
+
+    store: Store
+    config: Config
+    tokens: TokenSet
+    lease: float = 30.0
+    draining: bool = False
+    worker: WorkerProbe = field(default_factory=WorkerProbe)
+    started: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        self.sq = ServerQueries(self.store)
+
+    # -- jobs ----------------------------------------------------------------
+
+    def submit(
+        self, task: str, input: Any, *, priority: int | None = None, delay: float = 0.0,
+        key: str | None = None, scope: str = "api",
+    ) -> tuple[JobRecord, bool]:  # fmt: skip
+        """Queue a job of a configured task; ``(job, created)``. With ``key``, a
+        repeated call returns the job the first one made."""
+        if task not in self.config.tasks:
+            raise UsageError(f"unknown task {task!r}")
+        new = new_job(task, self.config.tasks[task], config=self.config, input=input,
+                      priority=priority, delay=delay)  # fmt: skip
+        if key is None:
+            job_id = self.store.jobs.submit([new])[0]
+            return self.store.queries.job(job_id), True
+        return self.sq.submit_keyed(new, keyed_job_id(scope, key))
+
+    def job(self, ref: str) -> JobRecord:
+        """One job by id (or unique prefix)."""
+        return self.store.queries.job(ref)
+
+    def page(
+        self, states: list[str], task: str | None, limit: int, after: str | None
+    ) -> list[JobRecord]:
+        """A page of jobs, newest first."""
+        return self.sq.page(states=states, task=task, limit=limit, after=after)
+
+    def details(self, ref: str) -> tuple[JobRecord, list[AttemptRecord], dict[str, Any] | None]:
+        """A job with its attempts and outputs."""
+        job = self.job(ref)
+        return job, self.store.queries.attempts(job.id), self.store.queries.outputs(job.id)
+
+    def events(self, ref: str) -> list[dict[str, Any]]:
+        """The job's lifecycle events."""
+        return self.store.queries.events(self.job(ref).id)
+
+    def cancel(self, ref: str) -> str:
+        """Cancel one job; what happened (``cancelled``, ``cancelling``, ``already …``)."""
+        job_id = self.job(ref).id
+        return self.store.jobs.cancel([job_id])[job_id]
+
+    def retry(self, ref: str) -> str:
+        """Queue a finished job again; what happened."""
+        job_id = self.job(ref).id
+        return self.store.jobs.retry([job_id])[job_id]
+
+    def logs(self, job_id: str, after: int, attempt: int | None = None) -> list[LogChunk]:
+        """Log chunks after chunk id ``after``."""
+        return self.store.queries.logs(job_id, after=after, attempt=attempt)
+
+    # -- health and metrics ------------------------------------------------------
+
+    def ping(self) -> None:
+        """Raise unless the store answers."""
+        self.store.db.ping()
+
+    def queue(self) -> QueueStats:
+        """The runnable queue."""
+        return self.sq.queue()
+
+    def live_workers(self) -> int:
+        """Workers (embedded or not) seen within two leases."""
+        return len(self.store.queries.workers(alive_within=2 * self.lease))

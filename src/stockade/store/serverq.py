@@ -1,0 +1,204 @@
+"""What the HTTP service asks of the store beyond the job manager and queries.
+
+* Keyed submission: a job whose id is derived from a client's key (an
+  ``Idempotency-Key``, a webhook's delivery id), so a repeated request finds
+  the job the first one made instead of making a second one. The job's
+  primary key is the lock: two racing requests cannot both insert it.
+* Webhook deliveries: every delivery with its outcome, in the
+  ``webhook_deliveries`` table. That table belongs to the service and is
+  created on first use (``CREATE TABLE IF NOT EXISTS``) rather than by the
+  core schema's migrations, which the service does not change.
+* Aggregates for health and metrics, read at scrape time from the database
+  so they are right however many server processes share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from stockade.errors import StoreError
+from stockade.store import schema as t
+from stockade.store.database import Database
+from stockade.store.records import JobRecord, NewJob
+from stockade.store.schema import epoch_now
+from stockade.store.states import JobState
+from stockade.store.store import Store
+
+__all__ = ["DURATION_BUCKETS", "QueueStats", "ServerQueries", "deliveries", "keyed_job_id"]
+
+service_metadata = sa.MetaData()
+
+deliveries = sa.Table(
+    "webhook_deliveries",
+    service_metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("hook", sa.String(200), nullable=False),
+    sa.Column("delivery_id", sa.String(200), nullable=True),
+    sa.Column("event", sa.String(200), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(200), nullable=True),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("job_id", sa.String(40), nullable=True),
+    sa.Column("time", sa.Float(precision=53), nullable=False),
+    sa.Index("ix_webhook_deliveries_hook", "hook", "delivery_id"),
+)
+
+#: Upper bounds (seconds) of the attempt-duration histogram.
+DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
+
+
+def keyed_job_id(scope: str, key: str) -> str:
+    """The job id a client key stands for: 19 hex digits, like generated ids."""
+    return hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()[:19]
+
+
+@dataclass
+class QueueStats:
+    """Runnable queued jobs and how long the oldest has waited (seconds)."""
+
+    depth: int
+    oldest_age: float
+
+
+class ServerQueries:
+    """Keyed submission, webhook deliveries and aggregates over one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db: Database = store.db
+
+    def ensure_tables(self) -> None:
+        """Create the service's own tables if they are missing."""
+        with self.db.transaction() as conn:
+            service_metadata.create_all(conn, checkfirst=True)
+
+    # -- keyed submission ----------------------------------------------------
+
+    def submit_keyed(self, job: NewJob, job_id: str) -> tuple[JobRecord, bool]:
+        """Submit ``job`` under ``job_id`` unless a job has that id already;
+        ``(the job, whether this call created it)``."""
+        existing = self._find(job_id)
+        if existing is not None:
+            return existing, False
+        job.id = job_id
+        try:
+            self.store.jobs.submit([job])
+        except StoreError:
+            existing = self._find(job_id)  # lost a race with the same key
+            if existing is None:
+                raise
+            return existing, False
+        return self.store.queries.job(job_id), True
+
+    def _find(self, job_id: str) -> JobRecord | None:
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
+        return JobRecord.from_row(row) if row is not None else None
+
+    def page(
+        self, *, states: Iterable[str] = (), task: str | None = None, limit: int = 50,
+        after: str | None = None,
+    ) -> list[JobRecord]:  # fmt: skip
+        """Jobs newest first, ``limit`` of them, those after job ``after`` (a cursor)."""
+        jobs = t.jobs
+        query = sa.select(jobs)
+        wanted = list(states)
+        if wanted:
+            query = query.where(jobs.c.state.in_(wanted))
+        if task:
+            query = query.where(jobs.c.task == task)
+        if after:
+            mark = sa.select(jobs.c.created_at).where(jobs.c.id == after).scalar_subquery()
+            query = query.where(
+                sa.or_(
+                    jobs.c.created_at < mark,
+                    sa.and_(jobs.c.created_at == mark, jobs.c.id < after),
+                )
+            )
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+        with self.db.read() as conn:
+            return [JobRecord.from_row(row) for row in conn.execute(query).mappings()]
+
+    # -- webhook deliveries ----------------------------------------------------
+
+    def record_delivery(
+        self, hook: str, delivery_id: str | None, event: str | None, outcome: str,
+        status: int, *, reason: str | None = None, job_id: str | None = None,
+    ) -> None:  # fmt: skip
+        """Record one delivery and what became of it."""
+        values: dict[str, Any] = {
+            "hook": hook, "delivery_id": delivery_id, "event": event, "outcome": outcome,
+            "status": status, "reason": reason, "job_id": job_id, "time": epoch_now(),
+        }  # fmt: skip
+        with self.db.transaction() as conn:
+            conn.execute(deliveries.insert().values(values))
+
+    def deliveries(self, hook: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Recorded deliveries, newest first."""
+        query = sa.select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)
+        if hook:
+            query = query.where(deliveries.c.hook == hook)
+        with self.db.read() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def delivery_counts(self) -> dict[tuple[str, str], int]:
+        """``{(hook, outcome): deliveries}``."""
+        d = deliveries
+        query = sa.select(d.c.hook, d.c.outcome, sa.func.count()).group_by(d.c.hook, d.c.outcome)
+        with self.db.read() as conn:
+            return {(hook, outcome): n for hook, outcome, n in conn.execute(query)}
+
+    # -- aggregates ------------------------------------------------------------
+
+    def jobs_by_state_task(self) -> dict[tuple[str, str], int]:
+        """``{(state, task): jobs}``."""
+        jobs = t.jobs
+        query = sa.select(jobs.c.state, jobs.c.task, sa.func.count()).group_by(
+            jobs.c.state, jobs.c.task
+        )
+        with self.db.read() as conn:
+            return {(state, task): n for state, task, n in conn.execute(query)}
+
+    def queue(self) -> QueueStats:
+        """Depth and oldest age of the runnable queue (``run_after`` reached)."""
+        jobs, now = t.jobs, epoch_now()
+        query = sa.select(sa.func.count(), sa.func.min(jobs.c.run_after), now).where(
+            jobs.c.state == JobState.QUEUED.value, jobs.c.run_after <= now
+        )
+        with self.db.read() as conn:
+            depth, oldest, clock = conn.execute(query).one()
+        age = max(0.0, float(clock) - float(oldest)) if oldest is not None else 0.0
+        return QueueStats(int(depth), age)
+
+    def attempts_by_outcome(self) -> dict[str, int]:
+        """``{outcome: finished attempts}``."""
+        a = t.attempts
+        query = (
+            sa.select(a.c.outcome, sa.func.count())
+            .where(a.c.outcome.is_not(None))
+            .group_by(a.c.outcome)
+        )
+        with self.db.read() as conn:
+            return {outcome: n for outcome, n in conn.execute(query)}
+
+    def duration_histogram(self) -> tuple[list[int], int, float]:
+        """Cumulative counts of attempt durations per :data:`DURATION_BUCKETS`
+        bound, then the total count and sum."""
+        d = t.attempts.c.duration
+        columns = [sa.func.sum(sa.case((d <= bound, 1), else_=0)) for bound in DURATION_BUCKETS]
+        query = sa.select(*columns, sa.func.count(d), sa.func.sum(d)).where(d.is_not(None))
+        with self.db.read() as conn:
+            row = conn.execute(query).one()
+        counts = [int(v or 0) for v in row[: len(DURATION_BUCKETS)]]
+        return counts, int(row[-2] or 0), float(row[-1] or 0.0)
+
+    def log_bytes(self) -> int:
+        """Characters of log text stored, all jobs."""
+        query = sa.select(sa.func.coalesce(sa.func.sum(sa.func.length(t.log_chunks.c.text)), 0))
+        with self.db.read() as conn:
+            return int(conn.execute(query).scalar_one())

@@ -1,0 +1,112 @@
+"""The faces of ``stockade run``: live view, plain log, JSON event stream.
+
+Each is an :class:`~stockade.pipeline.model.Observer`. The live view
+redraws with rich's ``Live`` (cursor control, so only on a terminal); the
+plain log writes one line per job start and end, never moves the cursor,
+and suits CI logs; the JSON stream writes one object per event per line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import IO, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+
+from stockade.pipeline.model import Job, RunState, Status
+from stockade.ui import render
+
+__all__ = ["JsonObserver", "LiveObserver", "PlainObserver"]
+
+
+class JsonObserver:
+    """One JSON object per line per event (``--json``)."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def event(self, kind: str, run: RunState, job: Job | None, data: dict[str, Any]) -> None:
+        record: dict[str, Any] = {"event": kind, "run_id": run.run_id, "time": time.time()}
+        if job is not None:
+            record |= {"job": job.name, "step": job.step, "item": job.key}
+        if kind == "job_finish" and job is not None:
+            record |= job.to_dict()
+        record |= data
+        if kind == "run_finish":
+            record |= {"status": run.status.value, "summary": run.to_dict()}
+        self.out.write(json.dumps(record, default=str) + "\n")
+        self.out.flush()
+
+
+class PlainObserver:
+    """Line by line, no cursor control: for logs and non-terminals."""
+
+    def __init__(self, console: Console, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+
+    def event(self, kind: str, run: RunState, job: Job | None, data: dict[str, Any]) -> None:
+        if kind == "job_start" and job is not None and not self.quiet:
+            self._line(run, f"start  {job.name}")
+        elif kind == "job_finish" and job is not None:
+            if self.quiet and job.status is not Status.FAILED:
+                return
+            reason = f" ({job.reason})" if job.reason else ""
+            took = "" if job.duration is None else f" {render.seconds(job.duration)}"
+            self._line(run, f"{job.status.value:<9} {job.name}{took}{reason}")
+        elif kind == "step_finish" and data.get("status") == "skipped" and not self.quiet:
+            self._line(run, f"skipped   step {data.get('step')} ({data.get('reason')})")
+        elif kind == "run_finish":
+            finish(self.console, run)
+
+    def _line(self, run: RunState, text: str) -> None:
+        jobs = run.jobs()
+        done = sum(1 for job in jobs if job.status.done)
+        stamp = render.seconds(run.elapsed)
+        self.console.print(f"[{done:>3}/{len(jobs):<3} {stamp:>6}] {text}", markup=False)
+
+
+class LiveObserver:
+    """The live view: header, a bar per step, active jobs, failures."""
+
+    def __init__(self, console: Console, refresh: float = 8.0) -> None:
+        self.console = console
+        self.live: Live | None = None
+        self.refresh = refresh
+
+    def event(self, kind: str, run: RunState, job: Job | None, data: dict[str, Any]) -> None:
+        if kind == "run_start":
+            self.live = Live(
+                _Screen(run),
+                console=self.console,
+                refresh_per_second=self.refresh,
+                transient=True,
+            )
+            self.live.start()
+        elif kind == "run_finish":
+            if self.live is not None:
+                self.live.stop()
+                self.live = None
+            finish(self.console, run)
+
+
+class _Screen:
+    """Renders the run's current state each time rich refreshes."""
+
+    def __init__(self, run: RunState) -> None:
+        self.run = run
+
+    def __rich__(self) -> Group:
+        return render.live(self.run)
+
+
+def finish(console: Console, run: RunState) -> None:
+    """The end of a run: failures with their log tails, then the summary."""
+    for part in render.failures(run):
+        console.print(part)
+    line = render.tests_line(run.jobs())
+    if line:
+        console.print(line)
+    console.print(render.summary(run))
