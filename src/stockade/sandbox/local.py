@@ -10,7 +10,6 @@ open files and file size through ``prlimit`` (see :mod:`stockade.sandbox.limits`
 from __future__ import annotations
 
 import itertools
-import shutil
 from typing import TYPE_CHECKING, ClassVar
 
 from stockade.sandbox.base import Availability, LaunchRequest, Sandbox
@@ -46,6 +45,8 @@ class LocalSandbox(Sandbox):
             from stockade.sandbox.limits import ResourceLimits
 
             limits = ResourceLimits.from_spec(profile.limits)
+            import shutil  # only with limits: exec -- true must not pay for it
+
             self._prlimit = limits.prlimit_argv(shutil.which("prlimit") or "prlimit")
         self.resources = SlotResources(self.slot, limits, use_cgroup)
 
