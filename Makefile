@@ -3,8 +3,9 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-# Debian packages the test suite drives for real (sandbox backends).
-SYSPKGS := bubblewrap runc util-linux
+# Debian packages the test suite drives for real (sandbox backends; Go for
+# examples/go-tests; make, gcc for examples/ports; chromium for the dashboard test).
+SYSPKGS := bubblewrap runc util-linux golang-go make gcc chromium
 
 .PHONY: run test lint typecheck unit bench sysdeps clean
 
@@ -14,9 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: set up and run a shipped example job on the embedded default
+## run: set up, run a shipped example job and a small pipeline on the embedded default
 run: $(STAMP)
 	cd examples && ../$(BIN)/stockade exec hello --input '{"name": "newcomer"}' --result -
+	cd examples/pipelines && ../../$(BIN)/stockade run ci
 
 ## sysdeps: install the system packages the tests need (root only, only when missing)
 sysdeps:
