@@ -18,15 +18,13 @@ def validate_command(file: str | None) -> int:
 
     Exits 0 when the file is valid, 1 with every problem listed when it is not.
     """
-    from stockade.cli.tasks import config_path
+    from stockade.cli.tasks import config_path, print_problems
     from stockade.config import ConfigValidationError, load, summary
 
     try:
         cfg = load(config_path(file))
     except ConfigValidationError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        click.echo(f"stockade: {len(exc.problems)} problem(s) found", err=True)
+        print_problems(exc)
         return 1
     except (ConfigError, UsageError) as exc:
         click.echo(f"stockade: error: {exc.message}", err=True)

@@ -54,7 +54,7 @@ def run_command(
     data_dir: str | None,
 ) -> int:
     """Run PIPELINE (default: the only one defined) and show it live."""
-    from stockade.cli.tasks import config_path
+    from stockade.cli.tasks import config_path, print_problems
     from stockade.config import ConfigValidationError, load
 
     try:
@@ -64,9 +64,7 @@ def run_command(
         if unknown:
             raise UsageError(f"--only: unknown step {unknown[0]!r} in pipeline {name!r}")
     except ConfigValidationError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        click.echo(f"stockade: {len(exc.problems)} problem(s) found", err=True)
+        print_problems(exc)
         return 2
     except (ConfigError, UsageError) as exc:
         click.echo(f"stockade: error: {exc.message}", err=True)

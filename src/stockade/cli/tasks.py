@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stockade.errors import UsageError
 from stockade.runner.spec import RunSpec
 
-__all__ = ["config_path", "task_run_spec"]
+if TYPE_CHECKING:
+    from stockade.config import ConfigValidationError
+
+__all__ = ["config_path", "print_problems", "task_run_spec"]
 
 
 def config_path(given: str | None) -> Path:
@@ -31,3 +35,12 @@ def task_run_spec(name: str, config: str | None, data_dir: str | None) -> RunSpe
 
     cfg = load(config_path(config))
     return cfg.run_spec(name, data_dir=data_dir)
+
+
+def print_problems(exc: ConfigValidationError) -> None:
+    """Every problem of a config on stderr, one per line, then their count."""
+    import click
+
+    for problem in exc.problems:
+        click.echo(str(problem), err=True)
+    click.echo(f"stockade: {len(exc.problems)} problem(s) found", err=True)
