@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Print the JSON Schema of stockade.yaml.",
     ),
     "run": ("stockade.cli.run_cmd", "run_command", "Run a pipeline from stockade.yaml, live."),
+    "cache": ("stockade.cli.cache_cmd", "cache_group", "Clear the pipelines' result cache."),
     "sandboxes": ("stockade.cli.sandboxes_cmd", "sandboxes_command", "List sandbox backends."),
     "submit": (
         "stockade.cli.submit_cmd",

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 from collections.abc import Callable
 
 from stockade.errors import StockadeError
+from stockade.pipeline.cache import ResultCache, cache_key
 from stockade.pipeline.expr import ExprError
 from stockade.pipeline.model import Job, RunState, Status, StepState
 from stockade.pipeline.plan import JobPlan, job_plan
@@ -94,6 +96,7 @@ class JobRunner:
         for slot in range(slots):
             self.free.put_nowait(slot)
         self.sandboxes: dict[tuple[int, str], Sandbox] = {}
+        self.cache = ResultCache(data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade")
 
     async def run(self, step: StepState, job: Job) -> None:
         """Run ``job`` to its end; its status and outputs are set on it."""
@@ -109,6 +112,13 @@ class JobRunner:
 
     async def _run(self, step: StepState, job: Job, slot: int) -> None:
         plan = job_plan(self.config, self.run_state, step, job)
+        key = cache_key(self.run_state, step, job, plan)
+        if key is not None:
+            stored = self.cache.get(key)
+            if stored is not None:
+                self.cache.restore(job, stored)
+                job.status = Status.SUCCEEDED
+                return
         spec = plan.task.to_run_spec(
             plan.task_name,
             secrets=self.config.resolve_secrets(plan.task.secrets),
@@ -123,6 +133,9 @@ class JobRunner:
             job.tests = tests.results()
         if result.outcome is Outcome.SUCCEEDED:
             job.status = Status.SUCCEEDED
+            if key is not None:
+                with contextlib.suppress(OSError):
+                    self.cache.put(key, self.run_state, job)
         elif result.outcome is Outcome.CANCELLED:
             job.status, job.reason = Status.CANCELLED, "cancelled"
         else:

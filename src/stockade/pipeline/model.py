@@ -59,6 +59,12 @@ class Job:
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     tests: list[TestCase] = field(default_factory=list)
     priority: int = 0
+    cached_from: str | None = None  # the run whose stored success it reused
+
+    @property
+    def cached(self) -> bool:
+        """Whether its result came from the result cache (it did not run)."""
+        return self.cached_from is not None
 
     @property
     def name(self) -> str:
@@ -87,6 +93,7 @@ class Job:
             "outputs": self.outputs,
             "log": self.log_path,
             "tests": [test.to_dict() for test in self.tests],
+            "cached": self.cached,
         }
 
 

@@ -20,7 +20,14 @@ from stockade.spec.checks import Loc, did_you_mean, task_problems
 from stockade.spec.task import TaskSpec
 from stockade.spec.types import EnvMap, Name, StrictModel
 
-__all__ = ["Concurrency", "PipelineSpec", "StepSpec", "condition_text", "pipeline_problems"]
+__all__ = [
+    "CacheSpec",
+    "Concurrency",
+    "PipelineSpec",
+    "StepSpec",
+    "condition_text",
+    "pipeline_problems",
+]
 
 
 def condition_text(condition: str) -> str:
@@ -41,6 +48,19 @@ def _concurrency(value: object) -> object:
 
 Concurrency = Annotated[int | Literal["auto"] | None, BeforeValidator(_concurrency)]
 """``auto`` (the CPU count), a number of jobs at once, or unset."""
+
+
+class CacheSpec(StrictModel):
+    """A step's result cache: a job whose key matches a stored success is not run."""
+
+    key: list[str] = Field(
+        min_length=1,
+        description=(
+            "What the result depends on, besides the job's command, env and input: "
+            "'files: GLOB' (contents of the matching files), 'env: NAME', or any text "
+            "(${{ }} allowed)."
+        ),
+    )
 
 
 class StepSpec(StrictModel):
@@ -82,6 +102,9 @@ class StepSpec(StrictModel):
     events: Literal["test2json"] | None = Field(
         default=None, description="Structured test events on stdout (go test -json)."
     )
+    cache: CacheSpec | None = Field(
+        default=None, description="Skip a job whose key matches a stored success."
+    )
     description: str = Field(default="", description="What the step does, for humans.")
 
     def upstream(self) -> list[str]:
@@ -100,6 +123,7 @@ class PipelineSpec(StrictModel):
 
 
 _TASK_SOURCES = ("task", "run", "command")
+_EXPRESSION_KEYS = ("task", "run", "command", "input", "env", "for_each", "cache")
 
 
 def _strings(value: Any) -> list[tuple[Loc, str]]:
@@ -192,7 +216,7 @@ def _expression_problems(
 
     upstream = _upstream(steps, name)
     problems: list[tuple[Loc, str]] = []
-    fields = {k: step.get(k) for k in ("task", "run", "command", "input", "env", "for_each")}
+    fields = {k: step.get(k) for k in _EXPRESSION_KEYS}
     found = [((*where, key, *loc), text) for key, v in fields.items() for loc, text in _strings(v)]
     condition = step.get("if")
     if isinstance(condition, str):

@@ -120,7 +120,15 @@ def failures(run: RunState, tail: int = TAIL_SHOWN) -> list[RenderableType]:
         for case in job.tests:
             if case.status == "failed" and case.name:
                 out.append(Text(f"  ✗ {case.package} {case.name}", style="red"))
+                for text in _test_output(case.output)[-tail:]:
+                    out.append(Text(f"    │ {text}", no_wrap=True, overflow="ellipsis"))
     return out
+
+
+def _test_output(output: list[str]) -> list[str]:
+    """A failed test's own lines, without go test's ``=== RUN`` framing."""
+    lines = [line.rstrip() for chunk in output for line in chunk.splitlines()]
+    return [line for line in lines if line.strip() and not line.startswith("=== ")]
 
 
 def live(run: RunState) -> Group:
@@ -149,6 +157,9 @@ def summary(run: RunState) -> Table:
         status = Text(step.status.value, style=_STYLE[step.status])
         if step.reason and step.status is Status.SKIPPED:
             status.append(f": {step.reason}")
+        cached = sum(job.cached for job in step.jobs)
+        if cached:
+            status.append(f" ({cached} cached)", style="dim")
         table.add_row(
             step.name,
             status,

@@ -1,0 +1,172 @@
+"""``examples/go-tests`` end to end: real ``go list``, ``go test -c`` and
+``go tool test2json`` under ``stockade run``, checked from the JSON stream,
+the run record and the JUnit XML."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "go-tests"
+STOCKADE = [sys.executable, "-m", "stockade.cli.main"]
+MODULE = "example.com/gotests"
+PACKAGES = [f"{MODULE}/{name}" for name in ("broken", "mathx", "queue", "strs")]
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("go") is None, reason="needs Go (Debian: golang-go; `make sysdeps`)"
+)
+
+
+@pytest.fixture(scope="module")
+def go_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One Go build cache for the module's runs: the second build is quick."""
+    return tmp_path_factory.mktemp("gocache")
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path) -> Path:
+    """A copy of the example, so runs never write into the source tree."""
+    target = tmp_path / "go-tests"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".work", ".stockade"))
+    return target
+
+
+def stockade(workspace: Path, go_cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "GOCACHE": str(go_cache / "build"),
+        "GOPATH": str(go_cache / "gopath"),
+        "GO_BUILD_DIR": str(workspace / ".work" / "bin"),
+    }
+    return subprocess.run(
+        [*STOCKADE, "run", *args],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+
+
+def _events(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def test_go_tests_pass_and_fail_per_test(workspace: Path, go_cache: Path, _data_dir: Path) -> None:
+    done = stockade(workspace, go_cache, "test", "--json", "--junit", "report.xml")
+    assert done.returncode == 1, done.stderr
+    events = _events(done.stdout)
+
+    # discovery found every package; each test binary was built and run
+    finished = {e["job"]: e for e in events if e["event"] == "job_finish"}
+    for package in PACKAGES:
+        assert finished[f"build[{package}]"]["status"] == "succeeded"
+    assert finished[f"test[{MODULE}/strs]"]["status"] == "failed"
+    for name in ("broken", "mathx", "queue"):
+        assert finished[f"test[{MODULE}/{name}]"]["status"] == "succeeded"
+
+    # the tests ran one at a time, in alphabetical order of their packages
+    started = [e["job"] for e in events if e["event"] == "job_start" and e["step"] == "test"]
+    assert started == [f"test[{p}]" for p in PACKAGES]
+    test_events = [e for e in events if e["event"] == "job_start" and e["step"] == "test"]
+    build_ends = [e for e in events if e["event"] == "job_finish" and e["step"] == "build"]
+    assert events.index(build_ends[-1]) < events.index(test_events[0])
+
+    # per-test results from test2json
+    results = {(e["package"], e["test"]): e for e in events if e["event"] == "test"}
+    status = {key: e["status"] for key, e in results.items()}
+    assert status[(f"{MODULE}/strs", "TestReverseUnicode")] == "failed"
+    assert status[(f"{MODULE}/strs", "TestReverseASCII")] == "passed"
+    assert status[(f"{MODULE}/mathx", "TestAdd")] == "passed"
+    assert status[(f"{MODULE}/queue", "TestFIFO/pop#02")] == "passed"
+    assert status[(f"{MODULE}/queue", "TestLarge")] == "skipped"
+    assert [k for k, v in status.items() if v == "failed" and k[1]] == [
+        (f"{MODULE}/strs", "TestReverseUnicode")
+    ]
+    assert status[(f"{MODULE}/strs", "")] == "failed"  # the package's own end event
+    assert 'want "olléh"' in results[(f"{MODULE}/strs", "TestReverseUnicode")]["output"]
+
+    # the run record holds the same
+    (record,) = (_data_dir / "runs").glob("*.json")
+    run = json.loads(record.read_text())
+    assert run["status"] == "failed"
+    strs = next(j for j in run["jobs"] if j["job"] == f"test[{MODULE}/strs]")
+    assert {t["test"]: t["status"] for t in strs["tests"]} == {
+        "TestReverseASCII": "passed",
+        "TestReverseUnicode": "failed",
+    }
+
+    _check_junit(workspace / "report.xml")
+
+
+def _check_junit(path: Path) -> None:
+    """The elements and attributes of the common JUnit schema (the Jenkins /
+    Surefire XSD CI systems read), and the counts."""
+    root = ET.parse(path).getroot()
+    assert root.tag == "testsuites"
+    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("11", "1", "1")
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == PACKAGES
+    counts: dict[str, tuple[int, int, int]] = {}
+    for suite in suites:
+        for attribute in ("name", "tests", "failures", "errors", "skipped", "time"):
+            assert suite.get(attribute) is not None, attribute
+        float(suite.get("time", ""))
+        cases = suite.findall("testcase")
+        assert all(child.tag == "testcase" for child in suite)
+        assert int(suite.get("tests", "")) == len(cases)
+        failures = [c for c in cases if c.find("failure") is not None]
+        skipped = [c for c in cases if c.find("skipped") is not None]
+        assert int(suite.get("failures", "")) == len(failures)
+        assert int(suite.get("skipped", "")) == len(skipped)
+        for case in cases:
+            assert case.get("name") and case.get("classname") == suite.get("name")
+            float(case.get("time", ""))
+            assert {child.tag for child in case} <= {"failure", "skipped", "error"}
+        counts[str(suite.get("name"))] = (len(cases), len(failures), len(skipped))
+    assert counts == {
+        f"{MODULE}/broken": (1, 0, 0),
+        f"{MODULE}/mathx": (2, 0, 0),
+        f"{MODULE}/queue": (6, 0, 1),
+        f"{MODULE}/strs": (2, 1, 0),
+    }
+    (failure,) = root.iter("failure")
+    assert failure.get("message") and failure.get("type")
+    assert "strs_test.go:13" in (failure.text or "")
+
+
+def test_build_failure_stops_before_the_tests(workspace: Path, go_cache: Path) -> None:
+    done = stockade(workspace, go_cache, "broken", "--plain")
+    assert done.returncode == 1, done.stderr
+    out = done.stdout
+    assert f"failed    build[{MODULE}/broken]" in out
+    assert "broken/bad.go:7:9: cannot use" in out  # the build error is shown
+    assert "skipped   step test (needs build, which failed)" in out
+    assert "start  test[" not in out
+    # every other build of the stage still ran, so all its errors are shown
+    for name in ("mathx", "queue", "strs"):
+        assert f"succeeded build[{MODULE}/{name}]" in out
+
+
+def test_build_failure_in_the_json_stream(workspace: Path, go_cache: Path) -> None:
+    done = stockade(workspace, go_cache, "broken", "--json")
+    assert done.returncode == 1
+    events = _events(done.stdout)
+    assert not [e for e in events if e["event"] in ("test", "job_start") and e["step"] == "test"]
+    broken = next(e for e in events if e["event"] == "job_finish" and e["job"].endswith("broken]"))
+    assert broken["status"] == "failed"
+    step = next(e for e in events if e["event"] == "step_finish" and e["step"] == "test")
+    assert step["status"] == "skipped"
+    assert events[-1]["event"] == "run_finish" and events[-1]["status"] == "failed"
+
+
+def test_plain_view_shows_the_failed_test_and_its_output(workspace: Path, go_cache: Path) -> None:
+    done = stockade(workspace, go_cache, "test", "--plain")
+    assert done.returncode == 1, done.stderr
+    assert f"✗ {MODULE}/strs TestReverseUnicode" in done.stdout
+    assert 'strs_test.go:13: Reverse(héllo) = "oll\\xa9\\xc3h", want "olléh"' in done.stdout
+    assert "tests: 1 failed, 9 passed, 1 skipped" in done.stdout
