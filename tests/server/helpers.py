@@ -33,7 +33,9 @@ def free_port() -> int:
 class Server:
     """`stockade serve` running in a subprocess."""
 
-    def __init__(self, data_dir: Path, *, slots: int = 1, drain: str = "20s") -> None:
+    def __init__(
+        self, data_dir: Path, *, slots: int = 1, drain: str = "20s", config: Path = CONFIG
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "STOCKADE_TOKEN": ENV_TOKEN, "HOOK_SECRET": HOOK_SECRET}
@@ -43,7 +45,7 @@ class Server:
         with self.log.open("wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "stockade.cli.main", "serve", "--port", str(self.port),
-                 "--config", str(CONFIG), "--data-dir", str(data_dir), "--slots", str(slots),
+                 "--config", str(config), "--data-dir", str(data_dir), "--slots", str(slots),
                  "--drain-timeout", drain],
                 env=env, stdout=subprocess.DEVNULL, stderr=err,
             )  # fmt: skip

@@ -2,19 +2,26 @@
 
 Every route but ``/health`` and the webhooks (which prove themselves with a
 signature) needs ``Authorization: Bearer TOKEN``; a missing or wrong one
-gets the same bare 401. Validation errors are 422 with the field at fault
+gets the same bare 401. The dashboard's page and static files (``/``,
+``/ui/…``) are public: they hold no data, and every API call the page makes
+carries the token. Validation errors are 422 with the field at fault
 and never echo the value sent. Stockade errors map to statuses: unknown
 job 404, bad usage 422, store unreachable 503.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import Scope
 
 from stockade.errors import JobNotFound, StockadeError, StoreUnavailable, UsageError
 from stockade.server import health, hooks, jobs_api, metrics
@@ -24,6 +31,34 @@ from stockade.server.service import Service
 __all__ = ["create_app"]
 
 _UNAUTHORIZED = {"error": "unauthorized"}
+
+STATIC = Path(__file__).with_name("static")
+#: Headers of the dashboard's files: its own scripts and styles only, no framing.
+UI_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+class _UiFiles(StaticFiles):
+    """The dashboard's static files, with :data:`UI_HEADERS`."""
+
+    def file_response(
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers.update(UI_HEADERS)
+        return response
 
 
 def require_token(request: Request) -> None:
@@ -56,8 +91,23 @@ def create_app(service: Service) -> Any:
     def openapi() -> dict[str, Any]:
         return app.openapi()
 
+    _dashboard(app)
     _handlers(app)
     return Drain(BodyLimit(app, service.config.server.max_body), lambda: service.draining)
+
+
+def _dashboard(app: FastAPI) -> None:
+    """The web dashboard: ``/`` is its page, ``/ui/…`` its scripts and styles."""
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers=UI_HEADERS)
+
+    @app.get("/ui", include_in_schema=False)
+    def ui() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+    app.mount("/ui", _UiFiles(directory=STATIC, html=True), name="ui")
 
 
 def _handlers(app: FastAPI) -> None:

@@ -64,7 +64,14 @@ def check_health(service: Service) -> dict[str, Any]:
     return {"status": status, "checks": checks}
 
 
-@router.get("/health", summary="Health with dependency checks")
+@router.get(
+    "/health",
+    summary="Health with dependency checks",
+    responses={
+        200: {"description": "`ok` or `degraded`"},
+        503: {"description": "`down`: the store does not answer or the server drains"},
+    },
+)
 async def health(request: Request) -> JSONResponse:
     """``ok`` / ``degraded`` answer 200, ``down`` 503. Needs no token."""
     service: Service = request.app.state.service

@@ -28,12 +28,14 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from stockade.errors import StockadeError
+from stockade.server.models import ERRORS, ErrorOut
 from stockade.server.service import Service
 from stockade.spec.server import WebhookSpec
 
 __all__ = ["map_input", "matches", "pointer", "router", "signature_ok"]
 
 router = APIRouter(tags=["webhooks"])
+_NO_HOOK = {"model": ErrorOut, "description": "No such webhook"}
 
 _MISSING = object()
 _TEMPLATE = re.compile(r"\{(/[^{}]*)\}")
@@ -97,7 +99,19 @@ def signature_ok(hook: WebhookSpec, key: str, body: bytes, headers: Any) -> bool
     return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
 
 
-@router.post("/hooks/{name}", status_code=202, summary="Deliver a webhook")
+@router.post(
+    "/hooks/{name}",
+    status_code=202,
+    summary="Deliver a webhook",
+    responses={
+        200: {"description": "Ignored (event or filters not matched) or a duplicate delivery"},
+        401: ERRORS["unauthorized"],
+        404: _NO_HOOK,
+        413: ERRORS["too_large"],
+        422: ERRORS["invalid"],
+        503: ERRORS["unavailable"],
+    },
+)
 async def deliver(name: str, request: Request) -> JSONResponse:
     """Verify a delivery and start the hook's task with the mapped input."""
     service: Service = request.app.state.service

@@ -7,14 +7,35 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from stockade.server.models import ActionResult, JobDetails, JobList, JobOut, SubmitRequest
+from stockade.server.models import (
+    ERRORS,
+    ActionResult,
+    JobDetails,
+    JobList,
+    JobOut,
+    SubmitRequest,
+    json_errors,
+)
 from stockade.server.service import Service, job_view
 from stockade.server.sse import log_stream
 from stockade.store.states import JobState
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+router = APIRouter(
+    prefix="/api/v1/jobs",
+    tags=["jobs"],
+    responses={
+        401: ERRORS["unauthorized"],
+        422: ERRORS["invalid"],
+        503: ERRORS["unavailable"],
+    },
+)
+#: The extra error statuses of the routes about one job.
+ONE_JOB: dict[int | str, dict[str, Any]] = {404: ERRORS["not_found"]}
+
+#: The largest id or attempt number the store holds (a 64-bit integer column).
+MAX_INT = 2**63 - 1
 
 StateName = Annotated[list[JobState] | None, Query(description="Only jobs in these states.")]
 
@@ -24,7 +45,18 @@ def _service(request: Request) -> Service:
     return service
 
 
-@router.post("", status_code=201, response_model=JobOut, summary="Queue a job")
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobOut,
+    summary="Queue a job",
+    responses={
+        200: {"model": JobOut, "description": "The job an earlier request with this key made"},
+        400: ERRORS["bad_body"],
+        409: ERRORS["conflict"],
+        413: ERRORS["too_large"],
+    },
+)
 def submit(
     body: SubmitRequest,
     request: Request,
@@ -62,7 +94,7 @@ def list_jobs(
     return {"jobs": [job_view(j) for j in jobs], "next": jobs[-1].id if more else None}
 
 
-@router.get("/{job_id}", response_model=JobDetails, summary="Get a job")
+@router.get("/{job_id}", response_model=JobDetails, summary="Get a job", responses=ONE_JOB)
 def get_job(job_id: str, request: Request) -> dict[str, Any]:
     """One job with its attempts and outputs."""
     job, attempts, outputs = _service(request).details(job_id)
@@ -78,20 +110,22 @@ def _attempt(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-@router.get("/{job_id}/outputs", summary="A job's outputs")
+@router.get("/{job_id}/outputs", summary="A job's outputs", responses=ONE_JOB)
 def outputs(job_id: str, request: Request) -> dict[str, Any]:
     """The outputs of the job's succeeded attempt (``null`` until then)."""
     _, _, data = _service(request).details(job_id)
     return {"outputs": data}
 
 
-@router.get("/{job_id}/events", summary="A job's lifecycle events")
+@router.get("/{job_id}/events", summary="A job's lifecycle events", responses=ONE_JOB)
 def events(job_id: str, request: Request) -> dict[str, Any]:
     """Queued, started, finished, retried… in order."""
     return {"events": _service(request).events(job_id)}
 
 
-@router.post("/{job_id}/cancel", response_model=ActionResult, summary="Cancel a job")
+@router.post(
+    "/{job_id}/cancel", response_model=ActionResult, summary="Cancel a job", responses=ONE_JOB
+)
 def cancel(job_id: str, request: Request) -> dict[str, str]:
     """Cancel a queued job now, or ask a running one's worker to stop it."""
     service = _service(request)
@@ -99,7 +133,9 @@ def cancel(job_id: str, request: Request) -> dict[str, str]:
     return {"id": job.id, "result": service.cancel(job.id)}
 
 
-@router.post("/{job_id}/retry", response_model=ActionResult, summary="Retry a job")
+@router.post(
+    "/{job_id}/retry", response_model=ActionResult, summary="Retry a job", responses=ONE_JOB
+)
 def retry(job_id: str, request: Request) -> dict[str, str]:
     """Queue a failed or cancelled job again with a fresh set of attempts."""
     service = _service(request)
@@ -107,8 +143,18 @@ def retry(job_id: str, request: Request) -> dict[str, str]:
     return {"id": job.id, "result": service.retry(job.id)}
 
 
-@router.get("/{job_id}/logs", response_class=PlainTextResponse, summary="A job's whole log")
-def logs(job_id: str, request: Request, attempt: Annotated[int | None, Query(ge=1)] = None) -> str:
+@router.get(
+    "/{job_id}/logs",
+    response_class=PlainTextResponse,
+    summary="A job's whole log",
+    responses=json_errors(
+        **{"401": ERRORS["unauthorized"], "404": ERRORS["not_found"]},
+        **{"422": ERRORS["invalid"], "503": ERRORS["unavailable"]},
+    ),
+)
+def logs(
+    job_id: str, request: Request, attempt: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None
+) -> str:
     """Everything the job printed so far (masked), stdout and stderr interleaved."""
     service = _service(request)
     job = service.job(job_id)
@@ -126,13 +172,13 @@ def logs(job_id: str, request: Request, attempt: Annotated[int | None, Query(ge=
     "/{job_id}/logs/stream",
     summary="Follow a job's log (Server-Sent Events)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **ONE_JOB},
 )
 async def stream_logs(
     job_id: str,
     request: Request,
     last_event_id: Annotated[str | None, Header(max_length=40)] = None,
-    after: Annotated[int, Query(ge=0, description="Resume after this chunk id.")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_INT, description="Resume after this chunk id.")] = 0,
 ) -> StreamingResponse:
     """Each log chunk as an SSE ``log`` event whose ``id`` is the chunk id, then an
     ``end`` event with the job's final state. Reconnecting with ``Last-Event-ID``
@@ -143,7 +189,7 @@ async def stream_logs(
     job = await run_in_threadpool(service.job, job_id)
     start = after
     if last_event_id and last_event_id.isdigit():
-        start = int(last_event_id)
+        start = min(int(last_event_id), MAX_INT)
     return StreamingResponse(
         log_stream(service, job.id, start, request),
         media_type="text/event-stream",

@@ -20,12 +20,15 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
+from stockade.server.models import ERRORS
 from stockade.server.service import Service
 from stockade.store.serverq import DURATION_BUCKETS
 
 __all__ = ["StoreCollector", "render", "router"]
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(
+    tags=["metrics"], responses={401: ERRORS["unauthorized"], 503: ERRORS["unavailable"]}
+)
 
 
 class StoreCollector(Collector):

@@ -6,7 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ActionResult", "JobDetails", "JobList", "JobOut", "SubmitRequest"]
+__all__ = [
+    "ERRORS", "ActionResult", "ErrorOut", "FieldError", "InvalidOut", "JobDetails", "JobList",
+    "JobOut", "SubmitRequest", "json_errors",
+]  # fmt: skip
 
 
 class SubmitRequest(BaseModel):
@@ -66,3 +69,55 @@ class ActionResult(BaseModel):
 
     id: str
     result: str
+
+
+class ErrorOut(BaseModel):
+    """An error: what went wrong, never echoing what the client sent."""
+
+    error: str
+
+
+class FieldError(BaseModel):
+    """One field at fault."""
+
+    field: str
+    message: str
+
+
+class InvalidOut(ErrorOut):
+    """Malformed input: the first field at fault and all of them."""
+
+    field: str | None = None
+    fields: list[FieldError] = Field(default_factory=list)
+
+
+def _error(description: str, model: type[BaseModel] = ErrorOut) -> dict[str, Any]:
+    return {"model": model, "description": description}
+
+
+def json_errors(**errors: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """``ERRORS`` entries spelled out as JSON for a route whose own media type is
+    not JSON (FastAPI would document a ``model`` under the route's type)."""
+    return {
+        int(status): {
+            "description": spec["description"],
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{spec['model'].__name__}"}
+                }
+            },
+        }
+        for status, spec in errors.items()
+    }
+
+
+#: The error statuses routes answer, for their ``responses=`` (the OpenAPI document).
+ERRORS: dict[str, dict[str, Any]] = {
+    "unauthorized": _error("Missing or wrong bearer token"),
+    "not_found": _error("No such job"),
+    "conflict": _error("Idempotency key already used for a different job"),
+    "too_large": _error("Request body over `server.max_body`"),
+    "invalid": _error("Malformed input; `field` names the field at fault", InvalidOut),
+    "bad_body": _error("The body is not parseable JSON"),
+    "unavailable": _error("Store unreachable or the server is draining (with `Retry-After`)"),
+}
