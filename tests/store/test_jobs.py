@@ -208,3 +208,43 @@ def test_renew_reports_only_jobs_still_held(store: Store) -> None:
     store.jobs.recover_expired()  # b is lost and queued again
     assert store.jobs.renew("w", 30) == {a: (1, False)}
     assert store.queries.job(b).state is Q
+
+
+def test_a_batch_records_each_end_on_its_own_fence_and_claims_in_the_same_commit(
+    store: Store,
+) -> None:
+    ids = store.jobs.submit([new(max_attempts=2, backoff_initial=0.0, backoff_max=0.0)
+                             for _ in range(5)])  # fmt: skip
+    ok, retry, stale, cancelled = store.jobs.claim("w", 4, 30)
+    assert store.jobs.cancel([cancelled.job_id]) is not None
+    with store.db.transaction() as conn:  # another worker took ``stale`` over meanwhile
+        conn.execute(sa.update(t.jobs).where(t.jobs.c.id == stale.job_id).values(runs=9))
+    ends = [
+        (ok, result(ok, Outcome.SUCCEEDED, exit_code=0, outputs={"n": 1})),
+        (retry, result(retry, Outcome.RETRYABLE, exit_code=3)),
+        (stale, result(stale, Outcome.SUCCEEDED, exit_code=0)),
+        (cancelled, result(cancelled, Outcome.FAILED, exit_code=1)),
+        (ok, result(ok, Outcome.SUCCEEDED, exit_code=0)),  # the same end twice: once only
+    ]
+    states, claims = store.jobs.finish_and_claim(ends, "w", 5, 30)
+    assert states == [JobState.SUCCEEDED, Q, None, JobState.CANCELLED, None]
+    # the claim in the same transaction saw the retried job queued again
+    assert sorted(c.job_id for c in claims) == sorted([ids[4], retry.job_id])
+    assert store.queries.outputs(ok.job_id) == {"n": 1}
+    assert store.queries.job(stale.job_id).state is R
+    assert store.queries.attempts(stale.job_id)[0].outcome is None
+    kinds = [e["kind"] for e in store.queries.events(ok.job_id)]
+    assert kinds == ["queued", "started", "finished"]
+    assert [e["kind"] for e in store.queries.events(retry.job_id)] == [
+        "queued", "started", "finished", "started",
+    ]  # fmt: skip
+    assert store.jobs.finish_and_claim([], "w", 0, 30) == ([], [])
+
+
+def test_claim_returns_the_saved_state(store: Store) -> None:
+    (job_id,) = store.jobs.submit([new(backoff_initial=0.0, backoff_max=0.0)])
+    (first,) = store.jobs.claim("w", 1, 30)
+    assert first.state == {}
+    store.jobs.finish(first, result(first, Outcome.RETRYABLE, state={"page": 7}))
+    (second,) = store.jobs.claim("w", 1, 30)
+    assert (second.job_id, second.state) == (job_id, {"page": 7})

@@ -44,7 +44,7 @@ def test_open_creates_a_new_store_and_refuses_an_old_one(store_url: str) -> None
     with store.db.transaction() as conn:
         conn.execute(sa.text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '0000'"))
     store.close()
-    with pytest.raises(SchemaError, match="has schema 0000, this stockade needs 0001"):
+    with pytest.raises(SchemaError, match="has schema 0000, this stockade needs 0002"):
         open_store(store_url)
     with pytest.raises(SchemaError, match="run `stockade db upgrade`"):
         open_store(store_url, schema="check")
@@ -53,3 +53,36 @@ def test_open_creates_a_new_store_and_refuses_an_old_one(store_url: str) -> None
 def test_check_refuses_an_empty_database(store_url: str) -> None:
     with pytest.raises(SchemaError, match="has no stockade schema"):
         open_store(store_url, schema="check")
+
+
+def test_upgrade_adopts_a_webhook_table_made_before_0002(store_url: str) -> None:
+    """Servers before 0002 made ``webhook_deliveries`` themselves; 0002 keeps it."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
+    from alembic.migration import MigrationContext
+
+    from stockade.store.schema import webhook_deliveries
+
+    db = Database(resolve_url(store_url))
+    try:
+        with db.transaction() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(migrate.MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+            webhook_deliveries.create(conn, checkfirst=True)  # what old servers did
+            conn.execute(
+                webhook_deliveries.insert().values(
+                    hook="push", outcome="accepted", status=202, time=1.0
+                )
+            )
+        assert migrate.upgrade(db) == ("0001", migrate.HEAD)
+        with db.read() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"version_table": migrate.VERSION_TABLE}
+            )
+            assert compare_metadata(context, metadata) == []
+            assert conn.execute(sa.select(webhook_deliveries.c.hook)).scalars().all() == ["push"]
+    finally:
+        db.dispose()

@@ -105,14 +105,46 @@ class AsyncStore:
 class Recorder:
     """Group commit of attempt ends: every end waiting for the store thread
     when it comes free is recorded in one transaction
-    (:meth:`~stockade.store.JobManager.finish_many`), so a busy worker
-    commits once per batch instead of once per job."""
+    (:meth:`~stockade.store.JobManager.finish_and_claim`), so a busy worker
+    commits once per batch instead of once per job.
 
-    def __init__(self, astore: AsyncStore, forced: asyncio.Event) -> None:
+    With ``ahead`` given, the same transaction also claims the jobs that
+    replace the ones ending (claim-ahead): ``ahead()`` says how many to
+    claim (0 for none) and ``claimed`` receives them (an empty list when the
+    transaction failed), so a busy worker needs one store round trip per
+    batch of jobs, not one to record and one to claim.
+
+    ``linger`` (seconds) lets a flush wait for more ends before it takes its
+    batch: a worker whose jobs end every millisecond then commits every few
+    jobs instead of every one or two, at the price of recording each end
+    that much later (its slot is already running the next job).
+    """
+
+    def __init__(
+        self,
+        astore: AsyncStore,
+        forced: asyncio.Event,
+        *,
+        worker_id: str = "",
+        lease: float = 0.0,
+        ahead: Callable[[], int] | None = None,
+        claimed: Callable[[list[Claim]], None] | None = None,
+        linger: float = 0.0,
+    ) -> None:
         self.astore = astore
         self.forced = forced
+        self.worker_id = worker_id
+        self.lease = lease
+        self._ahead = ahead
+        self.linger = linger
+        self._claimed = claimed
         self._pending: list[tuple[Claim, Result, asyncio.Future[JobState | None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether ends are waiting or being recorded (a claim-ahead may come with them)."""
+        return bool(self._pending) or (self._flushing is not None and not self._flushing.done())
 
     async def finish(self, claim: Claim, result: Result) -> JobState | None:
         """Record one end (batched with others); the job's new state or ``None``."""
@@ -125,14 +157,22 @@ class Recorder:
     async def _flush(self) -> None:
         manager = self.astore.store.jobs
         while self._pending:
+            if self.linger > 0:
+                await asyncio.sleep(self.linger)
             batch, self._pending = self._pending, []
+            limit = self._ahead() if self._ahead is not None else 0
+            claims: list[Claim] = []
             try:
-                states = await self.astore.call(
-                    manager.finish_many, [(c, r) for c, r, _ in batch], until=self.forced
-                )
+                states, claims = await self.astore.call(
+                    manager.finish_and_claim, [(c, r) for c, r, _ in batch],
+                    self.worker_id, limit, self.lease, until=self.forced,
+                )  # fmt: skip
             except Exception as exc:  # handed to every waiter; the flusher goes on
                 for _, _, future in batch:
                     future.set_exception(exc)
                 continue
+            finally:
+                if limit and self._claimed is not None:
+                    self._claimed(claims)
             for (_, _, future), state in zip(batch, states, strict=True):
                 future.set_result(state)

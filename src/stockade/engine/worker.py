@@ -39,7 +39,7 @@ from stockade.engine.slot import SandboxFactory, Slot, local_sandbox
 from stockade.engine.storeio import AsyncStore, Recorder, wait_for_event
 from stockade.errors import StockadeError, StoreUnavailable
 from stockade.runner.spec import RunSpec
-from stockade.store import CANCEL_CHANNEL, JOBS_CHANNEL, Store
+from stockade.store import CANCEL_CHANNEL, JOBS_CHANNEL, Claim, Store
 
 __all__ = ["Worker", "WorkerOptions", "default_worker_id"]
 
@@ -64,8 +64,11 @@ class WorkerOptions:
     burst: bool = False
     #: Jobs claimed ahead of a free slot, so a slot starts its next job the
     #: moment one ends instead of waiting for a claim round trip (``None``:
-    #: twice the slots; ``0``: claim only for free slots).
+    #: twice the slots, at least 8; ``0``: claim only for free slots).
     prefetch: int | None = None
+    #: Seconds an attempt's end waits for others to be recorded with it in
+    #: one transaction (group commit); the slot is free meanwhile.
+    record_linger: float = 0.002
     sandbox: SandboxFactory = local_sandbox
     #: Adjusts each job's RunSpec to the slots' sandbox profile (its
     #: environment policy and wall-time limit); ``None`` leaves it as is.
@@ -86,13 +89,18 @@ class Worker:
         self._idle: list[Slot] = []
         self._ready: collections.deque[Running] = collections.deque()
         prefetch = self.options.prefetch
-        self._prefetch = 2 * len(self.slots) if prefetch is None else prefetch
+        self._prefetch = max(2 * len(self.slots), 8) if prefetch is None else prefetch
         self._tasks: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()
         self.cancel_wake = asyncio.Event()
         self.stopping = asyncio.Event()
         self.forced = asyncio.Event()
-        self.recorder = Recorder(self.astore, self.forced)
+        #: A claim is in flight (the claim loop's or the recorder's claim-ahead).
+        self._claiming = False
+        self.recorder = Recorder(
+            self.astore, self.forced, worker_id=self.id, lease=self.options.lease,
+            ahead=self._claim_ahead, claimed=self._claimed, linger=self.options.record_linger,
+        )  # fmt: skip
         self._slot_freed = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -170,29 +178,65 @@ class Worker:
         listener.start()
         return listener
 
+    def _want(self) -> int:
+        """How many jobs to claim now: free slots plus the buffer, less what is claimed."""
+        return len(self._idle) + self._prefetch - len(self._ready)
+
+    def _claim_ahead(self) -> int:
+        """For the recorder: claim successors with the ends it records (0: not now)."""
+        if self.stopping.is_set() or self._claiming:
+            return 0
+        if not self._idle and len(self._ready) > self._prefetch // 2:
+            return 0  # enough buffered: claim in batches, every other record or so
+        want = self._want()
+        if want > 0:
+            self._claiming = True
+        return max(want, 0)
+
+    def _claimed(self, claims: list[Claim]) -> None:
+        """Take claims the recorder made (``[]`` if its transaction failed)."""
+        self._claiming = False
+        self._add(claims)
+        self._slot_freed.set()
+
+    def _add(self, claims: list[Claim]) -> None:
+        for claim in claims:
+            job = Running(claim)
+            self.running[claim.job_id] = job
+            self._ready.append(job)
+            self.counters.count("claimed")
+        self._fill_slots()
+
     async def _claim_loop(self) -> None:
         manager = self.astore.store.jobs
         while not self.stopping.is_set():
-            want = len(self._idle) + self._prefetch - len(self._ready)
+            want = self._want()
             # Top the buffer up in batches: one claim for several jobs is
-            # nearly as cheap as a claim for one.
-            if want <= 0 or (not self._idle and len(self._ready) > self._prefetch // 2):
+            # nearly as cheap as a claim for one. While ends are being
+            # recorded, the recorder claims ahead in the same transaction,
+            # unless a slot is idle already.
+            if (
+                want <= 0
+                or self._claiming
+                or (
+                    not self._idle
+                    and (len(self._ready) > self._prefetch // 2 or self.recorder.busy)
+                )
+            ):
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
             self.wake.clear()
+            self._claiming = True
             try:
                 claims = await self.astore.call(
                     manager.claim, self.id, want, self.options.lease, until=self.stopping
                 )
             except StoreUnavailable:
                 break
-            for claim in claims:
-                job = Running(claim)
-                self.running[claim.job_id] = job
-                self._ready.append(job)
-                self.counters.count("claimed")
-            self._fill_slots()
+            finally:
+                self._claiming = False
+            self._add(claims)
             if len(claims) < want:
                 if self.options.burst and await self._queue_empty():
                     log.info("burst mode: queue empty, stopping")
@@ -246,15 +290,7 @@ class Worker:
     async def _drain(self) -> None:
         """Give back jobs claimed but not started; let running ones finish until
         the drain deadline, then stop them."""
-        while self._ready:
-            job = self._ready.popleft()
-            self.running.pop(job.claim.job_id, None)
-            with contextlib.suppress(StockadeError):
-                await self.astore.call(
-                    self.astore.store.jobs.release, job.claim, reason="worker_shutdown",
-                    until=self.forced,
-                )  # fmt: skip
-            self.counters.count("released")
+        await self._give_back()
         if not self._tasks:
             return
         if not self.forced.is_set():
@@ -272,6 +308,19 @@ class Worker:
             job.stop("shutdown")
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._give_back()  # claimed ahead by a record that was in flight
+
+    async def _give_back(self) -> None:
+        """Return jobs claimed but not started to the queue (no attempt spent)."""
+        while self._ready:
+            job = self._ready.popleft()
+            self.running.pop(job.claim.job_id, None)
+            with contextlib.suppress(StockadeError):
+                await self.astore.call(
+                    self.astore.store.jobs.release, job.claim, reason="worker_shutdown",
+                    until=self.forced,
+                )  # fmt: skip
+            self.counters.count("released")
 
     async def _stop(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.options.handle_signals:

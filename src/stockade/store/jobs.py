@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from stockade.errors import StoreError
 from stockade.runner.result import Outcome, Result
 from stockade.store import schema as t
 from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL
@@ -38,8 +39,101 @@ __all__ = ["CANCEL_CHANNEL", "JOBS_CHANNEL", "JobManager"]
 
 
 Q, R = JobState.QUEUED, JobState.RUNNING
-_CLAIM_COLUMNS = [t.jobs.c[name] for name in Claim.COLUMNS]
 _LOST_COLUMNS = [t.jobs.c[name] for name in (*Claim.POLICY_COLUMNS, "cancel_requested")]
+_SUMMARY = ("outcome", "reason", "error", "exit_code", "signal")
+
+
+def _claim_statement() -> Any:
+    """``queued → running`` for the first ``b_limit`` runnable jobs (priority, then age).
+
+    Built once: SQLAlchemy memoizes a statement's cache key, so executing the
+    same object costs no construction and no key generation. The saved state
+    comes back in the RETURNING clause, so a claim needs no extra lookup.
+    """
+    check(Q, R)
+    jobs, now = t.jobs, epoch_now()
+    candidates = (
+        sa.select(jobs.c.id)
+        .where(jobs.c.state == Q.value, jobs.c.run_after <= now)
+        .order_by(jobs.c.priority.desc(), jobs.c.created_at)
+        .limit(sa.bindparam("b_limit", type_=sa.Integer))
+        .with_for_update(skip_locked=True)
+        .cte("candidates")
+    )
+    saved = (
+        sa.select(t.saved_state.c.data)
+        .where(t.saved_state.c.job_id == jobs.c.id)
+        .correlate(jobs)
+        .scalar_subquery()
+        .label("saved")
+    )
+    return (
+        sa.update(jobs)
+        .where(jobs.c.id == candidates.c.id, jobs.c.state == Q.value)
+        .values(
+            state=R.value,
+            attempts=jobs.c.attempts + 1,
+            runs=jobs.c.runs + 1,
+            worker_id=sa.bindparam("b_worker", type_=sa.String),
+            lease_expires=now + sa.bindparam("b_lease", type_=jobs.c.lease_expires.type),
+            started_at=now,
+            updated_at=now,
+        )
+        .returning(*[jobs.c[name] for name in Claim.COLUMNS], saved)
+    )
+
+
+def _move_statement(retry: bool) -> Any:
+    """The fenced ``running → b_state`` UPDATE of :meth:`JobManager.finish_many`,
+    for executemany: a retry sets ``run_after``, a final state ``finished_at``."""
+    jobs, now = t.jobs, epoch_now()
+    values: dict[str, Any] = {
+        "state": sa.bindparam("b_state", type_=sa.String),
+        "updated_at": now,
+        "worker_id": None,
+        "lease_expires": None,
+        **{k: sa.bindparam(f"b_{k}", type_=jobs.c[k].type) for k in _SUMMARY},
+    }
+    if retry:
+        values["run_after"] = now + sa.bindparam("b_delay", type_=jobs.c.run_after.type)
+    else:
+        values["finished_at"] = now
+    return (
+        sa.update(jobs)
+        .where(
+            jobs.c.id == sa.bindparam("b_id", type_=sa.String),
+            jobs.c.runs == sa.bindparam("b_run", type_=sa.Integer),
+            jobs.c.state == R.value,
+        )
+        .values(values)
+    )
+
+
+_CLAIM = _claim_statement()
+_END = _move_statement(retry=False)
+_RETRY = _move_statement(retry=True)
+_LOCK_RUNNING = (
+    sa.select(t.jobs.c.id, t.jobs.c.runs, t.jobs.c.cancel_requested, epoch_now())
+    .where(t.jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)), t.jobs.c.state == R.value)
+    .order_by(t.jobs.c.id)  # one lock order for every batch: no deadlock between batches
+    .with_for_update()
+)
+_END_ATTEMPT = (
+    sa.update(t.attempts)
+    .where(
+        t.attempts.c.job_id == sa.bindparam("b_id", type_=sa.String),
+        t.attempts.c.attempt == sa.bindparam("b_run", type_=sa.Integer),
+    )
+    .values(
+        finished_at=epoch_now(),
+        duration=sa.bindparam("b_duration", type_=t.attempts.c.duration.type),
+        result=sa.bindparam("b_result", type_=t.attempts.c.result.type),
+        **{k: sa.bindparam(f"b_{k}", type_=t.attempts.c[k].type) for k in _SUMMARY},
+    )
+)
+_INSERT_ATTEMPT = t.attempts.insert()
+_INSERT_EVENT = t.events.insert()
+_INSERT_OUTPUT = t.outputs.insert()
 
 
 class JobManager(UserRequests):
@@ -80,74 +174,52 @@ class JobManager(UserRequests):
     # -- claim and lease ---------------------------------------------------
 
     def claim(self, worker_id: str, limit: int, lease: float) -> list[Claim]:
-        """Claim up to ``limit`` runnable jobs (priority, then age) for ``worker_id``."""
+        """Claim up to ``limit`` runnable jobs (priority, then age) for ``worker_id``.
+
+        One transaction of three statements whatever ``limit`` is: the claim
+        ``UPDATE … RETURNING`` (which also returns each job's saved state),
+        one multi-row INSERT of the attempt rows and one of the ``started``
+        events.
+        """
         if limit < 1:
             return []
-        check(Q, R)
-        jobs, now = t.jobs, epoch_now()
-        candidates = (
-            sa.select(jobs.c.id)
-            .where(jobs.c.state == Q.value, jobs.c.run_after <= now)
-            .order_by(jobs.c.priority.desc(), jobs.c.created_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("candidates")
-        )
-        stmt = (
-            sa.update(jobs)
-            .where(jobs.c.id == candidates.c.id, jobs.c.state == Q.value)
-            .values(
-                state=R.value,
-                attempts=jobs.c.attempts + 1,
-                runs=jobs.c.runs + 1,
-                worker_id=worker_id,
-                lease_expires=now + lease,
-                started_at=now,
-                updated_at=now,
-            )
-            .returning(*_CLAIM_COLUMNS)
-        )
         with self.db.transaction() as conn:
-            claims = [Claim.from_row(row) for row in conn.execute(stmt).mappings()]
-            if not claims:
-                return []
-            self._start_attempts(conn, worker_id, claims)
-        claims.sort(key=lambda c: (-c.priority, c.job_id))
+            events: list[dict[str, Any]] = []
+            claims = self._claim(conn, worker_id, limit, lease, events)
+            if events:
+                conn.execute(_INSERT_EVENT, events)
         return claims
 
-    def _start_attempts(self, conn: Connection, worker_id: str, claims: list[Claim]) -> None:
-        """Insert the attempt rows and ``started`` events; load saved state."""
+    def _claim(
+        self,
+        conn: Connection,
+        worker_id: str,
+        limit: int,
+        lease: float,
+        events: list[dict[str, Any]],
+    ) -> list[Claim]:
+        """Claim, insert the attempt rows; the ``started`` events go to ``events``."""
+        rows = conn.execute(
+            _CLAIM, {"b_limit": limit, "b_worker": worker_id, "b_lease": lease}
+        ).mappings()
+        claims = [Claim.from_row(row) for row in rows]
+        if not claims:
+            return claims
         conn.execute(
-            t.attempts.insert(),
+            _INSERT_ATTEMPT,
             [
-                {
-                    "job_id": c.job_id,
-                    "attempt": c.run,
-                    "worker_id": worker_id,
-                    "started_at": c.started_at,
-                }
+                {"job_id": c.job_id, "attempt": c.run, "worker_id": worker_id,
+                 "started_at": c.started_at}
                 for c in claims
             ],
-        )
-        conn.execute(
-            t.events.insert(),
-            [
-                {
-                    "job_id": c.job_id,
-                    "kind": "started",
-                    "attempt": c.run,
-                    "data": {"worker": worker_id},
-                    "time": c.started_at,
-                }
-                for c in claims
-            ],
-        )
-        by_id = {c.job_id: c for c in claims}
-        saved = sa.select(t.saved_state.c.job_id, t.saved_state.c.data).where(
-            t.saved_state.c.job_id.in_(list(by_id))
-        )
-        for job_id, data in conn.execute(saved):
-            by_id[job_id].state = dict(data or {})
+        )  # fmt: skip
+        events.extend(
+            {"job_id": c.job_id, "kind": "started", "attempt": c.run,
+             "data": {"worker": worker_id}, "time": c.started_at}
+            for c in claims
+        )  # fmt: skip
+        claims.sort(key=lambda c: (-c.priority, c.job_id))
+        return claims
 
     def renew(self, worker_id: str, lease: float) -> dict[str, tuple[int, bool]]:
         """Extend the leases ``worker_id`` holds; ``{job: (run, cancel_requested)}``.
@@ -188,37 +260,79 @@ class JobManager(UserRequests):
     def finish_many(self, ends: Sequence[tuple[Claim, Result]]) -> list[JobState | None]:
         """:meth:`finish` for several attempts in one transaction (group commit).
 
-        Each end is fenced on its own; a stale one writes nothing and gets ``None``.
+        Each end is fenced on its own; a stale one writes nothing and gets
+        ``None``. The batch costs a fixed handful of statements, not a few
+        per end: one ``SELECT … FOR UPDATE`` locks the jobs still running
+        with the ends' attempt numbers (and reads their cancel flags), then
+        one executemany per kind of write records every end that passed.
         """
-        with self.db.transaction() as conn:
-            return [self._finish(conn, claim, result) for claim, result in ends]
+        return self.finish_and_claim(ends, "", 0, 0.0)[0]
 
-    def _finish(self, conn: Connection, claim: Claim, result: Result) -> JobState | None:
-        cancel = False
-        if result.outcome is not Outcome.SUCCEEDED:
-            cancel_flag = self._fenced_cancel_flag(conn, claim)
-            if cancel_flag is None:
-                return None
-            cancel = cancel_flag
-        step = next_step(
-            result.outcome, attempts=claim.attempts, max_attempts=claim.max_attempts,
-            on_timeout=claim.on_timeout, cancel_requested=cancel,
-        )  # fmt: skip
-        summary = result_summary(result)
-        if not self._move(conn, claim, step, summary):
-            return None
-        self._end_attempt(conn, claim.job_id, claim.run, summary, result_json(result))
-        if step.state is JobState.SUCCEEDED:
-            conn.execute(
-                t.outputs.insert().values(
-                    job_id=claim.job_id, attempt=claim.run, data=result.outputs
-                )
-            )
-        if result.state != claim.state:
-            self._save_state(conn, claim.job_id, claim.run, result.state)
-        self._event(conn, claim.job_id, claim.run, "finished",
-                    {"outcome": result.outcome.value, "state": step.state.value})  # fmt: skip
-        return step.state
+    def finish_and_claim(
+        self, ends: Sequence[tuple[Claim, Result]], worker_id: str, limit: int, lease: float
+    ) -> tuple[list[JobState | None], list[Claim]]:
+        """:meth:`finish_many`, then :meth:`claim` up to ``limit`` jobs for
+        ``worker_id``, in one transaction: a busy worker records its ends and
+        claims their successors with one commit (claim-ahead)."""
+        if not ends and limit < 1:
+            return [], []
+        with self.db.transaction() as conn:
+            states: list[JobState | None] = []
+            events: list[dict[str, Any]] = []
+            if ends:
+                rows = conn.execute(_LOCK_RUNNING, {"b_ids": list({c.job_id for c, _ in ends})})
+                current: dict[str, tuple[int, bool]] = {}
+                now: float | None = None  # the database's clock, read under the lock
+                for jid, run, cancel, clock in rows:
+                    current[jid], now = (run, bool(cancel)), clock
+                states = self._finish_batch(conn, ends, current, now, events)
+            claims = self._claim(conn, worker_id, limit, lease, events) if limit > 0 else []
+            if events:
+                conn.execute(_INSERT_EVENT, events)
+        return states, claims
+
+    def _finish_batch(
+        self,
+        conn: Connection,
+        ends: Sequence[tuple[Claim, Result]],
+        current: dict[str, tuple[int, bool]],
+        now: float | None,
+        events: list[dict[str, Any]],
+    ) -> list[JobState | None]:
+        """Record ``ends`` whose job is locked and still on their attempt
+        (``current``); their ``finished`` events (at ``now``, the database's
+        clock) are added to ``events`` for the caller to insert."""
+        states: list[JobState | None] = []
+        batch = _EndBatch()
+        for claim, result in ends:
+            fence = current.pop(claim.job_id, None)  # popped: a job is recorded once
+            if fence is None or fence[0] != claim.run:
+                states.append(None)
+                continue
+            step = next_step(
+                result.outcome, attempts=claim.attempts, max_attempts=claim.max_attempts,
+                on_timeout=claim.on_timeout,
+                cancel_requested=fence[1] and result.outcome is not Outcome.SUCCEEDED,
+            )  # fmt: skip
+            check(R, step.state)
+            delay = None
+            if step.state is Q:
+                delay = backoff_delay(
+                    step.retry, initial=claim.backoff_initial,
+                    multiplier=claim.backoff_multiplier, cap=claim.backoff_max, rand=self.rand(),
+                )  # fmt: skip
+            batch.add(claim, result, step.state, delay)
+            events.append({
+                "job_id": claim.job_id, "kind": "finished", "attempt": claim.run, "time": now,
+                "data": {"outcome": result.outcome.value, "state": step.state.value},
+            })  # fmt: skip
+            states.append(step.state)
+        batch.write(conn)
+        for job_id, run, data in batch.saves:
+            self._save_state(conn, job_id, run, data)
+        if batch.retries:
+            self.db.notify(conn, JOBS_CHANNEL)
+        return states
 
     def release(
         self, claim: Claim, *, reason: str, error: str | None = None, transient: bool = False
@@ -321,3 +435,48 @@ class JobManager(UserRequests):
             if any(state is Q for _, state in moved):
                 self.db.notify(conn, JOBS_CHANNEL)
         return moved
+
+
+class _EndBatch:
+    """The rows :meth:`JobManager.finish_many` writes, one executemany per statement."""
+
+    def __init__(self) -> None:
+        self.ends: list[dict[str, Any]] = []
+        self.retries: list[dict[str, Any]] = []
+        self.attempts: list[dict[str, Any]] = []
+        self.outputs: list[dict[str, Any]] = []
+        self.saves: list[tuple[str, int, dict[str, Any]]] = []
+
+    def add(self, claim: Claim, result: Result, state: JobState, delay: float | None) -> None:
+        """One fenced end moving its job to ``state`` (``delay``: a retry's backoff)."""
+        summary = {f"b_{k}": v for k, v in result_summary(result).items()}
+        key = {"b_id": claim.job_id, "b_run": claim.run}
+        if delay is None:
+            self.ends.append({**key, "b_state": state.value, **summary})
+        else:
+            self.retries.append({**key, "b_state": state.value, "b_delay": delay, **summary})
+        record = result_json(result)
+        self.attempts.append(
+            {**key, "b_duration": record.get("duration"), "b_result": record, **summary}
+        )
+        if state is JobState.SUCCEEDED:
+            self.outputs.append(
+                {"job_id": claim.job_id, "attempt": claim.run, "data": result.outputs}
+            )
+        if result.state != claim.state:
+            self.saves.append((claim.job_id, claim.run, result.state))
+
+    def write(self, conn: Connection) -> None:
+        """Move the jobs, end their attempts, store outputs."""
+        for stmt, rows in ((_END, self.ends), (_RETRY, self.retries)):
+            if rows:
+                matched = conn.execute(stmt, rows).rowcount
+                if conn.dialect.supports_sane_multi_rowcount and matched != len(rows):
+                    # Cannot happen: the rows are locked and were checked by the caller.
+                    raise StoreError(f"recording {len(rows)} attempt(s) matched {matched} job(s)")
+        for stmt, rows in (
+            (_END_ATTEMPT, self.attempts),
+            (_INSERT_OUTPUT, self.outputs),
+        ):
+            if rows:
+                conn.execute(stmt, rows)

@@ -87,8 +87,14 @@ class Claim:
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Claim:
-        names = {f.name for f in fields(cls)} - {"job_id", "run", "state"}
-        return cls(job_id=row["id"], run=row["runs"], **{k: row[k] for k in names})
+        saved = row.get("saved")
+        return cls(
+            job_id=row["id"], run=row["runs"], state=dict(saved or {}),
+            **{k: row[k] for k in _CLAIM_FIELDS},
+        )  # fmt: skip
+
+
+_CLAIM_FIELDS = tuple(f.name for f in fields(Claim) if f.name not in ("job_id", "run", "state"))
 
 
 @dataclass

@@ -23,6 +23,9 @@ Tables:
     Lifecycle events (queued, started, finished, retried, lost, cancelled…).
 ``workers``
     Live and stopped workers with their counters, for health and metrics.
+``webhook_deliveries``
+    The HTTP service's record of every webhook delivery and its outcome
+    (migration ``0002``; servers before it created the table on first use).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ __all__ = [
     "metadata",
     "outputs",
     "saved_state",
+    "webhook_deliveries",
     "workers",
 ]
 
@@ -181,6 +185,21 @@ workers = sa.Table(
     sa.Column("last_seen", _Time, nullable=False),
     sa.Column("stopped_at", _Time, nullable=True),
     sa.Column("counters", sa.JSON, nullable=True),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", _Serial, primary_key=True, autoincrement=True),
+    sa.Column("hook", sa.String(200), nullable=False),
+    sa.Column("delivery_id", sa.String(200), nullable=True),
+    sa.Column("event", sa.String(200), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(200), nullable=True),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("job_id", sa.String(40), nullable=True),
+    sa.Column("time", _Time, nullable=False),
+    sa.Index("ix_webhook_deliveries_hook", "hook", "delivery_id"),
 )
 
 

@@ -5,9 +5,7 @@
   the job the first one made instead of making a second one. The job's
   primary key is the lock: two racing requests cannot both insert it.
 * Webhook deliveries: every delivery with its outcome, in the
-  ``webhook_deliveries`` table. That table belongs to the service and is
-  created on first use (``CREATE TABLE IF NOT EXISTS``) rather than by the
-  core schema's migrations, which the service does not change.
+  ``webhook_deliveries`` table (part of the schema since migration ``0002``).
 * Aggregates for health and metrics, read at scrape time from the database
   so they are right however many server processes share it.
 """
@@ -31,22 +29,7 @@ from stockade.store.store import Store
 
 __all__ = ["DURATION_BUCKETS", "QueueStats", "ServerQueries", "deliveries", "keyed_job_id"]
 
-service_metadata = sa.MetaData()
-
-deliveries = sa.Table(
-    "webhook_deliveries",
-    service_metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
-    sa.Column("hook", sa.String(200), nullable=False),
-    sa.Column("delivery_id", sa.String(200), nullable=True),
-    sa.Column("event", sa.String(200), nullable=True),
-    sa.Column("outcome", sa.String(16), nullable=False),
-    sa.Column("reason", sa.String(200), nullable=True),
-    sa.Column("status", sa.Integer, nullable=False),
-    sa.Column("job_id", sa.String(40), nullable=True),
-    sa.Column("time", sa.Float(precision=53), nullable=False),
-    sa.Index("ix_webhook_deliveries_hook", "hook", "delivery_id"),
-)
+deliveries = t.webhook_deliveries
 
 #: Upper bounds (seconds) of the attempt-duration histogram.
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
@@ -73,9 +56,8 @@ class ServerQueries:
         self.db: Database = store.db
 
     def ensure_tables(self) -> None:
-        """Create the service's own tables if they are missing."""
-        with self.db.transaction() as conn:
-            service_metadata.create_all(conn, checkfirst=True)
+        """Nothing to do: the service's tables are in the schema (migration ``0002``),
+        which opening the store already checked. Kept for callers of the old API."""
 
     # -- keyed submission ----------------------------------------------------
 
