@@ -159,7 +159,9 @@ class _Attempt:
         if not os.path.isdir(self.workspace):
             raise UsageError(f"workdir {self.workspace!r} does not exist or is not a directory")
         runtime = runtime_base(self.data_dir) / f"{self.job_id}-{self.spec.attempt}"
-        log_path = self.data_dir / "logs" / self.job_id / f"attempt-{self.spec.attempt}.jsonl"
+        # Flat (JOB_ID.N.jsonl), not a directory per job: a mkdir on disk was a
+        # sixth of what an attempt of a short job cost beyond the process.
+        log_path = self.data_dir / "logs" / f"{self.job_id}.{self.spec.attempt}.jsonl"
         try:
             runtime.mkdir(parents=True, exist_ok=True)
             log_path.parent.mkdir(parents=True, exist_ok=True)
