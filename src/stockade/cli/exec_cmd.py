@@ -31,6 +31,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's formatter with the width given, so argparse does not import
+    shutil (and bz2, lzma with it) just to ask for the terminal size."""
+    try:
+        width = os.get_terminal_size(2).columns - 2
+    except OSError:
+        width = 78
+    return argparse.HelpFormatter(prog, width=max(width, 40))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``stockade exec`` option parser.
 
@@ -40,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     p = _Parser(
         prog="stockade exec",
+        formatter_class=_formatter,
         usage="stockade exec [OPTIONS] (-- COMMAND [ARG...] | --shell LINE | TASK)",
         description=SHORT_HELP + " Examples: `stockade exec -- make -j4`; "
         '`stockade exec --timeout 30s --shell \'echo "$INPUT_NAME"\' --input \'{"name": "x"}\'`; '
