@@ -141,3 +141,31 @@ def test_no_fd_leaks_across_success_failure_and_spawn_error() -> None:
     )
     run_spec(RunSpec(argv=["cat"], input_format="json_stdin"), {"a": 1})
     assert fds() == before
+
+
+def test_runtime_directory_is_removed_and_dead_owners_are_pruned(tmp_path: Path) -> None:
+    import subprocess
+
+    from stockade.runner import runtime
+
+    seen: list[str] = []
+    result, _ = run_spec(sh('echo "$STOCKADE_OUTPUT"', output_format="lines"))
+    seen.extend(result.outputs["lines"])
+    attempt_dir = Path(seen[0]).parent
+    assert not attempt_dir.exists(), "the attempt's runtime directory was left behind"
+    base = attempt_dir.parent
+    # A process that is gone: its pid, reaped, names a leftover directory.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    leftover = base / f"{gone.pid}.deadjob-1"
+    leftover.mkdir()
+    (leftover / "state.json").write_text("{}")
+    mine = base / f"{os.getpid()}.livejob-1"
+    mine.mkdir()
+    runtime._bases.clear()  # a new process would start with no cache
+    try:
+        runtime.runtime_dir(Path(os.environ["STOCKADE_DATA_DIR"]), "next", 1)
+        assert not leftover.exists()
+        assert mine.exists()
+    finally:
+        runtime.remove_runtime(mine)

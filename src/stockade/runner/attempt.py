@@ -11,7 +11,6 @@ database: the engine records what it returns.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import time
@@ -28,6 +27,7 @@ from stockade.runner.outputs import base_outputs
 from stockade.runner.protocol import ProtocolParser, parse_output_file
 from stockade.runner.redact import Masker, is_secret_name
 from stockade.runner.result import Outcome, Result, classify
+from stockade.runner.runtime import remove_runtime, runtime_dir
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, OutputKeeper, StreamPipe
 from stockade.runner.supervise import Supervisor
@@ -47,57 +47,6 @@ def new_job_id() -> str:
 def data_dir_for(spec: RunSpec) -> Path:
     """``spec.data_dir``, else ``$STOCKADE_DATA_DIR``, else ``./.stockade``."""
     return Path(spec.data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade").absolute()
-
-
-def runtime_base(data_dir: Path) -> Path:
-    """Where attempts' runtime files (input, output and state files) live.
-
-    They exist only while an attempt runs, so they go to memory when the
-    host offers a private place for them — ``$XDG_RUNTIME_DIR/stockade``, or
-    ``/dev/shm/stockade-UID`` — and under the data directory otherwise.
-    Creating and removing them on a disk was most of what an attempt of a
-    short job cost beyond the process itself.
-    """
-    key = str(data_dir)
-    found = _runtime_bases.get(key)
-    if found is None:
-        found = _pick_runtime_base(data_dir)
-        _runtime_bases[key] = found
-    return found
-
-
-_runtime_bases: dict[str, Path] = {}
-
-
-def _pick_runtime_base(data_dir: Path) -> Path:
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    candidates = [Path(xdg) / "stockade"] if xdg else []
-    candidates.append(Path(f"/dev/shm/stockade-{os.getuid()}"))
-    for base in candidates:
-        try:
-            base.mkdir(mode=0o700, exist_ok=True)
-            st = base.stat()
-        except OSError:
-            continue
-        if st.st_uid == os.getuid() and (st.st_mode & 0o077) == 0:
-            return base
-    return data_dir / "run"
-
-
-def _remove_runtime(runtime: Path) -> None:
-    """Remove the attempt's runtime directory: the files stockade put there
-    one by one (cheaper than a tree walk), the walk only if the job added some."""
-    for name in ("output.env", "state.json", "input.json"):
-        with contextlib.suppress(OSError):
-            os.unlink(runtime / name)
-    try:
-        os.rmdir(runtime)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        import shutil  # only when the job left files of its own there
-
-        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def _now_iso(ts: float) -> str:
@@ -158,7 +107,7 @@ class _Attempt:
     async def run(self) -> Result:
         if not os.path.isdir(self.workspace):
             raise UsageError(f"workdir {self.workspace!r} does not exist or is not a directory")
-        runtime = runtime_base(self.data_dir) / f"{self.job_id}-{self.spec.attempt}"
+        runtime = runtime_dir(self.data_dir, self.job_id, self.spec.attempt)
         # Flat (JOB_ID.N.jsonl), not a directory per job: a mkdir on disk was a
         # sixth of what an attempt of a short job cost beyond the process.
         log_path = self.data_dir / "logs" / f"{self.job_id}.{self.spec.attempt}.jsonl"
@@ -186,7 +135,7 @@ class _Attempt:
         finally:
             if owned and self.sandbox is not None:
                 self.sandbox.cleanup()
-            _remove_runtime(runtime)
+            remove_runtime(runtime)
             for sink in self.sinks:
                 await sink.aclose()
 

@@ -1,0 +1,79 @@
+"""Attempts' runtime directories: the input, output and state files.
+
+They exist only while an attempt runs, so they go to memory when the host
+offers a private place for them — ``$XDG_RUNTIME_DIR/stockade``, or
+``/dev/shm/stockade-UID`` — and under the data directory otherwise.
+Creating and removing them on a disk was most of what an attempt of a
+short job cost beyond the process itself.
+
+Each directory is named ``PID.JOB_ID-ATTEMPT`` after the process that runs
+the attempt. A process killed outright (SIGKILL, OOM) cannot remove its
+own; the first attempt of a later process removes those whose owner is gone,
+so memory is not filled by the leftovers of crashed workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+__all__ = ["remove_runtime", "runtime_dir"]
+
+_bases: dict[str, Path] = {}
+_FILES = ("output.env", "state.json", "input.json")
+
+
+def runtime_dir(data_dir: Path, job_id: str, attempt: int) -> Path:
+    """The (not yet created) runtime directory of one attempt."""
+    key = str(data_dir)
+    base = _bases.get(key)
+    if base is None:
+        base = _pick_base(data_dir)
+        _prune_dead_owners(base)
+        _bases[key] = base
+    return base / f"{os.getpid()}.{job_id}-{attempt}"
+
+
+def remove_runtime(runtime: Path) -> None:
+    """Remove an attempt's runtime directory: the files stockade put there one
+    by one (cheaper than a tree walk), the walk only if the job added some."""
+    for name in _FILES:
+        with contextlib.suppress(OSError):
+            os.unlink(runtime / name)
+    try:
+        os.rmdir(runtime)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        import shutil  # only when the job left files of its own there
+
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _pick_base(data_dir: Path) -> Path:
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    candidates = [Path(xdg) / "stockade"] if xdg else []
+    candidates.append(Path(f"/dev/shm/stockade-{os.getuid()}"))
+    for base in candidates:
+        try:
+            base.mkdir(mode=0o700, exist_ok=True)
+            st = base.stat()
+        except OSError:
+            continue
+        if st.st_uid == os.getuid() and (st.st_mode & 0o077) == 0:
+            return base
+    return data_dir / "run"
+
+
+def _prune_dead_owners(base: Path) -> None:
+    """Remove runtime directories left by processes that no longer exist."""
+    try:
+        entries = os.listdir(base)
+    except OSError:
+        return
+    for name in entries:
+        owner, dot, _ = name.partition(".")
+        if not dot or not owner.isdigit() or os.path.exists(f"/proc/{owner}"):
+            continue
+        remove_runtime(base / name)
