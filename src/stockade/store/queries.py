@@ -17,7 +17,19 @@ from stockade.store.database import Database
 from stockade.store.records import AttemptRecord, JobRecord, LogChunk, WorkerRecord
 from stockade.store.schema import epoch_now
 
-__all__ = ["Queries"]
+__all__ = ["Queries", "jobs_where"]
+
+
+def jobs_where(states: Iterable[str] = (), task: str | None = None) -> sa.Select[Any]:
+    """``SELECT`` of jobs in any of ``states`` (all if none) and of ``task`` (any if None)."""
+    jobs = t.jobs
+    query = sa.select(jobs)
+    wanted = list(states)
+    if wanted:
+        query = query.where(jobs.c.state.in_(wanted))
+    if task:
+        query = query.where(jobs.c.task == task)
+    return query
 
 
 class Queries:
@@ -66,12 +78,7 @@ class Queries:
     ) -> list[JobRecord]:
         """Jobs filtered by state(s) and task, newest first unless asked otherwise."""
         jobs = t.jobs
-        query = sa.select(jobs)
-        wanted = list(states)
-        if wanted:
-            query = query.where(jobs.c.state.in_(wanted))
-        if task:
-            query = query.where(jobs.c.task == task)
+        query = jobs_where(states, task)
         order = jobs.c.created_at if oldest_first else jobs.c.created_at.desc()
         query = query.order_by(order, jobs.c.id).limit(limit)
         with self.db.read() as conn:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from stockade.errors import StoreError
 from stockade.store import schema as t
 from stockade.store.database import Database
+from stockade.store.queries import jobs_where
 from stockade.store.records import JobRecord, NewJob
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState
@@ -88,12 +89,7 @@ class ServerQueries:
     ) -> list[JobRecord]:  # fmt: skip
         """Jobs newest first, ``limit`` of them, those after job ``after`` (a cursor)."""
         jobs = t.jobs
-        query = sa.select(jobs)
-        wanted = list(states)
-        if wanted:
-            query = query.where(jobs.c.state.in_(wanted))
-        if task:
-            query = query.where(jobs.c.task == task)
+        query = jobs_where(states, task)
         if after:
             mark = sa.select(jobs.c.created_at).where(jobs.c.id == after).scalar_subquery()
             query = query.where(
