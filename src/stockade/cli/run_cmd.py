@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,7 +70,8 @@ def run_command(
     except (ConfigError, UsageError) as exc:
         click.echo(f"stockade: error: {exc.message}", err=True)
         return 2
-    options = _Options(jobs, as_json, junit, keep_going, only, plain, quiet, data_dir)
+    data = Path(data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade")
+    options = _Options(jobs, as_json, junit, keep_going, only, plain, quiet, data)
     try:
         return asyncio.run(_execute(config, name, spec, options))
     except StockadeError as exc:
@@ -77,21 +79,18 @@ def run_command(
         return 1
 
 
+@dataclass(frozen=True)
 class _Options:
-    def __init__(
-        self,
-        jobs: int | None,
-        as_json: bool,
-        junit: str | None,
-        keep_going: bool,
-        only: tuple[str, ...],
-        plain: bool,
-        quiet: bool,
-        data_dir: str | None,
-    ) -> None:
-        self.jobs, self.as_json, self.junit, self.keep_going = jobs, as_json, junit, keep_going
-        self.only, self.plain, self.quiet = only, plain, quiet
-        self.data_dir = Path(data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade")
+    """The options of one ``stockade run``, as the scheduler and the view need them."""
+
+    jobs: int | None
+    as_json: bool
+    junit: str | None
+    keep_going: bool
+    only: tuple[str, ...]
+    plain: bool
+    quiet: bool
+    data_dir: Path
 
 
 def _observer(options: _Options) -> Observer:
