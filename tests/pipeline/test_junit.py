@@ -1,13 +1,17 @@
-"""Reading a job's JUnit XML report: real files, hostile ones included."""
+"""Reading a job's JUnit XML report (hostile ones included), and writing
+``--junit`` output that the CI schema accepts."""
 
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from stockade.pipeline.junit import JobReport, ReportError, read_report
+from stockade.pipeline.test2json import TestCase, junit_xml
+from tests.schemas import assert_valid_junit
 
 REPORT = """<?xml version="1.0" encoding="UTF-8"?>
 <testsuites>
@@ -110,3 +114,50 @@ def test_job_report_missing_stale_and_escaping(tmp_path: Path) -> None:
     escaping = JobReport(str(workspace), "out/up/secret.xml")
     with pytest.raises(ReportError, match="escapes the workspace"):
         escaping.read()
+
+
+def test_junit_output_is_valid_and_reads_back(tmp_path: Path) -> None:
+    cases = [
+        TestCase("ex/a", "TestColour", "failed", 0.5, ["\x1b[31mred\x1b[0m and a NUL \x00\n"]),
+        TestCase("ex/a", "TestOk", "passed", 0.25),
+        TestCase("ex/b", "TestLater", "skipped"),
+        TestCase("ex/b", "", "failed", 0.0, ["build failed\n"]),  # a package-level failure
+    ]
+    written = junit_xml(cases, name="ci <nightly> & \x07")
+    assert_valid_junit(written)
+    root = ET.fromstring(written)
+    assert dict(root.attrib) == {
+        "name": "ci <nightly> & \\x07",
+        "tests": "4",
+        "failures": "2",
+        "errors": "0",
+        "time": "0.750",
+    }
+    report = tmp_path / "out.xml"
+    report.write_bytes(written)
+    back = {(c.package, c.name): c for c in read_report(str(report), "out.xml")}
+    assert {key: c.status for key, c in back.items()} == {
+        ("ex/a", "TestColour"): "failed",
+        ("ex/a", "TestOk"): "passed",
+        ("ex/b", "TestLater"): "skipped",
+        ("ex/b", "(package)"): "failed",
+    }
+    assert back[("ex/a", "TestColour")].output == [
+        "failure: failed\n",
+        "\\x1b[31mred\\x1b[0m and a NUL \\x00\n",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('<testsuites skipped="1"/>', "'skipped' attribute not allowed"),
+        ('<testsuites><testsuite name="s" tests="1" failures="0"/></testsuites>', "errors"),
+        ('<testsuite name="s" tests="1" failures="0" errors="0"><testcase/></testsuite>', "name"),
+        ('<testsuite name="s" tests="x" failures="0" errors="0"/>', "x"),
+    ],
+    ids=["skipped-on-testsuites", "no-errors", "unnamed-case", "bad-count"],
+)
+def test_the_schema_rejects_what_ci_systems_reject(text: str, reason: str) -> None:
+    with pytest.raises(AssertionError, match=reason):
+        assert_valid_junit(text.encode())
