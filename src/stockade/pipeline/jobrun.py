@@ -2,8 +2,8 @@
 
 A :class:`JobRunner` owns the run's slots. A job takes a free slot, runs
 its task through :func:`stockade.runner.attempt.run` in that slot's
-sandbox (set up on first use for the task's profile; ``local`` per attempt
-when the task names none), retries by the task's policy, and gives the
+sandbox (set up on first use for the task's profile, or the slot's
+``local`` one when the task names none), retries by the task's policy, and gives the
 slot back. Its output feeds the job's last line and tail, and for
 ``events: test2json`` steps the per-test results; an ``events: junit``
 step's results are read from the report its job wrote, once it ended.
@@ -185,11 +185,23 @@ class JobRunner:
     async def _sandbox(
         self, plan: JobPlan, spec: RunSpec, slot: int
     ) -> tuple[Sandbox | None, RunSpec]:
-        """The slot's sandbox for the task's profile (set up on first use)."""
+        """The slot's sandbox for the task's profile (set up on first use).
+
+        A task naming none gets the slot's ``local`` sandbox, also set up once:
+        making and removing a cgroup per attempt was a tenth of what a short
+        job cost the run (``python -m benchmarks pipeline``); each attempt's
+        end still kills whatever it left in the slot's cgroup."""
         name = plan.task.sandbox
         profile = self.config.sandbox_profile(name)
         if name is None or profile is None:
-            return None, spec
+            local = self.sandboxes.get((slot, ""))
+            if local is None:
+                from stockade.sandbox.local import LocalSandbox
+
+                local = LocalSandbox(slot=f"{self.run_state.run_id}-{slot}-local")
+                await asyncio.to_thread(local.setup)
+                self.sandboxes[(slot, "")] = local
+            return local, spec
         from stockade.sandbox.registry import create, prepare_spec
 
         sandbox = self.sandboxes.get((slot, name))
