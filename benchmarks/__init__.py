@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +36,7 @@ __all__ = [
     "median",
     "ms",
     "progress",
+    "wall",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,6 +109,15 @@ def ms(seconds: float) -> str:
     millis = seconds * 1000
     digits = 2 if millis < 10 else 1 if millis < 100 else 0
     return f"{millis:.{digits}f} ms"
+
+
+def wall(cmd: list[str], env: dict[str, str], cwd: str) -> float:
+    """Seconds ``cmd`` takes as a subprocess from start to exit; it must succeed."""
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, check=False)
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 0, (cmd, proc.stderr[-500:])
+    return elapsed
 
 
 def progress(message: str) -> None:

@@ -23,20 +23,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
-from benchmarks import BIN, Row, median, ms, progress
+from benchmarks import BIN, Row, median, ms, progress, wall
 
 TARGET = 6.0
 HEAVY = ("pydantic", "sqlalchemy", "fastapi", "rich", "yaml")
-
-
-def _wall(cmd: list[str], env: dict[str, str], cwd: str) -> float:
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, check=False)
-    elapsed = time.perf_counter() - started
-    assert proc.returncode == 0, (cmd, proc.stderr[-500:])
-    return elapsed
 
 
 def _imports(args: list[str], env: dict[str, str], cwd: str) -> dict[str, tuple[int, float]]:
@@ -66,10 +57,10 @@ def run(quick: bool) -> list[Row]:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         progress(f"warm-up, then {runs} runs of each command in turn")
         for cmd in commands.values():
-            _wall(cmd, env, tmp)
+            wall(cmd, env, tmp)
         for _ in range(runs):
             for name, cmd in commands.items():
-                times[name].append(_wall(cmd, env, tmp))
+                times[name].append(wall(cmd, env, tmp))
         progress("import trace of the ad-hoc path")
         ours = _imports(commands["exec"], env, tmp)  # the script, run by -X importtime
         bare = _imports(["-c", "pass"], env, tmp)

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.schemas import assert_valid_junit
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "go-tests"
 STOCKADE = [sys.executable, "-m", "stockade.cli.main"]
 MODULE = "example.com/gotests"
@@ -104,11 +106,13 @@ def test_go_tests_pass_and_fail_per_test(workspace: Path, go_cache: Path, _data_
 
 
 def _check_junit(path: Path) -> None:
-    """The elements and attributes of the common JUnit schema (the Jenkins /
-    Surefire XSD CI systems read), and the counts."""
+    """Valid under the JUnit schema CI systems read (tests/schemas/junit.xsd),
+    and the counts."""
+    assert_valid_junit(path)
     root = ET.parse(path).getroot()
     assert root.tag == "testsuites"
-    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("11", "1", "1")
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("11", "1", "0")
+    assert sum(int(s.get("skipped", "")) for s in root.findall("testsuite")) == 1
     suites = root.findall("testsuite")
     assert [s.get("name") for s in suites] == PACKAGES
     counts: dict[str, tuple[int, int, int]] = {}

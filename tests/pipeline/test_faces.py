@@ -99,11 +99,12 @@ def test_test2json_and_junit() -> None:
         ("ex/b", "", "failed"),
     ]
     root = ET.fromstring(junit_xml(cases, name="ci"))
-    assert (root.tag, root.get("tests"), root.get("failures"), root.get("skipped")) == (
-        "testsuites", "3", "2", "1",
+    assert (root.tag, root.get("tests"), root.get("failures"), root.get("errors")) == (
+        "testsuites", "3", "2", "0",
     )  # fmt: skip
     suites = root.findall("testsuite")
     assert [s.get("name") for s in suites] == ["ex/a", "ex/b"]
+    assert [s.get("skipped") for s in suites] == ["1", "0"]  # per suite: none on testsuites
     failure = suites[0].find("testcase/failure")
     assert failure is not None and failure.text == "boom\n"
     assert suites[1].find("testcase").get("name") == "(package)"  # type: ignore[union-attr]

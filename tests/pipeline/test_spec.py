@@ -124,3 +124,60 @@ def test_pipeline_lookup() -> None:
         config.pipeline("frist")
     with pytest.raises(UsageError, match="no pipelines defined"):
         Config().pipeline(None)
+
+
+def test_events_forms(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        pipelines:
+          p:
+            steps:
+              go:
+                run: go test -json ./...
+                events: test2json
+              py:
+                run: pytest --junitxml=out/report.xml
+                events: {format: junit, path: out/report.xml}
+        """,
+    )
+    steps = load(path, env={}).pipelines["p"].steps
+    assert steps["go"].events is not None and steps["go"].events.format == "test2json"
+    assert steps["py"].events is not None
+    assert (steps["py"].events.format, steps["py"].events.path) == ("junit", "out/report.xml")
+    assert steps["go"].events.path is None
+
+
+def test_events_problems_with_their_lines(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        pipelines:
+          p:
+            steps:
+              bare:
+                run: x
+                events: junit
+              up:
+                run: x
+                events: {format: junit, path: ../report.xml}
+              absolute:
+                run: x
+                events:
+                  format: junit
+                  path: /tmp/report.xml
+              stdout:
+                run: x
+                events: {format: test2json, path: r.xml}
+              other:
+                run: x
+                events: tap
+        """,
+    )
+    found = problems(path)
+    where = {(p.line, p.path): p.message for p in found}
+    assert "needs the report's path" in where[(6, "pipelines.p.steps.bare.events")]
+    assert "escapes the workspace" in where[(9, "pipelines.p.steps.up.events.path")]
+    assert "is absolute" in where[(14, "pipelines.p.steps.absolute.events.path")]
+    assert "leave path out" in where[(17, "pipelines.p.steps.stdout.events")]
+    assert (20, "pipelines.p.steps.other.events.format") in where

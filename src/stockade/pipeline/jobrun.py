@@ -2,10 +2,11 @@
 
 A :class:`JobRunner` owns the run's slots. A job takes a free slot, runs
 its task through :func:`stockade.runner.attempt.run` in that slot's
-sandbox (set up on first use for the task's profile; ``local`` per attempt
-when the task names none), retries by the task's policy, and gives the
+sandbox (set up on first use for the task's profile, or the slot's
+``local`` one when the task names none), retries by the task's policy, and gives the
 slot back. Its output feeds the job's last line and tail, and for
-``events: test2json`` steps the per-test results.
+``events: test2json`` steps the per-test results; an ``events: junit``
+step's results are read from the report its job wrote, once it ended.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from stockade.errors import StockadeError
 from stockade.pipeline.cache import ResultCache, cache_key
 from stockade.pipeline.expr import ExprError
+from stockade.pipeline.junit import JobReport, ReportError
 from stockade.pipeline.model import Job, RunState, Status, StepState
 from stockade.pipeline.plan import JobPlan, job_plan
 from stockade.pipeline.test2json import Test2Json
@@ -125,13 +127,24 @@ class JobRunner:
             data_dir=self.data_dir,
         )
         sandbox, spec = await self._sandbox(plan, spec, slot)
-        tests = Test2Json(job.key or "") if step.spec.events == "test2json" else None
+        events = step.spec.events
+        tests = Test2Json(job.key or "") if events and events.format == "test2json" else None
+        workspace = os.path.abspath(spec.workdir or os.getcwd())  # as the runner's
+        junit = JobReport(workspace, events.path) if events and events.path else None
         job.job_id = new_job_id()
         result = await self._attempts(plan, spec, job, sandbox, tests)
         job.exit_code, job.outputs, job.log_path = result.exit_code, result.outputs, result.log_path
         if tests is not None:
             job.tests = tests.results()
-        if result.outcome is Outcome.SUCCEEDED:
+        report = None
+        if junit is not None and result.outcome is not Outcome.CANCELLED:
+            try:
+                job.tests = junit.read()
+            except ReportError as exc:
+                report = exc.message
+        if report is not None and result.outcome is Outcome.SUCCEEDED:
+            job.status, job.reason = Status.FAILED, report
+        elif result.outcome is Outcome.SUCCEEDED:
             job.status = Status.SUCCEEDED
             if key is not None:
                 with contextlib.suppress(OSError):
@@ -140,7 +153,7 @@ class JobRunner:
             job.status, job.reason = Status.CANCELLED, "cancelled"
         else:
             job.status = Status.FAILED
-            job.reason = _failure_reason(result)
+            job.reason = _failure_reason(result) + (f"; {report}" if report else "")
 
     async def _attempts(
         self,
@@ -172,11 +185,23 @@ class JobRunner:
     async def _sandbox(
         self, plan: JobPlan, spec: RunSpec, slot: int
     ) -> tuple[Sandbox | None, RunSpec]:
-        """The slot's sandbox for the task's profile (set up on first use)."""
+        """The slot's sandbox for the task's profile (set up on first use).
+
+        A task naming none gets the slot's ``local`` sandbox, also set up once:
+        making and removing a cgroup per attempt was a tenth of what a short
+        job cost the run (``python -m benchmarks pipeline``); each attempt's
+        end still kills whatever it left in the slot's cgroup."""
         name = plan.task.sandbox
         profile = self.config.sandbox_profile(name)
         if name is None or profile is None:
-            return None, spec
+            local = self.sandboxes.get((slot, ""))
+            if local is None:
+                from stockade.sandbox.local import LocalSandbox
+
+                local = LocalSandbox(slot=f"{self.run_state.run_id}-{slot}-local")
+                await asyncio.to_thread(local.setup)
+                self.sandboxes[(slot, "")] = local
+            return local, spec
         from stockade.sandbox.registry import create, prepare_spec
 
         sandbox = self.sandboxes.get((slot, name))

@@ -12,17 +12,18 @@ problem with its line, like the rest of the file.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from stockade.spec.checks import Loc, did_you_mean, task_problems
 from stockade.spec.task import TaskSpec
-from stockade.spec.types import EnvMap, Name, StrictModel
+from stockade.spec.types import EnvMap, Name, StrictModel, workspace_path
 
 __all__ = [
     "CacheSpec",
     "Concurrency",
+    "EventsSpec",
     "PipelineSpec",
     "StepSpec",
     "condition_text",
@@ -63,6 +64,49 @@ class CacheSpec(StrictModel):
     )
 
 
+class EventsSpec(StrictModel):
+    """Where a step's per-test results come from.
+
+    ``test2json``: its stdout carries ``go test -json`` events. ``junit``:
+    its job writes a JUnit XML report at ``path`` (relative to the job's
+    workspace), read when the job ends. ``events: test2json`` is short for
+    ``events: {format: test2json}``.
+    """
+
+    format: Literal["test2json", "junit"] = Field(
+        description="test2json (go test -json on stdout) or junit (a JUnit XML file)."
+    )
+    path: str | None = Field(
+        default=None,
+        description="For junit: the report the job writes, relative to its workspace.",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _inside_workspace(cls, value: str | None) -> str | None:
+        return None if value is None else workspace_path(value, "path")
+
+    @model_validator(mode="after")
+    def _path_for_junit(self) -> Self:
+        if self.format == "junit" and self.path is None:
+            raise ValueError("junit needs the report's path: events: {format: junit, path: FILE}")
+        if self.format == "test2json" and self.path is not None:
+            raise ValueError("test2json events come on stdout: leave path out")
+        return self
+
+
+def _events(value: object) -> object:
+    if value == "junit":
+        raise ValueError("junit needs the report's path: events: {format: junit, path: FILE}")
+    if isinstance(value, str):
+        return {"format": value}
+    return value
+
+
+Events = Annotated[EventsSpec | None, BeforeValidator(_events)]
+"""``test2json``, or ``{format: junit|test2json, path: FILE}``."""
+
+
 class StepSpec(StrictModel):
     """One step of a pipeline: a task use, possibly fanned out."""
 
@@ -99,8 +143,9 @@ class StepSpec(StrictModel):
     if_: str | None = Field(
         default=None, alias="if", description="Run only when this expression is true."
     )
-    events: Literal["test2json"] | None = Field(
-        default=None, description="Structured test events on stdout (go test -json)."
+    events: Events = Field(
+        default=None,
+        description="Per-test results: test2json on stdout, or {format: junit, path: FILE}.",
     )
     cache: CacheSpec | None = Field(
         default=None, description="Skip a job whose key matches a stored success."

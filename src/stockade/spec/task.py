@@ -11,7 +11,7 @@ are already merged in (see :func:`stockade.spec.checks.merge_defaults`), so
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -31,6 +31,7 @@ from stockade.spec.types import (
     StrictModel,
     Text,
     signal_number,
+    workspace_path,
 )
 
 __all__ = ["Backoff", "ExitCodes", "InputFormat", "OutputFormat", "TaskDefaults", "TaskSpec"]
@@ -136,18 +137,7 @@ class TaskDefaults(StrictModel):
     @field_validator("output_path")
     @classmethod
     def _inside_workspace(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        path = PurePosixPath(value)
-        if not value.strip():
-            raise ValueError("output_path is empty: give a path inside the workspace")
-        if path.is_absolute():
-            raise ValueError(
-                f"output_path {value!r} is absolute: give a path relative to the workspace"
-            )
-        if ".." in path.parts:
-            raise ValueError(f"output_path {value!r} escapes the workspace: '..' is not allowed")
-        return str(path)
+        return None if value is None else workspace_path(value, "output_path")
 
     @field_validator("secrets")
     @classmethod

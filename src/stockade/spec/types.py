@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 import signal
+from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
@@ -30,6 +31,7 @@ __all__ = [
     "StrictModel",
     "Text",
     "signal_number",
+    "workspace_path",
 ]
 
 _DURATION_PATTERN = r"^\s*((\d+(\.\d+)?|\.\d+)\s*(ms|s|m|h|d)\s*)+$|^\s*(\d+(\.\d+)?|\.\d+)\s*$"
@@ -226,3 +228,17 @@ Name = Annotated[
 
 EnvMap = dict[EnvName, Text]
 """Environment variables given to a job: name to value."""
+
+
+def workspace_path(value: str, what: str) -> str:
+    """``value`` as a path relative to a job's workspace, or ``ValueError``
+    saying why not (empty, absolute, or climbing out with ``..``); ``what``
+    names the key in the message. Symlinks are checked where the file is read."""
+    if not value.strip():
+        raise ValueError(f"{what} is empty: give a path inside the workspace")
+    path = PurePosixPath(value)
+    if path.is_absolute():
+        raise ValueError(f"{what} {value!r} is absolute: give a path relative to the workspace")
+    if ".." in path.parts:
+        raise ValueError(f"{what} {value!r} escapes the workspace: '..' is not allowed")
+    return str(path)

@@ -1,0 +1,146 @@
+"""A JUnit XML report a step's job wrote, read into :class:`TestCase` objects.
+
+A step with ``events: {format: junit, path: FILE}`` names the report its
+job writes; after the job ends :func:`read_report` turns every
+``testcase`` into the same per-test results ``go test -json`` gives, so
+counts, failed tests' output and ``--junit`` include them.
+
+The file is written by the job, so it is untrusted input. It is parsed with
+``defusedxml`` with ``forbid_dtd=True``: a JUnit report never needs a DTD,
+and refusing one outright closes entity expansion ("billion laughs"),
+external entities and DTD retrieval in one place, on every Python and expat
+version, rather than relying on the stdlib parser's defaults. The file's
+size is capped before parsing, too.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from stockade.errors import OutputError, StockadeError
+from stockade.pipeline.test2json import TestCase
+from stockade.runner.outputs import resolve_in_workspace
+
+__all__ = ["MAX_REPORT_BYTES", "JobReport", "ReportError", "read_report"]
+
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+"""Largest report read; a bigger one is refused rather than parsed."""
+
+_MAX_OUTPUT_LINES = 200
+
+
+class ReportError(StockadeError):
+    """The step's JUnit report cannot be read."""
+
+
+class JobReport:
+    """The report a step's job is to write at ``relative`` in ``workspace``.
+
+    Made before the job starts, it notes the file already there (a report of
+    an earlier run), so :meth:`read` can refuse a file the job did not write
+    rather than pass the old results off as this job's.
+    """
+
+    def __init__(self, workspace: str, relative: str) -> None:
+        self.workspace = workspace
+        self.relative = relative
+        self.before = self._stamp()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            info = os.stat(os.path.join(self.workspace, self.relative))
+        except OSError:
+            return None
+        return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+    def read(self) -> list[TestCase]:
+        """The job's test cases; :class:`ReportError` when there is no usable report
+        (missing, left from before, escaping the workspace, too big, malformed)."""
+        try:
+            path = resolve_in_workspace(self.workspace, self.relative)
+        except OutputError as exc:
+            raise ReportError(f"JUnit report: {exc.message}") from exc
+        if self.before is not None and self._stamp() == self.before:
+            raise ReportError(
+                f"JUnit report {self.relative!r} was not written by the job "
+                "(the file there is left from before)"
+            )
+        return read_report(str(path), self.relative)
+
+
+def read_report(path: str, shown: str) -> list[TestCase]:
+    """The test cases of the JUnit XML file at ``path`` (``shown`` names it in errors)."""
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_REPORT_BYTES:
+            raise ReportError(
+                f"JUnit report {shown!r} is {size} bytes, over the {MAX_REPORT_BYTES} limit"
+            )
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError as exc:
+        raise ReportError(f"JUnit report {shown!r} was not written by the job") from exc
+    except OSError as exc:
+        raise ReportError(f"JUnit report {shown!r} cannot be read: {exc.strerror}") from exc
+    try:
+        root = fromstring(data, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise ReportError(f"JUnit report {shown!r} is refused: {exc}") from exc
+    except ParseError as exc:
+        raise ReportError(f"JUnit report {shown!r} is not well-formed XML: {exc}") from exc
+    if root.tag not in ("testsuites", "testsuite"):
+        raise ReportError(
+            f"JUnit report {shown!r} has root <{root.tag}>: expected <testsuites> or <testsuite>"
+        )
+    suite = (root.get("name") or "") if root.tag == "testsuite" else ""
+    return [_case(case, name) for name, case in _cases(root, suite)]
+
+
+def _cases(element: Element, suite: str) -> list[tuple[str, Element]]:
+    """Every ``testcase`` below ``element`` with the name of its nearest suite."""
+    out: list[tuple[str, Element]] = []
+    for child in element:
+        if child.tag == "testsuite":
+            out += _cases(child, child.get("name") or suite)
+        elif child.tag == "testcase":
+            out.append((suite, child))
+    return out
+
+
+def _case(element: Element, suite: str) -> TestCase:
+    package = element.get("classname") or suite
+    case = TestCase(package, element.get("name") or "(unnamed)", status="passed")
+    case.elapsed = _seconds(element.get("time"))
+    failed = [c for c in element if c.tag in ("failure", "error")]
+    if failed:
+        case.status = "failed"
+        for child in failed:
+            message = child.get("message")
+            if message:
+                case.output.append(f"{child.tag}: {message}\n")
+            case.output += _lines(child.text)
+        for child in element:
+            if child.tag in ("system-out", "system-err"):
+                case.output += _lines(child.text)
+        del case.output[_MAX_OUTPUT_LINES:]
+    elif any(c.tag == "skipped" for c in element):
+        case.status = "skipped"
+    return case
+
+
+def _lines(text: str | None) -> list[str]:
+    return [line + "\n" for line in (text or "").strip("\n").splitlines()]
+
+
+def _seconds(value: str | None) -> float:
+    """A ``time`` attribute; writers disagree (``1,234.5``, empty), so 0 when unclear."""
+    try:
+        seconds = float((value or "0").replace(",", ""))
+    except ValueError:
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds >= 0 else 0.0
