@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -72,6 +73,21 @@ def test_submit_is_idempotent_with_a_key(server: Server) -> None:
     assert clash.status_code == 409
     plain = server.client.post("/api/v1/jobs", json=body)
     assert plain.status_code == 201 and plain.json()["id"] != first.json()["id"]
+
+
+def test_racing_requests_with_one_key_make_one_job(server: Server) -> None:
+    body = {"task": "build", "input": {"repo": "r", "ref": "race"}}
+    headers = {"Authorization": f"Bearer {ENV_TOKEN}", "Idempotency-Key": "racing"}
+
+    async def race() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as client:
+            return list(
+                await asyncio.gather(*(client.post("/api/v1/jobs", json=body) for _ in range(20)))
+            )
+
+    answers = asyncio.run(race())
+    assert sorted(r.status_code for r in answers) == [200] * 19 + [201]
+    assert len({r.json()["id"] for r in answers}) == 1
 
 
 def test_validation_errors_name_the_field(server: Server) -> None:

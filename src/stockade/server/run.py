@@ -108,4 +108,7 @@ def serve(service: Service, worker_store: Store | None, options: ServeOptions) -
 
     enable_subreaper()
     service.sq.ensure_tables()
-    return asyncio.run(_serve(service, worker_store, options))
+    try:
+        return asyncio.run(_serve(service, worker_store, options))
+    finally:
+        service.close()

@@ -4,11 +4,13 @@
 :func:`stockade.engine.jobspec.new_job`, reads and changes jobs through the
 store's public API (``queries``, ``jobs``) and the service queries of
 :mod:`stockade.store.serverq`, and knows whether the server is draining.
-Store calls are blocking; routes call them from FastAPI's thread pool.
+Store calls are blocking; routes call them from FastAPI's thread pool, but for
+submissions, which one thread writes in batches (:mod:`.groupcommit`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +18,9 @@ from typing import Any
 from stockade.engine.jobspec import new_job
 from stockade.errors import UsageError
 from stockade.server.auth import TokenSet
+from stockade.server.groupcommit import GroupCommit
 from stockade.spec import Config
-from stockade.store import AttemptRecord, JobRecord, LogChunk, Store
+from stockade.store import AttemptRecord, JobRecord, LogChunk, NewJob, Store
 from stockade.store.serverq import QueueStats, ServerQueries, keyed_job_id
 
 __all__ = ["Service", "WorkerProbe", "job_view"]
@@ -59,23 +62,38 @@ class Service:
 
     def __post_init__(self) -> None:
         self.sq = ServerQueries(self.store)
+        self.commits = GroupCommit(self.sq)
+        self._templates: dict[str, NewJob] = {}
 
     # -- jobs ----------------------------------------------------------------
 
-    def submit(
+    async def submit(
         self, task: str, input: Any, *, priority: int | None = None, delay: float = 0.0,
         key: str | None = None, scope: str = "api",
     ) -> tuple[JobRecord, bool]:  # fmt: skip
         """Queue a job of a configured task; ``(job, created)``. With ``key``, a
-        repeated call returns the job the first one made."""
-        if task not in self.config.tasks:
-            raise UsageError(f"unknown task {task!r}")
-        new = new_job(task, self.config.tasks[task], config=self.config, input=input,
-                      priority=priority, delay=delay)  # fmt: skip
-        if key is None:
-            job_id = self.store.jobs.submit([new])[0]
-            return self.store.queries.job(job_id), True
-        return self.sq.submit_keyed(new, keyed_job_id(scope, key))
+        repeated call returns the job the first one made. Written by the group
+        commit's thread, with whatever other submissions arrive meanwhile."""
+        new = self.new_job(task, input, priority=priority, delay=delay)
+        return await self.commits.submit(new, keyed_job_id(scope, key) if key else None)
+
+    def new_job(
+        self, task: str, input: Any, *, priority: int | None = None, delay: float = 0.0
+    ) -> NewJob:
+        """The record to enqueue for ``task``: the task's frozen spec is built once
+        per task (the config does not change while serving), not per request."""
+        template = self._templates.get(task)
+        if template is None:
+            if task not in self.config.tasks:
+                raise UsageError(f"unknown task {task!r}")
+            template = new_job(task, self.config.tasks[task], config=self.config)
+            self._templates[task] = template
+        chosen = template.priority if priority is None else priority
+        return dataclasses.replace(template, input=input, delay=delay, priority=chosen)
+
+    def close(self) -> None:
+        """Commit the submissions still queued and stop the writer thread."""
+        self.commits.close()
 
     def job(self, ref: str) -> JobRecord:
         """One job by id (or unique prefix)."""

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from stockade.errors import StoreError
 from stockade.store import schema as t
 from stockade.store.database import Database
+from stockade.store.ids import new_job_id
 from stockade.store.queries import jobs_where
 from stockade.store.records import JobRecord, NewJob
 from stockade.store.schema import epoch_now
@@ -77,6 +78,42 @@ class ServerQueries:
                 raise
             return existing, False
         return self.store.queries.job(job_id), True
+
+    def submit_batch(
+        self, items: Sequence[tuple[NewJob, str | None]]
+    ) -> list[tuple[JobRecord, bool]]:
+        """Submit many jobs in one write transaction (group commit); for each
+        ``(job, keyed id or None)`` in order, ``(the job, whether this call created it)``.
+
+        A keyed id that exists already, or that an earlier item of the same
+        batch takes, is not inserted again: its item gets the job that has it.
+        All or nothing: on any error nothing of the batch is stored, and the
+        caller may submit the items one by one (:meth:`submit_keyed`) to learn
+        which one failed. On SQLite the lookup and the inserts share the write
+        lock, so no other writer can slip a job with the same id in between;
+        on PostgreSQL a concurrent insert of one of the ids makes the batch
+        fail with :class:`StoreError` (the primary key still holds).
+        """
+        ids = [job_id or new_job_id() for _, job_id in items]
+        keyed = sorted({jid for (_, key), jid in zip(items, ids, strict=True) if key})
+        jobs = t.jobs
+        with self.db.transaction() as conn:
+            taken = set(
+                conn.execute(sa.select(jobs.c.id).where(jobs.c.id.in_(keyed))).scalars()
+                if keyed
+                else ()
+            )
+            created: list[bool] = []
+            fresh: list[tuple[NewJob, str]] = []
+            for (job, _), jid in zip(items, ids, strict=True):
+                created.append(jid not in taken)
+                if jid not in taken:
+                    taken.add(jid)
+                    fresh.append((job, jid))
+            self.store.jobs.enqueue(conn, fresh)
+            rows = conn.execute(sa.select(jobs).where(jobs.c.id.in_(sorted(set(ids)))))
+            found = {row["id"]: JobRecord.from_row(row) for row in rows.mappings()}
+        return [(found[jid], made) for jid, made in zip(ids, created, strict=True)]
 
     def _find(self, job_id: str) -> JobRecord | None:
         with self.db.read() as conn:
