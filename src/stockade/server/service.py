@@ -34,9 +34,11 @@ _PUBLIC = (
 
 
 def job_view(job: JobRecord) -> dict[str, Any]:
-    """A job as the API shows it."""
-    data = job.to_dict()
-    return {key: data[key] for key in _PUBLIC}
+    """A job as the API shows it (read field by field: ``dataclasses.asdict``
+    deep-copies the whole record, spec included, and showed in profiles)."""
+    data = {key: getattr(job, key) for key in _PUBLIC}
+    data["state"] = job.state.value
+    return data
 
 
 @dataclass
