@@ -34,11 +34,12 @@ class Server:
     """`stockade serve` running in a subprocess."""
 
     def __init__(
-        self, data_dir: Path, *, slots: int = 1, drain: str = "20s", config: Path = CONFIG
-    ) -> None:
+        self, data_dir: Path, *, slots: int = 1, drain: str = "20s", config: Path = CONFIG,
+        env: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "STOCKADE_TOKEN": ENV_TOKEN, "HOOK_SECRET": HOOK_SECRET}
+        env = {**os.environ, "STOCKADE_TOKEN": ENV_TOKEN, "HOOK_SECRET": HOOK_SECRET, **(env or {})}
         env.pop("STOCKADE_DATABASE_URL", None)
         self.log = data_dir / "serve.log"
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -43,8 +43,33 @@ def test_health_needs_no_token_and_reports_checks(server: Server) -> None:
     assert resp.status_code == 200
     body = resp.json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"store", "workers", "queue"}
+    assert set(body["checks"]) == {"store", "workers", "queue", "sandboxes"}
     assert body["checks"]["workers"]["embedded_alive"] is True
+    sandboxes = body["checks"]["sandboxes"]
+    assert sandboxes["ok"] is True and sandboxes["needed"] == ["local"]
+    assert sandboxes["usable"]["local"] is True
+    assert set(sandboxes["usable"]) == {"local", "bwrap", "chroot", "oci"}
+
+
+def test_health_is_degraded_when_a_needed_sandbox_is_unusable(tmp_path: Path) -> None:
+    # A task that needs bubblewrap, on a server whose PATH has no bwrap: the
+    # registry's own check (shutil.which) finds it missing, as on a host without it.
+    config = tmp_path / "stockade.yaml"
+    config.write_text("version: 1\ntasks:\n  isolated: {run: 'true', sandbox: bwrap}\n")
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python").symlink_to(sys.executable)
+    srv = Server(tmp_path / "data", slots=0, config=config, env={"PATH": str(bare)})
+    try:
+        resp = httpx.get(srv.url + "/health")
+        body = resp.json()
+        assert resp.status_code == 200 and body["status"] == "degraded", body
+        check = body["checks"]["sandboxes"]
+        assert check["ok"] is False and check["needed"] == ["bwrap"]
+        assert check["usable"]["bwrap"] is False and "bubblewrap" in check["problems"]["bwrap"]
+        assert all(c["ok"] for name, c in body["checks"].items() if name != "sandboxes")
+    finally:
+        assert srv.stop() == 0
 
 
 @pytest.mark.parametrize("path", ["/api/v1/jobs", "/metrics", "/openapi.json", "/api/v1/jobs/x"])

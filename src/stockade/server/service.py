@@ -17,13 +17,17 @@ from typing import Any
 
 from stockade.engine.jobspec import new_job
 from stockade.errors import UsageError
+from stockade.sandbox.base import Availability
 from stockade.server.auth import TokenSet
 from stockade.server.groupcommit import GroupCommit
 from stockade.spec import Config
 from stockade.store import AttemptRecord, JobRecord, LogChunk, NewJob, Store
 from stockade.store.serverq import QueueStats, ServerQueries, keyed_job_id
 
-__all__ = ["Service", "WorkerProbe", "job_view"]
+__all__ = ["BACKENDS_TTL", "Service", "WorkerProbe", "job_view"]
+
+#: Seconds a sandbox-backend availability check is reused by ``/health``.
+BACKENDS_TTL = 30.0
 
 #: Job fields a client sees (never ``spec``: the frozen task stays inside).
 _PUBLIC = (
@@ -66,6 +70,7 @@ class Service:
         self.sq = ServerQueries(self.store)
         self.commits = GroupCommit(self.sq)
         self._templates: dict[str, NewJob] = {}
+        self._backends: tuple[float, dict[str, Availability]] | None = None
 
     # -- jobs ----------------------------------------------------------------
 
@@ -139,6 +144,33 @@ class Service:
     def queue(self) -> QueueStats:
         """The runnable queue."""
         return self.sq.queue()
+
+    def backends(self) -> dict[str, Availability]:
+        """Whether each sandbox backend is usable on this host (``stockade
+        sandboxes``' own check), remembered for :data:`BACKENDS_TTL` seconds so
+        that a probe polling ``/health`` does not look for binaries every time."""
+        now = time.monotonic()
+        if self._backends is None or now - self._backends[0] > BACKENDS_TTL:
+            from stockade.sandbox.registry import describe
+
+            found = {name: usable for name, _, usable in describe() if name != "mock"}
+            self._backends = (now, found)
+        return self._backends[1]
+
+    def needed_backends(self) -> list[str]:
+        """The backends this server's jobs need: the embedded worker's slots run
+        ``local``; a task naming a sandbox profile needs that profile's backend
+        on whichever worker runs it."""
+        needed = {"local"} if self.worker.slots else set()
+        for task in self.config.tasks.values():
+            if task.sandbox is not None:
+                try:
+                    profile = self.config.sandbox_profile(task.sandbox)
+                except UsageError:  # the config check reports it; health does not fail on it
+                    continue
+                if profile is not None:
+                    needed.add(profile.backend)
+        return sorted(needed)
 
     def live_workers(self) -> int:
         """Workers (embedded or not) seen within two leases."""
