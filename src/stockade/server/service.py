@@ -20,6 +20,7 @@ from stockade.errors import UsageError
 from stockade.sandbox.base import Availability
 from stockade.server.auth import TokenSet
 from stockade.server.groupcommit import GroupCommit
+from stockade.server.wakeups import Wakeups
 from stockade.spec import Config
 from stockade.store import AttemptRecord, JobRecord, LogChunk, NewJob, Store
 from stockade.store.serverq import QueueStats, ServerQueries, keyed_job_id
@@ -71,6 +72,7 @@ class Service:
         self.commits = GroupCommit(self.sq)
         self._templates: dict[str, NewJob] = {}
         self._backends: tuple[float, dict[str, Availability]] | None = None
+        self.wakeups = Wakeups()
 
     # -- jobs ----------------------------------------------------------------
 
@@ -99,8 +101,9 @@ class Service:
         return dataclasses.replace(template, input=input, delay=delay, priority=chosen)
 
     def close(self) -> None:
-        """Commit the submissions still queued and stop the writer thread."""
+        """Commit the submissions still queued, stop the writer and listener threads."""
         self.commits.close()
+        self.wakeups.stop()
 
     def job(self, ref: str) -> JobRecord:
         """One job by id (or unique prefix)."""

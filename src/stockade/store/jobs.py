@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from stockade.errors import StoreError
 from stockade.runner.result import Outcome, Result
 from stockade.store import schema as t
-from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL
+from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, notify_logs
 from stockade.store.ids import new_job_id
 from stockade.store.policy import MAX_TRANSIENT, Step, backoff_delay, next_step
 from stockade.store.records import Claim, NewJob
@@ -338,6 +338,9 @@ class JobManager(UserRequests):
             self._save_state(conn, job_id, run, data)
         if batch.retries:
             self.db.notify(conn, JOBS_CHANNEL)
+        ended = [claim.job_id for (claim, _), state in zip(ends, states, strict=True) if state]
+        if ended:  # a log stream of the job ends with its final state
+            notify_logs(self.db, conn, ended)
         return states
 
     def release(
