@@ -8,8 +8,8 @@ per request than the server on a 2-CPU machine). Every accepted submission
 must exist exactly once in the store; every refused one must have a clear
 status and body. A request whose connection breaks is sent again with the
 same idempotency key, as clients are told to. Latency percentiles are
-recorded in ``test-artifacts/service-load.json`` as figures, not asserted
-(timings belong to ``make bench``).
+recorded in ``test-artifacts/service-load-{sqlite,postgresql}.json`` as
+figures, not asserted (timings belong to ``make bench``). Once on each store.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from pathlib import Path
 from benchmarks.httpload import Request, run_load
 
 from tests.server.helpers import ENV_TOKEN, ROOT, Server
+from tests.store.fixtures import pg_base, pg_url, sqlite_url, store_url
+
+__all__ = ["pg_base", "pg_url", "sqlite_url", "store_url"]
 
 N = 1000
 CONNECTIONS = 100
@@ -53,8 +56,9 @@ def _all_jobs(server: Server) -> list[dict[str, object]]:
             return jobs
 
 
-def test_thousand_concurrent_submissions(tmp_path: Path) -> None:
-    server = Server(tmp_path / "data", slots=0)
+def test_thousand_concurrent_submissions(tmp_path: Path, store_url: str) -> None:
+    url = None if store_url.startswith("sqlite") else store_url
+    server = Server(tmp_path / "data", slots=0, database_url=url)
     try:
         started = time.monotonic()
         load = asyncio.run(
@@ -101,5 +105,6 @@ def test_thousand_concurrent_submissions(tmp_path: Path) -> None:
     }
     out = ROOT / "test-artifacts"
     out.mkdir(exist_ok=True)
-    (out / "service-load.json").write_text(json.dumps(figures, indent=2) + "\n")
+    kind = "sqlite" if url is None else "postgresql"
+    (out / f"service-load-{kind}.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(figures)

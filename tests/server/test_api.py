@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,13 +23,22 @@ from tests.server.helpers import (
     sign,
     sse_events,
 )
+from tests.store import pg
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("serve"))
-    yield srv
-    assert srv.stop() == 0
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server for the module's tests, once on SQLite and once on PostgreSQL
+    (a schema of its own), so every query of the service runs on both."""
+    with contextlib.ExitStack() as stack:
+        url = None
+        if request.param == "postgresql":
+            url = stack.enter_context(pg.schema_url(request.getfixturevalue("pg_base")))
+        srv = Server(tmp_path_factory.mktemp(f"serve-{request.param}"), database_url=url)
+        yield srv
+        assert srv.stop() == 0
 
 
 def _wait_done(server: Server, job_id: str) -> dict[str, object]:
