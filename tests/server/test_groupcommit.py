@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator
 
@@ -124,6 +125,9 @@ def test_many_concurrent_submissions_each_get_their_own_job(store: Store) -> Non
 @pytest.mark.parametrize("size", [1, 3])
 def test_batch_ids_are_in_submission_order(store: Store, size: int) -> None:
     sq = ServerQueries(store)
-    answers = sq.submit_batch([(new(input=i), None) for i in range(size)])
+    answers = sq.submit_batch([(new(input={"n": i}, delay=i), None) for i in range(size)])
     jobs = store.queries.jobs(limit=None, oldest_first=True)
     assert [j.id for j in jobs] == [job.id for job, _ in answers]
+    # The records answered are built, not read back: they must be what is stored.
+    for job, _ in answers:
+        assert dataclasses.replace(store.queries.job(job.id), spec={}) == job

@@ -159,23 +159,22 @@ class JobManager(UserRequests):
             self.enqueue(conn, list(zip(new, ids, strict=True)))
         return ids
 
-    def enqueue(self, conn: Connection, new: Sequence[tuple[NewJob, str]]) -> None:
+    def enqueue(self, conn: Connection, new: Sequence[tuple[NewJob, str]]) -> list[dict[str, Any]]:
         """Insert ``(job, id)`` pairs as ``queued`` inside ``conn``'s write
-        transaction: the rows, their ``queued`` events and the workers' wakeup.
-        For callers that decide in the same transaction what to insert (the
-        HTTP service's group commit)."""
+        transaction: the rows, their ``queued`` events and the workers' wakeup;
+        the rows as inserted. For callers that decide in the same transaction
+        what to insert (the HTTP service's group commit)."""
         if not new:
-            return
+            return []
         now = conn.execute(sa.select(epoch_now())).scalar_one()
-        conn.execute(
-            t.jobs.insert(),
-            [job_row(job, jid, now + i * 1e-6) for i, (job, jid) in enumerate(new)],
-        )
+        rows = [job_row(job, jid, now + i * 1e-6) for i, (job, jid) in enumerate(new)]
+        conn.execute(t.jobs.insert(), rows)
         conn.execute(
             t.events.insert(),
             [{"job_id": jid, "kind": "queued", "time": now} for _, jid in new],
         )
         self.db.notify(conn, JOBS_CHANNEL)
+        return rows
 
     # -- claim and lease ---------------------------------------------------
 
