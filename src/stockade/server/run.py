@@ -50,7 +50,7 @@ class _Server(uvicorn.Server):
 async def _serve(service: Service, worker_store: Store | None, options: ServeOptions) -> int:
     config = uvicorn.Config(
         create_app(service), host=options.host, port=options.port, log_level="warning",
-        timeout_graceful_shutdown=5, lifespan="off",
+        access_log=False, timeout_graceful_shutdown=5, lifespan="off",
     )  # fmt: skip
     server = _Server(config)
     worker: Worker | None = None
