@@ -43,7 +43,7 @@ CELERY_TIMES = 3.0
 
 
 @contextlib.contextmanager
-def _pg_schema() -> Iterator[str]:
+def pg_schema() -> Iterator[str]:
     import psycopg
 
     name = f"stk_bench_{uuid.uuid4().hex[:8]}"
@@ -215,7 +215,7 @@ def run(quick: bool) -> list[Row]:
         progress(f"stockade on PostgreSQL, {n} x /bin/true")
         with contextlib.ExitStack() as stack:
             try:
-                url = stack.enter_context(_pg_schema())
+                url = stack.enter_context(pg_schema())
             except Exception as exc:
                 _errors["postgresql"] = f"no PostgreSQL at {PG}: {exc}"
             else:
@@ -240,7 +240,7 @@ def _latency_rows(kind: str, work: Path, big: int) -> list[Row]:
             if kind == "sqlite":
                 times[queued] = _claim_latency(f"sqlite:///{work}/claim-{queued}.db", queued)
             else:
-                with _pg_schema() as url:
+                with pg_schema() as url:
                     times[queued] = _claim_latency(url, queued)
         except Exception as exc:
             return [Row(f"claim latency ({kind})", "-", error=f"{type(exc).__name__}: {exc}")]

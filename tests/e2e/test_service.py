@@ -1,5 +1,6 @@
 """End to end, as in the Familiar notes: a signed webhook spawns a job, its log
-is followed over SSE, the metrics move, and SIGTERM drains cleanly."""
+is followed over SSE, the metrics move, and SIGTERM drains cleanly; on SQLite
+and on PostgreSQL (where the stream follows the log through NOTIFY)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from pathlib import Path
 import httpx
 
 from tests.server.helpers import Server, hook_headers, push_payload, sse_events
+from tests.store.fixtures import pg_base, pg_url, sqlite_url, store_url
+
+__all__ = ["pg_base", "pg_url", "sqlite_url", "store_url"]
 
 
 def _metric(text: str, name: str) -> float:
@@ -18,8 +22,9 @@ def _metric(text: str, name: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def test_webhook_to_logs_to_metrics_to_drain(tmp_path: Path) -> None:
-    server = Server(tmp_path / "data", drain="20s")
+def test_webhook_to_logs_to_metrics_to_drain(tmp_path: Path, store_url: str) -> None:
+    url = None if store_url.startswith("sqlite") else store_url  # SQLite: in the data dir
+    server = Server(tmp_path / "data", drain="20s", database_url=url)
     try:
         before = server.client.get("/metrics").text
         body = push_payload(ref="refs/heads/e2e")
@@ -68,7 +73,7 @@ def test_webhook_to_logs_to_metrics_to_drain(tmp_path: Path) -> None:
     log = server.log.read_text()
     assert "draining" in log and "Traceback" not in log
     # The drained job finished on its own: restart on the same store and look.
-    again = Server(tmp_path / "data", slots=0)
+    again = Server(tmp_path / "data", slots=0, database_url=url)
     try:
         job = again.client.get(f"/api/v1/jobs/{running}").json()
         assert job["state"] == "succeeded", job

@@ -31,14 +31,16 @@ def free_port() -> int:
 
 
 class Server:
-    """`stockade serve` running in a subprocess."""
+    """`stockade serve` running in a subprocess (on SQLite in ``data_dir``, or
+    on the database at ``database_url``)."""
 
     def __init__(
-        self, data_dir: Path, *, slots: int = 1, drain: str = "20s", config: Path = CONFIG
-    ) -> None:
+        self, data_dir: Path, *, slots: int = 1, drain: str = "20s", config: Path = CONFIG,
+        env: dict[str, str] | None = None, database_url: str | None = None,
+    ) -> None:  # fmt: skip
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "STOCKADE_TOKEN": ENV_TOKEN, "HOOK_SECRET": HOOK_SECRET}
+        env = {**os.environ, "STOCKADE_TOKEN": ENV_TOKEN, "HOOK_SECRET": HOOK_SECRET, **(env or {})}
         env.pop("STOCKADE_DATABASE_URL", None)
         self.log = data_dir / "serve.log"
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -46,7 +48,8 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "stockade.cli.main", "serve", "--port", str(self.port),
                  "--config", str(config), "--data-dir", str(data_dir), "--slots", str(slots),
-                 "--drain-timeout", drain],
+                 "--drain-timeout", drain,
+                 *(["--database-url", database_url] if database_url else [])],
                 env=env, stdout=subprocess.DEVNULL, stderr=err,
             )  # fmt: skip
         self.client = httpx.Client(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,13 +23,22 @@ from tests.server.helpers import (
     sign,
     sse_events,
 )
+from tests.store import pg
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("serve"))
-    yield srv
-    assert srv.stop() == 0
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server for the module's tests, once on SQLite and once on PostgreSQL
+    (a schema of its own), so every query of the service runs on both."""
+    with contextlib.ExitStack() as stack:
+        url = None
+        if request.param == "postgresql":
+            url = stack.enter_context(pg.schema_url(request.getfixturevalue("pg_base")))
+        srv = Server(tmp_path_factory.mktemp(f"serve-{request.param}"), database_url=url)
+        yield srv
+        assert srv.stop() == 0
 
 
 def _wait_done(server: Server, job_id: str) -> dict[str, object]:
@@ -42,8 +53,33 @@ def test_health_needs_no_token_and_reports_checks(server: Server) -> None:
     assert resp.status_code == 200
     body = resp.json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"store", "workers", "queue"}
+    assert set(body["checks"]) == {"store", "workers", "queue", "sandboxes"}
     assert body["checks"]["workers"]["embedded_alive"] is True
+    sandboxes = body["checks"]["sandboxes"]
+    assert sandboxes["ok"] is True and sandboxes["needed"] == ["local"]
+    assert sandboxes["usable"]["local"] is True
+    assert set(sandboxes["usable"]) == {"local", "bwrap", "chroot", "oci"}
+
+
+def test_health_is_degraded_when_a_needed_sandbox_is_unusable(tmp_path: Path) -> None:
+    # A task that needs bubblewrap, on a server whose PATH has no bwrap: the
+    # registry's own check (shutil.which) finds it missing, as on a host without it.
+    config = tmp_path / "stockade.yaml"
+    config.write_text("version: 1\ntasks:\n  isolated: {run: 'true', sandbox: bwrap}\n")
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python").symlink_to(sys.executable)
+    srv = Server(tmp_path / "data", slots=0, config=config, env={"PATH": str(bare)})
+    try:
+        resp = httpx.get(srv.url + "/health")
+        body = resp.json()
+        assert resp.status_code == 200 and body["status"] == "degraded", body
+        check = body["checks"]["sandboxes"]
+        assert check["ok"] is False and check["needed"] == ["bwrap"]
+        assert check["usable"]["bwrap"] is False and "bubblewrap" in check["problems"]["bwrap"]
+        assert all(c["ok"] for name, c in body["checks"].items() if name != "sandboxes")
+    finally:
+        assert srv.stop() == 0
 
 
 @pytest.mark.parametrize("path", ["/api/v1/jobs", "/metrics", "/openapi.json", "/api/v1/jobs/x"])
@@ -72,6 +108,21 @@ def test_submit_is_idempotent_with_a_key(server: Server) -> None:
     assert clash.status_code == 409
     plain = server.client.post("/api/v1/jobs", json=body)
     assert plain.status_code == 201 and plain.json()["id"] != first.json()["id"]
+
+
+def test_racing_requests_with_one_key_make_one_job(server: Server) -> None:
+    body = {"task": "build", "input": {"repo": "r", "ref": "race"}}
+    headers = {"Authorization": f"Bearer {ENV_TOKEN}", "Idempotency-Key": "racing"}
+
+    async def race() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as client:
+            return list(
+                await asyncio.gather(*(client.post("/api/v1/jobs", json=body) for _ in range(20)))
+            )
+
+    answers = asyncio.run(race())
+    assert sorted(r.status_code for r in answers) == [200] * 19 + [201]
+    assert len({r.json()["id"] for r in answers}) == 1
 
 
 def test_validation_errors_name_the_field(server: Server) -> None:

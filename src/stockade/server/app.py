@@ -61,8 +61,9 @@ class _UiFiles(StaticFiles):
         return response
 
 
-def require_token(request: Request) -> None:
-    """The bearer-token check every protected route depends on."""
+async def require_token(request: Request) -> None:
+    """The bearer-token check every protected route depends on (async: a sync
+    dependency would cost every request a trip through the thread pool)."""
     service: Service = request.app.state.service
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

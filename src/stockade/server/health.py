@@ -5,12 +5,16 @@ Checks (each ``{"ok": bool, …}``):
 * ``store``: the database answers a query;
 * ``workers``: live workers seen in the store (embedded or a fleet), and
   whether the embedded worker, if any, is still running;
-* ``queue``: runnable jobs waiting and the oldest one's age.
+* ``queue``: runnable jobs waiting and the oldest one's age;
+* ``sandboxes``: which sandbox backends are usable on this host, which of
+  them the jobs need (the embedded worker's ``local``, and the backend of
+  every profile a configured task names), and why a needed one is not
+  usable. Checked as ``stockade sandboxes`` does, at most every 30 s.
 
 ``down`` (503) when the store does not answer or the server is draining;
 ``degraded`` (200) when jobs wait with no live worker, the embedded worker
-died, or the oldest job has waited longer than ``server.queue_age_degraded``;
-``ok`` (200) otherwise.
+died, the oldest job has waited longer than ``server.queue_age_degraded``,
+or a needed sandbox backend is unusable; ``ok`` (200) otherwise.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from stockade.errors import StockadeError
 from stockade.server.service import Service
 
-__all__ = ["check_health", "router"]
+__all__ = ["check_health", "router", "sandbox_check"]
 
 router = APIRouter(tags=["health"])
 
@@ -54,6 +58,7 @@ def check_health(service: Service) -> dict[str, Any]:
         "length": queue.depth,
         "oldest_age": round(queue.oldest_age, 3),
     }
+    checks["sandboxes"] = sandbox_check(service)
     if service.draining:
         status = "down"
         checks["draining"] = {"ok": False}
@@ -62,6 +67,23 @@ def check_health(service: Service) -> dict[str, Any]:
     else:
         status = "degraded"
     return {"status": status, "checks": checks}
+
+
+def sandbox_check(service: Service) -> dict[str, Any]:
+    """The ``sandboxes`` check: usable backends, needed ones, and why not."""
+    usable = service.backends()
+    needed = service.needed_backends()
+    problems = {
+        name: usable[name].reason if name in usable else "no such backend"
+        for name in needed
+        if name not in usable or not usable[name].usable
+    }
+    return {
+        "ok": not problems,
+        "needed": needed,
+        "usable": {name: found.usable for name, found in usable.items()},
+        **({"problems": problems} if problems else {}),
+    }
 
 
 @router.get(

@@ -148,11 +148,9 @@ async def deliver(name: str, request: Request) -> JSONResponse:
     if why is not None:
         await record("ignored", 200, why)
         return JSONResponse({"accepted": False, "reason": why}, 200)
-    job, created = await run_in_threadpool(
-        lambda: service.submit(
-            hook.task, map_input(payload, hook.input), priority=hook.priority,
-            key=delivery or secrets.token_hex(16), scope=f"hook:{name}",
-        )
+    job, created = await service.submit(
+        hook.task, map_input(payload, hook.input), priority=hook.priority,
+        key=delivery or secrets.token_hex(16), scope=f"hook:{name}",
     )  # fmt: skip
     if not created:
         await record("duplicate", 200, "delivery seen before", job.id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from stockade.server.models import (
     ERRORS,
@@ -57,25 +57,24 @@ def _service(request: Request) -> Service:
         413: ERRORS["too_large"],
     },
 )
-def submit(
+async def submit(
     body: SubmitRequest,
     request: Request,
-    response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Queue a job of a configured task. With an ``Idempotency-Key`` header a
     repeated request returns the job the first one made (200, not 201); the
     same key with a different task or input is a conflict (409)."""
     service = _service(request)
-    job, created = service.submit(
+    job, created = await service.submit(
         body.task, body.input, priority=body.priority, delay=body.delay, key=idempotency_key
     )
-    if not created:
-        if job.task != body.task or job.input != body.input:
-            raise HTTPException(409, "idempotency key already used for a different job")
-        response.status_code = 200
-    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
-    return job_view(job)
+    if not created and (job.task != body.task or job.input != body.input):
+        raise HTTPException(409, "idempotency key already used for a different job")
+    # The view is JobOut by construction: answered as is, not validated again.
+    return JSONResponse(
+        job_view(job), 201 if created else 200, {"Location": f"/api/v1/jobs/{job.id}"}
+    )
 
 
 @router.get("", response_model=JobList, summary="List jobs")

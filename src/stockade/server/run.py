@@ -50,7 +50,7 @@ class _Server(uvicorn.Server):
 async def _serve(service: Service, worker_store: Store | None, options: ServeOptions) -> int:
     config = uvicorn.Config(
         create_app(service), host=options.host, port=options.port, log_level="warning",
-        timeout_graceful_shutdown=5, lifespan="off",
+        access_log=False, timeout_graceful_shutdown=5, lifespan="off",
     )  # fmt: skip
     server = _Server(config)
     worker: Worker | None = None
@@ -70,12 +70,15 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
         else:
             log.warning("draining: refusing new requests")
         service.draining = True
+        service.wakeups.wake_all()  # log streams end now, not at their next poll
         stop.set()
         if worker is not None:
             worker.request_stop()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal)
+    if service.store.db.dialect == "postgresql":
+        service.wakeups.start(service.store.db.url, loop)
     serving = loop.create_task(server.serve())
     working = loop.create_task(worker.run()) if worker is not None else None
     service.worker.alive = working is not None
@@ -108,4 +111,7 @@ def serve(service: Service, worker_store: Store | None, options: ServeOptions) -
 
     enable_subreaper()
     service.sq.ensure_tables()
-    return asyncio.run(_serve(service, worker_store, options))
+    try:
+        return asyncio.run(_serve(service, worker_store, options))
+    finally:
+        service.close()

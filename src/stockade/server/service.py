@@ -4,23 +4,31 @@
 :func:`stockade.engine.jobspec.new_job`, reads and changes jobs through the
 store's public API (``queries``, ``jobs``) and the service queries of
 :mod:`stockade.store.serverq`, and knows whether the server is draining.
-Store calls are blocking; routes call them from FastAPI's thread pool.
+Store calls are blocking; routes call them from FastAPI's thread pool, but for
+submissions, which one thread writes in batches (:mod:`.groupcommit`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from stockade.engine.jobspec import new_job
 from stockade.errors import UsageError
+from stockade.sandbox.base import Availability
 from stockade.server.auth import TokenSet
+from stockade.server.groupcommit import GroupCommit
+from stockade.server.wakeups import Wakeups
 from stockade.spec import Config
-from stockade.store import AttemptRecord, JobRecord, LogChunk, Store
+from stockade.store import AttemptRecord, JobRecord, LogChunk, NewJob, Store
 from stockade.store.serverq import QueueStats, ServerQueries, keyed_job_id
 
-__all__ = ["Service", "WorkerProbe", "job_view"]
+__all__ = ["BACKENDS_TTL", "Service", "WorkerProbe", "job_view"]
+
+#: Seconds a sandbox-backend availability check is reused by ``/health``.
+BACKENDS_TTL = 30.0
 
 #: Job fields a client sees (never ``spec``: the frozen task stays inside).
 _PUBLIC = (
@@ -31,9 +39,11 @@ _PUBLIC = (
 
 
 def job_view(job: JobRecord) -> dict[str, Any]:
-    """A job as the API shows it."""
-    data = job.to_dict()
-    return {key: data[key] for key in _PUBLIC}
+    """A job as the API shows it (read field by field: ``dataclasses.asdict``
+    deep-copies the whole record, spec included, and showed in profiles)."""
+    data = {key: getattr(job, key) for key in _PUBLIC}
+    data["state"] = job.state.value
+    return data
 
 
 @dataclass
@@ -59,23 +69,41 @@ class Service:
 
     def __post_init__(self) -> None:
         self.sq = ServerQueries(self.store)
+        self.commits = GroupCommit(self.sq)
+        self._templates: dict[str, NewJob] = {}
+        self._backends: tuple[float, dict[str, Availability]] | None = None
+        self.wakeups = Wakeups()
 
     # -- jobs ----------------------------------------------------------------
 
-    def submit(
+    async def submit(
         self, task: str, input: Any, *, priority: int | None = None, delay: float = 0.0,
         key: str | None = None, scope: str = "api",
     ) -> tuple[JobRecord, bool]:  # fmt: skip
         """Queue a job of a configured task; ``(job, created)``. With ``key``, a
-        repeated call returns the job the first one made."""
-        if task not in self.config.tasks:
-            raise UsageError(f"unknown task {task!r}")
-        new = new_job(task, self.config.tasks[task], config=self.config, input=input,
-                      priority=priority, delay=delay)  # fmt: skip
-        if key is None:
-            job_id = self.store.jobs.submit([new])[0]
-            return self.store.queries.job(job_id), True
-        return self.sq.submit_keyed(new, keyed_job_id(scope, key))
+        repeated call returns the job the first one made. Written by the group
+        commit's thread, with whatever other submissions arrive meanwhile."""
+        new = self.new_job(task, input, priority=priority, delay=delay)
+        return await self.commits.submit(new, keyed_job_id(scope, key) if key else None)
+
+    def new_job(
+        self, task: str, input: Any, *, priority: int | None = None, delay: float = 0.0
+    ) -> NewJob:
+        """The record to enqueue for ``task``: the task's frozen spec is built once
+        per task (the config does not change while serving), not per request."""
+        template = self._templates.get(task)
+        if template is None:
+            if task not in self.config.tasks:
+                raise UsageError(f"unknown task {task!r}")
+            template = new_job(task, self.config.tasks[task], config=self.config)
+            self._templates[task] = template
+        chosen = template.priority if priority is None else priority
+        return dataclasses.replace(template, input=input, delay=delay, priority=chosen)
+
+    def close(self) -> None:
+        """Commit the submissions still queued, stop the writer and listener threads."""
+        self.commits.close()
+        self.wakeups.stop()
 
     def job(self, ref: str) -> JobRecord:
         """One job by id (or unique prefix)."""
@@ -119,6 +147,33 @@ class Service:
     def queue(self) -> QueueStats:
         """The runnable queue."""
         return self.sq.queue()
+
+    def backends(self) -> dict[str, Availability]:
+        """Whether each sandbox backend is usable on this host (``stockade
+        sandboxes``' own check), remembered for :data:`BACKENDS_TTL` seconds so
+        that a probe polling ``/health`` does not look for binaries every time."""
+        now = time.monotonic()
+        if self._backends is None or now - self._backends[0] > BACKENDS_TTL:
+            from stockade.sandbox.registry import describe
+
+            found = {name: usable for name, _, usable in describe() if name != "mock"}
+            self._backends = (now, found)
+        return self._backends[1]
+
+    def needed_backends(self) -> list[str]:
+        """The backends this server's jobs need: the embedded worker's slots run
+        ``local``; a task naming a sandbox profile needs that profile's backend
+        on whichever worker runs it."""
+        needed = {"local"} if self.worker.slots else set()
+        for task in self.config.tasks.values():
+            if task.sandbox is not None:
+                try:
+                    profile = self.config.sandbox_profile(task.sandbox)
+                except UsageError:  # the config check reports it; health does not fail on it
+                    continue
+                if profile is not None:
+                    needed.add(profile.backend)
+        return sorted(needed)
 
     def live_workers(self) -> int:
         """Workers (embedded or not) seen within two leases."""

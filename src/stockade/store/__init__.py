@@ -16,6 +16,7 @@ imports SQLAlchemy: ``stockade exec`` and the runner never do.
 
 from __future__ import annotations
 
+from stockade.store.base import LOGS_CHANNEL
 from stockade.store.database import Database
 from stockade.store.jobs import CANCEL_CHANNEL, JOBS_CHANNEL, JobManager
 from stockade.store.journal import Journal
@@ -27,6 +28,7 @@ from stockade.store.store import Store, open_store
 __all__ = [
     "CANCEL_CHANNEL",
     "JOBS_CHANNEL",
+    "LOGS_CHANNEL",
     "TERMINAL",
     "AttemptRecord",
     "Claim",

@@ -8,7 +8,7 @@ writes that go with it. Only the job manager's modules subclass it.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,12 +21,26 @@ from stockade.store.records import Claim
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
 
-__all__ = ["CANCEL_CHANNEL", "JOBS_CHANNEL", "ManagerBase"]
+__all__ = ["CANCEL_CHANNEL", "JOBS_CHANNEL", "LOGS_CHANNEL", "ManagerBase", "notify_logs"]
 
 #: NOTIFY channel that wakes idle workers when runnable work appears.
 JOBS_CHANNEL = "stockade_jobs"
 #: NOTIFY channel that tells workers a running job was asked to stop.
 CANCEL_CHANNEL = "stockade_cancel"
+#: NOTIFY channel that wakes log followers (the HTTP service's SSE streams): a
+#: job's log grew or the job ended. Payload: the job ids, comma-separated;
+#: empty means "any job" (too many ids for one notification).
+LOGS_CHANNEL = "stockade_logs"
+#: PostgreSQL refuses notification payloads of 8000 bytes or more.
+_PAYLOAD_MAX = 7000
+
+
+def notify_logs(db: Database, conn: Connection, job_ids: Iterable[str]) -> None:
+    """Wake followers of ``job_ids``' logs when ``conn``'s transaction commits
+    (PostgreSQL only; on SQLite they poll)."""
+    payload = ",".join(sorted(set(job_ids)))
+    db.notify(conn, LOGS_CHANNEL, payload if len(payload) <= _PAYLOAD_MAX else "")
+
 
 Q, R = JobState.QUEUED, JobState.RUNNING
 

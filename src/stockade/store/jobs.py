@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from stockade.errors import StoreError
 from stockade.runner.result import Outcome, Result
 from stockade.store import schema as t
-from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL
+from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, notify_logs
 from stockade.store.ids import new_job_id
 from stockade.store.policy import MAX_TRANSIENT, Step, backoff_delay, next_step
 from stockade.store.records import Claim, NewJob
@@ -156,20 +156,25 @@ class JobManager(UserRequests):
         if not new:
             return ids
         with self.db.transaction() as conn:
-            now = conn.execute(sa.select(epoch_now())).scalar_one()
-            conn.execute(
-                t.jobs.insert(),
-                [
-                    job_row(job, jid, now + i * 1e-6)
-                    for i, (job, jid) in enumerate(zip(new, ids, strict=True))
-                ],
-            )
-            conn.execute(
-                t.events.insert(),
-                [{"job_id": jid, "kind": "queued", "time": now} for jid in ids],
-            )
-            self.db.notify(conn, JOBS_CHANNEL)
+            self.enqueue(conn, list(zip(new, ids, strict=True)))
         return ids
+
+    def enqueue(self, conn: Connection, new: Sequence[tuple[NewJob, str]]) -> list[dict[str, Any]]:
+        """Insert ``(job, id)`` pairs as ``queued`` inside ``conn``'s write
+        transaction: the rows, their ``queued`` events and the workers' wakeup;
+        the rows as inserted. For callers that decide in the same transaction
+        what to insert (the HTTP service's group commit)."""
+        if not new:
+            return []
+        now = conn.execute(sa.select(epoch_now())).scalar_one()
+        rows = [job_row(job, jid, now + i * 1e-6) for i, (job, jid) in enumerate(new)]
+        conn.execute(t.jobs.insert(), rows)
+        conn.execute(
+            t.events.insert(),
+            [{"job_id": jid, "kind": "queued", "time": now} for _, jid in new],
+        )
+        self.db.notify(conn, JOBS_CHANNEL)
+        return rows
 
     # -- claim and lease ---------------------------------------------------
 
@@ -332,6 +337,9 @@ class JobManager(UserRequests):
             self._save_state(conn, job_id, run, data)
         if batch.retries:
             self.db.notify(conn, JOBS_CHANNEL)
+        ended = [claim.job_id for (claim, _), state in zip(ends, states, strict=True) if state]
+        if ended:  # a log stream of the job ends with its final state
+            notify_logs(self.db, conn, ended)
         return states
 
     def release(

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from stockade.store import schema as t
+from stockade.store.base import notify_logs
 from stockade.store.database import Database
 from stockade.store.schema import epoch_now
 
@@ -27,10 +28,12 @@ class Journal:
         self.db = db
 
     def append_logs(self, chunks: Sequence[Mapping[str, Any]]) -> None:
-        """Insert chunks (``job_id``, ``attempt``, ``stream``, ``text``, ``time``) in order."""
+        """Insert chunks (``job_id``, ``attempt``, ``stream``, ``text``, ``time``) in
+        order, and wake whoever follows those jobs' logs."""
         if chunks:
             with self.db.transaction() as conn:
                 conn.execute(t.log_chunks.insert(), list(chunks))
+                notify_logs(self.db, conn, (chunk["job_id"] for chunk in chunks))
 
     def register_worker(self, worker_id: str, slots: int) -> None:
         """Record a starting worker (or a restarted one under the same id)."""

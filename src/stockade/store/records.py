@@ -126,7 +126,8 @@ class JobRecord:
 
     @classmethod
     def from_row(cls, row: RowMapping) -> JobRecord:
-        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
+        """The record of a ``jobs`` row (a row without ``spec`` gives an empty one)."""
+        values = {name: row[name] for name in _JOB_FIELDS if name in row}
         values["state"] = JobState(values["state"])
         values["cancel_requested"] = bool(values["cancel_requested"])
         return cls(**values)
@@ -135,6 +136,9 @@ class JobRecord:
         data = asdict(self)
         data["state"] = self.state.value
         return data
+
+
+_JOB_FIELDS = tuple(f.name for f in fields(JobRecord))
 
 
 @dataclass

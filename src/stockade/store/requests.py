@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from stockade.runner.result import Outcome
 from stockade.store import schema as t
-from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, ManagerBase
+from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, ManagerBase, notify_logs
 from stockade.store.rows import dedupe
 from stockade.store.schema import epoch_now
 from stockade.store.states import ALLOWED, JobState, check
@@ -36,6 +36,8 @@ class UserRequests(ManagerBase):
             if "cancelling" in done.values():
                 for jid in (j for j, what in done.items() if what == "cancelling"):
                     self.db.notify(conn, CANCEL_CHANNEL, jid)
+            if "cancelled" in done.values():  # ended while queued: its log streams end
+                notify_logs(self.db, conn, (j for j, what in done.items() if what == "cancelled"))
         return done
 
     def _cancel_one(self, conn: Connection, job_id: str, state: JobState | None) -> str:
