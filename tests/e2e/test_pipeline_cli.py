@@ -30,11 +30,12 @@ def test_example_runs_plain_when_not_a_terminal(_data_dir: Path) -> None:
     assert "\x1b" not in done.stdout
     assert "succeeded test[alpha]" in done.stdout
     assert "ci: succeeded" in done.stdout
-    (record,) = (_data_dir / "runs").glob("*.json")
-    data = json.loads(record.read_text())
-    assert data["status"] == "succeeded"
+    assert not (_data_dir / "runs").exists()  # the record is in the store now
+    data = json.loads(stockade("runs", "latest", "--json").stdout)
+    assert data["state"] == "succeeded"
+    # jobs are listed step by step in the order they started (`order: alphabetical`)
     assert [j["job"] for j in data["jobs"] if j["step"] == "test"] == [
-        "test[gamma]", "test[alpha]", "test[beta]",
+        "test[alpha]", "test[beta]", "test[gamma]",
     ]  # fmt: skip
 
 
