@@ -168,6 +168,7 @@ class RunRecorder:
             self._steps_dirty = True
         elif kind == "job_start" and job is not None:
             self._track(job).job = job
+            self._steps_dirty = True  # per-step progress: one more running
         elif kind == "job_retry" and job is not None:
             self._end_attempt(self._track(job), int(data.get("attempt", 0)), str(data["outcome"]))
         elif kind == "job_finish" and job is not None:
@@ -225,6 +226,7 @@ class RunRecorder:
     def _finished(self, job: Job) -> None:
         tracked = self._track(job)
         tracked.state, tracked.ready, tracked.dirty = _JOB_STATE[job.status], True, True
+        self._steps_dirty = True
         if tracked.attempts:
             last = max(tracked.attempts)
             self._end_attempt(tracked, last, _outcome(job))
