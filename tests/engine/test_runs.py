@@ -53,6 +53,7 @@ def _execute(store: Store, text: str, **kwargs: Any) -> tuple[str, RunState]:
     name, spec = config.pipeline(None)
     options = kwargs.pop("options", RunOptions(keep_going=True))
     run = PipelineRun(store, config, name, spec, options=options, own_store=False, **kwargs)
+    run.create()
     return run.run_id, asyncio.run(run.execute())
 
 

@@ -149,6 +149,7 @@ async def _execute(
         observers=[_observer(options)], data_dir=str(options.data_dir.absolute()), **rerun,
     )  # fmt: skip
     assert pipeline_run.scheduler is not None
+    pipeline_run.create()
     _install_interrupts(pipeline_run.scheduler)
     run = await pipeline_run.execute()
     if options.junit:

@@ -288,12 +288,14 @@ class RunRecorder:
             batch = self._batch()
             if not batch:
                 return
+            cancel = False
             try:
                 cancel = await self.astore.call(self.astore.store.runs.record, batch)
-            except StoreError as exc:  # recorded as far as it went; the run goes on
+            except StoreError as exc:
+                # Not a store that is down (that is retried): a write the store
+                # refuses. The batch is dropped, not retried forever; the run goes on.
                 self.errors += 1
-                log.error("run %s: could not record %s", self.run_id, exc.message)
-                continue
+                log.error("run %s: could not record: %s", self.run_id, exc.message)
             self._last_write = time.monotonic()
             for write in batch.jobs:
                 self._jobs[write.id].stored = write.state
@@ -384,9 +386,10 @@ def _test_row(job_id: str | None, case: TestCase) -> dict[str, Any]:
 class PipelineRun:
     """One pipeline run, executed in this process and recorded in ``store``.
 
-    The run's row is written when this is made (``queued`` with
-    ``queued=True``, for a server that answers before the run starts;
-    ``running`` otherwise), so its id can be shown at once.
+    :meth:`create` writes the run's row (``queued`` with ``queued=True``, for
+    a server that answers before the run starts; ``running`` otherwise), so
+    its id can be shown at once; :meth:`execute` runs it. Making one does no
+    I/O, so an event loop may make it and create the row from a thread.
     """
 
     def __init__(
@@ -422,11 +425,17 @@ class PipelineRun:
             hooks=self.recorder, reuse=reuse,
         )  # fmt: skip
         self.recorder.on_cancel.append(self.scheduler.cancel)
-        recorded = options.to_dict() | ({"rerun": rerun} if rerun else {})
-        store.runs.create(
-            self.run_id, name, options=recorded, steps=steps_summary(self.scheduler.run),
-            source_run=source_run, state=state,
+        self.pipeline, self.state, self.source_run = name, state, source_run
+        self.options = options.to_dict() | ({"rerun": rerun} if rerun else {})
+
+    def create(self) -> str:
+        """Record the run (blocking: call it before :meth:`execute`); its id."""
+        assert self.scheduler is not None
+        self.store.runs.create(
+            self.run_id, self.pipeline, options=self.options,
+            steps=steps_summary(self.scheduler.run), source_run=self.source_run, state=self.state,
         )  # fmt: skip
+        return self.run_id
 
     async def execute(self) -> RunState:
         """Run the pipeline to its end; its final state (also in the store)."""

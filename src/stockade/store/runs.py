@@ -38,6 +38,8 @@ from stockade.store.states import (
 
 __all__ = ["AttemptWrite", "JobWrite", "RunBatch", "RunRecord", "RunStore", "TestRecord"]
 
+#: The ends of a run that ran (a queued run may also be cancelled before it starts).
+_RAN = frozenset({RunState.SUCCEEDED, RunState.FAILED})
 #: Longest ``reason`` a job row holds; a longer text goes to ``error``.
 _REASON_LEN = 64
 
@@ -330,9 +332,14 @@ class RunStore:
     def _run(self, conn: Connection, batch: RunBatch, stored: RunState, now: float) -> None:
         values: dict[str, Any] = {}
         if batch.state is not None and batch.state is not stored:
-            check_run(stored, batch.state)
+            if stored is RunState.QUEUED and batch.state in _RAN:
+                # it started and ended between two writes: both edges, one write
+                check_run(stored, RunState.RUNNING)
+                check_run(RunState.RUNNING, batch.state)
+            else:
+                check_run(stored, batch.state)
             values["state"] = batch.state.value
-            if batch.state is RunState.RUNNING:
+            if stored is RunState.QUEUED and batch.state is not RunState.CANCELLED:
                 values["started_at"] = now
             if batch.state in RUN_TERMINAL:
                 values["finished_at"] = now
