@@ -150,5 +150,9 @@ def test_ctrl_c_cancels_every_job(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
     assert "cancelling" in err
     assert "p: cancelled" in out
+    # the store has the run cancelled, and every job it was running
+    view = json.loads(stockade("runs", "latest", "--json", cwd=tmp_path).stdout)
+    assert view["state"] == "cancelled" and view["reason"] == "cancelled"
+    assert [j["status"] for j in view["jobs"]] == ["cancelled"] * 3
     for pid in pids.read_text().split():
         assert not Path(f"/proc/{pid}").exists() or " Z " in Path(f"/proc/{pid}/stat").read_text()
