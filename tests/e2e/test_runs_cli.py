@@ -122,5 +122,8 @@ def test_a_cancel_asked_from_another_process_stops_the_run(tmp_path: Path) -> No
     view = json.loads(stockade(root, "runs", run_id, "--json").stdout)
     assert view["state"] == "cancelled" and view["cancel_requested"]
     assert {j["status"] for j in view["jobs"]} == {"cancelled"}
+    # a pipeline job's log is in the store: `stockade logs` reads it from there
+    logs = stockade(root, "logs", view["jobs"][0]["id"], "-f")
+    assert logs.returncode == 0 and logs.stdout == "started\n"
     again = stockade(root, "runs", run_id, "--cancel")
     assert again.stdout.strip() == f"{run_id} already cancelled"

@@ -149,3 +149,31 @@ def test_rerun_failed_reuses_the_recorded_successes(store: Store, tmp_path: Any)
     assert second.source_run == first_id and second.options["rerun"] == {"failed": True}
     reused = {j.item: j.reason for j in store.runs.jobs(second_id) if j.step == "build"}
     assert reused == {"x": f"reused from run {first_id}", "y": None}
+
+
+def test_secrets_are_frozen_as_sources_and_masked_in_logs(
+    store: Store, tmp_path: Any, monkeypatch: Any
+) -> None:
+    os.chdir(tmp_path)
+    monkeypatch.setenv("DEPLOY_TOKEN", "s3cr3t-value-4711")
+    run_id, _ = _execute(
+        store,
+        """
+        secrets:
+          TOKEN: {env: DEPLOY_TOKEN}
+        tasks:
+          deploy:
+            secrets: [TOKEN]
+            run: 'echo "token is $TOKEN"'
+        pipelines:
+          p:
+            steps:
+              deploy: {task: deploy}
+        """,
+    )
+    (job,) = store.runs.jobs(run_id)
+    assert job.state is JobState.SUCCEEDED
+    assert job.spec["secrets"] == {"TOKEN": {"env": "DEPLOY_TOKEN"}}
+    assert "s3cr3t" not in repr(job.spec)
+    text = "".join(c.text for c in store.queries.logs(job.id))
+    assert text == "token is ***\n"

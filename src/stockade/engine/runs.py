@@ -442,6 +442,13 @@ class PipelineRun:
         assert self.scheduler is not None
         try:
             return await self.scheduler.execute()
+        except asyncio.CancelledError:
+            # Our task was cancelled (a server shutting down): the scheduler
+            # stopped its jobs; record the run as cancelled, not running forever.
+            run = self.scheduler.run
+            run.status, run.finished = Status.CANCELLED, time.time()
+            self.recorder.event("run_finish", run, None, {})
+            raise
         finally:
             await self.recorder.close()
             self.astore.close(dispose=self.own_store)
