@@ -50,6 +50,23 @@ def test_ports_json_stream_reports_the_skipped_and_why() -> None:
     assert events[-1]["event"] == "run_finish" and events[-1]["status"] == "failed"
 
 
+def test_ports_rerun_failed_runs_only_the_broken_and_what_needs_it() -> None:
+    """The example of docs/pipelines.md: the second run starts only two jobs."""
+    assert stockade("run", "ports", "--keep-going", "--plain").returncode == 1
+    done = stockade("rerun", "--failed", "--json")
+    assert done.returncode == 1, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    finished = {e["job"]: e for e in events if e["event"] == "job_finish"}
+    # plan, libz, libnet and tool come from the first run; broken fails again
+    assert {j for j, e in finished.items() if e["cached"]} == {
+        "plan", "build[libz]", "build[libnet]", "build[tool]",
+    }  # fmt: skip
+    assert (
+        finished["build[broken]"]["status"] == "failed" and not finished["build[broken]"]["cached"]
+    )
+    assert finished["build[app]"]["status"] == "skipped"
+
+
 def test_usage_errors(tmp_path: Path) -> None:
     assert "unknown pipeline 'cii'; did you mean 'ci'?" in stockade("run", "cii").stderr
     bad = stockade("run", "--only", "nope")
