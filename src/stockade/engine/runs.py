@@ -222,6 +222,7 @@ class RunRecorder:
         row.finished_at, row.outcome = time.time(), outcome
         row.exit_code = tracked.job.exit_code if outcome != "retryable" else None
         tracked.unwritten.add(number)
+        tracked.dirty = True
 
     def _finished(self, job: Job) -> None:
         tracked = self._track(job)
@@ -512,5 +513,4 @@ def rerun_plan(
             raise UsageError(f"run {source.id} has no job {wanted} (its jobs of {step}: {have})")
         names = {wanted}
     reuse = reuse_for(store, source, rerun=names, strict=False)
-    reuse.results = {k: v for k, v in reuse.results.items() if k not in names}
     return reuse, dataclasses.replace(options, only=(step,)), {"target": target}
