@@ -4,6 +4,7 @@ real CLI processes on one data directory."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import textwrap
@@ -127,3 +128,46 @@ def test_a_cancel_asked_from_another_process_stops_the_run(tmp_path: Path) -> No
     assert logs.returncode == 0 and logs.stdout == "started\n"
     again = stockade(root, "runs", run_id, "--cancel")
     assert again.stdout.strip() == f"{run_id} already cancelled"
+
+
+def test_a_second_ctrl_c_forces_and_the_run_is_still_recorded(tmp_path: Path) -> None:
+    (tmp_path / "stockade.yaml").write_text(
+        textwrap.dedent(
+            """
+            tasks:
+              stubborn:
+                run: 'trap "" TERM; echo up; sleep 60'
+                kill_grace: 60s
+            pipelines:
+              p:
+                steps:
+                  hold: {task: stubborn}
+            """
+        )
+    )
+    proc = subprocess.Popen(
+        [*STOCKADE, "run", "--plain"], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            runs = stockade(tmp_path, "runs", "--json").stdout.splitlines()
+            if runs and json.loads(runs[0])["steps"]["hold"]["counts"].get("running") == 1:
+                break
+            time.sleep(0.2)
+        time.sleep(0.5)  # let the job's shell set its trap
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert proc.poll() is None  # the job ignores SIGTERM: the clean stop waits its grace
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        status = proc.wait(timeout=20)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert status == 130 and time.monotonic() - started < 10
+    view = json.loads(stockade(tmp_path, "runs", "latest", "--json").stdout)
+    assert view["state"] == "cancelled"
+    (job,) = view["jobs"]
+    assert job["status"] == "cancelled"

@@ -229,6 +229,8 @@ class Scheduler:
 
     def _finished(self, job: Job) -> None:
         job.finished = time.time()
+        if not job.status.done:  # its task was cancelled outright (a second Ctrl-C)
+            job.status, job.reason = Status.CANCELLED, "cancelled (forced)"
         step = self.run.steps[job.step]
         self.emit("job_finish", job, status=job.status.value, reason=job.reason)
         required = job.status is Status.FAILED and not step.spec.continue_on_error
