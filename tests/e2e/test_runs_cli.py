@@ -74,6 +74,8 @@ def test_rerun_failed_does_only_the_failed_work(tmp_path: Path) -> None:
 
 def test_rerun_one_job_reuses_the_rest(tmp_path: Path) -> None:
     root = _project(tmp_path)
+    nothing = stockade(root, "rerun")
+    assert nothing.returncode == 2 and "no run in the store to rerun" in nothing.stderr
     (root / "fixed").touch()
     assert stockade(root, "run", "p", "--plain").returncode == 0
     again = stockade(root, "rerun", "build/z", "--plain")

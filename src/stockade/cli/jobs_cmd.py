@@ -21,7 +21,7 @@ STATES = ("queued", "running", "succeeded", "failed", "cancelled")
     "--state", "states", multiple=True, type=click.Choice(STATES), help="Only this state."
 )
 @click.option("--task", metavar="NAME", help="Only jobs of this task.")
-@click.option("--run", "run_ref", metavar="RUN", help="Only jobs of this pipeline run.")
+@click.option("--run", "run_ref", metavar="RUN", help="Only jobs of this pipeline run (or latest).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="Every job (no limit).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per job, one per line.")
@@ -30,7 +30,11 @@ def jobs_command(**opts: Any) -> int:
     """List jobs, newest first: id, task, state, attempts, outcome, age."""
     store = open_store_from(opts)
     try:
-        run_id = store.runs.run(opts["run_ref"]).id if opts["run_ref"] else None
+        run_id = None
+        if opts["run_ref"]:
+            from stockade.engine.runview import find_run
+
+            run_id = find_run(store, opts["run_ref"]).id
         jobs = store.queries.jobs(
             states=opts["states"],
             task=opts["task"],

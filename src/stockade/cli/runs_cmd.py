@@ -161,16 +161,18 @@ def rerun_command(args: tuple[str, ...], **opts: Any) -> int:
 def _source_and_target(store: Any, args: list[str]) -> tuple[Any, str | None]:
     """The run to repeat and the STEP[/ITEM] asked for: one argument is a run
     if it names one (``latest``, an id, a unique prefix), else a step of the newest run."""
-    if not args:
-        return store.runs.latest(), None
-    first = args[0]
+    from stockade.engine.runview import find_run
+
     try:
-        source = store.runs.latest() if first == "latest" else store.runs.run(first)
-    except RunNotFound:
-        if len(args) == 2:
-            raise
+        if not args:
+            return find_run(store, "latest"), None
         try:
-            return store.runs.latest(), first
-        except RunNotFound:
+            return find_run(store, args[0]), (args[1] if len(args) == 2 else None)
+        except RunNotFound as exc:
+            if len(args) == 2 or exc.run_id == "latest":
+                raise
+            return find_run(store, "latest"), args[0]
+    except RunNotFound as exc:
+        if exc.run_id == "latest":
             raise UsageError("no run in the store to rerun: `stockade run` first") from None
-    return source, (args[1] if len(args) == 2 else None)
+        raise

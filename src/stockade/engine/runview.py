@@ -13,7 +13,10 @@ from typing import Any
 from stockade.store import JobRecord, Store
 from stockade.store.runs import RunRecord
 
-__all__ = ["cancel_run", "job_status", "run_summary", "run_view", "runs_page"]
+__all__ = [
+    "cancel_run", "find_run", "job_status", "run_jobs", "run_summary", "run_view", "runs_page",
+    "summary",
+]  # fmt: skip
 
 
 def job_status(job: JobRecord) -> str:
@@ -66,7 +69,7 @@ def _job(job: JobRecord, outputs: dict[str, Any] | None) -> dict[str, Any]:
 def run_view(store: Store, ref: str) -> dict[str, Any]:
     """One run (id or unique prefix; ``latest`` for the newest) with its jobs,
     step by step, and its failed tests with their output."""
-    run = store.runs.latest() if ref == "latest" else store.runs.run(ref)
+    run = find_run(store, ref)
     jobs = store.runs.jobs(run.id)
     order = {name: i for i, name in enumerate(run.steps)}
     jobs.sort(key=lambda j: (order.get(j.step or "", len(order)), j.created_at, j.id))
@@ -76,6 +79,21 @@ def run_view(store: Store, ref: str) -> dict[str, Any]:
         "jobs": [_job(j, outputs.get(j.id)) for j in jobs],
         "failed_tests": [t.to_dict() for t in failed],
     }
+
+
+def find_run(store: Store, ref: str) -> RunRecord:
+    """The run ``ref`` names: ``latest`` (the newest), an id, or a unique prefix of one."""
+    return store.runs.latest() if ref == "latest" else store.runs.run(ref)
+
+
+def summary(store: Store, ref: str) -> dict[str, Any]:
+    """One run without its jobs (:func:`run_summary`)."""
+    return run_summary(store.runs.run(ref))
+
+
+def run_jobs(store: Store, ref: str) -> list[JobRecord]:
+    """The run's jobs as job records, in the order they were first recorded."""
+    return store.runs.jobs(store.runs.run(ref).id)
 
 
 def runs_page(

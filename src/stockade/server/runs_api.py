@@ -18,7 +18,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from stockade.engine.runs import PipelineRun, RunOptions
-from stockade.engine.runview import cancel_run, run_summary, run_view, runs_page
+from stockade.engine.runview import cancel_run, run_jobs, run_view, runs_page, summary
 from stockade.errors import ConfigError, RunNotFound
 from stockade.server.models import ERRORS, ActionResult, JobList
 from stockade.server.service import Service, job_view
@@ -162,7 +162,7 @@ async def start(body: RunRequest, request: Request, response: Response) -> dict[
     tasks.add(task)
     task.add_done_callback(tasks.discard)
     response.headers["Location"] = f"/api/v1/runs/{run.run_id}"
-    return await run_in_threadpool(lambda: run_summary(service.store.runs.run(run.run_id)))
+    return await run_in_threadpool(summary, service.store, run.run_id)
 
 
 @router.get("", response_model=RunList, summary="List runs")
@@ -202,11 +202,10 @@ def cancel(run_id: str, request: Request) -> dict[str, str]:
 
 
 @router.get("/{run_id}/jobs", response_model=JobList, summary="A run's jobs", responses=ONE_RUN)
-def run_jobs(run_id: str, request: Request) -> dict[str, Any]:
+def list_run_jobs(run_id: str, request: Request) -> dict[str, Any]:
     """Every job of the run as the jobs API shows jobs (`GET /api/v1/jobs/{id}` for one)."""
-    store = _service(request).store
     try:
-        found = store.runs.run(run_id)
+        jobs = run_jobs(_service(request).store, run_id)
     except RunNotFound:
         raise HTTPException(404, "no such run") from None
-    return {"jobs": [job_view(j) for j in store.runs.jobs(found.id)], "next": None}
+    return {"jobs": [job_view(j) for j in jobs], "next": None}
