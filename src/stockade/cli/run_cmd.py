@@ -24,8 +24,8 @@ import click
 from stockade.errors import ConfigError, StockadeError, UsageError
 
 if TYPE_CHECKING:
+    from stockade.engine.runs import PipelineRun
     from stockade.pipeline.model import Observer
-    from stockade.pipeline.scheduler import Scheduler
     from stockade.spec import Config
     from stockade.spec.pipeline import PipelineSpec
     from stockade.store import Store
@@ -148,9 +148,8 @@ async def _execute(
         options=RunOptions(options.jobs, options.keep_going, options.only),
         observers=[_observer(options)], data_dir=str(options.data_dir.absolute()), **rerun,
     )  # fmt: skip
-    assert pipeline_run.scheduler is not None
     pipeline_run.create()
-    _install_interrupts(pipeline_run.scheduler)
+    _install_interrupts(pipeline_run)
     run = await pipeline_run.execute()
     if options.junit:
         from stockade.pipeline.test2json import junit_xml
@@ -162,8 +161,9 @@ async def _execute(
     return 1 if run.status is Status.FAILED else 0
 
 
-def _install_interrupts(scheduler: Scheduler) -> None:
-    """First Ctrl-C (or SIGTERM): stop every job cleanly; second: force."""
+def _install_interrupts(scheduler: PipelineRun) -> None:
+    """First Ctrl-C (or SIGTERM): stop every job cleanly; second: force (and
+    stop waiting for a store that is down to record the end)."""
     loop = asyncio.get_running_loop()
     presses = [0]
 

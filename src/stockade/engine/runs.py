@@ -154,6 +154,8 @@ class RunRecorder:
         self._poller: asyncio.Task[None] | None = None
         self._last_write = time.monotonic()
         self.errors = 0
+        #: Set to stop retrying a store that is down (a second Ctrl-C).
+        self.give_up = asyncio.Event()
 
     # -- Observer --------------------------------------------------------------
 
@@ -291,10 +293,13 @@ class RunRecorder:
                 return
             cancel = False
             try:
-                cancel = await self.astore.call(self.astore.store.runs.record, batch)
+                cancel = await self.astore.call(
+                    self.astore.store.runs.record, batch, until=self.give_up
+                )
             except StoreError as exc:
-                # Not a store that is down (that is retried): a write the store
-                # refuses. The batch is dropped, not retried forever; the run goes on.
+                # A write the store refuses, or a store down when we gave up
+                # (a store that is down is retried until then): the batch is
+                # dropped, not retried forever; the run goes on.
                 self.errors += 1
                 log.error("run %s: could not record: %s", self.run_id, exc.message)
             self._last_write = time.monotonic()
@@ -416,10 +421,9 @@ class PipelineRun:
         self.store = store
         self.own_store = own_store
         state = StoredRun.QUEUED if queued else StoredRun.RUNNING
-        self.scheduler: Scheduler | None = None
         self.astore = AsyncStore(store)
         self.recorder = RunRecorder(self.astore, self.run_id, config=config, stored=state)
-        self.scheduler = Scheduler(
+        self.scheduler: Scheduler = Scheduler(
             config, name, spec, run_id=self.run_id, jobs=options.jobs,
             keep_going=options.keep_going, only=options.only,
             observers=[*observers, self.recorder], data_dir=data_dir,
@@ -431,16 +435,23 @@ class PipelineRun:
 
     def create(self) -> str:
         """Record the run (blocking: call it before :meth:`execute`); its id."""
-        assert self.scheduler is not None
         self.store.runs.create(
             self.run_id, self.pipeline, options=self.options,
             steps=steps_summary(self.scheduler.run), source_run=self.source_run, state=self.state,
         )  # fmt: skip
         return self.run_id
 
+    def cancel(self) -> None:
+        """Stop every job cleanly (the first Ctrl-C)."""
+        self.scheduler.cancel()
+
+    def force(self) -> None:
+        """Cancel the jobs' tasks now, and stop waiting for a store that is down."""
+        self.scheduler.force()
+        self.recorder.give_up.set()
+
     async def execute(self) -> RunState:
         """Run the pipeline to its end; its final state (also in the store)."""
-        assert self.scheduler is not None
         try:
             return await self.scheduler.execute()
         except asyncio.CancelledError:
