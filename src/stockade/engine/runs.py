@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from stockade.engine.jobspec import SPEC_VERSION, new_job
 from stockade.engine.logsink import StoreLogSink
-from stockade.engine.storeio import AsyncStore
+from stockade.engine.storeio import AsyncStore, wait_for_event
 from stockade.errors import StoreError, UsageError
 from stockade.pipeline.model import Job, Observer, Reuse, Reused, RunState, Status
 from stockade.pipeline.test2json import TestCase
@@ -52,8 +52,9 @@ __all__ = ["LINGER", "POLL", "PipelineRun", "RunOptions", "RunRecorder", "reuse_
 
 log = logging.getLogger("stockade.runs")
 
-#: Seconds a write waits for more changes to go with it (group commit).
-LINGER = 0.05
+#: Seconds a write waits for more changes to go with it (group commit): a
+#: run's store costs a few writes a second however many jobs end in them.
+LINGER = 0.2
 #: Seconds between two reads of the run's cancel flag when nothing is written.
 POLL = 0.5
 
@@ -156,6 +157,7 @@ class RunRecorder:
         self.errors = 0
         #: Set to stop retrying a store that is down (a second Ctrl-C).
         self.give_up = asyncio.Event()
+        self._closing = asyncio.Event()
 
     # -- Observer --------------------------------------------------------------
 
@@ -287,7 +289,7 @@ class RunRecorder:
 
     async def _flush(self) -> None:
         while True:
-            await asyncio.sleep(self.linger)
+            await wait_for_event(self._closing, self.linger)
             batch = self._batch()
             if not batch:
                 return
@@ -337,9 +339,10 @@ class RunRecorder:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+        self.linger = 0.0
+        self._closing.set()  # a write waiting for company goes now
         while self._flushing is not None and not self._flushing.done():
             await self._flushing
-        self.linger = 0.0
         self._schedule()
         assert self._flushing is not None
         await self._flushing
