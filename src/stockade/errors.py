@@ -140,3 +140,11 @@ class JobNotFound(StoreError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"no job {job_id!r} in the store")
+
+
+class RunNotFound(StoreError):
+    """No such pipeline run."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run {run_id!r} in the store")

@@ -30,11 +30,12 @@ def test_example_runs_plain_when_not_a_terminal(_data_dir: Path) -> None:
     assert "\x1b" not in done.stdout
     assert "succeeded test[alpha]" in done.stdout
     assert "ci: succeeded" in done.stdout
-    (record,) = (_data_dir / "runs").glob("*.json")
-    data = json.loads(record.read_text())
-    assert data["status"] == "succeeded"
+    assert not (_data_dir / "runs").exists()  # the record is in the store now
+    data = json.loads(stockade("runs", "latest", "--json").stdout)
+    assert data["state"] == "succeeded"
+    # jobs are listed step by step in the order they started (`order: alphabetical`)
     assert [j["job"] for j in data["jobs"] if j["step"] == "test"] == [
-        "test[gamma]", "test[alpha]", "test[beta]",
+        "test[alpha]", "test[beta]", "test[gamma]",
     ]  # fmt: skip
 
 
@@ -47,6 +48,23 @@ def test_ports_json_stream_reports_the_skipped_and_why() -> None:
     assert finished["build[app]"] == ("skipped", "needs build[broken], which failed")
     assert finished["build[tool]"][0] == finished["build[libnet]"][0] == "succeeded"
     assert events[-1]["event"] == "run_finish" and events[-1]["status"] == "failed"
+
+
+def test_ports_rerun_failed_runs_only_the_broken_and_what_needs_it() -> None:
+    """The example of docs/pipelines.md: the second run starts only two jobs."""
+    assert stockade("run", "ports", "--keep-going", "--plain").returncode == 1
+    done = stockade("rerun", "--failed", "--json")
+    assert done.returncode == 1, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    finished = {e["job"]: e for e in events if e["event"] == "job_finish"}
+    # plan, libz, libnet and tool come from the first run; broken fails again
+    assert {j for j, e in finished.items() if e["cached"]} == {
+        "plan", "build[libz]", "build[libnet]", "build[tool]",
+    }  # fmt: skip
+    assert (
+        finished["build[broken]"]["status"] == "failed" and not finished["build[broken]"]["cached"]
+    )
+    assert finished["build[app]"]["status"] == "skipped"
 
 
 def test_usage_errors(tmp_path: Path) -> None:
@@ -149,5 +167,9 @@ def test_ctrl_c_cancels_every_job(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
     assert "cancelling" in err
     assert "p: cancelled" in out
+    # the store has the run cancelled, and every job it was running
+    view = json.loads(stockade("runs", "latest", "--json", cwd=tmp_path).stdout)
+    assert view["state"] == "cancelled" and view["reason"] == "cancelled"
+    assert [j["status"] for j in view["jobs"]] == ["cancelled"] * 3
     for pid in pids.read_text().split():
         assert not Path(f"/proc/{pid}").exists() or " Z " in Path(f"/proc/{pid}/stat").read_text()

@@ -44,7 +44,7 @@ def test_open_creates_a_new_store_and_refuses_an_old_one(store_url: str) -> None
     with store.db.transaction() as conn:
         conn.execute(sa.text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '0000'"))
     store.close()
-    with pytest.raises(SchemaError, match="has schema 0000, this stockade needs 0002"):
+    with pytest.raises(SchemaError, match="has schema 0000, this stockade needs 0003"):
         open_store(store_url)
     with pytest.raises(SchemaError, match="run `stockade db upgrade`"):
         open_store(store_url, schema="check")
@@ -86,3 +86,31 @@ def test_upgrade_adopts_a_webhook_table_made_before_0002(store_url: str) -> None
             assert conn.execute(sa.select(webhook_deliveries.c.hook)).scalars().all() == ["push"]
     finally:
         db.dispose()
+
+
+def test_upgrade_from_0002_keeps_jobs_and_adds_the_run_columns(store_url: str) -> None:
+    """A store made before runs were recorded upgrades in place; its jobs stay standalone."""
+    from alembic import command
+    from alembic.config import Config
+
+    from stockade.store import NewJob
+
+    db = Database(resolve_url(store_url))
+    try:
+        with db.transaction() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(migrate.MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0002")
+        with pytest.raises(SchemaError, match="has schema 0002, this stockade needs 0003"):
+            open_store(store_url)
+        assert migrate.upgrade(db) == ("0002", migrate.HEAD)
+    finally:
+        db.dispose()
+    store = open_store(store_url)
+    try:
+        (job_id,) = store.jobs.submit([NewJob(task="t", spec={"version": 1})])
+        job = store.queries.job(job_id)
+        assert (job.run_id, job.step, job.item) == (None, None, None)
+    finally:
+        store.close()

@@ -26,6 +26,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Print the JSON Schema of stockade.yaml.",
     ),
     "run": ("stockade.cli.run_cmd", "run_command", "Run a pipeline from stockade.yaml, live."),
+    "runs": ("stockade.cli.runs_cmd", "runs_command", "List pipeline runs, or show one."),
+    "rerun": (
+        "stockade.cli.runs_cmd",
+        "rerun_command",
+        "Run a recorded run again: all, --failed, or one STEP[/ITEM].",
+    ),
     "cache": ("stockade.cli.cache_cmd", "cache_group", "Clear the pipelines' result cache."),
     "sandboxes": ("stockade.cli.sandboxes_cmd", "sandboxes_command", "List sandbox backends."),
     "submit": (

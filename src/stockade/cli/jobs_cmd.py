@@ -21,6 +21,7 @@ STATES = ("queued", "running", "succeeded", "failed", "cancelled")
     "--state", "states", multiple=True, type=click.Choice(STATES), help="Only this state."
 )
 @click.option("--task", metavar="NAME", help="Only jobs of this task.")
+@click.option("--run", "run_ref", metavar="RUN", help="Only jobs of this pipeline run (or latest).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="Every job (no limit).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per job, one per line.")
@@ -29,10 +30,16 @@ def jobs_command(**opts: Any) -> int:
     """List jobs, newest first: id, task, state, attempts, outcome, age."""
     store = open_store_from(opts)
     try:
+        run_id = None
+        if opts["run_ref"]:
+            from stockade.engine.runview import find_run
+
+            run_id = find_run(store, opts["run_ref"]).id
         jobs = store.queries.jobs(
             states=opts["states"],
             task=opts["task"],
             limit=None if opts["show_all"] else opts["limit"],
+            run_id=run_id,
         )
         now = store.queries.now()
     finally:
@@ -85,6 +92,9 @@ def show_command(job_ref: str, **opts: Any) -> int:
         f"priority  {job.priority}",
         f"attempts  {job.attempts}/{job.max_attempts}",
     ]
+    if job.run_id:
+        where = job.step if job.item is None else f"{job.step}[{job.item}]"
+        lines.insert(2, f"run       {job.run_id} ({where})")
     if job.outcome:
         lines.append(f"outcome   {job.outcome}" + (f" ({job.reason})" if job.reason else ""))
     if job.error:

@@ -1,8 +1,10 @@
 """``stockade run``: execute a pipeline from ``stockade.yaml`` and show it.
 
-The run happens in this process (see :mod:`stockade.pipeline.scheduler`);
-its record (every job's status, reason, outputs, tests) is written as JSON
-under ``DATA_DIR/runs/``. Exit status: 0 when the pipeline succeeded, 1
+The run happens in this process (see :mod:`stockade.pipeline.scheduler`)
+and is recorded in the job store as it goes (:mod:`stockade.engine.runs`):
+the run, every job with its attempts, log, outputs and tests, so
+``stockade runs``, ``jobs --run``, ``show`` and ``logs -f`` see it, and
+``stockade rerun`` can repeat it. Exit status: 0 when the pipeline succeeded, 1
 when a required step failed, 2 for a bad config or command line, 130 when
 cancelled.
 """
@@ -10,25 +12,25 @@ cancelled.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stockade.errors import ConfigError, StockadeError, UsageError
 
 if TYPE_CHECKING:
+    from stockade.engine.runs import PipelineRun
     from stockade.pipeline.model import Observer
-    from stockade.pipeline.scheduler import Scheduler
     from stockade.spec import Config
     from stockade.spec.pipeline import PipelineSpec
+    from stockade.store import Store
 
-__all__ = ["run_command"]
+__all__ = ["RunCommandOptions", "execute_pipeline", "run_command"]
 
 
 @click.command("run")
@@ -42,6 +44,9 @@ __all__ = ["run_command"]
 @click.option("--plain", is_flag=True, help="Line-by-line output even on a terminal.")
 @click.option("--quiet", "-q", is_flag=True, help="Only failures and the summary.")
 @click.option("--data-dir", metavar="DIR", help="Logs and run records (default: ./.stockade).")
+@click.option(
+    "--database-url", metavar="URL", help="The store [$STOCKADE_DATABASE_URL, else the data dir]."
+)
 def run_command(
     pipeline: str | None,
     config_file: str | None,
@@ -53,6 +58,7 @@ def run_command(
     plain: bool,
     quiet: bool,
     data_dir: str | None,
+    database_url: str | None,
 ) -> int:
     """Run PIPELINE (default: the only one defined) and show it live."""
     from stockade.cli.tasks import config_path, print_problems
@@ -71,16 +77,35 @@ def run_command(
         click.echo(f"stockade: error: {exc.message}", err=True)
         return 2
     data = Path(data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade")
-    options = _Options(jobs, as_json, junit, keep_going, only, plain, quiet, data)
+    options = RunCommandOptions(
+        jobs, as_json, junit, keep_going, only, plain, quiet, data, database_url
+    )
+    return execute_pipeline(config, name, spec, options)
+
+
+def execute_pipeline(
+    config: Config,
+    name: str,
+    spec: PipelineSpec,
+    options: RunCommandOptions,
+    **rerun: Any,
+) -> int:
+    """Run the pipeline recorded in the store; the command's exit status.
+
+    ``rerun`` passes :class:`~stockade.engine.runs.PipelineRun`'s rerun
+    arguments (``reuse``, ``source_run``, ``rerun``) for ``stockade rerun``."""
+    from stockade.store import open_store
+
     try:
-        return asyncio.run(_execute(config, name, spec, options))
+        store = open_store(options.database_url, options.data_dir)
+        return asyncio.run(_execute(store, config, name, spec, options, rerun))
     except StockadeError as exc:
         click.echo(f"stockade: error: {exc.message}", err=True)
         return 1
 
 
 @dataclass(frozen=True)
-class _Options:
+class RunCommandOptions:
     """The options of one ``stockade run``, as the scheduler and the view need them."""
 
     jobs: int | None
@@ -91,9 +116,10 @@ class _Options:
     plain: bool
     quiet: bool
     data_dir: Path
+    database_url: str | None = None
 
 
-def _observer(options: _Options) -> Observer:
+def _observer(options: RunCommandOptions) -> Observer:
     from rich.console import Console
 
     from stockade.ui.observers import JsonObserver, LiveObserver, PlainObserver
@@ -106,26 +132,25 @@ def _observer(options: _Options) -> Observer:
     return LiveObserver(console)
 
 
-async def _execute(config: Config, name: str, spec: PipelineSpec, options: _Options) -> int:
+async def _execute(
+    store: Store,
+    config: Config,
+    name: str,
+    spec: PipelineSpec,
+    options: RunCommandOptions,
+    rerun: dict[str, Any],
+) -> int:
+    from stockade.engine.runs import PipelineRun, RunOptions
     from stockade.pipeline.model import Status
-    from stockade.pipeline.scheduler import Scheduler
-    from stockade.runner.attempt import new_job_id
 
-    observer = _observer(options)
-    scheduler = Scheduler(
-        config,
-        name,
-        spec,
-        run_id=new_job_id(),
-        jobs=options.jobs,
-        keep_going=options.keep_going,
-        only=options.only,
-        observers=[observer],
-        data_dir=str(options.data_dir.absolute()),
-    )
-    _install_interrupts(scheduler)
-    run = await scheduler.execute()
-    _record(run.to_dict(), options)
+    pipeline_run = PipelineRun(
+        store, config, name, spec,
+        options=RunOptions(options.jobs, options.keep_going, options.only),
+        observers=[_observer(options)], data_dir=str(options.data_dir.absolute()), **rerun,
+    )  # fmt: skip
+    pipeline_run.create()
+    _install_interrupts(pipeline_run)
+    run = await pipeline_run.execute()
     if options.junit:
         from stockade.pipeline.test2json import junit_xml
 
@@ -136,8 +161,9 @@ async def _execute(config: Config, name: str, spec: PipelineSpec, options: _Opti
     return 1 if run.status is Status.FAILED else 0
 
 
-def _install_interrupts(scheduler: Scheduler) -> None:
-    """First Ctrl-C (or SIGTERM): stop every job cleanly; second: force."""
+def _install_interrupts(scheduler: PipelineRun) -> None:
+    """First Ctrl-C (or SIGTERM): stop every job cleanly; second: force (and
+    stop waiting for a store that is down to record the end)."""
     loop = asyncio.get_running_loop()
     presses = [0]
 
@@ -151,14 +177,3 @@ def _install_interrupts(scheduler: Scheduler) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, interrupted)
-
-
-def _record(data: dict[str, object], options: _Options) -> None:
-    """Write the run's record to ``DATA_DIR/runs/RUN_ID.json``."""
-    runs = options.data_dir / "runs"
-    try:
-        runs.mkdir(parents=True, exist_ok=True)
-        path = runs / f"{data['run_id']}.json"
-        path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    except OSError as exc:
-        click.echo(f"stockade: warning: cannot write the run record: {exc}", err=True)

@@ -96,10 +96,12 @@ class AsyncStore:
                 else:
                     await asyncio.sleep(delay)
 
-    def close(self) -> None:
-        """Wait for the store thread's last call, then release connections."""
+    def close(self, *, dispose: bool = True) -> None:
+        """Wait for the store thread's last call, then release connections
+        (unless ``dispose`` is false: the store is someone else's)."""
         self._pool.shutdown(wait=True)
-        self.store.close()
+        if dispose:
+            self.store.close()
 
 
 class Recorder:

@@ -21,11 +21,11 @@ from stockade.errors import StockadeError
 from stockade.pipeline.cache import ResultCache, cache_key
 from stockade.pipeline.expr import ExprError
 from stockade.pipeline.junit import JobReport, ReportError
-from stockade.pipeline.model import Job, RunState, Status, StepState
+from stockade.pipeline.model import Job, Reuse, RunHooks, RunState, Status, StepState
 from stockade.pipeline.plan import JobPlan, job_plan
 from stockade.pipeline.test2json import Test2Json
 from stockade.runner.attempt import new_job_id, run
-from stockade.runner.events import Event
+from stockade.runner.events import Event, Sink
 from stockade.runner.result import Outcome, Result
 from stockade.runner.spec import RunSpec
 from stockade.sandbox.base import Sandbox
@@ -88,8 +88,12 @@ class JobRunner:
         cancel: asyncio.Event,
         emit: Emit,
         data_dir: str | None,
+        hooks: RunHooks | None = None,
+        reuse: Reuse | None = None,
     ) -> None:
         self.config = config
+        self.hooks = hooks
+        self.reuse = reuse
         self.run_state = run_state
         self.cancel = cancel
         self.emit = emit
@@ -114,6 +118,17 @@ class JobRunner:
 
     async def _run(self, step: StepState, job: Job, slot: int) -> None:
         plan = job_plan(self.config, self.run_state, step, job)
+        if self.hooks is not None:
+            self.hooks.planned(job, plan.task_name, plan.task, plan.input)
+        reused = self.reuse.take(self.run_state, step, job) if self.reuse else None
+        if reused is not None:
+            job.outputs, job.exit_code, job.tests = (
+                dict(reused.outputs),
+                reused.exit_code,
+                reused.tests,
+            )
+            job.cached_from, job.status = reused.run_id, Status.SUCCEEDED
+            return
         key = cache_key(self.run_state, step, job, plan)
         if key is not None:
             stored = self.cache.get(key)
@@ -131,7 +146,7 @@ class JobRunner:
         tests = Test2Json(job.key or "") if events and events.format == "test2json" else None
         workspace = os.path.abspath(spec.workdir or os.getcwd())  # as the runner's
         junit = JobReport(workspace, events.path) if events and events.path else None
-        job.job_id = new_job_id()
+        job.job_id = job.job_id or new_job_id()
         result = await self._attempts(plan, spec, job, sandbox, tests)
         job.exit_code, job.outputs, job.log_path = result.exit_code, result.outputs, result.log_path
         if tests is not None:
@@ -168,9 +183,11 @@ class JobRunner:
         while True:
             job.attempts = attempt
             current = dataclasses.replace(spec, attempt=attempt, job_id=job.job_id)
-            sink = _JobSink(job, self.emit, tests)
+            sinks: list[Sink] = [_JobSink(job, self.emit, tests)]
+            if self.hooks is not None:
+                sinks += self.hooks.attempt_sinks(job, attempt)
             result = await run(
-                current, plan.input, sinks=[sink], sandbox=sandbox, cancel=self.cancel
+                current, plan.input, sinks=sinks, sandbox=sandbox, cancel=self.cancel
             )
             again = result.outcome is Outcome.RETRYABLE or (
                 result.outcome is Outcome.TIMED_OUT and task.on_timeout == "retry"

@@ -10,12 +10,19 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stockade.pipeline.test2json import TestCase
 from stockade.spec.pipeline import StepSpec
 
-__all__ = ["TAIL_LINES", "Job", "Observer", "RunState", "Status", "StepState"]
+if TYPE_CHECKING:
+    from stockade.runner.events import Sink
+    from stockade.spec import TaskSpec
+
+__all__ = [
+    "TAIL_LINES", "Job", "Observer", "Reuse", "Reused", "RunHooks", "RunState", "Status",
+    "StepState",
+]  # fmt: skip
 
 TAIL_LINES = 20
 """Lines of a job's output kept to show when it fails."""
@@ -180,3 +187,58 @@ class Observer(Protocol):
     def event(self, kind: str, run: RunState, job: Job | None, data: dict[str, Any]) -> None:
         """``kind`` is one of ``run_start``, ``step_start``, ``step_finish``,
         ``job_start``, ``job_output``, ``job_finish``, ``run_finish``."""
+
+
+class RunHooks(Protocol):
+    """What a run's recorder needs besides the events: each job's task as
+    planned, and a sink for each attempt's output. The scheduler calls them;
+    it knows nothing of where they lead (the engine records them in the store)."""
+
+    def planned(self, job: Job, task_name: str, task: TaskSpec, input: Any) -> None:
+        """``job``'s task and input are known (before it runs or is reused)."""
+
+    def attempt_sinks(self, job: Job, attempt: int) -> list[Sink]:
+        """Extra sinks for ``job``'s attempt number ``attempt``, which starts now."""
+
+
+@dataclass
+class Reused:
+    """A job's recorded success in an earlier run, to take instead of running it."""
+
+    run_id: str
+    outputs: dict[str, Any]
+    exit_code: int | None = None
+    tests: list[TestCase] = field(default_factory=list)
+
+
+@dataclass
+class Reuse:
+    """The results a rerun takes from its source run instead of running jobs.
+
+    ``results`` maps job names (``step`` or ``step[item]``) to their recorded
+    successes. With ``with_upstream`` (``rerun --failed``) a job is reused only
+    if everything it depends on was reused too, so whatever depends on a job
+    that runs again runs again; without it (``rerun STEP``) every job found
+    in ``results`` is reused as is.
+    """
+
+    results: dict[str, Reused] = field(default_factory=dict)
+    with_upstream: bool = True
+    reused: set[str] = field(default_factory=set)
+
+    def take(self, run: RunState, step: StepState, job: Job) -> Reused | None:
+        """The result ``job`` reuses, if it may reuse one (and note that it did)."""
+        found = self.results.get(job.name)
+        if found is None:
+            return None
+        if self.with_upstream:
+            upstream = [
+                other
+                for name in step.spec.upstream()
+                if name in run.steps
+                for other in run.steps[name].jobs
+            ]
+            if any(dep.name not in self.reused for dep in [*job.deps, *upstream]):
+                return None
+        self.reused.add(job.name)
+        return found

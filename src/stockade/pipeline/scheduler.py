@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from stockade.pipeline.jobrun import JobRunner
-from stockade.pipeline.model import Job, Observer, RunState, Status, StepState
+from stockade.pipeline.model import Job, Observer, Reuse, RunHooks, RunState, Status, StepState
 from stockade.pipeline.plan import SkipStep, blocking_need, can_expand, expand
+from stockade.runner.attempt import new_job_id
 from stockade.spec import Config
 from stockade.spec.pipeline import PipelineSpec
 
@@ -55,6 +56,8 @@ class Scheduler:
         only: Sequence[str] = (),
         observers: Sequence[Observer] = (),
         data_dir: str | None = None,
+        hooks: RunHooks | None = None,
+        reuse: Reuse | None = None,
     ) -> None:
         steps = {n: StepState(n, s) for n, s in pipeline.steps.items()}
         concurrency = jobs or _limit(pipeline.concurrency, cpu_count())
@@ -64,7 +67,9 @@ class Scheduler:
         self.cancelled = asyncio.Event()
         self.stopping: str | None = None
         self.running: dict[asyncio.Task[None], Job] = {}
-        self.runner = JobRunner(config, self.run, concurrency, self.cancelled, self.emit, data_dir)
+        self.runner = JobRunner(
+            config, self.run, concurrency, self.cancelled, self.emit, data_dir, hooks, reuse
+        )
         self._select(only)
 
     def _select(self, only: Sequence[str]) -> None:
@@ -189,6 +194,7 @@ class Scheduler:
 
     def _skip(self, job: Job, reason: str) -> None:
         job.status, job.reason = Status.SKIPPED, reason
+        job.job_id = job.job_id or new_job_id()
         self.emit("job_finish", job, status="skipped", reason=reason)
         self._settle(self.run.steps[job.step])
 
@@ -215,6 +221,7 @@ class Scheduler:
                         break  # keep the step's order strict
                     continue
                 job.status, job.started = Status.RUNNING, time.time()
+                job.job_id = job.job_id or new_job_id()
                 self.emit("job_start", job)
                 task = asyncio.create_task(self.runner.run(step, job), name=job.name)
                 self.running[task] = job
@@ -222,6 +229,8 @@ class Scheduler:
 
     def _finished(self, job: Job) -> None:
         job.finished = time.time()
+        if not job.status.done:  # its task was cancelled outright (a second Ctrl-C)
+            job.status, job.reason = Status.CANCELLED, "cancelled (forced)"
         step = self.run.steps[job.step]
         self.emit("job_finish", job, status=job.status.value, reason=job.reason)
         required = job.status is Status.FAILED and not step.spec.continue_on_error

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from stockade.errors import JobNotFound, StockadeError, StoreUnavailable, UsageError
-from stockade.server import health, hooks, jobs_api, metrics
+from stockade.server import health, hooks, jobs_api, metrics, runs_api
 from stockade.server.limits import BodyLimit, Drain
 from stockade.server.service import Service
 
@@ -84,6 +84,7 @@ def create_app(service: Service) -> Any:
     app.state.service = service
     auth = [Depends(require_token)]
     app.include_router(jobs_api.router, dependencies=auth)
+    app.include_router(runs_api.router, dependencies=auth)
     app.include_router(metrics.router, dependencies=auth)
     app.include_router(health.router)
     app.include_router(hooks.router)

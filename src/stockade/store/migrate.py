@@ -21,7 +21,7 @@ from stockade.store.database import Database
 __all__ = ["HEAD", "VERSION_TABLE", "check", "current", "ensure", "upgrade"]
 
 #: The revision this stockade's code needs (a test checks it is Alembic's head).
-HEAD = "0002"
+HEAD = "0003"
 VERSION_TABLE = "stockade_schema_version"
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Key of the PostgreSQL advisory lock that serializes concurrent upgrades.

@@ -6,10 +6,11 @@ read transaction (on SQLite it takes no write lock).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from stockade.errors import JobNotFound, StoreError
 from stockade.store import schema as t
@@ -17,11 +18,14 @@ from stockade.store.database import Database
 from stockade.store.records import AttemptRecord, JobRecord, LogChunk, WorkerRecord
 from stockade.store.schema import epoch_now
 
-__all__ = ["Queries", "jobs_where"]
+__all__ = ["Queries", "jobs_where", "newest_first", "resolve_id"]
 
 
-def jobs_where(states: Iterable[str] = (), task: str | None = None) -> sa.Select[Any]:
-    """``SELECT`` of jobs in any of ``states`` (all if none) and of ``task`` (any if None)."""
+def jobs_where(
+    states: Iterable[str] = (), task: str | None = None, run_id: str | None = None
+) -> sa.Select[Any]:
+    """``SELECT`` of jobs in any of ``states`` (all if none), of ``task`` (any if
+    None) and of pipeline run ``run_id`` (any if None)."""
     jobs = t.jobs
     query = sa.select(jobs)
     wanted = list(states)
@@ -29,7 +33,41 @@ def jobs_where(states: Iterable[str] = (), task: str | None = None) -> sa.Select
         query = query.where(jobs.c.state.in_(wanted))
     if task:
         query = query.where(jobs.c.task == task)
+    if run_id:
+        query = query.where(jobs.c.run_id == run_id)
     return query
+
+
+def resolve_id(
+    conn: Connection, table: sa.Table, ref: str, missing: Callable[[str], StoreError], what: str
+) -> str:
+    """The ``id`` in ``table`` that ``ref`` names: a whole id or a unique prefix
+    of one (at least 4 characters); ``missing(ref)`` is raised when none does."""
+    if conn.execute(sa.select(table.c.id).where(table.c.id == ref)).first():
+        return ref
+    if len(ref) < 4 or not ref.isalnum():
+        raise missing(ref)
+    query = sa.select(table.c.id).where(table.c.id.startswith(ref, autoescape=True)).limit(2)
+    found = conn.execute(query).scalars().all()
+    if not found:
+        raise missing(ref)
+    if len(found) > 1:
+        raise StoreError(f"{what} id prefix {ref!r} is ambiguous: give more characters")
+    return str(found[0])
+
+
+def newest_first(query: sa.Select[Any], table: sa.Table, after: str | None) -> sa.Select[Any]:
+    """``query`` over ``table`` (with ``id`` and ``created_at``) newest first,
+    from just after the row ``after`` (a page cursor) when given."""
+    if after:
+        mark = sa.select(table.c.created_at).where(table.c.id == after).scalar_subquery()
+        query = query.where(
+            sa.or_(
+                table.c.created_at < mark,
+                sa.and_(table.c.created_at == mark, table.c.id < after),
+            )
+        )
+    return query.order_by(table.c.created_at.desc(), table.c.id.desc())
 
 
 class Queries:
@@ -40,24 +78,8 @@ class Queries:
 
     def resolve(self, ref: str) -> str:
         """The id of the job ``ref`` names: a whole id or a unique prefix of one."""
-        jobs = t.jobs
         with self.db.read() as conn:
-            if conn.execute(sa.select(jobs.c.id).where(jobs.c.id == ref)).first():
-                return ref
-            if len(ref) < 4 or not ref.isalnum():
-                raise JobNotFound(ref)
-            found = (
-                conn.execute(
-                    sa.select(jobs.c.id).where(jobs.c.id.startswith(ref, autoescape=True)).limit(2)
-                )
-                .scalars()
-                .all()
-            )
-        if not found:
-            raise JobNotFound(ref)
-        if len(found) > 1:
-            raise StoreError(f"job id prefix {ref!r} is ambiguous: give more characters")
-        return str(found[0])
+            return resolve_id(conn, t.jobs, ref, JobNotFound, "job")
 
     def job(self, ref: str) -> JobRecord:
         """One job by id or unique prefix; :class:`JobNotFound` if there is none."""
@@ -75,10 +97,11 @@ class Queries:
         task: str | None = None,
         limit: int | None = 100,
         oldest_first: bool = False,
+        run_id: str | None = None,
     ) -> list[JobRecord]:
-        """Jobs filtered by state(s) and task, newest first unless asked otherwise."""
+        """Jobs filtered by state(s), task and run, newest first unless asked otherwise."""
         jobs = t.jobs
-        query = jobs_where(states, task)
+        query = jobs_where(states, task, run_id)
         order = jobs.c.created_at if oldest_first else jobs.c.created_at.desc()
         query = query.order_by(order, jobs.c.id).limit(limit)
         with self.db.read() as conn:

@@ -123,6 +123,11 @@ class JobRecord:
     error: str | None
     input: Any = None
     spec: dict[str, Any] = field(default_factory=dict)
+    #: The pipeline run, step and item of a run's job (``None`` for a job
+    #: submitted on its own).
+    run_id: str | None = None
+    step: str | None = None
+    item: str | None = None
 
     @classmethod
     def from_row(cls, row: RowMapping) -> JobRecord:

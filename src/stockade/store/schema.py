@@ -26,6 +26,12 @@ Tables:
 ``webhook_deliveries``
     The HTTP service's record of every webhook delivery and its outcome
     (migration ``0002``; servers before it created the table on first use).
+``runs`` / ``run_tests``
+    Pipeline runs (migration ``0003``): state, options, a per-step summary
+    and test counts, the cancel flag another process may set, the run a
+    rerun came from; and every test result of a run's ``test2json`` steps.
+    A run's jobs are ordinary ``jobs`` rows with ``run_id``, ``step`` and
+    ``item`` set (NULL for jobs submitted on their own).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ __all__ = [
     "log_chunks",
     "metadata",
     "outputs",
+    "run_tests",
+    "runs",
     "saved_state",
     "webhook_deliveries",
     "workers",
@@ -86,6 +94,10 @@ jobs = sa.Table(
     sa.Column("signal", sa.Integer, nullable=True),
     sa.Column("reason", sa.String(64), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    sa.Column("run_id", sa.String(40), nullable=True),
+    sa.Column("step", sa.String(200), nullable=True),
+    sa.Column("item", sa.String(500), nullable=True),
+    sa.Index("ix_jobs_run", "run_id"),
     sa.Index(
         "ix_jobs_lease",
         "lease_expires",
@@ -200,6 +212,41 @@ webhook_deliveries = sa.Table(
     sa.Column("job_id", sa.String(40), nullable=True),
     sa.Column("time", _Time, nullable=False),
     sa.Index("ix_webhook_deliveries_hook", "hook", "delivery_id"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("pipeline", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.Column("updated_at", _Time, nullable=False),
+    sa.Column("started_at", _Time, nullable=True),
+    sa.Column("finished_at", _Time, nullable=True),
+    sa.Column("options", sa.JSON, nullable=False),
+    sa.Column("steps", sa.JSON, nullable=False),
+    sa.Column("tests", sa.JSON, nullable=False),
+    sa.Column("reason", sa.String(200), nullable=True),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("source_run", sa.String(40), nullable=True),
+    sa.Index("ix_runs_created", "created_at"),
+)
+
+run_tests = sa.Table(
+    "run_tests",
+    metadata,
+    sa.Column("id", _Serial, primary_key=True, autoincrement=True),
+    sa.Column(
+        "run_id", sa.String(40), sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("job_id", sa.String(40), nullable=True),
+    sa.Column("package", sa.String(500), nullable=False),
+    sa.Column("test", sa.String(500), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("elapsed", _Time, nullable=False),
+    sa.Column("output", sa.Text, nullable=False),
+    sa.Index("ix_run_tests_run", "run_id", "status"),
 )
 
 

@@ -10,6 +10,7 @@ from stockade.store.database import Database
 from stockade.store.jobs import JobManager
 from stockade.store.journal import Journal
 from stockade.store.queries import Queries
+from stockade.store.runs import RunStore
 from stockade.store.url import resolve_url
 
 __all__ = ["Store", "open_store"]
@@ -23,10 +24,11 @@ class Store:
     jobs: JobManager
     queries: Queries
     journal: Journal
+    runs: RunStore
 
     @classmethod
     def on(cls, db: Database) -> Store:
-        return cls(db, JobManager(db), Queries(db), Journal(db))
+        return cls(db, JobManager(db), Queries(db), Journal(db), RunStore(db))
 
     def close(self) -> None:
         """Release the database connections."""

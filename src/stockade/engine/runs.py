@@ -1,0 +1,530 @@
+"""Pipeline runs executed in this process and recorded in the store.
+
+The scheduler (:mod:`stockade.pipeline.scheduler`) executes its own run, in
+process: it plans the DAG, keeps per-slot sandboxes and drives the live
+view. It does not know the store. :class:`RunRecorder` is the glue: an
+observer of the run's events and the scheduler's :class:`RunHooks`, it keeps
+what changed since its last write and writes it all in one transaction
+(:meth:`~stockade.store.runs.RunStore.record`) at most every
+:data:`LINGER` seconds, on the engine's store thread
+(:class:`~stockade.engine.storeio.AsyncStore`). Job output reaches the store
+through the engine's own :class:`~stockade.engine.logsink.StoreLogSink`,
+whose batches join the same transactions. Nothing the scheduler does waits
+for the store.
+
+Each write also reads the run's ``cancel_requested`` flag, and between
+writes a poll reads it every :data:`POLL` seconds, so a cancel asked by
+another process stops the run within about a second, exactly as Ctrl-C does.
+
+:class:`PipelineRun` is what the faces use: it records the run, builds the
+scheduler with the recorder and executes it. :func:`reuse_for` builds what a
+rerun takes from its source run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from stockade.engine.jobspec import SPEC_VERSION, new_job
+from stockade.engine.logsink import StoreLogSink
+from stockade.engine.storeio import AsyncStore, wait_for_event
+from stockade.errors import StoreError, UsageError
+from stockade.pipeline.model import Job, Observer, Reuse, Reused, RunState, Status
+from stockade.pipeline.test2json import TestCase
+from stockade.store import JobState, Store
+from stockade.store.runs import AttemptWrite, JobWrite, RunBatch, RunRecord
+from stockade.store.states import RunState as StoredRun
+
+if TYPE_CHECKING:
+    from stockade.pipeline.scheduler import Scheduler
+    from stockade.runner.events import Sink
+    from stockade.spec import Config, TaskSpec
+    from stockade.spec.pipeline import PipelineSpec
+
+__all__ = ["LINGER", "POLL", "PipelineRun", "RunOptions", "RunRecorder", "reuse_for"]
+
+log = logging.getLogger("stockade.runs")
+
+#: Seconds a write waits for more changes to go with it (group commit): a
+#: run's store costs a few writes a second however many jobs end in them.
+LINGER = 0.2
+#: Seconds between two reads of the run's cancel flag when nothing is written.
+POLL = 0.5
+
+_JOB_STATE = {
+    Status.SUCCEEDED: JobState.SUCCEEDED,
+    Status.FAILED: JobState.FAILED,
+    Status.CANCELLED: JobState.CANCELLED,
+    Status.SKIPPED: JobState.CANCELLED,
+}
+_RUN_STATE = {
+    Status.SUCCEEDED: StoredRun.SUCCEEDED,
+    Status.SKIPPED: StoredRun.SUCCEEDED,
+    Status.FAILED: StoredRun.FAILED,
+    Status.CANCELLED: StoredRun.CANCELLED,
+}
+#: The frozen spec of a job that never got as far as its task (skipped).
+_NO_TASK: dict[str, Any] = {"version": SPEC_VERSION, "task": None, "secrets": {}}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is executed; recorded with it so a rerun can repeat them."""
+
+    jobs: int | None = None
+    keep_going: bool = False
+    only: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"jobs": self.jobs, "keep_going": self.keep_going, "only": list(self.only)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunOptions:
+        jobs = data.get("jobs")
+        return cls(
+            jobs=jobs if isinstance(jobs, int) else None,
+            keep_going=bool(data.get("keep_going")),
+            only=tuple(str(s) for s in data.get("only") or ()),
+        )
+
+
+@dataclass
+class _Tracked:
+    """What the recorder knows of one job, and what the store has of it."""
+
+    job: Job
+    state: JobState = JobState.RUNNING
+    stored: JobState | None = None
+    dirty: bool = True
+    ready: bool = False  # planned or finished: its first write may go
+    frozen: dict[str, Any] = field(default_factory=dict)
+    attempts: dict[int, AttemptWrite] = field(default_factory=dict)
+    unwritten: set[int] = field(default_factory=set)  # attempts changed since the last write
+
+
+def steps_summary(run: RunState) -> dict[str, Any]:
+    """Per-step progress: status, reason, jobs in all and by status."""
+    return {
+        name: {
+            "status": step.status.value,
+            "reason": step.reason,
+            "jobs": len(step.jobs),
+            "counts": step.counts(),
+        }
+        for name, step in run.steps.items()
+    }
+
+
+class RunRecorder:
+    """Records one run's events in the store, a batch per write."""
+
+    def __init__(
+        self,
+        astore: AsyncStore,
+        run_id: str,
+        *,
+        config: Config,
+        stored: StoredRun = StoredRun.RUNNING,
+        linger: float = LINGER,
+        poll: float = POLL,
+    ) -> None:
+        self.astore = astore
+        self.run_id = run_id
+        self.config = config
+        self.linger = linger
+        self.poll = poll
+        self.on_cancel: list[Any] = []  # callables, called once when a cancel is asked
+        self.cancel_seen = False
+        self._run: RunState | None = None
+        self._jobs: dict[str, _Tracked] = {}
+        self._logs: list[dict[str, Any]] = []
+        self._tests: list[dict[str, Any]] = []
+        self._counts: dict[str, int] = {}
+        self._state: StoredRun | None = None
+        self._stored = stored
+        self._reason: str | None = None
+        self._steps_dirty = False
+        self._flushing: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._last_write = time.monotonic()
+        self.errors = 0
+        #: Set to stop retrying a store that is down (a second Ctrl-C).
+        self.give_up = asyncio.Event()
+        self._closing = asyncio.Event()
+
+    # -- Observer --------------------------------------------------------------
+
+    def event(self, kind: str, run: RunState, job: Job | None, data: dict[str, Any]) -> None:
+        """Note what changed; schedule a write."""
+        self._run = run
+        if kind == "run_start":
+            self._state = StoredRun.RUNNING
+            if self._poller is None:
+                self._poller = asyncio.get_running_loop().create_task(self._poll())
+        elif kind in ("step_start", "step_finish"):
+            self._steps_dirty = True
+        elif kind == "job_start" and job is not None:
+            self._track(job).job = job
+            self._steps_dirty = True  # per-step progress: one more running
+        elif kind == "job_retry" and job is not None:
+            self._end_attempt(self._track(job), int(data.get("attempt", 0)), str(data["outcome"]))
+        elif kind == "job_finish" and job is not None:
+            self._finished(job)
+        elif kind == "run_finish":
+            self._run_finished(run)
+        else:
+            return
+        self._schedule()
+
+    # -- RunHooks --------------------------------------------------------------
+
+    def planned(self, job: Job, task_name: str, task: TaskSpec, input: Any) -> None:
+        """Freeze the job's task as a worker's job is frozen (secret sources, no values)."""
+        tracked = self._track(job)
+        new = new_job(task_name, task, config=self.config, input=input)
+        tracked.frozen = {
+            "task": task_name, "spec": new.spec, "input": input, "priority": new.priority,
+            "max_attempts": new.max_attempts,
+        }  # fmt: skip
+        tracked.ready = tracked.dirty = True
+        self._schedule()
+
+    def attempt_sinks(self, job: Job, attempt: int) -> list[Sink]:
+        """A store log sink for the attempt, whose batches join the recorder's writes."""
+        tracked = self._track(job)
+        tracked.attempts[attempt] = AttemptWrite(attempt, time.time())
+        tracked.unwritten.add(attempt)
+        tracked.dirty = True
+        self._schedule()
+        assert job.job_id is not None
+        return [StoreLogSink(self._write_logs, job.job_id, attempt)]
+
+    async def _write_logs(self, chunks: Sequence[dict[str, Any]]) -> None:
+        self._logs.extend(chunks)
+        self._schedule()
+
+    # -- what changed ----------------------------------------------------------
+
+    def _track(self, job: Job) -> _Tracked:
+        assert job.job_id is not None, "the scheduler gives every job an id before it starts"
+        tracked = self._jobs.get(job.job_id)
+        if tracked is None:
+            tracked = self._jobs[job.job_id] = _Tracked(job)
+        return tracked
+
+    def _end_attempt(self, tracked: _Tracked, number: int, outcome: str) -> None:
+        row = tracked.attempts.get(number)
+        if row is None or row.finished_at is not None:
+            return
+        row.finished_at, row.outcome = time.time(), outcome
+        row.exit_code = tracked.job.exit_code if outcome != "retryable" else None
+        tracked.unwritten.add(number)
+        tracked.dirty = True
+
+    def _finished(self, job: Job) -> None:
+        tracked = self._track(job)
+        tracked.state, tracked.ready, tracked.dirty = _JOB_STATE[job.status], True, True
+        self._steps_dirty = True
+        if tracked.attempts:
+            last = max(tracked.attempts)
+            self._end_attempt(tracked, last, _outcome(job))
+            tracked.attempts[last].exit_code = job.exit_code
+            tracked.attempts[last].reason = job.reason
+        for case in job.tests:
+            self._tests.append(_test_row(job.job_id, case))
+            self._counts[case.status] = self._counts.get(case.status, 0) + 1
+
+    def _run_finished(self, run: RunState) -> None:
+        for job in run.jobs():  # what never said it finished: forced, or skipped when planned
+            tracked = self._jobs.get(job.job_id or "")
+            if tracked is not None and tracked.state is not JobState.RUNNING:
+                continue
+            if job.job_id is None and not job.status.done:
+                continue  # never started nor skipped: it has no row
+            if not job.status.done:
+                job.status, job.reason = Status.CANCELLED, "cancelled (forced)"
+            if job.job_id is None:
+                job.job_id = _new_id()
+            self._finished(job)
+        self._steps_dirty = True
+        self._state = _RUN_STATE.get(run.status, StoredRun.FAILED)
+        failed = [j.name for j in run.jobs() if j.status is Status.FAILED]
+        if run.status is Status.CANCELLED:
+            self._reason = "cancelled"
+        elif failed:
+            self._reason = f"{failed[0]} failed" + (
+                f" (+{len(failed) - 1} more)" * (len(failed) > 1)
+            )
+
+    # -- writing ---------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    def _batch(self) -> RunBatch:
+        batch = RunBatch(self.run_id, logs=self._logs, tests=self._tests)
+        self._logs, self._tests = [], []
+        for tracked in self._jobs.values():
+            if not tracked.dirty or not (tracked.ready or tracked.stored is not None):
+                continue
+            batch.jobs.append(_job_write(tracked))
+            tracked.dirty = False
+            tracked.unwritten.clear()
+        if self._steps_dirty and self._run is not None:
+            batch.steps = steps_summary(self._run)
+            batch.test_counts = dict(self._counts)
+            self._steps_dirty = False
+        if self._state is not None and self._state is not self._stored:
+            batch.state, batch.stored = self._state, self._stored
+            batch.reason = self._reason
+        return batch
+
+    async def _flush(self) -> None:
+        while True:
+            await wait_for_event(self._closing, self.linger)
+            batch = self._batch()
+            if not batch:
+                return
+            cancel = False
+            try:
+                cancel = await self.astore.call(
+                    self.astore.store.runs.record, batch, until=self.give_up
+                )
+            except StoreError as exc:
+                # A write the store refuses, or a store down when we gave up
+                # (a store that is down is retried until then): the batch is
+                # dropped, not retried forever; the run goes on.
+                self.errors += 1
+                log.error("run %s: could not record: %s", self.run_id, exc.message)
+            self._last_write = time.monotonic()
+            for write in batch.jobs:
+                self._jobs[write.id].stored = write.state
+                for row in write.attempt_rows:
+                    self._jobs[write.id].attempts[row.attempt].new = False
+            if batch.state is not None:
+                self._stored = batch.state
+            if cancel:
+                self._cancel()
+
+    async def _poll(self) -> None:
+        runs = self.astore.store.runs
+        while True:
+            await asyncio.sleep(self.poll)
+            if time.monotonic() - self._last_write < self.poll:
+                continue
+            try:
+                if await self.astore.once(runs.cancel_requested, self.run_id):
+                    self._cancel()
+            except StoreError as exc:
+                log.warning("run %s: cannot read its cancel flag: %s", self.run_id, exc.message)
+
+    def _cancel(self) -> None:
+        if self.cancel_seen:
+            return
+        self.cancel_seen = True
+        for callback in self.on_cancel:
+            callback()
+
+    async def close(self) -> None:
+        """Write everything left (the run's end included) and stop polling."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        self.linger = 0.0
+        self._closing.set()  # a write waiting for company goes now
+        while self._flushing is not None and not self._flushing.done():
+            await self._flushing
+        self._schedule()
+        assert self._flushing is not None
+        await self._flushing
+
+
+def _new_id() -> str:
+    from stockade.store.ids import new_job_id
+
+    return new_job_id()
+
+
+def _outcome(job: Job) -> str:
+    if job.status is Status.SKIPPED:
+        return "skipped"
+    if job.cached:
+        return "succeeded"
+    return job.status.value
+
+
+def _job_write(tracked: _Tracked) -> JobWrite:
+    job = tracked.job
+    frozen = tracked.frozen or {"task": job.step, "spec": _NO_TASK, "input": None}
+    reason, error = job.reason, None
+    if job.status is Status.SKIPPED:
+        reason, error = "skipped", job.reason
+    elif job.cached:
+        reason = f"reused from run {job.cached_from}" if job.cached_from else "cached"
+    done = tracked.state is not JobState.RUNNING
+    return JobWrite(
+        id=str(job.job_id), step=job.step, item=job.key, state=tracked.state,
+        stored=tracked.stored, attempts=max(tracked.attempts, default=0),
+        started_at=job.started, finished_at=(job.finished or time.time()) if done else None,
+        outcome=_outcome(job) if done else None, reason=reason if done else None,
+        error=error if done else None, exit_code=job.exit_code,
+        outputs=dict(job.outputs) if tracked.state is JobState.SUCCEEDED else None,
+        attempt_rows=[dataclasses.replace(tracked.attempts[n]) for n in sorted(tracked.unwritten)],
+        **frozen,
+    )  # fmt: skip
+
+
+def _test_row(job_id: str | None, case: TestCase) -> dict[str, Any]:
+    data = case.to_dict()
+    return {
+        "job_id": job_id, "package": data["package"][:500], "test": data["test"][:500],
+        "status": data["status"], "elapsed": float(data["elapsed"] or 0.0),
+        "output": data["output"],
+    }  # fmt: skip
+
+
+class PipelineRun:
+    """One pipeline run, executed in this process and recorded in ``store``.
+
+    :meth:`create` writes the run's row (``queued`` with ``queued=True``, for
+    a server that answers before the run starts; ``running`` otherwise), so
+    its id can be shown at once; :meth:`execute` runs it. Making one does no
+    I/O, so an event loop may make it and create the row from a thread.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        name: str,
+        spec: PipelineSpec,
+        *,
+        options: RunOptions,
+        run_id: str | None = None,
+        observers: Sequence[Observer] = (),
+        data_dir: str | None = None,
+        reuse: Reuse | None = None,
+        source_run: str | None = None,
+        rerun: dict[str, Any] | None = None,
+        queued: bool = False,
+        own_store: bool = True,
+    ) -> None:
+        from stockade.pipeline.scheduler import Scheduler
+
+        self.run_id = run_id or _new_id()
+        self.store = store
+        self.own_store = own_store
+        state = StoredRun.QUEUED if queued else StoredRun.RUNNING
+        self.astore = AsyncStore(store)
+        self.recorder = RunRecorder(self.astore, self.run_id, config=config, stored=state)
+        self.scheduler: Scheduler = Scheduler(
+            config, name, spec, run_id=self.run_id, jobs=options.jobs,
+            keep_going=options.keep_going, only=options.only,
+            observers=[*observers, self.recorder], data_dir=data_dir,
+            hooks=self.recorder, reuse=reuse,
+        )  # fmt: skip
+        self.recorder.on_cancel.append(self.scheduler.cancel)
+        self.pipeline, self.state, self.source_run = name, state, source_run
+        self.options = options.to_dict() | ({"rerun": rerun} if rerun else {})
+
+    def create(self) -> str:
+        """Record the run (blocking: call it before :meth:`execute`); its id."""
+        self.store.runs.create(
+            self.run_id, self.pipeline, options=self.options,
+            steps=steps_summary(self.scheduler.run), source_run=self.source_run, state=self.state,
+        )  # fmt: skip
+        return self.run_id
+
+    def cancel(self) -> None:
+        """Stop every job cleanly (the first Ctrl-C)."""
+        self.scheduler.cancel()
+
+    def force(self) -> None:
+        """Cancel the jobs' tasks now, and stop waiting for a store that is down."""
+        self.scheduler.force()
+        self.recorder.give_up.set()
+
+    async def execute(self) -> RunState:
+        """Run the pipeline to its end; its final state (also in the store)."""
+        try:
+            return await self.scheduler.execute()
+        except asyncio.CancelledError:
+            # Our task was cancelled (a server shutting down): the scheduler
+            # stopped its jobs; record the run as cancelled, not running forever.
+            run = self.scheduler.run
+            run.status, run.finished = Status.CANCELLED, time.time()
+            self.recorder.event("run_finish", run, None, {})
+            raise
+        finally:
+            await self.recorder.close()
+            self.astore.close(dispose=self.own_store)
+
+
+def reuse_for(store: Store, source: RunRecord, *, rerun: set[str] | None, strict: bool) -> Reuse:
+    """What a rerun of ``source`` takes from it: every succeeded job's outputs,
+    exit code and tests, except the jobs named in ``rerun``.
+
+    ``strict`` (``--failed``): a job is reused only if all it depends on was
+    too. Without it (``STEP``/``STEP/ITEM``), every other success is reused.
+    """
+    jobs = store.runs.jobs(source.id)
+    done = [j for j in jobs if j.state is JobState.SUCCEEDED]
+    outputs = store.runs.outputs(j.id for j in done)
+    tests: dict[str, list[TestCase]] = {}
+    for test in store.runs.tests(source.id):
+        case = TestCase(test.package, test.test, test.status, test.elapsed)
+        case.output = [test.output] if test.output else []
+        tests.setdefault(test.job_id or "", []).append(case)
+    results: dict[str, Reused] = {}
+    for job in done:
+        name = job_name(job.step or job.task, job.item)
+        if rerun is not None and name in rerun:
+            continue
+        results[name] = Reused(
+            run_id=source.id, outputs=outputs.get(job.id, {}),
+            exit_code=job.exit_code, tests=tests.get(job.id, []),
+        )  # fmt: skip
+    return Reuse(results, with_upstream=strict)
+
+
+def job_name(step: str, item: str | None) -> str:
+    """``step`` or ``step[item]``, as the scheduler names jobs."""
+    return step if item is None else f"{step}[{item}]"
+
+
+def rerun_plan(
+    store: Store, source: RunRecord, spec: PipelineSpec, target: str | None, failed: bool
+) -> tuple[Reuse | None, RunOptions, dict[str, Any]]:
+    """What ``stockade rerun`` runs: the reuse, the options, and what to record.
+
+    ``target`` is ``STEP`` or ``STEP/ITEM``; with neither it nor ``failed``
+    the whole run runs again. Raises :class:`UsageError` for an unknown step
+    or item.
+    """
+    options = RunOptions.from_dict(source.options)
+    if failed:
+        return reuse_for(store, source, rerun=None, strict=True), options, {"failed": True}
+    if target is None:
+        return None, options, {"whole": True}
+    step, _, item = target.partition("/")
+    if step not in spec.steps:
+        known = ", ".join(spec.steps)
+        raise UsageError(f"pipeline {source.pipeline!r} has no step {step!r} (steps: {known})")
+    names = {job_name(step, j.item) for j in store.runs.jobs(source.id) if j.step == step}
+    if item:
+        wanted = job_name(step, item)
+        if wanted not in names:
+            have = ", ".join(sorted(names)) or "none"
+            raise UsageError(f"run {source.id} has no job {wanted} (its jobs of {step}: {have})")
+        names = {wanted}
+    reuse = reuse_for(store, source, rerun=names, strict=False)
+    return reuse, dataclasses.replace(options, only=(step,)), {"target": target}

@@ -1,0 +1,227 @@
+// The dashboard's run page: pipeline runs, per-step progress, test results.
+// Vanilla JS like app.js; every value reaches the DOM through textContent
+// (test output and job reasons are hostile input). It uses the token the
+// dashboard put in this tab's sessionStorage, sent only as a header.
+"use strict";
+
+const RUN_TOKEN_KEY = "stockade.token";
+const RUN_DONE = new Set(["succeeded", "failed", "cancelled"]);
+const RUNS_POLL_MS = 1000;
+
+const byId = (id) => document.getElementById(id);
+let runTimer = null;
+
+function node(tag, text, className) {
+  const item = document.createElement(tag);
+  if (text !== undefined && text !== null) {
+    item.textContent = String(text);
+  }
+  if (className) {
+    item.className = className;
+  }
+  return item;
+}
+
+function empty(item) {
+  while (item.firstChild) {
+    item.removeChild(item.firstChild);
+  }
+}
+
+function badge(state) {
+  const safe = /^[a-z]+$/.test(state) ? state : "unknown";
+  return node("span", state, "state " + safe);
+}
+
+function row(cells) {
+  const tr = document.createElement("tr");
+  for (const cell of cells) {
+    const td = document.createElement("td");
+    if (cell instanceof Node) {
+      td.appendChild(cell);
+    } else {
+      td.textContent = cell === null || cell === undefined ? "—" : String(cell);
+    }
+    tr.appendChild(td);
+  }
+  return tr;
+}
+
+function stamp(epoch) {
+  return epoch === null || epoch === undefined ? "—" : new Date(epoch * 1000).toLocaleString();
+}
+
+function took(run) {
+  if (run.started_at === null) {
+    return "—";
+  }
+  const end = run.finished_at === null ? Date.now() / 1000 : run.finished_at;
+  return (end - run.started_at).toFixed(1) + " s";
+}
+
+function counts(map) {
+  const parts = Object.keys(map || {}).sort().map((key) => map[key] + " " + key);
+  return parts.length ? parts.join(", ") : "—";
+}
+
+function jobTotals(steps) {
+  let done = 0;
+  let all = 0;
+  for (const name of Object.keys(steps)) {
+    all += steps[name].jobs || 0;
+    done += (steps[name].counts || {}).succeeded || 0;
+  }
+  return done + "/" + all;
+}
+
+async function call(path, options) {
+  const headers = { Authorization: "Bearer " + (sessionStorage.getItem(RUN_TOKEN_KEY) || "") };
+  const resp = await fetch(path, Object.assign({}, options || {}, { headers, cache: "no-store" }));
+  const body = await resp.json().catch(() => ({}));
+  if (resp.status === 401) {
+    show("signed-out");
+    throw new Error("unauthorized");
+  }
+  if (!resp.ok) {
+    throw new Error(typeof body.error === "string" ? body.error : "HTTP " + resp.status);
+  }
+  return body;
+}
+
+function show(id) {
+  for (const section of ["signed-out", "runs-view", "run-view"]) {
+    byId(section).hidden = section !== id;
+  }
+}
+
+function progressBar(step) {
+  const total = step.jobs || 0;
+  const finished = ["succeeded", "failed", "cancelled", "skipped"]
+    .map((key) => (step.counts || {})[key] || 0)
+    .reduce((a, b) => a + b, 0);
+  const bar = node("progress");
+  bar.max = Math.max(total, 1);
+  bar.value = total ? finished : 0;
+  bar.title = finished + " of " + total + " done";
+  return bar;
+}
+
+async function listRuns() {
+  const body = await call("/api/v1/runs?limit=50");
+  const tbody = byId("runs").querySelector("tbody");
+  empty(tbody);
+  for (const run of body.runs) {
+    const link = node("a", run.id);
+    link.href = "#/runs/" + encodeURIComponent(run.id);
+    tbody.appendChild(row([link, run.pipeline, badge(run.state), jobTotals(run.steps),
+      counts(run.tests), stamp(run.started_at), took(run), run.reason]));
+  }
+  byId("runs-empty").hidden = body.runs.length > 0;
+}
+
+function renderRun(run) {
+  byId("run-id").textContent = run.id;
+  const state = byId("run-state");
+  empty(state);
+  state.appendChild(badge(run.state));
+  byId("run-cancel").disabled = RUN_DONE.has(run.state);
+  const fields = byId("run-fields");
+  empty(fields);
+  const facts = [["pipeline", run.pipeline], ["reason", run.reason], ["started", stamp(run.started_at)],
+    ["duration", took(run)], ["rerun of", run.source_run], ["options", JSON.stringify(run.options)]];
+  for (const [key, value] of facts) {
+    fields.appendChild(node("dt", key));
+    fields.appendChild(node("dd", value === null || value === undefined ? "—" : value));
+  }
+  const steps = byId("run-steps").querySelector("tbody");
+  empty(steps);
+  for (const name of Object.keys(run.steps)) {
+    const step = run.steps[name];
+    const tr = row([name, badge(step.status), progressBar(step), counts(step.counts), step.reason]);
+    tr.dataset.step = name;
+    steps.appendChild(tr);
+  }
+  byId("run-tests").textContent = Object.keys(run.tests).length ? counts(run.tests) : "No tests.";
+  const failed = byId("run-failed-tests");
+  empty(failed);
+  for (const test of run.failed_tests) {
+    const box = node("div", null, "failed-test");
+    box.appendChild(node("h3", "FAIL " + test.package + " " + test.test));
+    box.appendChild(node("pre", test.output, "log"));
+    failed.appendChild(box);
+  }
+  const jobs = byId("run-jobs").querySelector("tbody");
+  empty(jobs);
+  for (const job of run.jobs) {
+    const link = node("a", job.job);
+    link.href = "/#/jobs/" + encodeURIComponent(job.id);
+    jobs.appendChild(row([link, badge(job.status), job.attempts,
+      job.duration === null ? "—" : job.duration.toFixed(1) + " s", job.exit_code, job.reason]));
+  }
+}
+
+async function showRun(id) {
+  const run = await call("/api/v1/runs/" + encodeURIComponent(id));
+  renderRun(run);
+  return run;
+}
+
+function stopPolling() {
+  if (runTimer !== null) {
+    clearTimeout(runTimer);
+    runTimer = null;
+  }
+}
+
+function poll(step) {
+  stopPolling();
+  const tick = async () => {
+    let again = true;
+    try {
+      again = await step();
+    } catch (err) {
+      byId("runs-error").textContent = err.message;
+    }
+    if (again !== false) {
+      runTimer = setTimeout(tick, RUNS_POLL_MS);
+    }
+  };
+  tick();
+}
+
+async function cancelRun() {
+  const id = byId("run-id").textContent;
+  try {
+    const body = await call("/api/v1/runs/" + encodeURIComponent(id) + "/cancel", { method: "POST" });
+    byId("run-action").textContent = body.result;
+  } catch (err) {
+    byId("run-action").textContent = err.message;
+  }
+}
+
+function routeRuns() {
+  if (!sessionStorage.getItem(RUN_TOKEN_KEY)) {
+    stopPolling();
+    show("signed-out");
+    return;
+  }
+  const match = /^#\/runs\/([^/]+)$/.exec(location.hash);
+  if (match) {
+    show("run-view");
+    byId("run-action").textContent = "";
+    const id = decodeURIComponent(match[1]);
+    poll(async () => !RUN_DONE.has((await showRun(id)).state));
+  } else {
+    show("runs-view");
+    poll(async () => {
+      await listRuns();
+      return true;
+    });
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  byId("run-cancel").addEventListener("click", cancelRun);
+  window.addEventListener("hashchange", routeRuns);
+  routeRuns();
+});

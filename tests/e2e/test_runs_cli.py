@@ -1,0 +1,175 @@
+"""``stockade runs``, ``rerun`` and cancellation through the run row, end to end:
+real CLI processes on one data directory."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+STOCKADE = [sys.executable, "-m", "stockade.cli.main"]
+
+PIPELINE = """
+pipelines:
+  p:
+    steps:
+      build:
+        for_each: [x, y, z]
+        run: 'echo built >> "count-${{ item }}"; test -e fixed -o "${{ item }}" != y'
+      pack:
+        needs: [build]
+        run: echo packed >> count-pack
+  slow:
+    steps:
+      wait:
+        for_each: [a, b]
+        run: 'echo started; sleep 30'
+"""
+
+
+def stockade(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*STOCKADE, *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def _project(tmp_path: Path) -> Path:
+    (tmp_path / "stockade.yaml").write_text(textwrap.dedent(PIPELINE))
+    return tmp_path
+
+
+def _counts(root: Path) -> dict[str, int]:
+    return {p.name[6:]: len(p.read_text().splitlines()) for p in root.glob("count-*")}
+
+
+def test_rerun_failed_does_only_the_failed_work(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    first = stockade(root, "run", "p", "--plain")
+    assert first.returncode == 1, first.stderr
+    assert _counts(root) == {"x": 1, "y": 1, "z": 1}  # pack never ran: build[y] failed
+    (root / "fixed").touch()
+
+    second = stockade(root, "rerun", "--failed", "--plain")
+    assert second.returncode == 0, second.stdout + second.stderr
+    # x and z were reused from the first run; only y and what needs it ran
+    assert _counts(root) == {"x": 1, "y": 2, "z": 1, "pack": 1}
+
+    runs = [json.loads(line) for line in stockade(root, "runs", "--json").stdout.splitlines()]
+    assert [r["state"] for r in runs] == ["succeeded", "failed"]
+    assert runs[0]["source_run"] == runs[1]["id"]
+    view = json.loads(stockade(root, "runs", runs[0]["id"], "--json").stdout)
+    reasons = {j["job"]: j["reason"] for j in view["jobs"]}
+    assert reasons["build[x]"] == f"reused from run {runs[1]['id']}"
+    assert reasons["build[y]"] is None
+    # the jobs are ordinary jobs of the store
+    listed = stockade(root, "jobs", "--run", runs[0]["id"], "--json").stdout.splitlines()
+    assert len(listed) == 4
+    job_id = next(j["id"] for j in view["jobs"] if j["job"] == "build[y]")
+    assert "run       " + runs[0]["id"] in stockade(root, "show", job_id).stdout
+
+
+def test_rerun_one_job_reuses_the_rest(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    nothing = stockade(root, "rerun")
+    assert nothing.returncode == 2 and "no run in the store to rerun" in nothing.stderr
+    (root / "fixed").touch()
+    assert stockade(root, "run", "p", "--plain").returncode == 0
+    again = stockade(root, "rerun", "build/z", "--plain")
+    assert again.returncode == 0, again.stderr
+    # only build[z] ran again; pack (downstream) did not run
+    assert _counts(root) == {"x": 1, "y": 1, "z": 2, "pack": 1}
+
+    bad_step = stockade(root, "rerun", "nope")
+    assert bad_step.returncode == 2
+    assert "has no step 'nope' (steps: build, pack)" in bad_step.stderr
+    bad_item = stockade(root, "rerun", "latest", "build/w")
+    assert bad_item.returncode == 2
+    assert "has no job build[w] (its jobs of build: build[x], build[y], build[z])" in (
+        bad_item.stderr
+    )
+    unknown = stockade(root, "rerun", "ffffffffff", "build")
+    assert unknown.returncode == 1 and "no run 'ffffffffff' in the store" in unknown.stderr
+
+
+def test_a_cancel_asked_from_another_process_stops_the_run(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    proc = subprocess.Popen(
+        [*STOCKADE, "run", "slow", "--plain"], cwd=root, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        run_id = None
+        while time.monotonic() < deadline:
+            listed = stockade(root, "runs", "--json").stdout.splitlines()
+            runs = [json.loads(line) for line in listed]
+            if runs and runs[0]["steps"]["wait"]["counts"].get("running") == 2:
+                run_id = runs[0]["id"]
+                break
+            time.sleep(0.2)
+        assert run_id is not None, "the run never had both jobs running"
+        asked = time.monotonic()
+        cancel = stockade(root, "runs", run_id, "--cancel")
+        assert cancel.stdout.strip() == f"{run_id} cancelling"
+        status = proc.wait(timeout=15)
+        took = time.monotonic() - asked
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert status == 130
+    assert took < 8  # noticed within about a second, then the jobs' stop grace
+    view = json.loads(stockade(root, "runs", run_id, "--json").stdout)
+    assert view["state"] == "cancelled" and view["cancel_requested"]
+    assert {j["status"] for j in view["jobs"]} == {"cancelled"}
+    # a pipeline job's log is in the store: `stockade logs` reads it from there
+    logs = stockade(root, "logs", view["jobs"][0]["id"], "-f")
+    assert logs.returncode == 0 and logs.stdout == "started\n"
+    again = stockade(root, "runs", run_id, "--cancel")
+    assert again.stdout.strip() == f"{run_id} already cancelled"
+
+
+def test_a_second_ctrl_c_forces_and_the_run_is_still_recorded(tmp_path: Path) -> None:
+    (tmp_path / "stockade.yaml").write_text(
+        textwrap.dedent(
+            """
+            tasks:
+              stubborn:
+                run: 'trap "" TERM; echo up; sleep 60'
+                kill_grace: 60s
+            pipelines:
+              p:
+                steps:
+                  hold: {task: stubborn}
+            """
+        )
+    )
+    proc = subprocess.Popen(
+        [*STOCKADE, "run", "--plain"], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            runs = stockade(tmp_path, "runs", "--json").stdout.splitlines()
+            if runs and json.loads(runs[0])["steps"]["hold"]["counts"].get("running") == 1:
+                break
+            time.sleep(0.2)
+        time.sleep(0.5)  # let the job's shell set its trap
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert proc.poll() is None  # the job ignores SIGTERM: the clean stop waits its grace
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        status = proc.wait(timeout=20)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert status == 130 and time.monotonic() - started < 10
+    view = json.loads(stockade(tmp_path, "runs", "latest", "--json").stdout)
+    assert view["state"] == "cancelled"
+    (job,) = view["jobs"]
+    assert job["status"] == "cancelled"

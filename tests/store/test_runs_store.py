@@ -1,0 +1,58 @@
+"""The run store's transactions: births, fenced moves, run states, cancel flag."""
+
+from __future__ import annotations
+
+import pytest
+
+from stockade.errors import RunNotFound, StoreError
+from stockade.store import JobState, Store
+from stockade.store.runs import AttemptWrite, JobWrite, RunBatch
+from stockade.store.states import RunState
+
+
+def _job(job_id: str, state: JobState, stored: JobState | None = None) -> JobWrite:
+    return JobWrite(
+        id=job_id, step="s", item="i", state=state, stored=stored, task="t",
+        spec={"version": 1}, attempts=1, started_at=1.0,
+        attempt_rows=[AttemptWrite(1, 1.0, new=stored is None)],
+    )  # fmt: skip
+
+
+def test_a_run_that_starts_and_ends_between_writes_goes_through_running(store: Store) -> None:
+    store.runs.create("r1", "p", options={}, steps={})
+    batch = RunBatch("r1", jobs=[_job("j1", JobState.SUCCEEDED)], state=RunState.SUCCEEDED)
+    batch.stored = RunState.QUEUED
+    assert store.runs.record(batch) is False
+    run = store.runs.run("r1")
+    assert run.state is RunState.SUCCEEDED
+    assert run.started_at is not None and run.finished_at is not None
+    assert store.queries.job("j1").run_id == "r1"
+
+
+def test_moves_are_checked_and_fenced(store: Store) -> None:
+    store.runs.create("r2", "p", options={}, steps={}, state=RunState.RUNNING)
+    store.runs.record(RunBatch("r2", jobs=[_job("j2", JobState.RUNNING)]))
+    store.runs.record(RunBatch("r2", jobs=[_job("j2", JobState.FAILED, JobState.RUNNING)]))
+    assert store.queries.job("j2").state is JobState.FAILED
+    with pytest.raises(StoreError, match="cannot go from failed to running"):
+        store.runs.record(RunBatch("r2", jobs=[_job("j2", JobState.RUNNING, JobState.FAILED)]))
+    # a stale "stored" state matches no row: the whole batch is refused
+    with pytest.raises(StoreError, match="matched 0"):
+        store.runs.record(RunBatch("r2", jobs=[_job("j2", JobState.SUCCEEDED, JobState.RUNNING)]))
+    with pytest.raises(StoreError, match="cannot start as queued"):
+        store.runs.record(RunBatch("r2", jobs=[_job("j3", JobState.QUEUED)]))
+    done = RunBatch("r2", state=RunState.FAILED, stored=RunState.RUNNING)
+    store.runs.record(done)
+    with pytest.raises(StoreError, match="a run cannot go from failed to running"):
+        store.runs.record(RunBatch("r2", state=RunState.RUNNING, stored=RunState.FAILED))
+
+
+def test_cancel_flag_is_read_back_by_the_next_write(store: Store) -> None:
+    store.runs.create("r3", "p", options={}, steps={}, state=RunState.RUNNING)
+    assert store.runs.request_cancel("r3") == ("r3", "cancelling")
+    assert store.runs.cancel_requested("r3")
+    assert store.runs.record(RunBatch("r3", steps={})) is True
+    store.runs.record(RunBatch("r3", state=RunState.CANCELLED, stored=RunState.RUNNING))
+    assert store.runs.request_cancel("r3") == ("r3", "already cancelled")
+    with pytest.raises(RunNotFound):
+        store.runs.request_cancel("nope")
