@@ -38,7 +38,7 @@ def _events(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
-def test_report_tests_are_the_runs_results(workspace: Path, _data_dir: Path) -> None:
+def test_report_tests_are_the_runs_results(workspace: Path) -> None:
     done = stockade(workspace, "--json", "--junit", "all.xml")
     assert done.returncode == 1, done.stderr
     events = _events(done.stdout)
@@ -56,9 +56,18 @@ def test_report_tests_are_the_runs_results(workspace: Path, _data_dir: Path) -> 
     assert "AssertionError" in failed and "checks.py" in failed  # the traceback
     assert tests["check_sum_of_squares"]["output"] == ""
 
-    (record,) = (_data_dir / "runs").glob("*.json")
-    job = next(j for j in json.loads(record.read_text())["jobs"] if j["job"] == "checks")
-    assert [t["status"] for t in job["tests"]] == ["skipped", "passed", "failed"]
+    # the run recorded in the store holds the same tests
+    shown = subprocess.run(
+        [*STOCKADE, "runs", "latest", "--json"],
+        cwd=workspace, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    run = json.loads(shown.stdout)
+    assert run["tests"] == {"failed": 1, "passed": 1, "skipped": 1}
+    ((package, test, output),) = [
+        (t["package"], t["test"], t["output"]) for t in run["failed_tests"]
+    ]
+    assert (package, test) == ("examples.checks", "check_title_case")
+    assert "failure: title() gave 'Stockade Runs Jobs'" in output
 
     assert_valid_junit(workspace / "all.xml")
     root = ET.parse(workspace / "all.xml").getroot()

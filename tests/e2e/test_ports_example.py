@@ -187,7 +187,17 @@ def _check_nothing_left(proc: subprocess.Popen[str], pids: dict[int, str]) -> No
     assert not list(CHROOTS.glob(f"{proc.pid}-*"))
 
 
-def test_ctrl_c_mid_build_cancels_and_leaves_nothing(workspace: Path, _data_dir: Path) -> None:
+def _recorded_run(workspace: Path) -> dict[str, Any]:
+    """The newest run as the store holds it (``stockade runs latest --json``)."""
+    shown = subprocess.run(
+        [*STOCKADE, "runs", "latest", "--json"],
+        cwd=workspace, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    run: dict[str, Any] = json.loads(shown.stdout)
+    return run
+
+
+def test_ctrl_c_mid_build_cancels_and_leaves_nothing(workspace: Path) -> None:
     _slow_libcore(workspace)
     proc, pids = _start_mid_build(workspace)
     assert any(cmd.startswith("make ") for cmd in pids.values()), pids
@@ -200,9 +210,8 @@ def test_ctrl_c_mid_build_cancels_and_leaves_nothing(workspace: Path, _data_dir:
     assert "cancelled build[libcore]" in out
     assert "ports: cancelled" in out
 
-    (record,) = (_data_dir / "runs").glob("*.json")
-    run = json.loads(record.read_text())
-    assert run["status"] == "cancelled"
+    run = _recorded_run(workspace)
+    assert run["state"] == "cancelled"
     jobs = {j["job"]: (j["status"], j["reason"]) for j in run["jobs"]}
     assert jobs["build[libcore]"] == ("cancelled", "cancelled")
     assert {status for job, (status, _) in jobs.items() if job.startswith("build[")} == {
@@ -213,7 +222,7 @@ def test_ctrl_c_mid_build_cancels_and_leaves_nothing(workspace: Path, _data_dir:
     _check_nothing_left(proc, pids)
 
 
-def test_second_ctrl_c_forces(workspace: Path, _data_dir: Path) -> None:
+def test_second_ctrl_c_forces(workspace: Path) -> None:
     _slow_libcore(workspace)
     script = workspace / "build-port.sh"  # the build ignores the stop signal...
     script.write_text(script.read_text().replace("set -eu\n", "set -eu\ntrap '' TERM\n", 1))
@@ -236,6 +245,5 @@ def test_second_ctrl_c_forces(workspace: Path, _data_dir: Path) -> None:
     assert proc.returncode == 130, err
     assert time.monotonic() - asked < 15  # not the two minutes of grace
     assert "ports: cancelled" in out
-    (record,) = (_data_dir / "runs").glob("*.json")
-    assert json.loads(record.read_text())["status"] == "cancelled"
+    assert _recorded_run(workspace)["state"] == "cancelled"
     _check_nothing_left(proc, pids)
