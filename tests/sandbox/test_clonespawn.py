@@ -113,3 +113,16 @@ print("fell back")
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.stdout == "fell back\n", proc.stderr
+
+
+def test_an_environment_the_kernel_cannot_take_is_refused_as_popen_does(workspace: Path) -> None:
+    sandbox = LocalSandbox(slot="clonespawn-env")
+    sandbox.setup()
+    try:
+        for env in ({"A=B": "1"}, {"A": "x\0y"}):
+            request = LaunchRequest(argv=["true"], env=env, cwd=str(workspace),
+                                    workspace=str(workspace), marker="m")  # fmt: skip
+            with pytest.raises(ValueError, match="environment variable"):
+                sandbox.launch(request)
+    finally:
+        sandbox.cleanup()

@@ -122,17 +122,33 @@ def spawn(
     return ClonedProcess(pid, pidfd, stdin_w, out_r, err_r)
 
 
+#: ``NAME=value`` entries already encoded: a worker's jobs inherit the same
+#: environment, so each job's encoding is mostly dictionary hits.
+_encoded: dict[tuple[str, str], bytes] = {}
+_ENCODED_MAX = 4096
+
+
 def _environ(env: dict[str, str]) -> list[bytes]:
+    if len(_encoded) > _ENCODED_MAX:
+        _encoded.clear()
     out = []
-    for name, value in env.items():
-        key = os.fsencode(name)
-        if not key or b"=" in key or b"\0" in key:
-            raise ValueError(f"illegal environment variable name {name!r}")
-        val = os.fsencode(value)
-        if b"\0" in val:
-            raise ValueError(f"environment variable {name!r} holds a NUL byte")
-        out.append(key + b"=" + val)
+    for item in env.items():
+        entry = _encoded.get(item)
+        if entry is None:
+            entry = _encoded[item] = _entry(*item)
+        out.append(entry)
     return out
+
+
+def _entry(name: str, value: str) -> bytes:
+    """``NAME=value`` as the kernel takes it; ValueError for what cannot be passed."""
+    key = os.fsencode(name)
+    if not key or b"=" in key or b"\0" in key:
+        raise ValueError(f"illegal environment variable name {name!r}")
+    val = os.fsencode(value)
+    if b"\0" in val:
+        raise ValueError(f"environment variable {name!r} holds a NUL byte")
+    return key + b"=" + val
 
 
 def _candidates(program: str, env: dict[str, str]) -> list[bytes]:
