@@ -112,11 +112,15 @@ def test_database_restart_pauses_a_worker_instead_of_killing_it(tmp_path: Path) 
     with pg.throwaway() as cluster:
         store = open_store(cluster.url)
         _queue(store, 30, "sleep 0.2")
-        store.close()
         w = start_worker(cluster.url, "--slots", "2", "--poll", "0.1", "--burst",
                          log=tmp_path / "w")  # fmt: skip
         try:
-            time.sleep(1.0)
+            # Restart once the worker is mid-run: a fixed sleep was sometimes
+            # too short for its start-up on a loaded machine (the restart then
+            # hit it before it could connect) and sometimes long enough for
+            # most of the queue to be done.
+            _wait_running(store, 1)
+            store.close()
             cluster.restart(down_for=1.5)
             assert w.wait(90) == 0, (tmp_path / "w").read_text()[-3000:]
         finally:
