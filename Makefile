@@ -9,7 +9,7 @@ SYSPKGS := bubblewrap runc util-linux golang-go make gcc chromium
 
 .PHONY: run test lint typecheck unit bench sysdeps clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/stockade/sandbox/_clonespawn.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

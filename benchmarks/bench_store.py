@@ -9,6 +9,13 @@ backend, 2 prefork processes, each task running ``/bin/true`` with
 ``subprocess.run``. Targets (issue 4): SQLite >= 0.5 of xargs (the project's
 goal is 0.7) and >= 3x Celery.
 
+The four take turns in rounds (3, or 1 with ``--quick``), each in a fresh
+store and worker; figures are medians over the rounds and each ratio is the
+median of the rounds' own ratios, so a burst of load elsewhere on a shared
+machine hits both sides of a ratio alike. The note gives the worker's CPU
+time per job (its own and its children's, i.e. the jobs'), which moves less
+with the load than jobs/s does.
+
 Claim latency: median time of one claim (``UPDATE … RETURNING`` over the
 claim index) with 100 and with 100,000 queued jobs; target: no slower with
 the long queue (ratio <= 1.5 allows for noise).
@@ -22,6 +29,7 @@ server makes its rows ERROR rows, not a crash of the whole run.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import statistics
@@ -63,7 +71,17 @@ def _queue(store: object, n: int) -> None:
     store.jobs.submit([new_job("true", task) for _ in range(n)])  # type: ignore[attr-defined]
 
 
-def _stockade(url: str, n: int, work: Path) -> float:
+def _cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of process ``pid``: its own and its reaped children's."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+_cpu_per_job: dict[str, list[tuple[float, float]]] = {}
+
+
+def _stockade(url: str, n: int, work: Path, kind: str = "") -> float:
     """Jobs/s from submit to the last recorded result, worker already idle."""
     from stockade.store import open_store
 
@@ -80,6 +98,7 @@ def _stockade(url: str, n: int, work: Path) -> float:
                 raise RuntimeError("the worker did not start")
             time.sleep(0.05)
         time.sleep(0.3)
+        cpu_before = _cpu(worker.pid)
         started = time.perf_counter()
         _queue(store, n)
         # Counted per task: an index-only scan of ix_jobs_task_state, so the
@@ -87,6 +106,9 @@ def _stockade(url: str, n: int, work: Path) -> float:
         while store.queries.count_by_state("true").get("succeeded", 0) < n:
             time.sleep(0.01)
         elapsed = time.perf_counter() - started
+        cpu_after = _cpu(worker.pid)
+        own, jobs = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
+        _cpu_per_job.setdefault(kind, []).append((own / n, jobs / n))
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
@@ -116,16 +138,18 @@ def true():
 
 def _celery(n: int, work: Path) -> float:
     """Jobs/s of Celery 5 (Redis broker and backend, 2 prefork processes)."""
-    queue = f"stockade-bench-{uuid.uuid4().hex[:8]}"
-    (work / "stockade_bench_app.py").write_text(
+    tag = uuid.uuid4().hex[:8]
+    queue, module = f"stockade-bench-{tag}", f"stockade_bench_app_{tag}"  # one per round
+    (work / f"{module}.py").write_text(
         textwrap.dedent(_CELERY_APP.format(redis=REDIS, queue=queue))
     )
-    sys.path.insert(0, str(work))
-    import stockade_bench_app as bench  # type: ignore[import-not-found]
+    if str(work) not in sys.path:
+        sys.path.insert(0, str(work))
+    bench = importlib.import_module(module)
     from celery import group
 
     worker = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "stockade_bench_app", "worker", "-c", "2", "-P", "prefork",
+        [str(BIN / "celery"), "-A", module, "worker", "-c", "2", "-P", "prefork",
          "--loglevel=warning", "-Q", queue, "--without-gossip", "--without-mingle"],
         cwd=work, env=dict(os.environ, C_FORCE_ROOT="1"), stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -160,7 +184,18 @@ def _claim_latency(url: str, queued: int, samples: int = 200) -> float:
     return statistics.median(times)
 
 
-def _end_to_end(n: int, rates: dict[str, float]) -> list[Row]:
+def _median_ratio(rounds: list[dict[str, float]], ours: str, base: str) -> float | None:
+    """The median of the rounds' own ``ours / base`` ratios (rounds with both)."""
+    ratios = [r[ours] / r[base] for r in rounds if ours in r and r.get(base)]
+    return statistics.median(ratios) if ratios else None
+
+
+def _end_to_end(n: int, rounds: list[dict[str, float]]) -> list[Row]:
+    rates = {
+        name: statistics.median(values)
+        for name in ("sqlite", "postgresql", "xargs", "celery")
+        if (values := [r[name] for r in rounds if name in r])
+    }
     xargs, celery = rates.get("xargs"), rates.get("celery")
     rows = []
     for kind in ("sqlite", "postgresql"):
@@ -168,23 +203,36 @@ def _end_to_end(n: int, rates: dict[str, float]) -> list[Row]:
         if ours is None:
             rows.append(Row(f"submit->worker->result x{n} ({kind})", "-", error=rates_error(kind)))
             continue
-        if xargs:
-            share = ours / xargs
+        share = _median_ratio(rounds, kind, "xargs")
+        if xargs and share is not None:
             ok = share >= XARGS_SHARE if kind == "sqlite" else None
             rows.append(Row(
                 f"submit->worker->result x{n} ({kind}, 2 slots)", f"{ours:.0f} jobs/s",
                 f"{xargs:.0f} jobs/s (xargs -P2)", share,
-                f">= {XARGS_SHARE}" if kind == "sqlite" else "-", ok,
+                f">= {XARGS_SHARE}" if kind == "sqlite" else "-", ok, note=_cpu_note(kind),
             ))  # fmt: skip
-        if celery:
+        times = _median_ratio(rounds, kind, "celery")
+        if celery and times is not None:
             rows.append(Row(
                 f"  vs Celery 5 + Redis ({kind})", f"{ours:.0f} jobs/s",
-                f"{celery:.0f} jobs/s (celery -c2)", ours / celery, f">= {CELERY_TIMES}",
-                ours / celery >= CELERY_TIMES,
+                f"{celery:.0f} jobs/s (celery -c2)", times, f">= {CELERY_TIMES}",
+                times >= CELERY_TIMES,
             ))  # fmt: skip
     if celery is None:
         rows.append(Row("Celery 5 + Redis baseline", "-", error=rates_error("celery")))
     return rows
+
+
+def _cpu_note(kind: str) -> str:
+    samples = _cpu_per_job.get(kind)
+    if not samples:
+        return ""
+    own = statistics.median(s[0] for s in samples) * 1e3
+    jobs = statistics.median(s[1] for s in samples) * 1e3
+    return (
+        f"worker CPU {own:.2f} ms/job of its own, {jobs:.2f} ms/job in the jobs; "
+        f"medians of {len(samples)} round(s)"
+    )
 
 
 _errors: dict[str, str] = {}
@@ -203,30 +251,37 @@ def _measure(name: str, func: object, *args: object) -> float | None:
         return None
 
 
+def _round(n: int, work: Path, index: int) -> dict[str, float]:
+    """One turn of each contender; their jobs/s (a failed one is left out)."""
+    rates: dict[str, float] = {}
+    progress(f"round {index}: stockade on SQLite, {n} x /bin/true")
+    db = f"sqlite:///{work}/e2e-{index}.db"
+    if (rate := _measure("sqlite", _stockade, db, n, work, "sqlite")) is not None:
+        rates["sqlite"] = rate
+    progress(f"round {index}: stockade on PostgreSQL, {n} x /bin/true")
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(pg_schema())
+        except Exception as exc:
+            _errors["postgresql"] = f"no PostgreSQL at {PG}: {exc}"
+        else:
+            if (rate := _measure("postgresql", _stockade, url, n, work, "postgresql")) is not None:
+                rates["postgresql"] = rate
+    progress(f"round {index}: xargs -P2, {n} x /bin/true")
+    rates["xargs"] = _xargs(n)
+    progress(f"round {index}: Celery 5 + Redis, {n} x /bin/true")
+    if (rate := _measure("celery", _celery, n, work)) is not None:
+        rates["celery"] = rate
+    return rates
+
+
 def run(quick: bool) -> list[Row]:
     n = 400 if quick else 2000
     big = 20_000 if quick else 100_000
-    rates: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="stockade-bench-store-") as tmp:
         work = Path(tmp)
-        progress(f"stockade on SQLite, {n} x /bin/true")
-        if (rate := _measure("sqlite", _stockade, f"sqlite:///{work}/e2e.db", n, work)) is not None:
-            rates["sqlite"] = rate
-        progress(f"stockade on PostgreSQL, {n} x /bin/true")
-        with contextlib.ExitStack() as stack:
-            try:
-                url = stack.enter_context(pg_schema())
-            except Exception as exc:
-                _errors["postgresql"] = f"no PostgreSQL at {PG}: {exc}"
-            else:
-                if (rate := _measure("postgresql", _stockade, url, n, work)) is not None:
-                    rates["postgresql"] = rate
-        progress(f"xargs -P2, {n} x /bin/true")
-        rates["xargs"] = _xargs(n)
-        progress(f"Celery 5 + Redis, {n} x /bin/true")
-        if (rate := _measure("celery", _celery, n, work)) is not None:
-            rates["celery"] = rate
-        rows = _end_to_end(n, rates)
+        rounds = [_round(n, work, i + 1) for i in range(1 if quick else 3)]
+        rows = _end_to_end(n, rounds)
         for kind in ("sqlite", "postgresql"):
             rows += _latency_rows(kind, work, big)
     return rows

@@ -36,10 +36,19 @@ def kill_leftovers(pid: int) -> None:
         except OSError:
             continue
         deadline = time.monotonic() + 5
-        while (slot / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+        while _procs(slot) and time.monotonic() < deadline:
             time.sleep(0.01)
         with contextlib.suppress(OSError):
             slot.rmdir()
+
+
+def _procs(slot: Path) -> str:
+    """The pids in a slot cgroup; empty once it is gone (any stockade process
+    starting up prunes the empty cgroups of dead owners, so it may vanish)."""
+    try:
+        return (slot / "cgroup.procs").read_text().strip()
+    except FileNotFoundError:
+        return ""
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:

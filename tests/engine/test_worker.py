@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -51,6 +53,8 @@ def test_logs_reach_the_store_while_the_job_runs(store: Store, store_url: str) -
     chunks = store.queries.logs(job)
     assert "".join(c.text for c in chunks if c.stream == "stdout") == "start\nend\n"
     assert [c.text for c in chunks if c.stream == "stderr"] == ["oops\n"]
+    # The store holds the log; the worker writes no second copy to its disk.
+    assert not list((Path(os.environ["STOCKADE_DATA_DIR"]) / "logs").glob(f"{job}.*"))
 
 
 def test_cancel_running_and_queued_jobs(store: Store, store_url: str) -> None:

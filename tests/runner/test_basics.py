@@ -96,6 +96,15 @@ def test_log_file_has_json_lines(tmp_path: Path) -> None:
     assert str(os.environ["STOCKADE_DATA_DIR"]) in result.log_path
 
 
+def test_without_log_file_the_sinks_still_get_the_output() -> None:
+    result, sink = run_spec(sh("echo out; echo err >&2"), log_file=False)
+    assert result.log_path is None
+    assert sink.events[0].data["log"] is None
+    assert sink.text() == "out\n" and result.outputs == {"stdout": "out\n"}
+    logs = Path(os.environ["STOCKADE_DATA_DIR"]) / "logs"
+    assert not any(logs.glob(f"{result.job_id}.*")), "no log file for this attempt"
+
+
 def test_input_that_is_not_an_object_for_env_is_input_error() -> None:
     with pytest.raises(InputError, match="needs a JSON object"):
         run_spec(sh("true"), [1, 2])

@@ -83,7 +83,13 @@ async def execute(
             spec = worker.options.prepare(spec)
         sink = StoreLogSink(_log_writer(worker), claim.job_id, claim.run)
         assert slot.sandbox is not None
-        result = await run(spec, claim.input, sinks=[sink], sandbox=slot.sandbox, cancel=job.cancel)
+        # The log lives in the store (the sink); a log file on this worker's
+        # disk would be a second copy no other machine can read, at a file
+        # creation per attempt.
+        result = await run(
+            spec, claim.input, sinks=[sink], sandbox=slot.sandbox, cancel=job.cancel,
+            log_file=False,
+        )  # fmt: skip
     except UsageError as exc:
         result = _failed(claim, "invalid_job", describe_error(exc))
     except (OSError, StockadeError) as exc:

@@ -58,7 +58,7 @@ class Supervisor:
         err: StreamPipe,
         stdin: bytes | None,
         cancel: asyncio.Event | None,
-        log: LogWriter,
+        log: LogWriter | None,
     ) -> None:
         self.spec = spec
         self.handle = handle
@@ -118,7 +118,8 @@ class Supervisor:
         all_gone = time.monotonic()
         self._close_stdin()
         await self._drain()
-        self.log.flush()
+        if self.log is not None:
+            self.log.flush()
         return Report(
             status=status,
             reason=self.stop_reason,
@@ -147,7 +148,8 @@ class Supervisor:
             self._timers.append(self.loop.call_later(spec.timeout, self.request_stop, "timeout"))
         if spec.idle_timeout is not None:
             self._timers.append(self.loop.call_later(spec.idle_timeout, self._check_idle))
-        self._timers.append(self.loop.call_later(LOG_FLUSH, self._flush_log))
+        if self.log is not None:
+            self._timers.append(self.loop.call_later(LOG_FLUSH, self._flush_log))
 
     def _check_idle(self) -> None:
         assert self.spec.idle_timeout is not None
@@ -158,6 +160,7 @@ class Supervisor:
         self._timers.append(self.loop.call_later(self.spec.idle_timeout - quiet, self._check_idle))
 
     def _flush_log(self) -> None:
+        assert self.log is not None
         self.log.flush()
         self._timers.append(self.loop.call_later(LOG_FLUSH, self._flush_log))
 

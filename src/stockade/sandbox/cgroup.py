@@ -9,7 +9,9 @@ millisecond, before the parent gets to write ``cgroup.procs``). So for the
 instant of the spawn, the stockade process moves itself into the slot
 cgroup, forks and execs the job there, and moves back (:meth:`SlotCgroup.
 spawning`). Spawns are synchronous on the event-loop thread, so they never
-overlap; the two extra writes cost a few microseconds. Everything the job
+overlap. Where it can, stockade skips the two moves and has the kernel create
+the child inside the cgroup (``clone3``, :mod:`stockade.sandbox.clonespawn`):
+each move can wait for an RCU grace period. Everything the job
 forks is then inside, ``setsid`` and double-forked daemons included, and
 ``cgroup.kill`` ends them all in one write.
 
@@ -60,11 +62,47 @@ class SlotCgroup:
     """
 
     def __init__(self, path: Path) -> None:
+        self._use(path)
+        self.has_kill = self._kill.exists()
+        self._generation = 0
+        #: ``cgroup.kill`` was written since this directory was made.
+        self.killed = False
+
+    def _use(self, path: Path) -> None:
         self.path = path
         self._procs = str(path / "cgroup.procs")
         self._events = str(path / "cgroup.events")
         self._kill = path / "cgroup.kill"
-        self.has_kill = self._kill.exists()
+        self._fd: int | None = None
+
+    def renew(self) -> bool:
+        """Swap in a fresh, empty directory for this slot; False if the old one
+        is not empty yet (then nothing changes).
+
+        For :mod:`~stockade.sandbox.clonespawn`: on the kernels tried (up to
+        6.18), once ``cgroup.kill`` has been written to a cgroup, every child
+        ``clone3`` creates inside it is killed at birth (the kernel compares
+        the kill count of the *parent's* cgroup with the destination's). A
+        directory that was never killed does not have that count.
+        """
+        if self.populated():
+            return False
+        self._generation += 1
+        old, fd = self.path, self._fd
+        fresh = old.parent / f"{old.name.split('.', 1)[0]}.{self._generation}"
+        fresh.mkdir(exist_ok=True)
+        self._use(fresh)
+        self.killed = False
+        if fd is not None:
+            os.close(fd)
+        _rmdir(old)
+        return True
+
+    def fd(self) -> int:
+        """A directory fd of the cgroup (opened once), for ``clone3(CLONE_INTO_CGROUP)``."""
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return self._fd
 
     @classmethod
     def create(cls, label: str) -> SlotCgroup | None:
@@ -148,6 +186,7 @@ class SlotCgroup:
         """SIGKILL everything in the cgroup: ``cgroup.kill`` where the kernel has
         it (5.14+), else freeze-free repeated signalling of ``cgroup.procs``."""
         if self.has_kill:
+            self.killed = True
             self._kill.write_text("1", encoding="ascii")
             return
         for _ in range(100):
@@ -160,21 +199,29 @@ class SlotCgroup:
 
     def remove(self) -> None:
         """Kill anything left and remove the directory."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         if self.populated():
             self.kill()
             deadline = time.monotonic() + 2.0
             while self.populated() and time.monotonic() < deadline:
                 time.sleep(0.001)
-        for _ in range(50):
-            try:
-                self.path.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError as exc:
-                if exc.errno != errno.EBUSY:
-                    raise
-                time.sleep(0.002)
+        _rmdir(self.path)
+
+
+def _rmdir(path: Path) -> None:
+    """Remove an empty cgroup directory, waiting out a brief EBUSY after its last exit."""
+    for _ in range(50):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            time.sleep(0.002)
 
 
 _home: list[str | None] = []

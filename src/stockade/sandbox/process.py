@@ -2,8 +2,9 @@
 
 Shared by every backend that starts a host process (local, bwrap, chroot via
 ``unshare``, the OCI runtime's foreground mode): the backend builds the argv,
-this class starts it as the leader of a new session, moves it into the
-slot's cgroup and supervises it.
+this class starts it as the leader of a new session born in the slot's
+cgroup (``clone3`` where the host allows, see :mod:`stockade.sandbox.clonespawn`)
+and supervises it.
 
 Kill-all uses the strongest means available, in this order:
 
@@ -25,9 +26,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
+from typing import IO, Protocol
 
 from stockade.errors import LaunchError
-from stockade.sandbox import proctree
+from stockade.sandbox import clonespawn, proctree
 from stockade.sandbox.base import ExitStatus, LaunchRequest, ProcessHandle
 from stockade.sandbox.cgroup import SlotCgroup
 
@@ -56,6 +58,13 @@ def spawn(
     backends use them to have the job born in their limit cgroups or in a
     new pid namespace (see :mod:`stockade.sandbox.limits`).
     """
+    if cgroup is not None and not contexts:
+        try:
+            child = clonespawn.spawn(argv, request, cgroup, pass_fds)
+        except OSError as exc:
+            raise _launch_error(argv, request, exc) from exc
+        if child is not None:
+            return PopenHandle(child, cgroup, request.marker, pidfd=child.pidfd)
     with contextlib.ExitStack() as stack:
         for context in contexts:
             stack.enter_context(context)
@@ -82,20 +91,40 @@ def _popen(
             pass_fds=pass_fds,
             bufsize=0,
         )
-    except FileNotFoundError as exc:
-        raise LaunchError(f"cannot run {argv[0]!r}: no such file or command") from exc
-    except PermissionError as exc:
-        raise LaunchError(f"cannot run {argv[0]!r}: permission denied") from exc
-    except NotADirectoryError as exc:
-        raise LaunchError(f"cannot run {argv[0]!r} in {request.cwd!r}: not a directory") from exc
     except OSError as exc:
-        raise LaunchError(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from exc
+        raise _launch_error(argv, request, exc) from exc
+
+
+def _launch_error(argv: list[str], request: LaunchRequest, exc: OSError) -> LaunchError:
+    """The one-line error for a program that could not be started."""
+    if isinstance(exc, FileNotFoundError):
+        return LaunchError(f"cannot run {argv[0]!r}: no such file or command")
+    if isinstance(exc, PermissionError):
+        return LaunchError(f"cannot run {argv[0]!r}: permission denied")
+    if isinstance(exc, NotADirectoryError):
+        return LaunchError(f"cannot run {argv[0]!r} in {request.cwd!r}: not a directory")
+    return LaunchError(f"cannot run {argv[0]!r}: {exc.strerror or exc}")
+
+
+class Child(Protocol):
+    """What a handle needs of its main process: ``subprocess.Popen`` or a
+    :class:`~stockade.sandbox.clonespawn.ClonedProcess`."""
+
+    pid: int
+    returncode: int | None
+    stdin: IO[bytes] | None
+    stdout: IO[bytes] | None
+    stderr: IO[bytes] | None
+
+    def wait(self) -> int: ...
 
 
 class PopenHandle(ProcessHandle):
     """A process tree started by :func:`spawn`."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], cgroup: SlotCgroup | None, marker: str):
+    def __init__(
+        self, popen: Child, cgroup: SlotCgroup | None, marker: str, *, pidfd: int | None = None
+    ):
         self._popen = popen
         self._cgroup = cgroup
         self._marker = marker
@@ -107,7 +136,7 @@ class PopenHandle(ProcessHandle):
             os.set_blocking(fd, False)
             _widen_pipe(fd)
         self.stdin = popen.stdin.fileno() if popen.stdin is not None else None
-        self._pidfd: int | None = os.pidfd_open(self.pid)
+        self._pidfd: int | None = pidfd if pidfd is not None else os.pidfd_open(self.pid)
         self._status: ExitStatus | None = None
         self._exited: asyncio.Future[None] | None = None
         live_pids.add(self.pid)
