@@ -63,3 +63,43 @@ def test_notifications_wake_the_streams_of_their_job(pg_url: str) -> None:
         wakeups.stop()
         store.close()
     assert not wakeups._followers  # every stream that left was forgotten
+
+
+def test_a_pipeline_runs_writes_wake_the_streams_of_its_jobs(pg_url: str) -> None:
+    # A run's jobs are written by its recorder, not the job manager: its
+    # batches must wake followers on PostgreSQL just the same.
+    from stockade.store import JobState
+    from stockade.store.runs import AttemptWrite, JobWrite, RunBatch
+
+    store: Store = open_store(pg_url)
+    store.runs.create("r1", "p", options={}, steps={})
+    wakeups = Wakeups()
+
+    def job(state: JobState, stored: JobState | None) -> JobWrite:
+        return JobWrite(
+            id="rj1", step="s", item=None, state=state, stored=stored, task="t",
+            spec={"version": 1}, attempts=1, started_at=1.0,
+            attempt_rows=[AttemptWrite(1, 1.0, new=stored is None)],
+        )  # fmt: skip
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        wakeups.start(store.db.url, loop)
+        await _listening(wakeups)
+        with wakeups.follow("rj1") as woken, wakeups.follow("other") as other:
+            woken.clear(), other.clear()
+            born = RunBatch("r1", jobs=[job(JobState.RUNNING, None)], logs=[_chunk("rj1", "hi")])
+            await loop.run_in_executor(None, store.runs.record, born)
+            await _woken(woken)
+            assert not other.is_set()
+            woken.clear()
+            ended = RunBatch("r1", jobs=[job(JobState.SUCCEEDED, JobState.RUNNING)])
+            await loop.run_in_executor(None, store.runs.record, ended)
+            await _woken(woken)
+            assert not other.is_set()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        wakeups.stop()
+        store.close()

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from stockade.errors import RunNotFound, StoreError
 from stockade.store import schema as t
+from stockade.store.base import notify_logs
 from stockade.store.database import Database
 from stockade.store.queries import newest_first, resolve_id
 from stockade.store.records import JobRecord
@@ -289,6 +290,11 @@ class RunStore:
                     t.run_tests.insert(), [{**test, "run_id": batch.run_id} for test in batch.tests]
                 )
             self._run(conn, batch, stored, now)
+            # Followers of these jobs' logs (SSE on PostgreSQL) wake on commit:
+            # new output, or a job that moved (and may have ended).
+            touched = {chunk["job_id"] for chunk in batch.logs} | {j.id for j in batch.jobs}
+            if touched:
+                notify_logs(self.db, conn, touched)
         return cancel
 
     def _jobs(self, conn: Connection, batch: RunBatch, now: float) -> None:
