@@ -88,7 +88,13 @@ def test_start_a_run_and_follow_it_to_its_results(server: Server) -> None:
     # its jobs are jobs of the jobs API too, logs and all
     listed = server.client.get(f"/api/v1/runs/{run['id']}/jobs").json()["jobs"]
     assert {j["id"] for j in listed} == {j["id"] for j in body["jobs"]}
-    assert server.client.get(f"/api/v1/jobs/{greet['id']}").json()["state"] == "succeeded"
+    shown = server.client.get(f"/api/v1/jobs/{greet['id']}").json()
+    assert (shown["state"], shown["run_id"], shown["step"]) == ("succeeded", run["id"], "greet")
+    filtered = server.client.get("/api/v1/jobs", params={"run": run["id"]}).json()["jobs"]
+    assert {j["id"] for j in filtered} == {j["id"] for j in body["jobs"]}
+    assert all(j["run_id"] == run["id"] for j in filtered)
+    other = server.client.get("/api/v1/jobs", params={"run": "ffffffffffff"}).json()
+    assert other["jobs"] == []
     log = server.client.get(f"/api/v1/jobs/{greet['id']}/logs").text
     assert log == "hello from the server\n"
 

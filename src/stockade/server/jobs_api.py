@@ -84,10 +84,13 @@ def list_jobs(
     task: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     after: Annotated[str | None, Query(max_length=40, description="A cursor: `next`.")] = None,
+    run: Annotated[
+        str | None, Query(max_length=40, description="Only the jobs of this pipeline run.")
+    ] = None,
 ) -> dict[str, Any]:
-    """Jobs newest first, filtered by state and task, a page at a time."""
+    """Jobs newest first, filtered by state, task and pipeline run, a page at a time."""
     states = [s.value for s in state or []]
-    jobs = _service(request).page(states, task, limit + 1, after)
+    jobs = _service(request).page(states, task, limit + 1, after, run)
     more = len(jobs) > limit
     jobs = jobs[:limit]
     return {"jobs": [job_view(j) for j in jobs], "next": jobs[-1].id if more else None}

@@ -47,6 +47,9 @@ class JobOut(BaseModel):
     reason: str | None
     error: str | None
     input: Any = None
+    run_id: str | None = Field(None, description="The pipeline run the job belongs to, if any.")
+    step: str | None = Field(None, description="Its step in that run.")
+    item: str | None = Field(None, description="Its fan-out item in that step, if any.")
 
 
 class JobDetails(JobOut):

@@ -34,7 +34,7 @@ BACKENDS_TTL = 30.0
 _PUBLIC = (
     "id", "task", "state", "priority", "attempts", "max_attempts", "created_at", "updated_at",
     "run_after", "started_at", "finished_at", "worker_id", "cancel_requested", "outcome",
-    "exit_code", "signal", "reason", "error", "input",
+    "exit_code", "signal", "reason", "error", "input", "run_id", "step", "item",
 )  # fmt: skip
 
 
@@ -110,10 +110,11 @@ class Service:
         return self.store.queries.job(ref)
 
     def page(
-        self, states: list[str], task: str | None, limit: int, after: str | None
-    ) -> list[JobRecord]:
-        """A page of jobs, newest first."""
-        return self.sq.page(states=states, task=task, limit=limit, after=after)
+        self, states: list[str], task: str | None, limit: int, after: str | None,
+        run_id: str | None = None,
+    ) -> list[JobRecord]:  # fmt: skip
+        """A page of jobs, newest first (of one pipeline run, if ``run_id``)."""
+        return self.sq.page(states=states, task=task, limit=limit, after=after, run_id=run_id)
 
     def details(self, ref: str) -> tuple[JobRecord, list[AttemptRecord], dict[str, Any] | None]:
         """A job with its attempts and outputs."""

@@ -24,7 +24,7 @@ from stockade.errors import StoreError
 from stockade.store import schema as t
 from stockade.store.database import Database
 from stockade.store.ids import new_job_id
-from stockade.store.queries import jobs_where
+from stockade.store.queries import jobs_where, newest_first
 from stockade.store.records import JobRecord, NewJob
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState
@@ -141,20 +141,11 @@ class ServerQueries:
 
     def page(
         self, *, states: Iterable[str] = (), task: str | None = None, limit: int = 50,
-        after: str | None = None,
+        after: str | None = None, run_id: str | None = None,
     ) -> list[JobRecord]:  # fmt: skip
-        """Jobs newest first, ``limit`` of them, those after job ``after`` (a cursor)."""
-        jobs = t.jobs
-        query = jobs_where(states, task)
-        if after:
-            mark = sa.select(jobs.c.created_at).where(jobs.c.id == after).scalar_subquery()
-            query = query.where(
-                sa.or_(
-                    jobs.c.created_at < mark,
-                    sa.and_(jobs.c.created_at == mark, jobs.c.id < after),
-                )
-            )
-        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+        """Jobs newest first, ``limit`` of them, those after job ``after`` (a
+        cursor); of pipeline run ``run_id`` only, when given."""
+        query = newest_first(jobs_where(states, task, run_id), t.jobs, after).limit(limit)
         with self.db.read() as conn:
             return [JobRecord.from_row(row) for row in conn.execute(query).mappings()]
 
