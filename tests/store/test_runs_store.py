@@ -8,6 +8,7 @@ from stockade.errors import RunNotFound, StoreError
 from stockade.store import JobState, Store
 from stockade.store.runs import AttemptWrite, JobWrite, RunBatch
 from stockade.store.states import RunState
+from tests.store.helpers import new
 
 
 def _job(job_id: str, state: JobState, stored: JobState | None = None) -> JobWrite:
@@ -56,3 +57,23 @@ def test_cancel_flag_is_read_back_by_the_next_write(store: Store) -> None:
     assert store.runs.request_cancel("r3") == ("r3", "already cancelled")
     with pytest.raises(RunNotFound):
         store.runs.request_cancel("nope")
+
+
+def test_a_runs_jobs_are_not_cancelled_or_retried_one_by_one(store: Store) -> None:
+    # The run's scheduler owns its jobs: no worker would read a cancel flag on
+    # them, and a job queued again would run outside its run.
+    store.runs.create("r9", "p", options={}, steps={})
+    store.runs.record(RunBatch("r9", jobs=[_job("running", JobState.RUNNING)]))
+    store.runs.record(RunBatch("r9", jobs=[_job("failed", JobState.FAILED)]))
+    (plain,) = store.jobs.submit([new()])
+    cancel = store.jobs.cancel(["running", plain])
+    assert cancel["running"] == (
+        "refused: part of pipeline run r9; use `stockade runs r9 --cancel`"
+    )
+    assert cancel[plain] == "cancelled"
+    retry = store.jobs.retry(["failed", plain])
+    assert retry["failed"].startswith("refused: part of pipeline run r9; use `stockade rerun r9")
+    assert retry[plain] == "queued"
+    assert store.queries.job("running").state is JobState.RUNNING
+    assert not store.queries.job("running").cancel_requested
+    assert store.queries.job("failed").state is JobState.FAILED

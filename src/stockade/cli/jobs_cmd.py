@@ -190,6 +190,9 @@ def _report(done: dict[str, str]) -> int:
         if what == "not found":
             click.echo(f"stockade: error: no job {job_id!r} in the store", err=True)
             status = 1
+        elif what.startswith("refused: "):
+            click.echo(f"stockade: error: job {job_id} {what.removeprefix('refused: ')}", err=True)
+            status = 1
         else:
             click.echo(f"{job_id} {what}")
     return status

@@ -19,6 +19,30 @@ __all__ = ["UserRequests"]
 Q, R = JobState.QUEUED, JobState.RUNNING
 
 
+def _locked(conn: Connection, ids: list[str]) -> tuple[dict[str, JobState], dict[str, str]]:
+    """Lock the rows of ``ids``: their states, and the pipeline run of those
+    that belong to one."""
+    jobs = t.jobs
+    query = (
+        sa.select(jobs.c.id, jobs.c.state, jobs.c.run_id)
+        .where(jobs.c.id.in_(ids))
+        .with_for_update()
+    )
+    states: dict[str, JobState] = {}
+    runs: dict[str, str] = {}
+    for jid, state, run_id in conn.execute(query):
+        states[jid] = JobState(state)
+        if run_id is not None:
+            runs[jid] = run_id
+    return states, runs
+
+
+def _in_run(run_id: str, instead: str) -> str:
+    """Why a job of a pipeline run is left alone: its run's scheduler owns it
+    (no worker would see a cancel flag; a requeued job would run outside its run)."""
+    return f"refused: part of pipeline run {run_id}; use `{instead.replace('RUN', run_id)}`"
+
+
 class UserRequests(ManagerBase):
     """Cancel and retry, by id; each call one transaction."""
 
@@ -26,12 +50,14 @@ class UserRequests(ManagerBase):
         """Cancel jobs: a queued one at once, a running one by asking its worker
         to stop it (the worker records ``cancelled``). ``{job: what happened}``:
         ``cancelled``, ``cancelling``, ``already <state>`` or ``not found``."""
-        ids, jobs = dedupe(job_ids), t.jobs
+        ids = dedupe(job_ids)
         done: dict[str, str] = {}
         with self.db.transaction() as conn:
-            query = sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(ids)).with_for_update()
-            states = {jid: JobState(state) for jid, state in conn.execute(query)}
+            states, runs = _locked(conn, ids)
             for jid in ids:
+                if jid in runs:
+                    done[jid] = _in_run(runs[jid], "stockade runs RUN --cancel")
+                    continue
                 done[jid] = self._cancel_one(conn, jid, states.get(jid))
             if "cancelling" in done.values():
                 for jid in (j for j, what in done.items() if what == "cancelling"):
@@ -75,12 +101,13 @@ class UserRequests(ManagerBase):
         ids, jobs, now = dedupe(job_ids), t.jobs, epoch_now()
         done: dict[str, str] = {}
         with self.db.transaction() as conn:
-            query = sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(ids)).with_for_update()
-            states = {jid: JobState(state) for jid, state in conn.execute(query)}
+            states, runs = _locked(conn, ids)
             for jid in ids:
                 state = states.get(jid)
                 if state is None:
                     done[jid] = "not found"
+                elif jid in runs:
+                    done[jid] = _in_run(runs[jid], "stockade rerun RUN STEP/ITEM")
                 elif Q not in ALLOWED[state]:
                     done[jid] = f"already {state.value}"
                 else:
