@@ -38,8 +38,8 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-## test: everything CI checks
-test: $(STAMP) sysdeps lint typecheck unit
+## test: everything CI checks (system packages first: gcc builds the optional spawn extension)
+test: sysdeps $(STAMP) lint typecheck unit
 
 ## bench: speed and memory figures, each against a baseline measured in the same run
 bench: $(STAMP)
