@@ -59,7 +59,6 @@ def test_upgrade_adopts_a_webhook_table_made_before_0002(store_url: str) -> None
     """Servers before 0002 made ``webhook_deliveries`` themselves; 0002 keeps it."""
     from alembic import command
     from alembic.autogenerate import compare_metadata
-    from alembic.config import Config
     from alembic.migration import MigrationContext
 
     from stockade.store.schema import webhook_deliveries
@@ -67,10 +66,7 @@ def test_upgrade_adopts_a_webhook_table_made_before_0002(store_url: str) -> None
     db = Database(resolve_url(store_url))
     try:
         with db.transaction() as conn:
-            config = Config()
-            config.set_main_option("script_location", str(migrate.MIGRATIONS))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "0001")
+            command.upgrade(migrate.alembic_config(conn), "0001")
             webhook_deliveries.create(conn, checkfirst=True)  # what old servers did
             conn.execute(
                 webhook_deliveries.insert().values(
@@ -91,17 +87,13 @@ def test_upgrade_adopts_a_webhook_table_made_before_0002(store_url: str) -> None
 def test_upgrade_from_0002_keeps_jobs_and_adds_the_run_columns(store_url: str) -> None:
     """A store made before runs were recorded upgrades in place; its jobs stay standalone."""
     from alembic import command
-    from alembic.config import Config
 
     from stockade.store import NewJob
 
     db = Database(resolve_url(store_url))
     try:
         with db.transaction() as conn:
-            config = Config()
-            config.set_main_option("script_location", str(migrate.MIGRATIONS))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "0002")
+            command.upgrade(migrate.alembic_config(conn), "0002")
         with pytest.raises(SchemaError, match="has schema 0002, this stockade needs 0003"):
             open_store(store_url)
         assert migrate.upgrade(db) == ("0002", migrate.HEAD)

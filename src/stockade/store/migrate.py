@@ -11,6 +11,7 @@ that has its own migrations.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -18,7 +19,10 @@ from sqlalchemy.engine import Connection
 from stockade.errors import SchemaError, StoreError
 from stockade.store.database import Database
 
-__all__ = ["HEAD", "VERSION_TABLE", "check", "current", "ensure", "upgrade"]
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = ["HEAD", "VERSION_TABLE", "alembic_config", "check", "current", "ensure", "upgrade"]
 
 #: The revision this stockade's code needs (a test checks it is Alembic's head).
 HEAD = "0003"
@@ -68,6 +72,17 @@ def ensure(db: Database) -> None:
     check(db)
 
 
+def alembic_config(conn: Connection) -> Config:
+    """Alembic's configuration for running stockade's migrations on ``conn``
+    (inside the caller's transaction)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    return config
+
+
 def upgrade(db: Database, *, only_if_empty: bool = False) -> tuple[str | None, str]:
     """Apply every pending migration; ``(revision before, revision after)``.
 
@@ -75,7 +90,6 @@ def upgrade(db: Database, *, only_if_empty: bool = False) -> tuple[str | None, s
     write lock on SQLite), so workers starting together create the schema once.
     """
     from alembic import command
-    from alembic.config import Config
 
     try:
         with db.transaction() as conn:
@@ -84,10 +98,7 @@ def upgrade(db: Database, *, only_if_empty: bool = False) -> tuple[str | None, s
             before = _revision(conn)
             if only_if_empty and before is not None:
                 return before, before
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            command.upgrade(alembic_config(conn), "head")
             after = _revision(conn)
     except StoreError:
         raise
