@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from stockade.server.models import (
+    API_ERRORS,
     ERRORS,
     ActionResult,
     JobDetails,
@@ -25,11 +26,7 @@ __all__ = ["router"]
 router = APIRouter(
     prefix="/api/v1/jobs",
     tags=["jobs"],
-    responses={
-        401: ERRORS["unauthorized"],
-        422: ERRORS["invalid"],
-        503: ERRORS["unavailable"],
-    },
+    responses=API_ERRORS,
 )
 #: The extra error statuses of the routes about one job.
 ONE_JOB: dict[int | str, dict[str, Any]] = {404: ERRORS["not_found"]}

@@ -124,3 +124,10 @@ ERRORS: dict[str, dict[str, Any]] = {
     "bad_body": _error("The body is not parseable JSON"),
     "unavailable": _error("Store unreachable or the server is draining (with `Retry-After`)"),
 }
+
+#: What every authenticated API router may answer besides its own statuses.
+API_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: ERRORS["unauthorized"],
+    422: ERRORS["invalid"],
+    503: ERRORS["unavailable"],
+}

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stockade.engine.runs import PipelineRun, RunOptions
 from stockade.engine.runview import cancel_run, run_jobs, run_view, runs_page, summary
 from stockade.errors import ConfigError, RunNotFound
-from stockade.server.models import ERRORS, ActionResult, JobList
+from stockade.server.models import API_ERRORS, ERRORS, ActionResult, JobList
 from stockade.server.service import Service, job_view
 
 __all__ = ["router"]
@@ -28,11 +28,7 @@ __all__ = ["router"]
 router = APIRouter(
     prefix="/api/v1/runs",
     tags=["runs"],
-    responses={
-        401: ERRORS["unauthorized"],
-        422: ERRORS["invalid"],
-        503: ERRORS["unavailable"],
-    },
+    responses=API_ERRORS,
 )
 ONE_RUN: dict[int | str, dict[str, Any]] = {
     404: {"model": ERRORS["not_found"]["model"], "description": "No such run"}
