@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import subprocess
 import sys
@@ -23,10 +24,23 @@ MakeSandbox = Callable[..., Sandbox]
 pytestmark = pytest.mark.skipif(cgroup2_root() is None, reason="needs a cgroup v2 hierarchy")
 
 # What a job sees of itself: its cgroup, session, open fds, ignored signals.
+# The fds are those the shell was born with, listed by a program it execs
+# (fstat opens nothing): listing /proc/$$/fd from inside a pipeline raced
+# with the shell's own pipe fds.
+_FDS = (
+    "import os\n"
+    "def is_open(fd):\n"
+    "    try:\n"
+    "        os.fstat(fd)\n"
+    "    except OSError:\n"
+    "        return False\n"
+    "    return True\n"
+    "print(*[fd for fd in range(256) if is_open(fd)])\n"
+)
 _PROBE = (
     "cat /proc/self/cgroup | grep '^0::'; "
     'echo "sid $(cut -d" " -f6 /proc/$$/stat) pid $$"; '
-    "ls /proc/$$/fd | sort -n | tr '\\n' ' '; echo; "
+    f"{shlex.quote(sys.executable)} -c {shlex.quote(_FDS)}; "
     "grep SigIgn /proc/$$/status"
 )
 
