@@ -75,6 +75,13 @@ def _task(text: str) -> TaskSpec:
     return TaskSpec.model_validate(json.loads(text))
 
 
+@functools.lru_cache(maxsize=256)
+def _secretless_spec(text: str, name: str, data_dir: str | None) -> RunSpec:
+    """The runner spec of a task without secrets: the same for every job of
+    the task, so a worker builds it once (callers copy it with ``replace``)."""
+    return _task(text).to_run_spec(name, secrets={}, data_dir=data_dir)
+
+
 def run_spec_for(claim: Claim, data_dir: str | None = None) -> RunSpec:
     """The runner spec of ``claim``'s attempt, secrets read now.
 
@@ -85,16 +92,20 @@ def run_spec_for(claim: Claim, data_dir: str | None = None) -> RunSpec:
     if frozen.get("version") != SPEC_VERSION:
         raise UsageError(f"job spec version {frozen.get('version')!r} is not supported here")
     try:
-        task = _task(json.dumps(frozen["task"], sort_keys=True))
-        secrets = {
-            name: SecretSpec.model_validate(source).read(name)
-            for name, source in frozen.get("secrets", {}).items()
-        }
+        text = json.dumps(frozen["task"])
+        sources = frozen.get("secrets")
+        if sources:
+            secrets = {
+                name: SecretSpec.model_validate(source).read(name)
+                for name, source in sources.items()
+            }
+            spec = _task(text).to_run_spec(claim.task, secrets=secrets, data_dir=data_dir)
+        else:
+            spec = _secretless_spec(text, claim.task, data_dir)
     except ValidationError as exc:
         raise UsageError(f"job spec is not valid: {exc.errors()[0]['msg']}") from exc
     except (KeyError, TypeError) as exc:
         raise UsageError(f"job spec is incomplete: {exc}") from exc
-    spec = task.to_run_spec(claim.task, secrets=secrets, data_dir=data_dir)
     return dataclasses.replace(
         spec, job_id=claim.job_id, attempt=claim.run, state=dict(claim.state)
     )

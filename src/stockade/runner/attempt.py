@@ -28,7 +28,7 @@ from stockade.runner.outputs import base_outputs
 from stockade.runner.protocol import ProtocolParser, parse_output_file
 from stockade.runner.redact import Masker, is_secret_name
 from stockade.runner.result import Outcome, Result, classify
-from stockade.runner.runtime import remove_runtime, runtime_dir
+from stockade.runner.runtime import make_runtime, read_file, remove_runtime, runtime_dir, write_file
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, OutputKeeper, StreamPipe
 from stockade.runner.supervise import Supervisor
@@ -121,7 +121,7 @@ class _Attempt:
         if self.log_file:
             log_path = self.data_dir / "logs" / f"{self.job_id}.{self.spec.attempt}.jsonl"
         try:
-            runtime.mkdir(parents=True, exist_ok=True)
+            make_runtime(runtime)
             if log_path is not None:
                 log_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -163,17 +163,19 @@ class _Attempt:
         env.update(spec.env)
         env.update(spec.secrets)
         env.update(input_env)
-        output_file = runtime / "output.env"
-        output_file.touch()
-        state_file = runtime / "state.json"
-        state_file.write_text(json.dumps(spec.state), encoding="utf-8")
+        # Plain os calls on str paths: these run once per attempt, and the
+        # pathlib versions cost more than the system calls they make.
+        output_file = f"{runtime}/output.env"
+        write_file(output_file, b"")
+        state_file = f"{runtime}/state.json"
+        write_file(state_file, json.dumps(spec.state).encode() if spec.state else b"{}")
         env.update(
             STOCKADE_JOB_ID=self.job_id,
             STOCKADE_ATTEMPT=str(spec.attempt),
             STOCKADE_TASK=spec.task,
             STOCKADE_WORKSPACE=self.workspace,
-            STOCKADE_OUTPUT=str(output_file),
-            STOCKADE_STATE=str(state_file),
+            STOCKADE_OUTPUT=output_file,
+            STOCKADE_STATE=state_file,
         )
         for name, val in env.items():
             # Values found only by their variable's name must be long enough
@@ -253,8 +255,9 @@ class _Attempt:
             outputs = base_outputs(
                 self.spec, out.keeper.text(), out.keeper.truncated, succeeded, self.workspace
             )
-            file_text = (runtime / "output.env").read_text(encoding="utf-8", errors="replace")
-            outputs.update(parse_output_file(file_text))
+            file_text = read_file(f"{runtime}/output.env")
+            if file_text:
+                outputs.update(parse_output_file(file_text))
         except (OutputError, ValueError) as exc:
             if succeeded:
                 result.outcome = Outcome.FAILED

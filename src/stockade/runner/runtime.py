@@ -18,7 +18,7 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["remove_runtime", "runtime_dir"]
+__all__ = ["make_runtime", "read_file", "remove_runtime", "runtime_dir", "write_file"]
 
 _bases: dict[str, Path] = {}
 _FILES = ("output.env", "state.json", "input.json")
@@ -35,12 +35,48 @@ def runtime_dir(data_dir: Path, job_id: str, attempt: int) -> Path:
     return base / f"{os.getpid()}.{job_id}-{attempt}"
 
 
+def make_runtime(runtime: Path) -> None:
+    """Create an attempt's runtime directory (and its base, the first time)."""
+    try:
+        os.mkdir(runtime)
+    except FileNotFoundError:
+        os.makedirs(runtime, exist_ok=True)
+    except FileExistsError:
+        pass
+
+
+def write_file(path: str, data: bytes) -> None:
+    """Create or truncate ``path`` and write ``data`` (plain system calls)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def read_file(path: str) -> str:
+    """The text of ``path``: undecodable bytes replaced, newlines as text mode reads them."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    text = b"".join(chunks).decode("utf-8", errors="replace")
+    if "\r" in text:  # universal newlines, as text-mode reading had
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
 def remove_runtime(runtime: Path) -> None:
     """Remove an attempt's runtime directory: the files stockade put there one
     by one (cheaper than a tree walk), the walk only if the job added some."""
     for name in _FILES:
         with contextlib.suppress(OSError):
-            os.unlink(runtime / name)
+            os.unlink(f"{runtime}/{name}")
     try:
         os.rmdir(runtime)
     except FileNotFoundError:

@@ -206,7 +206,7 @@ class PopenHandle(ProcessHandle):
         if self._popen.returncode is None:
             await self.wait()
         if proctree.is_subreaper():
-            proctree.reap_orphans(live_pids)
+            _reap_orphans(killed=count > 0)
         return count
 
     async def _kill_cgroup(self, cgroup: SlotCgroup) -> int:
@@ -265,6 +265,25 @@ def _widen_pipe(fd: int) -> None:
     """Grow a pipe to :data:`PIPE_SIZE`; keep the default if the host refuses."""
     with contextlib.suppress(OSError):
         fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_SIZE)
+
+
+#: Seconds between orphan sweeps after jobs that left nothing to kill.
+REAP_INTERVAL = 1.0
+_last_reap = [0.0]
+
+
+def _reap_orphans(*, killed: bool) -> None:
+    """Reap jobs' orphans that re-parented to this subreaper and exited.
+
+    Right away when kill-all killed something (those are the zombies a kill
+    makes); otherwise at most every :data:`REAP_INTERVAL`: an orphan that
+    exited on its own before its job ended waits that long as a zombie, and
+    a worker running short jobs saves a walk of ``/proc`` per job.
+    """
+    now = time.monotonic()
+    if killed or now - _last_reap[0] >= REAP_INTERVAL:
+        _last_reap[0] = now
+        proctree.reap_orphans(live_pids)
 
 
 def _is_alive(pid: int) -> bool:
