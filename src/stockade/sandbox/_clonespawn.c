@@ -170,10 +170,13 @@ static char **byte_array(PyObject *list, const char *what) {
 
 #ifdef HAVE_CLONE3_VFORK
 PyDoc_STRVAR(spawn_doc,
-"spawn(paths, argv, envp, cwd, cgroup_fd, stdin_fd, stdout_fd, stderr_fd, keep_fds)\n"
-"-> (pid, pidfd)\n\n"
+"spawn(paths, argv, envp, cwd, cgroup_fd, want_stdin, keep_fds, pipe_size)\n"
+"-> (pid, pidfd, stdin_w, stdout_r, stderr_r)\n\n"
 "Start a new session leader born in the cgroup open as cgroup_fd, running\n"
-"the first of paths that exists. stdin_fd -1 means /dev/null. Raises\n"
+"the first of paths that exists, its stdout and stderr on new pipes whose\n"
+"read ends (non-blocking, pipe_size bytes if the host allows) are returned;\n"
+"stdin is a new pipe too (write end returned) if want_stdin, else /dev/null\n"
+"(stdin_w is then -1). Raises\n"
 "OSError: from clone3 itself (caller falls back), or naming the program\n"
 "(exec) or cwd (chdir) that failed in the child.");
 
@@ -189,8 +192,12 @@ static PyObject *spawn(PyObject *Py_UNUSED(self), PyObject *args) {
     long pid;
     PyObject *result = NULL;
 
-    if (!PyArg_ParseTuple(args, "OOOOiiiiO", &paths_o, &argv_o, &envp_o, &cwd_o, &cgroup_fd,
-                          &in_fd, &out_fd, &err_fd, &keep_o))
+    int want_stdin, pipe_size;
+    /* Parent ends of the job's pipes: stdin's write end, stdout's and stderr's read ends. */
+    int ends[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+
+    if (!PyArg_ParseTuple(args, "OOOOipOi", &paths_o, &argv_o, &envp_o, &cwd_o, &cgroup_fd,
+                          &want_stdin, &keep_o, &pipe_size))
         return NULL;
     if (cwd_o != Py_None) {
         if (!PyBytes_Check(cwd_o)) return PyErr_Format(PyExc_TypeError, "cwd must be bytes");
@@ -210,6 +217,30 @@ static PyObject *spawn(PyObject *Py_UNUSED(self), PyObject *args) {
         keep[i] = (int)PyLong_AsLong(PyTuple_GET_ITEM(keep_o, i));
         if (keep[i] == -1 && PyErr_Occurred()) goto done;
     }
+    /* The pipes are made here, not in Python: each os.pipe, set_blocking
+       and fcntl call from Python is a system call that also lets other
+       threads take the GIL, and a job needs a dozen of them. */
+    for (i = 0; i < 3; i++) {
+        if (i == 0 && !want_stdin) continue;
+        if (pipe2(ends[i], O_CLOEXEC) < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto done;
+        }
+    }
+    for (i = 1; i < 3; i++) {
+        /* The read ends are ours: non-blocking for the event loop, and
+           widened so a fast writer fills more between two reads (the
+           default stays if the host refuses). The job's ends stay blocking. */
+        int flags = fcntl(ends[i][0], F_GETFL);
+        if (flags < 0 || fcntl(ends[i][0], F_SETFL, flags | O_NONBLOCK) < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto done;
+        }
+        if (pipe_size > 0) (void)fcntl(ends[i][0], F_SETPIPE_SZ, pipe_size);
+    }
+    in_fd = ends[0][0];
+    out_fd = ends[1][1];
+    err_fd = ends[2][1];
     if (pipe2(pipefd, O_CLOEXEC) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         goto done;
@@ -225,11 +256,15 @@ static PyObject *spawn(PyObject *Py_UNUSED(self), PyObject *args) {
     struct child_error e;
     ssize_t got = 0;
     int clone_errno = 0;
-    /* The child runs no Python (async-signal-safe calls only, on its own
-       copy of memory), so other threads may run while it starts. */
+    /* The GIL is kept while the child starts (the parent thread is
+       suspended until the exec, a tenth of a millisecond or so). Releasing
+       it looked free but was not: a worker's store thread takes the GIL at
+       once and runs Python until its next blocking call, and the event loop
+       then waits that long again to get it back; with a busy store thread a
+       spawn took several times as long. The child runs no Python and only
+       reads memory the parent holds until this call returns. */
     sigset_t all, saved;
     sigfillset(&all);
-    Py_BEGIN_ALLOW_THREADS
     pthread_sigmask(SIG_SETMASK, &all, &saved);
     pid = clone3_vfork(&ca);
     if (pid == 0) {
@@ -245,7 +280,6 @@ static PyObject *spawn(PyObject *Py_UNUSED(self), PyObject *args) {
             got = read(pipefd[0], &e, sizeof e);
         } while (got < 0 && errno == EINTR);
     }
-    Py_END_ALLOW_THREADS
     if (pid < 0) {
         errno = clone_errno;
         PyErr_SetFromErrno(PyExc_OSError);
@@ -275,9 +309,14 @@ static PyObject *spawn(PyObject *Py_UNUSED(self), PyObject *args) {
         }
         goto done;
     }
-    result = Py_BuildValue("(li)", pid, pidfd);
+    result = Py_BuildValue("(liiii)", pid, pidfd, ends[0][1], ends[1][0], ends[2][0]);
+    ends[0][1] = ends[1][0] = ends[2][0] = -1; /* the caller's now */
 
 done:
+    for (i = 0; i < 3; i++) {
+        if (ends[i][0] >= 0) close(ends[i][0]);
+        if (ends[i][1] >= 0) close(ends[i][1]);
+    }
     if (pipefd[0] >= 0) close(pipefd[0]);
     if (pipefd[1] >= 0) close(pipefd[1]);
     PyMem_Free(paths);

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import IO, Any
+from typing import Any
 
 from stockade.sandbox.base import LaunchRequest
 from stockade.sandbox.cgroup import SlotCgroup
@@ -53,15 +53,40 @@ def available() -> bool:
     return _State.native is not None and not _State.refused
 
 
-class ClonedProcess:
-    """The parts of :class:`subprocess.Popen` a process handle uses."""
+class PipeEnd:
+    """Our end of one of the job's pipes: the ``fileno``/``close`` of a file
+    object, without building one (a handle uses only these two)."""
 
-    def __init__(self, pid: int, pidfd: int, stdin: int | None, stdout: int, stderr: int) -> None:
+    __slots__ = ("_fd",)
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        """Close the fd (once; later calls do nothing)."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+class ClonedProcess:
+    """The parts of :class:`subprocess.Popen` a process handle uses.
+
+    The extension made the pipes: the read ends are already non-blocking
+    and widened (``pipes_ready``), so the handle does not do it again.
+    """
+
+    pipes_ready = True
+
+    def __init__(self, pid: int, pidfd: int, stdin: int, stdout: int, stderr: int) -> None:
         self.pid = pid
         self.pidfd = pidfd
-        self.stdin: IO[bytes] | None = _file(stdin, "wb") if stdin is not None else None
-        self.stdout: IO[bytes] | None = _file(stdout, "rb")
-        self.stderr: IO[bytes] | None = _file(stderr, "rb")
+        self.stdin: PipeEnd | None = PipeEnd(stdin) if stdin >= 0 else None
+        self.stdout: PipeEnd | None = PipeEnd(stdout)
+        self.stderr: PipeEnd | None = PipeEnd(stderr)
         self.returncode: int | None = None
 
     def wait(self) -> int:
@@ -76,13 +101,12 @@ class ClonedProcess:
         return self.returncode
 
 
-def _file(fd: int, mode: str) -> IO[bytes]:
-    """An unbuffered file over a pipe end; the handle closes it (as Popen's pipes)."""
-    return os.fdopen(fd, mode, buffering=0)
-
-
 def spawn(
-    argv: list[str], request: LaunchRequest, cgroup: SlotCgroup, pass_fds: tuple[int, ...]
+    argv: list[str],
+    request: LaunchRequest,
+    cgroup: SlotCgroup,
+    pass_fds: tuple[int, ...],
+    pipe_size: int = 0,
 ) -> ClonedProcess | None:
     """Start ``argv`` as a new session leader born in ``cgroup``.
 
@@ -99,26 +123,16 @@ def spawn(
     paths = _candidates(argv[0], request.env)
     args = [os.fsencode(a) for a in argv]
     cwd = os.fsencode(request.cwd) if request.cwd else None
-    stdin_r, stdin_w = os.pipe() if request.stdin_pipe else (-1, None)
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
     try:
-        pid, pidfd = _State.native.spawn(
-            paths, args, env, cwd, cgroup.fd(), stdin_r, out_w, err_w, tuple(pass_fds)
+        pid, pidfd, stdin_w, out_r, err_r = _State.native.spawn(
+            paths, args, env, cwd, cgroup.fd(), request.stdin_pipe, tuple(pass_fds), pipe_size
         )
     except OSError as exc:
-        for fd in (stdin_w, out_r, err_r):
-            if fd is not None:
-                os.close(fd)
         if getattr(exc, "child_stage", None) is not None:
             raise  # the job's own fault (no program, bad cwd): not a reason to fall back
         _State.refused = True
         log.info("clone3 into the slot cgroup refused (%s); using the portable spawn", exc)
         return None
-    finally:
-        for fd in (stdin_r, out_w, err_w):
-            if fd >= 0:
-                os.close(fd)
     return ClonedProcess(pid, pidfd, stdin_w, out_r, err_r)
 
 

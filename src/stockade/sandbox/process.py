@@ -26,7 +26,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
-from typing import IO, Protocol
+from typing import Protocol
 
 from stockade.errors import LaunchError
 from stockade.sandbox import clonespawn, proctree
@@ -60,7 +60,7 @@ def spawn(
     """
     if cgroup is not None and not contexts:
         try:
-            child = clonespawn.spawn(argv, request, cgroup, pass_fds)
+            child = clonespawn.spawn(argv, request, cgroup, pass_fds, PIPE_SIZE)
         except OSError as exc:
             raise _launch_error(argv, request, exc) from exc
         if child is not None:
@@ -106,15 +106,30 @@ def _launch_error(argv: list[str], request: LaunchRequest, exc: OSError) -> Laun
     return LaunchError(f"cannot run {argv[0]!r}: {exc.strerror or exc}")
 
 
+class Pipe(Protocol):
+    """One of the job's pipes, our end: a file object or a
+    :class:`~stockade.sandbox.clonespawn.PipeEnd`."""
+
+    def fileno(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
 class Child(Protocol):
     """What a handle needs of its main process: ``subprocess.Popen`` or a
     :class:`~stockade.sandbox.clonespawn.ClonedProcess`."""
 
     pid: int
     returncode: int | None
-    stdin: IO[bytes] | None
-    stdout: IO[bytes] | None
-    stderr: IO[bytes] | None
+
+    @property
+    def stdin(self) -> Pipe | None: ...
+
+    @property
+    def stdout(self) -> Pipe | None: ...
+
+    @property
+    def stderr(self) -> Pipe | None: ...
 
     def wait(self) -> int: ...
 
@@ -132,9 +147,10 @@ class PopenHandle(ProcessHandle):
         assert popen.stdout is not None and popen.stderr is not None
         self.stdout = popen.stdout.fileno()
         self.stderr = popen.stderr.fileno()
-        for fd in (self.stdout, self.stderr):
-            os.set_blocking(fd, False)
-            _widen_pipe(fd)
+        if not getattr(popen, "pipes_ready", False):
+            for fd in (self.stdout, self.stderr):
+                os.set_blocking(fd, False)
+                _widen_pipe(fd)
         self.stdin = popen.stdin.fileno() if popen.stdin is not None else None
         self._pidfd: int | None = pidfd if pidfd is not None else os.pidfd_open(self.pid)
         self._status: ExitStatus | None = None
