@@ -68,7 +68,9 @@ class Supervisor:
         self.log = log
         self.loop = asyncio.get_running_loop()
         self.stop_reason: str | None = None
-        self.stop_requested = asyncio.Event()
+        #: Resolved by the first of: the main process ended, a stop was
+        #: requested, ``cancel`` was set (callbacks, not a task per source).
+        self._woken: asyncio.Future[None] = self.loop.create_future()
         self.last_output = time.monotonic()
         self.eof: dict[int, asyncio.Future[None]] = {}
         self._partial: dict[int, asyncio.TimerHandle] = {}
@@ -81,18 +83,24 @@ class Supervisor:
         """Begin the stop ladder for ``reason`` (first reason wins)."""
         if self.stop_reason is None:
             self.stop_reason = reason
-            self.stop_requested.set()
+            self._wake()
+
+    def _wake(self, _: object = None) -> None:
+        if not self._woken.done():
+            self._woken.set_result(None)
 
     async def supervise(self) -> Report:
         """Run until the job and every process it started are gone."""
         self._start_pumps()
         wait_task = asyncio.ensure_future(self.handle.wait())
+        wait_task.add_done_callback(self._wake)
         self._arm_timers()
-        watchers = [asyncio.ensure_future(self.stop_requested.wait())]
+        watcher = None
         if self.cancel is not None:
-            watchers.append(asyncio.ensure_future(self.cancel.wait()))
+            watcher = asyncio.ensure_future(self.cancel.wait())
+            watcher.add_done_callback(self._wake)
         try:
-            await asyncio.wait([wait_task, *watchers], return_when=asyncio.FIRST_COMPLETED)
+            await self._woken
             if self.cancel is not None and self.cancel.is_set():
                 self.request_stop("cancelled")
         except asyncio.CancelledError:
@@ -100,8 +108,17 @@ class Supervisor:
             await asyncio.shield(self._finish(wait_task))
             raise
         finally:
-            for w in watchers:
-                w.cancel()
+            if watcher is not None:
+                watcher.cancel()
+        if self.stop_reason is None:
+            # The common end: the main process exited by itself. Clearing up
+            # after it rarely has to wait, so it runs in this task; only if
+            # the caller is cancelled meanwhile is the rest shielded.
+            try:
+                return await self._finish(wait_task)
+            except asyncio.CancelledError:
+                await asyncio.shield(self._finish(wait_task))
+                raise
         return await asyncio.shield(self._finish(wait_task))
 
     async def _finish(self, wait_task: asyncio.Future[ExitStatus]) -> Report:
