@@ -145,6 +145,44 @@ print("fell back")
     assert proc.stdout == "fell back\n", proc.stderr
 
 
+def test_no_fd_left_for_the_pipes_is_a_launch_error_not_a_fallback(workspace: Path) -> None:
+    # In a child process with a low fd limit all used up: the pipes cannot be
+    # made. That is this launch's failure; clone3 stays in use afterwards.
+    code = f"""
+import os, resource
+from stockade.errors import LaunchError
+from stockade.sandbox import clonespawn
+from stockade.sandbox.base import LaunchRequest
+from stockade.sandbox.local import LocalSandbox
+sandbox = LocalSandbox(slot="clonespawn-emfile")
+sandbox.setup()
+req = LaunchRequest(argv=["true"], env={{"PATH": "/usr/bin:/bin"}}, cwd={str(workspace)!r},
+                    workspace={str(workspace)!r}, marker="m")
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+held = []
+try:
+    while True:
+        held.append(os.open("/dev/null", os.O_RDONLY))
+except OSError:
+    pass
+try:
+    sandbox.launch(req)
+except LaunchError as exc:
+    print("launch error:", exc.message)
+for fd in held:
+    os.close(fd)
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+print("clone3 still used:", clonespawn.available())
+sandbox.cleanup()
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("launch error: cannot run 'true'"), proc.stdout + proc.stderr
+    assert "open files" in lines[0]
+    assert lines[1] == "clone3 still used: True"
+
+
 def test_an_environment_the_kernel_cannot_take_is_refused_as_popen_does(workspace: Path) -> None:
     sandbox = LocalSandbox(slot="clonespawn-env")
     sandbox.setup()

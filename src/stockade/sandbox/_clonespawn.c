@@ -180,6 +180,24 @@ PyDoc_STRVAR(spawn_doc,
 "OSError: from clone3 itself (caller falls back), or naming the program\n"
 "(exec) or cwd (chdir) that failed in the child.");
 
+/* Making the job's pipes failed (no fd left, say): a launch error, not a
+   reason to give up clone3 for the rest of the process. */
+enum { STAGE_PIPES = 4 };
+
+/* Mark the pending OSError with the stage that failed (child_stage): the
+   caller falls back to the portable spawn only for errors without one,
+   those of clone3 itself. */
+static void tag_stage(int stage) {
+    PyObject *type, *value, *tb;
+    if (!PyErr_Occurred()) return;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject *number = PyLong_FromLong(stage);
+    if (value != NULL && number != NULL) PyObject_SetAttrString(value, "child_stage", number);
+    Py_XDECREF(number);
+    PyErr_Restore(type, value, tb);
+}
+
 static PyObject *spawn(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *paths_o, *argv_o, *envp_o, *cwd_o, *keep_o;
     int cgroup_fd, in_fd, out_fd, err_fd;
@@ -224,6 +242,7 @@ static PyObject *spawn(PyObject *Py_UNUSED(self), PyObject *args) {
         if (i == 0 && !want_stdin) continue;
         if (pipe2(ends[i], O_CLOEXEC) < 0) {
             PyErr_SetFromErrno(PyExc_OSError);
+            tag_stage(STAGE_PIPES); /* ours, not clone3 refused: no fallback */
             goto done;
         }
     }
@@ -234,6 +253,7 @@ static PyObject *spawn(PyObject *Py_UNUSED(self), PyObject *args) {
         int flags = fcntl(ends[i][0], F_GETFL);
         if (flags < 0 || fcntl(ends[i][0], F_SETFL, flags | O_NONBLOCK) < 0) {
             PyErr_SetFromErrno(PyExc_OSError);
+            tag_stage(STAGE_PIPES); /* ours, not clone3 refused: no fallback */
             goto done;
         }
         if (pipe_size > 0) (void)fcntl(ends[i][0], F_SETPIPE_SZ, pipe_size);
@@ -243,6 +263,7 @@ static PyObject *spawn(PyObject *Py_UNUSED(self), PyObject *args) {
     err_fd = ends[2][1];
     if (pipe2(pipefd, O_CLOEXEC) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
+        tag_stage(STAGE_PIPES); /* ours, not clone3 refused: no fallback */
         goto done;
     }
 
@@ -297,16 +318,7 @@ static PyObject *spawn(PyObject *Py_UNUSED(self), PyObject *args) {
             PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, cwd_o);
         else
             PyErr_SetFromErrno(PyExc_OSError);
-        /* Tell the caller this came from the child: do not fall back. */
-        if (PyErr_Occurred()) {
-            PyObject *type, *value, *tb;
-            PyErr_Fetch(&type, &value, &tb);
-            PyErr_NormalizeException(&type, &value, &tb);
-            PyObject *stage = PyLong_FromLong(e.stage);
-            if (value != NULL && stage != NULL) PyObject_SetAttrString(value, "child_stage", stage);
-            Py_XDECREF(stage);
-            PyErr_Restore(type, value, tb);
-        }
+        tag_stage(e.stage); /* the child's failure: do not fall back */
         goto done;
     }
     result = Py_BuildValue("(liiii)", pid, pidfd, ends[0][1], ends[1][0], ends[2][0]);

@@ -123,9 +123,10 @@ def spawn(
     paths = _candidates(argv[0], request.env)
     args = [os.fsencode(a) for a in argv]
     cwd = os.fsencode(request.cwd) if request.cwd else None
+    cgroup_fd = cgroup.fd()  # out of the try: no fd left is this launch's error, not a refusal
     try:
         pid, pidfd, stdin_w, out_r, err_r = _State.native.spawn(
-            paths, args, env, cwd, cgroup.fd(), request.stdin_pipe, tuple(pass_fds), pipe_size
+            paths, args, env, cwd, cgroup_fd, request.stdin_pipe, tuple(pass_fds), pipe_size
         )
     except OSError as exc:
         if getattr(exc, "child_stage", None) is not None:
