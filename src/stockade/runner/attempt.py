@@ -23,10 +23,11 @@ from typing import Any
 from stockade.errors import LaunchError, OutputError, UsageError
 from stockade.runner.commands import CommandEffects
 from stockade.runner.events import Event, Sink
+from stockade.runner.hostenv import NAMED_SECRET_MIN, inherited, named_secret
 from stockade.runner.inputs import prepare
 from stockade.runner.outputs import base_outputs
 from stockade.runner.protocol import ProtocolParser, parse_output_file
-from stockade.runner.redact import Masker, is_secret_name
+from stockade.runner.redact import Masker
 from stockade.runner.result import Outcome, Result, classify
 from stockade.runner.runtime import make_runtime, read_file, remove_runtime, runtime_dir, write_file
 from stockade.runner.spec import RunSpec
@@ -35,9 +36,6 @@ from stockade.runner.supervise import Supervisor
 from stockade.sandbox.base import LaunchRequest, Sandbox
 
 __all__ = ["NAMED_SECRET_MIN", "data_dir_for", "new_job_id", "run"]
-
-#: Shortest value masked because its variable is named like a secret.
-NAMED_SECRET_MIN = 4
 
 
 def new_job_id() -> str:
@@ -154,15 +152,16 @@ class _Attempt:
     def _environment(self, runtime: Path, input_env: dict[str, str]) -> dict[str, str]:
         spec = self.spec
         if spec.inherit_env:
-            env = dict(os.environ)
+            env, host_secrets = inherited()
+            for value in host_secrets:
+                self.masker.add(value)
         else:
             env = {
                 "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
                 "LANG": "C.UTF-8",
             }
-        env.update(spec.env)
-        env.update(spec.secrets)
-        env.update(input_env)
+        added = {**spec.env, **spec.secrets, **input_env}
+        env.update(added)
         # Plain os calls on str paths: these run once per attempt, and the
         # pathlib versions cost more than the system calls they make.
         output_file = f"{runtime}/output.env"
@@ -177,11 +176,8 @@ class _Attempt:
             STOCKADE_OUTPUT=output_file,
             STOCKADE_STATE=state_file,
         )
-        for name, val in env.items():
-            # Values found only by their variable's name must be long enough
-            # that masking them cannot blank out ordinary text (USE_KEY=1 would
-            # otherwise turn every "1" into ***). Declared secrets mask at any length.
-            if len(val.strip()) >= NAMED_SECRET_MIN and is_secret_name(name):
+        for name, val in added.items():  # the inherited ones were checked by inherited()
+            if named_secret(name, val):
                 self.masker.add(val)
         return env
 
