@@ -27,6 +27,10 @@ async def until(check: Callable[[], bool], timeout: float = 10.0, what: str = ""
         await asyncio.sleep(0.02)
 
 
+#: Options of the workers :func:`with_worker` starts (a test module may change them).
+WORKER_DEFAULTS: dict[str, Any] = {"slots": 2, "poll": 0.05, "lease": 5.0, "handle_signals": False}
+
+
 def with_worker(
     url: str,
     body: Callable[[Worker], Awaitable[None]],
@@ -35,8 +39,7 @@ def with_worker(
     **options: Any,
 ) -> Worker:
     """Run a worker on ``url`` while ``body`` runs, then stop it; the worker."""
-    defaults: dict[str, Any] = {"slots": 2, "poll": 0.05, "lease": 5.0, "handle_signals": False}
-    worker = Worker(open_store(url), WorkerOptions(**(defaults | options)))
+    worker = Worker(open_store(url), WorkerOptions(**(WORKER_DEFAULTS | options)))
 
     async def main() -> None:
         task = asyncio.create_task(worker.run())

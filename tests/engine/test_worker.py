@@ -6,17 +6,29 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from stockade.engine.worker import Worker
 from stockade.store import Store
 from stockade.store import schema as t
+from tests.engine import helpers
 from tests.engine.helpers import state, submit, until, with_worker
 
 DONE = ("succeeded", "failed", "cancelled")
 
 
-def test_runs_jobs_and_applies_the_policy(store: Store, store_url: str) -> None:
+@pytest.fixture(autouse=True, params=[False, True], ids=["store-thread", "store-process"])
+def store_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Each behaviour once with ends and claims recorded on the worker's store
+    thread and once in its store process (the CLI's default)."""
+    monkeypatch.setitem(helpers.WORKER_DEFAULTS, "store_process", request.param)
+    return bool(request.param)
+
+
+def test_runs_jobs_and_applies_the_policy(
+    store: Store, store_url: str, store_process: bool
+) -> None:
     ok = submit(store, 'echo "hi $INPUT_NAME"', input={"name": "x"})
     bad = submit(store, "exit 3")
     flaky = submit(store, "exit 75", max_attempts=2, backoff={"initial": 0.05, "max": 0.05})
@@ -24,6 +36,7 @@ def test_runs_jobs_and_applies_the_policy(store: Store, store_url: str) -> None:
 
     async def body(worker: Worker) -> None:
         await until(lambda: all(state(store, j) in DONE for j in (ok, bad, flaky, slow)))
+        assert (worker.astore.process is not None) == store_process
 
     worker = with_worker(store_url, body)
     q = store.queries
@@ -37,6 +50,7 @@ def test_runs_jobs_and_applies_the_policy(store: Store, store_url: str) -> None:
     assert counts.timed_out == 1
     (row,) = q.workers()
     assert row.stopped_at is not None and row.counters["claimed"] == 5
+    assert worker.astore.process is None  # stopped with the worker
 
 
 def test_logs_reach_the_store_while_the_job_runs(store: Store, store_url: str) -> None:

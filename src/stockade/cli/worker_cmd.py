@@ -60,6 +60,12 @@ __all__ = ["worker_command"]
 )
 @click.option("--config", "-c", "config_path", metavar="FILE", help="stockade.yaml for --sandbox.")
 @click.option("--burst", is_flag=True, help="Exit once no job is queued or running.")
+@click.option(
+    "--store-process/--no-store-process",
+    default=True,
+    show_default=True,
+    help="Record ends and claim jobs in a helper process, off the worker's GIL.",
+)
 @click.option("--verbose", "-v", count=True, help="Log every job (-v) or debug (-vv).")
 @click.option("--quiet", "-q", is_flag=True, help="Log only warnings and errors.")
 @store_command
@@ -81,6 +87,7 @@ def worker_command(**opts: Any) -> int:
         worker_id=opts["worker_id"],
         data_dir=opts["data_dir"],
         burst=opts["burst"],
+        store_process=opts["store_process"],
     )
     if opts["sandbox"]:
         options.sandbox, options.prepare = _slot_sandbox(opts["sandbox"], opts["config_path"])

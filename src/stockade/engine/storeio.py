@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
+from stockade.engine.storeproc import METHODS, StoreProcess
 from stockade.errors import StoreUnavailable
 from stockade.runner.result import Result
 from stockade.store import Claim, JobState, Store
@@ -52,6 +53,8 @@ class AsyncStore:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="stockade-store")
         self._on_error = on_error
         self.down = False
+        #: Where :meth:`jobs` calls go when set (see :mod:`~stockade.engine.storeproc`).
+        self.process: StoreProcess | None = None
 
     async def once(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn`` on the store thread, once."""
@@ -79,10 +82,39 @@ class AsyncStore:
         Gives up (re-raising :class:`StoreUnavailable`) only once ``until``
         is set, so a worker told to stop is never held by a dead database.
         """
+        return await self._retry(lambda: self.once(fn, *args, **kwargs), until)
+
+    async def jobs(self, method: str, *args: Any, until: asyncio.Event | None = None) -> Any:
+        """``store.jobs.<method>(*args)`` retried as :meth:`call` does, in the
+        store process when the worker has one (``claim``, ``finish_and_claim``).
+
+        A store process that died is dropped for good, with a warning: its
+        calls and all later ones run on the store thread. A call in flight
+        when it died may have been committed; run again, its ends are fenced
+        off (recorded once) and jobs it claimed come back when their lease
+        expires, as a dead worker's would.
+        """
+        fn = getattr(self.store.jobs, method)
+
+        async def attempt() -> Any:
+            process = self.process
+            if process is not None and method in METHODS:
+                try:
+                    return await process.call(method, *args)
+                except StoreUnavailable:
+                    if process.ready:
+                        raise  # the database, not the process: retried with backoff
+                    log.warning("the store process is gone; recording on the store thread")
+                    self.process = None
+            return await self.once(fn, *args)
+
+        return await self._retry(attempt, until)
+
+    async def _retry(self, attempt: Callable[[], Awaitable[T]], until: asyncio.Event | None) -> T:
         tries = 0
         while True:
             try:
-                return await self.once(fn, *args, **kwargs)
+                return await attempt()
             except StoreUnavailable as exc:
                 tries += 1
                 if not self.down:
@@ -157,7 +189,6 @@ class Recorder:
         return await future
 
     async def _flush(self) -> None:
-        manager = self.astore.store.jobs
         while self._pending:
             if self.linger > 0:
                 await asyncio.sleep(self.linger)
@@ -165,8 +196,8 @@ class Recorder:
             limit = self._ahead() if self._ahead is not None else 0
             claims: list[Claim] = []
             try:
-                states, claims = await self.astore.call(
-                    manager.finish_and_claim, [(c, r) for c, r, _ in batch],
+                states, claims = await self.astore.jobs(
+                    "finish_and_claim", [(c, r) for c, r, _ in batch],
                     self.worker_id, limit, self.lease, until=self.forced,
                 )  # fmt: skip
             except Exception as exc:  # handed to every waiter; the flusher goes on

@@ -37,6 +37,7 @@ from stockade.engine.keeper import keep
 from stockade.engine.listener import Listener
 from stockade.engine.slot import SandboxFactory, Slot, local_sandbox
 from stockade.engine.storeio import AsyncStore, Recorder, wait_for_event
+from stockade.engine.storeproc import StoreProcess
 from stockade.errors import StockadeError, StoreUnavailable
 from stockade.runner.spec import RunSpec
 from stockade.store import CANCEL_CHANNEL, JOBS_CHANNEL, Claim, Store
@@ -69,6 +70,9 @@ class WorkerOptions:
     #: Seconds an attempt's end waits for others to be recorded with it in
     #: one transaction (group commit); the slot is free meanwhile.
     record_linger: float = 0.002
+    #: Record ends and claim jobs in a store process of their own, off this
+    #: process's GIL (see :mod:`~stockade.engine.storeproc`); the CLI's default.
+    store_process: bool = False
     sandbox: SandboxFactory = local_sandbox
     #: Adjusts each job's RunSpec to the slots' sandbox profile (its
     #: environment policy and wall-time limit); ``None`` leaves it as is.
@@ -144,9 +148,22 @@ class Worker:
         if self.options.handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self.request_stop)
+        if self.options.store_process:
+            await self._start_store_process()
         for slot in self.slots:
             await self._setup(slot)
         log.info("worker %s: %d slot(s) on %s", self.id, len(self.slots), self.astore.store.db.name)
+
+    async def _start_store_process(self) -> None:
+        """Start the store process; without one, the store thread does its work."""
+        db = self.astore.store.db
+        process = StoreProcess(db.url.render_as_string(hide_password=False))
+        try:
+            await process.start()
+        except StockadeError as exc:
+            log.warning("no store process (%s); recording on the store thread", exc.message)
+            return
+        self.astore.process = process
 
     async def _setup(self, slot: Slot) -> None:
         """Set up a slot's sandbox, retrying an infrastructure failure with backoff;
@@ -208,7 +225,6 @@ class Worker:
         self._fill_slots()
 
     async def _claim_loop(self) -> None:
-        manager = self.astore.store.jobs
         while not self.stopping.is_set():
             want = self._want()
             # Top the buffer up in batches: one claim for several jobs is
@@ -229,8 +245,8 @@ class Worker:
             self.wake.clear()
             self._claiming = True
             try:
-                claims = await self.astore.call(
-                    manager.claim, self.id, want, self.options.lease, until=self.stopping
+                claims = await self.astore.jobs(
+                    "claim", self.id, want, self.options.lease, until=self.stopping
                 )
             except StoreUnavailable:
                 break
@@ -328,6 +344,9 @@ class Worker:
                 loop.remove_signal_handler(signum)
         for slot in self.slots:
             await loop.run_in_executor(None, slot.cleanup)
+        if self.astore.process is not None:
+            await self.astore.process.close()
+            self.astore.process = None
         store = self.astore.store
         with contextlib.suppress(StockadeError):
             await self.astore.once(
