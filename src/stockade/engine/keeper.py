@@ -66,8 +66,14 @@ async def _cancel_requests(worker: Worker) -> None:
 
 async def _renew(worker: Worker) -> None:
     store = worker.astore.store
+    # Only jobs this worker held before the renew started are judged by its
+    # answer: claims go through the store process, so a job claimed while
+    # the renew ran can be here before the renew's answer, yet missing from it.
+    before = dict(worker.running)
     held = await worker.astore.once(store.jobs.renew, worker.id, worker.options.lease)
-    for job_id, job in list(worker.running.items()):
+    for job_id, job in before.items():
+        if worker.running.get(job_id) is not job:
+            continue  # ended meanwhile
         run, cancel = held.get(job_id, (None, False))
         if run != job.claim.run and not job.recording:
             log.warning("job %s: lease taken over by another worker, stopping it", job_id)
