@@ -13,6 +13,11 @@ candidate set on PostgreSQL; SQLite serializes writers (``BEGIN
 IMMEDIATE``), so the same statement is safe there without row locks. The
 attempt counter goes up in that same statement, before the job runs, so a
 crash mid-job still counts as an attempt.
+
+The worker's path (:meth:`JobManager.claim`, :meth:`JobManager.finish_and_claim`)
+runs its statements on the driver's cursor (:mod:`~stockade.store.direct`):
+the same Core statements, compiled once, without Core's per-execute cost on
+a thread that shares the GIL with the jobs' event loop.
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ from sqlalchemy.engine import Connection
 from stockade.errors import StoreError
 from stockade.runner.result import Outcome, Result
 from stockade.store import schema as t
-from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, notify_logs
+from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, LOGS_CHANNEL, logs_payload
+from stockade.store.direct import Statement, Tx
 from stockade.store.ids import new_job_id
 from stockade.store.policy import MAX_TRANSIENT, Step, backoff_delay, next_step
 from stockade.store.records import Claim, NewJob
 from stockade.store.requests import UserRequests
-from stockade.store.rows import job_row, lost_claim, result_json, result_summary
+from stockade.store.rows import job_row, lost_claim, result_json
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
 
@@ -109,16 +115,24 @@ def _move_statement(retry: bool) -> Any:
     )
 
 
-_CLAIM = _claim_statement()
-_END = _move_statement(retry=False)
-_RETRY = _move_statement(retry=True)
-_LOCK_RUNNING = (
+#: The summary columns' parameters of a move and of an attempt's end, in order.
+_SUMMARY_ARGS = tuple(f"b_{k}" for k in _SUMMARY)
+_MOVE_ARGS = ("b_id", "b_run", "b_state", *_SUMMARY_ARGS)
+
+# The worker's path (record ends, claim successors) runs these on the
+# driver's cursor (see stockade.store.direct); rows are tuples in args order.
+_CLAIM = Statement(_claim_statement(), ("b_limit", "b_worker", "b_lease"))
+_END = Statement(_move_statement(retry=False), _MOVE_ARGS, many=True)
+_RETRY = Statement(_move_statement(retry=True), (*_MOVE_ARGS, "b_delay"), many=True)
+_LOCK_RUNNING = Statement(
     sa.select(t.jobs.c.id, t.jobs.c.runs, t.jobs.c.cancel_requested, epoch_now())
     .where(t.jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)), t.jobs.c.state == R.value)
     .order_by(t.jobs.c.id)  # one lock order for every batch: no deadlock between batches
-    .with_for_update()
+    .with_for_update(),
+    ("b_ids",),
+    expand="b_ids",
 )
-_END_ATTEMPT = (
+_END_ATTEMPT = Statement(
     sa.update(t.attempts)
     .where(
         t.attempts.c.job_id == sa.bindparam("b_id", type_=sa.String),
@@ -129,11 +143,32 @@ _END_ATTEMPT = (
         duration=sa.bindparam("b_duration", type_=t.attempts.c.duration.type),
         result=sa.bindparam("b_result", type_=t.attempts.c.result.type),
         **{k: sa.bindparam(f"b_{k}", type_=t.attempts.c[k].type) for k in _SUMMARY},
-    )
+    ),
+    ("b_id", "b_run", "b_duration", "b_result", *_SUMMARY_ARGS),
+    many=True,
 )
-_INSERT_ATTEMPT = t.attempts.insert()
-_INSERT_EVENT = t.events.insert()
-_INSERT_OUTPUT = t.outputs.insert()
+
+
+def _insert(table: sa.Table, *columns: str) -> Statement:
+    """A many-row INSERT of ``columns`` (in that order) into ``table``."""
+    return Statement(table.insert(), columns, columns=columns, many=True)
+
+
+_INSERT_ATTEMPT = _insert(t.attempts, "job_id", "attempt", "worker_id", "started_at")
+_INSERT_EVENT = _insert(t.events, "job_id", "kind", "attempt", "data", "time")
+_INSERT_OUTPUT = _insert(t.outputs, "job_id", "attempt", "data")
+_UPDATE_SAVED = Statement(
+    sa.update(t.saved_state)
+    .where(t.saved_state.c.job_id == sa.bindparam("b_id", type_=sa.String))
+    .values(
+        attempt=sa.bindparam("b_run", type_=sa.Integer),
+        data=sa.bindparam("b_data", type_=t.saved_state.c.data.type),
+    ),
+    ("b_id", "b_run", "b_data"),
+)
+_INSERT_SAVED = Statement(
+    t.saved_state.insert(), ("job_id", "attempt", "data"), columns=("job_id", "attempt", "data")
+)
 
 
 class JobManager(UserRequests):
@@ -188,41 +223,24 @@ class JobManager(UserRequests):
         """
         if limit < 1:
             return []
-        with self.db.transaction() as conn:
-            events: list[dict[str, Any]] = []
-            claims = self._claim(conn, worker_id, limit, lease, events)
+        with self.db.direct() as tx:
+            events: list[tuple[Any, ...]] = []
+            claims = self._claim(tx, worker_id, limit, lease, events)
             if events:
-                conn.execute(_INSERT_EVENT, events)
+                tx.many(_INSERT_EVENT, events)
         return claims
 
     def _claim(
-        self,
-        conn: Connection,
-        worker_id: str,
-        limit: int,
-        lease: float,
-        events: list[dict[str, Any]],
+        self, tx: Tx, worker_id: str, limit: int, lease: float, events: list[tuple[Any, ...]]
     ) -> list[Claim]:
-        """Claim, insert the attempt rows; the ``started`` events go to ``events``."""
-        rows = conn.execute(
-            _CLAIM, {"b_limit": limit, "b_worker": worker_id, "b_lease": lease}
-        ).mappings()
-        claims = [Claim.from_row(row) for row in rows]
+        """Claim, insert the attempt rows; the ``started`` events (rows of
+        ``_INSERT_EVENT``) go to ``events``."""
+        claims = [Claim.from_values(row) for row in tx.rows(_CLAIM, (limit, worker_id, lease))]
         if not claims:
             return claims
-        conn.execute(
-            _INSERT_ATTEMPT,
-            [
-                {"job_id": c.job_id, "attempt": c.run, "worker_id": worker_id,
-                 "started_at": c.started_at}
-                for c in claims
-            ],
-        )  # fmt: skip
-        events.extend(
-            {"job_id": c.job_id, "kind": "started", "attempt": c.run,
-             "data": {"worker": worker_id}, "time": c.started_at}
-            for c in claims
-        )  # fmt: skip
+        tx.many(_INSERT_ATTEMPT, [(c.job_id, c.run, worker_id, c.started_at) for c in claims])
+        started = {"worker": worker_id}
+        events.extend((c.job_id, "started", c.run, started, c.started_at) for c in claims)
         claims.sort(key=lambda c: (-c.priority, c.job_id))
         return claims
 
@@ -281,28 +299,28 @@ class JobManager(UserRequests):
         claims their successors with one commit (claim-ahead)."""
         if not ends and limit < 1:
             return [], []
-        with self.db.transaction() as conn:
+        with self.db.direct() as tx:
             states: list[JobState | None] = []
-            events: list[dict[str, Any]] = []
+            events: list[tuple[Any, ...]] = []
             if ends:
-                rows = conn.execute(_LOCK_RUNNING, {"b_ids": list({c.job_id for c, _ in ends})})
+                ids = list({c.job_id: None for c, _ in ends})
                 current: dict[str, tuple[int, bool]] = {}
                 now: float | None = None  # the database's clock, read under the lock
-                for jid, run, cancel, clock in rows:
+                for jid, run, cancel, clock in tx.rows(_LOCK_RUNNING, ids, len(ids)):
                     current[jid], now = (run, bool(cancel)), clock
-                states = self._finish_batch(conn, ends, current, now, events)
-            claims = self._claim(conn, worker_id, limit, lease, events) if limit > 0 else []
+                states = self._finish_batch(tx, ends, current, now, events)
+            claims = self._claim(tx, worker_id, limit, lease, events) if limit > 0 else []
             if events:
-                conn.execute(_INSERT_EVENT, events)
+                tx.many(_INSERT_EVENT, events)
         return states, claims
 
     def _finish_batch(
         self,
-        conn: Connection,
+        tx: Tx,
         ends: Sequence[tuple[Claim, Result]],
         current: dict[str, tuple[int, bool]],
         now: float | None,
-        events: list[dict[str, Any]],
+        events: list[tuple[Any, ...]],
     ) -> list[JobState | None]:
         """Record ``ends`` whose job is locked and still on their attempt
         (``current``); their ``finished`` events (at ``now``, the database's
@@ -327,19 +345,18 @@ class JobManager(UserRequests):
                     multiplier=claim.backoff_multiplier, cap=claim.backoff_max, rand=self.rand(),
                 )  # fmt: skip
             batch.add(claim, result, step.state, delay)
-            events.append({
-                "job_id": claim.job_id, "kind": "finished", "attempt": claim.run, "time": now,
-                "data": {"outcome": result.outcome.value, "state": step.state.value},
-            })  # fmt: skip
+            data = {"outcome": result.outcome.value, "state": step.state.value}
+            events.append((claim.job_id, "finished", claim.run, data, now))
             states.append(step.state)
-        batch.write(conn)
-        for job_id, run, data in batch.saves:
-            self._save_state(conn, job_id, run, data)
+        batch.write(tx)
+        for job_id, run, saved in batch.saves:
+            if tx.execute(_UPDATE_SAVED, (job_id, run, saved)) == 0:
+                tx.execute(_INSERT_SAVED, (job_id, run, saved))
         if batch.retries:
-            self.db.notify(conn, JOBS_CHANNEL)
+            tx.notify(JOBS_CHANNEL)
         ended = [claim.job_id for (claim, _), state in zip(ends, states, strict=True) if state]
         if ended:  # a log stream of the job ends with its final state
-            notify_logs(self.db, conn, ended)
+            tx.notify(LOGS_CHANNEL, logs_payload(ended))
         return states
 
     def release(
@@ -446,45 +463,39 @@ class JobManager(UserRequests):
 
 
 class _EndBatch:
-    """The rows :meth:`JobManager.finish_many` writes, one executemany per statement."""
+    """The rows :meth:`JobManager.finish_many` writes, one executemany per
+    statement; each row a tuple in its statement's ``args`` order."""
 
     def __init__(self) -> None:
-        self.ends: list[dict[str, Any]] = []
-        self.retries: list[dict[str, Any]] = []
-        self.attempts: list[dict[str, Any]] = []
-        self.outputs: list[dict[str, Any]] = []
+        self.ends: list[tuple[Any, ...]] = []
+        self.retries: list[tuple[Any, ...]] = []
+        self.attempts: list[tuple[Any, ...]] = []
+        self.outputs: list[tuple[Any, ...]] = []
         self.saves: list[tuple[str, int, dict[str, Any]]] = []
 
     def add(self, claim: Claim, result: Result, state: JobState, delay: float | None) -> None:
         """One fenced end moving its job to ``state`` (``delay``: a retry's backoff)."""
-        summary = {f"b_{k}": v for k, v in result_summary(result).items()}
-        key = {"b_id": claim.job_id, "b_run": claim.run}
+        summary = (result.outcome.value, result.reason, result.error, result.exit_code,
+                   result.signal)  # fmt: skip
         if delay is None:
-            self.ends.append({**key, "b_state": state.value, **summary})
+            self.ends.append((claim.job_id, claim.run, state.value, *summary))
         else:
-            self.retries.append({**key, "b_state": state.value, "b_delay": delay, **summary})
+            self.retries.append((claim.job_id, claim.run, state.value, *summary, delay))
         record = result_json(result)
-        self.attempts.append(
-            {**key, "b_duration": record.get("duration"), "b_result": record, **summary}
-        )
+        self.attempts.append((claim.job_id, claim.run, record.get("duration"), record, *summary))
         if state is JobState.SUCCEEDED:
-            self.outputs.append(
-                {"job_id": claim.job_id, "attempt": claim.run, "data": result.outputs}
-            )
+            self.outputs.append((claim.job_id, claim.run, result.outputs))
         if result.state != claim.state:
             self.saves.append((claim.job_id, claim.run, result.state))
 
-    def write(self, conn: Connection) -> None:
+    def write(self, tx: Tx) -> None:
         """Move the jobs, end their attempts, store outputs."""
         for stmt, rows in ((_END, self.ends), (_RETRY, self.retries)):
             if rows:
-                matched = conn.execute(stmt, rows).rowcount
-                if conn.dialect.supports_sane_multi_rowcount and matched != len(rows):
+                matched = tx.many(stmt, rows)
+                if tx.sane_multi_rowcount and matched != len(rows):
                     # Cannot happen: the rows are locked and were checked by the caller.
                     raise StoreError(f"recording {len(rows)} attempt(s) matched {matched} job(s)")
-        for stmt, rows in (
-            (_END_ATTEMPT, self.attempts),
-            (_INSERT_OUTPUT, self.outputs),
-        ):
+        for stmt, rows in ((_END_ATTEMPT, self.attempts), (_INSERT_OUTPUT, self.outputs)):
             if rows:
-                conn.execute(stmt, rows)
+                tx.many(stmt, rows)

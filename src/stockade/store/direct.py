@@ -1,0 +1,202 @@
+"""The worker's hot statements, compiled once, run straight on the driver's cursor.
+
+A busy worker records an attempt's end and claims the next job in one
+transaction per batch, on a thread that shares the GIL with the event loop
+running the jobs. Executing a Core statement through a SQLAlchemy
+``Connection`` costs far more Python than the driver's own work: the cache
+lookup, ``_init_compiled``, parameter and result processing, the
+``Connection`` and ``Transaction`` objects. So the few statements of that path
+stay SQLAlchemy Core (the schema in :mod:`~stockade.store.schema` remains
+the one source of truth) but are compiled here at import, once per dialect,
+and executed with the DBAPI cursor's ``execute`` / ``executemany``.
+
+Compiling keeps what Core would do at execute time: the literal parameters
+a statement carries (``state = 'running'``) are baked into each slot, and
+the type's bind processors (JSON serialization) and result processors
+(JSON parsing on SQLite) are applied the same way. Each statement names
+the parameters its caller passes, in order (:class:`Statement`), so rows
+are plain tuples built by the caller, not dictionaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+
+__all__ = ["DIALECTS", "Compiled", "Statement", "Tx"]
+
+#: One dialect per store kind, with a positional parameter style so that a
+#: row of parameters is a tuple (``?`` for sqlite3, ``%s`` for psycopg).
+DIALECTS: dict[str, Dialect] = {
+    "sqlite": sqlite.pysqlite.dialect(),
+    "postgresql": postgresql.psycopg.dialect(paramstyle="format"),  # type: ignore[no-untyped-call]
+}
+
+_Processor = Callable[[Any], Any]
+
+
+class Compiled:
+    """One statement compiled for one dialect: its SQL, how to turn a tuple
+    of the caller's arguments into the driver's parameters, and how to
+    process the rows it returns."""
+
+    def __init__(
+        self, compiled: Any, dialect: Dialect, args: Sequence[str], expand: dict[str, int]
+    ) -> None:
+        self.dialect = dialect
+        processors: dict[str, _Processor]
+        if expand:  # each expanding parameter rendered as one slot per item
+            state = compiled.construct_expanded_state(
+                {name: [None] * size for name, size in expand.items()}, escape_names=False
+            )
+            self.sql: str = state.statement
+            defaults, processors = state.parameters, dict(state.processors)
+            order: list[str] = list(state.positiontup or ())
+        else:
+            self.sql = compiled.string
+            defaults = compiled.construct_params(_check=False)
+            processors = dict(compiled._bind_processors)
+            order = list(compiled.positiontup or ())
+        missing = set(args) - set(order)
+        if missing:
+            raise ValueError(f"not parameters of the statement: {sorted(missing)}")
+        self._identity = order == list(args) and not any(name in processors for name in order)
+        #: Per parameter slot: (index in the caller's tuple or -1, processor, constant).
+        self._slots: list[tuple[int, _Processor | None, Any]] = []
+        for name in order:
+            proc = processors.get(name)
+            if name in args:
+                self._slots.append((args.index(name), proc, None))
+            elif name in compiled.binds and compiled.binds[name].required:
+                raise ValueError(f"parameter {name!r} of the statement is not in args")
+            else:  # a literal of the statement: processed once, here
+                value = defaults[name]
+                self._slots.append((-1, None, proc(value) if proc is not None else value))
+        self._types = [column[3] for column in getattr(compiled, "_result_columns", ())]
+        self._results: list[_Processor | None] | None = None
+
+    def params(self, row: Sequence[Any]) -> Sequence[Any]:
+        """The driver's parameters for the caller's ``row``."""
+        if self._identity:
+            return row
+        return [
+            const if i < 0 else (row[i] if proc is None else proc(row[i]))
+            for i, proc, const in self._slots
+        ]
+
+    def rows(self, cursor: Any) -> list[tuple[Any, ...]]:
+        """The rows ``cursor`` returned, through the result columns' processors."""
+        fetched = cursor.fetchall()
+        if self._results is None:  # the driver's column types are known only now
+            description = cursor.description or ()
+            self._results = [
+                type_._cached_result_processor(self.dialect, column[1])
+                for type_, column in zip(self._types, description, strict=False)
+            ]
+        procs = self._results
+        if not any(procs):
+            return [tuple(row) for row in fetched]
+        return [
+            tuple(
+                value if proc is None else proc(value)
+                for proc, value in zip(procs, row, strict=False)
+            )
+            for row in fetched
+        ]
+
+
+class Statement:
+    """A Core statement compiled for every dialect of :data:`DIALECTS`.
+
+    ``args`` names the parameters (bind names, or column keys of an INSERT
+    given ``columns``) in the order callers pass them. A statement with an
+    expanding ``IN`` parameter (``expand``) is compiled again for each list
+    length it meets, the list's items taking that parameter's place.
+    """
+
+    def __init__(
+        self,
+        stmt: Any,
+        args: Sequence[str],
+        *,
+        columns: Sequence[str] | None = None,
+        many: bool = False,
+        expand: str | None = None,
+    ) -> None:
+        self.stmt, self.args, self.columns, self.many, self.expand = (
+            stmt, tuple(args), columns, many, expand,
+        )  # fmt: skip
+        self._compiled: dict[tuple[str, int], Compiled] = {}
+        if expand is None:  # at import: a statement that does not compile fails early
+            for name in DIALECTS:
+                self._compiled[name, 0] = self._compile(name, 0)
+
+    def on(self, dialect: str, size: int = 0) -> Compiled:
+        """The statement compiled for ``dialect`` (and ``size`` items to expand)."""
+        found = self._compiled.get((dialect, size))
+        if found is None:
+            found = self._compile(dialect, size)
+            if len(self._compiled) < 256:  # batch sizes are few; never grow without bound
+                self._compiled[dialect, size] = found
+        return found
+
+    def _compile(self, name: str, size: int) -> Compiled:
+        dialect = DIALECTS[name]
+        compiled = self.stmt.compile(
+            dialect=dialect, column_keys=self.columns, for_executemany=self.many
+        )
+        if self.expand is None:
+            return Compiled(compiled, dialect, self.args, {})
+        items = [f"{self.expand}_{i}" for i in range(1, size + 1)]
+        args = [a for a in self.args if a != self.expand] + items
+        return Compiled(compiled, dialect, args, {self.expand: size})
+
+
+class Tx:
+    """A write transaction on the driver's cursor (see :meth:`Database.direct`)."""
+
+    def __init__(self, dialect: str, cursor: Any) -> None:
+        self.dialect = dialect
+        self.cursor = cursor
+        #: Whether :meth:`many` counts the rows matched by all its rows.
+        self.sane_multi_rowcount: bool = DIALECTS[dialect].supports_sane_multi_rowcount
+
+    def execute(self, stmt: Statement, row: Sequence[Any] = ()) -> int:
+        """Run ``stmt`` once; the rows it matched."""
+        compiled = stmt.on(self.dialect)
+        self.cursor.execute(compiled.sql, compiled.params(row))
+        return int(self.cursor.rowcount)
+
+    def many(self, stmt: Statement, rows: Iterable[Sequence[Any]]) -> int:
+        """Run ``stmt`` for each of ``rows`` (one executemany); the rows matched in all."""
+        compiled = stmt.on(self.dialect)
+        self.cursor.executemany(compiled.sql, [compiled.params(row) for row in rows])
+        return int(self.cursor.rowcount)
+
+    def rows(
+        self, stmt: Statement, row: Sequence[Any] = (), size: int = 0
+    ) -> list[tuple[Any, ...]]:
+        """Run ``stmt`` once; the rows it returned (``size``: items of its expanding list,
+        passed last in ``row``)."""
+        compiled = stmt.on(self.dialect, size)
+        self.cursor.execute(compiled.sql, compiled.params(row))
+        return compiled.rows(self.cursor)
+
+    def notify(self, channel: str, payload: str = "") -> None:
+        """PostgreSQL ``NOTIFY`` at commit (a no-op on SQLite, whose workers poll)."""
+        if self.dialect == "postgresql":
+            self.execute(_NOTIFY, (channel, payload))
+
+
+_NOTIFY = Statement(
+    sa.select(
+        sa.func.pg_notify(
+            sa.bindparam("b_channel", type_=sa.String), sa.bindparam("b_payload", type_=sa.String)
+        )
+    ),
+    ("b_channel", "b_payload"),
+)

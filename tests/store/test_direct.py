@@ -1,0 +1,60 @@
+"""The driver-level transaction of the worker's path (``Database.direct``),
+on SQLite and on PostgreSQL: all or nothing, and errors mapped like Core's."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from stockade.errors import SchemaError, StoreUnavailable
+from stockade.runner.result import Outcome
+from stockade.store import Store, open_store
+from stockade.store.jobs import _INSERT_EVENT
+from tests.store.helpers import new, result
+
+
+def test_an_error_in_the_block_rolls_everything_back(store: Store) -> None:
+    (job_id,) = store.jobs.submit([new()])
+    with pytest.raises(RuntimeError), store.db.direct() as tx:
+        tx.many(_INSERT_EVENT, [(job_id, "noted", None, {"n": 1}, 0.0)])
+        raise RuntimeError("the caller failed half way")
+    assert [e["kind"] for e in store.queries.events(job_id)] == ["queued"]
+    with store.db.direct() as tx:  # the connection went back to the pool usable
+        tx.many(_INSERT_EVENT, [(job_id, "noted", None, {"n": 2}, 0.0)])
+    assert [e["data"] for e in store.queries.events(job_id)][-1] == {"n": 2}
+
+
+def test_missing_schema_is_a_schema_error_every_time(store_url: str) -> None:
+    bare = open_store(store_url, schema="none")
+    try:
+        for _ in range(2):  # the failed transaction was rolled back, not left aborted
+            with pytest.raises(SchemaError, match="stockade db upgrade"):
+                bare.jobs.claim("w", 1, 30)
+    finally:
+        bare.close()
+
+
+def test_saved_state_is_replaced_by_a_later_attempt(store: Store) -> None:
+    (job_id,) = store.jobs.submit([new(max_attempts=3, backoff_initial=0.0, backoff_max=0.0)])
+    for page in (1, 2):
+        (claim,) = store.jobs.claim("w", 1, 30)
+        store.jobs.finish(claim, result(claim, Outcome.RETRYABLE, state={"page": page}))
+    (third,) = store.jobs.claim("w", 1, 30)
+    assert (third.run, third.state) == (3, {"page": 2})
+    assert store.queries.saved_state(job_id) == {"page": 2}
+
+
+def test_a_lost_postgres_connection_is_unavailable_then_replaced(pg_url: str) -> None:
+    store = open_store(pg_url)
+    try:
+        store.jobs.submit([new(), new()])
+        fairy = store.db.engine.raw_connection()
+        pid = fairy.driver_connection.info.backend_pid  # type: ignore[union-attr]
+        fairy.close()  # back to the pool: the next transaction uses it
+        with psycopg.connect(pg_url.split("?", maxsplit=1)[0], autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreUnavailable):
+            store.jobs.claim("w", 1, 30)
+        assert len(store.jobs.claim("w", 2, 30)) == 2  # a new connection, nothing half-done
+    finally:
+        store.close()
