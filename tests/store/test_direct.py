@@ -8,9 +8,12 @@ import pytest
 
 from stockade.errors import SchemaError, StoreUnavailable
 from stockade.runner.result import Outcome
-from stockade.store import Store, open_store
+from stockade.store import JobState, Store, open_store
+from stockade.store.direct import Batch
 from stockade.store.jobs import _INSERT_EVENT
 from tests.store.helpers import new, result
+
+Q = JobState.QUEUED
 
 
 def test_an_error_in_the_block_rolls_everything_back(store: Store) -> None:
@@ -58,3 +61,26 @@ def test_a_lost_postgres_connection_is_unavailable_then_replaced(pg_url: str) ->
         assert len(store.jobs.claim("w", 2, 30)) == 2  # a new connection, nothing half-done
     finally:
         store.close()
+
+
+def test_a_batch_longer_than_one_statement_records_every_end(store: Store) -> None:
+    count = Batch.CHUNK + 7  # two multi-row statements on PostgreSQL
+    store.jobs.submit([new(max_attempts=2, backoff_initial=0.0, backoff_max=0.0)
+                       for _ in range(count)])  # fmt: skip
+    claims = store.jobs.claim("w", count, 30)
+    assert len(claims) == count
+    ends = [
+        (c, result(c, Outcome.RETRYABLE if i % 3 == 0 else Outcome.SUCCEEDED, outputs={"i": i}))
+        for i, c in enumerate(claims)
+    ]
+    states = store.jobs.finish_many(ends)
+    assert states == [Q if i % 3 == 0 else JobState.SUCCEEDED for i in range(count)]
+    for i, claim in enumerate(claims):
+        (attempt,) = store.queries.attempts(claim.job_id)
+        assert attempt.outcome == ("retryable" if i % 3 == 0 else "succeeded")
+        assert attempt.finished_at is not None
+        if i % 3:
+            assert store.queries.outputs(claim.job_id) == {"i": i}
+    assert sorted(c.job_id for c in store.jobs.claim("w", count, 30)) == sorted(
+        claims[i].job_id for i in range(0, count, 3)
+    )

@@ -23,6 +23,7 @@ a thread that shares the GIL with the jobs' event loop.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,7 +33,7 @@ from stockade.errors import StoreError
 from stockade.runner.result import Outcome, Result
 from stockade.store import schema as t
 from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, LOGS_CHANNEL, logs_payload
-from stockade.store.direct import Statement, Tx
+from stockade.store.direct import Batch, Statement, Tx, row_source
 from stockade.store.ids import new_job_id
 from stockade.store.policy import MAX_TRANSIENT, Step, backoff_delay, next_step
 from stockade.store.records import Claim, NewJob
@@ -89,41 +90,85 @@ def _claim_statement() -> Any:
     )
 
 
-def _move_statement(retry: bool) -> Any:
-    """The fenced ``running → b_state`` UPDATE of :meth:`JobManager.finish_many`,
-    for executemany: a retry sets ``run_after``, a final state ``finished_at``."""
+#: The parameters of an end's move (one row of :data:`_END`), in order; a
+#: retry (:data:`_RETRY`) adds ``b_delay``.
+_MOVE_PARAMS = (
+    ("b_id", t.jobs.c.id.type),
+    ("b_run", t.jobs.c.runs.type),
+    ("b_state", t.jobs.c.state.type),
+    *[(f"b_{k}", t.jobs.c[k].type) for k in _SUMMARY],
+)
+_DELAY = ("b_delay", t.jobs.c.run_after.type)
+#: The parameters of an attempt's end (one row of :data:`_END_ATTEMPT`), in order.
+_ATTEMPT_PARAMS = (
+    ("b_id", t.attempts.c.job_id.type),
+    ("b_run", t.attempts.c.attempt.type),
+    ("b_duration", t.attempts.c.duration.type),
+    ("b_result", t.attempts.c.result.type),
+    *[(f"b_{k}", t.attempts.c[k].type) for k in _SUMMARY],
+)
+
+
+def _move_statement(retry: bool, rows: int = 0) -> Any:
+    """The fenced ``running → b_state`` UPDATE of :meth:`JobManager.finish_many`
+    for one row or ``rows`` rows (see :class:`~stockade.store.direct.Batch`):
+    a retry sets ``run_after``, a final state ``finished_at``."""
     jobs, now = t.jobs, epoch_now()
+    v = row_source((*_MOVE_PARAMS, _DELAY) if retry else _MOVE_PARAMS, rows)
     values: dict[str, Any] = {
-        "state": sa.bindparam("b_state", type_=sa.String),
+        "state": v["b_state"],
         "updated_at": now,
         "worker_id": None,
         "lease_expires": None,
-        **{k: sa.bindparam(f"b_{k}", type_=jobs.c[k].type) for k in _SUMMARY},
+        **{k: v[f"b_{k}"] for k in _SUMMARY},
     }
     if retry:
-        values["run_after"] = now + sa.bindparam("b_delay", type_=jobs.c.run_after.type)
+        values["run_after"] = now + v["b_delay"]
     else:
         values["finished_at"] = now
     return (
         sa.update(jobs)
-        .where(
-            jobs.c.id == sa.bindparam("b_id", type_=sa.String),
-            jobs.c.runs == sa.bindparam("b_run", type_=sa.Integer),
-            jobs.c.state == R.value,
-        )
+        .where(jobs.c.id == v["b_id"], jobs.c.runs == v["b_run"], jobs.c.state == R.value)
         .values(values)
     )
 
 
-#: The summary columns' parameters of a move and of an attempt's end, in order.
-_SUMMARY_ARGS = tuple(f"b_{k}" for k in _SUMMARY)
-_MOVE_ARGS = ("b_id", "b_run", "b_state", *_SUMMARY_ARGS)
+def _end_attempt_statement(rows: int = 0) -> Any:
+    """The UPDATE that ends attempts, for one row or ``rows`` rows."""
+    attempts, v = t.attempts, row_source(_ATTEMPT_PARAMS, rows)
+    return (
+        sa.update(attempts)
+        .where(attempts.c.job_id == v["b_id"], attempts.c.attempt == v["b_run"])
+        .values(
+            finished_at=epoch_now(),
+            duration=v["b_duration"],
+            result=v["b_result"],
+            **{k: v[f"b_{k}"] for k in _SUMMARY},
+        )
+    )
+
+
+def _insert(table: sa.Table, *columns: str) -> Batch:
+    """An INSERT of rows of ``columns`` (in that order) into ``table``."""
+
+    def build(rows: int) -> Any:
+        if rows == 0:
+            return table.insert()
+        return table.insert().values(
+            [
+                {c: sa.bindparam(f"{c}_{i}", type_=table.c[c].type) for c in columns}
+                for i in range(rows)
+            ]
+        )
+
+    return Batch(build, columns, columns=columns)
+
 
 # The worker's path (record ends, claim successors) runs these on the
 # driver's cursor (see stockade.store.direct); rows are tuples in args order.
 _CLAIM = Statement(_claim_statement(), ("b_limit", "b_worker", "b_lease"))
-_END = Statement(_move_statement(retry=False), _MOVE_ARGS, many=True)
-_RETRY = Statement(_move_statement(retry=True), (*_MOVE_ARGS, "b_delay"), many=True)
+_END = Batch(partial(_move_statement, False), [name for name, _ in _MOVE_PARAMS])
+_RETRY = Batch(partial(_move_statement, True), [name for name, _ in (*_MOVE_PARAMS, _DELAY)])
 _LOCK_RUNNING = Statement(
     sa.select(t.jobs.c.id, t.jobs.c.runs, t.jobs.c.cancel_requested, epoch_now())
     .where(t.jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)), t.jobs.c.state == R.value)
@@ -132,28 +177,7 @@ _LOCK_RUNNING = Statement(
     ("b_ids",),
     expand="b_ids",
 )
-_END_ATTEMPT = Statement(
-    sa.update(t.attempts)
-    .where(
-        t.attempts.c.job_id == sa.bindparam("b_id", type_=sa.String),
-        t.attempts.c.attempt == sa.bindparam("b_run", type_=sa.Integer),
-    )
-    .values(
-        finished_at=epoch_now(),
-        duration=sa.bindparam("b_duration", type_=t.attempts.c.duration.type),
-        result=sa.bindparam("b_result", type_=t.attempts.c.result.type),
-        **{k: sa.bindparam(f"b_{k}", type_=t.attempts.c[k].type) for k in _SUMMARY},
-    ),
-    ("b_id", "b_run", "b_duration", "b_result", *_SUMMARY_ARGS),
-    many=True,
-)
-
-
-def _insert(table: sa.Table, *columns: str) -> Statement:
-    """A many-row INSERT of ``columns`` (in that order) into ``table``."""
-    return Statement(table.insert(), columns, columns=columns, many=True)
-
-
+_END_ATTEMPT = Batch(_end_attempt_statement, [name for name, _ in _ATTEMPT_PARAMS])
 _INSERT_ATTEMPT = _insert(t.attempts, "job_id", "attempt", "worker_id", "started_at")
 _INSERT_EVENT = _insert(t.events, "job_id", "kind", "attempt", "data", "time")
 _INSERT_OUTPUT = _insert(t.outputs, "job_id", "attempt", "data")
