@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-__all__ = ["DIALECTS", "Batch", "Compiled", "Statement", "Tx", "row_source"]
+__all__ = ["DIALECTS", "Batch", "Compiled", "Statement", "Tx", "insert_batch", "row_source"]
 
 #: One dialect per store kind, with a positional parameter style so that a
 #: row of parameters is a tuple (``?`` for sqlite3, ``%s`` for psycopg).
@@ -77,7 +77,8 @@ class Compiled:
                 value = defaults[name]
                 self._slots.append((-1, None, proc(value) if proc is not None else value))
         self._types = [column[3] for column in getattr(compiled, "_result_columns", ())]
-        self._results: list[_Processor | None] | None = None
+        #: The result columns that have a processor: (index, processor).
+        self._results: list[tuple[int, _Processor]] | None = None
 
     def params(self, row: Sequence[Any]) -> Sequence[Any]:
         """The driver's parameters for the caller's ``row``."""
@@ -88,25 +89,25 @@ class Compiled:
             for i, proc, const in self._slots
         ]
 
-    def rows(self, cursor: Any) -> list[tuple[Any, ...]]:
+    def rows(self, cursor: Any) -> list[Sequence[Any]]:
         """The rows ``cursor`` returned, through the result columns' processors."""
-        fetched = cursor.fetchall()
+        fetched: list[Sequence[Any]] = cursor.fetchall()
         if self._results is None:  # the driver's column types are known only now
             description = cursor.description or ()
             self._results = [
-                type_._cached_result_processor(self.dialect, column[1])
-                for type_, column in zip(self._types, description, strict=False)
+                (i, proc)
+                for i, (type_, column) in enumerate(zip(self._types, description, strict=False))
+                if (proc := type_._cached_result_processor(self.dialect, column[1])) is not None
             ]
-        procs = self._results
-        if not any(procs):
-            return [tuple(row) for row in fetched]
-        return [
-            tuple(
-                value if proc is None else proc(value)
-                for proc, value in zip(procs, row, strict=False)
-            )
-            for row in fetched
-        ]
+        if not self._results:
+            return fetched
+        rows: list[Sequence[Any]] = []
+        for row in fetched:
+            values = list(row)
+            for i, proc in self._results:
+                values[i] = proc(values[i])
+            rows.append(values)
+        return rows
 
 
 class Statement:
@@ -213,6 +214,22 @@ class Batch:
         return found
 
 
+def insert_batch(table: sa.Table, *columns: str) -> Batch:
+    """The :class:`Batch` INSERT of rows of ``columns`` (in that order) into ``table``."""
+
+    def build(rows: int) -> Any:
+        if rows == 0:
+            return table.insert()
+        return table.insert().values(
+            [
+                {c: sa.bindparam(f"{c}_{i}", type_=table.c[c].type) for c in columns}
+                for i in range(rows)
+            ]
+        )
+
+    return Batch(build, columns, columns=columns)
+
+
 class Tx:
     """A write transaction on the driver's cursor (see :meth:`Database.direct`)."""
 
@@ -242,9 +259,7 @@ class Tx:
             matched += int(self.cursor.rowcount)
         return matched
 
-    def rows(
-        self, stmt: Statement, row: Sequence[Any] = (), size: int = 0
-    ) -> list[tuple[Any, ...]]:
+    def rows(self, stmt: Statement, row: Sequence[Any] = (), size: int = 0) -> list[Sequence[Any]]:
         """Run ``stmt`` once; the rows it returned (``size``: items of its expanding list,
         passed last in ``row``)."""
         compiled = stmt.on(self.dialect, size)

@@ -33,7 +33,7 @@ from stockade.errors import StoreError
 from stockade.runner.result import Outcome, Result
 from stockade.store import schema as t
 from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, LOGS_CHANNEL, logs_payload
-from stockade.store.direct import Batch, Statement, Tx, row_source
+from stockade.store.direct import Batch, Statement, Tx, insert_batch, row_source
 from stockade.store.ids import new_job_id
 from stockade.store.policy import MAX_TRANSIENT, Step, backoff_delay, next_step
 from stockade.store.records import Claim, NewJob
@@ -148,22 +148,6 @@ def _end_attempt_statement(rows: int = 0) -> Any:
     )
 
 
-def _insert(table: sa.Table, *columns: str) -> Batch:
-    """An INSERT of rows of ``columns`` (in that order) into ``table``."""
-
-    def build(rows: int) -> Any:
-        if rows == 0:
-            return table.insert()
-        return table.insert().values(
-            [
-                {c: sa.bindparam(f"{c}_{i}", type_=table.c[c].type) for c in columns}
-                for i in range(rows)
-            ]
-        )
-
-    return Batch(build, columns, columns=columns)
-
-
 # The worker's path (record ends, claim successors) runs these on the
 # driver's cursor (see stockade.store.direct); rows are tuples in args order.
 _CLAIM = Statement(_claim_statement(), ("b_limit", "b_worker", "b_lease"))
@@ -178,9 +162,9 @@ _LOCK_RUNNING = Statement(
     expand="b_ids",
 )
 _END_ATTEMPT = Batch(_end_attempt_statement, [name for name, _ in _ATTEMPT_PARAMS])
-_INSERT_ATTEMPT = _insert(t.attempts, "job_id", "attempt", "worker_id", "started_at")
-_INSERT_EVENT = _insert(t.events, "job_id", "kind", "attempt", "data", "time")
-_INSERT_OUTPUT = _insert(t.outputs, "job_id", "attempt", "data")
+_INSERT_ATTEMPT = insert_batch(t.attempts, "job_id", "attempt", "worker_id", "started_at")
+_INSERT_EVENT = insert_batch(t.events, "job_id", "kind", "attempt", "data", "time")
+_INSERT_OUTPUT = insert_batch(t.outputs, "job_id", "attempt", "data")
 _UPDATE_SAVED = Statement(
     sa.update(t.saved_state)
     .where(t.saved_state.c.job_id == sa.bindparam("b_id", type_=sa.String))
