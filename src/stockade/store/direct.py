@@ -185,11 +185,14 @@ class Batch:
     The dialects in ``single`` (PostgreSQL) get the one statement: psycopg's
     ``executemany`` costs Python per row, about three times the CPU of one
     statement with every row in it. sqlite3 loops in C, and gets the
-    executemany. Rows go in chunks of at most :attr:`CHUNK`, so a dialect
-    compiles a bounded number of statements.
+    executemany. Rows go in chunks of at most :attr:`PARAMS` parameters
+    (``chunk`` rows): psycopg parses a statement's text again on every
+    execute past 50 parameters (it caches only statements up to that, and
+    the parsing costs more than the statement saves), and a dialect compiles
+    a bounded number of statements.
     """
 
-    CHUNK = 32
+    PARAMS = 50
 
     def __init__(
         self,
@@ -200,11 +203,12 @@ class Batch:
         single: Sequence[str] = ("postgresql",),
     ) -> None:
         self.build, self.args, self.single = build, tuple(args), frozenset(single)
+        self.chunk = max(1, self.PARAMS // len(self.args))
         self.one = Statement(build(0), args, columns=columns, many=True)
         self._sized: dict[tuple[str, int], Compiled] = {}
 
     def sized(self, name: str, rows: int) -> Compiled:
-        """The statement of ``rows`` rows (at most :attr:`CHUNK`) for ``name``'s dialect."""
+        """The statement of ``rows`` rows (at most ``chunk``) for ``name``'s dialect."""
         found = self._sized.get((name, rows))
         if found is None:
             dialect = DIALECTS[name]
@@ -252,8 +256,8 @@ class Tx:
             self.cursor.executemany(compiled.sql, [compiled.params(row) for row in rows])
             return int(self.cursor.rowcount)
         matched = 0
-        for start in range(0, len(rows), batch.CHUNK):
-            chunk = rows[start : start + batch.CHUNK]
+        for start in range(0, len(rows), batch.chunk):
+            chunk = rows[start : start + batch.chunk]
             compiled = batch.sized(self.dialect, len(chunk))
             self.cursor.execute(compiled.sql, compiled.params([v for row in chunk for v in row]))
             matched += int(self.cursor.rowcount)
