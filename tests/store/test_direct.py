@@ -84,3 +84,20 @@ def test_a_batch_longer_than_one_statement_records_every_end(store: Store) -> No
     assert sorted(c.job_id for c in store.jobs.claim("w", count, 30)) == sorted(
         claims[i].job_id for i in range(0, count, 3)
     )
+
+
+def test_a_claim_writes_its_attempts_and_started_events(store: Store) -> None:
+    ids = store.jobs.submit([new(), new(), new()])
+    claims = store.jobs.claim("w7", 2, 30)
+    assert len(claims) == 2
+    for claim in claims:
+        (attempt,) = store.queries.attempts(claim.job_id)
+        assert (attempt.attempt, attempt.worker_id, attempt.started_at) == (
+            1, "w7", claim.started_at,
+        )  # fmt: skip
+        queued, started = store.queries.events(claim.job_id)
+        assert (queued["kind"], started["kind"], started["attempt"]) == ("queued", "started", 1)
+        assert (started["data"], started["time"]) == ({"worker": "w7"}, claim.started_at)
+    (left,) = set(ids) - {c.job_id for c in claims}
+    assert store.queries.attempts(left) == []
+    assert [e["kind"] for e in store.queries.events(left)] == ["queued"]

@@ -111,7 +111,8 @@ class Compiled:
 
 
 class Statement:
-    """A Core statement compiled for every dialect of :data:`DIALECTS`.
+    """A Core statement compiled for the dialects of :data:`DIALECTS` it is for
+    (``only``; all of them by default).
 
     ``args`` names the parameters (bind names, or column keys of an INSERT
     given ``columns``) in the order callers pass them. A statement with an
@@ -127,19 +128,22 @@ class Statement:
         columns: Sequence[str] | None = None,
         many: bool = False,
         expand: str | None = None,
+        only: Sequence[str] = tuple(DIALECTS),
     ) -> None:
         self.stmt, self.args, self.columns, self.many, self.expand = (
             stmt, tuple(args), columns, many, expand,
         )  # fmt: skip
         self._compiled: dict[tuple[str, int], Compiled] = {}
         if expand is None:  # at import: a statement that does not compile fails early
-            for name in DIALECTS:
+            for name in only:
                 self._compiled[name, 0] = self._compile(name, 0)
 
     def on(self, dialect: str, size: int = 0) -> Compiled:
         """The statement compiled for ``dialect`` (and ``size`` items to expand)."""
         found = self._compiled.get((dialect, size))
         if found is None:
+            if self.expand is None:  # not a dialect this statement is for
+                raise KeyError(dialect)
             found = self._compile(dialect, size)
             if len(self._compiled) < 256:  # batch sizes are few; never grow without bound
                 self._compiled[dialect, size] = found
