@@ -101,3 +101,13 @@ def test_a_claim_writes_its_attempts_and_started_events(store: Store) -> None:
     (left,) = set(ids) - {c.job_id for c in claims}
     assert store.queries.attempts(left) == []
     assert [e["kind"] for e in store.queries.events(left)] == ["queued"]
+
+
+def test_cancel_requests_are_read_without_the_write_lock(store: Store) -> None:
+    mine, other = store.jobs.submit([new(priority=1), new()])
+    store.jobs.claim("w", 1, 30)
+    store.jobs.claim("v", 1, 30)
+    store.jobs.cancel([mine, other])
+    with store.db.direct():  # a writer holds the write lock (SQLite) meanwhile
+        assert store.jobs.cancel_requests("w") == [(mine, 1)]
+        assert store.jobs.cancel_requests("nobody") == []

@@ -120,10 +120,11 @@ class Database:
             yield conn
 
     @contextlib.contextmanager
-    def direct(self) -> Iterator[Tx]:
+    def direct(self, *, read: bool = False) -> Iterator[Tx]:
         """A write transaction on the driver's own cursor, for the statements of
         :mod:`~stockade.store.direct`: committed when the block ends, rolled
         back on error, driver errors mapped as :meth:`transaction` maps them.
+        With ``read``, a read transaction (on SQLite it takes no write lock).
 
         The connection comes from the same pool (so the idle ping applies);
         what is skipped is SQLAlchemy's per-statement and per-transaction
@@ -136,7 +137,7 @@ class Database:
             cursor = fairy.cursor()
             try:
                 if self.dialect == "sqlite":
-                    cursor.execute("BEGIN IMMEDIATE")
+                    cursor.execute("BEGIN" if read else "BEGIN IMMEDIATE")
                 yield Tx(self.dialect, cursor)
                 fairy.commit()
             finally:

@@ -178,6 +178,14 @@ _CLAIM_AND_START = Statement(
     ("b_limit", "b_worker", "b_lease", "b_started"),
     only=["postgresql"],
 )
+_CANCEL_REQUESTS = Statement(
+    sa.select(t.jobs.c.id, t.jobs.c.runs).where(
+        t.jobs.c.worker_id == sa.bindparam("b_worker", type_=sa.String),
+        t.jobs.c.state == R.value,
+        t.jobs.c.cancel_requested,
+    ),
+    ("b_worker",),
+)
 _END = Batch(partial(_move_statement, False), [name for name, _ in _MOVE_PARAMS])
 _RETRY = Batch(partial(_move_statement, True), [name for name, _ in (*_MOVE_PARAMS, _DELAY)])
 _LOCK_RUNNING = Statement(
@@ -304,13 +312,12 @@ class JobManager(UserRequests):
             return {jid: (run, bool(cancel)) for jid, run, cancel in conn.execute(stmt)}
 
     def cancel_requests(self, worker_id: str) -> list[tuple[str, int]]:
-        """``(job, run)`` of this worker's running jobs that were asked to stop."""
-        jobs = t.jobs
-        query = sa.select(jobs.c.id, jobs.c.runs).where(
-            jobs.c.worker_id == worker_id, jobs.c.state == R.value, jobs.c.cancel_requested
-        )
-        with self.db.read() as conn:
-            return [(jid, run) for jid, run in conn.execute(query)]
+        """``(job, run)`` of this worker's running jobs that were asked to stop.
+
+        A worker asks at every housekeeping tick while it runs jobs, so this
+        runs on the driver's cursor like the record-and-claim."""
+        with self.db.direct(read=True) as tx:
+            return [(jid, run) for jid, run in tx.rows(_CANCEL_REQUESTS, (worker_id,))]
 
     # -- record ------------------------------------------------------------
 
