@@ -134,7 +134,10 @@ class Database:
             fairy = self.engine.raw_connection()
         dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         try:
-            cursor = fairy.cursor()
+            if self.dialect == "postgresql":  # $1 placeholders (see direct.DIALECTS)
+                cursor = self.engine.dialect.loaded_dbapi.RawCursor(fairy.dbapi_connection)
+            else:
+                cursor = fairy.cursor()
             try:
                 if self.dialect == "sqlite":
                     cursor.execute("BEGIN" if read else "BEGIN IMMEDIATE")

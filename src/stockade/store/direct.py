@@ -30,10 +30,12 @@ from sqlalchemy.engine import Dialect
 __all__ = ["DIALECTS", "Batch", "Compiled", "Statement", "Tx", "insert_batch", "row_source"]
 
 #: One dialect per store kind, with a positional parameter style so that a
-#: row of parameters is a tuple (``?`` for sqlite3, ``%s`` for psycopg).
+#: row of parameters is a tuple: ``?`` for sqlite3; PostgreSQL's own ``$1``
+#: for psycopg, run on a ``RawCursor`` (:meth:`Database.direct`), which
+#: sends the text as it is where ``%s`` would be parsed again and again.
 DIALECTS: dict[str, Dialect] = {
     "sqlite": sqlite.pysqlite.dialect(),
-    "postgresql": postgresql.psycopg.dialect(paramstyle="format"),  # type: ignore[no-untyped-call]
+    "postgresql": postgresql.psycopg.dialect(paramstyle="numeric_dollar"),  # type: ignore[no-untyped-call]
 }
 
 _Processor = Callable[[Any], Any]
@@ -189,14 +191,11 @@ class Batch:
     The dialects in ``single`` (PostgreSQL) get the one statement: psycopg's
     ``executemany`` costs Python per row, about three times the CPU of one
     statement with every row in it. sqlite3 loops in C, and gets the
-    executemany. Rows go in chunks of at most :attr:`PARAMS` parameters
-    (``chunk`` rows): psycopg parses a statement's text again on every
-    execute past 50 parameters (it caches only statements up to that, and
-    the parsing costs more than the statement saves), and a dialect compiles
-    a bounded number of statements.
+    executemany. Rows go in chunks of at most :attr:`CHUNK`, so a dialect
+    compiles (and psycopg prepares) a bounded number of statements.
     """
 
-    PARAMS = 50
+    CHUNK = 32
 
     def __init__(
         self,
@@ -207,7 +206,7 @@ class Batch:
         single: Sequence[str] = ("postgresql",),
     ) -> None:
         self.build, self.args, self.single = build, tuple(args), frozenset(single)
-        self.chunk = max(1, self.PARAMS // len(self.args))
+        self.chunk = self.CHUNK
         self.one = Statement(build(0), args, columns=columns, many=True)
         self._sized: dict[tuple[str, int], Compiled] = {}
 
