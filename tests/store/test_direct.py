@@ -9,7 +9,8 @@ import pytest
 from stockade.errors import SchemaError, StoreUnavailable
 from stockade.runner.result import Outcome
 from stockade.store import JobState, Store, open_store
-from stockade.store.jobs import _END, _END_ATTEMPT, _INSERT_EVENT, _INSERT_OUTPUT, _RETRY
+from stockade.store.direct import Batch
+from stockade.store.jobs import _INSERT_EVENT
 from tests.store.helpers import new, result
 
 Q = JobState.QUEUED
@@ -63,8 +64,7 @@ def test_a_lost_postgres_connection_is_unavailable_then_replaced(pg_url: str) ->
 
 
 def test_a_batch_longer_than_one_statement_records_every_end(store: Store) -> None:
-    count = 40  # several multi-row statements of each kind on PostgreSQL
-    assert all(count > batch.chunk for batch in (_END, _RETRY, _END_ATTEMPT, _INSERT_OUTPUT))
+    count = 3 * Batch.CHUNK + 3  # over CHUNK retries, final ends, attempts and outputs
     store.jobs.submit([new(max_attempts=2, backoff_initial=0.0, backoff_max=0.0)
                        for _ in range(count)])  # fmt: skip
     claims = store.jobs.claim("w", count, 30)

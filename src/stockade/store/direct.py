@@ -206,12 +206,11 @@ class Batch:
         single: Sequence[str] = ("postgresql",),
     ) -> None:
         self.build, self.args, self.single = build, tuple(args), frozenset(single)
-        self.chunk = self.CHUNK
         self.one = Statement(build(0), args, columns=columns, many=True)
         self._sized: dict[tuple[str, int], Compiled] = {}
 
     def sized(self, name: str, rows: int) -> Compiled:
-        """The statement of ``rows`` rows (at most ``chunk``) for ``name``'s dialect."""
+        """The statement of ``rows`` rows (at most :attr:`CHUNK`) for ``name``'s dialect."""
         found = self._sized.get((name, rows))
         if found is None:
             dialect = DIALECTS[name]
@@ -238,7 +237,7 @@ def insert_batch(table: sa.Table, *columns: str) -> Batch:
 
 
 class Tx:
-    """A write transaction on the driver's cursor (see :meth:`Database.direct`)."""
+    """A transaction on the driver's cursor (see :meth:`Database.direct`)."""
 
     def __init__(self, dialect: str, cursor: Any) -> None:
         self.dialect = dialect
@@ -259,8 +258,8 @@ class Tx:
             self.cursor.executemany(compiled.sql, [compiled.params(row) for row in rows])
             return int(self.cursor.rowcount)
         matched = 0
-        for start in range(0, len(rows), batch.chunk):
-            chunk = rows[start : start + batch.chunk]
+        for start in range(0, len(rows), batch.CHUNK):
+            chunk = rows[start : start + batch.CHUNK]
             compiled = batch.sized(self.dialect, len(chunk))
             self.cursor.execute(compiled.sql, compiled.params([v for row in chunk for v in row]))
             matched += int(self.cursor.rowcount)
