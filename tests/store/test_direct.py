@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from stockade.errors import SchemaError, StoreUnavailable
 from stockade.runner.result import Outcome
-from stockade.store import JobState, Store, open_store
+from stockade.store import JobManager, JobState, Store, open_store
+from stockade.store.database import Database
 from stockade.store.direct import Batch
 from stockade.store.jobs import _INSERT_EVENT
 from tests.store.helpers import new, result
@@ -111,3 +113,19 @@ def test_cancel_requests_are_read_without_the_write_lock(store: Store) -> None:
     with store.db.direct():  # a writer holds the write lock (SQLite) meanwhile
         assert store.jobs.cancel_requests("w") == [(mine, 1)]
         assert store.jobs.cancel_requests("nobody") == []
+
+
+def test_an_unreachable_postgres_is_unavailable_in_one_line() -> None:
+    db = Database(make_url("postgresql+psycopg://postgres:hunter2@127.0.0.1:1/test"))
+    try:
+        for call in (
+            lambda: JobManager(db).claim("w", 1, 30),
+            lambda: JobManager(db).cancel_requests("w"),
+        ):
+            with pytest.raises(StoreUnavailable) as info:
+                call()
+            text = str(info.value)
+            assert text.startswith("cannot use the database postgresql://postgres:***@")
+            assert "hunter2" not in text and "\n" not in text
+    finally:
+        db.dispose()

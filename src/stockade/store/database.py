@@ -130,9 +130,12 @@ class Database:
         what is skipped is SQLAlchemy's per-statement and per-transaction
         machinery, the larger part of a worker's record-and-claim.
         """
-        with self._mapped():  # a failed connect comes wrapped already
-            fairy = self.engine.raw_connection()
         dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
+        try:
+            with self._mapped():  # what the pool's own checks raise comes wrapped
+                fairy = self.engine.raw_connection()
+        except dbapi_error as error:  # a failed connect does not: the driver's own
+            raise self._driver_error(error, dbapi_error, lost=False) from error
         try:
             if self.dialect == "postgresql":  # $1 placeholders (see direct.DIALECTS)
                 cursor = self.engine.dialect.loaded_dbapi.RawCursor(fairy.dbapi_connection)
@@ -154,11 +157,7 @@ class Database:
             )
             if lost:  # the pool must not hand this connection out again
                 fairy.invalidate(error)
-            wrapped = exc.DBAPIError.instance(
-                None, None, error, dbapi_error, connection_invalidated=lost
-            )
-            assert isinstance(wrapped, exc.DBAPIError)  # given a driver error, always one
-            raise self.map_error(wrapped) from error
+            raise self._driver_error(error, dbapi_error, lost=lost) from error
         except BaseException:
             _rollback(fairy)
             raise
@@ -195,6 +194,13 @@ class Database:
             yield
         except exc.DBAPIError as error:
             raise self.map_error(error) from error
+
+    def _driver_error(self, error: Exception, base: type[Exception], *, lost: bool) -> StoreError:
+        """:meth:`map_error` for an error raised by the driver itself (``base``:
+        its ``Error`` class), wrapped as SQLAlchemy would have."""
+        wrapped = exc.DBAPIError.instance(None, None, error, base, connection_invalidated=lost)
+        assert isinstance(wrapped, exc.DBAPIError)  # given a driver error, always one
+        return self.map_error(wrapped)
 
     def map_error(self, error: exc.DBAPIError) -> StoreError:
         """The :class:`StoreError` a driver error means."""
