@@ -21,7 +21,9 @@ from stockade.store.records import Claim
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
 
-__all__ = ["CANCEL_CHANNEL", "JOBS_CHANNEL", "LOGS_CHANNEL", "ManagerBase", "notify_logs"]
+__all__ = [
+    "CANCEL_CHANNEL", "JOBS_CHANNEL", "LOGS_CHANNEL", "ManagerBase", "logs_payload", "notify_logs",
+]  # fmt: skip
 
 #: NOTIFY channel that wakes idle workers when runnable work appears.
 JOBS_CHANNEL = "stockade_jobs"
@@ -38,8 +40,13 @@ _PAYLOAD_MAX = 7000
 def notify_logs(db: Database, conn: Connection, job_ids: Iterable[str]) -> None:
     """Wake followers of ``job_ids``' logs when ``conn``'s transaction commits
     (PostgreSQL only; on SQLite they poll)."""
+    db.notify(conn, LOGS_CHANNEL, logs_payload(job_ids))
+
+
+def logs_payload(job_ids: Iterable[str]) -> str:
+    """The :data:`LOGS_CHANNEL` payload naming ``job_ids`` (empty: too many to name)."""
     payload = ",".join(sorted(set(job_ids)))
-    db.notify(conn, LOGS_CHANNEL, payload if len(payload) <= _PAYLOAD_MAX else "")
+    return payload if len(payload) <= _PAYLOAD_MAX else ""
 
 
 Q, R = JobState.QUEUED, JobState.RUNNING

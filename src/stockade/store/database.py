@@ -32,6 +32,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from stockade.errors import SchemaError, StoreError, StoreUnavailable, StoreURLError
+from stockade.store.direct import Tx
 from stockade.store.url import safe_url
 
 __all__ = ["Database"]
@@ -119,6 +120,51 @@ class Database:
             yield conn
 
     @contextlib.contextmanager
+    def direct(self, *, read: bool = False) -> Iterator[Tx]:
+        """A write transaction on the driver's own cursor, for the statements of
+        :mod:`~stockade.store.direct`: committed when the block ends, rolled
+        back on error, driver errors mapped as :meth:`transaction` maps them.
+        With ``read``, a read transaction (on SQLite it takes no write lock).
+
+        The connection comes from the same pool (so the idle ping applies);
+        what is skipped is SQLAlchemy's per-statement and per-transaction
+        machinery, the larger part of a worker's record-and-claim.
+        """
+        dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
+        try:
+            with self._mapped():  # what the pool's own checks raise comes wrapped
+                fairy = self.engine.raw_connection()
+        except dbapi_error as error:  # a failed connect does not: the driver's own
+            raise self._driver_error(error, dbapi_error, lost=False) from error
+        try:
+            if self.dialect == "postgresql":  # $1 placeholders (see direct.DIALECTS)
+                cursor = self.engine.dialect.loaded_dbapi.RawCursor(fairy.dbapi_connection)
+            else:
+                cursor = fairy.cursor()
+            try:
+                if self.dialect == "sqlite":
+                    cursor.execute("BEGIN" if read else "BEGIN IMMEDIATE")
+                yield Tx(self.dialect, cursor)
+                fairy.commit()
+            finally:
+                cursor.close()
+        except dbapi_error as error:
+            _rollback(fairy)
+            lost = self.engine.dialect.is_disconnect(
+                error,  # type: ignore[arg-type]  # the driver's Error, as the dialect expects
+                fairy.dbapi_connection,
+                None,
+            )
+            if lost:  # the pool must not hand this connection out again
+                fairy.invalidate(error)
+            raise self._driver_error(error, dbapi_error, lost=lost) from error
+        except BaseException:
+            _rollback(fairy)
+            raise
+        finally:
+            fairy.close()
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (on SQLite it takes no write lock)."""
         with self._mapped(), self.engine.connect() as base:
@@ -148,6 +194,13 @@ class Database:
             yield
         except exc.DBAPIError as error:
             raise self.map_error(error) from error
+
+    def _driver_error(self, error: Exception, base: type[Exception], *, lost: bool) -> StoreError:
+        """:meth:`map_error` for an error raised by the driver itself (``base``:
+        its ``Error`` class), wrapped as SQLAlchemy would have."""
+        wrapped = exc.DBAPIError.instance(None, None, error, base, connection_invalidated=lost)
+        assert isinstance(wrapped, exc.DBAPIError)  # given a driver error, always one
+        return self.map_error(wrapped)
 
     def map_error(self, error: exc.DBAPIError) -> StoreError:
         """The :class:`StoreError` a driver error means."""
@@ -191,6 +244,13 @@ def _ping_when_idle(engine: Engine) -> None:
             dbapi_conn.rollback()
         except Exception as error:  # the pool retries with a new connection
             raise exc.DisconnectionError(str(error)) from error
+
+
+def _rollback(fairy: Any) -> None:
+    """Roll back a failed direct transaction; a broken connection cannot, and
+    the error that broke it is the one to report."""
+    with contextlib.suppress(Exception):
+        fairy.rollback()
 
 
 def _first_line(text: str) -> str:

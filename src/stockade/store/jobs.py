@@ -13,11 +13,17 @@ candidate set on PostgreSQL; SQLite serializes writers (``BEGIN
 IMMEDIATE``), so the same statement is safe there without row locks. The
 attempt counter goes up in that same statement, before the job runs, so a
 crash mid-job still counts as an attempt.
+
+The worker's path (:meth:`JobManager.claim`, :meth:`JobManager.finish_and_claim`)
+runs its statements on the driver's cursor (:mod:`~stockade.store.direct`):
+the same Core statements, compiled once, without Core's per-execute cost on
+a thread that shares the GIL with the jobs' event loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,12 +32,13 @@ from sqlalchemy.engine import Connection
 from stockade.errors import StoreError
 from stockade.runner.result import Outcome, Result
 from stockade.store import schema as t
-from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, notify_logs
+from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, LOGS_CHANNEL, logs_payload
+from stockade.store.direct import Batch, Statement, Tx, insert_batch, row_source
 from stockade.store.ids import new_job_id
 from stockade.store.policy import MAX_TRANSIENT, Step, backoff_delay, next_step
 from stockade.store.records import Claim, NewJob
 from stockade.store.requests import UserRequests
-from stockade.store.rows import job_row, lost_claim, result_json, result_summary
+from stockade.store.rows import job_row, lost_claim, result_json
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
 
@@ -83,57 +90,128 @@ def _claim_statement() -> Any:
     )
 
 
-def _move_statement(retry: bool) -> Any:
-    """The fenced ``running → b_state`` UPDATE of :meth:`JobManager.finish_many`,
-    for executemany: a retry sets ``run_after``, a final state ``finished_at``."""
+def _claim_and_start_statement() -> Any:
+    """:func:`_claim_statement` that also inserts the claimed jobs' attempt rows
+    and ``started`` events (``b_started``: the events' data), in one statement
+    of data-modifying CTEs (PostgreSQL): one round trip instead of three."""
+    claimed = _claim_statement().cte("claimed")
+    attempts = sa.insert(t.attempts).from_select(
+        ["job_id", "attempt", "worker_id", "started_at"],
+        sa.select(
+            claimed.c.id, claimed.c.runs, sa.bindparam("b_worker", type_=sa.String),
+            claimed.c.started_at,
+        ),
+    )  # fmt: skip
+    events = sa.insert(t.events).from_select(
+        ["job_id", "kind", "attempt", "data", "time"],
+        sa.select(
+            claimed.c.id, sa.literal("started", t.events.c.kind.type), claimed.c.runs,
+            sa.bindparam("b_started", type_=t.events.c.data.type), claimed.c.started_at,
+        ),
+    )  # fmt: skip
+    return sa.select(claimed).add_cte(attempts.cte("new_attempts"), events.cte("started"))
+
+
+#: The parameters of an end's move (one row of :data:`_END`), in order; a
+#: retry (:data:`_RETRY`) adds ``b_delay``.
+_MOVE_PARAMS = (
+    ("b_id", t.jobs.c.id.type),
+    ("b_run", t.jobs.c.runs.type),
+    ("b_state", t.jobs.c.state.type),
+    *[(f"b_{k}", t.jobs.c[k].type) for k in _SUMMARY],
+)
+_DELAY = ("b_delay", t.jobs.c.run_after.type)
+#: The parameters of an attempt's end (one row of :data:`_END_ATTEMPT`), in order.
+_ATTEMPT_PARAMS = (
+    ("b_id", t.attempts.c.job_id.type),
+    ("b_run", t.attempts.c.attempt.type),
+    ("b_duration", t.attempts.c.duration.type),
+    ("b_result", t.attempts.c.result.type),
+    *[(f"b_{k}", t.attempts.c[k].type) for k in _SUMMARY],
+)
+
+
+def _move_statement(retry: bool, rows: int = 0) -> Any:
+    """The fenced ``running → b_state`` UPDATE of :meth:`JobManager.finish_many`
+    for one row or ``rows`` rows (see :class:`~stockade.store.direct.Batch`):
+    a retry sets ``run_after``, a final state ``finished_at``."""
     jobs, now = t.jobs, epoch_now()
+    v = row_source((*_MOVE_PARAMS, _DELAY) if retry else _MOVE_PARAMS, rows)
     values: dict[str, Any] = {
-        "state": sa.bindparam("b_state", type_=sa.String),
+        "state": v["b_state"],
         "updated_at": now,
         "worker_id": None,
         "lease_expires": None,
-        **{k: sa.bindparam(f"b_{k}", type_=jobs.c[k].type) for k in _SUMMARY},
+        **{k: v[f"b_{k}"] for k in _SUMMARY},
     }
     if retry:
-        values["run_after"] = now + sa.bindparam("b_delay", type_=jobs.c.run_after.type)
+        values["run_after"] = now + v["b_delay"]
     else:
         values["finished_at"] = now
     return (
         sa.update(jobs)
-        .where(
-            jobs.c.id == sa.bindparam("b_id", type_=sa.String),
-            jobs.c.runs == sa.bindparam("b_run", type_=sa.Integer),
-            jobs.c.state == R.value,
-        )
+        .where(jobs.c.id == v["b_id"], jobs.c.runs == v["b_run"], jobs.c.state == R.value)
         .values(values)
     )
 
 
-_CLAIM = _claim_statement()
-_END = _move_statement(retry=False)
-_RETRY = _move_statement(retry=True)
-_LOCK_RUNNING = (
+def _end_attempt_statement(rows: int = 0) -> Any:
+    """The UPDATE that ends attempts, for one row or ``rows`` rows."""
+    attempts, v = t.attempts, row_source(_ATTEMPT_PARAMS, rows)
+    return (
+        sa.update(attempts)
+        .where(attempts.c.job_id == v["b_id"], attempts.c.attempt == v["b_run"])
+        .values(
+            finished_at=epoch_now(),
+            duration=v["b_duration"],
+            result=v["b_result"],
+            **{k: v[f"b_{k}"] for k in _SUMMARY},
+        )
+    )
+
+
+# The worker's path (record ends, claim successors) runs these on the
+# driver's cursor (see stockade.store.direct); rows are tuples in args order.
+_CLAIM = Statement(_claim_statement(), ("b_limit", "b_worker", "b_lease"), only=["sqlite"])
+_CLAIM_AND_START = Statement(
+    _claim_and_start_statement(),
+    ("b_limit", "b_worker", "b_lease", "b_started"),
+    only=["postgresql"],
+)
+_CANCEL_REQUESTS = Statement(
+    sa.select(t.jobs.c.id, t.jobs.c.runs).where(
+        t.jobs.c.worker_id == sa.bindparam("b_worker", type_=sa.String),
+        t.jobs.c.state == R.value,
+        t.jobs.c.cancel_requested,
+    ),
+    ("b_worker",),
+)
+_END = Batch(partial(_move_statement, False), [name for name, _ in _MOVE_PARAMS])
+_RETRY = Batch(partial(_move_statement, True), [name for name, _ in (*_MOVE_PARAMS, _DELAY)])
+_LOCK_RUNNING = Statement(
     sa.select(t.jobs.c.id, t.jobs.c.runs, t.jobs.c.cancel_requested, epoch_now())
     .where(t.jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)), t.jobs.c.state == R.value)
     .order_by(t.jobs.c.id)  # one lock order for every batch: no deadlock between batches
-    .with_for_update()
+    .with_for_update(),
+    ("b_ids",),
+    expand="b_ids",
 )
-_END_ATTEMPT = (
-    sa.update(t.attempts)
-    .where(
-        t.attempts.c.job_id == sa.bindparam("b_id", type_=sa.String),
-        t.attempts.c.attempt == sa.bindparam("b_run", type_=sa.Integer),
-    )
+_END_ATTEMPT = Batch(_end_attempt_statement, [name for name, _ in _ATTEMPT_PARAMS])
+_INSERT_ATTEMPT = insert_batch(t.attempts, "job_id", "attempt", "worker_id", "started_at")
+_INSERT_EVENT = insert_batch(t.events, "job_id", "kind", "attempt", "data", "time")
+_INSERT_OUTPUT = insert_batch(t.outputs, "job_id", "attempt", "data")
+_UPDATE_SAVED = Statement(
+    sa.update(t.saved_state)
+    .where(t.saved_state.c.job_id == sa.bindparam("b_id", type_=sa.String))
     .values(
-        finished_at=epoch_now(),
-        duration=sa.bindparam("b_duration", type_=t.attempts.c.duration.type),
-        result=sa.bindparam("b_result", type_=t.attempts.c.result.type),
-        **{k: sa.bindparam(f"b_{k}", type_=t.attempts.c[k].type) for k in _SUMMARY},
-    )
+        attempt=sa.bindparam("b_run", type_=sa.Integer),
+        data=sa.bindparam("b_data", type_=t.saved_state.c.data.type),
+    ),
+    ("b_id", "b_run", "b_data"),
 )
-_INSERT_ATTEMPT = t.attempts.insert()
-_INSERT_EVENT = t.events.insert()
-_INSERT_OUTPUT = t.outputs.insert()
+_INSERT_SAVED = Statement(
+    t.saved_state.insert(), ("job_id", "attempt", "data"), columns=("job_id", "attempt", "data")
+)
 
 
 class JobManager(UserRequests):
@@ -188,41 +266,32 @@ class JobManager(UserRequests):
         """
         if limit < 1:
             return []
-        with self.db.transaction() as conn:
-            events: list[dict[str, Any]] = []
-            claims = self._claim(conn, worker_id, limit, lease, events)
+        with self.db.direct() as tx:
+            events: list[tuple[Any, ...]] = []
+            claims = self._claim(tx, worker_id, limit, lease, events)
             if events:
-                conn.execute(_INSERT_EVENT, events)
+                tx.many(_INSERT_EVENT, events)
         return claims
 
     def _claim(
-        self,
-        conn: Connection,
-        worker_id: str,
-        limit: int,
-        lease: float,
-        events: list[dict[str, Any]],
+        self, tx: Tx, worker_id: str, limit: int, lease: float, events: list[tuple[Any, ...]]
     ) -> list[Claim]:
-        """Claim, insert the attempt rows; the ``started`` events go to ``events``."""
-        rows = conn.execute(
-            _CLAIM, {"b_limit": limit, "b_worker": worker_id, "b_lease": lease}
-        ).mappings()
-        claims = [Claim.from_row(row) for row in rows]
-        if not claims:
-            return claims
-        conn.execute(
-            _INSERT_ATTEMPT,
-            [
-                {"job_id": c.job_id, "attempt": c.run, "worker_id": worker_id,
-                 "started_at": c.started_at}
-                for c in claims
-            ],
-        )  # fmt: skip
-        events.extend(
-            {"job_id": c.job_id, "kind": "started", "attempt": c.run,
-             "data": {"worker": worker_id}, "time": c.started_at}
-            for c in claims
-        )  # fmt: skip
+        """Claim, insert the attempt rows; the ``started`` events (rows of
+        ``_INSERT_EVENT``) go to ``events``."""
+        started = {"worker": worker_id}
+        if tx.dialect == "postgresql":  # attempts and events in the claim's statement
+            if events:  # the events due so far first: a job's events keep their order
+                tx.many(_INSERT_EVENT, events)
+                events.clear()
+            rows = tx.rows(_CLAIM_AND_START, (limit, worker_id, lease, started))
+            claims = [Claim.from_values(row) for row in rows]
+        else:
+            rows = tx.rows(_CLAIM, (limit, worker_id, lease))
+            claims = [Claim.from_values(row) for row in rows]
+            if claims:
+                attempts = [(c.job_id, c.run, worker_id, c.started_at) for c in claims]
+                tx.many(_INSERT_ATTEMPT, attempts)
+                events.extend((c.job_id, "started", c.run, started, c.started_at) for c in claims)
         claims.sort(key=lambda c: (-c.priority, c.job_id))
         return claims
 
@@ -243,13 +312,12 @@ class JobManager(UserRequests):
             return {jid: (run, bool(cancel)) for jid, run, cancel in conn.execute(stmt)}
 
     def cancel_requests(self, worker_id: str) -> list[tuple[str, int]]:
-        """``(job, run)`` of this worker's running jobs that were asked to stop."""
-        jobs = t.jobs
-        query = sa.select(jobs.c.id, jobs.c.runs).where(
-            jobs.c.worker_id == worker_id, jobs.c.state == R.value, jobs.c.cancel_requested
-        )
-        with self.db.read() as conn:
-            return [(jid, run) for jid, run in conn.execute(query)]
+        """``(job, run)`` of this worker's running jobs that were asked to stop.
+
+        A worker asks at every housekeeping tick while it runs jobs, so this
+        runs on the driver's cursor like the record-and-claim."""
+        with self.db.direct(read=True) as tx:
+            return [(jid, run) for jid, run in tx.rows(_CANCEL_REQUESTS, (worker_id,))]
 
     # -- record ------------------------------------------------------------
 
@@ -281,28 +349,28 @@ class JobManager(UserRequests):
         claims their successors with one commit (claim-ahead)."""
         if not ends and limit < 1:
             return [], []
-        with self.db.transaction() as conn:
+        with self.db.direct() as tx:
             states: list[JobState | None] = []
-            events: list[dict[str, Any]] = []
+            events: list[tuple[Any, ...]] = []
             if ends:
-                rows = conn.execute(_LOCK_RUNNING, {"b_ids": list({c.job_id for c, _ in ends})})
+                ids = list({c.job_id: None for c, _ in ends})
                 current: dict[str, tuple[int, bool]] = {}
                 now: float | None = None  # the database's clock, read under the lock
-                for jid, run, cancel, clock in rows:
+                for jid, run, cancel, clock in tx.rows(_LOCK_RUNNING, ids, len(ids)):
                     current[jid], now = (run, bool(cancel)), clock
-                states = self._finish_batch(conn, ends, current, now, events)
-            claims = self._claim(conn, worker_id, limit, lease, events) if limit > 0 else []
+                states = self._finish_batch(tx, ends, current, now, events)
+            claims = self._claim(tx, worker_id, limit, lease, events) if limit > 0 else []
             if events:
-                conn.execute(_INSERT_EVENT, events)
+                tx.many(_INSERT_EVENT, events)
         return states, claims
 
     def _finish_batch(
         self,
-        conn: Connection,
+        tx: Tx,
         ends: Sequence[tuple[Claim, Result]],
         current: dict[str, tuple[int, bool]],
         now: float | None,
-        events: list[dict[str, Any]],
+        events: list[tuple[Any, ...]],
     ) -> list[JobState | None]:
         """Record ``ends`` whose job is locked and still on their attempt
         (``current``); their ``finished`` events (at ``now``, the database's
@@ -327,19 +395,18 @@ class JobManager(UserRequests):
                     multiplier=claim.backoff_multiplier, cap=claim.backoff_max, rand=self.rand(),
                 )  # fmt: skip
             batch.add(claim, result, step.state, delay)
-            events.append({
-                "job_id": claim.job_id, "kind": "finished", "attempt": claim.run, "time": now,
-                "data": {"outcome": result.outcome.value, "state": step.state.value},
-            })  # fmt: skip
+            data = {"outcome": result.outcome.value, "state": step.state.value}
+            events.append((claim.job_id, "finished", claim.run, data, now))
             states.append(step.state)
-        batch.write(conn)
-        for job_id, run, data in batch.saves:
-            self._save_state(conn, job_id, run, data)
+        batch.write(tx)
+        for job_id, run, saved in batch.saves:
+            if tx.execute(_UPDATE_SAVED, (job_id, run, saved)) == 0:
+                tx.execute(_INSERT_SAVED, (job_id, run, saved))
         if batch.retries:
-            self.db.notify(conn, JOBS_CHANNEL)
+            tx.notify(JOBS_CHANNEL)
         ended = [claim.job_id for (claim, _), state in zip(ends, states, strict=True) if state]
         if ended:  # a log stream of the job ends with its final state
-            notify_logs(self.db, conn, ended)
+            tx.notify(LOGS_CHANNEL, logs_payload(ended))
         return states
 
     def release(
@@ -446,45 +513,39 @@ class JobManager(UserRequests):
 
 
 class _EndBatch:
-    """The rows :meth:`JobManager.finish_many` writes, one executemany per statement."""
+    """The rows :meth:`JobManager.finish_many` writes, one executemany per
+    statement; each row a tuple in its statement's ``args`` order."""
 
     def __init__(self) -> None:
-        self.ends: list[dict[str, Any]] = []
-        self.retries: list[dict[str, Any]] = []
-        self.attempts: list[dict[str, Any]] = []
-        self.outputs: list[dict[str, Any]] = []
+        self.ends: list[tuple[Any, ...]] = []
+        self.retries: list[tuple[Any, ...]] = []
+        self.attempts: list[tuple[Any, ...]] = []
+        self.outputs: list[tuple[Any, ...]] = []
         self.saves: list[tuple[str, int, dict[str, Any]]] = []
 
     def add(self, claim: Claim, result: Result, state: JobState, delay: float | None) -> None:
         """One fenced end moving its job to ``state`` (``delay``: a retry's backoff)."""
-        summary = {f"b_{k}": v for k, v in result_summary(result).items()}
-        key = {"b_id": claim.job_id, "b_run": claim.run}
+        summary = (result.outcome.value, result.reason, result.error, result.exit_code,
+                   result.signal)  # fmt: skip
         if delay is None:
-            self.ends.append({**key, "b_state": state.value, **summary})
+            self.ends.append((claim.job_id, claim.run, state.value, *summary))
         else:
-            self.retries.append({**key, "b_state": state.value, "b_delay": delay, **summary})
+            self.retries.append((claim.job_id, claim.run, state.value, *summary, delay))
         record = result_json(result)
-        self.attempts.append(
-            {**key, "b_duration": record.get("duration"), "b_result": record, **summary}
-        )
+        self.attempts.append((claim.job_id, claim.run, record.get("duration"), record, *summary))
         if state is JobState.SUCCEEDED:
-            self.outputs.append(
-                {"job_id": claim.job_id, "attempt": claim.run, "data": result.outputs}
-            )
+            self.outputs.append((claim.job_id, claim.run, result.outputs))
         if result.state != claim.state:
             self.saves.append((claim.job_id, claim.run, result.state))
 
-    def write(self, conn: Connection) -> None:
+    def write(self, tx: Tx) -> None:
         """Move the jobs, end their attempts, store outputs."""
         for stmt, rows in ((_END, self.ends), (_RETRY, self.retries)):
             if rows:
-                matched = conn.execute(stmt, rows).rowcount
-                if conn.dialect.supports_sane_multi_rowcount and matched != len(rows):
+                matched = tx.many(stmt, rows)
+                if tx.sane_multi_rowcount and matched != len(rows):
                     # Cannot happen: the rows are locked and were checked by the caller.
                     raise StoreError(f"recording {len(rows)} attempt(s) matched {matched} job(s)")
-        for stmt, rows in (
-            (_END_ATTEMPT, self.attempts),
-            (_INSERT_OUTPUT, self.outputs),
-        ):
+        for stmt, rows in ((_END_ATTEMPT, self.attempts), (_INSERT_OUTPUT, self.outputs)):
             if rows:
-                conn.execute(stmt, rows)
+                tx.many(stmt, rows)

@@ -14,11 +14,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from stockade.store import schema as t
-from stockade.store.base import notify_logs
+from stockade.store.base import LOGS_CHANNEL, logs_payload
 from stockade.store.database import Database
+from stockade.store.direct import insert_batch
 from stockade.store.schema import epoch_now
 
 __all__ = ["Journal"]
+
+_CHUNK_COLUMNS = ("job_id", "attempt", "stream", "text", "time")
+_INSERT_CHUNKS = insert_batch(t.log_chunks, *_CHUNK_COLUMNS)
 
 
 class Journal:
@@ -29,11 +33,17 @@ class Journal:
 
     def append_logs(self, chunks: Sequence[Mapping[str, Any]]) -> None:
         """Insert chunks (``job_id``, ``attempt``, ``stream``, ``text``, ``time``) in
-        order, and wake whoever follows those jobs' logs."""
+        order, and wake whoever follows those jobs' logs.
+
+        On the driver's cursor (:mod:`~stockade.store.direct`): a worker writes
+        this for every job that prints, on the thread that shares the GIL with
+        the jobs' event loop."""
         if chunks:
-            with self.db.transaction() as conn:
-                conn.execute(t.log_chunks.insert(), list(chunks))
-                notify_logs(self.db, conn, (chunk["job_id"] for chunk in chunks))
+            with self.db.direct() as tx:
+                tx.many(
+                    _INSERT_CHUNKS, [tuple(chunk[c] for c in _CHUNK_COLUMNS) for chunk in chunks]
+                )
+                tx.notify(LOGS_CHANNEL, logs_payload(chunk["job_id"] for chunk in chunks))
 
     def register_worker(self, worker_id: str, slots: int) -> None:
         """Record a starting worker (or a restarted one under the same id)."""

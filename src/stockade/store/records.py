@@ -6,6 +6,7 @@ SQLAlchemy ``Row`` and can serialize what they get with :meth:`to_dict`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -86,15 +87,17 @@ class Claim:
     )
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> Claim:
-        saved = row.get("saved")
-        return cls(
-            job_id=row["id"], run=row["runs"], state=dict(saved or {}),
-            **{k: row[k] for k in _CLAIM_FIELDS},
-        )  # fmt: skip
+    def from_values(cls, values: Sequence[Any]) -> Claim:
+        """The claim of one row a claim returns: :attr:`COLUMNS`, then the saved state."""
+        claim = cls(**dict(zip(_RETURNED_FIELDS, values, strict=True)))
+        claim.state = dict(claim.state or {})
+        return claim
 
 
-_CLAIM_FIELDS = tuple(f.name for f in fields(Claim) if f.name not in ("job_id", "run", "state"))
+#: The fields of a :class:`Claim` in the order a claim returns them.
+_RETURNED_FIELDS = tuple(
+    {"id": "job_id", "runs": "run"}.get(name, name) for name in (*Claim.COLUMNS, "state")
+)
 
 
 @dataclass

@@ -1,0 +1,288 @@
+"""The worker's hot statements, compiled once, run straight on the driver's cursor.
+
+A busy worker records an attempt's end and claims the next job in one
+transaction per batch, on a thread that shares the GIL with the event loop
+running the jobs. Executing a Core statement through a SQLAlchemy
+``Connection`` costs far more Python than the driver's own work: the cache
+lookup, ``_init_compiled``, parameter and result processing, the
+``Connection`` and ``Transaction`` objects. So the few statements of that path
+stay SQLAlchemy Core (the schema in :mod:`~stockade.store.schema` remains
+the one source of truth) but are compiled here at import, once per dialect,
+and executed with the DBAPI cursor's ``execute`` / ``executemany``.
+
+Compiling keeps what Core would do at execute time: the literal parameters
+a statement carries (``state = 'running'``) are baked into each slot, and
+the type's bind processors (JSON serialization) and result processors
+(JSON parsing on SQLite) are applied the same way. Each statement names
+the parameters its caller passes, in order (:class:`Statement`), so rows
+are plain tuples built by the caller, not dictionaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+
+__all__ = ["DIALECTS", "Batch", "Compiled", "Statement", "Tx", "insert_batch", "row_source"]
+
+#: One dialect per store kind, with a positional parameter style so that a
+#: row of parameters is a tuple: ``?`` for sqlite3; PostgreSQL's own ``$1``
+#: for psycopg, run on a ``RawCursor`` (:meth:`Database.direct`), which
+#: sends the text as it is where ``%s`` would be parsed again and again.
+DIALECTS: dict[str, Dialect] = {
+    "sqlite": sqlite.pysqlite.dialect(),
+    "postgresql": postgresql.psycopg.dialect(paramstyle="numeric_dollar"),  # type: ignore[no-untyped-call]
+}
+
+_Processor = Callable[[Any], Any]
+
+
+class Compiled:
+    """One statement compiled for one dialect: its SQL, how to turn a tuple
+    of the caller's arguments into the driver's parameters, and how to
+    process the rows it returns."""
+
+    def __init__(
+        self, compiled: Any, dialect: Dialect, args: Sequence[str], expand: dict[str, int]
+    ) -> None:
+        self.dialect = dialect
+        processors: dict[str, _Processor]
+        if expand:  # each expanding parameter rendered as one slot per item
+            state = compiled.construct_expanded_state(
+                {name: [None] * size for name, size in expand.items()}, escape_names=False
+            )
+            self.sql: str = state.statement
+            defaults, processors = state.parameters, dict(state.processors)
+            order: list[str] = list(state.positiontup or ())
+        else:
+            self.sql = compiled.string
+            defaults = compiled.construct_params(_check=False)
+            processors = dict(compiled._bind_processors)
+            order = list(compiled.positiontup or ())
+        missing = set(args) - set(order)
+        if missing:
+            raise ValueError(f"not parameters of the statement: {sorted(missing)}")
+        self._identity = order == list(args) and not any(name in processors for name in order)
+        #: Per parameter slot: (index in the caller's tuple or -1, processor, constant).
+        self._slots: list[tuple[int, _Processor | None, Any]] = []
+        for name in order:
+            proc = processors.get(name)
+            if name in args:
+                self._slots.append((args.index(name), proc, None))
+            elif name in compiled.binds and compiled.binds[name].required:
+                raise ValueError(f"parameter {name!r} of the statement is not in args")
+            else:  # a literal of the statement: processed once, here
+                value = defaults[name]
+                self._slots.append((-1, None, proc(value) if proc is not None else value))
+        self._types = [column[3] for column in getattr(compiled, "_result_columns", ())]
+        #: The result columns that have a processor: (index, processor).
+        self._results: list[tuple[int, _Processor]] | None = None
+
+    def params(self, row: Sequence[Any]) -> Sequence[Any]:
+        """The driver's parameters for the caller's ``row``."""
+        if self._identity:
+            return row
+        return [
+            const if i < 0 else (row[i] if proc is None else proc(row[i]))
+            for i, proc, const in self._slots
+        ]
+
+    def rows(self, cursor: Any) -> list[Sequence[Any]]:
+        """The rows ``cursor`` returned, through the result columns' processors."""
+        fetched: list[Sequence[Any]] = cursor.fetchall()
+        if self._results is None:  # the driver's column types are known only now
+            description = cursor.description or ()
+            self._results = [
+                (i, proc)
+                for i, (type_, column) in enumerate(zip(self._types, description, strict=False))
+                if (proc := type_._cached_result_processor(self.dialect, column[1])) is not None
+            ]
+        if not self._results:
+            return fetched
+        rows: list[Sequence[Any]] = []
+        for row in fetched:
+            values = list(row)
+            for i, proc in self._results:
+                values[i] = proc(values[i])
+            rows.append(values)
+        return rows
+
+
+class Statement:
+    """A Core statement compiled for the dialects of :data:`DIALECTS` it is for
+    (``only``; all of them by default).
+
+    ``args`` names the parameters (bind names, or column keys of an INSERT
+    given ``columns``) in the order callers pass them. A statement with an
+    expanding ``IN`` parameter (``expand``) is compiled again for each list
+    length it meets, the list's items taking that parameter's place.
+    """
+
+    def __init__(
+        self,
+        stmt: Any,
+        args: Sequence[str],
+        *,
+        columns: Sequence[str] | None = None,
+        many: bool = False,
+        expand: str | None = None,
+        only: Sequence[str] = tuple(DIALECTS),
+    ) -> None:
+        self.stmt, self.args, self.columns, self.many, self.expand = (
+            stmt, tuple(args), columns, many, expand,
+        )  # fmt: skip
+        self._compiled: dict[tuple[str, int], Compiled] = {}
+        if expand is None:  # at import: a statement that does not compile fails early
+            for name in only:
+                self._compiled[name, 0] = self._compile(name, 0)
+
+    def on(self, dialect: str, size: int = 0) -> Compiled:
+        """The statement compiled for ``dialect`` (and ``size`` items to expand)."""
+        found = self._compiled.get((dialect, size))
+        if found is None:
+            if self.expand is None:  # not a dialect this statement is for
+                raise KeyError(dialect)
+            found = self._compile(dialect, size)
+            if len(self._compiled) < 256:  # batch sizes are few; never grow without bound
+                self._compiled[dialect, size] = found
+        return found
+
+    def _compile(self, name: str, size: int) -> Compiled:
+        dialect = DIALECTS[name]
+        compiled = self.stmt.compile(
+            dialect=dialect, column_keys=self.columns, for_executemany=self.many
+        )
+        if self.expand is None:
+            return Compiled(compiled, dialect, self.args, {})
+        items = [f"{self.expand}_{i}" for i in range(1, size + 1)]
+        args = [a for a in self.args if a != self.expand] + items
+        return Compiled(compiled, dialect, args, {self.expand: size})
+
+
+def row_source(params: Sequence[tuple[str, Any]], rows: int) -> dict[str, sa.ColumnElement[Any]]:
+    """Where the per-row values of a :class:`Batch` statement come from, by name:
+    bind parameters ``params`` (``(name, type)``) for one row (``rows`` 0),
+    else the columns of a ``VALUES`` list of ``rows`` rows whose parameters
+    are named ``{name}_{i}``, for ``UPDATE … FROM (VALUES …)``. Each value
+    is cast to its type, as the list's first row decides its column types."""
+    if rows == 0:
+        return {name: sa.bindparam(name, type_=type_) for name, type_ in params}
+    values = sa.values(*[sa.column(name, type_) for name, type_ in params], name="v").data(
+        [
+            tuple(
+                sa.cast(sa.bindparam(f"{name}_{i}", type_=type_), type_) for name, type_ in params
+            )
+            for i in range(rows)
+        ]
+    )
+    return {name: values.c[name] for name, _ in params}
+
+
+class Batch:
+    """A write of many rows, one call: ``build(0)`` is one row's statement,
+    run with ``executemany``; ``build(n)`` writes ``n`` rows at once, its
+    parameters named ``{arg}_{i}`` (see :func:`row_source`; a multi-row
+    INSERT needs no more than its ``values``).
+
+    The dialects in ``single`` (PostgreSQL) get the one statement: psycopg's
+    ``executemany`` costs Python per row, about three times the CPU of one
+    statement with every row in it. sqlite3 loops in C, and gets the
+    executemany. Rows go in chunks of at most :attr:`CHUNK`, so a dialect
+    compiles (and psycopg prepares) a bounded number of statements.
+    """
+
+    CHUNK = 32
+
+    def __init__(
+        self,
+        build: Callable[[int], Any],
+        args: Sequence[str],
+        *,
+        columns: Sequence[str] | None = None,
+        single: Sequence[str] = ("postgresql",),
+    ) -> None:
+        self.build, self.args, self.single = build, tuple(args), frozenset(single)
+        self.one = Statement(build(0), args, columns=columns, many=True)
+        self._sized: dict[tuple[str, int], Compiled] = {}
+
+    def sized(self, name: str, rows: int) -> Compiled:
+        """The statement of ``rows`` rows (at most :attr:`CHUNK`) for ``name``'s dialect."""
+        found = self._sized.get((name, rows))
+        if found is None:
+            dialect = DIALECTS[name]
+            args = [f"{arg}_{i}" for i in range(rows) for arg in self.args]
+            found = Compiled(self.build(rows).compile(dialect=dialect), dialect, args, {})
+            self._sized[name, rows] = found
+        return found
+
+
+def insert_batch(table: sa.Table, *columns: str) -> Batch:
+    """The :class:`Batch` INSERT of rows of ``columns`` (in that order) into ``table``."""
+
+    def build(rows: int) -> Any:
+        if rows == 0:
+            return table.insert()
+        return table.insert().values(
+            [
+                {c: sa.bindparam(f"{c}_{i}", type_=table.c[c].type) for c in columns}
+                for i in range(rows)
+            ]
+        )
+
+    return Batch(build, columns, columns=columns)
+
+
+class Tx:
+    """A transaction on the driver's cursor (see :meth:`Database.direct`)."""
+
+    def __init__(self, dialect: str, cursor: Any) -> None:
+        self.dialect = dialect
+        self.cursor = cursor
+        #: Whether :meth:`many` counts the rows matched by all its rows.
+        self.sane_multi_rowcount: bool = DIALECTS[dialect].supports_sane_multi_rowcount
+
+    def execute(self, stmt: Statement, row: Sequence[Any] = ()) -> int:
+        """Run ``stmt`` once; the rows it matched."""
+        compiled = stmt.on(self.dialect)
+        self.cursor.execute(compiled.sql, compiled.params(row))
+        return int(self.cursor.rowcount)
+
+    def many(self, batch: Batch, rows: Sequence[Sequence[Any]]) -> int:
+        """Write ``rows`` with ``batch``; the rows matched in all."""
+        if self.dialect not in batch.single:
+            compiled = batch.one.on(self.dialect)
+            self.cursor.executemany(compiled.sql, [compiled.params(row) for row in rows])
+            return int(self.cursor.rowcount)
+        matched = 0
+        for start in range(0, len(rows), batch.CHUNK):
+            chunk = rows[start : start + batch.CHUNK]
+            compiled = batch.sized(self.dialect, len(chunk))
+            self.cursor.execute(compiled.sql, compiled.params([v for row in chunk for v in row]))
+            matched += int(self.cursor.rowcount)
+        return matched
+
+    def rows(self, stmt: Statement, row: Sequence[Any] = (), size: int = 0) -> list[Sequence[Any]]:
+        """Run ``stmt`` once; the rows it returned (``size``: items of its expanding list,
+        passed last in ``row``)."""
+        compiled = stmt.on(self.dialect, size)
+        self.cursor.execute(compiled.sql, compiled.params(row))
+        return compiled.rows(self.cursor)
+
+    def notify(self, channel: str, payload: str = "") -> None:
+        """PostgreSQL ``NOTIFY`` at commit (a no-op on SQLite, whose workers poll)."""
+        if self.dialect == "postgresql":
+            self.execute(_NOTIFY, (channel, payload))
+
+
+_NOTIFY = Statement(
+    sa.select(
+        sa.func.pg_notify(
+            sa.bindparam("b_channel", type_=sa.String), sa.bindparam("b_payload", type_=sa.String)
+        )
+    ),
+    ("b_channel", "b_payload"),
+)
