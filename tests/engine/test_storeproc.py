@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -81,6 +82,8 @@ def test_the_store_process_dies_with_its_worker_and_never_shows_the_url(
         while alive(child) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not alive(child), "the store process outlived its worker"
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child, 0)  # re-parented to this test process (a subreaper)
     finally:
         if worker.poll() is None:
             worker.kill()
