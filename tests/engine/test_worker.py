@@ -151,6 +151,27 @@ def test_a_superseded_attempt_is_stopped_and_not_recorded(store: Store, store_ur
     assert worker.counters.succeeded == 1
 
 
+def test_a_claim_the_worker_never_heard_of_expires_and_is_recovered(
+    store: Store, store_url: str
+) -> None:
+    busy = submit(store, "echo started; sleep 2")
+
+    async def body(worker: Worker) -> None:
+        # The one slot is busy and nothing is claimed ahead: the worker claims
+        # nothing more meanwhile.
+        await until(lambda: printed(store, busy, "started"))
+        job = submit(store, "echo ran", backoff={"initial": 0, "max": 0})
+        # As if the answer to this worker's claim had been lost on the way:
+        # the store lists the job as the worker's, the worker does not know it.
+        assert [c.job_id for c in store.jobs.claim(worker.id, 1, 0.6)] == [job]
+        await until(lambda: state(store, job) == "succeeded", timeout=15)
+        outcomes = [(a.attempt, a.outcome) for a in store.queries.attempts(job)]
+        assert outcomes == [(1, "lost"), (2, "succeeded")]
+
+    with_worker(store_url, body, lease=0.6, slots=1, prefetch=0)
+    assert state(store, busy) == "succeeded"
+
+
 def printed(store: Store, job_id: str, text: str) -> bool:
     """Whether the job's process has printed ``text`` (so it really started:
     "running" in the store also covers a job claimed ahead for a busy slot)."""

@@ -156,6 +156,9 @@ def test_cancel_queued_running_finished_and_unknown(store: Store) -> None:
     assert store.queries.job(queued).state is JobState.CANCELLED
     assert store.jobs.cancel_requests("w") == [(running, 1)]
     assert store.jobs.renew("w", 30) == {running: (1, True)}
+    assert store.jobs.renew("w", 30, [running]) == {running: (1, True)}
+    assert store.jobs.renew("w", 30, ["some-other-job"]) == {}
+    assert store.jobs.renew("w", 30, []) == {}
     # the worker's attempt ends as it may (here: retryable); the cancel wins over the retry
     claim = claims[running]
     assert store.jobs.finish(claim, result(claim, Outcome.RETRYABLE)) is JobState.CANCELLED

@@ -5,8 +5,10 @@ notification), does three things on their own schedules:
 
 * **cancel requests** (every wake, while jobs run): jobs a user asked to
   stop are stopped (DESIGN.md step 7) and end ``cancelled``;
-* **leases** (every ``lease/3``): every lease this worker holds is renewed
-  in one statement, and the worker's row gets its counters. A job missing
+* **leases** (every ``lease/3``): the leases of the jobs this worker runs
+  (or holds claimed for a free slot) are renewed in one statement, and the
+  worker's row gets its counters; a job the store lists as this worker's
+  but the worker does not know is left to expire and be recovered. A job missing
   from the answer was recovered by another worker after this one failed to
   renew in time: it is stopped here and its end is not recorded;
 * **recovery** (every ``lease/2``): jobs of any worker whose lease expired
@@ -70,7 +72,7 @@ async def _renew(worker: Worker) -> None:
     # answer: claims go through the store process, so a job claimed while
     # the renew ran can be here before the renew's answer, yet missing from it.
     before = dict(worker.running)
-    held = await worker.astore.once(store.jobs.renew, worker.id, worker.options.lease)
+    held = await worker.astore.once(store.jobs.renew, worker.id, worker.options.lease, list(before))
     for job_id, job in before.items():
         if worker.running.get(job_id) is not job:
             continue  # ended meanwhile

@@ -295,16 +295,28 @@ class JobManager(UserRequests):
         claims.sort(key=lambda c: (-c.priority, c.job_id))
         return claims
 
-    def renew(self, worker_id: str, lease: float) -> dict[str, tuple[int, bool]]:
+    def renew(
+        self, worker_id: str, lease: float, job_ids: Sequence[str] | None = None
+    ) -> dict[str, tuple[int, bool]]:
         """Extend the leases ``worker_id`` holds; ``{job: (run, cancel_requested)}``.
 
         A job missing from the answer is no longer this worker's (its lease
         expired and another worker recovered it): stop running it.
+        ``job_ids``, when given, limits the renewal to the jobs the worker
+        knows it runs: a job the store lists as the worker's but the worker
+        lost track of (a claim whose answer never came back) then keeps no
+        lease alive and is recovered when it expires, instead of staying
+        ``running`` for as long as the worker lives.
         """
         jobs = t.jobs
+        where = [jobs.c.worker_id == worker_id, jobs.c.state == R.value]
+        if job_ids is not None:
+            if not job_ids:
+                return {}
+            where.append(jobs.c.id.in_(list(job_ids)))
         stmt = (
             sa.update(jobs)
-            .where(jobs.c.worker_id == worker_id, jobs.c.state == R.value)
+            .where(*where)
             .values(lease_expires=epoch_now() + lease)
             .returning(jobs.c.id, jobs.c.runs, jobs.c.cancel_requested)
         )
