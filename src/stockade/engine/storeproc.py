@@ -92,6 +92,9 @@ class StoreProcess:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "stockade.engine.storeproc", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                # Its own session, like a job's: if the worker is killed, the
+                # orphan is reaped by whichever stockade is the subreaper.
+                start_new_session=True,
             )  # fmt: skip
         except OSError as exc:
             ours.close()
