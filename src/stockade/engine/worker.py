@@ -296,7 +296,10 @@ class Worker:
                     error="worker error", transient=True,
                 )  # fmt: skip
         finally:
-            self.running.pop(job.claim.job_id, None)
+            # Only this attempt's entry: when its lease was taken over, the
+            # job's next attempt may be claimed (and listed) before it ends.
+            if self.running.get(job.claim.job_id) is job:
+                del self.running[job.claim.job_id]
             free()
 
     async def _queue_empty(self) -> bool:
