@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import os
 import shlex
 import signal
 import subprocess
@@ -12,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from stockade.errors import LaunchError
+from stockade.runner.attempt import run
 from stockade.runner.result import Outcome
+from stockade.runner.spec import RunSpec
 from stockade.sandbox import clonespawn
 from stockade.sandbox.base import LaunchRequest, Sandbox
 from stockade.sandbox.cgroup import cgroup2_root
@@ -91,22 +96,176 @@ def test_job_is_born_in_its_slot_cgroup_as_a_clean_session_leader(
     assert Path("/proc/self/cgroup").read_text() == own  # stockade itself never moved
 
 
-def test_missing_program_and_bad_workdir_are_launch_errors(workspace: Path) -> None:
+#: The extension's two spawns: ``spawn`` waits for the child's exec (vfork
+#: style, every CPU), ``spawn_async`` does not (x86-64 only).
+_MODES = [
+    pytest.param(False, id="spawn"),
+    pytest.param(
+        True, id="spawn_async",
+        marks=pytest.mark.skipif(not clonespawn._State.asynchronous, reason="x86-64 only"),
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("asynchronous", _MODES)
+def test_missing_program_and_bad_workdir_are_launch_errors(
+    asynchronous: bool, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(clonespawn._State, "asynchronous", asynchronous)
     sandbox = LocalSandbox(slot="clonespawn-errors")
     sandbox.setup()
+    (workspace / "file").write_text("")
+    (workspace / "not-executable").write_text("echo hi\n")  # mode 0644: no x bit for anyone
+    cases = [
+        (["no-such-program-here"], str(workspace), "no such file or command"),
+        ([str(workspace / "not-executable")], str(workspace), "permission denied"),
+        (["true"], str(workspace / "file"), "not a directory"),
+    ]
     try:
-        base = LaunchRequest(argv=["no-such-program-here"], env={"PATH": "/usr/bin:/bin"},
-                             cwd=str(workspace), workspace=str(workspace), marker="m")  # fmt: skip
-        with pytest.raises(LaunchError, match="no such file or command"):
-            sandbox.launch(base)
-        bad_cwd = LaunchRequest(argv=["true"], env={"PATH": "/usr/bin:/bin"},
-                                cwd=str(workspace / "file"), workspace=str(workspace), marker="m")  # fmt: skip
-        (workspace / "file").write_text("")
-        with pytest.raises(LaunchError, match="not a directory"):
-            sandbox.launch(bad_cwd)
+        for argv, cwd, message in cases:
+            request = LaunchRequest(argv=argv, env={"PATH": "/usr/bin:/bin"}, cwd=cwd,
+                                    workspace=str(workspace), marker="m")  # fmt: skip
+            if asynchronous:
+                # The launch returns; the child's exit tells why it never ran.
+                handle = sandbox.launch(request)
+                assert handle.launch_error() is None  # not known before the exit
+                status = asyncio.run(handle.wait())
+                handle.close()
+                assert status.code == 127
+                error = handle.launch_error()
+                assert error is not None and message in error.message, error
+            else:
+                with pytest.raises(LaunchError, match=message):
+                    sandbox.launch(request)
+            if cwd != str(workspace):
+                continue  # the runner refuses a bad workdir before any launch
+            # Through the runner both are the same result.
+            result = asyncio.run(run(RunSpec(argv=argv, workdir=cwd, inherit_env=False),
+                                     sandbox=sandbox))  # fmt: skip
+            assert result.outcome is Outcome.FAILED and result.reason == "launch_error", result
+            assert message in (result.error or "") and result.exit_status == 127
         assert clonespawn.available()  # the job's fault: no fallback for the process
     finally:
         sandbox.cleanup()
+
+
+def _native_spawn(
+    asynchronous: bool,
+    argv: list[bytes],
+    cwd: bytes | None,
+    cgroup_fd: int,
+    *,
+    stdin: bool = False,
+    keep: tuple[int, ...] = (),
+) -> tuple[int, ...]:
+    """The extension called directly; (pid, pidfd, stdin_w, out_r, err_r, token)."""
+    native = clonespawn._State.native
+    env = [b"PATH=/usr/bin:/bin", b"MARK=x y"]
+    if asynchronous:
+        return tuple(native.spawn_async([argv[0]], argv, env, cwd, cgroup_fd, stdin, keep, 0))
+    return (*native.spawn([argv[0]], argv, env, cwd, cgroup_fd, stdin, keep, 0), -1)
+
+
+def _reap(fields: tuple[int, ...]) -> tuple[int, object]:
+    """Reap the child, free its spawn memory; (exit code, what release reported)."""
+    pid, pidfd, stdin_w, out_r, err_r, token = fields
+    _, status = os.waitpid(pid, 0)
+    failed = clonespawn._State.native.release(token) if token != -1 else None
+    for fd in (pidfd, stdin_w, out_r, err_r):
+        if fd >= 0:
+            os.close(fd)
+    return os.waitstatus_to_exitcode(status), failed
+
+
+def _read_all(fd: int) -> bytes:
+    os.set_blocking(fd, True)
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("asynchronous", _MODES)
+def test_the_extension_passes_argv_env_cwd_stdin_and_kept_fds(
+    asynchronous: bool, make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = _slot(make_sandbox)
+    assert sandbox.cgroup is not None
+    keep_r, keep_w = os.pipe()  # close-on-exec like every fd of ours, kept by request
+    script = f'echo "$1|$MARK|$(pwd)"; read line; echo "in:$line"; echo kept > /proc/self/fd/{keep_w}; echo e >&2'
+    try:
+        fields = _native_spawn(
+            asynchronous, [b"/bin/sh", b"-c", script.encode(), b"sh", b"a b;$(x)"],
+            os.fsencode(tmp_path), sandbox.cgroup.fd(), stdin=True, keep=(keep_w,),
+        )  # fmt: skip
+        os.write(fields[2], b"hello\n")
+        os.close(fields[2])
+        out, err = _read_all(fields[3]), _read_all(fields[4])
+        code, failed = _reap((*fields[:2], -1, *fields[3:]))
+        os.close(keep_w)
+        assert (code, failed) == (0, None)
+        assert out == f"a b;$(x)|x y|{tmp_path}\nin:hello\n".encode()  # no shell of ours
+        assert err == b"e\n" and os.read(keep_r, 100) == b"kept\n"
+    finally:
+        os.close(keep_r)
+
+
+@pytest.mark.parametrize("asynchronous", _MODES)
+def test_a_job_gets_default_signal_handlers_and_no_blocked_signals(
+    asynchronous: bool, make_sandbox: MakeSandbox
+) -> None:
+    # This process handles SIGUSR1 (a Python handler): the job must not.
+    sandbox = _slot(make_sandbox)
+    assert sandbox.cgroup is not None
+    previous = signal.signal(signal.SIGUSR1, lambda *_: None)
+    try:
+        fields = _native_spawn(
+            asynchronous, [b"/bin/sh", b"-c", b"grep -E 'SigBlk|SigCgt' /proc/$$/status; kill -USR1 $$; echo survived"],
+            None, sandbox.cgroup.fd(),
+        )  # fmt: skip
+        out = _read_all(fields[3])
+        code, _ = _reap(fields)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert code == -signal.SIGUSR1 and b"survived" not in out, out
+    blocked = [line for line in out.decode().splitlines() if line.startswith("SigBlk")]
+    assert blocked == ["SigBlk:\t0000000000000000"], out
+
+
+@pytest.mark.skipif(not clonespawn._State.asynchronous, reason="x86-64 only")
+def test_spawn_async_reports_what_failed_in_the_child_after_the_reap(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = _slot(make_sandbox)
+    assert sandbox.cgroup is not None
+    cases = [
+        ([b"/no/such"], None, (3, errno.ENOENT)),  # exec
+        ([b"/bin/true"], os.fsencode(tmp_path / "gone"), (2, errno.ENOENT)),
+    ]  # chdir
+    for argv, cwd, expected in cases:
+        assert _reap(_native_spawn(True, argv, cwd, sandbox.cgroup.fd())) == (127, expected)
+
+
+@pytest.mark.skipif(not clonespawn._State.asynchronous, reason="x86-64 only")
+def test_many_async_spawns_leak_no_fd_and_no_memory_mapping(make_sandbox: MakeSandbox) -> None:
+    sandbox = _slot(make_sandbox)
+    assert sandbox.cgroup is not None
+    sandbox.cgroup.fd()  # opened once and kept by the slot
+    fds_before = len(os.listdir("/proc/self/fd"))
+    size_before = _vm_size_kib()
+    for _ in range(300):
+        assert _reap(_native_spawn(True, [b"/bin/true"], None, sandbox.cgroup.fd())) == (0, None)
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+    # Each spawn maps its child's stack and arguments (36 KiB here, 10 MiB
+    # for all of them); every mapping is gone again.
+    assert _vm_size_kib() - size_before < 1024
+
+
+def _vm_size_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmSize in /proc/self/status")
 
 
 def test_a_slot_whose_cgroup_was_killed_still_starts_jobs(

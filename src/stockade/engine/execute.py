@@ -88,7 +88,7 @@ async def execute(
         # creation per attempt.
         result = await run(
             spec, claim.input, sinks=[sink], sandbox=slot.sandbox, cancel=job.cancel,
-            log_file=False,
+            log_file=False, released=ran,
         )  # fmt: skip
     except UsageError as exc:
         result = _failed(claim, "invalid_job", describe_error(exc))

@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ async def run(
     sandbox: Sandbox | None = None,
     cancel: asyncio.Event | None = None,
     log_file: bool = True,
+    released: Callable[[], None] | None = None,
 ) -> Result:
     """Run one attempt of ``spec`` with ``input`` and return its result.
 
@@ -75,8 +76,14 @@ async def run(
     Raises :class:`~stockade.errors.UsageError` (or its subclasses) for input
     that cannot be used; anything that goes wrong once the job is accepted
     is reported in the result, never raised.
+
+    ``released`` is called once the attempt no longer needs its sandbox or
+    workspace (its processes are gone and its outputs read), before the
+    rest of its bookkeeping: a caller can start its slot's next job while
+    this one's result is finished. This call then lets that job start
+    before it goes on.
     """
-    return await _Attempt(spec, input, sinks, sandbox, cancel, log_file).run()
+    return await _Attempt(spec, input, sinks, sandbox, cancel, log_file, released).run()
 
 
 class _Attempt:
@@ -90,8 +97,10 @@ class _Attempt:
         sandbox: Sandbox | None,
         cancel: asyncio.Event | None,
         log_file: bool = True,
+        released: Callable[[], None] | None = None,
     ) -> None:
         self.spec = spec
+        self.released = released
         self.log_file = log_file
         self.value = value
         self.sinks = list(sinks)
@@ -208,7 +217,7 @@ class _Attempt:
         try:
             handle = self.sandbox.launch(request)
         except LaunchError as exc:
-            return self._finish(
+            return await self._release_then_finish(
                 self._result(Outcome.FAILED, reason="launch_error", error=exc.message), out, err
             )
         supervisor = Supervisor(spec, handle, out, err, stdin, self.cancel, log)
@@ -216,6 +225,11 @@ class _Attempt:
             report = await supervisor.supervise()
         finally:
             handle.close()
+        late = handle.launch_error()
+        if late is not None:  # the program could not be run after all
+            return await self._release_then_finish(
+                self._result(Outcome.FAILED, reason="launch_error", error=late.message), out, err
+            )
         status = report.status
         outcome = classify(
             exit_code=status.code,
@@ -232,6 +246,15 @@ class _Attempt:
         result = self._result(outcome, reason=reason, exit_code=status.code, signal=status.signal)
         result.kill_method, result.killed = report.kill_method, report.killed
         self._collect(result, out, runtime)
+        return await self._release_then_finish(result, out, err)
+
+    async def _release_then_finish(
+        self, result: Result, out: StreamPipe, err: StreamPipe
+    ) -> Result:
+        if self.released is not None:
+            released, self.released = self.released, None
+            released()
+            await asyncio.sleep(0)  # the caller's next job starts first
         return self._finish(result, out, err)
 
     def _result(self, outcome: Outcome, **fields: Any) -> Result:

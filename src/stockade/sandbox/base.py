@@ -18,6 +18,8 @@ import abc
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from stockade.errors import LaunchError
+
 __all__ = [
     "Availability",
     "ExitStatus",
@@ -111,6 +113,13 @@ class ProcessHandle(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release fds and kernel objects the handle holds. Idempotent."""
+
+    def launch_error(self) -> LaunchError | None:
+        """Why the job never started, when that showed only after :meth:`Sandbox.launch`
+        returned: a spawn that does not wait for the child's exec learns that
+        the program could not be run when the child exits (code 127). Known
+        once :meth:`wait` has returned; ``None`` for a job that did start."""
+        return None
 
 
 class Sandbox(abc.ABC):

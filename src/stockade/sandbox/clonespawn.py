@@ -9,6 +9,15 @@ child inside the cgroup instead, vfork-style, and returns its pidfd with
 it: on the development VM a spawn of ``/bin/true`` took 0.15 ms of the
 parent's CPU instead of 0.6 ms.
 
+On x86-64 the extension's ``spawn_async`` is used: the caller does not wait
+for the child's exec either (see the C file for how the child stays off the
+parent's memory). A vfork-style spawn suspends the event loop until the
+exec, and on a busy machine the new child first waits for a CPU: a worker
+running short jobs spent a third of its loop's time there. The price is
+that a program which cannot be run is known only when its child exits
+(code 127): :attr:`ClonedProcess.exec_error`, which the handle reports as
+its :meth:`~stockade.sandbox.base.ProcessHandle.launch_error`.
+
 The extension is built at install time when a C compiler is there. Where
 it is missing, where ``clone3`` is refused (kernel before 5.7, a seccomp
 filter, a cgroup that does not take processes), or with
@@ -46,6 +55,8 @@ class _State:
 
     native: Any = _load()
     refused = False
+    #: ``spawn_async`` is there (x86-64): spawns do not wait for the exec.
+    asynchronous = hasattr(native, "spawn_async")
 
 
 def available() -> bool:
@@ -81,7 +92,15 @@ class ClonedProcess:
 
     pipes_ready = True
 
-    def __init__(self, pid: int, pidfd: int, stdin: int, stdout: int, stderr: int) -> None:
+    def __init__(
+        self, pid: int, pidfd: int, stdin: int, stdout: int, stderr: int, token: int | None = None
+    ) -> None:
+        #: The memory a child of ``spawn_async`` runs on until its exec:
+        #: released once the child is reaped, never before.
+        self._token = token
+        #: Why the program could not be run (``spawn_async`` learns it only
+        #: once the child has exited); ``None`` if it ran.
+        self.exec_error: OSError | None = None
         self.pid = pid
         self.pidfd = pidfd
         self.stdin: PipeEnd | None = PipeEnd(stdin) if stdin >= 0 else None
@@ -98,6 +117,12 @@ class ClonedProcess:
                 self.returncode = 0
             else:
                 self.returncode = os.waitstatus_to_exitcode(status)
+            if self._token is not None:
+                token, self._token = self._token, None
+                failed = _State.native.release(token)
+                if failed is not None:
+                    _, err = failed
+                    self.exec_error = OSError(err, os.strerror(err))
         return self.returncode
 
 
@@ -111,9 +136,11 @@ def spawn(
     """Start ``argv`` as a new session leader born in ``cgroup``.
 
     ``None`` when this path is not available here (the caller falls back).
-    Raises :class:`OSError` for a program that cannot be run or a working
-    directory that cannot be entered (as ``subprocess.Popen`` would), and
-    :class:`ValueError` for an environment variable that cannot be passed.
+    A program that cannot be run or a working directory that cannot be
+    entered raises :class:`OSError` (as ``subprocess.Popen`` would) or, with
+    ``spawn_async``, is the child's :attr:`~ClonedProcess.exec_error` once it
+    has been reaped. :class:`ValueError` for an environment variable that
+    cannot be passed; :class:`OSError` for pipes that cannot be made.
     """
     if not available():
         return None
@@ -125,6 +152,10 @@ def spawn(
     cwd = os.fsencode(request.cwd) if request.cwd else None
     cgroup_fd = cgroup.fd()  # out of the try: no fd left is this launch's error, not a refusal
     try:
+        if _State.asynchronous:
+            return ClonedProcess(*_State.native.spawn_async(
+                paths, args, env, cwd, cgroup_fd, request.stdin_pipe, tuple(pass_fds), pipe_size
+            ))  # fmt: skip
         pid, pidfd, stdin_w, out_r, err_r = _State.native.spawn(
             paths, args, env, cwd, cgroup_fd, request.stdin_pipe, tuple(pass_fds), pipe_size
         )

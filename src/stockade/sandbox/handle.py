@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 
+from stockade.errors import LaunchError
 from stockade.sandbox.base import ExitStatus, ProcessHandle
 from stockade.sandbox.process import PopenHandle
 
@@ -58,6 +59,9 @@ class SandboxHandle(ProcessHandle):
     def kill_method(self) -> str:
         """The kill-all mechanism of the inner handle."""
         return self.inner.kill_method
+
+    def launch_error(self) -> LaunchError | None:
+        return self.inner.launch_error()
 
     async def wait(self) -> ExitStatus:
         if self._status is None:

@@ -25,7 +25,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from stockade.errors import LaunchError
@@ -64,7 +64,13 @@ def spawn(
         except OSError as exc:
             raise _launch_error(argv, request, exc) from exc
         if child is not None:
-            return PopenHandle(child, cgroup, request.marker, pidfd=child.pidfd)
+            cloned = child
+
+            def failed() -> LaunchError | None:
+                exc = cloned.exec_error
+                return _launch_error(argv, request, exc) if exc is not None else None
+
+            return PopenHandle(child, cgroup, request.marker, pidfd=child.pidfd, failed=failed)
     with contextlib.ExitStack() as stack:
         for context in contexts:
             stack.enter_context(context)
@@ -138,9 +144,16 @@ class PopenHandle(ProcessHandle):
     """A process tree started by :func:`spawn`."""
 
     def __init__(
-        self, popen: Child, cgroup: SlotCgroup | None, marker: str, *, pidfd: int | None = None
+        self,
+        popen: Child,
+        cgroup: SlotCgroup | None,
+        marker: str,
+        *,
+        pidfd: int | None = None,
+        failed: Callable[[], LaunchError | None] | None = None,
     ):
         self._popen = popen
+        self._failed = failed
         self._cgroup = cgroup
         self._marker = marker
         self.pid = popen.pid
@@ -161,6 +174,11 @@ class PopenHandle(ProcessHandle):
     def kill_method(self) -> str:
         """Which kill-all mechanism this handle uses (for logs and tests)."""
         return "cgroup" if self._cgroup is not None else "process-tree"
+
+    def launch_error(self) -> LaunchError | None:
+        if self._failed is None or self._status is None:
+            return None
+        return self._failed()
 
     async def wait(self) -> ExitStatus:
         if self._status is not None:
