@@ -69,7 +69,7 @@ class WorkerOptions:
     prefetch: int | None = None
     #: Seconds an attempt's end waits for others to be recorded with it in
     #: one transaction (group commit); the slot is free meanwhile.
-    record_linger: float = 0.002
+    record_linger: float = 0.005
     #: Record ends and claim jobs in a store process of their own, off this
     #: process's GIL (see :mod:`~stockade.engine.storeproc`); the CLI's default.
     store_process: bool = False
