@@ -87,10 +87,8 @@ class ClonedProcess:
     """The parts of :class:`subprocess.Popen` a process handle uses.
 
     The extension made the pipes: the read ends are already non-blocking
-    and widened (``pipes_ready``), so the handle does not do it again.
+    and widened, so the handle is told not to do it again.
     """
-
-    pipes_ready = True
 
     def __init__(
         self, pid: int, pidfd: int, stdin: int, stdout: int, stderr: int, token: int | None = None

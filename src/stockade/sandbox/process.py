@@ -70,7 +70,9 @@ def spawn(
                 exc = cloned.exec_error
                 return _launch_error(argv, request, exc) if exc is not None else None
 
-            return PopenHandle(child, cgroup, request.marker, pidfd=child.pidfd, failed=failed)
+            return PopenHandle(
+                child, cgroup, request.marker, pidfd=child.pidfd, failed=failed, pipes_ready=True
+            )
     with contextlib.ExitStack() as stack:
         for context in contexts:
             stack.enter_context(context)
@@ -141,7 +143,13 @@ class Child(Protocol):
 
 
 class PopenHandle(ProcessHandle):
-    """A process tree started by :func:`spawn`."""
+    """A process tree started by :func:`spawn`.
+
+    ``pidfd``: one the spawn already has (else one is opened). ``failed``
+    says, once the main process is reaped, whether it never ran its program
+    (a spawn that does not wait for the exec). ``pipes_ready``: the read
+    ends are non-blocking and widened already.
+    """
 
     def __init__(
         self,
@@ -151,6 +159,7 @@ class PopenHandle(ProcessHandle):
         *,
         pidfd: int | None = None,
         failed: Callable[[], LaunchError | None] | None = None,
+        pipes_ready: bool = False,
     ):
         self._popen = popen
         self._failed = failed
@@ -160,7 +169,7 @@ class PopenHandle(ProcessHandle):
         assert popen.stdout is not None and popen.stderr is not None
         self.stdout = popen.stdout.fileno()
         self.stderr = popen.stderr.fileno()
-        if not getattr(popen, "pipes_ready", False):
+        if not pipes_ready:  # the C spawn made them non-blocking and wide already
             for fd in (self.stdout, self.stderr):
                 os.set_blocking(fd, False)
                 _widen_pipe(fd)
