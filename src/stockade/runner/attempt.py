@@ -45,7 +45,19 @@ def new_job_id() -> str:
 
 def data_dir_for(spec: RunSpec) -> Path:
     """``spec.data_dir``, else ``$STOCKADE_DATA_DIR``, else ``./.stockade``."""
-    return Path(spec.data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade").absolute()
+    name = spec.data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade"
+    if not name.startswith("/"):
+        return Path(name).absolute()  # relative to the working directory of the moment
+    path = _absolute_dirs.get(name)
+    if path is None:
+        if len(_absolute_dirs) > 64:
+            _absolute_dirs.clear()
+        path = _absolute_dirs[name] = Path(name)
+    return path
+
+
+#: Absolute data directories as paths: a worker asks for the same one per attempt.
+_absolute_dirs: dict[str, Path] = {}
 
 
 def _now_iso(ts: float) -> str:

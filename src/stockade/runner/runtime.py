@@ -21,7 +21,8 @@ from pathlib import Path
 __all__ = ["make_runtime", "read_file", "remove_runtime", "runtime_dir", "write_file"]
 
 _bases: dict[str, Path] = {}
-_FILES = ("output.env", "state.json", "input.json")
+#: The files every attempt's runtime directory holds (``input.json`` only some).
+_ALWAYS = ("output.env", "state.json")
 
 
 def runtime_dir(data_dir: Path, job_id: str, attempt: int) -> Path:
@@ -73,10 +74,23 @@ def read_file(path: str) -> str:
 
 def remove_runtime(runtime: Path) -> None:
     """Remove an attempt's runtime directory: the files stockade put there one
-    by one (cheaper than a tree walk), the walk only if the job added some."""
-    for name in _FILES:
+    by one (cheaper than a tree walk), the walk only if the job added some.
+
+    ``input.json`` exists only for some input formats: it is looked for only
+    when the directory is not empty without it (a failed unlink per attempt
+    cost more than the call itself)."""
+    for name in _ALWAYS:
         with contextlib.suppress(OSError):
             os.unlink(f"{runtime}/{name}")
+    try:
+        os.rmdir(runtime)
+        return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        os.unlink(f"{runtime}/input.json")
     try:
         os.rmdir(runtime)
     except FileNotFoundError:
