@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 from rich.console import Console
 
-from stockade.pipeline.test2json import Test2Json, junit_xml
+from stockade.pipeline.test2json import Test2Json, failure_message, junit_xml
 from stockade.ui import render
 from stockade.ui.observers import JsonObserver, LiveObserver, PlainObserver
 from tests.pipeline.helpers import run
@@ -80,6 +80,18 @@ def test_json_stream_is_one_object_per_line() -> None:
     assert {"compiling net"} <= {e.get("text") for e in events if e["event"] == "job_output"}
 
 
+def test_a_junit_failure_message_is_the_line_that_says_what_failed() -> None:
+    go_output = [
+        "=== RUN   TestAdd\n",
+        "    add_test.go:9: Add(1, 2) = 4, want 3\n",
+        "--- FAIL: TestAdd (0.00s)\n",
+    ]
+    assert failure_message(go_output) == "add_test.go:9: Add(1, 2) = 4, want 3"
+    assert failure_message(["=== RUN   TestX\n", "--- FAIL: TestX (0.00s)\n"]) == "failed"
+    assert failure_message([]) == "failed"
+    assert len(failure_message(["x" * 500])) == 200
+
+
 def test_test2json_and_junit() -> None:
     parser = Test2Json()
     for line in [
@@ -107,4 +119,7 @@ def test_test2json_and_junit() -> None:
     assert [s.get("skipped") for s in suites] == ["1", "0"]  # per suite: none on testsuites
     failure = suites[0].find("testcase/failure")
     assert failure is not None and failure.text == "boom\n"
+    assert failure.get("message") == "boom"  # what failed, not just "failed"
+    package = suites[1].find("testcase/failure")
+    assert package is not None and package.get("message") == "b.go:1: syntax error"
     assert suites[1].find("testcase").get("name") == "(package)"  # type: ignore[union-attr]

@@ -143,7 +143,7 @@ def test_junit_output_is_valid_and_reads_back(tmp_path: Path) -> None:
         ("ex/b", "(package)"): "failed",
     }
     assert back[("ex/a", "TestColour")].output == [
-        "failure: failed\n",
+        "failure: red and a NUL \\x00\n",  # the message: its first line, colours dropped
         "\\x1b[31mred\\x1b[0m and a NUL \\x00\n",
     ]
 

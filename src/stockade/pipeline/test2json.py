@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Test2Json", "TestCase", "junit_xml"]
+__all__ = ["Test2Json", "TestCase", "failure_message", "junit_xml"]
 
 _FINAL = {"pass": "passed", "fail": "failed", "skip": "skipped"}
 _MAX_OUTPUT_LINES = 200
@@ -103,6 +103,24 @@ def _xml_text(text: str) -> str:
     return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+#: Lines of ``go test`` output that frame a failure rather than say what failed.
+_FRAMING = re.compile(r"^(=== (RUN|PAUSE|CONT|NAME)|--- (FAIL|PASS|SKIP)|FAIL|PASS|ok )\b|^#\s")
+_MESSAGE_MAX = 200
+_COLOUR = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def failure_message(output: Iterable[str]) -> str:
+    """The first line of a failed test's output that says what failed (as
+    ``main_test.go:12: got 3, want 2``), for JUnit's one-line ``message``;
+    ``failed`` when no line does."""
+    for chunk in output:
+        for line in chunk.splitlines():
+            text = _COLOUR.sub("", line).strip()
+            if text and not _FRAMING.match(text):
+                return text if len(text) <= _MESSAGE_MAX else text[: _MESSAGE_MAX - 3] + "..."
+    return "failed"
+
+
 def junit_xml(cases: Iterable[TestCase], name: str = "stockade") -> bytes:
     """JUnit XML (``testsuites`` > ``testsuite`` per package > ``testcase``),
     valid under the schema CI systems check reports against (the Jenkins
@@ -137,7 +155,8 @@ def junit_xml(cases: Iterable[TestCase], name: str = "stockade") -> bytes:
                 time=f"{case.elapsed:.3f}",
             )
             if case.status == "failed":
-                failure = ET.SubElement(element, "failure", message="failed", type="failure")
+                message = _xml_text(failure_message(case.output))
+                failure = ET.SubElement(element, "failure", message=message, type="failure")
                 failure.text = _xml_text("".join(case.output))
             elif case.status == "skipped":
                 ET.SubElement(element, "skipped")
