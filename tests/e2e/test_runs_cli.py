@@ -4,7 +4,9 @@ real CLI processes on one data directory."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -173,3 +175,45 @@ def test_a_second_ctrl_c_forces_and_the_run_is_still_recorded(tmp_path: Path) ->
     assert view["state"] == "cancelled"
     (job,) = view["jobs"]
     assert job["status"] == "cancelled"
+
+
+def test_a_run_whose_process_was_killed_ends_abandoned_once_silent(tmp_path: Path) -> None:
+    (tmp_path / "stockade.yaml").write_text(
+        textwrap.dedent(
+            """
+            pipelines:
+              p:
+                steps:
+                  hold: {run: 'echo up; sleep 3'}
+            """
+        )
+    )
+    proc = subprocess.Popen(
+        [*STOCKADE, "run", "--plain"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            runs = stockade(tmp_path, "runs", "--json").stdout.splitlines()
+            if runs and json.loads(runs[0])["steps"]["hold"]["counts"].get("running") == 1:
+                break
+            time.sleep(0.2)
+        proc.kill()  # SIGKILL: nothing of stockade run gets to record its end
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    # Freshly silent: still running (a reader must not end a live run early).
+    view = json.loads(stockade(tmp_path, "runs", "latest", "--json").stdout)
+    assert view["state"] == "running", view
+    # A minute of silence, as the store's clock sees it: the run is abandoned.
+    with sqlite3.connect(Path(os.environ["STOCKADE_DATA_DIR"]) / "stockade.db") as db:
+        db.execute("UPDATE runs SET updated_at = updated_at - 120")
+    view = json.loads(stockade(tmp_path, "runs", "latest", "--json").stdout)
+    assert (view["state"], view["reason"]) == (
+        "failed", "abandoned: its stockade run process stopped reporting",
+    )  # fmt: skip
+    (job,) = view["jobs"]
+    assert (job["status"], job["reason"]) == ("failed", "abandoned"), job
+    listed = [json.loads(line) for line in stockade(tmp_path, "jobs", "--json").stdout.splitlines()]
+    assert [(j["state"], j["outcome"]) for j in listed] == [("failed", "lost")]

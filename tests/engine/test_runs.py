@@ -11,11 +11,14 @@ import os
 import textwrap
 from typing import Any
 
+import sqlalchemy as sa
+
 from stockade.config import loads
 from stockade.engine.runs import PipelineRun, RunOptions, rerun_plan
 from stockade.engine.runview import run_view
 from stockade.pipeline.model import RunState
 from stockade.store import JobState, Store
+from stockade.store import schema as t
 from stockade.store.states import RunState as StoredRun
 
 PIPELINE = """
@@ -177,3 +180,29 @@ def test_secrets_are_frozen_as_sources_and_masked_in_logs(
     assert "s3cr3t" not in repr(job.spec)
     text = "".join(c.text for c in store.queries.logs(job.id))
     assert text == "token is ***\n"
+
+
+def test_a_quiet_run_beats_so_it_is_not_taken_for_abandoned(store: Store, tmp_path: Any) -> None:
+    os.chdir(tmp_path)
+    config = loads("pipelines: {p: {steps: {quiet: {run: 'sleep 1.5'}}}}", env={})
+    name, spec = config.pipeline(None)
+    run = PipelineRun(store, config, name, spec, options=RunOptions(), own_store=False)
+    run.recorder.heartbeat = 0.2  # 5 s in `stockade run`
+    run.create()
+
+    def age() -> None:  # two minutes pass on the store's clock, in one step
+        with store.db.transaction() as conn:
+            conn.execute(sa.update(t.runs).values(updated_at=t.runs.c.updated_at - 120))
+
+    async def main() -> tuple[list[str], RunState]:
+        task = asyncio.create_task(run.execute())
+        await asyncio.sleep(0.5)  # the job is running and prints nothing
+        await asyncio.to_thread(age)
+        await asyncio.sleep(0.6)  # a beat or more
+        recovered = await asyncio.to_thread(store.runs.recover_abandoned, 60)
+        return recovered, await task
+
+    recovered, state = asyncio.run(main())
+    assert recovered == []
+    assert state.status.value == "succeeded"
+    assert store.runs.run(run.run_id).state is StoredRun.SUCCEEDED

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from stockade.errors import RunNotFound, StoreError
 from stockade.store import JobState, Store
+from stockade.store import schema as t
 from stockade.store.runs import AttemptWrite, JobWrite, RunBatch
 from stockade.store.states import RunState
 from tests.store.helpers import new
@@ -77,3 +79,34 @@ def test_a_runs_jobs_are_not_cancelled_or_retried_one_by_one(store: Store) -> No
     assert store.queries.job("running").state is JobState.RUNNING
     assert not store.queries.job("running").cancel_requested
     assert store.queries.job("failed").state is JobState.FAILED
+
+
+def test_a_silent_run_is_abandoned_and_a_beating_one_is_not(store: Store) -> None:
+    store.runs.create("live", "p", options={}, steps={}, state=RunState.RUNNING)
+    store.runs.create("dead", "p", options={}, steps={}, state=RunState.RUNNING)
+    store.runs.create("unborn", "p", options={}, steps={})  # queued: died while planning
+    store.runs.record(RunBatch("dead", jobs=[_job("dj", JobState.RUNNING)]))
+    store.runs.record(RunBatch("dead", jobs=[_job("dk", JobState.SUCCEEDED)]))
+    assert store.runs.recover_abandoned(silent_for=60) == []  # all just written
+    # Two minutes pass on the store's clock; only "live" beats meanwhile.
+    with store.db.transaction() as conn:
+        conn.execute(sa.update(t.runs).values(updated_at=t.runs.c.updated_at - 120))
+    store.runs.request_cancel("live")  # (stamps updated_at too)
+    assert store.runs.heartbeat("live") is True  # a beat reads the cancel flag back
+    assert set(store.runs.recover_abandoned(silent_for=60)) == {"dead", "unborn"}
+    assert store.runs.run("live").state is RunState.RUNNING
+    dead = store.runs.run("dead")
+    assert (dead.state, dead.reason) == (
+        RunState.FAILED, "abandoned: its stockade run process stopped reporting",
+    )  # fmt: skip
+    assert dead.finished_at is not None
+    assert store.runs.run("unborn").state is RunState.CANCELLED  # queued cannot fail
+    lost = store.queries.job("dj")
+    assert (lost.state, lost.outcome, lost.reason) == (JobState.FAILED, "lost", "abandoned")
+    (attempt,) = store.queries.attempts("dj")
+    assert (attempt.outcome, attempt.reason) == ("lost", "abandoned")
+    assert store.queries.job("dk").state is JobState.SUCCEEDED  # ended jobs stay as they were
+    # "live", once silent too; the ended runs are left alone
+    assert store.runs.recover_abandoned(silent_for=-1) == ["live"]
+    assert store.runs.heartbeat("dead") is False  # a late beat does not revive it
+    assert store.runs.run("dead").state is RunState.FAILED

@@ -39,7 +39,7 @@ from stockade.errors import StoreError, UsageError
 from stockade.pipeline.model import Job, Observer, Reuse, Reused, RunState, Status
 from stockade.pipeline.test2json import TestCase
 from stockade.store import JobState, Store
-from stockade.store.runs import AttemptWrite, JobWrite, RunBatch, RunRecord
+from stockade.store.runs import HEARTBEAT, AttemptWrite, JobWrite, RunBatch, RunRecord
 from stockade.store.states import RunState as StoredRun
 
 if TYPE_CHECKING:
@@ -134,8 +134,10 @@ class RunRecorder:
         stored: StoredRun = StoredRun.RUNNING,
         linger: float = LINGER,
         poll: float = POLL,
+        heartbeat: float = HEARTBEAT,
     ) -> None:
         self.astore = astore
+        self.heartbeat = heartbeat
         self.run_id = run_id
         self.config = config
         self.linger = linger
@@ -315,16 +317,26 @@ class RunRecorder:
                 self._cancel()
 
     async def _poll(self) -> None:
+        """Read the cancel flag between writes; stamp the run every
+        :data:`~stockade.store.runs.HEARTBEAT` seconds, so that a run whose
+        process died is found abandoned (``RunStore.recover_abandoned``)."""
         runs = self.astore.store.runs
+        last_beat = time.monotonic()
         while True:
             await asyncio.sleep(self.poll)
-            if time.monotonic() - self._last_write < self.poll:
-                continue
+            now = time.monotonic()
             try:
-                if await self.astore.once(runs.cancel_requested, self.run_id):
+                if now - last_beat >= self.heartbeat:
+                    last_beat = now
+                    cancel = await self.astore.once(runs.heartbeat, self.run_id)
+                elif now - self._last_write < self.poll:
+                    continue
+                else:
+                    cancel = await self.astore.once(runs.cancel_requested, self.run_id)
+                if cancel:
                     self._cancel()
             except StoreError as exc:
-                log.warning("run %s: cannot read its cancel flag: %s", self.run_id, exc.message)
+                log.warning("run %s: cannot reach the store: %s", self.run_id, exc.message)
 
     def _cancel(self) -> None:
         if self.cancel_seen:

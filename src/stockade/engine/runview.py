@@ -4,6 +4,10 @@
 CLI's ``--json`` and the API's bodies are the same documents. A run's job
 shows its pipeline status: ``skipped`` for a job recorded as cancelled with
 reason ``skipped`` (the store has no state for a job that never ran).
+
+Every read first ends runs whose ``stockade run`` died (the store's
+``recover_abandoned``: silent for a minute), so no face shows such a run,
+or its jobs, as running forever.
 """
 
 from __future__ import annotations
@@ -83,16 +87,19 @@ def run_view(store: Store, ref: str) -> dict[str, Any]:
 
 def find_run(store: Store, ref: str) -> RunRecord:
     """The run ``ref`` names: ``latest`` (the newest), an id, or a unique prefix of one."""
+    store.runs.recover_abandoned()
     return store.runs.latest() if ref == "latest" else store.runs.run(ref)
 
 
 def summary(store: Store, ref: str) -> dict[str, Any]:
     """One run without its jobs (:func:`run_summary`)."""
+    store.runs.recover_abandoned()
     return run_summary(store.runs.run(ref))
 
 
 def run_jobs(store: Store, ref: str) -> list[JobRecord]:
     """The run's jobs as job records, in the order they were first recorded."""
+    store.runs.recover_abandoned()
     return store.runs.jobs(store.runs.run(ref).id)
 
 
@@ -100,6 +107,7 @@ def runs_page(
     store: Store, *, limit: int | None = 50, after: str | None = None, pipeline: str | None = None
 ) -> list[dict[str, Any]]:
     """Runs newest first, as summaries."""
+    store.runs.recover_abandoned()
     return [run_summary(r) for r in store.runs.runs(limit=limit, after=after, pipeline=pipeline)]
 
 

@@ -37,10 +37,20 @@ from stockade.store.states import (
     check_run,
 )
 
-__all__ = ["AttemptWrite", "JobWrite", "RunBatch", "RunRecord", "RunStore", "TestRecord"]
+__all__ = [
+    "ABANDONED_AFTER", "HEARTBEAT", "AttemptWrite", "JobWrite", "RunBatch", "RunRecord", "RunStore",
+    "TestRecord",
+]  # fmt: skip
 
 #: The ends of a run that ran (a queued run may also be cancelled before it starts).
 _RAN = frozenset({RunState.SUCCEEDED, RunState.FAILED})
+_LIVE = (RunState.QUEUED.value, RunState.RUNNING.value)
+
+#: Seconds between the writes of a live run's process (its heartbeat).
+HEARTBEAT = 5.0
+#: Seconds of silence after which a live run is taken for abandoned.
+ABANDONED_AFTER = 60.0
+ABANDONED_REASON = "abandoned: its stockade run process stopped reporting"
 #: Longest ``reason`` a job row holds; a longer text goes to ``error``.
 _REASON_LEN = 64
 
@@ -447,6 +457,68 @@ class RunStore:
             return [
                 TestRecord(**row) for row in conn.execute(query.order_by(table.c.id)).mappings()
             ]
+
+    def heartbeat(self, run_id: str) -> bool:
+        """The run's process is alive: stamp ``updated_at`` (see
+        :meth:`recover_abandoned`); whether the run was asked to stop."""
+        runs = t.runs
+        with self.db.transaction() as conn:
+            conn.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id, runs.c.state.in_(_LIVE))
+                .values(updated_at=epoch_now())
+            )
+            cancel = conn.execute(
+                sa.select(runs.c.cancel_requested).where(runs.c.id == run_id)
+            ).scalar_one_or_none()
+        return bool(cancel)
+
+    def recover_abandoned(self, silent_for: float = ABANDONED_AFTER) -> list[str]:
+        """End the runs whose ``stockade run`` stopped reporting; their ids.
+
+        A live run writes at least every :data:`HEARTBEAT` seconds. One that
+        has been silent for ``silent_for`` lost its process (SIGKILL, a
+        machine gone): it ends ``failed`` (``cancelled`` if it never
+        started) with reason ``abandoned``, and its running jobs end
+        ``failed`` with outcome ``lost``, so nothing shows as running
+        forever. A cheap read when there is nothing to do.
+        """
+        runs, jobs, attempts = t.runs, t.jobs, t.attempts
+        stale = sa.and_(runs.c.state.in_(_LIVE), runs.c.updated_at < epoch_now() - silent_for)
+        with self.db.read() as conn:
+            if not conn.execute(sa.select(runs.c.id).where(stale).limit(1)).first():
+                return []
+        with self.db.transaction() as conn:
+            found = conn.execute(
+                sa.select(runs.c.id, runs.c.state).where(stale).with_for_update()
+            ).all()
+            now = conn.execute(sa.select(epoch_now())).scalar_one()
+            for run_id, state in found:
+                target = RunState.FAILED if state == RunState.RUNNING.value else RunState.CANCELLED
+                check_run(RunState(state), target)
+                conn.execute(
+                    sa.update(runs)
+                    .where(runs.c.id == run_id, runs.c.state == state)
+                    .values(state=target.value, reason=ABANDONED_REASON, finished_at=now,
+                            updated_at=now)
+                )  # fmt: skip
+            ids = [run_id for run_id, _ in found]
+            if ids:
+                lost = sa.select(jobs.c.id).where(
+                    jobs.c.run_id.in_(ids), jobs.c.state == JobState.RUNNING.value
+                )
+                conn.execute(
+                    sa.update(attempts)
+                    .where(attempts.c.job_id.in_(lost), attempts.c.finished_at.is_(None))
+                    .values(outcome="lost", reason="abandoned", finished_at=now)
+                )
+                conn.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.run_id.in_(ids), jobs.c.state == JobState.RUNNING.value)
+                    .values(state=JobState.FAILED.value, outcome="lost", reason="abandoned",
+                            finished_at=now, updated_at=now)
+                )  # fmt: skip
+        return ids
 
     def cancel_requested(self, run_id: str) -> bool:
         """Whether someone asked the run to stop."""
