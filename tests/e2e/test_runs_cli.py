@@ -44,6 +44,17 @@ def _project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _wait_running(root: Path, step: str, jobs: int = 1) -> None:
+    """Wait until the newest run has ``jobs`` jobs of ``step`` running."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        runs = stockade(root, "runs", "--json").stdout.splitlines()
+        if runs and json.loads(runs[0])["steps"][step]["counts"].get("running") == jobs:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the run never had {jobs} job(s) of {step} running")
+
+
 def _counts(root: Path) -> dict[str, int]:
     return {p.name[6:]: len(p.read_text().splitlines()) for p in root.glob("count-*")}
 
@@ -154,12 +165,7 @@ def test_a_second_ctrl_c_forces_and_the_run_is_still_recorded(tmp_path: Path) ->
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            runs = stockade(tmp_path, "runs", "--json").stdout.splitlines()
-            if runs and json.loads(runs[0])["steps"]["hold"]["counts"].get("running") == 1:
-                break
-            time.sleep(0.2)
+        _wait_running(tmp_path, "hold")
         time.sleep(0.5)  # let the job's shell set its trap
         proc.send_signal(signal.SIGINT)
         time.sleep(1.0)
@@ -193,12 +199,7 @@ def test_a_run_whose_process_was_killed_ends_abandoned_once_silent(tmp_path: Pat
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            runs = stockade(tmp_path, "runs", "--json").stdout.splitlines()
-            if runs and json.loads(runs[0])["steps"]["hold"]["counts"].get("running") == 1:
-                break
-            time.sleep(0.2)
+        _wait_running(tmp_path, "hold")
         proc.kill()  # SIGKILL: nothing of stockade run gets to record its end
         proc.wait(timeout=10)
     finally:
