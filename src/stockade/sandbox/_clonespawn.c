@@ -200,6 +200,24 @@ static void tag_stage(int stage) {
     PyErr_Restore(type, value, tb);
 }
 
+/* The job's pipes, for both spawns: stdin (if wanted), stdout, stderr.
+   The read ends are ours: non-blocking for the event loop, and widened so
+   a fast writer fills more between two reads (the default stays if the
+   host refuses). The job's ends stay blocking. -1 with errno set; what was
+   made stays in ends for the caller to close. */
+static int make_pipes(int ends[3][2], int want_stdin, int pipe_size) {
+    for (int i = 0; i < 3; i++) {
+        if (i == 0 && !want_stdin) continue;
+        if (pipe2(ends[i], O_CLOEXEC) < 0) return -1;
+    }
+    for (int i = 1; i < 3; i++) {
+        int flags = fcntl(ends[i][0], F_GETFL);
+        if (flags < 0 || fcntl(ends[i][0], F_SETFL, flags | O_NONBLOCK) < 0) return -1;
+        if (pipe_size > 0) (void)fcntl(ends[i][0], F_SETPIPE_SZ, pipe_size);
+    }
+    return 0;
+}
+
 static PyObject *spawn(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *paths_o, *argv_o, *envp_o, *cwd_o, *keep_o;
     int cgroup_fd, in_fd, out_fd, err_fd;
@@ -240,25 +258,10 @@ static PyObject *spawn(PyObject *Py_UNUSED(self), PyObject *args) {
     /* The pipes are made here, not in Python: each os.pipe, set_blocking
        and fcntl call from Python is a system call that also lets other
        threads take the GIL, and a job needs a dozen of them. */
-    for (i = 0; i < 3; i++) {
-        if (i == 0 && !want_stdin) continue;
-        if (pipe2(ends[i], O_CLOEXEC) < 0) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            tag_stage(STAGE_PIPES); /* ours, not clone3 refused: no fallback */
-            goto done;
-        }
-    }
-    for (i = 1; i < 3; i++) {
-        /* The read ends are ours: non-blocking for the event loop, and
-           widened so a fast writer fills more between two reads (the
-           default stays if the host refuses). The job's ends stay blocking. */
-        int flags = fcntl(ends[i][0], F_GETFL);
-        if (flags < 0 || fcntl(ends[i][0], F_SETFL, flags | O_NONBLOCK) < 0) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            tag_stage(STAGE_PIPES); /* ours, not clone3 refused: no fallback */
-            goto done;
-        }
-        if (pipe_size > 0) (void)fcntl(ends[i][0], F_SETPIPE_SZ, pipe_size);
+    if (make_pipes(ends, want_stdin, pipe_size) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        tag_stage(STAGE_PIPES); /* ours, not clone3 refused: no fallback */
+        goto done;
     }
     in_fd = ends[0][0];
     out_fd = ends[1][1];
@@ -599,15 +602,7 @@ static PyObject *spawn_async(PyObject *Py_UNUSED(self), PyObject *args) {
         memcpy(cursor, PyBytes_AS_STRING(cwd_o), (size_t)PyBytes_GET_SIZE(cwd_o) + 1);
         r->cwd = cursor;
     }
-    for (i = 0; i < 3; i++) {
-        if (i == 0 && !want_stdin) continue;
-        if (pipe2(ends[i], O_CLOEXEC) < 0) goto pipe_fail;
-    }
-    for (i = 1; i < 3; i++) {
-        int flags = fcntl(ends[i][0], F_GETFL);
-        if (flags < 0 || fcntl(ends[i][0], F_SETFL, flags | O_NONBLOCK) < 0) goto pipe_fail;
-        if (pipe_size > 0) (void)fcntl(ends[i][0], F_SETPIPE_SZ, pipe_size);
-    }
+    if (make_pipes(ends, want_stdin, pipe_size) < 0) goto pipe_fail;
     r->in_fd = ends[0][0];
     r->out_fd = ends[1][1];
     r->err_fd = ends[2][1];
