@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from stockade.engine.worker import Worker
+from stockade.engine.worker import PACE_WINDOW, Worker, WorkerOptions
 from stockade.store import Store
 from stockade.store import schema as t
 from tests.engine import helpers
@@ -170,6 +171,39 @@ def test_a_claim_the_worker_never_heard_of_expires_and_is_recovered(
 
     with_worker(store_url, body, lease=0.6, slots=1, prefetch=0)
     assert state(store, busy) == "succeeded"
+
+
+def test_a_worker_of_long_jobs_claims_none_ahead(store: Store, store_url: str) -> None:
+    # The buffer follows the pace: a slot busy for a second starts no job in
+    # the next 20 ms, so the queued jobs stay free for other workers.
+    long = submit(store, "echo started; sleep 1")
+    others = [submit(store, "true") for _ in range(3)]
+
+    async def body(worker: Worker) -> None:
+        await until(lambda: printed(store, long, "started"))
+        await asyncio.sleep(0.3)  # claim rounds happen meanwhile
+        assert [state(store, j) for j in others] == ["queued"] * 3
+        assert not worker._ready
+
+    with_worker(store_url, body, slots=1)
+    assert state(store, long) == "succeeded"
+
+
+def test_the_buffer_holds_what_the_slots_start_in_the_horizon(store: Store) -> None:
+    worker = Worker(store, WorkerOptions(slots=2))
+    now = time.monotonic()
+    assert worker._buffer() == 0  # nothing started yet
+    worker._starts.extend([now - PACE_WINDOW - 1] * 50)  # too old to count
+    worker._starts.extend([now] * 100)  # 1,000 starts a second
+    assert worker._buffer() == 20 and len(worker._starts) == 100
+    worker._starts.extend([now] * 1000)
+    assert worker._buffer() == 32  # the cap: 16 per slot, at least 32
+    worker._starts.clear()
+    worker._starts.append(now)  # a start every tenth of a second: none
+    assert worker._buffer() == 0
+    worker._starts.extend([now] * 2)  # 30 a second: 0.6 in the horizon
+    assert worker._buffer() == 1
+    assert Worker(store, WorkerOptions(prefetch=0))._buffer() == 0
 
 
 def printed(store: Store, job_id: str, text: str) -> bool:

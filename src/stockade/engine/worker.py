@@ -27,6 +27,7 @@ import os
 import secrets
 import signal
 import socket
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,14 @@ __all__ = ["Worker", "WorkerOptions", "default_worker_id"]
 
 log = logging.getLogger("stockade.worker")
 
+#: Seconds of work the claim-ahead buffer holds at the recent pace: enough
+#: to cover a group commit's linger and its round trip twice over, so short
+#: jobs never wait for a claim, while long jobs (a pace of a few a second)
+#: leave nothing claimed ahead for other workers to miss.
+PREFETCH_HORIZON = 0.02
+#: The pace is the number of jobs started in the last this many seconds.
+PACE_WINDOW = 0.1
+
 
 def default_worker_id() -> str:
     """``HOST-PID-RANDOM``: unique across machines and restarts."""
@@ -63,9 +72,11 @@ class WorkerOptions:
     worker_id: str | None = None
     data_dir: str | None = None
     burst: bool = False
-    #: Jobs claimed ahead of a free slot, so a slot starts its next job the
-    #: moment one ends instead of waiting for a claim round trip (``None``:
-    #: twice the slots, at least 8; ``0``: claim only for free slots).
+    #: The most jobs claimed ahead of a free slot, so a slot starts its next
+    #: job the moment one ends instead of waiting for a claim round trip.
+    #: The buffer holds what the slots start in ``PREFETCH_HORIZON`` at the
+    #: recent pace, up to this (``None``: 16 per slot, at least 32; ``0``:
+    #: claim only for free slots).
     prefetch: int | None = None
     #: Seconds an attempt's end waits for others to be recorded with it in
     #: one transaction (group commit); the slot is free meanwhile.
@@ -93,7 +104,9 @@ class Worker:
         self._idle: list[Slot] = []
         self._ready: collections.deque[Running] = collections.deque()
         prefetch = self.options.prefetch
-        self._prefetch = max(2 * len(self.slots), 8) if prefetch is None else prefetch
+        self._prefetch = max(16 * len(self.slots), 32) if prefetch is None else prefetch
+        #: When the recent jobs started (within ``PACE_WINDOW``), for the buffer's size.
+        self._starts: collections.deque[float] = collections.deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()
         self.cancel_wake = asyncio.Event()
@@ -195,16 +208,26 @@ class Worker:
         listener.start()
         return listener
 
+    def _buffer(self) -> int:
+        """How many claimed jobs to keep ready: what the slots start in
+        ``PREFETCH_HORIZON`` at the pace of the last ``PACE_WINDOW``, at most
+        the prefetch limit. A worker of long jobs keeps none; one of jobs that
+        end every millisecond keeps a few dozen."""
+        if not self._prefetch:
+            return 0
+        starts, since = self._starts, time.monotonic() - PACE_WINDOW
+        while starts and starts[0] < since:
+            starts.popleft()
+        return min(self._prefetch, round(len(starts) * PREFETCH_HORIZON / PACE_WINDOW))
+
     def _want(self) -> int:
         """How many jobs to claim now: free slots plus the buffer, less what is claimed."""
-        return len(self._idle) + self._prefetch - len(self._ready)
+        return len(self._idle) + self._buffer() - len(self._ready)
 
     def _claim_ahead(self) -> int:
         """For the recorder: claim successors with the ends it records (0: not now)."""
         if self.stopping.is_set() or self._claiming:
             return 0
-        if not self._idle and len(self._ready) > self._prefetch // 2:
-            return 0  # enough buffered: claim in batches, every other record or so
         want = self._want()
         if want > 0:
             self._claiming = True
@@ -226,7 +249,8 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self.stopping.is_set():
-            want = self._want()
+            buffer = self._buffer()
+            want = len(self._idle) + buffer - len(self._ready)
             # Top the buffer up in batches: one claim for several jobs is
             # nearly as cheap as a claim for one. While ends are being
             # recorded, the recorder claims ahead in the same transaction,
@@ -234,10 +258,7 @@ class Worker:
             if (
                 want <= 0
                 or self._claiming
-                or (
-                    not self._idle
-                    and (len(self._ready) > self._prefetch // 2 or self.recorder.busy)
-                )
+                or (not self._idle and (len(self._ready) > buffer // 2 or self.recorder.busy))
             ):
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -264,6 +285,8 @@ class Worker:
         """Start claimed jobs in idle slots (never while stopping)."""
         while self._idle and self._ready and not self.stopping.is_set():
             slot, job = self._idle.pop(), self._ready.popleft()
+            if self._prefetch:
+                self._starts.append(time.monotonic())
             self._track(self._run_job(slot, job))
 
     def _track(self, coro: Coroutine[Any, Any, None]) -> None:
