@@ -232,7 +232,12 @@ class _Attempt:
             return await self._release_then_finish(
                 self._result(Outcome.FAILED, reason="launch_error", error=exc.message), out, err
             )
-        supervisor = Supervisor(spec, handle, out, err, stdin, self.cancel, log)
+        # The slot can be handed on at the exit itself unless the result still
+        # reads the workspace (an output file).
+        early = self.released is not None and spec.output_format != "file"
+        supervisor = Supervisor(
+            spec, handle, out, err, stdin, self.cancel, log, self._slot_free if early else None
+        )
         try:
             report = await supervisor.supervise()
         finally:
@@ -259,6 +264,12 @@ class _Attempt:
         result.kill_method, result.killed = report.kill_method, report.killed
         self._collect(result, out, runtime)
         return await self._release_then_finish(result, out, err)
+
+    def _slot_free(self) -> None:
+        """The handle gave the slot up at the job's exit: hand it on now."""
+        if self.released is not None:
+            released, self.released = self.released, None
+            released()
 
     async def _release_then_finish(
         self, result: Result, out: StreamPipe, err: StreamPipe

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from stockade.runner.spec import RunSpec
@@ -59,8 +60,11 @@ class Supervisor:
         stdin: bytes | None,
         cancel: asyncio.Event | None,
         log: LogWriter | None,
+        slot_free: Callable[[], None] | None = None,
     ) -> None:
         self.spec = spec
+        #: Called the moment the job is over and its slot empty (see supervise).
+        self.slot_free = slot_free
         self.handle = handle
         self.pipes = {handle.stdout: out, handle.stderr: err}
         self.stdin = stdin
@@ -85,12 +89,27 @@ class Supervisor:
             self.stop_reason = reason
             self._wake()
 
+    def _exited(self) -> None:
+        if self.stop_reason is None and self.slot_free is not None and self.handle.release_slot():
+            slot_free, self.slot_free = self.slot_free, None
+            slot_free()
+
     def _wake(self, _: object = None) -> None:
         if not self._woken.done():
             self._woken.set_result(None)
 
     async def supervise(self) -> Report:
-        """Run until the job and every process it started are gone."""
+        """Run until the job and every process it started are gone.
+
+        With ``slot_free`` given, the handle is asked, in the very callback
+        that learns of the main process's end, to give up the slot
+        (:meth:`~stockade.sandbox.base.ProcessHandle.release_slot`); if it
+        does, ``slot_free`` is called there and then. The slot's next job
+        starts without waiting for this one's pipes, reaping and result, or
+        for whatever else the event loop has queued meanwhile.
+        """
+        if self.slot_free is not None:
+            self.handle.add_exit_callback(self._exited)
         self._start_pumps()
         wait_task = asyncio.ensure_future(self.handle.wait())
         wait_task.add_done_callback(self._wake)

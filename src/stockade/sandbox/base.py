@@ -15,6 +15,7 @@ runner can hand the job host paths in ``STOCKADE_WORKSPACE``,
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -113,6 +114,22 @@ class ProcessHandle(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release fds and kernel objects the handle holds. Idempotent."""
+
+    def add_exit_callback(self, callback: Callable[[], None]) -> bool:
+        """Have ``callback`` called from the event loop the moment the main
+        process is known to have ended, before :meth:`wait` returns (once
+        someone waits). ``False``: this handle cannot, nothing is called."""
+        return False
+
+    def release_slot(self) -> bool:
+        """After the main process ended: if nothing of the job is left in the
+        slot and nothing of the slot's is left to do, stop using the slot
+        (:meth:`signal` and :meth:`kill_all` then touch nothing of it) and
+        return ``True``: the slot may take its next job while this one's
+        pipes are drained and its result is made. ``False`` where the handle
+        cannot be sure (no cgroup to ask) or still needs the slot (teardown,
+        OOM attribution)."""
+        return False
 
     def launch_error(self) -> LaunchError | None:
         """Why the job never started, when that showed only after :meth:`Sandbox.launch`

@@ -63,6 +63,18 @@ class SandboxHandle(ProcessHandle):
     def launch_error(self) -> LaunchError | None:
         return self.inner.launch_error()
 
+    def add_exit_callback(self, callback: Callable[[], None]) -> bool:
+        return self.inner.add_exit_callback(callback)
+
+    def release_slot(self) -> bool:
+        # A teardown still works in the slot; an OOM is told from the slot's
+        # memory cgroup counter, which the next job could raise.
+        if self._async_teardown is not None or self._teardown is not None:
+            return False
+        if self._oom_kills is not None:
+            return False
+        return self.inner.release_slot()
+
     async def wait(self) -> ExitStatus:
         if self._status is None:
             status = await self.inner.wait()

@@ -179,6 +179,9 @@ class PopenHandle(ProcessHandle):
         #: Futures of the coroutines in wait(); None until the pidfd is watched.
         self._waiters: list[asyncio.Future[None]] | None = None
         self._exit_seen = False
+        self._exit_callbacks: list[Callable[[], None]] = []
+        #: The slot was given up (release_slot): nothing of it is touched again.
+        self._released = False
         live_pids.add(self.pid)
 
     @property
@@ -217,17 +220,36 @@ class PopenHandle(ProcessHandle):
             )
         return self._status
 
+    def add_exit_callback(self, callback: Callable[[], None]) -> bool:
+        if self._pidfd is None:
+            return False
+        self._exit_callbacks.append(callback)
+        return True
+
+    def release_slot(self) -> bool:
+        if self._released:
+            return True
+        if self._cgroup is None or not self._exit_seen or self._cgroup.populated():
+            return False
+        self._released = True
+        return True
+
     def _on_exit(self) -> None:
         """The pidfd became readable: the main process ended."""
         if self._pidfd is not None:
             asyncio.get_running_loop().remove_reader(self._pidfd)
         self._exit_seen = True
+        callbacks, self._exit_callbacks = self._exit_callbacks, []
+        for callback in callbacks:
+            callback()
         waiters, self._waiters = self._waiters or [], []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
 
     def signal(self, signum: int) -> None:
+        if self._released:
+            return  # the slot runs another job now; this one's processes are gone
         if self._cgroup is not None:
             self._cgroup.signal(signum)
             return
@@ -248,6 +270,8 @@ class PopenHandle(ProcessHandle):
         return sorted(pids)
 
     def alive(self) -> bool:
+        if self._released:
+            return False
         if self._cgroup is not None:
             return self._cgroup.populated()
         return bool(self._tree_alive())
@@ -256,7 +280,9 @@ class PopenHandle(ProcessHandle):
         return [p for p in self._tree() if _is_alive(p)]
 
     async def kill_all(self) -> int:
-        if self._cgroup is not None:
+        if self._released:
+            count = 0  # found empty at the exit; what is in the slot now is not ours
+        elif self._cgroup is not None:
             count = await self._kill_cgroup(self._cgroup)
         else:
             count = await self._kill_tree()
