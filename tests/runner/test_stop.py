@@ -139,6 +139,22 @@ def test_cancel_event_stops_job(tmp_path: Path) -> None:
     assert not [p for p in _wait_pids(pid_file, 4) if alive(p)]
 
 
+def test_a_cancel_future_stops_job(tmp_path: Path) -> None:
+    # The worker's form: a future, watched by a callback instead of a task.
+    spec, pid_file = _tree_spec(tmp_path, kill_grace=0.2)
+
+    async def go() -> object:
+        cancel: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(run(spec, sinks=[ListSink()], cancel=cancel))
+        await asyncio.get_running_loop().run_in_executor(None, _wait_pids, pid_file, 4)
+        cancel.set_result(None)
+        return await task
+
+    result = asyncio.run(go())
+    assert result.outcome is Outcome.CANCELLED  # type: ignore[attr-defined]
+    assert not [p for p in _wait_pids(pid_file, 4) if alive(p)]
+
+
 def test_cancelling_the_task_stops_job_then_reraises(tmp_path: Path) -> None:
     spec, pid_file = _tree_spec(tmp_path, kill_grace=0.2)
 

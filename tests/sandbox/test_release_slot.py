@@ -72,6 +72,22 @@ def test_a_released_slot_is_not_touched_again(slot: LocalSandbox, workspace: Pat
     asyncio.run(main())
 
 
+def test_an_exit_callback_added_after_the_exit_is_called_at_once(
+    slot: LocalSandbox, workspace: Path
+) -> None:
+    async def main() -> None:
+        handle = slot.launch(_request(["true"], workspace))
+        await handle.wait()
+        seen: list[str] = []
+        assert handle.add_exit_callback(lambda: seen.append("ended"))
+        await asyncio.sleep(0)
+        assert seen == ["ended"]
+        await handle.kill_all()
+        handle.close()
+
+    asyncio.run(main())
+
+
 def test_a_process_left_behind_keeps_the_slot(slot: LocalSandbox, workspace: Path) -> None:
     async def main() -> None:
         handle = slot.launch(_request(["sh", "-c", "sleep 30 & exit 0"], workspace))

@@ -56,7 +56,11 @@ class Running:
     """
 
     claim: Claim
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Done when the job is to stop (a future: the runner watches it with a
+    #: callback, where an event would take a task per job).
+    cancel: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
     interrupt: str | None = None
     recording: bool = False
 
@@ -65,7 +69,8 @@ class Running:
         if self.recording or self.interrupt is not None:
             return
         self.interrupt = why
-        self.cancel.set()
+        if not self.cancel.done():
+            self.cancel.set_result(None)
 
 
 async def execute(

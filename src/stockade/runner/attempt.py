@@ -70,7 +70,7 @@ async def run(
     *,
     sinks: Sequence[Sink] = (),
     sandbox: Sandbox | None = None,
-    cancel: asyncio.Event | None = None,
+    cancel: asyncio.Event | asyncio.Future[Any] | None = None,
     log_file: bool = True,
     released: Callable[[], None] | None = None,
 ) -> Result:
@@ -81,9 +81,10 @@ async def run(
     whose sink keeps the log durably elsewhere (the worker's store sink):
     creating a file is a millisecond per attempt on a disk. ``sandbox`` is a set-up
     sandbox of the caller's slot; without one, a ``local`` sandbox is set up
-    and cleaned up around this attempt. Setting ``cancel`` stops the job
-    (outcome ``cancelled``); cancelling the calling task does the same and
-    then re-raises once no process of the job is left.
+    and cleaned up around this attempt. Setting ``cancel`` (an event; or a
+    future, done: it is watched by a callback instead of a task) stops the
+    job (outcome ``cancelled``); cancelling the calling task does the same
+    and then re-raises once no process of the job is left.
 
     Raises :class:`~stockade.errors.UsageError` (or its subclasses) for input
     that cannot be used; anything that goes wrong once the job is accepted
@@ -107,7 +108,7 @@ class _Attempt:
         value: Any,
         sinks: Sequence[Sink],
         sandbox: Sandbox | None,
-        cancel: asyncio.Event | None,
+        cancel: asyncio.Event | asyncio.Future[Any] | None,
         log_file: bool = True,
         released: Callable[[], None] | None = None,
     ) -> None:

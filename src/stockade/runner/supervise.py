@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, StreamPipe
@@ -58,7 +59,7 @@ class Supervisor:
         out: StreamPipe,
         err: StreamPipe,
         stdin: bytes | None,
-        cancel: asyncio.Event | None,
+        cancel: asyncio.Event | asyncio.Future[Any] | None,
         log: LogWriter | None,
         slot_free: Callable[[], None] | None = None,
     ) -> None:
@@ -82,6 +83,9 @@ class Supervisor:
         self.killed = 0
         self.grace_ended: float | None = None
         self._stdin_fd: int | None = None
+        #: The main process has ended (the handle's exit callback said so).
+        self._ended = False
+        self._wait_task: asyncio.Future[ExitStatus] | None = None
 
     def request_stop(self, reason: str) -> None:
         """Begin the stop ladder for ``reason`` (first reason wins)."""
@@ -90,9 +94,12 @@ class Supervisor:
             self._wake()
 
     def _exited(self) -> None:
+        """The handle's exit callback: the main process has ended."""
+        self._ended = True
         if self.stop_reason is None and self.slot_free is not None and self.handle.release_slot():
             slot_free, self.slot_free = self.slot_free, None
             slot_free()
+        self._wake()
 
     def _wake(self, _: object = None) -> None:
         if not self._woken.done():
@@ -108,45 +115,66 @@ class Supervisor:
         starts without waiting for this one's pipes, reaping and result, or
         for whatever else the event loop has queued meanwhile.
         """
-        if self.slot_free is not None:
-            self.handle.add_exit_callback(self._exited)
+        # The end is learnt from callbacks, not from a task per source: the
+        # handle's exit callback (else a task in wait()), and the cancel
+        # future's done callback (an Event needs a task in its wait()).
+        if not self.handle.add_exit_callback(self._exited):
+            self._waiter().add_done_callback(self._wake)
         self._start_pumps()
-        wait_task = asyncio.ensure_future(self.handle.wait())
-        wait_task.add_done_callback(self._wake)
         self._arm_timers()
         watcher = None
-        if self.cancel is not None:
-            watcher = asyncio.ensure_future(self.cancel.wait())
+        cancel = self.cancel
+        if isinstance(cancel, asyncio.Future):
+            cancel.add_done_callback(self._wake)
+        elif cancel is not None:
+            watcher = asyncio.ensure_future(cancel.wait())
             watcher.add_done_callback(self._wake)
         try:
             await self._woken
-            if self.cancel is not None and self.cancel.is_set():
+            if self._cancel_requested():
                 self.request_stop("cancelled")
         except asyncio.CancelledError:
             self.request_stop("cancelled")
-            await asyncio.shield(self._finish(wait_task))
+            await asyncio.shield(self._finish())
             raise
         finally:
             if watcher is not None:
                 watcher.cancel()
+            if isinstance(cancel, asyncio.Future):
+                cancel.remove_done_callback(self._wake)
         if self.stop_reason is None:
             # The common end: the main process exited by itself. Clearing up
             # after it rarely has to wait, so it runs in this task; only if
             # the caller is cancelled meanwhile is the rest shielded.
             try:
-                return await self._finish(wait_task)
+                return await self._finish()
             except asyncio.CancelledError:
-                await asyncio.shield(self._finish(wait_task))
+                await asyncio.shield(self._finish())
                 raise
-        return await asyncio.shield(self._finish(wait_task))
+        return await asyncio.shield(self._finish())
 
-    async def _finish(self, wait_task: asyncio.Future[ExitStatus]) -> Report:
+    def _cancel_requested(self) -> bool:
+        cancel = self.cancel
+        if isinstance(cancel, asyncio.Future):
+            return cancel.done()
+        return cancel is not None and cancel.is_set()
+
+    def _waiter(self) -> asyncio.Future[ExitStatus]:
+        """A task in the handle's wait(), made when something must wait with a timeout."""
+        if self._wait_task is None:
+            self._wait_task = asyncio.ensure_future(self.handle.wait())
+        return self._wait_task
+
+    def _main_ended(self) -> bool:
+        return self._ended or (self._wait_task is not None and self._wait_task.done())
+
+    async def _finish(self) -> Report:
         for timer in self._timers:
             timer.cancel()
-        if self.stop_reason is not None and not wait_task.done():
-            await self._stop_ladder(wait_task)
+        if self.stop_reason is not None and not self._main_ended():
+            await self._stop_ladder(self._waiter())
             self.killed += await self.handle.kill_all()
-        status = await wait_task
+        status = await (self._wait_task or self.handle.wait())
         if self.grace_ended is None:
             self.grace_ended = time.monotonic()
         # Whatever the main process left behind (daemons, background jobs) goes too.

@@ -117,8 +117,10 @@ class ProcessHandle(abc.ABC):
 
     def add_exit_callback(self, callback: Callable[[], None]) -> bool:
         """Have ``callback`` called from the event loop the moment the main
-        process is known to have ended, before :meth:`wait` returns (once
-        someone waits). ``False``: this handle cannot, nothing is called."""
+        process is known to have ended (at once, if it has): the runner then
+        needs no task blocked in :meth:`wait` to learn of the end, and
+        :meth:`wait` returns without waiting. ``False``: this handle cannot,
+        nothing is called."""
         return False
 
     def release_slot(self) -> bool:

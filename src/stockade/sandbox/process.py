@@ -199,19 +199,17 @@ class PopenHandle(ProcessHandle):
             return self._status
         if self._popen.returncode is None and self._pidfd is not None and not self._exit_seen:
             loop = asyncio.get_running_loop()
-            if self._waiters is None:
-                self._waiters = []
-                loop.add_reader(self._pidfd, self._on_exit)
+            waiters = self._watch(loop)
             # A future per waiter: a waiter cancelled leaves the others waiting
             # (what a shield of one shared future gave, at a quarter of its cost).
             waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
+            waiters.append(waiter)
             try:
                 await waiter
             finally:
                 if not waiter.done() or waiter.cancelled():
                     with contextlib.suppress(ValueError):
-                        self._waiters.remove(waiter)
+                        waiters.remove(waiter)
         if self._status is None:
             code = self._popen.wait()
             live_pids.discard(self.pid)
@@ -220,10 +218,23 @@ class PopenHandle(ProcessHandle):
             )
         return self._status
 
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Future[None]]:
+        """Watch the pidfd for the exit (once); the list of waiters' futures."""
+        if self._waiters is None:
+            assert self._pidfd is not None
+            self._waiters = []
+            loop.add_reader(self._pidfd, self._on_exit)
+        return self._waiters
+
     def add_exit_callback(self, callback: Callable[[], None]) -> bool:
         if self._pidfd is None:
             return False
+        loop = asyncio.get_running_loop()
+        if self._exit_seen or self._popen.returncode is not None:
+            loop.call_soon(callback)
+            return True
         self._exit_callbacks.append(callback)
+        self._watch(loop)
         return True
 
     def release_slot(self) -> bool:
