@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from stockade.errors import InputError, UsageError
+from stockade.runner.attempt import run
+from stockade.runner.events import ListSink
 from stockade.runner.result import Outcome
 from stockade.runner.spec import RunSpec
 from tests.runner.helpers import run_spec, sh
@@ -23,6 +26,23 @@ def test_echo_succeeds_with_stdout_output() -> None:
     assert sink.text() == "hello\n"
     assert sink.kinds()[0] == "start" and sink.kinds()[-1] == "finish"
     assert result.streams["stdout"].bytes_seen == 6
+
+
+class _OutputOnly(ListSink):
+    """A sink that uses output only, like the worker's log sink."""
+
+    event_kinds = frozenset({"output"})
+
+
+def test_lifecycle_events_are_built_only_for_a_sink_that_uses_them() -> None:
+    only = _OutputOnly()
+    result = asyncio.run(run(RunSpec(argv=["echo", "hello"]), sinks=[only]))
+    assert result.outcome is Outcome.SUCCEEDED and result.outputs == {"stdout": "hello\n"}
+    assert only.kinds() == ["output"]
+    # Next to a sink that uses them, every sink is given them.
+    both, plain = _OutputOnly(), ListSink()
+    asyncio.run(run(RunSpec(argv=["echo", "hello"]), sinks=[both, plain]))
+    assert plain.kinds() == ["start", "output", "finish"] == both.kinds()
 
 
 def test_exit_codes_classified_by_default_classes() -> None:

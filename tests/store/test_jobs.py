@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from stockade.runner.result import Outcome
-from stockade.store import JobState, Store
+from stockade.store import JobState, NewJob, Store
 from stockade.store import schema as t
 from stockade.store.policy import MAX_TRANSIENT
 from tests.store.helpers import new, result
@@ -24,6 +24,19 @@ def test_claims_by_priority_then_age(store: Store) -> None:
     assert claimed == [high, mid, low]
     assert [c.job_id for c in store.jobs.claim("w", 3, 30)] == [low2]
     assert store.jobs.claim("w", 3, 30) == []
+
+
+def test_claims_of_one_spec_share_its_parsed_dict(store: Store) -> None:
+    # The worker parses (and the store process pickles) a task's spec once,
+    # not once per job.
+    spec = {"version": 1, "task": {"argv": ["/bin/true"], "env": {"A": "1"}}}
+    other = {"version": 1, "task": {"argv": ["/bin/false"]}}
+    store.jobs.submit([NewJob(task="t", spec=spec) for _ in range(3)])
+    store.jobs.submit([NewJob(task="t", spec=other)])
+    first, second, third, fourth = store.jobs.claim("w", 4, 30)
+    assert first.spec == spec and fourth.spec == other
+    assert first.spec is second.spec is third.spec
+    assert fourth.spec is not first.spec
 
 
 def test_claim_counts_the_attempt_before_it_runs(store: Store) -> None:

@@ -11,7 +11,7 @@ a secret.
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import functools
 import json
 from typing import Any
@@ -92,7 +92,7 @@ def run_spec_for(claim: Claim, data_dir: str | None = None) -> RunSpec:
     if frozen.get("version") != SPEC_VERSION:
         raise UsageError(f"job spec version {frozen.get('version')!r} is not supported here")
     try:
-        text = json.dumps(frozen["task"])
+        text = _task_text(frozen["task"])
         sources = frozen.get("secrets")
         if sources:
             secrets = {
@@ -106,9 +106,29 @@ def run_spec_for(claim: Claim, data_dir: str | None = None) -> RunSpec:
         raise UsageError(f"job spec is not valid: {exc.errors()[0]['msg']}") from exc
     except (KeyError, TypeError) as exc:
         raise UsageError(f"job spec is incomplete: {exc}") from exc
-    return dataclasses.replace(
-        spec, job_id=claim.job_id, attempt=claim.run, state=dict(claim.state)
-    )
+    # A copy with this attempt's three fields: ``replace`` would run the
+    # spec's validation again, a tenth of the function's cost.
+    attempt = copy.copy(spec)
+    attempt.job_id, attempt.attempt, attempt.state = claim.job_id, claim.run, dict(claim.state)
+    return attempt
+
+
+#: Frozen tasks already turned into text, by identity (each entry holds its
+#: dict, so the id cannot be reused while it is here): claims of one task
+#: share one parsed spec (see ``Claim.from_values``).
+_texts: dict[int, tuple[Any, str]] = {}
+
+
+def _task_text(task: Any) -> str:
+    """``task`` as the JSON text that keys the caches above."""
+    hit = _texts.get(id(task))
+    if hit is not None and hit[0] is task:
+        return hit[1]
+    if len(_texts) >= 256:
+        _texts.clear()
+    text = json.dumps(task)
+    _texts[id(task)] = (task, text)
+    return text
 
 
 def describe_error(exc: BaseException) -> str:

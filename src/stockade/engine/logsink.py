@@ -31,6 +31,9 @@ Writer = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
 class StoreLogSink:
     """Log chunks of one attempt (``job_id``, ``attempt``) written with ``write``."""
 
+    #: Only output becomes log chunks: the runner need not build the rest.
+    event_kinds = frozenset({"output"})
+
     def __init__(
         self, write: Writer, job_id: str, attempt: int, *, interval: float = FLUSH_INTERVAL
     ) -> None:

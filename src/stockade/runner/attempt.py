@@ -22,7 +22,7 @@ from typing import Any
 
 from stockade.errors import LaunchError, OutputError, UsageError
 from stockade.runner.commands import CommandEffects
-from stockade.runner.events import Event, Sink
+from stockade.runner.events import Event, Sink, wants
 from stockade.runner.hostenv import NAMED_SECRET_MIN, inherited, named_secret
 from stockade.runner.inputs import prepare
 from stockade.runner.outputs import base_outputs
@@ -216,11 +216,12 @@ class _Attempt:
         self, request: LaunchRequest, stdin: bytes | None, log: LogWriter | None, runtime: Path
     ) -> Result:
         spec = self.spec
-        argv_shown = self.masker.mask_obj(request.argv)
-        self.emit(Event("start", self.job_id, {
-            "task": spec.task, "attempt": spec.attempt, "argv": argv_shown,
-            "workdir": self.workspace, "log": log.path if log is not None else None,
-        }))  # fmt: skip
+        if wants(self.sinks, "start"):
+            self.emit(Event("start", self.job_id, {
+                "task": spec.task, "attempt": spec.attempt,
+                "argv": self.masker.mask_obj(request.argv), "workdir": self.workspace,
+                "log": log.path if log is not None else None,
+            }))  # fmt: skip
         if self.sandbox is None:
             from stockade.sandbox.local import LocalSandbox
 
@@ -322,6 +323,6 @@ class _Attempt:
         result.log_path = out.log.path if out.log is not None else None
         for pipe in (out, err):
             pipe.stats.dropped_events = sum(s.dropped for s in self.sinks)
-        if self.sinks:
+        if wants(self.sinks, "finish"):
             self.emit(Event("finish", self.job_id, {"result": result.to_dict()}))
         return result

@@ -9,10 +9,11 @@ result record). Events are already masked when a sink sees them.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Event", "ListSink", "Sink"]
+__all__ = ["Event", "ListSink", "Sink", "wants"]
 
 
 @dataclass(slots=True)
@@ -56,7 +57,15 @@ class Event:
 
 class Sink(Protocol):
     """Receives events. ``emit`` must never block: a slow consumer buffers
-    (bounded) and drops with a count, it never stalls the job."""
+    (bounded) and drops with a count, it never stalls the job.
+
+    A sink may have an ``event_kinds`` attribute: the set of event kinds it
+    uses (see :func:`wants`); one without uses every kind. It is a hint, not
+    a filter: the runner skips building the ``start`` and ``finish`` events
+    when no sink uses them (the finish event is the whole result as a
+    dictionary, per attempt), and a sink still ignores kinds it was given
+    for another sink's sake.
+    """
 
     def emit(self, event: Event) -> None:
         """Take one event, without blocking."""
@@ -67,6 +76,15 @@ class Sink(Protocol):
     @property
     def dropped(self) -> int:
         """How many events were dropped because the sink fell behind."""
+
+
+def wants(sinks: Sequence[Sink], kind: str) -> bool:
+    """Whether any of ``sinks`` takes events of ``kind``."""
+    for sink in sinks:
+        kinds = getattr(sink, "event_kinds", None)
+        if kinds is None or kind in kinds:
+            return True
+    return False
 
 
 class ListSink:

@@ -50,6 +50,13 @@ _LOST_COLUMNS = [t.jobs.c[name] for name in (*Claim.POLICY_COLUMNS, "cancel_requ
 _SUMMARY = ("outcome", "reason", "error", "exit_code", "signal")
 
 
+def _returned(name: str) -> Any:
+    """A claimed job's column as the claim returns it: ``spec`` as its JSON
+    text (see :meth:`Claim.from_values`), the others as they are."""
+    column = t.jobs.c[name]
+    return sa.cast(column, sa.Text).label(name) if name == "spec" else column
+
+
 def _claim_statement() -> Any:
     """``queued → running`` for the first ``b_limit`` runnable jobs (priority, then age).
 
@@ -86,7 +93,7 @@ def _claim_statement() -> Any:
             started_at=now,
             updated_at=now,
         )
-        .returning(*[jobs.c[name] for name in Claim.COLUMNS], saved)
+        .returning(*[_returned(name) for name in Claim.COLUMNS], saved)
     )
 
 

@@ -6,6 +6,8 @@ SQLAlchemy ``Row`` and can serialize what they get with :meth:`to_dict`.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
@@ -88,10 +90,26 @@ class Claim:
 
     @classmethod
     def from_values(cls, values: Sequence[Any]) -> Claim:
-        """The claim of one row a claim returns: :attr:`COLUMNS`, then the saved state."""
+        """The claim of one row a claim returns: :attr:`COLUMNS`, then the saved state.
+
+        The claim statements return ``spec`` as its JSON text: the claims of
+        one task then share one parsed dict (:func:`_spec_from_text`).
+        """
         claim = cls(**dict(zip(_RETURNED_FIELDS, values, strict=True)))
         claim.state = dict(claim.state or {})
+        if isinstance(claim.spec, str):
+            claim.spec = _spec_from_text(claim.spec)
         return claim
+
+
+@functools.lru_cache(maxsize=256)
+def _spec_from_text(text: str) -> dict[str, Any]:
+    """A claimed job's frozen spec, parsed once per distinct text and shared
+    by the claims that have it (read it, never change it): a worker's jobs
+    of one task parse their spec once, and a batch of them pickles it once
+    on its way from the store process."""
+    value: dict[str, Any] = json.loads(text)
+    return value
 
 
 #: The fields of a :class:`Claim` in the order a claim returns them.
