@@ -27,6 +27,7 @@ from stockade.engine.logsink import StoreLogSink, Writer
 from stockade.errors import StockadeError, StoreUnavailable, UsageError
 from stockade.runner.attempt import run
 from stockade.runner.result import Outcome, Result
+from stockade.runner.turn import Turn
 from stockade.store import Claim, JobState
 
 if TYPE_CHECKING:
@@ -74,12 +75,18 @@ class Running:
 
 
 async def execute(
-    worker: Worker, slot: Slot, job: Running, ran: Callable[[], None] = lambda: None
+    worker: Worker,
+    slot: Slot,
+    job: Running,
+    ran: Callable[[], None] = lambda: None,
+    turn: Turn | None = None,
 ) -> None:
     """Run ``job`` in ``slot`` and record how it ended.
 
     ``ran`` is called as soon as the slot is no longer needed, before the
-    end is recorded, so the slot can start its next job meanwhile.
+    end is recorded, so the slot can start its next job meanwhile. With
+    ``turn``, the slot is still busy: the attempt is prepared now and
+    launched when the worker's ``turn.go()`` says the slot is free.
     """
     claim = job.claim
     try:
@@ -93,14 +100,15 @@ async def execute(
         # creation per attempt.
         result = await run(
             spec, claim.input, sinks=[sink], sandbox=slot.sandbox, cancel=job.cancel,
-            log_file=False, released=ran,
+            log_file=False, released=ran, turn=turn,
         )  # fmt: skip
     except UsageError as exc:
         result = _failed(claim, "invalid_job", describe_error(exc))
     except (OSError, StockadeError) as exc:
         job.recording = True
         log.warning("job %s: infrastructure error: %s", claim.job_id, describe_error(exc))
-        await asyncio.get_running_loop().run_in_executor(None, _reset, slot)
+        if turn is None or turn.launched:  # a job still waiting for its turn is not in the slot
+            await asyncio.get_running_loop().run_in_executor(None, _reset, slot)
         ran()
         await _record(worker, job, "release", reason="infrastructure", error=describe_error(exc))
         return

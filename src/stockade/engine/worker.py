@@ -41,6 +41,7 @@ from stockade.engine.storeio import AsyncStore, Recorder, wait_for_event
 from stockade.engine.storeproc import StoreProcess
 from stockade.errors import StockadeError, StoreUnavailable
 from stockade.runner.spec import RunSpec
+from stockade.runner.turn import Turn
 from stockade.store import CANCEL_CHANNEL, JOBS_CHANNEL, Claim, Store
 
 __all__ = ["Worker", "WorkerOptions", "default_worker_id"]
@@ -84,6 +85,9 @@ class WorkerOptions:
     #: Record ends and claim jobs in a store process of their own, off this
     #: process's GIL (see :mod:`~stockade.engine.storeproc`); the CLI's default.
     store_process: bool = False
+    #: Prepare each busy slot's next job while its current one runs, and
+    #: launch it the moment the slot is free (see ``Worker._fill_slots``).
+    stage_ahead: bool = True
     sandbox: SandboxFactory = local_sandbox
     #: Adjusts each job's RunSpec to the slots' sandbox profile (its
     #: environment policy and wall-time limit); ``None`` leaves it as is.
@@ -107,6 +111,9 @@ class Worker:
         self._prefetch = max(16 * len(self.slots), 32) if prefetch is None else prefetch
         #: When the recent jobs started (within ``PACE_WINDOW``), for the buffer's size.
         self._starts: collections.deque[float] = collections.deque()
+        #: The job prepared ahead for a busy slot, and its turn (see _fill_slots).
+        self._staged: dict[Slot, tuple[Running, Turn]] = {}
+        self._stage_ahead = self.options.stage_ahead
         self._tasks: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()
         self.cancel_wake = asyncio.Event()
@@ -129,6 +136,8 @@ class Worker:
         else:
             log.info("stopping: no new jobs; draining %d running", len(self.running))
         self.stopping.set()
+        for job, _ in self._staged.values():  # prepared but not started: back to the queue
+            job.stop("shutdown")
         self.wake.set()
         self._slot_freed.set()
 
@@ -190,8 +199,7 @@ class Worker:
                 await wait_for_event(self.stopping, delay)
                 delay = min(delay * 2, 30.0)
                 continue
-            self._idle.append(slot)
-            self._fill_slots()
+            self._hand_on(slot)
             self._slot_freed.set()
             return
 
@@ -282,19 +290,53 @@ class Worker:
                 await wait_for_event(self.wake, self.options.poll)
 
     def _fill_slots(self) -> None:
-        """Start claimed jobs in idle slots (never while stopping)."""
-        while self._idle and self._ready and not self.stopping.is_set():
-            slot, job = self._idle.pop(), self._ready.popleft()
+        """Start claimed jobs in idle slots, and prepare one ahead for each busy
+        slot (never while stopping).
+
+        A job prepared ahead (staged) waits for its slot's :class:`Turn`: the
+        job running there hands the slot on with ``turn.go()`` the moment it
+        is done with it, and the staged job's launch runs inside that call,
+        usually in the callback that saw the last job exit.
+        """
+        while self._ready and not self.stopping.is_set():
+            turn = None
+            if self._idle:
+                slot = self._idle.pop()
+            elif (busy := self._stageable()) is not None:
+                slot, turn = busy, Turn()
+            else:
+                return
+            job = self._ready.popleft()
+            if turn is not None:
+                self._staged[slot] = (job, turn)
             if self._prefetch:
                 self._starts.append(time.monotonic())
-            self._track(self._run_job(slot, job))
+            self._track(self._run_job(slot, job, turn))
+
+    def _stageable(self) -> Slot | None:
+        """A slot running a job with none staged behind it, if any."""
+        if not self._stage_ahead:
+            return None
+        for slot in self.slots:
+            if slot.ready and slot not in self._staged and slot not in self._idle:
+                return slot
+        return None
+
+    def _hand_on(self, slot: Slot) -> None:
+        """``slot`` is free: to the job staged for it, else to the idle ones."""
+        staged = self._staged.pop(slot, None)
+        if staged is not None:
+            staged[1].go()
+        else:
+            self._idle.append(slot)
+        self._fill_slots()
 
     def _track(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_job(self, slot: Slot, job: Running) -> None:
+    async def _run_job(self, slot: Slot, job: Running, turn: Turn | None = None) -> None:
         freed = False
 
         def free() -> None:
@@ -302,15 +344,20 @@ class Worker:
             if freed:
                 return
             freed = True
-            if slot.ready:
-                self._idle.append(slot)
-                self._fill_slots()
+            if turn is not None and not turn.given:
+                # Never had the slot (it ended before its turn): the slot stays
+                # with its job; another claim may be staged behind it.
+                if self._staged.get(slot, (None, None))[1] is turn:
+                    del self._staged[slot]
+                    self._fill_slots()
+            elif slot.ready:
+                self._hand_on(slot)
             else:
                 self._track(self._setup(slot))
             self._slot_freed.set()
 
         try:
-            await execute(self, slot, job, free)
+            await execute(self, slot, job, free, turn)
         except Exception:  # a bug, not the job's fault: give the job back, keep the worker
             log.exception("job %s: unexpected error in the worker", job.claim.job_id)
             with contextlib.suppress(StockadeError):

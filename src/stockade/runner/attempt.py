@@ -33,7 +33,8 @@ from stockade.runner.runtime import make_runtime, read_file, remove_runtime, run
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, OutputKeeper, StreamPipe
 from stockade.runner.supervise import Supervisor
-from stockade.sandbox.base import LaunchRequest, Sandbox
+from stockade.runner.turn import Turn
+from stockade.sandbox.base import LaunchRequest, ProcessHandle, Sandbox
 
 __all__ = ["NAMED_SECRET_MIN", "data_dir_for", "new_job_id", "run"]
 
@@ -73,6 +74,7 @@ async def run(
     cancel: asyncio.Event | asyncio.Future[Any] | None = None,
     log_file: bool = True,
     released: Callable[[], None] | None = None,
+    turn: Turn | None = None,
 ) -> Result:
     """Run one attempt of ``spec`` with ``input`` and return its result.
 
@@ -95,8 +97,15 @@ async def run(
     rest of its bookkeeping: a caller can start its slot's next job while
     this one's result is finished. This call then lets that job start
     before it goes on.
+
+    With ``turn`` (see :mod:`~stockade.runner.turn`), the attempt is
+    prepared at once but launched only when the caller's ``turn.go()`` says
+    the slot is free; its clock starts then. Cancelled before that, it ends
+    ``cancelled`` without having started anything.
     """
-    return await _Attempt(spec, input, sinks, sandbox, cancel, log_file, released).run()
+    attempt = _Attempt(spec, input, sinks, sandbox, cancel, log_file, released)
+    attempt.turn = turn
+    return await attempt.run()
 
 
 class _Attempt:
@@ -125,6 +134,7 @@ class _Attempt:
         self.workspace = os.path.abspath(spec.workdir or os.getcwd())
         self.data_dir = data_dir_for(spec)
         self.started = time.time()
+        self.turn: Turn | None = None
 
     def emit(self, event: Event) -> None:
         """Send an event to every sink (sinks never block)."""
@@ -228,12 +238,31 @@ class _Attempt:
             self.sandbox = LocalSandbox()
             self.sandbox.setup()
         out, err = self._pipes(log)
-        try:
-            handle = self.sandbox.launch(request)
-        except LaunchError as exc:
+        launched: list[ProcessHandle | Exception] = []
+        sandbox = self.sandbox
+
+        def launch() -> None:
+            # Possibly called from another attempt's exit callback (a turn):
+            # what goes wrong is this attempt's, raised in its own task below.
+            self.started = time.time()
+            try:
+                launched.append(sandbox.launch(request))
+            except Exception as exc:  # re-raised below unless a LaunchError
+                launched.append(exc)
+
+        if self.turn is None:
+            launch()
+        elif not await self.turn.wait(launch, self.cancel):
+            never = self._result(Outcome.CANCELLED, reason="cancelled")
+            never.error = "stopped before it started"
+            return await self._release_then_finish(never, out, err)
+        handle = launched[0]
+        if isinstance(handle, LaunchError):
             return await self._release_then_finish(
-                self._result(Outcome.FAILED, reason="launch_error", error=exc.message), out, err
+                self._result(Outcome.FAILED, reason="launch_error", error=handle.message), out, err
             )
+        if isinstance(handle, Exception):
+            raise handle
         # The slot can be handed on at the exit itself unless the result still
         # reads the workspace (an output file).
         early = self.released is not None and spec.output_format != "file"

@@ -1,0 +1,103 @@
+"""Jobs prepared ahead for a busy slot and launched when it frees (``Turn``).
+
+A job is staged only when the worker claimed it ahead, which it does at a
+fast pace of job starts; these tests set that pace by hand (start times in
+the worker's pace window) so that a one-slot worker with a second-long job
+stages the next one. Real stores, real processes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from stockade.engine.worker import Worker
+from stockade.store import Store
+from tests.engine.helpers import state, submit, until, with_worker
+
+
+def _fast_pace(worker: Worker) -> None:
+    """As if the slots had started 100 jobs in the pace window, for a minute."""
+    worker._starts.extend([time.monotonic() + 60] * 100)
+
+
+def _printed(store: Store, job_id: str, text: str) -> bool:
+    return any(text in chunk.text for chunk in store.queries.logs(job_id))
+
+
+def _staged(worker: Worker, job_id: str) -> bool:
+    return any(job.claim.job_id == job_id for job, _ in worker._staged.values())
+
+
+def test_a_staged_job_runs_once_the_slot_is_free(store: Store, store_url: str) -> None:
+    async def body(worker: Worker) -> None:
+        _fast_pace(worker)
+        first = submit(store, "echo started; sleep 0.5; echo done")
+        second = submit(store, "echo second")
+        await until(lambda: _printed(store, first, "started"))
+        await until(lambda: _staged(worker, second))
+        assert state(store, second) == "running"  # claimed, prepared, not started
+        assert store.queries.logs(second) == []
+        await until(lambda: state(store, second) == "succeeded")
+        assert state(store, first) == "succeeded"
+        (one,) = store.queries.attempts(first)
+        (two,) = store.queries.attempts(second)
+        assert two.started_at is not None and one.finished_at is not None
+        # Its clock started at its launch, not while it waited for the slot.
+        assert two.result is not None and two.result["duration"] < 0.4
+
+    with_worker(store_url, body, slots=1)
+
+
+def test_stopping_gives_a_staged_job_back_unspent(store: Store, store_url: str) -> None:
+    jobs: dict[str, str] = {}
+
+    async def body(worker: Worker) -> None:
+        _fast_pace(worker)
+        jobs["first"] = submit(store, "echo started; sleep 0.5; echo done")
+        jobs["second"] = submit(store, "echo second")
+        await until(lambda: _printed(store, jobs["first"], "started"))
+        await until(lambda: _staged(worker, jobs["second"]))
+
+    with_worker(store_url, body, slots=1, drain_timeout=10)
+    assert state(store, jobs["first"]) == "succeeded"  # drained
+    second = store.queries.job(jobs["second"])
+    assert (second.state.value, second.attempts) == ("queued", 0)
+    assert store.queries.logs(jobs["second"]) == []
+
+
+def test_a_cancelled_staged_job_never_starts(store: Store, store_url: str) -> None:
+    async def body(worker: Worker) -> None:
+        _fast_pace(worker)
+        first = submit(store, "echo started; sleep 1; echo done")
+        second = submit(store, "echo second")
+        await until(lambda: _printed(store, first, "started"))
+        await until(lambda: _staged(worker, second))
+        store.jobs.cancel([second])
+        await until(lambda: state(store, second) == "cancelled")
+        assert state(store, first) == "running"  # the slot's job goes on
+        await until(lambda: state(store, first) == "succeeded")
+        assert store.queries.logs(second) == []
+        third = submit(store, "echo third")  # and the slot takes the next
+        await until(lambda: state(store, third) == "succeeded")
+
+    with_worker(store_url, body, slots=1)
+
+
+def test_a_staged_job_that_cannot_be_prepared_leaves_the_slot_alone(
+    store: Store, store_url: str
+) -> None:
+    async def body(worker: Worker) -> None:
+        _fast_pace(worker)
+        first = submit(store, "echo started; sleep 0.5; echo done")
+        broken = submit(store, "echo never", workdir="/nonexistent-stockade-dir")
+        third = submit(store, "echo third")
+        await until(lambda: state(store, broken) == "failed")
+        record = store.queries.job(broken)
+        assert record.reason == "invalid_job" and "does not exist" in (record.error or "")
+        await until(lambda: state(store, third) == "succeeded")
+        # The slot's job was not disturbed (a reset of the slot would have
+        # killed it): it ran to its end.
+        assert state(store, first) == "succeeded"
+        assert "".join(chunk.text for chunk in store.queries.logs(first)) == "started\ndone\n"
+
+    with_worker(store_url, body, slots=1)
