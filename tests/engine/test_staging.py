@@ -28,13 +28,20 @@ def _staged(worker: Worker, job_id: str) -> bool:
     return any(job.claim.job_id == job_id for job, _ in worker._staged.values())
 
 
+async def _one_staged(worker: Worker, store: Store, first_line: str) -> tuple[str, str]:
+    """Queue ``first_line`` (which must print "started") and ``echo second``;
+    return their ids once the first runs and the second is staged behind it."""
+    _fast_pace(worker)
+    first = submit(store, first_line)
+    second = submit(store, "echo second")
+    await until(lambda: _printed(store, first, "started"))
+    await until(lambda: _staged(worker, second))
+    return first, second
+
+
 def test_a_staged_job_runs_once_the_slot_is_free(store: Store, store_url: str) -> None:
     async def body(worker: Worker) -> None:
-        _fast_pace(worker)
-        first = submit(store, "echo started; sleep 0.5; echo done")
-        second = submit(store, "echo second")
-        await until(lambda: _printed(store, first, "started"))
-        await until(lambda: _staged(worker, second))
+        first, second = await _one_staged(worker, store, "echo started; sleep 0.5; echo done")
         assert state(store, second) == "running"  # claimed, prepared, not started
         assert store.queries.logs(second) == []
         await until(lambda: state(store, second) == "succeeded")
@@ -52,11 +59,8 @@ def test_stopping_gives_a_staged_job_back_unspent(store: Store, store_url: str) 
     jobs: dict[str, str] = {}
 
     async def body(worker: Worker) -> None:
-        _fast_pace(worker)
-        jobs["first"] = submit(store, "echo started; sleep 0.5; echo done")
-        jobs["second"] = submit(store, "echo second")
-        await until(lambda: _printed(store, jobs["first"], "started"))
-        await until(lambda: _staged(worker, jobs["second"]))
+        line = "echo started; sleep 0.5; echo done"
+        jobs["first"], jobs["second"] = await _one_staged(worker, store, line)
 
     with_worker(store_url, body, slots=1, drain_timeout=10)
     assert state(store, jobs["first"]) == "succeeded"  # drained
@@ -67,11 +71,7 @@ def test_stopping_gives_a_staged_job_back_unspent(store: Store, store_url: str) 
 
 def test_a_cancelled_staged_job_never_starts(store: Store, store_url: str) -> None:
     async def body(worker: Worker) -> None:
-        _fast_pace(worker)
-        first = submit(store, "echo started; sleep 1; echo done")
-        second = submit(store, "echo second")
-        await until(lambda: _printed(store, first, "started"))
-        await until(lambda: _staged(worker, second))
+        first, second = await _one_staged(worker, store, "echo started; sleep 1; echo done")
         store.jobs.cancel([second])
         await until(lambda: state(store, second) == "cancelled")
         assert state(store, first) == "running"  # the slot's job goes on
