@@ -2,7 +2,9 @@
 
 Pipes are read with ``loop.add_reader`` and plain ``os.read`` calls on
 non-blocking fds (no StreamReader, no per-line awaits), so stdout and
-stderr are drained concurrently and as fast as the job writes them.
+stderr are drained concurrently and as fast as the job writes them, from
+``WATCH_DELAY`` after the launch (a job that ends sooner is read once, at
+its end).
 
 Stopping is a ladder (DESIGN.md step 7): the stop signal to every process
 of the job, the grace period (ended early once nothing is left), then
@@ -35,6 +37,11 @@ LOG_FLUSH = 0.2
 #: After the job is gone, how long to wait for pipe EOF (a process that
 #: escaped every kill mechanism could hold a pipe open).
 EOF_WAIT = 2.0
+#: How long after the launch the pipes are first watched. A job that ends
+#: sooner is read once, at its end: no poller registrations for a short job
+#: (four epoll calls and their bookkeeping). A longer job's output shows
+#: this much later, and the pipes (1 MiB each) hold what it writes meanwhile.
+WATCH_DELAY = 0.005
 
 
 @dataclass
@@ -83,6 +90,9 @@ class Supervisor:
         self.killed = 0
         self.grace_ended: float | None = None
         self._stdin_fd: int | None = None
+        self._watch_timer: asyncio.TimerHandle | None = None
+        #: The pipes are in the poller (see ``WATCH_DELAY``).
+        self._watching = False
         #: The main process has ended (the handle's exit callback said so).
         self._ended = False
         self._wait_task: asyncio.Future[ExitStatus] | None = None
@@ -181,6 +191,7 @@ class Supervisor:
         self.killed += await self.handle.kill_all()
         all_gone = time.monotonic()
         self._close_stdin()
+        self._read_now()
         await self._drain()
         if self.log is not None:
             self.log.flush()
@@ -233,9 +244,28 @@ class Supervisor:
     def _start_pumps(self) -> None:
         for fd in self.pipes:
             self.eof[fd] = self.loop.create_future()
-            self.loop.add_reader(fd, self._readable, fd)
+        self._watch_timer = self.loop.call_later(WATCH_DELAY, self._watch_pipes)
         if self.handle.stdin is not None:
             self._start_stdin(self.handle.stdin, self.stdin or b"")
+
+    def _watch_pipes(self) -> None:
+        """Read the pipes as output arrives (from ``WATCH_DELAY`` after the start)."""
+        self._watch_timer = None
+        self._watching = True
+        for fd in self.pipes:
+            if not self.eof[fd].done():
+                self.loop.add_reader(fd, self._readable, fd)
+
+    def _read_now(self) -> None:
+        """The job ended before its pipes were watched: read what it left and
+        watch a pipe still open (a process escaped with it) until EOF."""
+        if self._watch_timer is None:
+            return
+        self._watch_timer.cancel()
+        self._watch_timer = None
+        for fd in self.pipes:
+            self._readable(fd)
+        self._watch_pipes()
 
     def _readable(self, fd: int) -> None:
         pipe = self.pipes[fd]
@@ -261,7 +291,8 @@ class Supervisor:
         self.pipes[fd].flush_partial()
 
     def _at_eof(self, fd: int) -> None:
-        self.loop.remove_reader(fd)
+        if self._watching:
+            self.loop.remove_reader(fd)
         timer = self._partial.pop(fd, None)
         if timer is not None:
             timer.cancel()
