@@ -189,6 +189,17 @@ def test_a_worker_of_long_jobs_claims_none_ahead(store: Store, store_url: str) -
     assert state(store, long) == "succeeded"
 
 
+def test_a_lone_end_is_recorded_without_the_group_commit_wait(store: Store, store_url: str) -> None:
+    # The linger waits for other ends only while other jobs are in flight: a
+    # worker's only job is recorded at once, not record_linger later.
+    job = submit(store, "true")
+
+    async def body(worker: Worker) -> None:
+        await until(lambda: state(store, job) == "succeeded", timeout=3.0)
+
+    with_worker(store_url, body, record_linger=30.0)
+
+
 def test_the_buffer_holds_what_the_slots_start_in_the_horizon(store: Store) -> None:
     worker = Worker(store, WorkerOptions(slots=2))
     now = time.monotonic()

@@ -151,7 +151,9 @@ class Recorder:
     ``linger`` (seconds) lets a flush wait for more ends before it takes its
     batch: a worker whose jobs end every millisecond then commits every few
     jobs instead of every one or two, at the price of recording each end
-    that much later (its slot is already running the next job).
+    that much later (its slot is already running the next job). It waits
+    only while ``more()`` says other ends are on their way (other jobs in
+    flight): a worker's only job is recorded at once.
     """
 
     def __init__(
@@ -164,6 +166,7 @@ class Recorder:
         ahead: Callable[[], int] | None = None,
         claimed: Callable[[list[Claim]], None] | None = None,
         linger: float = 0.0,
+        more: Callable[[int], bool] | None = None,
     ) -> None:
         self.astore = astore
         self.forced = forced
@@ -171,6 +174,7 @@ class Recorder:
         self.lease = lease
         self._ahead = ahead
         self.linger = linger
+        self._more = more
         self._claimed = claimed
         self._pending: list[tuple[Claim, Result, asyncio.Future[JobState | None]]] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -190,7 +194,7 @@ class Recorder:
 
     async def _flush(self) -> None:
         while self._pending:
-            if self.linger > 0:
+            if self.linger > 0 and (self._more is None or self._more(len(self._pending))):
                 await asyncio.sleep(self.linger)
             batch, self._pending = self._pending, []
             limit = self._ahead() if self._ahead is not None else 0

@@ -80,8 +80,9 @@ class WorkerOptions:
     #: claim only for free slots).
     prefetch: int | None = None
     #: Seconds an attempt's end waits for others to be recorded with it in
-    #: one transaction (group commit); the slot is free meanwhile.
-    record_linger: float = 0.005
+    #: one transaction (group commit), when other jobs are in flight; the
+    #: slot is free meanwhile.
+    record_linger: float = 0.010
     #: Record ends and claim jobs in a store process of their own, off this
     #: process's GIL (see :mod:`~stockade.engine.storeproc`); the CLI's default.
     store_process: bool = False
@@ -124,6 +125,7 @@ class Worker:
         self.recorder = Recorder(
             self.astore, self.forced, worker_id=self.id, lease=self.options.lease,
             ahead=self._claim_ahead, claimed=self._claimed, linger=self.options.record_linger,
+            more=lambda pending: len(self.running) > pending,
         )  # fmt: skip
         self._slot_freed = asyncio.Event()
 
