@@ -11,6 +11,9 @@ from __future__ import annotations
 import time
 
 from stockade.engine.worker import Worker
+from stockade.errors import SetupError
+from stockade.sandbox.base import LaunchRequest, ProcessHandle, Sandbox
+from stockade.sandbox.local import LocalSandbox
 from stockade.store import Store
 from tests.engine.helpers import state, submit, until, with_worker
 
@@ -101,3 +104,42 @@ def test_a_staged_job_that_cannot_be_prepared_leaves_the_slot_alone(
         assert "".join(chunk.text for chunk in store.queries.logs(first)) == "started\ndone\n"
 
     with_worker(store_url, body, slots=1)
+
+
+class _BreaksOnce(LocalSandbox):
+    """The real local backend, whose launch fails once when armed: a real
+    sandbox that breaks on demand cannot be had otherwise."""
+
+    armed = False
+
+    def launch(self, request: LaunchRequest) -> ProcessHandle:
+        if _BreaksOnce.armed:
+            _BreaksOnce.armed = False
+            raise SetupError("sandbox broke under the job")
+        return super().launch(request)
+
+
+def test_a_slot_set_up_anew_runs_its_next_jobs_in_the_new_sandbox(
+    store: Store, store_url: str
+) -> None:
+    # The second job's launch breaks the sandbox: the slot is set up anew
+    # (a new sandbox object) while the third may already be staged with the
+    # old one. Every job still runs, in a live slot cgroup.
+    _BreaksOnce.armed = False
+
+    def factory(index: int) -> Sandbox:
+        return _BreaksOnce(slot=f"anew{index}")
+
+    async def body(worker: Worker) -> None:
+        first, second = await _one_staged(worker, store, "echo started; sleep 0.3")
+        third = submit(store, "echo third")
+        _BreaksOnce.armed = True
+        for job in (first, second, third):
+            await until(lambda job=job: state(store, job) == "succeeded", timeout=20)
+        broken = store.queries.attempts(second)[0]
+        assert (broken.outcome, broken.reason) == ("retryable", "infrastructure")
+        for job in (second, third):
+            result = store.queries.attempts(job)[-1].result
+            assert result is not None and result["kill_method"] == "cgroup"
+
+    with_worker(store_url, body, slots=1, sandbox=factory)

@@ -6,11 +6,14 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from stockade.runner.attempt import run
 from stockade.runner.events import ListSink
 from stockade.runner.result import Outcome
 from stockade.runner.spec import RunSpec
 from stockade.runner.turn import Turn
+from stockade.sandbox.local import LocalSandbox
 
 
 def test_the_job_starts_when_its_turn_comes() -> None:
@@ -59,3 +62,29 @@ def test_cancelled_while_waiting_it_never_starts(tmp_path: Path) -> None:
     assert (result.outcome, result.reason) == (Outcome.CANCELLED, "cancelled")  # type: ignore[attr-defined]
     assert result.error == "stopped before it started"  # type: ignore[attr-defined]
     assert not turn.launched and not (tmp_path / "started").exists()
+
+
+def test_go_can_name_the_sandbox_the_slot_has_now() -> None:
+    # A slot set up anew while its next attempt waited has a new sandbox.
+    old, new = LocalSandbox(slot="turn-old"), LocalSandbox(slot="turn-new")
+    old.setup()
+    new.setup()
+    try:
+        if new.cgroup is None:
+            pytest.skip("no slot cgroup on this host")
+
+        async def main() -> str:
+            turn, sink = Turn(), ListSink()
+            task = asyncio.ensure_future(
+                run(RunSpec(shell="cat /proc/self/cgroup"), sinks=[sink], sandbox=old, turn=turn)
+            )
+            await asyncio.sleep(0.1)
+            turn.go(new)
+            await task
+            return sink.text()
+
+        where = asyncio.run(main())
+        assert "turn-new" in where and "turn-old" not in where
+    finally:
+        old.cleanup()
+        new.cleanup()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from stockade.engine.jobspec import describe_error, run_spec_for
 from stockade.engine.logsink import StoreLogSink, Writer
-from stockade.errors import StockadeError, StoreUnavailable, UsageError
+from stockade.errors import SandboxError, StockadeError, StoreUnavailable, UsageError
 from stockade.runner.attempt import run
 from stockade.runner.result import Outcome, Result
 from stockade.runner.turn import Turn
@@ -94,7 +94,8 @@ async def execute(
         if worker.options.prepare is not None:
             spec = worker.options.prepare(spec)
         sink = StoreLogSink(_log_writer(worker), claim.job_id, claim.run)
-        assert slot.sandbox is not None
+        if slot.sandbox is None:  # the slot is being set up again (another job broke it)
+            raise SandboxError(f"slot {slot.index} is being set up again")
         # The log lives in the store (the sink); a log file on this worker's
         # disk would be a second copy no other machine can read, at a file
         # creation per attempt.

@@ -328,7 +328,7 @@ class Worker:
         """``slot`` is free: to the job staged for it, else to the idle ones."""
         staged = self._staged.pop(slot, None)
         if staged is not None:
-            staged[1].go()
+            staged[1].go(slot.sandbox)  # the slot's sandbox now: a reset makes a new one
         else:
             self._idle.append(slot)
         self._fill_slots()

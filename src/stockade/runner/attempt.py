@@ -239,20 +239,23 @@ class _Attempt:
             self.sandbox.setup()
         out, err = self._pipes(log)
         launched: list[ProcessHandle | Exception] = []
-        sandbox = self.sandbox
+        turn = self.turn
 
         def launch() -> None:
             # Possibly called from another attempt's exit callback (a turn):
             # what goes wrong is this attempt's, raised in its own task below.
             self.started = time.time()
+            if turn is not None and turn.sandbox is not None:
+                self.sandbox = turn.sandbox  # the slot was set up anew meanwhile
+            assert self.sandbox is not None
             try:
-                launched.append(sandbox.launch(request))
+                launched.append(self.sandbox.launch(request))
             except Exception as exc:  # re-raised below unless a LaunchError
                 launched.append(exc)
 
-        if self.turn is None:
+        if turn is None:
             launch()
-        elif not await self.turn.wait(launch, self.cancel):
+        elif not await turn.wait(launch, self.cancel):
             never = self._result(Outcome.CANCELLED, reason="cancelled")
             never.error = "stopped before it started"
             return await self._release_then_finish(never, out, err)

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stockade.sandbox.base import Sandbox
 
 __all__ = ["Turn"]
 
@@ -26,6 +29,8 @@ class Turn:
 
     def __init__(self) -> None:
         self._free = False
+        #: The sandbox to launch in, when :meth:`go` names one.
+        self.sandbox: Sandbox | None = None
         self._launch: Callable[[], None] | None = None
         self._waiter: asyncio.Future[bool] | None = None
         #: The attempt was launched (by :meth:`go`, or at once on a free slot).
@@ -36,10 +41,13 @@ class Turn:
         """Whether :meth:`go` was called: the slot is this attempt's."""
         return self._free
 
-    def go(self) -> None:
+    def go(self, sandbox: Sandbox | None = None) -> None:
         """The slot is free: launch the waiting attempt now, in this call, or
-        the moment it is ready to launch."""
+        the moment it is ready to launch. ``sandbox``: the slot's sandbox now,
+        if it is not the one the attempt was prepared with (the slot was set
+        up anew meanwhile)."""
         self._free = True
+        self.sandbox = sandbox
         if self._launch is not None:
             self._start()
 
