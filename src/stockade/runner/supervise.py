@@ -22,8 +22,8 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from stockade.runner.cancel import Cancel, is_set, watch
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, StreamPipe
 from stockade.sandbox.base import ExitStatus, ProcessHandle
@@ -66,7 +66,7 @@ class Supervisor:
         out: StreamPipe,
         err: StreamPipe,
         stdin: bytes | None,
-        cancel: asyncio.Event | asyncio.Future[Any] | None,
+        cancel: Cancel,
         log: LogWriter | None,
         slot_free: Callable[[], None] | None = None,
     ) -> None:
@@ -132,26 +132,17 @@ class Supervisor:
             self._waiter().add_done_callback(self._wake)
         self._start_pumps()
         self._arm_timers()
-        watcher = None
-        cancel = self.cancel
-        if isinstance(cancel, asyncio.Future):
-            cancel.add_done_callback(self._wake)
-        elif cancel is not None:
-            watcher = asyncio.ensure_future(cancel.wait())
-            watcher.add_done_callback(self._wake)
+        unwatch = watch(self.cancel, self._wake)
         try:
             await self._woken
-            if self._cancel_requested():
+            if is_set(self.cancel):
                 self.request_stop("cancelled")
         except asyncio.CancelledError:
             self.request_stop("cancelled")
             await asyncio.shield(self._finish())
             raise
         finally:
-            if watcher is not None:
-                watcher.cancel()
-            if isinstance(cancel, asyncio.Future):
-                cancel.remove_done_callback(self._wake)
+            unwatch()
         if self.stop_reason is None:
             # The common end: the main process exited by itself. Clearing up
             # after it rarely has to wait, so it runs in this task; only if
@@ -162,12 +153,6 @@ class Supervisor:
                 await asyncio.shield(self._finish())
                 raise
         return await asyncio.shield(self._finish())
-
-    def _cancel_requested(self) -> bool:
-        cancel = self.cancel
-        if isinstance(cancel, asyncio.Future):
-            return cancel.done()
-        return cancel is not None and cancel.is_set()
 
     def _waiter(self) -> asyncio.Future[ExitStatus]:
         """A task in the handle's wait(), made when something must wait with a timeout."""

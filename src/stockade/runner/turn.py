@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from stockade.runner.cancel import Cancel, is_set, watch
 
 if TYPE_CHECKING:
     from stockade.sandbox.base import Sandbox
@@ -51,12 +53,10 @@ class Turn:
         if self._launch is not None:
             self._start()
 
-    async def wait(
-        self, launch: Callable[[], None], cancel: asyncio.Event | asyncio.Future[Any] | None
-    ) -> bool:
+    async def wait(self, launch: Callable[[], None], cancel: Cancel) -> bool:
         """For the attempt: have ``launch`` called when the slot is free.
         ``False`` (and nothing launched) if ``cancel`` came first."""
-        if _is_set(cancel):
+        if is_set(cancel):
             return False
         self._launch = launch
         if self._free:
@@ -70,20 +70,12 @@ class Turn:
                 self._launch = None
                 waiter.set_result(False)
 
-        watcher: asyncio.Future[Any] | None = None
-        if isinstance(cancel, asyncio.Future):
-            cancel.add_done_callback(stop)
-        elif cancel is not None:
-            watcher = asyncio.ensure_future(cancel.wait())
-            watcher.add_done_callback(stop)
+        unwatch = watch(cancel, stop)
         try:
             return await waiter
         finally:
             self._launch = None
-            if isinstance(cancel, asyncio.Future):
-                cancel.remove_done_callback(stop)
-            elif watcher is not None:
-                watcher.cancel()
+            unwatch()
 
     def _start(self) -> None:
         launch, self._launch = self._launch, None
@@ -92,9 +84,3 @@ class Turn:
         launch()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(True)
-
-
-def _is_set(cancel: asyncio.Event | asyncio.Future[Any] | None) -> bool:
-    if isinstance(cancel, asyncio.Future):
-        return cancel.done()
-    return cancel is not None and cancel.is_set()
