@@ -40,6 +40,7 @@ from stockade.engine.slot import SandboxFactory, Slot, local_sandbox
 from stockade.engine.storeio import AsyncStore, Recorder, wait_for_event
 from stockade.engine.storeproc import StoreProcess
 from stockade.errors import StockadeError, StoreUnavailable
+from stockade.runner import runtime
 from stockade.runner.spec import RunSpec
 from stockade.runner.turn import Turn
 from stockade.store import CANCEL_CHANNEL, JOBS_CHANNEL, Claim, Store
@@ -153,6 +154,7 @@ class Worker:
             await self._claim_loop()
         finally:
             await self._drain()
+            runtime.drain()  # the runtime directories kept for the next jobs
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper

@@ -29,7 +29,7 @@ from stockade.runner.outputs import base_outputs
 from stockade.runner.protocol import ProtocolParser, parse_output_file
 from stockade.runner.redact import Masker
 from stockade.runner.result import Outcome, Result, classify
-from stockade.runner.runtime import make_runtime, read_file, remove_runtime, runtime_dir, write_file
+from stockade.runner.runtime import Runtime, acquire
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, OutputKeeper, StreamPipe
 from stockade.runner.supervise import Supervisor
@@ -135,6 +135,8 @@ class _Attempt:
         self.data_dir = data_dir_for(spec)
         self.started = time.time()
         self.turn: Turn | None = None
+        #: Every process of the job is gone (its slot was given up at the exit).
+        self.quiet = False
 
     def emit(self, event: Event) -> None:
         """Send an event to every sink (sinks never block)."""
@@ -144,21 +146,20 @@ class _Attempt:
     async def run(self) -> Result:
         if not os.path.isdir(self.workspace):
             raise UsageError(f"workdir {self.workspace!r} does not exist or is not a directory")
-        runtime = runtime_dir(self.data_dir, self.job_id, self.spec.attempt)
         # Flat (JOB_ID.N.jsonl), not a directory per job: a mkdir on disk was a
         # sixth of what an attempt of a short job cost beyond the process.
         log_path = None
         if self.log_file:
             log_path = self.data_dir / "logs" / f"{self.job_id}.{self.spec.attempt}.jsonl"
         try:
-            make_runtime(runtime)
             if log_path is not None:
                 log_path.parent.mkdir(parents=True, exist_ok=True)
+            runtime = acquire(self.data_dir)
         except OSError as exc:
             raise UsageError(f"cannot use data directory {str(self.data_dir)!r}: {exc}") from exc
         owned = self.sandbox is None
         try:
-            prepared = prepare(self.spec, self.value, runtime)
+            prepared = prepare(self.spec, self.value, runtime.path)
             env = self._environment(runtime, prepared.env)
             request = LaunchRequest(
                 argv=prepared.argv,
@@ -167,7 +168,7 @@ class _Attempt:
                 workspace=self.workspace,
                 marker=self.job_id,
                 stdin_pipe=prepared.stdin is not None,
-                runtime_dirs=[str(runtime)],
+                runtime_dirs=[str(runtime.path)],
             )
             with contextlib.ExitStack() as stack:
                 log = None
@@ -177,11 +178,14 @@ class _Attempt:
         finally:
             if owned and self.sandbox is not None:
                 self.sandbox.cleanup()
-            remove_runtime(runtime)
+            if self.quiet:
+                runtime.recycle()
+            else:
+                runtime.remove()
             for sink in self.sinks:
                 await sink.aclose()
 
-    def _environment(self, runtime: Path, input_env: dict[str, str]) -> dict[str, str]:
+    def _environment(self, runtime: Runtime, input_env: dict[str, str]) -> dict[str, str]:
         spec = self.spec
         if spec.inherit_env:
             env, host_secrets = inherited()
@@ -196,10 +200,8 @@ class _Attempt:
         env.update(added)
         # Plain os calls on str paths: these run once per attempt, and the
         # pathlib versions cost more than the system calls they make.
-        output_file = f"{runtime}/output.env"
-        write_file(output_file, b"")
-        state_file = f"{runtime}/state.json"
-        write_file(state_file, json.dumps(spec.state).encode() if spec.state else b"{}")
+        output_file, state_file = runtime.output, runtime.state
+        runtime.write_state(json.dumps(spec.state).encode() if spec.state else b"{}")
         env.update(
             STOCKADE_JOB_ID=self.job_id,
             STOCKADE_ATTEMPT=str(spec.attempt),
@@ -223,7 +225,7 @@ class _Attempt:
         return out, err
 
     async def _launch_and_supervise(
-        self, request: LaunchRequest, stdin: bytes | None, log: LogWriter | None, runtime: Path
+        self, request: LaunchRequest, stdin: bytes | None, log: LogWriter | None, runtime: Runtime
     ) -> Result:
         spec = self.spec
         if wants(self.sinks, "start"):
@@ -301,6 +303,7 @@ class _Attempt:
 
     def _slot_free(self) -> None:
         """The handle gave the slot up at the job's exit: hand it on now."""
+        self.quiet = True  # no process of the job is left: its runtime can be reused
         if self.released is not None:
             released, self.released = self.released, None
             released()
@@ -323,7 +326,7 @@ class _Attempt:
             **fields,
         )
 
-    def _collect(self, result: Result, out: StreamPipe, runtime: Path) -> None:
+    def _collect(self, result: Result, out: StreamPipe, runtime: Runtime) -> None:
         """Outputs (format, then $STOCKADE_OUTPUT, then set-output) and state."""
         succeeded = result.outcome is Outcome.SUCCEEDED
         outputs: dict[str, Any] = {}
@@ -331,7 +334,7 @@ class _Attempt:
             outputs = base_outputs(
                 self.spec, out.keeper.text(), out.keeper.truncated, succeeded, self.workspace
             )
-            file_text = read_file(f"{runtime}/output.env")
+            file_text = runtime.read_output()
             if file_text:
                 outputs.update(parse_output_file(file_text))
         except (OutputError, ValueError) as exc:

@@ -6,34 +6,210 @@ offers a private place for them — ``$XDG_RUNTIME_DIR/stockade``, or
 Creating and removing them on a disk was most of what an attempt of a
 short job cost beyond the process itself.
 
-Each directory is named ``PID.JOB_ID-ATTEMPT`` after the process that runs
-the attempt. A process killed outright (SIGKILL, OOM) cannot remove its
-own; the first attempt of a later process removes those whose owner is gone,
-so memory is not filled by the leftovers of crashed workers.
+Each directory is named ``PID.N`` after the process that runs the attempt.
+A process killed outright (SIGKILL, OOM) cannot remove its own; the first
+attempt of a later process removes those whose owner is gone, so memory is
+not filled by the leftovers of crashed workers.
+
+A directory is used again by a later attempt of the same process
+(:meth:`Runtime.recycle`) only when nothing of its job can touch it any
+more (every process of the job is gone: its slot was given up at the exit)
+and the job left it as stockade made it: the same two files, the same
+inodes, one link each, the same owners and modes, no other entry but the
+input file stockade wrote. The output file is emptied and the state file
+rewritten for the next attempt. On a busy worker this saves creating and
+evicting a directory, two files and a page of memory per job, which was a
+tenth of the worker's CPU time per job of ``/bin/true``. Anything else is
+removed, as before.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import errno
+import itertools
 import os
+import stat
 from pathlib import Path
 
-__all__ = ["make_runtime", "read_file", "remove_runtime", "runtime_dir", "write_file"]
+from stockade.errors import OutputError
+
+__all__ = [
+    "Runtime",
+    "acquire",
+    "drain",
+    "make_runtime",
+    "read_file",
+    "remove_runtime",
+    "runtime_dir",
+    "write_file",
+]
 
 _bases: dict[str, Path] = {}
 #: The files every attempt's runtime directory holds (``input.json`` only some).
 _ALWAYS = ("output.env", "state.json")
 
 
-def runtime_dir(data_dir: Path, job_id: str, attempt: int) -> Path:
-    """The (not yet created) runtime directory of one attempt."""
+#: Clean directories waiting for an attempt, per base; at most _POOL_MAX each.
+_pools: dict[Path, list[Runtime]] = {}
+_POOL_MAX = 32
+_names = itertools.count(1)
+_OPEN_FILE = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+_OUTPUT, _STATE, _INPUT = "output.env", "state.json", "input.json"
+
+
+def _base(data_dir: Path) -> Path:
     key = str(data_dir)
     base = _bases.get(key)
     if base is None:
         base = _pick_base(data_dir)
         _prune_dead_owners(base)
         _bases[key] = base
-    return base / f"{os.getpid()}.{job_id}-{attempt}"
+    return base
+
+
+def runtime_dir(data_dir: Path, job_id: str, attempt: int) -> Path:
+    """A new, not yet created, runtime directory name (``job_id`` and
+    ``attempt`` are kept for callers; the name is ``PID.N``)."""
+    return _base(data_dir) / f"{os.getpid()}.{next(_names)}"
+
+
+def acquire(data_dir: Path) -> Runtime:
+    """A runtime directory for one attempt: a clean one left by an earlier
+    attempt of this process, else a new one (OSError if it cannot be made)."""
+    base = _base(data_dir)
+    pool = _pools.get(base)
+    if pool:
+        return pool.pop()
+    return Runtime.create(base)
+
+
+def drain() -> None:
+    """Remove the directories kept for later attempts (a worker that stops)."""
+    for pool in _pools.values():
+        while pool:
+            pool.pop().remove()
+
+
+atexit.register(drain)
+
+
+class Runtime:
+    """One attempt's runtime directory with its output and state files.
+
+    The directory and both files are held open, so :meth:`recycle` can tell
+    by ``fstat`` whether the job replaced, linked or re-moded them."""
+
+    def __init__(self, path: Path, fds: tuple[int, int, int]) -> None:
+        self.path = path
+        self.output = f"{path}/{_OUTPUT}"
+        self.state = f"{path}/{_STATE}"
+        self._fds: tuple[int, int, int] | None = fds
+        # (inode, mode, uid) of the directory, output and state file as made.
+        self._made = [_identity(os.fstat(fd)) for fd in fds]
+
+    @classmethod
+    def create(cls, base: Path) -> Runtime:
+        """Make a new directory under ``base`` with an empty output file and
+        an empty state file (OSError if it cannot be made)."""
+        path = base / f"{os.getpid()}.{next(_names)}"
+        make_runtime(path)
+        fds: list[int] = []
+        try:
+            fds.append(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+            fds.append(os.open(f"{path}/{_OUTPUT}", _OPEN_FILE, 0o666))
+            fds.append(os.open(f"{path}/{_STATE}", _OPEN_FILE, 0o666))
+            return cls(path, (fds[0], fds[1], fds[2]))
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            remove_runtime(path)
+            raise
+
+    def write_state(self, data: bytes) -> None:
+        """Make the state file hold exactly ``data``."""
+        assert self._fds is not None
+        fd = self._fds[2]
+        view = memoryview(data)
+        offset = 0
+        while offset < len(view):
+            offset += os.pwrite(fd, view[offset:], offset)
+        os.ftruncate(fd, len(data))
+
+    def read_output(self) -> str:
+        """The text of the output file the job left; ``""`` if it removed it.
+
+        Only a regular file is read: a job that put a symlink there (to a
+        file it may not read itself) or a FIFO (which would block the
+        worker) gets an :class:`~stockade.errors.OutputError`."""
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+        try:
+            fd = os.open(self.output, flags)
+        except FileNotFoundError:
+            return ""
+        except OSError as exc:
+            what = "a symlink" if exc.errno == errno.ELOOP else exc.strerror
+            raise OutputError(
+                f"$STOCKADE_OUTPUT cannot be read: {what}; write a regular file there"
+            ) from exc
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OutputError(
+                    "$STOCKADE_OUTPUT is not a regular file; append lines to the file stockade made"
+                )
+            return _read_fd(fd)
+        finally:
+            os.close(fd)
+
+    def recycle(self) -> None:
+        """Keep the directory for a later attempt if the job left it as it
+        was made (see the module docstring), else remove it.
+
+        Only for an attempt none of whose processes is left: one still
+        running could write into the next attempt's files."""
+        pool = _pools.setdefault(self.path.parent, [])
+        if len(pool) < _POOL_MAX and self._clean():
+            pool.append(self)
+        else:
+            self.remove()
+
+    def _clean(self) -> bool:
+        """Whether the directory is as made; empties the output file if so."""
+        if self._fds is None:
+            return False
+        try:
+            stats = [os.fstat(fd) for fd in self._fds]
+            if [_identity(st) for st in stats] != self._made:
+                return False
+            if stats[0].st_nlink != 2 or stats[1].st_nlink != 1 or stats[2].st_nlink != 1:
+                return False  # a subdirectory, or a file linked elsewhere
+            inodes = {_OUTPUT: self._made[1][0], _STATE: self._made[2][0]}
+            with os.scandir(self._fds[0]) as entries:
+                names = [(e.name, e.inode(), e.is_file(follow_symlinks=False)) for e in entries]
+            for name, inode, regular in names:
+                if name == _INPUT and regular:
+                    os.unlink(_INPUT, dir_fd=self._fds[0])  # stockade wrote it
+                elif inodes.pop(name, None) != inode or not regular:
+                    return False
+            if inodes:
+                return False
+            if stats[1].st_size:
+                os.ftruncate(self._fds[1], 0)
+        except OSError:
+            return False
+        return True
+
+    def remove(self) -> None:
+        """Close the directory's files and remove it with whatever is in it."""
+        fds, self._fds = self._fds, None
+        for fd in fds or ():
+            os.close(fd)
+        remove_runtime(self.path)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_ino, stat.S_IMODE(st.st_mode) | stat.S_IFMT(st.st_mode), st.st_uid
 
 
 def make_runtime(runtime: Path) -> None:
@@ -61,11 +237,15 @@ def read_file(path: str) -> str:
     """The text of ``path``: undecodable bytes replaced, newlines as text mode reads them."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
+        return _read_fd(fd)
     finally:
         os.close(fd)
+
+
+def _read_fd(fd: int) -> str:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
     text = b"".join(chunks).decode("utf-8", errors="replace")
     if "\r" in text:  # universal newlines, as text-mode reading had
         text = text.replace("\r\n", "\n").replace("\r", "\n")

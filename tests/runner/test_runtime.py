@@ -1,0 +1,154 @@
+"""Runtime directories used again by a later attempt, and only when clean.
+
+Real files on the real filesystem of ``tmp_path``; each way a job can leave
+its directory changed (an extra file, a symlink, a hard link elsewhere, a
+new mode, a renamed-over file, a subdirectory) must make stockade remove
+the directory instead of handing it to the next attempt.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from stockade.errors import OutputError
+from stockade.runner import runtime
+from stockade.runner.runtime import Runtime
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "base"
+    folder.mkdir(mode=0o700)
+    yield folder
+    for kept in runtime._pools.pop(folder, []):
+        kept.remove()
+
+
+def _pooled(base: Path) -> list[Runtime]:
+    return runtime._pools.get(base, [])
+
+
+def test_a_clean_directory_is_used_again_with_empty_output_and_new_state(
+    base: Path, tmp_path: Path
+) -> None:
+    first = Runtime.create(base)
+    first.write_state(b'{"page": "12345"}')
+    with open(first.output, "a") as out:  # what a job does: append outputs
+        out.write("version=1.4\n")
+    (first.path / "input.json").write_text("{}")  # the input file stockade wrote
+    assert first.read_output() == "version=1.4\n"
+    first.recycle()
+    assert _pooled(base) == [first]
+    assert sorted(os.listdir(first.path)) == ["output.env", "state.json"]
+    runtime._bases[str(tmp_path)] = base  # as if base were tmp_path's runtime place
+    try:
+        again = runtime.acquire(tmp_path)
+    finally:
+        del runtime._bases[str(tmp_path)]
+    assert again is first and _pooled(base) == []
+    assert Path(again.output).read_text() == ""
+    again.write_state(b"{}")
+    assert Path(again.state).read_text() == "{}"  # shorter than before: truncated
+
+
+def _extra_file(rt: Runtime) -> None:
+    (rt.path / "left-behind").write_text("a secret of the last job")
+
+
+def _symlinked_output(rt: Runtime) -> None:
+    os.unlink(rt.output)
+    os.symlink("/etc/hostname", rt.output)
+
+
+def _output_linked_elsewhere(rt: Runtime) -> None:
+    os.link(rt.output, rt.path.parent.parent / "spy")  # to read the next job's outputs
+
+
+def _output_removed(rt: Runtime) -> None:
+    os.unlink(rt.output)
+
+
+def _state_renamed_over(rt: Runtime) -> None:
+    Path(f"{rt.path}/new").write_text('{"forged": true}')
+    os.rename(f"{rt.path}/new", rt.state)
+
+
+def _output_made_writable_by_all(rt: Runtime) -> None:
+    os.chmod(rt.output, 0o777)
+
+
+def _directory_re_moded(rt: Runtime) -> None:
+    os.chmod(rt.path, 0o777)
+
+
+def _subdirectory(rt: Runtime) -> None:
+    (rt.path / "sub").mkdir()
+
+
+def _input_file_as_symlink(rt: Runtime) -> None:
+    os.symlink("/etc/hostname", rt.path / "input.json")
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        _extra_file, _symlinked_output, _output_linked_elsewhere, _output_removed,
+        _state_renamed_over, _output_made_writable_by_all, _directory_re_moded,
+        _subdirectory, _input_file_as_symlink,
+    ],
+)  # fmt: skip
+def test_a_directory_the_job_changed_is_removed_not_reused(
+    base: Path, tamper: Callable[[Runtime], None]
+) -> None:
+    rt = Runtime.create(base)
+    tamper(rt)
+    rt.recycle()
+    assert _pooled(base) == []
+    assert not rt.path.exists() and not rt.path.is_symlink()
+    assert os.path.exists("/etc/hostname")  # a symlink's target is left alone
+
+
+def test_the_output_file_is_read_only_as_a_regular_file(base: Path) -> None:
+    rt = Runtime.create(base)
+    try:
+        _symlinked_output(rt)
+        with pytest.raises(OutputError, match="a symlink"):
+            rt.read_output()
+        os.unlink(rt.output)
+        os.mkfifo(rt.output)  # no writer: a blocking open would hang the worker
+        began = time.monotonic()
+        with pytest.raises(OutputError, match="not a regular file"):
+            rt.read_output()
+        assert time.monotonic() - began < 1
+        os.unlink(rt.output)
+        assert rt.read_output() == ""  # removed by the job: no outputs
+    finally:
+        rt.remove()
+    assert not rt.path.exists()
+
+
+def test_drain_removes_the_kept_directories(base: Path) -> None:
+    kept = [Runtime.create(base) for _ in range(3)]
+    for rt in kept:
+        rt.recycle()
+    assert len(_pooled(base)) == 3
+    runtime.drain()
+    assert _pooled(base) == [] and not any(rt.path.exists() for rt in kept)
+
+
+def test_a_job_cannot_have_stockade_read_a_file_through_its_output_symlink(
+    tmp_path: Path,
+) -> None:
+    from tests.runner.helpers import run_spec, sh
+
+    secret = tmp_path / "only-for-stockade"
+    secret.write_text("token=s3cr3t-of-the-host\n")
+    result, _ = run_spec(sh(f'rm "$STOCKADE_OUTPUT"; ln -s {secret} "$STOCKADE_OUTPUT"'))
+    assert (result.outcome.value, result.reason) == ("failed", "output_error")
+    assert "symlink" in (result.error or "")
+    assert "s3cr3t" not in repr(result.to_dict())
