@@ -186,14 +186,14 @@ def test_runtime_directory_is_removed_and_dead_owners_are_pruned(tmp_path: Path)
     # A process that is gone: its pid, reaped, names a leftover directory.
     gone = subprocess.Popen(["true"])
     gone.wait()
-    leftover = base / f"{gone.pid}.deadjob-1"
+    leftover = base / f"{gone.pid}.1"
     leftover.mkdir()
     (leftover / "state.json").write_text("{}")
-    mine = base / f"{os.getpid()}.livejob-1"
+    mine = base / f"{os.getpid()}.999999"
     mine.mkdir()
     runtime._bases.clear()  # a new process would start with no cache
     try:
-        runtime.runtime_dir(Path(os.environ["STOCKADE_DATA_DIR"]), "next", 1)
+        runtime.acquire(Path(os.environ["STOCKADE_DATA_DIR"])).remove()
         assert not leftover.exists()
         assert mine.exists()
     finally:

@@ -42,13 +42,12 @@ __all__ = [
     "make_runtime",
     "read_file",
     "remove_runtime",
-    "runtime_dir",
-    "write_file",
 ]
 
 _bases: dict[str, Path] = {}
+_OUTPUT, _STATE, _INPUT = "output.env", "state.json", "input.json"
 #: The files every attempt's runtime directory holds (``input.json`` only some).
-_ALWAYS = ("output.env", "state.json")
+_ALWAYS = (_OUTPUT, _STATE)
 
 
 #: Clean directories waiting for an attempt, per base; at most _POOL_MAX each.
@@ -56,7 +55,6 @@ _pools: dict[Path, list[Runtime]] = {}
 _POOL_MAX = 32
 _names = itertools.count(1)
 _OPEN_FILE = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
-_OUTPUT, _STATE, _INPUT = "output.env", "state.json", "input.json"
 
 
 def _base(data_dir: Path) -> Path:
@@ -67,12 +65,6 @@ def _base(data_dir: Path) -> Path:
         _prune_dead_owners(base)
         _bases[key] = base
     return base
-
-
-def runtime_dir(data_dir: Path, job_id: str, attempt: int) -> Path:
-    """A new, not yet created, runtime directory name (``job_id`` and
-    ``attempt`` are kept for callers; the name is ``PID.N``)."""
-    return _base(data_dir) / f"{os.getpid()}.{next(_names)}"
 
 
 def acquire(data_dir: Path) -> Runtime:
@@ -222,17 +214,6 @@ def make_runtime(runtime: Path) -> None:
         pass
 
 
-def write_file(path: str, data: bytes) -> None:
-    """Create or truncate ``path`` and write ``data`` (plain system calls)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-
-
 def read_file(path: str) -> str:
     """The text of ``path``: undecodable bytes replaced, newlines as text mode reads them."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -270,7 +251,7 @@ def remove_runtime(runtime: Path) -> None:
     except OSError:
         pass
     with contextlib.suppress(OSError):
-        os.unlink(f"{runtime}/input.json")
+        os.unlink(f"{runtime}/{_INPUT}")
     try:
         os.rmdir(runtime)
     except FileNotFoundError:
