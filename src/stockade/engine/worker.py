@@ -49,11 +49,15 @@ __all__ = ["Worker", "WorkerOptions", "default_worker_id"]
 
 log = logging.getLogger("stockade.worker")
 
-#: Seconds of work the claim-ahead buffer holds at the recent pace: enough
-#: to cover a group commit's linger and its round trip twice over, so short
-#: jobs never wait for a claim, while long jobs (a pace of a few a second)
-#: leave nothing claimed ahead for other workers to miss.
+#: Seconds of work the claim-ahead buffer holds at the recent pace, at
+#: least: enough to cover a group commit's linger and its round trip, so
+#: short jobs never wait for a claim, while long jobs (a pace of a few a
+#: second) leave nothing claimed ahead for other workers to miss. A store
+#: whose flushes take longer gets more (``REFILLS``).
 PREFETCH_HORIZON = 0.02
+#: ... or this many of the recorder's measured flush times, if that is more:
+#: a claim made with one flush must last until the next one's arrives.
+REFILLS = 2.0
 #: The pace is the number of jobs started in the last this many seconds.
 PACE_WINDOW = 0.1
 
@@ -76,9 +80,9 @@ class WorkerOptions:
     burst: bool = False
     #: The most jobs claimed ahead of a free slot, so a slot starts its next
     #: job the moment one ends instead of waiting for a claim round trip.
-    #: The buffer holds what the slots start in ``PREFETCH_HORIZON`` at the
-    #: recent pace, up to this (``None``: 16 per slot, at least 32; ``0``:
-    #: claim only for free slots).
+    #: The buffer holds what the slots start in ``PREFETCH_HORIZON`` (or two
+    #: flush times) at the recent pace, up to this (``None``: 32 per slot,
+    #: at least 64; ``0``: claim only for free slots).
     prefetch: int | None = None
     #: Seconds an attempt's end waits for others to be recorded with it in
     #: one transaction (group commit), when other jobs are in flight; the
@@ -110,7 +114,7 @@ class Worker:
         self._idle: list[Slot] = []
         self._ready: collections.deque[Running] = collections.deque()
         prefetch = self.options.prefetch
-        self._prefetch = max(16 * len(self.slots), 32) if prefetch is None else prefetch
+        self._prefetch = max(32 * len(self.slots), 64) if prefetch is None else prefetch
         #: When the recent jobs started (within ``PACE_WINDOW``), for the buffer's size.
         self._starts: collections.deque[float] = collections.deque()
         #: The job prepared ahead for a busy slot, and its turn (see _fill_slots).
@@ -221,16 +225,22 @@ class Worker:
         return listener
 
     def _buffer(self) -> int:
-        """How many claimed jobs to keep ready: what the slots start in
-        ``PREFETCH_HORIZON`` at the pace of the last ``PACE_WINDOW``, at most
+        """How many claimed jobs to keep ready: what the slots start in the
+        horizon (``PREFETCH_HORIZON``, or ``REFILLS`` flush times of the
+        recorder if longer) at the pace of the last ``PACE_WINDOW``, at most
         the prefetch limit. A worker of long jobs keeps none; one of jobs that
-        end every millisecond keeps a few dozen."""
+        end every millisecond keeps a few dozen.
+
+        The horizon follows the store: on a PostgreSQL whose commits wait for
+        the disk, a fixed 20 ms ran dry before each refill arrived, and the
+        slots stood idle for a fifth of the run."""
         if not self._prefetch:
             return 0
         starts, since = self._starts, time.monotonic() - PACE_WINDOW
         while starts and starts[0] < since:
             starts.popleft()
-        return min(self._prefetch, round(len(starts) * PREFETCH_HORIZON / PACE_WINDOW))
+        horizon = max(PREFETCH_HORIZON, REFILLS * self.recorder.refill)
+        return min(self._prefetch, round(len(starts) * horizon / PACE_WINDOW))
 
     def _want(self) -> int:
         """How many jobs to claim now: free slots plus the buffer, less what is claimed."""
