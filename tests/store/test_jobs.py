@@ -26,6 +26,13 @@ def test_claims_by_priority_then_age(store: Store) -> None:
     assert store.jobs.claim("w", 3, 30) == []
 
 
+def test_jobs_submitted_one_after_another_run_in_that_order(store: Store) -> None:
+    # Many submits inside one tick of SQLite's millisecond clock: each one's
+    # jobs are younger than the last one's, and all are runnable at once.
+    ids = [jid for _ in range(30) for jid in store.jobs.submit([new(), new()])]
+    assert [c.job_id for c in store.jobs.claim("w", 100, 30)] == ids
+
+
 def test_claims_of_one_spec_share_its_parsed_dict(store: Store) -> None:
     # The worker parses (and the store process pickles) a task's spec once,
     # not once per job.

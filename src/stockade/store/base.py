@@ -58,6 +58,9 @@ class ManagerBase:
     def __init__(self, db: Database, *, rand: Callable[[], float] = random.random) -> None:
         self.db = db
         self.rand = rand
+        #: The age the next job submitted through this store gets at least
+        #: (see :meth:`~stockade.store.JobManager.submit`).
+        self._next_created = 0.0
 
     def _fenced_cancel_flag(self, conn: Connection, claim: Claim) -> bool | None:
         """Lock the job if ``claim`` is still its current run; its cancel flag, or ``None``."""

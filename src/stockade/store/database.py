@@ -165,6 +165,28 @@ class Database:
             fairy.close()
 
     @contextlib.contextmanager
+    def direct_on(self, conn: Connection) -> Iterator[Tx]:
+        """A :class:`Tx` inside ``conn``'s open transaction (see :meth:`direct`):
+        for a caller that already holds one. Driver errors are mapped as
+        :meth:`transaction` maps them; a connection they broke is invalidated."""
+        dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
+        driver = conn.connection.dbapi_connection
+        if self.dialect == "postgresql":
+            cursor = self.engine.dialect.loaded_dbapi.RawCursor(driver)
+        else:
+            cursor = driver.cursor()  # type: ignore[union-attr]  # open: conn is in a transaction
+        try:
+            yield Tx(self.dialect, cursor)
+        except dbapi_error as error:
+            lost = self.engine.dialect.is_disconnect(error, driver, None)  # type: ignore[arg-type]
+            if lost:
+                with contextlib.suppress(Exception):
+                    conn.invalidate(error)
+            raise self._driver_error(error, dbapi_error, lost=lost) from error
+        finally:
+            cursor.close()
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (on SQLite it takes no write lock)."""
         with self._mapped(), self.engine.connect() as base:

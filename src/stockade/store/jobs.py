@@ -38,7 +38,7 @@ from stockade.store.ids import new_job_id
 from stockade.store.policy import MAX_TRANSIENT, Step, backoff_delay, next_step
 from stockade.store.records import Claim, NewJob
 from stockade.store.requests import UserRequests
-from stockade.store.rows import job_row, lost_claim, result_json
+from stockade.store.rows import JOB_COLUMNS, job_row, lost_claim, result_json
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
 
@@ -48,6 +48,7 @@ __all__ = ["CANCEL_CHANNEL", "JOBS_CHANNEL", "JobManager"]
 Q, R = JobState.QUEUED, JobState.RUNNING
 _LOST_COLUMNS = [t.jobs.c[name] for name in (*Claim.POLICY_COLUMNS, "cancel_requested")]
 _SUMMARY = ("outcome", "reason", "error", "exit_code", "signal")
+_PRIORITY = Claim.COLUMNS.index("priority")  # where a claim's row has it
 
 
 def _returned(name: str) -> Any:
@@ -62,7 +63,8 @@ def _claim_statement() -> Any:
 
     Built once: SQLAlchemy memoizes a statement's cache key, so executing the
     same object costs no construction and no key generation. The saved state
-    comes back in the RETURNING clause, so a claim needs no extra lookup.
+    comes back in the RETURNING clause, so a claim needs no extra lookup;
+    the age comes last, for :func:`_in_claim_order` (RETURNING has no order).
     """
     check(Q, R)
     jobs, now = t.jobs, epoch_now()
@@ -93,8 +95,16 @@ def _claim_statement() -> Any:
             started_at=now,
             updated_at=now,
         )
-        .returning(*[_returned(name) for name in Claim.COLUMNS], saved)
+        .returning(*[_returned(name) for name in Claim.COLUMNS], saved, jobs.c.created_at)
     )
+
+
+def _in_claim_order(rows: Sequence[Sequence[Any]]) -> list[Claim]:
+    """The claims of a claim's rows, priority then age: the order the worker
+    starts them in. ``UPDATE … RETURNING`` returns rows in no set order
+    (SQLite: the order it updated them in)."""
+    ordered = sorted(rows, key=lambda row: (-row[_PRIORITY], row[-1]))
+    return [Claim.from_values(row[:-1]) for row in ordered]
 
 
 def _claim_and_start_statement() -> Any:
@@ -206,6 +216,9 @@ _LOCK_RUNNING = Statement(
 _END_ATTEMPT = Batch(_end_attempt_statement, [name for name, _ in _ATTEMPT_PARAMS])
 _INSERT_ATTEMPT = insert_batch(t.attempts, "job_id", "attempt", "worker_id", "started_at")
 _INSERT_EVENT = insert_batch(t.events, "job_id", "kind", "attempt", "data", "time")
+_INSERT_JOB = insert_batch(t.jobs, *JOB_COLUMNS)
+_INSERT_QUEUED = insert_batch(t.events, "job_id", "kind", "time")
+_NOW = Statement(sa.select(epoch_now()), ())
 _INSERT_OUTPUT = insert_batch(t.outputs, "job_id", "attempt", "data")
 _UPDATE_SAVED = Statement(
     sa.update(t.saved_state)
@@ -235,13 +248,14 @@ class JobManager(UserRequests):
         """Record ``new`` jobs as ``queued`` (one transaction); their ids in order.
 
         Jobs of one call are a microsecond apart in age, so they run in the
-        order given among jobs of equal priority.
+        order given among jobs of equal priority, and after those submitted
+        earlier through the same store.
         """
         ids = [job.id or new_job_id() for job in new]
         if not new:
             return ids
-        with self.db.transaction() as conn:
-            self.enqueue(conn, list(zip(new, ids, strict=True)))
+        with self.db.direct() as tx:
+            self._enqueue(tx, list(zip(new, ids, strict=True)))
         return ids
 
     def enqueue(self, conn: Connection, new: Sequence[tuple[NewJob, str]]) -> list[dict[str, Any]]:
@@ -251,14 +265,25 @@ class JobManager(UserRequests):
         what to insert (the HTTP service's group commit)."""
         if not new:
             return []
-        now = conn.execute(sa.select(epoch_now())).scalar_one()
-        rows = [job_row(job, jid, now + i * 1e-6) for i, (job, jid) in enumerate(new)]
-        conn.execute(t.jobs.insert(), rows)
-        conn.execute(
-            t.events.insert(),
-            [{"job_id": jid, "kind": "queued", "time": now} for _, jid in new],
-        )
-        self.db.notify(conn, JOBS_CHANNEL)
+        with self.db.direct_on(conn) as tx:
+            return self._enqueue(tx, new)
+
+    def _enqueue(self, tx: Tx, new: Sequence[tuple[NewJob, str]]) -> list[dict[str, Any]]:
+        """:meth:`enqueue` on the driver's cursor: a multi-row INSERT per chunk
+        on PostgreSQL, one ``executemany`` on SQLite. Through Core, 2,000 jobs
+        took 90 ms on PostgreSQL (a statement per row) and 50 on SQLite."""
+        ((now,),) = tx.rows(_NOW)
+        # Jobs a microsecond apart in age, in the order given, and after the
+        # ones this store submitted before: SQLite's clock moves by whole
+        # milliseconds, so two submits in one tick would tie. Their
+        # ``run_after`` stays ``now``: a job due a microsecond later would
+        # wait for the clock's next tick.
+        first = max(now, self._next_created)
+        rows = [job_row(job, jid, now, first + i * 1e-6) for i, (job, jid) in enumerate(new)]
+        self._next_created = first + len(rows) * 1e-6
+        tx.many(_INSERT_JOB, [tuple(row[c] for c in JOB_COLUMNS) for row in rows])
+        tx.many(_INSERT_QUEUED, [(jid, "queued", now) for _, jid in new])
+        tx.notify(JOBS_CHANNEL)
         return rows
 
     # -- claim and lease ---------------------------------------------------
@@ -290,16 +315,13 @@ class JobManager(UserRequests):
             if events:  # the events due so far first: a job's events keep their order
                 tx.many(_INSERT_EVENT, events)
                 events.clear()
-            rows = tx.rows(_CLAIM_AND_START, (limit, worker_id, lease, started))
-            claims = [Claim.from_values(row) for row in rows]
+            claims = _in_claim_order(tx.rows(_CLAIM_AND_START, (limit, worker_id, lease, started)))
         else:
-            rows = tx.rows(_CLAIM, (limit, worker_id, lease))
-            claims = [Claim.from_values(row) for row in rows]
+            claims = _in_claim_order(tx.rows(_CLAIM, (limit, worker_id, lease)))
             if claims:
                 attempts = [(c.job_id, c.run, worker_id, c.started_at) for c in claims]
                 tx.many(_INSERT_ATTEMPT, attempts)
                 events.extend((c.job_id, "started", c.run, started, c.started_at) for c in claims)
-        claims.sort(key=lambda c: (-c.priority, c.job_id))
         return claims
 
     def renew(

@@ -9,10 +9,20 @@ from stockade.runner.result import Result
 from stockade.store.records import Claim, NewJob
 from stockade.store.states import JobState
 
-__all__ = ["dedupe", "job_row", "lost_claim", "result_json", "result_summary"]
+__all__ = ["JOB_COLUMNS", "dedupe", "job_row", "lost_claim", "result_json", "result_summary"]
+
+#: The columns :func:`job_row` fills, in its order.
+JOB_COLUMNS = (
+    "id", "task", "state", "priority", "input", "spec", "max_attempts", "attempts", "runs",
+    "transient", "backoff_initial", "backoff_multiplier", "backoff_max", "on_timeout",
+    "run_after", "created_at", "updated_at", "cancel_requested",
+)  # fmt: skip
 
 
-def job_row(job: NewJob, job_id: str, now: float) -> dict[str, Any]:
+def job_row(job: NewJob, job_id: str, now: float, created: float) -> dict[str, Any]:
+    """A new job's row, ``queued`` at ``now`` and runnable from ``now`` plus
+    its delay; ``created`` (at least ``now``) is its age, the claim order
+    among jobs of equal priority."""
     return {
         "id": job_id,
         "task": job.task,
@@ -29,7 +39,7 @@ def job_row(job: NewJob, job_id: str, now: float) -> dict[str, Any]:
         "backoff_max": job.backoff_max,
         "on_timeout": job.on_timeout,
         "run_after": now + job.delay,
-        "created_at": now,
+        "created_at": created,
         "updated_at": now,
         "cancel_requested": False,
     }
