@@ -138,7 +138,7 @@ class Database:
             raise self._driver_error(error, dbapi_error, lost=False) from error
         try:
             if self.dialect == "postgresql":  # $1 placeholders (see direct.DIALECTS)
-                cursor = self.engine.dialect.loaded_dbapi.RawCursor(fairy.dbapi_connection)
+                cursor = _raw_cursor(self.engine, fairy.dbapi_connection)
             else:
                 cursor = fairy.cursor()
             try:
@@ -172,7 +172,7 @@ class Database:
         dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         driver = conn.connection.dbapi_connection
         if self.dialect == "postgresql":
-            cursor = self.engine.dialect.loaded_dbapi.RawCursor(driver)
+            cursor = _raw_cursor(self.engine, driver)
         else:
             cursor = driver.cursor()  # type: ignore[union-attr]  # open: conn is in a transaction
         try:
@@ -266,6 +266,18 @@ def _ping_when_idle(engine: Engine) -> None:
             dbapi_conn.rollback()
         except Exception as error:  # the pool retries with a new connection
             raise exc.DisconnectionError(str(error)) from error
+
+
+def _raw_cursor(engine: Engine, connection: Any) -> Any:
+    """A psycopg ``RawCursor`` for :class:`Tx` statements, which sends lists
+    (the arrays of :class:`~stockade.store.direct.Batch`) in binary: the text
+    form escapes every quote of every JSON value with a regular expression,
+    about 0.7 ms for one batch's results."""
+    from psycopg.types.array import ListBinaryDumper
+
+    cursor = engine.dialect.loaded_dbapi.RawCursor(connection)
+    cursor.adapters.register_dumper(list, ListBinaryDumper)
+    return cursor
 
 
 def _rollback(fairy: Any) -> None:

@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from stockade.errors import StoreError
@@ -205,14 +206,44 @@ _CANCEL_REQUESTS = Statement(
 )
 _END = Batch(partial(_move_statement, False), [name for name, _ in _MOVE_PARAMS])
 _RETRY = Batch(partial(_move_statement, True), [name for name, _ in (*_MOVE_PARAMS, _DELAY)])
-_LOCK_RUNNING = Statement(
-    sa.select(t.jobs.c.id, t.jobs.c.runs, t.jobs.c.cancel_requested, epoch_now())
-    .where(t.jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)), t.jobs.c.state == R.value)
-    .order_by(t.jobs.c.id)  # one lock order for every batch: no deadlock between batches
-    .with_for_update(),
-    ("b_ids",),
-    expand="b_ids",
-)
+
+
+def _lock_running_statement(ids: Any) -> Any:
+    """Lock the jobs among ``ids`` still running, in one order for every batch
+    (no deadlock between batches); with the cancel flags and the clock."""
+    jobs = t.jobs
+    return (
+        sa.select(jobs.c.id, jobs.c.runs, jobs.c.cancel_requested, epoch_now())
+        .where(ids, jobs.c.state == R.value)
+        .order_by(jobs.c.id)
+        .with_for_update()
+    )
+
+
+# One statement for any number of ids: an array on PostgreSQL, a JSON list on
+# SQLite. An expanding IN list compiled a statement for every batch size.
+_LOCK_RUNNING = {
+    "postgresql": Statement(
+        _lock_running_statement(
+            t.jobs.c.id == sa.any_(sa.bindparam("b_ids", type_=postgresql.ARRAY(sa.String)))
+        ),
+        ("b_ids",),
+        only=["postgresql"],
+    ),
+    "sqlite": Statement(
+        _lock_running_statement(
+            t.jobs.c.id.in_(
+                sa.select(
+                    sa.func.json_each(sa.bindparam("b_ids", type_=sa.JSON))
+                    .table_valued("value")
+                    .c.value
+                )
+            )
+        ),
+        ("b_ids",),
+        only=["sqlite"],
+    ),
+}
 _END_ATTEMPT = Batch(_end_attempt_statement, [name for name, _ in _ATTEMPT_PARAMS])
 _INSERT_ATTEMPT = insert_batch(t.attempts, "job_id", "attempt", "worker_id", "started_at")
 _INSERT_EVENT = insert_batch(t.events, "job_id", "kind", "attempt", "data", "time")
@@ -397,7 +428,7 @@ class JobManager(UserRequests):
                 ids = list({c.job_id: None for c, _ in ends})
                 current: dict[str, tuple[int, bool]] = {}
                 now: float | None = None  # the database's clock, read under the lock
-                for jid, run, cancel, clock in tx.rows(_LOCK_RUNNING, ids, len(ids)):
+                for jid, run, cancel, clock in tx.rows(_LOCK_RUNNING[tx.dialect], (ids,)):
                     current[jid], now = (run, bool(cancel)), clock
                 states = self._finish_batch(tx, ends, current, now, events)
             claims = self._claim(tx, worker_id, limit, lease, events) if limit > 0 else []
