@@ -45,7 +45,7 @@ __all__ = ["worker_command"]
     metavar="DURATION",
     default="0.5s",
     show_default=True,
-    help="How often an idle worker looks for work (PostgreSQL also wakes it).",
+    help="How often an idle worker looks for work (new work also wakes it).",
 )
 @click.option(
     "--name",

@@ -3,7 +3,8 @@
 Life of a worker (``stockade worker``):
 
 1. **Start**: register in the store, set up each slot's sandbox once, start
-   listening for wakeups (PostgreSQL) and the housekeeping loop
+   listening for wakeups (PostgreSQL ``LISTEN``, inotify on a SQLite
+   database's log) and the housekeeping loop
    (:mod:`~stockade.engine.keeper`).
 2. **Claim**: whenever slots are free, claim that many jobs in one
    statement; with nothing to claim, wait for a wakeup or ``poll`` seconds.
@@ -39,6 +40,7 @@ from stockade.engine.listener import Listener
 from stockade.engine.slot import SandboxFactory, Slot, local_sandbox
 from stockade.engine.storeio import AsyncStore, Recorder, wait_for_event
 from stockade.engine.storeproc import StoreProcess
+from stockade.engine.walwatch import WalWatch
 from stockade.errors import StockadeError, StoreUnavailable
 from stockade.runner import runtime
 from stockade.runner.spec import RunSpec
@@ -133,6 +135,7 @@ class Worker:
             more=lambda pending: len(self.running) > pending,
         )  # fmt: skip
         self._slot_freed = asyncio.Event()
+        self._walwatch: WalWatch | None = None
 
     def request_stop(self) -> None:
         """First call: stop claiming and drain. Second call: stop running jobs now."""
@@ -157,6 +160,8 @@ class Worker:
         try:
             await self._claim_loop()
         finally:
+            if self._walwatch is not None:
+                self._walwatch.stop()
             await self._drain()
             runtime.drain()  # the runtime directories kept for the next jobs
             keeper.cancel()
@@ -212,8 +217,15 @@ class Worker:
             return
 
     def _listen(self, loop: asyncio.AbstractEventLoop) -> Listener | None:
+        """Wakeups for an idle worker: ``LISTEN`` on PostgreSQL (a thread, returned
+        to be stopped), inotify on a SQLite database's WAL (:mod:`~stockade.engine.walwatch`)."""
         db = self.astore.store.db
         if db.dialect != "postgresql":
+            database = db.url.database
+            if database and database != ":memory:":
+                watch = WalWatch(database, self.wake.set)
+                if watch.start(loop):
+                    self._walwatch = watch
             return None
 
         def on_note(channel: str, payload: str) -> None:
