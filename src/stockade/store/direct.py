@@ -55,23 +55,12 @@ class Compiled:
     of the caller's arguments into the driver's parameters, and how to
     process the rows it returns."""
 
-    def __init__(
-        self, compiled: Any, dialect: Dialect, args: Sequence[str], expand: dict[str, int]
-    ) -> None:
+    def __init__(self, compiled: Any, dialect: Dialect, args: Sequence[str]) -> None:
         self.dialect = dialect
-        processors: dict[str, _Processor]
-        if expand:  # each expanding parameter rendered as one slot per item
-            state = compiled.construct_expanded_state(
-                {name: [None] * size for name, size in expand.items()}, escape_names=False
-            )
-            self.sql: str = state.statement
-            defaults, processors = state.parameters, dict(state.processors)
-            order: list[str] = list(state.positiontup or ())
-        else:
-            self.sql = compiled.string
-            defaults = compiled.construct_params(_check=False)
-            processors = dict(compiled._bind_processors)
-            order = list(compiled.positiontup or ())
+        self.sql: str = compiled.string
+        defaults = compiled.construct_params(_check=False)
+        processors: dict[str, _Processor] = dict(compiled._bind_processors)
+        order: list[str] = list(compiled.positiontup or ())
         missing = set(args) - set(order)
         if missing:
             raise ValueError(f"not parameters of the statement: {sorted(missing)}")
@@ -123,12 +112,13 @@ class Compiled:
 
 class Statement:
     """A Core statement compiled for the dialects of :data:`DIALECTS` it is for
-    (``only``; all of them by default).
+    (``only``; all of them by default), at import: a statement that does not
+    compile fails early.
 
     ``args`` names the parameters (bind names, or column keys of an INSERT
-    given ``columns``) in the order callers pass them. A statement with an
-    expanding ``IN`` parameter (``expand``) is compiled again for each list
-    length it meets, the list's items taking that parameter's place.
+    given ``columns``) in the order callers pass them. A list of any length
+    goes in one parameter (an array, a JSON list), never an expanding ``IN``:
+    that would compile a statement for every length.
     """
 
     def __init__(
@@ -138,38 +128,20 @@ class Statement:
         *,
         columns: Sequence[str] | None = None,
         many: bool = False,
-        expand: str | None = None,
         only: Sequence[str] = tuple(DIALECTS),
     ) -> None:
-        self.stmt, self.args, self.columns, self.many, self.expand = (
-            stmt, tuple(args), columns, many, expand,
-        )  # fmt: skip
-        self._compiled: dict[tuple[str, int], Compiled] = {}
-        if expand is None:  # at import: a statement that does not compile fails early
-            for name in only:
-                self._compiled[name, 0] = self._compile(name, 0)
+        self._compiled = {
+            name: Compiled(
+                stmt.compile(dialect=DIALECTS[name], column_keys=columns, for_executemany=many),
+                DIALECTS[name],
+                tuple(args),
+            )
+            for name in only
+        }
 
-    def on(self, dialect: str, size: int = 0) -> Compiled:
-        """The statement compiled for ``dialect`` (and ``size`` items to expand)."""
-        found = self._compiled.get((dialect, size))
-        if found is None:
-            if self.expand is None:  # not a dialect this statement is for
-                raise KeyError(dialect)
-            found = self._compile(dialect, size)
-            if len(self._compiled) < 256:  # batch sizes are few; never grow without bound
-                self._compiled[dialect, size] = found
-        return found
-
-    def _compile(self, name: str, size: int) -> Compiled:
-        dialect = DIALECTS[name]
-        compiled = self.stmt.compile(
-            dialect=dialect, column_keys=self.columns, for_executemany=self.many
-        )
-        if self.expand is None:
-            return Compiled(compiled, dialect, self.args, {})
-        items = [f"{self.expand}_{i}" for i in range(1, size + 1)]
-        args = [a for a in self.args if a != self.expand] + items
-        return Compiled(compiled, dialect, args, {self.expand: size})
+    def on(self, dialect: str) -> Compiled:
+        """The statement compiled for ``dialect`` (KeyError: not one it is for)."""
+        return self._compiled[dialect]
 
 
 #: ``build(ARRAYS)``: a :class:`Batch` statement that takes one array per column.
@@ -258,10 +230,9 @@ class Tx:
             self.cursor.execute(compiled.sql, compiled.params(columns))
         return int(self.cursor.rowcount)
 
-    def rows(self, stmt: Statement, row: Sequence[Any] = (), size: int = 0) -> list[Sequence[Any]]:
-        """Run ``stmt`` once; the rows it returned (``size``: items of its expanding list,
-        passed last in ``row``)."""
-        compiled = stmt.on(self.dialect, size)
+    def rows(self, stmt: Statement, row: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        """Run ``stmt`` once; the rows it returned."""
+        compiled = stmt.on(self.dialect)
         self.cursor.execute(compiled.sql, compiled.params(row))
         return compiled.rows(self.cursor)
 
