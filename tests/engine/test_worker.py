@@ -212,6 +212,8 @@ def test_the_recorder_measures_how_long_a_flush_takes(store: Store, store_url: s
         task = adhoc_task(shell="sleep 0.3")
         jobs = store.jobs.submit([new_job("t", task) for _ in range(4)])
         await until(lambda: all(state(store, j) == "succeeded" for j in jobs))
+        # The commit is visible before the worker has heard back from it.
+        await until(lambda: not worker.recorder.busy)
         # At least a fifth of one linger, decayed by at most a few quick flushes.
         assert 0.005 <= worker.recorder.refill < 1.0
 

@@ -3,6 +3,10 @@ on SQLite and on PostgreSQL: all or nothing, and errors mapped like Core's."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from typing import Any
+
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
@@ -11,7 +15,7 @@ from stockade.errors import SchemaError, StoreUnavailable
 from stockade.runner.result import Outcome
 from stockade.store import JobManager, JobState, Store, open_store
 from stockade.store.database import Database
-from stockade.store.jobs import _INSERT_EVENT
+from stockade.store.jobs import _CLAIM, _INSERT_EVENT
 from tests.store.helpers import new, result
 
 Q = JobState.QUEUED
@@ -128,3 +132,71 @@ def test_an_unreachable_postgres_is_unavailable_in_one_line() -> None:
             assert "hunter2" not in text and "\n" not in text
     finally:
         db.dispose()
+
+
+def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _plan_nodes(child)
+
+
+#: PostgreSQL sends the plan of every statement of the transaction to the client.
+_EXPLAIN_TO_CLIENT = (
+    "LOAD 'auto_explain'",
+    "SET LOCAL auto_explain.log_min_duration = 0",
+    "SET LOCAL auto_explain.log_analyze = on",
+    "SET LOCAL auto_explain.log_format = json",
+    "SET LOCAL client_min_messages = log",
+)
+
+
+def test_a_sqlite_claim_walks_the_claim_index(sqlite_url: str) -> None:
+    store = open_store(sqlite_url)
+    try:
+        store.jobs.submit([new() for _ in range(100)])
+        with store.db.direct(read=True) as tx:
+            compiled = _CLAIM.on("sqlite")
+            plan = tx.cursor.execute(
+                "EXPLAIN QUERY PLAN " + compiled.sql, compiled.params((20, "w", 30.0))
+            ).fetchall()
+    finally:
+        store.close()
+    assert any("USING INDEX ix_jobs_claim" in row[-1] for row in plan), plan
+
+
+@pytest.mark.parametrize("planning", ["force_custom_plan", "force_generic_plan"])
+def test_a_postgres_claim_reads_the_head_of_the_queue_not_all_of_it(
+    pg_url: str, planning: str
+) -> None:
+    """The claim walks ix_jobs_claim in order and stops at its limit, also on
+    a table whose statistics were never taken (the planner then thinks a
+    handful of jobs are queued: it sorted all of them, or drove the claim's
+    join from a scan of all of them), planned for its parameters or, as a
+    worker's statement ends up, prepared and planned for any."""
+    store = open_store(pg_url)
+    messages: list[str] = []
+
+    def heard(notice: psycopg.errors.Diagnostic) -> None:
+        messages.append(notice.message_primary or "")
+
+    try:
+        store.jobs.submit([new() for _ in range(20_000)])
+        with store.db.direct() as tx:
+            connection = tx.cursor.connection
+            connection.add_notice_handler(heard)
+            threshold, connection.prepare_threshold = connection.prepare_threshold, 0
+            for setting in (*_EXPLAIN_TO_CLIENT, f"SET LOCAL plan_cache_mode = {planning}"):
+                tx.cursor.execute(setting)
+            assert len(store.jobs._claim(tx, "w", 20, 30.0, [])) == 20
+            connection.remove_notice_handler(heard)
+            connection.prepare_threshold = threshold
+    finally:
+        store.close()
+    plans = [json.loads(m.split("plan:", 1)[1]) for m in messages if "candidates" in m]
+    assert len(plans) == 1, messages
+    read = [
+        node["Actual Rows"] * node["Actual Loops"]
+        for node in _plan_nodes(plans[0]["Plan"])
+        if node.get("Relation Name") == "jobs" and "Scan" in node["Node Type"]
+    ]
+    assert read and max(read) <= 20, read
