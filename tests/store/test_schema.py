@@ -44,7 +44,7 @@ def test_open_creates_a_new_store_and_refuses_an_old_one(store_url: str) -> None
     with store.db.transaction() as conn:
         conn.execute(sa.text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '0000'"))
     store.close()
-    with pytest.raises(SchemaError, match="has schema 0000, this stockade needs 0003"):
+    with pytest.raises(SchemaError, match=f"has schema 0000, this stockade needs {migrate.HEAD}"):
         open_store(store_url)
     with pytest.raises(SchemaError, match="run `stockade db upgrade`"):
         open_store(store_url, schema="check")
@@ -94,7 +94,9 @@ def test_upgrade_from_0002_keeps_jobs_and_adds_the_run_columns(store_url: str) -
     try:
         with db.transaction() as conn:
             command.upgrade(migrate.alembic_config(conn), "0002")
-        with pytest.raises(SchemaError, match="has schema 0002, this stockade needs 0003"):
+        with pytest.raises(
+            SchemaError, match=f"has schema 0002, this stockade needs {migrate.HEAD}"
+        ):
             open_store(store_url)
         assert migrate.upgrade(db) == ("0002", migrate.HEAD)
     finally:
@@ -104,5 +106,60 @@ def test_upgrade_from_0002_keeps_jobs_and_adds_the_run_columns(store_url: str) -
         (job_id,) = store.jobs.submit([NewJob(task="t", spec={"version": 1})])
         job = store.queries.job(job_id)
         assert (job.run_id, job.step, job.item) == (None, None, None)
+    finally:
+        store.close()
+
+
+def test_upgrade_from_0003_keeps_jobs_and_indexes_only_jobs_with_a_worker(
+    store_url: str,
+) -> None:
+    """0004 rebuilds ix_jobs_worker and ix_jobs_run without their NULL entries;
+    a job claimed before the upgrade is still found by its worker after it."""
+    from alembic import command
+
+    from stockade.store import NewJob
+
+    db = Database(resolve_url(store_url))
+    try:
+        with db.transaction() as conn:
+            command.upgrade(migrate.alembic_config(conn), "0003")
+        old = Database(resolve_url(store_url))
+        with old.transaction() as conn:  # a claimed job, written as 0003 had it
+            conn.execute(
+                sa.text(
+                    "INSERT INTO jobs (id, task, state, priority, spec, max_attempts, attempts,"
+                    " runs, transient, backoff_initial, backoff_multiplier, backoff_max,"
+                    " on_timeout, run_after, created_at, updated_at, cancel_requested, worker_id)"
+                    " VALUES ('j1', 't', 'running', 0, '{}', 1, 1, 1, 0, 1, 2, 60, 'retry',"
+                    " 0, 0, 0, false, 'w1')"
+                )
+            )
+        old.dispose()
+        assert migrate.upgrade(db) == ("0003", migrate.HEAD)
+        with db.transaction() as conn:
+            if db.dialect == "sqlite":
+                rows = conn.execute(
+                    sa.text("SELECT name, sql FROM sqlite_master WHERE name IN (:a, :b)"),
+                    {"a": "ix_jobs_worker", "b": "ix_jobs_run"},
+                ).all()
+            else:
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT indexname, indexdef FROM pg_indexes"
+                        " WHERE indexname IN ('ix_jobs_worker', 'ix_jobs_run')"
+                        " AND schemaname = current_schema()"
+                    )
+                ).all()
+        assert {name: "IS NOT NULL" in sql for name, sql in rows} == {
+            "ix_jobs_worker": True,
+            "ix_jobs_run": True,
+        }
+    finally:
+        db.dispose()
+    store = open_store(store_url)
+    try:
+        assert store.jobs.renew("w1", 30.0) == {"j1": (1, False)}
+        (job_id,) = store.jobs.submit([NewJob(task="t", spec={"version": 1})])
+        assert store.queries.job(job_id).state.value == "queued"
     finally:
         store.close()
