@@ -137,10 +137,7 @@ class Database:
         except dbapi_error as error:  # a failed connect does not: the driver's own
             raise self._driver_error(error, dbapi_error, lost=False) from error
         try:
-            if self.dialect == "postgresql":  # $1 placeholders (see direct.DIALECTS)
-                cursor = _raw_cursor(self.engine, fairy.dbapi_connection)
-            else:
-                cursor = fairy.cursor()
+            cursor = self._cursor(fairy.dbapi_connection)
             try:
                 if self.dialect == "sqlite":
                     cursor.execute("BEGIN" if read else "BEGIN IMMEDIATE")
@@ -150,11 +147,7 @@ class Database:
                 cursor.close()
         except dbapi_error as error:
             _rollback(fairy)
-            lost = self.engine.dialect.is_disconnect(
-                error,  # type: ignore[arg-type]  # the driver's Error, as the dialect expects
-                fairy.dbapi_connection,
-                None,
-            )
+            lost = self._broke(error, fairy.dbapi_connection)
             if lost:  # the pool must not hand this connection out again
                 fairy.invalidate(error)
             raise self._driver_error(error, dbapi_error, lost=lost) from error
@@ -171,20 +164,29 @@ class Database:
         :meth:`transaction` maps them; a connection they broke is invalidated."""
         dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         driver = conn.connection.dbapi_connection
-        if self.dialect == "postgresql":
-            cursor = _raw_cursor(self.engine, driver)
-        else:
-            cursor = driver.cursor()  # type: ignore[union-attr]  # open: conn is in a transaction
+        cursor = self._cursor(driver)
         try:
             yield Tx(self.dialect, cursor)
         except dbapi_error as error:
-            lost = self.engine.dialect.is_disconnect(error, driver, None)  # type: ignore[arg-type]
+            lost = self._broke(error, driver)
             if lost:
                 with contextlib.suppress(Exception):
                     conn.invalidate(error)
             raise self._driver_error(error, dbapi_error, lost=lost) from error
         finally:
             cursor.close()
+
+    def _cursor(self, driver: Any) -> Any:
+        """A cursor on the driver's connection for :class:`Tx` statements: on
+        PostgreSQL a raw one, for their ``$1`` placeholders (see
+        :data:`~stockade.store.direct.DIALECTS`)."""
+        if self.dialect == "postgresql":
+            return _raw_cursor(self.engine, driver)
+        return driver.cursor()
+
+    def _broke(self, error: Exception, driver: Any) -> bool:
+        """Whether the driver's ``error`` means its connection is gone."""
+        return bool(self.engine.dialect.is_disconnect(error, driver, None))  # type: ignore[arg-type]
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
