@@ -58,6 +58,13 @@ __all__ = [
     "workers",
 ]
 
+
+def _only(condition: str) -> dict[str, Any]:
+    """The keywords of an index that holds only the rows matching
+    ``condition``, on both stores (a partial index)."""
+    return {"sqlite_where": sa.text(condition), "postgresql_where": sa.text(condition)}
+
+
 metadata = sa.MetaData()
 
 #: Auto-increment ids: BIGINT on PostgreSQL, the rowid alias on SQLite.
@@ -99,24 +106,9 @@ jobs = sa.Table(
     sa.Column("item", sa.String(500), nullable=True),
     # Only jobs that have a run, or a worker: every query through these
     # names a value, and a NULL entry cost an index write at each state change.
-    sa.Index(
-        "ix_jobs_run",
-        "run_id",
-        sqlite_where=sa.text("run_id IS NOT NULL"),
-        postgresql_where=sa.text("run_id IS NOT NULL"),
-    ),
-    sa.Index(
-        "ix_jobs_lease",
-        "lease_expires",
-        sqlite_where=sa.text("state = 'running'"),
-        postgresql_where=sa.text("state = 'running'"),
-    ),
-    sa.Index(
-        "ix_jobs_worker",
-        "worker_id",
-        sqlite_where=sa.text("worker_id IS NOT NULL"),
-        postgresql_where=sa.text("worker_id IS NOT NULL"),
-    ),
+    sa.Index("ix_jobs_run", "run_id", **_only("run_id IS NOT NULL")),
+    sa.Index("ix_jobs_lease", "lease_expires", **_only("state = 'running'")),
+    sa.Index("ix_jobs_worker", "worker_id", **_only("worker_id IS NOT NULL")),
     sa.Index("ix_jobs_task_state", "task", "state"),
 )
 
@@ -127,8 +119,7 @@ sa.Index(
     "ix_jobs_claim",
     jobs.c.priority.desc(),
     jobs.c.created_at,
-    sqlite_where=sa.text("state = 'queued'"),
-    postgresql_where=sa.text("state = 'queued'"),
+    **_only("state = 'queued'"),
 )
 
 attempts = sa.Table(
