@@ -34,6 +34,7 @@ __all__ = [
     "MountError",
     "OutputError",
     "SandboxError",
+    "SandboxMismatch",
     "SchemaError",
     "SecretError",
     "SetupError",
@@ -79,6 +80,17 @@ class OutputError(StockadeError):
 
 class SandboxError(StockadeError):
     """The sandbox could not do what was asked."""
+
+
+class SandboxMismatch(SandboxError):
+    """A claimed job was about to run in a sandbox other than the one its task
+    declares (``backend``; ``None``: the worker's default): it is given back
+    to the queue, unrun."""
+
+    def __init__(self, slot: int, backend: str | None) -> None:
+        wanted = "its default" if backend is None else f"sandbox {backend!r}"
+        super().__init__(f"slot {slot} is not set up in {wanted}: the job was not run")
+        self.backend = backend
 
 
 class SetupError(SandboxError):

@@ -53,7 +53,7 @@ def test_health_needs_no_token_and_reports_checks(server: Server) -> None:
     assert resp.status_code == 200
     body = resp.json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"store", "workers", "queue", "sandboxes"}
+    assert set(body["checks"]) == {"store", "workers", "queue", "routing", "sandboxes"}
     assert body["checks"]["workers"]["embedded_alive"] is True
     sandboxes = body["checks"]["sandboxes"]
     assert sandboxes["ok"] is True and sandboxes["needed"] == ["local"]

@@ -157,7 +157,7 @@ def test_a_sqlite_claim_walks_the_claim_index(sqlite_url: str) -> None:
         with store.db.direct(read=True) as tx:
             compiled = _CLAIM.on("sqlite")
             plan = tx.cursor.execute(
-                "EXPLAIN QUERY PLAN " + compiled.sql, compiled.params((20, "w", 30.0))
+                "EXPLAIN QUERY PLAN " + compiled.sql, compiled.params((20, 0, "w", 30.0))
             ).fetchall()
     finally:
         store.close()
@@ -188,7 +188,7 @@ def test_a_postgres_claim_reads_the_head_of_the_queue_not_all_of_it(
             connection.prepare_threshold = 0 if prepared else None
             for setting in _EXPLAIN_TO_CLIENT:
                 tx.cursor.execute(setting)
-            assert len(store.jobs._claim(tx, "w", 20, 30.0, [])) == 20
+            assert len(store.jobs._claim(tx, "w", 20, 30.0, None, [])) == 20
             connection.remove_notice_handler(heard)
             connection.prepare_threshold = threshold
     finally:

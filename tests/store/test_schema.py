@@ -163,3 +163,32 @@ def test_upgrade_from_0003_keeps_jobs_and_indexes_only_jobs_with_a_worker(
         assert store.queries.job(job_id).state.value == "queued"
     finally:
         store.close()
+
+
+def test_upgrade_from_0004_keeps_queued_jobs_claimable_by_any_worker(store_url: str) -> None:
+    """0005 adds each job's sandbox need: a job queued before it declares none,
+    so a worker offering only ``local`` still claims it."""
+    from alembic import command
+
+    db = Database(resolve_url(store_url))
+    try:
+        with db.transaction() as conn:
+            command.upgrade(migrate.alembic_config(conn), "0004")
+            conn.execute(
+                sa.text(
+                    "INSERT INTO jobs (id, task, state, priority, spec, max_attempts, attempts,"
+                    " runs, transient, backoff_initial, backoff_multiplier, backoff_max,"
+                    " on_timeout, run_after, created_at, updated_at, cancel_requested)"
+                    " VALUES ('j1', 't', 'queued', 0, '{\"version\": 1}', 1, 0, 0, 0, 1, 2,"
+                    " 60, 'retry', 0, 0, 0, false)"
+                )
+            )
+        assert migrate.upgrade(db) == ("0004", migrate.HEAD)
+    finally:
+        db.dispose()
+    store = open_store(store_url)
+    try:
+        assert store.queries.job("j1").sandbox is None
+        assert [c.job_id for c in store.jobs.claim("w", 5, 30, ("local",))] == ["j1"]
+    finally:
+        store.close()

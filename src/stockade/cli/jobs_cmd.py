@@ -55,7 +55,7 @@ def jobs_command(**opts: Any) -> int:
         (
             job.id,
             job.task,
-            job.state.value,
+            job.state.value + (" (waiting)" if job.waiting else ""),
             f"{job.attempts}/{job.max_attempts}",
             job.outcome or "-",
             _age(now - job.created_at),
@@ -95,6 +95,10 @@ def show_command(job_ref: str, **opts: Any) -> int:
     if job.run_id:
         where = job.step if job.item is None else f"{job.step}[{job.item}]"
         lines.insert(2, f"run       {job.run_id} ({where})")
+    if job.sandbox:
+        lines.append(f"sandbox   {job.sandbox}")
+    if job.waiting:
+        lines.append(f"waiting   {job.waiting}")
     if job.outcome:
         lines.append(f"outcome   {job.outcome}" + (f" ({job.reason})" if job.reason else ""))
     if job.error:

@@ -56,7 +56,14 @@ __all__ = ["worker_command"]
 @click.option(
     "--sandbox",
     metavar="PROFILE",
-    help="Run every slot in this profile (stockade.yaml or a backend: local, bwrap, chroot, oci).",
+    help="The sandbox of jobs whose task declares none (stockade.yaml or a backend: "
+    "local, bwrap, chroot, oci) [local]. A job that declares one always runs in its own.",
+)
+@click.option(
+    "--offer",
+    metavar="BACKENDS",
+    help="Claim only jobs declaring these sandbox backends (comma-separated), besides "
+    "jobs that declare none [every backend usable here].",
 )
 @click.option("--config", "-c", "config_path", metavar="FILE", help="stockade.yaml for --sandbox.")
 @click.option("--burst", is_flag=True, help="Exit once no job is queued or running.")
@@ -71,6 +78,10 @@ __all__ = ["worker_command"]
 @store_command
 def worker_command(**opts: Any) -> int:
     """Claim jobs in priority-then-age order and run them, one per slot.
+
+    A job runs in the sandbox its task declares, whichever worker claims it;
+    a worker claims only jobs whose sandbox backend it offers (--offer), and
+    runs jobs that declare none in --sandbox.
 
     SIGTERM or SIGINT stops claiming and lets running jobs finish for up to
     --drain-timeout, then stops them and returns them to the queue without
@@ -91,6 +102,8 @@ def worker_command(**opts: Any) -> int:
     )
     if opts["sandbox"]:
         options.sandbox, options.prepare = _slot_sandbox(opts["sandbox"], opts["config_path"])
+    if opts["offer"] is not None:
+        options.offers = _offers(opts["offer"])
     _logging(opts["verbose"], opts["quiet"])
     store = open_store_from(opts)
     return run_worker(store, options)
@@ -112,6 +125,24 @@ def _slot_sandbox(name: str, config: str | None) -> tuple[SandboxFactory, Prepar
         return prepare_spec(spec, profile)
 
     return factory, prepare
+
+
+def _offers(text: str) -> tuple[str, ...]:
+    """``--offer``'s backends, each one usable on this host."""
+    from stockade.engine.worker import usable_backends
+    from stockade.sandbox.registry import BACKENDS
+
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    if not names:
+        raise UsageError("--offer needs at least one sandbox backend, e.g. --offer bwrap,local")
+    for name in names:
+        if name not in BACKENDS:
+            raise UsageError(f"--offer: unknown sandbox backend {name!r} (one of: "
+                             f"{', '.join(BACKENDS)})")  # fmt: skip
+        if name not in usable_backends():
+            raise UsageError(f"--offer: sandbox backend {name!r} is not usable on this host "
+                             "(see `stockade sandboxes`)")  # fmt: skip
+    return names
 
 
 def _positive(text: str, option: str) -> float:

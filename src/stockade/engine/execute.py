@@ -22,12 +22,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from stockade.engine.jobspec import describe_error, run_spec_for
+from stockade.engine.jobspec import declared_profile, describe_error, run_spec_for
 from stockade.engine.logsink import StoreLogSink, Writer
-from stockade.errors import SandboxError, StockadeError, StoreUnavailable, UsageError
+from stockade.errors import (
+    SandboxError,
+    SandboxMismatch,
+    StockadeError,
+    StoreUnavailable,
+    UsageError,
+)
 from stockade.runner.attempt import run
 from stockade.runner.result import Outcome, Result
 from stockade.runner.turn import Turn
+from stockade.sandbox.registry import prepare_spec
 from stockade.store import Claim, JobState
 
 if TYPE_CHECKING:
@@ -57,6 +64,9 @@ class Running:
     """
 
     claim: Claim
+    #: The key of the sandbox profile the job declares (``None``: it declares
+    #: none, and runs in the worker's default); see ``engine.slot.profile_key``.
+    key: str | None = None
     #: Done when the job is to stop (a future: the runner watches it with a
     #: callback, where an event would take a task per job).
     cancel: asyncio.Future[None] = field(
@@ -91,11 +101,16 @@ async def execute(
     claim = job.claim
     try:
         spec = run_spec_for(claim, worker.options.data_dir)
-        if worker.options.prepare is not None:
+        profile = declared_profile(claim)
+        if profile is not None:
+            spec = prepare_spec(spec, profile)
+        elif worker.options.prepare is not None:
             spec = worker.options.prepare(spec)
         sink = StoreLogSink(_log_writer(worker), claim.job_id, claim.run)
         if slot.sandbox is None:  # the slot is being set up again (another job broke it)
             raise SandboxError(f"slot {slot.index} is being set up again")
+        if not slot.runs_as_declared(profile):  # defence in depth: never run weaker
+            raise SandboxMismatch(slot.index, None if profile is None else profile.backend)
         # The log lives in the store (the sink); a log file on this worker's
         # disk would be a second copy no other machine can read, at a file
         # creation per attempt.

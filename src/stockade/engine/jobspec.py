@@ -1,8 +1,10 @@
 """What a job keeps of its task, and how an attempt is rebuilt from it.
 
 At submit time the task is frozen into the job (``jobs.spec``): the task's
-validated definition and the *sources* of its secrets (an environment
-variable or a file name, never a value). A worker rebuilds the runner's
+validated definition, the *sources* of its secrets (an environment
+variable or a file name, never a value) and the sandbox profile its task
+declares, resolved from the submitter's ``stockade.yaml``: the job runs in
+that profile whichever worker claims it. A worker rebuilds the runner's
 :class:`~stockade.runner.spec.RunSpec` from that alone, reading secret
 values from its own environment when the attempt starts, so workers on
 other machines need no copy of ``stockade.yaml`` and the store never holds
@@ -18,12 +20,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stockade.errors import StockadeError, UsageError
+from stockade.errors import SandboxError, StockadeError, UsageError
 from stockade.runner.spec import RunSpec
 from stockade.spec import Config, SecretSpec, TaskSpec
+from stockade.spec.sandbox import SandboxProfile
 from stockade.store import Claim, NewJob
 
-__all__ = ["SPEC_VERSION", "adhoc_task", "new_job", "run_spec_for"]
+__all__ = ["SPEC_VERSION", "adhoc_task", "declared_profile", "new_job", "run_spec_for"]
 
 SPEC_VERSION = 1
 
@@ -50,11 +53,14 @@ def new_job(
     for secret in task.secrets:
         spec = config.secrets.get(secret) if config is not None else None
         sources[secret] = (spec or SecretSpec(env=secret)).model_dump(exclude_none=True)
-    frozen = {
+    frozen: dict[str, Any] = {
         "version": SPEC_VERSION,
         "task": task.model_dump(mode="json", exclude={"description"}),
         "secrets": sources,
     }
+    profile = _resolve_profile(task, config)
+    if profile is not None:
+        frozen["sandbox"] = profile.model_dump(mode="json")
     return NewJob(
         task=name,
         spec=frozen,
@@ -66,7 +72,44 @@ def new_job(
         backoff_max=task.backoff.max,
         on_timeout=task.on_timeout,
         delay=delay,
+        sandbox=None if profile is None else profile.backend,
     )
+
+
+def _resolve_profile(task: TaskSpec, config: Config | None) -> SandboxProfile | None:
+    """The profile ``task``'s ``sandbox:`` names: from ``config``, or a backend's
+    defaults without one. Raises :class:`UsageError` for an unknown name."""
+    if task.sandbox is None:
+        return None
+    if config is not None:
+        return config.sandbox_profile(task.sandbox)
+    from stockade.spec.sandbox import BACKENDS
+
+    if task.sandbox not in BACKENDS:
+        raise UsageError(f"unknown sandbox {task.sandbox!r}: give a stockade.yaml that defines it")
+    return SandboxProfile.model_validate({"backend": task.sandbox})
+
+
+@functools.lru_cache(maxsize=64)
+def _profile(text: str) -> SandboxProfile:
+    return SandboxProfile.model_validate(json.loads(text))
+
+
+def declared_profile(claim: Claim) -> SandboxProfile | None:
+    """The sandbox profile ``claim``'s job must run in (``None``: it declares none).
+
+    Raises :class:`SandboxError` (infrastructure: another worker may manage)
+    when the frozen profile cannot be used on this machine, a bind source
+    missing here for instance.
+    """
+    frozen = claim.spec.get("sandbox")
+    if frozen is None:
+        return None
+    try:
+        return _profile(json.dumps(frozen, sort_keys=True))
+    except ValidationError as exc:
+        problem = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise SandboxError(f"the job's sandbox profile cannot be used here: {problem}") from exc
 
 
 @functools.lru_cache(maxsize=256)

@@ -4,7 +4,7 @@ One loop, waking every ``poll`` seconds (or at once on a cancel
 notification), does three things on their own schedules:
 
 * **cancel requests** (every wake, while jobs run): jobs a user asked to
-  stop are stopped (DESIGN.md step 7) and end ``cancelled``;
+  stop are stopped (docs/design.md, step 7) and end ``cancelled``;
 * **leases** (every ``lease/3``): the leases of the jobs this worker runs
   (or holds claimed for a free slot) are renewed in one statement, and the
   worker's row gets its counters; a job the store lists as this worker's

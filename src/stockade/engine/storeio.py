@@ -180,6 +180,8 @@ class Recorder:
         self.forced = forced
         self.worker_id = worker_id
         self.lease = lease
+        #: The sandbox backends of the jobs it claims ahead (the worker's offer).
+        self.offers: tuple[str, ...] | None = None
         self._ahead = ahead
         self.linger = linger
         self._more = more
@@ -213,7 +215,7 @@ class Recorder:
             try:
                 states, claims = await self.astore.jobs(
                     "finish_and_claim", [(c, r) for c, r, _ in batch],
-                    self.worker_id, limit, self.lease, until=self.forced,
+                    self.worker_id, limit, self.lease, self.offers, until=self.forced,
                 )  # fmt: skip
             except Exception as exc:  # handed to every waiter; the flusher goes on
                 for _, _, future in batch:

@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
+import json
 import logging
 import os
 import secrets
@@ -35,9 +37,16 @@ from typing import Any
 
 from stockade.engine.counters import Counters
 from stockade.engine.execute import Running, execute
+from stockade.engine.jobspec import declared_profile
 from stockade.engine.keeper import keep
 from stockade.engine.listener import Listener
-from stockade.engine.slot import SandboxFactory, Slot, local_sandbox
+from stockade.engine.slot import (
+    ProfileFactory,
+    SandboxFactory,
+    Slot,
+    declared_sandbox,
+    local_sandbox,
+)
 from stockade.engine.storeio import AsyncStore, Recorder, wait_for_event
 from stockade.engine.storeproc import StoreProcess
 from stockade.engine.walwatch import WalWatch
@@ -62,6 +71,21 @@ PREFETCH_HORIZON = 0.02
 REFILLS = 2.0
 #: The pace is the number of jobs started in the last this many seconds.
 PACE_WINDOW = 0.1
+
+
+def sandbox_key(claim: Claim) -> str | None:
+    """The profile key (:func:`~stockade.engine.slot.profile_key`) of the
+    sandbox ``claim``'s job declares, from its frozen spec as it is."""
+    frozen = claim.spec.get("sandbox")
+    return None if frozen is None else json.dumps(frozen, sort_keys=True)
+
+
+@functools.cache
+def usable_backends() -> tuple[str, ...]:
+    """The sandbox backends usable on this host (``stockade sandboxes``' check)."""
+    from stockade.sandbox.registry import describe
+
+    return tuple(name for name, _, usable in describe() if usable.usable)
 
 
 def default_worker_id() -> str:
@@ -96,10 +120,17 @@ class WorkerOptions:
     #: Prepare each busy slot's next job while its current one runs, and
     #: launch it the moment the slot is free (see ``Worker._fill_slots``).
     stage_ahead: bool = True
+    #: The sandbox of jobs that declare none (the worker's default).
     sandbox: SandboxFactory = local_sandbox
-    #: Adjusts each job's RunSpec to the slots' sandbox profile (its
+    #: Adjusts such a job's RunSpec to the default sandbox's profile (its
     #: environment policy and wall-time limit); ``None`` leaves it as is.
     prepare: Callable[[RunSpec], RunSpec] | None = None
+    #: The sandbox of a job that declares a profile: always that profile.
+    profiles: ProfileFactory = declared_sandbox
+    #: The sandbox backends whose jobs this worker claims (a job declaring
+    #: another is left for a worker that offers it); ``None``: every backend
+    #: usable on this host.
+    offers: tuple[str, ...] | None = None
     handle_signals: bool = True
 
 
@@ -111,7 +142,12 @@ class Worker:
         self.id = self.options.worker_id or default_worker_id()
         self.counters = Counters()
         self.astore = AsyncStore(store, on_error=lambda: self.counters.count("store_errors"))
-        self.slots = [Slot(i + 1, self.options.sandbox) for i in range(self.options.slots)]
+        self.slots = [
+            Slot(i + 1, self.options.sandbox, self.options.profiles)
+            for i in range(self.options.slots)
+        ]
+        #: The backends of the jobs it claims (see ``WorkerOptions.offers``).
+        self.offers: tuple[str, ...] = self.options.offers or ()
         self.running: dict[str, Running] = {}
         self._idle: list[Slot] = []
         self._ready: collections.deque[Running] = collections.deque()
@@ -174,7 +210,12 @@ class Worker:
 
     async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         store = self.astore.store
-        await self.astore.once(store.journal.register_worker, self.id, len(self.slots))
+        if self.options.offers is None:
+            self.offers = await loop.run_in_executor(None, usable_backends)
+        self.recorder.offers = self.offers
+        await self.astore.once(
+            store.journal.register_worker, self.id, len(self.slots), list(self.offers)
+        )
         if self.options.worker_id:
             moved = await self.astore.once(store.jobs.recover_worker, self.id)
             if moved:
@@ -275,7 +316,7 @@ class Worker:
 
     def _add(self, claims: list[Claim]) -> None:
         for claim in claims:
-            job = Running(claim)
+            job = Running(claim, key=sandbox_key(claim))
             self.running[claim.job_id] = job
             self._ready.append(job)
             self.counters.count("claimed")
@@ -301,7 +342,7 @@ class Worker:
             self._claiming = True
             try:
                 claims = await self.astore.jobs(
-                    "claim", self.id, want, self.options.lease, until=self.stopping
+                    "claim", self.id, want, self.options.lease, self.offers, until=self.stopping
                 )
             except StoreUnavailable:
                 break
@@ -325,26 +366,66 @@ class Worker:
         usually in the callback that saw the last job exit.
         """
         while self._ready and not self.stopping.is_set():
-            turn = None
-            if self._idle:
-                slot = self._idle.pop()
-            elif (busy := self._stageable()) is not None:
+            job, turn = self._ready[0], None
+            slot = self._idle_fitting(job.key)
+            if slot is not None:
+                self._idle.remove(slot)
+            elif (busy := self._stageable(job.key)) is not None:
                 slot, turn = busy, Turn()
+            elif self._idle:  # a slot in another profile: set it up in the job's
+                slot = self._idle.pop()
+                self._ready.popleft()
+                self._count_start()
+                self._track(self._switch(slot, job))
+                continue
             else:
                 return
-            job = self._ready.popleft()
+            self._ready.popleft()
             if turn is not None:
                 self._staged[slot] = (job, turn)
-            if self._prefetch:
-                self._starts.append(time.monotonic())
+            self._count_start()
             self._track(self._run_job(slot, job, turn))
 
-    def _stageable(self) -> Slot | None:
-        """A slot running a job with none staged behind it, if any."""
+    def _count_start(self) -> None:
+        if self._prefetch:
+            self._starts.append(time.monotonic())
+
+    def _idle_fitting(self, key: str | None) -> Slot | None:
+        """The idle slot most recently freed whose sandbox a job of ``key`` runs in."""
+        for slot in reversed(self._idle):
+            if slot.fits(key):
+                return slot
+        return None
+
+    async def _switch(self, slot: Slot, job: Running) -> None:
+        """Set ``slot`` up anew in ``job``'s declared profile, then run it there;
+        a profile that cannot be set up here gives the job back (another
+        worker may manage) and the slot returns to a sandbox that works."""
+        try:
+            profile = declared_profile(job.claim)
+            await asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(slot.setup, profile, keep=False)
+            )
+        except StockadeError as exc:
+            log.warning("job %s: cannot set up its sandbox: %s", job.claim.job_id, exc.message)
+            if self.running.get(job.claim.job_id) is job:
+                del self.running[job.claim.job_id]
+            await self._give_back_broken(job, exc.message)
+            self._track(self._setup(slot))
+            return
+        await self._run_job(slot, job)
+
+    def _stageable(self, key: str | None) -> Slot | None:
+        """A slot running a job in profile ``key`` with none staged behind it, if any."""
         if not self._stage_ahead:
             return None
         for slot in self.slots:
-            if slot.ready and slot not in self._staged and slot not in self._idle:
+            if (
+                slot.ready
+                and slot.fits(key)
+                and slot not in self._staged
+                and slot not in self._idle
+            ):
                 return slot
         return None
 
@@ -386,17 +467,22 @@ class Worker:
             await execute(self, slot, job, free, turn)
         except Exception:  # a bug, not the job's fault: give the job back, keep the worker
             log.exception("job %s: unexpected error in the worker", job.claim.job_id)
-            with contextlib.suppress(StockadeError):
-                await self.astore.once(
-                    self.astore.store.jobs.release, job.claim, reason="infrastructure",
-                    error="worker error", transient=True,
-                )  # fmt: skip
+            await self._give_back_broken(job, "worker error")
         finally:
             # Only this attempt's entry: when its lease was taken over, the
             # job's next attempt may be claimed (and listed) before it ends.
             if self.running.get(job.claim.job_id) is job:
                 del self.running[job.claim.job_id]
             free()
+
+    async def _give_back_broken(self, job: Running, error: str) -> None:
+        """Give ``job`` back after an infrastructure failure (a transient one:
+        it spends no attempt until they repeat)."""
+        with contextlib.suppress(StockadeError):
+            await self.astore.once(
+                self.astore.store.jobs.release, job.claim, reason="infrastructure",
+                error=error, transient=True,
+            )  # fmt: skip
 
     async def _queue_empty(self) -> bool:
         counts = await self.astore.call(self.astore.store.queries.count_by_state)

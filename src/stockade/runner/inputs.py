@@ -1,4 +1,4 @@
-"""Input formats: how a job's input reaches its process (DESIGN.md, step 4).
+"""Input formats: how a job's input reaches its process (docs/design.md, step 4).
 
 ``env`` (``INPUT_<KEY>`` variables), ``json_stdin`` (stdin closed after the
 JSON), ``json_file`` (``INPUT_FILE``), ``args`` (positional arguments ordered

@@ -1,4 +1,4 @@
-"""Output formats: how a finished job's outputs are read (DESIGN.md, step 9).
+"""Output formats: how a finished job's outputs are read (docs/design.md, step 9).
 
 The format gives the base (``stdout``, ``json_stdout``, ``lines``, ``file``,
 ``exit_code_only``); values from the ``$STOCKADE_OUTPUT`` file and

@@ -1,7 +1,7 @@
 """Secret masking: every occurrence of a secret value becomes ``***``.
 
 Secrets reach a job as environment variables; they must never come back out
-of it in logs, outputs, events, errors or the store (DESIGN.md, "Secrets").
+of it in logs, outputs, events, errors or the store (docs/architecture.md, "Secrets").
 :class:`Masker` holds the values and masks bytes, text and JSON-like objects;
 :class:`StreamMasker` masks a byte stream read in arbitrary pieces, so a
 secret split across two reads is masked too.

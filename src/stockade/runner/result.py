@@ -18,7 +18,7 @@ __all__ = [
 
 
 class Outcome(StrEnum):
-    """How an attempt ended (DESIGN.md, "The flow of one job", step 8)."""
+    """How an attempt ended (docs/design.md, step 8)."""
 
     SUCCEEDED = "succeeded"
     FAILED = "failed"

@@ -6,7 +6,7 @@ stderr are drained concurrently and as fast as the job writes them, from
 ``WATCH_DELAY`` after the launch (a job that ends sooner is read once, at
 its end).
 
-Stopping is a ladder (DESIGN.md step 7): the stop signal to every process
+Stopping is a ladder (docs/design.md, step 7): the stop signal to every process
 of the job, the grace period (ended early once nothing is left), then
 SIGKILL to everything that remains. When the main process exits on its own,
 whatever it left behind (daemons, background children) is killed too: after

@@ -6,6 +6,8 @@ Checks (each ``{"ok": bool, …}``):
 * ``workers``: live workers seen in the store (embedded or a fleet), and
   whether the embedded worker, if any, is still running;
 * ``queue``: runnable jobs waiting and the oldest one's age;
+* ``routing``: queued jobs that no live worker can run, because none offers
+  the sandbox backend their task declares (with the reason, per backend);
 * ``sandboxes``: which sandbox backends are usable on this host, which of
   them the jobs need (the embedded worker's ``local``, and the backend of
   every profile a configured task names), and why a needed one is not
@@ -14,7 +16,8 @@ Checks (each ``{"ok": bool, …}``):
 ``down`` (503) when the store does not answer or the server is draining;
 ``degraded`` (200) when jobs wait with no live worker, the embedded worker
 died, the oldest job has waited longer than ``server.queue_age_degraded``,
-or a needed sandbox backend is unusable; ``ok`` (200) otherwise.
+jobs wait for a sandbox no live worker offers, or a needed sandbox backend
+is unusable; ``ok`` (200) otherwise.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def check_health(service: Service) -> dict[str, Any]:
         service.ping()
         queue = service.queue()
         live = service.live_workers()
+        unservable = service.unservable()
     except StockadeError as exc:
         checks["store"] = {"ok": False, "error": exc.message}
         return {"status": "down", "checks": checks}
@@ -52,6 +56,14 @@ def check_health(service: Service) -> dict[str, Any]:
         "embedded_slots": embedded.slots,
         "embedded_alive": embedded.alive,
     }
+    checks["routing"] = {
+        "ok": not unservable,
+        **(
+            {"waiting": {name: f"{n} queued job(s): no live worker offers sandbox {name!r}"
+                         for name, n in unservable.items()}}
+            if unservable else {}
+        ),
+    }  # fmt: skip
     limit = service.config.server.queue_age_degraded
     checks["queue"] = {
         "ok": queue.oldest_age < limit,

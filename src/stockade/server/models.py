@@ -50,6 +50,12 @@ class JobOut(BaseModel):
     run_id: str | None = Field(None, description="The pipeline run the job belongs to, if any.")
     step: str | None = Field(None, description="Its step in that run.")
     item: str | None = Field(None, description="Its fan-out item in that step, if any.")
+    sandbox: str | None = Field(
+        None, description="The sandbox backend the job runs in, as its task declares [any]."
+    )
+    waiting: str | None = Field(
+        None, description="Why a queued job is not claimed: no live worker offers its sandbox."
+    )
 
 
 class JobDetails(JobOut):

@@ -34,7 +34,8 @@ BACKENDS_TTL = 30.0
 _PUBLIC = (
     "id", "task", "state", "priority", "attempts", "max_attempts", "created_at", "updated_at",
     "run_after", "started_at", "finished_at", "worker_id", "cancel_requested", "outcome",
-    "exit_code", "signal", "reason", "error", "input", "run_id", "step", "item",
+    "exit_code", "signal", "reason", "error", "input", "run_id", "step", "item", "sandbox",
+    "waiting",
 )  # fmt: skip
 
 
@@ -175,6 +176,10 @@ class Service:
                 if profile is not None:
                     needed.add(profile.backend)
         return sorted(needed)
+
+    def unservable(self) -> dict[str, int]:
+        """Queued jobs no live worker can run, by the sandbox backend they need."""
+        return self.store.queries.unservable()
 
     def live_workers(self) -> int:
         """Workers (embedded or not) seen within two leases."""

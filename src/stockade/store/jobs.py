@@ -22,7 +22,7 @@ a thread that shares the GIL with the jobs' event loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import partial
 from typing import Any
 
@@ -39,6 +39,7 @@ from stockade.store.ids import new_job_id
 from stockade.store.policy import MAX_TRANSIENT, Step, backoff_delay, next_step
 from stockade.store.records import Claim, NewJob
 from stockade.store.requests import UserRequests
+from stockade.store.routing import refused_mask
 from stockade.store.rows import JOB_COLUMNS, job_row, lost_claim, result_json
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
@@ -78,7 +79,11 @@ def _claim_statement(row: str = "rowid") -> Any:
     physical: sa.ColumnElement[Any] = sa.literal_column(f"jobs.{row}")
     candidates = (
         sa.select(physical.label("tid"))
-        .where(jobs.c.state == Q.value, jobs.c.run_after <= now)
+        .where(
+            jobs.c.state == Q.value,
+            jobs.c.run_after <= now,
+            jobs.c.sandbox_need.op("&")(sa.bindparam("b_refused", type_=sa.Integer)) == 0,
+        )
         .order_by(jobs.c.priority.desc(), jobs.c.created_at)
         .limit(sa.bindparam("b_limit", type_=sa.Integer))
         .with_for_update(skip_locked=True)
@@ -197,10 +202,12 @@ def _end_attempt_statement(rows: int = 0) -> Any:
 
 # The worker's path (record ends, claim successors) runs these on the
 # driver's cursor (see stockade.store.direct); rows are tuples in args order.
-_CLAIM = Statement(_claim_statement(), ("b_limit", "b_worker", "b_lease"), only=["sqlite"])
+_CLAIM = Statement(
+    _claim_statement(), ("b_limit", "b_refused", "b_worker", "b_lease"), only=["sqlite"]
+)
 _CLAIM_AND_START = Statement(
     _claim_and_start_statement(),
-    ("b_limit", "b_worker", "b_lease", "b_started"),
+    ("b_limit", "b_refused", "b_worker", "b_lease", "b_started"),
     only=["postgresql"],
 )
 # The claim must walk ix_jobs_claim in order and stop after its limit. The
@@ -342,8 +349,12 @@ class JobManager(UserRequests):
 
     # -- claim and lease ---------------------------------------------------
 
-    def claim(self, worker_id: str, limit: int, lease: float) -> list[Claim]:
-        """Claim up to ``limit`` runnable jobs (priority, then age) for ``worker_id``.
+    def claim(
+        self, worker_id: str, limit: int, lease: float, offers: Collection[str] | None = None
+    ) -> list[Claim]:
+        """Claim up to ``limit`` runnable jobs (priority, then age) for ``worker_id``,
+        among those whose sandbox backend is in ``offers`` or that need none
+        (``None``: every job; see :mod:`~stockade.store.routing`).
 
         One transaction of three statements whatever ``limit`` is: the claim
         ``UPDATE … RETURNING`` (which also returns each job's saved state),
@@ -354,25 +365,33 @@ class JobManager(UserRequests):
             return []
         with self.db.direct() as tx:
             events: list[tuple[Any, ...]] = []
-            claims = self._claim(tx, worker_id, limit, lease, events)
+            claims = self._claim(tx, worker_id, limit, lease, offers, events)
             if events:
                 tx.many(_INSERT_EVENT, events)
         return claims
 
     def _claim(
-        self, tx: Tx, worker_id: str, limit: int, lease: float, events: list[tuple[Any, ...]]
+        self,
+        tx: Tx,
+        worker_id: str,
+        limit: int,
+        lease: float,
+        offers: Collection[str] | None,
+        events: list[tuple[Any, ...]],
     ) -> list[Claim]:
         """Claim, insert the attempt rows; the ``started`` events (rows of
         ``_INSERT_EVENT``) go to ``events``."""
-        started = {"worker": worker_id}
+        started, refused = {"worker": worker_id}, refused_mask(offers)
         if tx.dialect == "postgresql":  # attempts and events in the claim's statement
             if events:  # the events due so far first: a job's events keep their order
                 tx.many(_INSERT_EVENT, events)
                 events.clear()
             tx.execute(_CLAIM_PLANNING)
-            claims = _in_claim_order(tx.rows(_CLAIM_AND_START, (limit, worker_id, lease, started)))
+            claims = _in_claim_order(
+                tx.rows(_CLAIM_AND_START, (limit, refused, worker_id, lease, started))
+            )
         else:
-            claims = _in_claim_order(tx.rows(_CLAIM, (limit, worker_id, lease)))
+            claims = _in_claim_order(tx.rows(_CLAIM, (limit, refused, worker_id, lease)))
             if claims:
                 attempts = [(c.job_id, c.run, worker_id, c.started_at) for c in claims]
                 tx.many(_INSERT_ATTEMPT, attempts)
@@ -438,7 +457,12 @@ class JobManager(UserRequests):
         return self.finish_and_claim(ends, "", 0, 0.0)[0]
 
     def finish_and_claim(
-        self, ends: Sequence[tuple[Claim, Result]], worker_id: str, limit: int, lease: float
+        self,
+        ends: Sequence[tuple[Claim, Result]],
+        worker_id: str,
+        limit: int,
+        lease: float,
+        offers: Collection[str] | None = None,
     ) -> tuple[list[JobState | None], list[Claim]]:
         """:meth:`finish_many`, then :meth:`claim` up to ``limit`` jobs for
         ``worker_id``, in one transaction: a busy worker records its ends and
@@ -455,7 +479,7 @@ class JobManager(UserRequests):
                 for jid, run, cancel, clock in tx.rows(_LOCK_RUNNING[tx.dialect], (ids,)):
                     current[jid], now = (run, bool(cancel)), clock
                 states = self._finish_batch(tx, ends, current, now, events)
-            claims = self._claim(tx, worker_id, limit, lease, events) if limit > 0 else []
+            claims = self._claim(tx, worker_id, limit, lease, offers, events) if limit > 0 else []
             if events:
                 tx.many(_INSERT_EVENT, events)
         return states, claims

@@ -45,13 +45,17 @@ class Journal:
                 )
                 tx.notify(LOGS_CHANNEL, logs_payload(chunk["job_id"] for chunk in chunks))
 
-    def register_worker(self, worker_id: str, slots: int) -> None:
-        """Record a starting worker (or a restarted one under the same id)."""
+    def register_worker(
+        self, worker_id: str, slots: int, sandboxes: Sequence[str] | None = None
+    ) -> None:
+        """Record a starting worker (or a restarted one under the same id), with
+        the sandbox backends it runs jobs in (``None``: any)."""
         table, now = t.workers, epoch_now()
         values = {
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
             "slots": slots,
+            "sandboxes": None if sandboxes is None else list(sandboxes),
             "started_at": now,
             "last_seen": now,
             "stopped_at": None,

@@ -16,9 +16,11 @@ from stockade.errors import JobNotFound, StoreError
 from stockade.store import schema as t
 from stockade.store.database import Database
 from stockade.store.records import AttemptRecord, JobRecord, LogChunk, WorkerRecord
+from stockade.store.routing import backend_of
 from stockade.store.schema import epoch_now
+from stockade.store.states import JobState
 
-__all__ = ["Queries", "jobs_where", "newest_first", "resolve_id"]
+__all__ = ["Queries", "explain_waits", "jobs_where", "newest_first", "resolve_id"]
 
 
 def jobs_where(
@@ -36,6 +38,40 @@ def jobs_where(
     if run_id:
         query = query.where(jobs.c.run_id == run_id)
     return query
+
+
+#: A worker heard from within this many seconds counts as live when a
+#: queued job's wait is explained (twice the default lease; a worker
+#: reports at least every third of its lease).
+LIVE_WITHIN = 60.0
+
+
+def _live_offers(conn: Connection) -> set[str] | None:
+    """The sandbox backends live workers offer; ``None`` if one of them takes
+    any (a worker from before offers were recorded)."""
+    workers = t.workers
+    query = sa.select(workers.c.sandboxes).where(
+        workers.c.stopped_at.is_(None), workers.c.last_seen >= epoch_now() - LIVE_WITHIN
+    )
+    offered: set[str] = set()
+    for (sandboxes,) in conn.execute(query).all():
+        if sandboxes is None:
+            return None
+        offered.update(sandboxes)
+    return offered
+
+
+def explain_waits(conn: Connection, records: list[JobRecord]) -> None:
+    """Set ``waiting`` on queued jobs whose sandbox no live worker offers."""
+    queued = [r for r in records if r.state is JobState.QUEUED and r.sandbox is not None]
+    if not queued:
+        return
+    offered = _live_offers(conn)
+    if offered is None:
+        return
+    for record in queued:
+        if record.sandbox not in offered:
+            record.waiting = f"no live worker offers sandbox {record.sandbox!r}"
 
 
 def resolve_id(
@@ -86,9 +122,11 @@ class Queries:
         job_id = self.resolve(ref)
         with self.db.read() as conn:
             row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
-        if row is None:
-            raise JobNotFound(ref)
-        return JobRecord.from_row(row)
+            if row is None:
+                raise JobNotFound(ref)
+            record = JobRecord.from_row(row)
+            explain_waits(conn, [record])
+        return record
 
     def jobs(
         self,
@@ -105,7 +143,25 @@ class Queries:
         order = jobs.c.created_at if oldest_first else jobs.c.created_at.desc()
         query = query.order_by(order, jobs.c.id).limit(limit)
         with self.db.read() as conn:
-            return [JobRecord.from_row(row) for row in conn.execute(query).mappings()]
+            records = [JobRecord.from_row(row) for row in conn.execute(query).mappings()]
+            explain_waits(conn, records)
+        return records
+
+    def unservable(self) -> dict[str, int]:
+        """Queued jobs that no live worker can run, by the sandbox backend they
+        need (``{}`` when every queued job has a worker that offers its sandbox)."""
+        jobs = t.jobs
+        query = (
+            sa.select(jobs.c.sandbox_need, sa.func.count())
+            .where(jobs.c.state == JobState.QUEUED.value, jobs.c.sandbox_need != 0)
+            .group_by(jobs.c.sandbox_need)
+        )
+        with self.db.read() as conn:
+            needs = {backend_of(bit) or f"#{bit}": n for bit, n in conn.execute(query).all()}
+            offered = _live_offers(conn) if needs else None
+        if offered is None:
+            return {}
+        return {backend: n for backend, n in needs.items() if backend not in offered}
 
     def count_by_state(self, task: str | None = None) -> dict[str, int]:
         """``{state: number of jobs}``."""

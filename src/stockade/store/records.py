@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy.engine import RowMapping
 
+from stockade.store.routing import backend_of
 from stockade.store.states import JobState
 
 __all__ = ["AttemptRecord", "Claim", "JobRecord", "LogChunk", "NewJob", "WorkerRecord"]
@@ -39,6 +40,9 @@ class NewJob:
     on_timeout: str = "fail"
     delay: float = 0.0
     id: str | None = None
+    #: The sandbox backend the job must run in (its task's profile), or
+    #: ``None``: the claiming worker's default (see :mod:`~stockade.store.routing`).
+    sandbox: str | None = None
 
 
 @dataclass
@@ -149,6 +153,11 @@ class JobRecord:
     run_id: str | None = None
     step: str | None = None
     item: str | None = None
+    #: The sandbox backend the job must run in (``None``: the worker's default).
+    sandbox: str | None = None
+    #: Why a queued job cannot be claimed now, when the store can tell (no
+    #: live worker offers its sandbox); ``None`` otherwise.
+    waiting: str | None = None
 
     @classmethod
     def from_row(cls, row: RowMapping) -> JobRecord:
@@ -156,6 +165,7 @@ class JobRecord:
         values = {name: row[name] for name in _JOB_FIELDS if name in row}
         values["state"] = JobState(values["state"])
         values["cancel_requested"] = bool(values["cancel_requested"])
+        values["sandbox"] = backend_of(row.get("sandbox_need") or 0)
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,3 +226,6 @@ class WorkerRecord:
     last_seen: float
     stopped_at: float | None
     counters: dict[str, int]
+    #: The sandbox backends it runs jobs in (``None``: a worker from before
+    #: this was recorded, taken to run any).
+    sandboxes: list[str] | None = None

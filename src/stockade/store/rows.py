@@ -7,6 +7,7 @@ from typing import Any
 
 from stockade.runner.result import Result
 from stockade.store.records import Claim, NewJob
+from stockade.store.routing import sandbox_bit
 from stockade.store.states import JobState
 
 __all__ = ["JOB_COLUMNS", "dedupe", "job_row", "lost_claim", "result_json", "result_summary"]
@@ -15,7 +16,7 @@ __all__ = ["JOB_COLUMNS", "dedupe", "job_row", "lost_claim", "result_json", "res
 JOB_COLUMNS = (
     "id", "task", "state", "priority", "input", "spec", "max_attempts", "attempts", "runs",
     "transient", "backoff_initial", "backoff_multiplier", "backoff_max", "on_timeout",
-    "run_after", "created_at", "updated_at", "cancel_requested",
+    "run_after", "created_at", "updated_at", "cancel_requested", "sandbox_need",
 )  # fmt: skip
 
 
@@ -42,6 +43,7 @@ def job_row(job: NewJob, job_id: str, now: float, created: float) -> dict[str, A
         "created_at": created,
         "updated_at": now,
         "cancel_requested": False,
+        "sandbox_need": sandbox_bit(job.sandbox),
     }
 
 

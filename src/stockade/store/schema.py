@@ -104,6 +104,8 @@ jobs = sa.Table(
     sa.Column("run_id", sa.String(40), nullable=True),
     sa.Column("step", sa.String(200), nullable=True),
     sa.Column("item", sa.String(500), nullable=True),
+    # The sandbox backend the job must run in, as a bit (stockade.store.routing).
+    sa.Column("sandbox_need", sa.Integer, nullable=False, server_default="0"),
     # Only jobs that have a run, or a worker: every query through these
     # names a value, and a NULL entry cost an index write at each state change.
     sa.Index("ix_jobs_run", "run_id", **_only("run_id IS NOT NULL")),
@@ -200,6 +202,8 @@ workers = sa.Table(
     sa.Column("last_seen", _Time, nullable=False),
     sa.Column("stopped_at", _Time, nullable=True),
     sa.Column("counters", sa.JSON, nullable=True),
+    # The sandbox backends the worker runs jobs in (a list of names).
+    sa.Column("sandboxes", sa.JSON, nullable=True),
 )
 
 webhook_deliveries = sa.Table(

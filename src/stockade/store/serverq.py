@@ -24,7 +24,7 @@ from stockade.errors import StoreError
 from stockade.store import schema as t
 from stockade.store.database import Database
 from stockade.store.ids import new_job_id
-from stockade.store.queries import jobs_where, newest_first
+from stockade.store.queries import explain_waits, jobs_where, newest_first
 from stockade.store.records import JobRecord, NewJob
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState
@@ -147,7 +147,9 @@ class ServerQueries:
         cursor); of pipeline run ``run_id`` only, when given."""
         query = newest_first(jobs_where(states, task, run_id), t.jobs, after).limit(limit)
         with self.db.read() as conn:
-            return [JobRecord.from_row(row) for row in conn.execute(query).mappings()]
+            records = [JobRecord.from_row(row) for row in conn.execute(query).mappings()]
+            explain_waits(conn, records)
+        return records
 
     # -- webhook deliveries ----------------------------------------------------
 

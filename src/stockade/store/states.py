@@ -1,6 +1,6 @@
 """Job states and the only transitions between them.
 
-DESIGN.md, "Job states": ``queued → running → (succeeded | failed |
+docs/design.md, "Job states": ``queued → running → (succeeded | failed |
 cancelled | queued again for a retry)``; a queued job may also be
 cancelled before it starts. ``stockade retry`` adds one edge a user asks
 for by hand: a failed or cancelled job back to ``queued``. Every UPDATE of
