@@ -39,7 +39,7 @@ def test_bad_options_are_one_line_errors() -> None:
 
 def test_run_inside_an_event_loop_points_at_arun() -> None:
     async def main() -> None:
-        with pytest.raises(UsageError, match="await stockade.arun"):
+        with pytest.raises(UsageError, match=r"await stockade\.arun"):
             stockade.run(["true"])
         assert (await stockade.arun(["true"])).outcome is Outcome.SUCCEEDED
 
