@@ -62,6 +62,23 @@ def test_submit_wait_exits_with_the_jobs_status(sqlite_url: str) -> None:
     assert "failed" in done.stderr
 
 
+def test_submit_wait_and_exec_agree_on_a_command_that_cannot_start(store_url: str) -> None:
+    """One exit-status policy: 127, like a shell, from both (submit --wait said 1)."""
+    missing = "/nonexistent/stockade-no-such-command"
+    env = dict(os.environ, STOCKADE_DATABASE_URL=store_url)
+    _run("db", "upgrade", url=store_url)
+    worker = subprocess.Popen([*STOCKADE, "worker", "--slots", "1", "-q"], env=env)
+    try:
+        waited = _run("submit", "--wait", "--max-attempts", "1", "--", missing, url=store_url)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    executed = subprocess.run(
+        [*STOCKADE, "exec", "--", missing], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (waited.returncode, executed.returncode) == (127, 127), waited.stderr
+
+
 def test_errors_are_one_line() -> None:
     cases = {
         ("jobs", "--database-url", "mysql://x/y"): "unsupported database 'mysql'",

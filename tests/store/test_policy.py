@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stockade.errors import StoreError
+from stockade.runner.policy import backoff_delay
 from stockade.runner.result import Outcome
-from stockade.store.policy import Step, backoff_delay, next_step
+from stockade.store.policy import Step, next_step
 from stockade.store.states import ALLOWED, JobState, check
 
 

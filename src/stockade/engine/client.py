@@ -12,6 +12,8 @@ from typing import Any
 
 from stockade.engine.jobspec import new_job
 from stockade.errors import StoreError
+from stockade.runner import policy
+from stockade.runner.result import Outcome
 from stockade.spec import Config, TaskSpec
 from stockade.store import TERMINAL, JobRecord, LogChunk, Store
 
@@ -48,18 +50,15 @@ def wait(
 
 
 def exit_status(job: JobRecord) -> int:
-    """The status a command reports for a finished job, as `stockade exec` does:
-    0 succeeded, 124 timed out, 128+N killed by signal N, the job's exit code,
-    else 1 (cancelled, or failed without an exit code)."""
-    if job.outcome == "succeeded":
-        return 0
-    if job.outcome == "timed_out":
-        return 124
-    if job.signal is not None:
-        return 128 + job.signal
-    if job.exit_code:
-        return job.exit_code
-    return 1
+    """The status a command reports for a finished job: the same as
+    ``stockade exec`` reports for the same end (:func:`stockade.runner.policy.exit_status`)."""
+    try:
+        outcome: Outcome | None = Outcome(job.outcome or "")
+    except ValueError:  # not finished (or an outcome this stockade does not know)
+        outcome = None
+    return policy.exit_status(
+        outcome, exit_code=job.exit_code, signal=job.signal, reason=job.reason
+    )
 
 
 def follow_logs(

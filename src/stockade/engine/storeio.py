@@ -20,9 +20,9 @@ from typing import Any, ParamSpec, TypeVar
 
 from stockade.engine.storeproc import METHODS, StoreProcess
 from stockade.errors import StoreUnavailable
+from stockade.runner.policy import backoff_delay
 from stockade.runner.result import Result
 from stockade.store import Claim, JobState, Store
-from stockade.store.policy import backoff_delay
 
 __all__ = ["AsyncStore", "Recorder", "wait_for_event"]
 

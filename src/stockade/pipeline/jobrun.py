@@ -26,6 +26,7 @@ from stockade.pipeline.plan import JobPlan, job_plan
 from stockade.pipeline.test2json import Test2Json
 from stockade.runner.attempt import new_job_id, run
 from stockade.runner.events import Event, Sink
+from stockade.runner.policy import retries
 from stockade.runner.result import Outcome, Result
 from stockade.runner.spec import RunSpec
 from stockade.sandbox.base import Sandbox
@@ -189,10 +190,11 @@ class JobRunner:
             result = await run(
                 current, plan.input, sinks=sinks, sandbox=sandbox, cancel=self.cancel
             )
-            again = result.outcome is Outcome.RETRYABLE or (
-                result.outcome is Outcome.TIMED_OUT and task.on_timeout == "retry"
-            )
-            if not again or attempt >= task.max_attempts or self.cancel.is_set():
+            again = retries(
+                result.outcome, attempts=attempt, max_attempts=task.max_attempts,
+                on_timeout=task.on_timeout,
+            )  # fmt: skip
+            if not again or self.cancel.is_set():
                 return result
             self.emit("job_retry", job, attempt=attempt, outcome=result.outcome.value)
             with contextlib.suppress(TimeoutError):

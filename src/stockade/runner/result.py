@@ -97,23 +97,13 @@ _RESULT_FIELDS = tuple(f.name for f in fields(Result))
 
 
 def exit_status_for(result: Result) -> int:
-    """``124`` on timeout (as ``timeout(1)``), ``128+N`` for signal N, else the job's code.
+    """The status ``stockade exec`` returns for ``result``
+    (:func:`stockade.runner.policy.exit_status`)."""
+    from stockade.runner.policy import exit_status
 
-    A job that never started (launch error) exits ``127`` like a shell; a job
-    whose output could not be read, or that was cancelled before it started,
-    exits ``1``.
-    """
-    if result.outcome is Outcome.TIMED_OUT:
-        return 124
-    if result.signal is not None:
-        return 128 + result.signal
-    if result.exit_code is not None:
-        if result.exit_code == 0 and result.outcome is not Outcome.SUCCEEDED:
-            return 1
-        return result.exit_code
-    if result.reason == "launch_error":
-        return 127
-    return 1
+    return exit_status(
+        result.outcome, exit_code=result.exit_code, signal=result.signal, reason=result.reason
+    )
 
 
 def classify(

@@ -94,8 +94,13 @@ class Backoff(StrictModel):
         return self
 
     def delay(self, retry: int) -> float:
-        """Seconds to wait before retry number ``retry`` (counting from 1)."""
-        return float(min(self.max, self.initial * self.multiplier ** max(retry - 1, 0)))
+        """Seconds to wait before retry number ``retry`` (counting from 1), without
+        jitter: :func:`stockade.runner.policy.backoff_delay`, as stored jobs use."""
+        from stockade.runner.policy import backoff_delay
+
+        return backoff_delay(
+            max(retry, 1), initial=self.initial, multiplier=self.multiplier, cap=self.max, jitter=0
+        )
 
 
 class TaskDefaults(StrictModel):

@@ -14,9 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from stockade.runner.policy import backoff_delay
 from stockade.store import schema as t
 from stockade.store.database import Database
-from stockade.store.policy import Step, backoff_delay
+from stockade.store.policy import Step
 from stockade.store.records import Claim
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check

@@ -31,12 +31,13 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from stockade.errors import StoreError
+from stockade.runner.policy import backoff_delay
 from stockade.runner.result import Outcome, Result
 from stockade.store import schema as t
 from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, LOGS_CHANNEL, logs_payload
 from stockade.store.direct import Batch, Statement, Tx, insert_batch, row_source
 from stockade.store.ids import new_job_id
-from stockade.store.policy import MAX_TRANSIENT, Step, backoff_delay, next_step
+from stockade.store.policy import MAX_TRANSIENT, Step, next_step
 from stockade.store.records import Claim, NewJob
 from stockade.store.requests import UserRequests
 from stockade.store.routing import refused_mask
