@@ -71,7 +71,8 @@ def _inlining(dialect: Dialect) -> Any:
                 and bindparam.callable is None
                 and bindparam.value is not None
                 and not bindparam.expanding
-                and bindparam.type._cached_literal_processor(self.dialect) is not None
+                and bindparam.type.dialect_impl(self.dialect).literal_processor(self.dialect)
+                is not None
             ):
                 return self.render_literal_bindparam(bindparam, **kw)
             return super().visit_bindparam(bindparam, **kw)
@@ -87,11 +88,17 @@ class Compiled:
     of the caller's arguments into the driver's parameters, and how to
     process the rows it returns."""
 
-    def __init__(self, compiled: Any, dialect: Dialect, args: Sequence[str]) -> None:
+    def __init__(
+        self, compiled: Any, dialect: Dialect, args: Sequence[str], columns: Sequence[Any] = ()
+    ) -> None:
         self.dialect = dialect
         self.sql: str = compiled.string
-        defaults = compiled.construct_params(_check=False)
-        processors: dict[str, _Processor] = dict(compiled._bind_processors)
+        binds: dict[str, Any] = compiled.binds
+        processors: dict[str, _Processor] = {}
+        for name, bind in binds.items():
+            proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                processors[name] = proc
         order: list[str] = list(compiled.positiontup or ())
         missing = set(args) - set(order)
         if missing:
@@ -103,12 +110,12 @@ class Compiled:
             proc = processors.get(name)
             if name in args:
                 self._slots.append((args.index(name), proc, None))
-            elif name in compiled.binds and compiled.binds[name].required:
+            elif name in binds and binds[name].required:
                 raise ValueError(f"parameter {name!r} of the statement is not in args")
             else:  # a literal of the statement: processed once, here
-                value = defaults[name]
+                value = binds[name].effective_value
                 self._slots.append((-1, None, proc(value) if proc is not None else value))
-        self._types = [column[3] for column in getattr(compiled, "_result_columns", ())]
+        self._types = [column.type.dialect_impl(dialect) for column in columns]
         #: The result columns that have a processor: (index, processor).
         self._results: list[tuple[int, _Processor]] | None = None
 
@@ -129,7 +136,7 @@ class Compiled:
             self._results = [
                 (i, proc)
                 for i, (type_, column) in enumerate(zip(self._types, description, strict=False))
-                if (proc := type_._cached_result_processor(self.dialect, column[1])) is not None
+                if (proc := type_.result_processor(self.dialect, column[1])) is not None
             ]
         if not self._results:
             return fetched
@@ -167,6 +174,7 @@ class Statement:
                 _INLINE[name](DIALECTS[name], stmt, column_keys=columns, for_executemany=many),
                 DIALECTS[name],
                 tuple(args),
+                _result_columns(stmt),
             )
             for name in only
         }
@@ -174,6 +182,16 @@ class Statement:
     def on(self, dialect: str) -> Compiled:
         """The statement compiled for ``dialect`` (KeyError: not one it is for)."""
         return self._compiled[dialect]
+
+
+def _result_columns(stmt: Any) -> Sequence[Any]:
+    """The columns ``stmt`` returns, in order (a SELECT's, or an INSERT's or
+    UPDATE's RETURNING clause; none for a statement that returns no rows)."""
+    if isinstance(stmt, sa.Select):
+        return list(stmt.selected_columns)
+    if isinstance(stmt, sa.UpdateBase):
+        return list(stmt.exported_columns)
+    return []
 
 
 #: ``build(ARRAYS)``: a :class:`Batch` statement that takes one array per column.
