@@ -9,6 +9,7 @@ import click
 from stockade.cli.store_opts import open_store_from, store_command
 from stockade.cli.values import duration, parse_input
 from stockade.errors import UsageError
+from stockade.printable import printable
 from stockade.spec.types import STORE_INT_MAX, STORE_INT_MIN
 
 __all__ = ["submit_command"]
@@ -82,7 +83,7 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
         if record.outcome != "succeeded":
             click.echo(
                 f"stockade: job {record.id} {record.state.value}"
-                + (f": {record.error}" if record.error else ""),
+                + (f": {printable(record.error)}" if record.error else ""),
                 err=True,
             )
     return max(exit_status(record) for record in records)
