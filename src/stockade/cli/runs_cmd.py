@@ -103,8 +103,9 @@ def _show(view: dict[str, Any]) -> str:
         rows.append(
             (name, step["status"], str(step.get("jobs", 0)), counts or step.get("reason") or "")
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    shown = [tuple(printable(cell) for cell in row) for row in rows]  # widths as shown
+    widths = [max(len(r[i]) for r in shown) for i in range(4)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in shown]
     lines.append("")
     for job in view["jobs"]:
         why = f" ({job['reason']})" if job["reason"] else ""
