@@ -169,8 +169,10 @@ class _Builder:
         return out
 
     def pairs(self, node: yaml.MappingNode, path: Loc) -> list[tuple[yaml.Node, yaml.Node]]:
-        """The mapping's pairs with ``<<`` merges applied, one per key: merged
-        ones first (of a list, the earlier mapping wins), its own keys win.
+        """The mapping's pairs with ``<<`` merges applied, one per key, as
+        PyYAML merges: of the merged mappings the first to give a key wins
+        (the earlier of a list, the earlier ``<<``), the mapping's own keys
+        win over all.
 
         Done here rather than by PyYAML's ``flatten_mapping`` so that each
         mapping is flattened once and its pairs count towards
@@ -194,12 +196,13 @@ class _Builder:
                 sources = (
                     value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
                 )
-                for source in reversed(sources):
+                for source in sources:
                     if not isinstance(source, yaml.MappingNode):
                         raise MalformedYaml(
                             _line(source), "<< merges a mapping or a list of mappings"
                         )
-                    found.update((str(k.value), (k, v)) for k, v in self.pairs(source, path))
+                    for pair in self.pairs(source, path):
+                        found.setdefault(str(pair[0].value), pair)
             for key_node, value_node in own:
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise MalformedYaml(_line(key_node), "a key must be a plain string")
