@@ -112,5 +112,7 @@ def test_merge_order_and_a_merge_of_itself(tmp_path: Path) -> None:
     )
     task = load(path, env={}).tasks["t"]
     assert (task.timeout, task.description, task.max_attempts) == (1.0, "from a", 2)
+    two = "x-a: &a {timeout: 1s}\nx-b: &b {timeout: 2s}\ntasks:\n  t:\n    <<: *a\n    <<: *b\n    run: x\n"
+    assert load(write(tmp_path, two), env={}).tasks["t"].timeout == 1.0  # as PyYAML merges
     (problem,) = problems(write(tmp_path, "x-a: &a {<<: *a}\ntasks: {}\n"))
     assert (problem.line, problem.message) == (1, "malformed YAML: a merge (<<) refers to itself")
