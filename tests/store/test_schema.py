@@ -67,12 +67,15 @@ def test_upgrade_adopts_a_webhook_table_made_before_0002(store_url: str) -> None
     try:
         with db.transaction() as conn:
             command.upgrade(migrate.alembic_config(conn), "0001")
-            webhook_deliveries.create(conn, checkfirst=True)  # what old servers did
-            conn.execute(
-                webhook_deliveries.insert().values(
-                    hook="push", outcome="accepted", status=202, time=1.0
-                )
-            )
+            # What old servers did, with the table's columns of then.
+            columns = [
+                sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+                for c in webhook_deliveries.c
+                if c.name != "verified"
+            ]
+            old = sa.Table(webhook_deliveries.name, sa.MetaData(), *columns)
+            old.create(conn, checkfirst=True)
+            conn.execute(old.insert().values(hook="push", outcome="accepted", status=202, time=1.0))
         assert migrate.upgrade(db) == ("0001", migrate.HEAD)
         with db.read() as conn:
             context = MigrationContext.configure(
@@ -190,5 +193,41 @@ def test_upgrade_from_0004_keeps_queued_jobs_claimable_by_any_worker(store_url: 
     try:
         assert store.queries.job("j1").sandbox is None
         assert [c.job_id for c in store.jobs.claim("w", 5, 30, ("local",))] == ["j1"]
+    finally:
+        store.close()
+
+
+def test_upgrade_from_0005_counts_recorded_deliveries_and_marks_unverified_ones(
+    store_url: str,
+) -> None:
+    """0006 starts each hook's tallies from its recorded deliveries, and marks
+    those refused before verification (401, 503) as the unverified sample."""
+    from alembic import command
+
+    from stockade.store.serverq import ServerQueries
+
+    db = Database(resolve_url(store_url))
+    try:
+        with db.transaction() as conn:
+            command.upgrade(migrate.alembic_config(conn), "0005")
+            for outcome, status in [("accepted", 202), ("rejected", 401), ("rejected", 401)]:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO webhook_deliveries (hook, outcome, status, time)"
+                        " VALUES ('push', :outcome, :status, 1)"
+                    ),
+                    {"outcome": outcome, "status": status},
+                )
+        assert migrate.upgrade(db) == ("0005", migrate.HEAD)
+    finally:
+        db.dispose()
+    store = open_store(store_url)
+    try:
+        sq = ServerQueries(store)
+        assert sq.delivery_counts() == {("push", "accepted"): 1, ("push", "rejected"): 2}
+        rows = sq.deliveries("push")
+        assert sorted((r["status"], r["verified"]) for r in rows) == [
+            (202, True), (401, False), (401, False)
+        ]  # fmt: skip
     finally:
         store.close()

@@ -7,6 +7,7 @@ import json
 import click
 
 from stockade.errors import ConfigError, UsageError
+from stockade.printable import printable
 
 __all__ = ["schema_command", "validate_command"]
 
@@ -27,7 +28,7 @@ def validate_command(file: str | None) -> int:
         print_problems(exc)
         return 1
     except (ConfigError, UsageError) as exc:
-        click.echo(f"stockade: error: {exc.message}", err=True)
+        click.echo(f"stockade: error: {printable(exc.message)}", err=True)
         return 1
     click.echo(summary(cfg))
     return 0

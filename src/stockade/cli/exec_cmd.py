@@ -17,6 +17,7 @@ from typing import Any
 from stockade.cli.sandbox_opts import add_sandbox_options, sandbox_profile, task_spec
 from stockade.cli.values import duration, parse_input, size
 from stockade.errors import CleanupError, ConfigError, StockadeError, UsageError
+from stockade.printable import printable
 from stockade.runner.spec import INPUT_FORMATS, OUTPUT_FORMATS, RunSpec
 
 __all__ = ["build_parser", "main"]
@@ -144,10 +145,10 @@ def main(argv: list[str]) -> int:
         return _run(spec, value, opts)
     except (UsageError, ConfigError) as exc:
         for line in str(exc).splitlines() or [exc.message]:
-            print(f"stockade: error: {line}", file=sys.stderr)
+            print(f"stockade: error: {printable(line)}", file=sys.stderr)
         return 2
     except StockadeError as exc:
-        print(f"stockade: error: {exc.message}", file=sys.stderr)
+        print(f"stockade: error: {printable(exc.message)}", file=sys.stderr)
         return 1
 
 
@@ -318,7 +319,7 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
             try:
                 sandbox.cleanup()
             except CleanupError as exc:
-                print(f"stockade: error: {exc.message}", file=sys.stderr)
+                print(f"stockade: error: {printable(exc.message)}", file=sys.stderr)
     if opts["result_path"]:
         _write_result(opts["result_path"], result.to_dict())
     if not opts["json_events"] and result.outcome.value != "succeeded":

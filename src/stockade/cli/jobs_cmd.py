@@ -10,6 +10,7 @@ import click
 
 from stockade.cli.store_opts import open_store_from, store_command
 from stockade.errors import JobNotFound, UsageError
+from stockade.printable import printable
 
 __all__ = ["cancel_command", "jobs_command", "logs_command", "retry_command", "show_command"]
 
@@ -62,8 +63,9 @@ def jobs_command(**opts: Any) -> int:
         )
         for job in jobs
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
+    shown = [tuple(printable(cell) for cell in row) for row in rows]
+    widths = [max(len(row[i]) for row in shown) for i in range(len(shown[0]))]
+    for row in shown:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
 
@@ -111,7 +113,7 @@ def show_command(job_ref: str, **opts: Any) -> int:
         lines.append(f"attempt {a.attempt}: {a.outcome or 'running'} {end}{took} on {a.worker_id}")
     if outputs is not None:
         lines.append("outputs   " + json.dumps(outputs, sort_keys=True))
-    click.echo("\n".join(lines))
+    click.echo("\n".join(printable(line) for line in lines))
     return 0
 
 

@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("stockade: aborted", err=True)
         return 130
     except click.ClickException as exc:
-        click.echo(f"stockade: error: {exc.format_message()}", err=True)
+        from stockade.printable import printable
+
+        click.echo(f"stockade: error: {printable(exc.format_message())}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

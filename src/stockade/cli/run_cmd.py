@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stockade.errors import ConfigError, StockadeError, UsageError
+from stockade.printable import printable
 
 if TYPE_CHECKING:
     from stockade.engine.runs import PipelineRun
@@ -74,7 +75,7 @@ def run_command(
         print_problems(exc)
         return 2
     except (ConfigError, UsageError) as exc:
-        click.echo(f"stockade: error: {exc.message}", err=True)
+        click.echo(f"stockade: error: {printable(exc.message)}", err=True)
         return 2
     data = Path(data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade")
     options = RunCommandOptions(
@@ -100,7 +101,7 @@ def execute_pipeline(
         store = open_store(options.database_url, options.data_dir)
         return asyncio.run(_execute(store, config, name, spec, options, rerun))
     except StockadeError as exc:
-        click.echo(f"stockade: error: {exc.message}", err=True)
+        click.echo(f"stockade: error: {printable(exc.message)}", err=True)
         return 1
 
 

@@ -19,6 +19,7 @@ import click
 
 from stockade.cli.store_opts import open_store_from, store_command
 from stockade.errors import ConfigError, RunNotFound, UsageError
+from stockade.printable import printable
 
 __all__ = ["rerun_command", "runs_command"]
 
@@ -77,6 +78,7 @@ def _tests_cell(tests: dict[str, int]) -> str:
 
 
 def _table(rows: list[tuple[str, ...]]) -> None:
+    rows = [tuple(printable(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -101,16 +103,17 @@ def _show(view: dict[str, Any]) -> str:
         rows.append(
             (name, step["status"], str(step.get("jobs", 0)), counts or step.get("reason") or "")
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    shown = [tuple(printable(cell) for cell in row) for row in rows]  # widths as shown
+    widths = [max(len(r[i]) for r in shown) for i in range(4)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in shown]
     lines.append("")
     for job in view["jobs"]:
         why = f" ({job['reason']})" if job["reason"] else ""
         lines.append(f"{job['id']}  {job['status']:<9}  {job['job']}{why}")
     for test in view["failed_tests"]:
-        lines.append(f"\nFAIL {test['package']} {test['test']}".rstrip())
+        lines += ["", f"FAIL {test['package']} {test['test']}".rstrip()]
         lines += ["    " + line for line in test["output"].splitlines()]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 @click.command("rerun", short_help="Run a recorded run again: all, --failed, or one step/job.")

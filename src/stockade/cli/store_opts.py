@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from stockade.errors import ConfigError, StockadeError, UsageError
+from stockade.printable import printable
 
 __all__ = ["fail", "open_store_from", "store_command"]
 
@@ -47,9 +48,9 @@ def store_command(func: F) -> F:
 
 
 def fail(exc: StockadeError, status: int) -> int:
-    """Print the error (each of its lines) and return ``status``."""
+    """Print the error (each of its lines, escaped) and return ``status``."""
     for line in str(exc).splitlines() or [exc.message]:
-        click.echo(f"stockade: error: {line}", err=True)
+        click.echo(f"stockade: error: {printable(line)}", err=True)
     return status
 
 

@@ -9,6 +9,8 @@ import click
 from stockade.cli.store_opts import open_store_from, store_command
 from stockade.cli.values import duration, parse_input
 from stockade.errors import UsageError
+from stockade.printable import printable
+from stockade.spec.types import STORE_INT_MAX, STORE_INT_MIN
 
 __all__ = ["submit_command"]
 
@@ -31,9 +33,14 @@ class _SubmitCommand(click.Command):
 )
 @click.option("--shell", "shell_line", metavar="LINE", help="Queue LINE, run with /bin/sh -c.")
 @click.option("--input", "-i", "input_text", metavar="JSON|@FILE", help="The job input.")
-@click.option("--priority", "-p", type=int, help="Higher runs first [the task's, else 0].")
+@click.option(
+    "--priority", "-p", type=click.IntRange(STORE_INT_MIN, STORE_INT_MAX),
+    help="Higher runs first [the task's, else 0].",
+)  # fmt: skip
 @click.option("--delay", metavar="DURATION", help="Do not start before this long from now.")
-@click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts in total [the task's].")
+@click.option(
+    "--max-attempts", type=click.IntRange(1, STORE_INT_MAX), help="Attempts in total [the task's]."
+)
 @click.option(
     "--count", "-n", type=click.IntRange(min=1), default=1, help="Queue N identical jobs."
 )
@@ -76,7 +83,7 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
         if record.outcome != "succeeded":
             click.echo(
                 f"stockade: job {record.id} {record.state.value}"
-                + (f": {record.error}" if record.error else ""),
+                + (f": {printable(record.error)}" if record.error else ""),
                 err=True,
             )
     return max(exit_status(record) for record in records)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stockade.errors import UsageError
+from stockade.printable import printable
 from stockade.runner.spec import RunSpec
 
 if TYPE_CHECKING:
@@ -42,5 +43,5 @@ def print_problems(exc: ConfigValidationError) -> None:
     import click
 
     for problem in exc.problems:
-        click.echo(str(problem), err=True)
+        click.echo(printable(str(problem)), err=True)
     click.echo(f"stockade: {len(exc.problems)} problem(s) found", err=True)

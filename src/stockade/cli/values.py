@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from stockade.errors import UsageError
+from stockade.jsontext import text_problem
 
 __all__ = ["duration", "parse_input", "size"]
 
@@ -30,11 +31,17 @@ def parse_input(text: str | None) -> Any:
         except OSError as exc:
             raise UsageError(f"cannot read input file {source!r}: {exc.strerror}") from exc
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
+    except RecursionError:
+        raise UsageError(f"{source} is nested too deeply to be job input") from None
+    problem = text_problem(value)
+    if problem is not None:
+        raise UsageError(f"{source}: {problem}")
+    return value
 
 
 def duration(text: str, option: str) -> float:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stockade.errors import InputError
+from stockade.jsontext import is_text
 from stockade.runner.spec import RunSpec
 
 __all__ = ["Prepared", "env_name", "prepare", "scalar_text"]
@@ -64,6 +65,8 @@ def _fields(spec: RunSpec, value: Any) -> dict[str, Any]:
 def _check_text(what: str, text: str) -> str:
     if "\0" in text:
         raise InputError(f"{what} contains a NUL byte, which a process cannot receive")
+    if not is_text(text):
+        raise InputError(f"{what} holds a lone UTF-16 surrogate, which a process cannot receive")
     return text
 
 

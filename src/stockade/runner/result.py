@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from stockade.printable import printable
+
 __all__ = [
     "Annotation",
     "Outcome",
@@ -150,7 +152,8 @@ _REASONS = {
 
 
 def describe(result: Result) -> str:
-    """One line for humans: ``job ID failed (exit 3)``, ``job ID timed_out: hit its timeout``."""
+    """One line for humans: ``job ID failed (exit 3)``, ``job ID timed_out: hit its timeout``;
+    control characters in the error escaped (:func:`stockade.printable.printable`)."""
     text = f"job {result.job_id} {result.outcome.value}"
     if result.reason in _REASONS:
         text += f": {_REASONS[result.reason]}"
@@ -160,4 +163,4 @@ def describe(result: Result) -> str:
         text += f" (exit {result.exit_code})"
     if result.error:
         text += f": {result.error}"
-    return text
+    return printable(text)

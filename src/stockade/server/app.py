@@ -5,8 +5,9 @@ signature) needs ``Authorization: Bearer TOKEN``; a missing or wrong one
 gets the same bare 401. The dashboard's page and static files (``/``,
 ``/ui/…``) are public: they hold no data, and every API call the page makes
 carries the token. Validation errors are 422 with the field at fault
-and never echo the value sent. Stockade errors map to statuses: unknown
-job 404, bad usage 422, store unreachable 503.
+and never echo the value sent; so is a URL holding a NUL (``%00``).
+Stockade errors map to statuses: unknown job 404, bad usage 422, store
+unreachable 503.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from starlette.types import Scope
 
 from stockade.errors import JobNotFound, StockadeError, StoreUnavailable, UsageError
 from stockade.server import health, hooks, jobs_api, metrics, runs_api
-from stockade.server.limits import BodyLimit, Drain
+from stockade.server.limits import BodyLimit, Drain, NoNul
 from stockade.server.service import Service
 
 __all__ = ["create_app"]
@@ -95,7 +96,8 @@ def create_app(service: Service) -> Any:
 
     _dashboard(app)
     _handlers(app)
-    return Drain(BodyLimit(app, service.config.server.max_body), lambda: service.draining)
+    limited = BodyLimit(NoNul(app), service.config.server.max_body)
+    return Drain(limited, lambda: service.draining)
 
 
 def _dashboard(app: FastAPI) -> None:

@@ -1,14 +1,19 @@
 """``POST /hooks/{name}``: a verified delivery starts a job of the hook's task.
 
-Order of checks, each recorded as the delivery's outcome:
+Order of checks, each counted as the delivery's outcome:
 
-1. the signature (``X-Hub-Signature-256: sha256=HMAC``) or the shared token
+1. the delivery id and event headers: at most :data:`MAX_HEADER` characters,
+   no NUL → ``rejected`` / 422 (counted only: such values cannot be stored);
+2. the signature (``X-Hub-Signature-256: sha256=HMAC``) or the shared token
    (``X-Hook-Token``), compared in constant time → ``rejected`` / 401;
-2. the delivery id: one seen before (a retry or a replay) starts nothing →
+3. the delivery id: one seen before (a retry or a replay) starts nothing →
    ``duplicate`` / 200 with the first job's id;
-3. the payload must be a JSON object → ``rejected`` / 422;
-4. event type and field filters → ``ignored`` / 200;
-5. the job, its input mapped from the payload → ``accepted`` / 202.
+4. the payload must be a JSON object whose strings are text → ``rejected`` / 422;
+5. event type and field filters → ``ignored`` / 200;
+6. the job, its input mapped from the payload → ``accepted`` / 202.
+
+Anyone can post, so a post refused before its signature is verified writes
+only a count and a row of a capped sample (``ServerQueries.record_delivery``).
 
 The job id is derived from the hook and the delivery id, so two copies of
 one delivery racing each other still make one job.
@@ -28,17 +33,40 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from stockade.errors import StockadeError
+from stockade.jsontext import text_problem
 from stockade.server.models import ERRORS, ErrorOut
 from stockade.server.service import Service
 from stockade.spec.server import WebhookSpec
 
-__all__ = ["map_input", "matches", "pointer", "router", "signature_ok"]
+__all__ = [
+    "MAX_HEADER",
+    "header_problem",
+    "map_input",
+    "matches",
+    "pointer",
+    "router",
+    "signature_ok",
+]
 
 router = APIRouter(tags=["webhooks"])
 _NO_HOOK = {"model": ErrorOut, "description": "No such webhook"}
 
 _MISSING = object()
 _TEMPLATE = re.compile(r"\{(/[^{}]*)\}")
+
+#: The longest delivery id or event name a delivery may send (their columns' size).
+MAX_HEADER = 200
+
+
+def header_problem(name: str, value: str | None) -> str | None:
+    """Why header ``name``'s value cannot be recorded, or ``None``."""
+    if value is None:
+        return None
+    if len(value) > MAX_HEADER:
+        return f"header {name} is longer than {MAX_HEADER} characters"
+    if "\0" in value:
+        return f"header {name} contains a NUL character"
+    return None
 
 
 def pointer(doc: Any, path: str) -> Any:
@@ -123,27 +151,37 @@ async def deliver(name: str, request: Request) -> JSONResponse:
     delivery = request.headers.get(hook.delivery_header) or None
 
     async def record(outcome: str, status: int, reason: str | None = None,
-                     job_id: str | None = None) -> None:  # fmt: skip
+                     job_id: str | None = None, *, verified: bool = True,
+                     keep: bool = True) -> None:  # fmt: skip
         await run_in_threadpool(
             service.sq.record_delivery, name, delivery, event, outcome, status,
-            reason=reason, job_id=job_id,
+            reason=reason, job_id=job_id, verified=verified, keep=keep,
         )  # fmt: skip
 
+    for header, value in ((hook.delivery_header, delivery), (hook.event_header, event)):
+        problem = header_problem(header, value)
+        if problem is not None:
+            await record("rejected", 422, keep=False)
+            return JSONResponse({"error": problem, "field": f"header.{header}"}, 422)
     try:
         key = hook.secret.read(f"webhook {name}")
     except StockadeError:
-        await record("rejected", 503, "secret unavailable")
+        await record("rejected", 503, "secret unavailable", verified=False)
         return JSONResponse({"error": "webhook not available"}, 503)
     if not signature_ok(hook, key, body, request.headers):
-        await record("rejected", 401, "bad signature")
+        await record("rejected", 401, "bad signature", verified=False)
         return JSONResponse({"error": "unauthorized"}, 401)
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         payload = _MISSING
     if not isinstance(payload, dict):
         await record("rejected", 422, "payload is not a JSON object")
         return JSONResponse({"error": "payload must be a JSON object", "field": "body"}, 422)
+    problem = text_problem(payload, "payload")
+    if problem is not None:
+        await record("rejected", 422, "payload is not text")
+        return JSONResponse({"error": problem, "field": "body"}, 422)
     why = matches(hook, event, payload)
     if why is not None:
         await record("ignored", 200, why)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
+from stockade.jsontext import repaired
 from stockade.server.models import (
     API_ERRORS,
     ERRORS,
@@ -99,7 +100,7 @@ def get_job(job_id: str, request: Request) -> dict[str, Any]:
     job, attempts, outputs = _service(request).details(job_id)
     return {
         **job_view(job),
-        "attempts_detail": [_attempt(a.to_dict()) for a in attempts],
+        "attempts_detail": [repaired(_attempt(a.to_dict())) for a in attempts],
         "outputs": outputs,
     }
 

@@ -1,4 +1,5 @@
-"""ASGI middleware: refuse oversized bodies (413) and new requests while draining (503).
+"""ASGI middleware: refuse oversized bodies (413), URLs holding a NUL (422) and new
+requests while draining (503).
 
 Both work on the raw ASGI messages so that a body is refused before it is
 read whole: a declared ``Content-Length`` over the limit is refused at
@@ -11,7 +12,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["BodyLimit", "Drain"]
+__all__ = ["BodyLimit", "Drain", "NoNul"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -86,6 +87,23 @@ class BodyLimit:
         except _TooLarge:
             if not answered:
                 await send_json(send, 413, {"error": "request body too large"})
+
+
+class NoNul:
+    """Answer 422 to a request whose path or query string holds a NUL (``%00``):
+    no job id, name or filter has one, and PostgreSQL cannot take one in text."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"")
+            if "\0" in scope.get("path", "") or b"%00" in query or b"\0" in query:
+                error = "the URL holds a NUL character (%00): no id, name or filter has one"
+                await send_json(send, 422, {"error": error, "field": "url"})
+                return
+        await self.app(scope, receive, send)
 
 
 class Drain:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from stockade.jsontext import text_problem
 
 __all__ = [
     "ERRORS", "ActionResult", "ErrorOut", "FieldError", "InvalidOut", "JobDetails", "JobList",
@@ -23,6 +25,16 @@ class SubmitRequest(BaseModel):
         default=None, ge=-1000, le=1000, description="Higher runs first [the task's]."
     )
     delay: float = Field(default=0.0, ge=0, le=365 * 86400, description="Seconds to wait first.")
+
+    @field_validator("input")
+    @classmethod
+    def _is_text(cls, value: Any) -> Any:
+        """Refuse input a job could not be given, nor a response show (a lone
+        surrogate): stored, it would fail every read of it."""
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class JobOut(BaseModel):

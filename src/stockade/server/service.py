@@ -17,6 +17,7 @@ from typing import Any
 
 from stockade.engine.jobspec import new_job
 from stockade.errors import UsageError
+from stockade.jsontext import repaired
 from stockade.sandbox.base import Availability
 from stockade.server.auth import TokenSet
 from stockade.server.groupcommit import GroupCommit
@@ -41,9 +42,12 @@ _PUBLIC = (
 
 def job_view(job: JobRecord) -> dict[str, Any]:
     """A job as the API shows it (read field by field: ``dataclasses.asdict``
-    deep-copies the whole record, spec included, and showed in profiles)."""
+    deep-copies the whole record, spec included, and showed in profiles).
+    Strings that are not text (lone surrogates, see :mod:`stockade.jsontext`)
+    show as U+FFFD, so that no stored row can make a response fail."""
     data = {key: getattr(job, key) for key in _PUBLIC}
     data["state"] = job.state.value
+    data["input"] = repaired(job.input)  # a row stored before input was checked
     return data
 
 
@@ -120,11 +124,12 @@ class Service:
     def details(self, ref: str) -> tuple[JobRecord, list[AttemptRecord], dict[str, Any] | None]:
         """A job with its attempts and outputs."""
         job = self.job(ref)
-        return job, self.store.queries.attempts(job.id), self.store.queries.outputs(job.id)
+        attempts = self.store.queries.attempts(job.id)
+        return job, attempts, repaired(self.store.queries.outputs(job.id))
 
     def events(self, ref: str) -> list[dict[str, Any]]:
         """The job's lifecycle events."""
-        return self.store.queries.events(self.job(ref).id)
+        return list(repaired(self.store.queries.events(self.job(ref).id)))
 
     def cancel(self, ref: str) -> str:
         """Cancel one job; what happened (``cancelled``, ``cancelling``, ``already …``)."""

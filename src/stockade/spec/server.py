@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from stockade.spec.secrets import SecretSpec
-from stockade.spec.types import Duration, Size, StrictModel
+from stockade.spec.types import STORE_INT_MAX, STORE_INT_MIN, Duration, Size, StrictModel
 
 __all__ = ["TOKEN_HASH", "ServerSpec", "WebhookSpec"]
 
@@ -90,7 +90,10 @@ class WebhookSpec(StrictModel):
         description="The job input: each value a JSON pointer (`/a/b`) into the payload, "
         "a template with `{/pointer}` parts, or a literal; the whole payload when absent.",
     )
-    priority: int | None = Field(default=None, description="Priority of the jobs it starts.")
+    priority: int | None = Field(
+        default=None, ge=STORE_INT_MIN, le=STORE_INT_MAX,
+        description="Priority of the jobs it starts.",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _pointers(self) -> WebhookSpec:

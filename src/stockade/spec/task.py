@@ -20,6 +20,8 @@ from stockade.errors import SecretError
 from stockade.runner.spec import DEFAULT_KILL_GRACE, DEFAULT_MAX_OUTPUT, RunSpec
 from stockade.spec.checks import DEFER_CHECKS_CONTEXT, task_problems
 from stockade.spec.types import (
+    STORE_INT_MAX,
+    STORE_INT_MIN,
     Duration,
     EnvMap,
     EnvName,
@@ -129,7 +131,9 @@ class TaskDefaults(StrictModel):
         default=DEFAULT_MAX_OUTPUT, description="Bytes of each stream kept in the store."
     )
     exit_codes: ExitCodes = Field(default_factory=ExitCodes, description="Exit-code classes.")
-    max_attempts: int = Field(default=3, ge=1, description="Attempts in total, retries included.")
+    max_attempts: int = Field(
+        default=3, ge=1, le=STORE_INT_MAX, description="Attempts in total, retries included."
+    )
     backoff: Backoff = Field(default_factory=Backoff, description="Delay between attempts.")
     on_timeout: Literal["retry", "fail"] = Field(
         default="fail", description="Whether a timed-out attempt is retried."
@@ -137,7 +141,10 @@ class TaskDefaults(StrictModel):
     sandbox: Name | None = Field(
         default=None, description="Sandbox profile or backend; unset: the worker's default."
     )
-    priority: int = Field(default=0, description="Higher runs first among queued jobs.")
+    priority: int = Field(
+        default=0, ge=STORE_INT_MIN, le=STORE_INT_MAX,
+        description="Higher runs first among queued jobs.",
+    )  # fmt: skip
 
     @field_validator("output_path")
     @classmethod

@@ -23,9 +23,11 @@ Tables:
     Lifecycle events (queued, started, finished, retried, lost, cancelled…).
 ``workers``
     Live and stopped workers with their counters, for health and metrics.
-``webhook_deliveries``
-    The HTTP service's record of every webhook delivery and its outcome
-    (migration ``0002``; servers before it created the table on first use).
+``webhook_deliveries`` / ``webhook_tallies``
+    The HTTP service's record of every verified webhook delivery and its
+    outcome, and of a capped sample of unverified ones (migration ``0002``;
+    servers before it created the table on first use); the count of every
+    delivery by hook and outcome (migration ``0006``).
 ``runs`` / ``run_tests``
     Pipeline runs (migration ``0003``): state, options, a per-step summary
     and test counts, the cancel flag another process may set, the run a
@@ -55,6 +57,7 @@ __all__ = [
     "runs",
     "saved_state",
     "webhook_deliveries",
+    "webhook_tallies",
     "workers",
 ]
 
@@ -218,7 +221,18 @@ webhook_deliveries = sa.Table(
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("job_id", sa.String(40), nullable=True),
     sa.Column("time", _Time, nullable=False),
+    sa.Column("verified", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Index("ix_webhook_deliveries_hook", "hook", "delivery_id"),
+    # The capped sample of unverified deliveries, newest first, for pruning it.
+    sa.Index("ix_webhook_deliveries_unverified", "hook", "id", **_only("NOT verified")),
+)
+
+webhook_tallies = sa.Table(
+    "webhook_tallies",
+    metadata,
+    sa.Column("hook", sa.String(200), primary_key=True),
+    sa.Column("outcome", sa.String(16), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
 )
 
 runs = sa.Table(

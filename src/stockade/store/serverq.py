@@ -4,8 +4,11 @@
   ``Idempotency-Key``, a webhook's delivery id), so a repeated request finds
   the job the first one made instead of making a second one. The job's
   primary key is the lock: two racing requests cannot both insert it.
-* Webhook deliveries: every delivery with its outcome, in the
-  ``webhook_deliveries`` table (part of the schema since migration ``0002``).
+* Webhook deliveries: every delivery counted by hook and outcome
+  (``webhook_tallies``); each verified one, and the newest
+  :data:`UNVERIFIED_SAMPLE` of those that failed before their signature was
+  verified, as a row of ``webhook_deliveries``. Anyone can post to a hook,
+  so what an unverified post writes is bounded: one count and a capped sample.
 * Aggregates for health and metrics, read at scrape time from the database
   so they are right however many server processes share it.
 """
@@ -30,9 +33,16 @@ from stockade.store.schema import epoch_now
 from stockade.store.states import JobState
 from stockade.store.store import Store
 
-__all__ = ["DURATION_BUCKETS", "QueueStats", "ServerQueries", "deliveries", "keyed_job_id"]
+__all__ = [
+    "DURATION_BUCKETS", "UNVERIFIED_SAMPLE", "QueueStats", "ServerQueries", "deliveries",
+    "keyed_job_id",
+]  # fmt: skip
 
 deliveries = t.webhook_deliveries
+tallies = t.webhook_tallies
+
+#: Rows kept per hook of deliveries refused before their signature was verified.
+UNVERIFIED_SAMPLE = 100
 
 #: Upper bounds (seconds) of the attempt-duration histogram.
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
@@ -156,14 +166,43 @@ class ServerQueries:
     def record_delivery(
         self, hook: str, delivery_id: str | None, event: str | None, outcome: str,
         status: int, *, reason: str | None = None, job_id: str | None = None,
+        verified: bool = True, keep: bool = True,
     ) -> None:  # fmt: skip
-        """Record one delivery and what became of it."""
+        """Count one delivery and record what became of it: a row if ``keep``;
+        one of an unverified delivery (``verified=False``) joins the capped
+        sample, whose oldest rows beyond :data:`UNVERIFIED_SAMPLE` go."""
         values: dict[str, Any] = {
             "hook": hook, "delivery_id": delivery_id, "event": event, "outcome": outcome,
             "status": status, "reason": reason, "job_id": job_id, "time": epoch_now(),
         }  # fmt: skip
         with self.db.transaction() as conn:
-            conn.execute(deliveries.insert().values(values))
+            conn.execute(self._tally(hook, outcome))
+            if keep:
+                conn.execute(deliveries.insert().values({**values, "verified": verified}))
+            if keep and not verified:
+                conn.execute(self._prune(hook))
+
+    def _tally(self, hook: str, outcome: str) -> Any:
+        """Add one to ``(hook, outcome)``'s count (an upsert on either store)."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect: Any = postgresql if self.db.dialect == "postgresql" else sqlite
+        statement = dialect.insert(tallies).values(hook=hook, outcome=outcome, count=1)
+        return statement.on_conflict_do_update(
+            index_elements=[tallies.c.hook, tallies.c.outcome],
+            set_={"count": tallies.c.count + 1},
+        )
+
+    @staticmethod
+    def _prune(hook: str) -> Any:
+        """Delete the hook's unverified rows older than the newest
+        :data:`UNVERIFIED_SAMPLE`."""
+        mine = sa.and_(deliveries.c.hook == hook, deliveries.c.verified == sa.false())
+        oldest_kept = (
+            sa.select(deliveries.c.id).where(mine).order_by(deliveries.c.id.desc())
+            .offset(UNVERIFIED_SAMPLE - 1).limit(1).scalar_subquery()
+        )  # fmt: skip
+        return deliveries.delete().where(mine, deliveries.c.id < oldest_kept)
 
     def deliveries(self, hook: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Recorded deliveries, newest first."""
@@ -174,11 +213,10 @@ class ServerQueries:
             return [dict(row) for row in conn.execute(query).mappings()]
 
     def delivery_counts(self) -> dict[tuple[str, str], int]:
-        """``{(hook, outcome): deliveries}``."""
-        d = deliveries
-        query = sa.select(d.c.hook, d.c.outcome, sa.func.count()).group_by(d.c.hook, d.c.outcome)
+        """``{(hook, outcome): deliveries}``, every delivery counted."""
+        query = sa.select(tallies.c.hook, tallies.c.outcome, tallies.c.count)
         with self.db.read() as conn:
-            return {(hook, outcome): n for hook, outcome, n in conn.execute(query)}
+            return {(hook, outcome): int(n) for hook, outcome, n in conn.execute(query)}
 
     # -- aggregates ------------------------------------------------------------
 

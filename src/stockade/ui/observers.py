@@ -16,6 +16,7 @@ from rich.console import Console, Group
 from rich.live import Live
 
 from stockade.pipeline.model import Job, RunState, Status
+from stockade.printable import printable
 from stockade.ui import render
 
 __all__ = ["JsonObserver", "LiveObserver", "PlainObserver"]
@@ -66,7 +67,7 @@ class PlainObserver:
         jobs = run.jobs()
         done = sum(1 for job in jobs if job.status.done)
         stamp = render.seconds(run.elapsed)
-        self.console.print(f"[{done:>3}/{len(jobs):<3} {stamp:>6}] {text}", markup=False)
+        self.console.print(f"[{done:>3}/{len(jobs):<3} {stamp:>6}] {printable(text)}", markup=False)
 
 
 class LiveObserver:

@@ -2,7 +2,9 @@
 
 Pure functions of a :class:`~stockade.pipeline.model.RunState`: the live
 view redraws them a few times a second, the plain log prints the final
-ones once. Tests render them into a fixed-width console.
+ones once. Tests render them into a fixed-width console. Names, reasons,
+log tails and test output come from jobs: each goes through
+:func:`~stockade.printable.printable` (rich passes ESC through).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stockade.pipeline.model import Job, RunState, Status, StepState
+from stockade.printable import printable
 
 __all__ = ["failures", "header", "live", "step_rows", "summary", "tests_line"]
 
@@ -85,8 +88,8 @@ def step_rows(run: RunState, width: int = 30) -> Table:
             note.append(f" {failed} failed", style="bold red")
         state = Text(_MARK[step.status], style=_STYLE[step.status])
         if step.status is Status.SKIPPED and step.reason:
-            state.append(f" ({step.reason})", style="yellow")
-        table.add_row(Text(step.name, style="bold"), bar, note, state)
+            state.append(f" ({printable(step.reason)})", style="yellow")
+        table.add_row(Text(printable(step.name), style="bold"), bar, note, state)
     return table
 
 
@@ -95,9 +98,9 @@ def _active(run: RunState, limit: int = 8) -> Table:
     running = [job for job in run.jobs() if job.status is Status.RUNNING]
     for job in running[:limit]:
         table.add_row(
-            Text(job.name, style="cyan"),
+            Text(printable(job.name), style="cyan"),
             Text(seconds(job.duration), style="dim"),
-            Text(job.last_line, overflow="ellipsis", no_wrap=True),
+            Text(printable(job.last_line.rstrip()), overflow="ellipsis", no_wrap=True),
         )
     if len(running) > limit:
         table.add_row(Text(f"… {len(running) - limit} more", style="dim"), "", "")
@@ -110,18 +113,18 @@ def failures(run: RunState, tail: int = TAIL_SHOWN) -> list[RenderableType]:
     for job in run.jobs():
         if job.status is not Status.FAILED:
             continue
-        title = Text(f"✗ {job.name}", style="bold red")
-        title.append(f": {job.reason}" if job.reason else "")
+        title = Text(printable(f"✗ {job.name}"), style="bold red")
+        title.append(printable(f": {job.reason}") if job.reason else "")
         out.append(title)
         if job.log_path:
-            out.append(Text(f"  log: {job.log_path}", style="dim", overflow="fold"))
+            out.append(Text(printable(f"  log: {job.log_path}"), style="dim", overflow="fold"))
         for line in list(job.tail)[-tail:]:
-            out.append(Text(f"  │ {line}", no_wrap=True, overflow="ellipsis"))
+            out.append(Text(printable(f"  │ {line.rstrip()}"), no_wrap=True, overflow="ellipsis"))
         for case in job.tests:
             if case.status == "failed" and case.name:
-                out.append(Text(f"  ✗ {case.package} {case.name}", style="red"))
+                out.append(Text(printable(f"  ✗ {case.package} {case.name}"), style="red"))
                 for text in _test_output(case.output)[-tail:]:
-                    out.append(Text(f"    │ {text}", no_wrap=True, overflow="ellipsis"))
+                    out.append(Text(printable(f"    │ {text}"), no_wrap=True, overflow="ellipsis"))
     return out
 
 
@@ -156,12 +159,12 @@ def summary(run: RunState) -> Table:
         counts = step.counts()
         status = Text(step.status.value, style=_STYLE[step.status])
         if step.reason and step.status is Status.SKIPPED:
-            status.append(f": {step.reason}")
+            status.append(printable(f": {step.reason}"))
         cached = sum(job.cached for job in step.jobs)
         if cached:
             status.append(f" ({cached} cached)", style="dim")
         table.add_row(
-            step.name,
+            printable(step.name),
             status,
             str(len(step.jobs)),
             str(counts.get("succeeded", 0)),
