@@ -1,15 +1,14 @@
 """Jobs prepared ahead for a busy slot and launched when it frees (``Turn``).
 
 A job is staged only when the worker claimed it ahead, which it does at a
-fast pace of job starts; these tests set that pace by hand (start times in
-the worker's pace window) so that a one-slot worker with a second-long job
+fast pace of job starts; these tests give the worker a claim-ahead
+policy whose clock stands still at a fast pace so that a one-slot worker with a second-long job
 stages the next one. Real stores, real processes.
 """
 
 from __future__ import annotations
 
-import time
-
+from stockade.engine.prefetch import Prefetch
 from stockade.engine.worker import Worker
 from stockade.errors import SetupError
 from stockade.sandbox.base import LaunchRequest, ProcessHandle, Sandbox
@@ -18,9 +17,13 @@ from stockade.store import Store
 from tests.engine.helpers import state, submit, until, with_worker
 
 
-def _fast_pace(worker: Worker) -> None:
-    """As if the slots had started 100 jobs in the pace window, for a minute."""
-    worker._starts.extend([time.monotonic() + 60] * 100)
+def _fast_pace() -> Prefetch:
+    """A claim-ahead policy whose clock stands still after 100 starts: the
+    pace of 1,000 jobs a second, for as long as the test runs."""
+    pace = Prefetch(64, clock=lambda: 0.0)
+    for _ in range(100):
+        pace.started()
+    return pace
 
 
 def _printed(store: Store, job_id: str, text: str) -> bool:
@@ -28,13 +31,12 @@ def _printed(store: Store, job_id: str, text: str) -> bool:
 
 
 def _staged(worker: Worker, job_id: str) -> bool:
-    return any(job.claim.job_id == job_id for job, _ in worker._staged.values())
+    return job_id in worker.staged()
 
 
 async def _one_staged(worker: Worker, store: Store, first_line: str) -> tuple[str, str]:
     """Queue ``first_line`` (which must print "started") and ``echo second``;
     return their ids once the first runs and the second is staged behind it."""
-    _fast_pace(worker)
     first = submit(store, first_line)
     second = submit(store, "echo second")
     await until(lambda: _printed(store, first, "started"))
@@ -55,7 +57,7 @@ def test_a_staged_job_runs_once_the_slot_is_free(store: Store, store_url: str) -
         # Its clock started at its launch, not while it waited for the slot.
         assert two.result is not None and two.result["duration"] < 0.4
 
-    with_worker(store_url, body, slots=1)
+    with_worker(store_url, body, slots=1, pace=_fast_pace())
 
 
 def test_stopping_gives_a_staged_job_back_unspent(store: Store, store_url: str) -> None:
@@ -65,7 +67,7 @@ def test_stopping_gives_a_staged_job_back_unspent(store: Store, store_url: str) 
         line = "echo started; sleep 0.5; echo done"
         jobs["first"], jobs["second"] = await _one_staged(worker, store, line)
 
-    with_worker(store_url, body, slots=1, drain_timeout=10)
+    with_worker(store_url, body, slots=1, drain_timeout=10, pace=_fast_pace())
     assert state(store, jobs["first"]) == "succeeded"  # drained
     second = store.queries.job(jobs["second"])
     assert (second.state.value, second.attempts) == ("queued", 0)
@@ -83,14 +85,13 @@ def test_a_cancelled_staged_job_never_starts(store: Store, store_url: str) -> No
         third = submit(store, "echo third")  # and the slot takes the next
         await until(lambda: state(store, third) == "succeeded")
 
-    with_worker(store_url, body, slots=1)
+    with_worker(store_url, body, slots=1, pace=_fast_pace())
 
 
 def test_a_staged_job_that_cannot_be_prepared_leaves_the_slot_alone(
     store: Store, store_url: str
 ) -> None:
     async def body(worker: Worker) -> None:
-        _fast_pace(worker)
         first = submit(store, "echo started; sleep 0.5; echo done")
         broken = submit(store, "echo never", workdir="/nonexistent-stockade-dir")
         third = submit(store, "echo third")
@@ -103,7 +104,7 @@ def test_a_staged_job_that_cannot_be_prepared_leaves_the_slot_alone(
         assert state(store, first) == "succeeded"
         assert "".join(chunk.text for chunk in store.queries.logs(first)) == "started\ndone\n"
 
-    with_worker(store_url, body, slots=1)
+    with_worker(store_url, body, slots=1, pace=_fast_pace())
 
 
 class _BreaksOnce(LocalSandbox):
@@ -142,4 +143,4 @@ def test_a_slot_set_up_anew_runs_its_next_jobs_in_the_new_sandbox(
             result = store.queries.attempts(job)[-1].result
             assert result is not None and result["kill_method"] == "cgroup"
 
-    with_worker(store_url, body, slots=1, sandbox=factory)
+    with_worker(store_url, body, slots=1, sandbox=factory, pace=_fast_pace())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from stockade.engine.worker import PACE_WINDOW, Worker, WorkerOptions
+from stockade.engine.worker import Worker
 from stockade.store import Store
 from stockade.store import schema as t
 from tests.engine import helpers
@@ -183,7 +183,6 @@ def test_a_worker_of_long_jobs_claims_none_ahead(store: Store, store_url: str) -
         await until(lambda: printed(store, long, "started"))
         await asyncio.sleep(0.3)  # claim rounds happen meanwhile
         assert [state(store, j) for j in others] == ["queued"] * 3
-        assert not worker._ready
 
     with_worker(store_url, body, slots=1)
     assert state(store, long) == "succeeded"
@@ -218,29 +217,6 @@ def test_the_recorder_measures_how_long_a_flush_takes(store: Store, store_url: s
         assert 0.005 <= worker.recorder.refill < 1.0
 
     with_worker(store_url, body, slots=4, record_linger=0.05)
-
-
-def test_the_buffer_holds_what_the_slots_start_in_the_horizon(store: Store) -> None:
-    worker = Worker(store, WorkerOptions(slots=2))
-    now = time.monotonic()
-    assert worker._buffer() == 0  # nothing started yet
-    worker._starts.extend([now - PACE_WINDOW - 1] * 50)  # too old to count
-    worker._starts.extend([now] * 100)  # 1,000 starts a second
-    assert worker._buffer() == 20 and len(worker._starts) == 100
-    worker._starts.extend([now] * 1000)
-    assert worker._buffer() == 64  # the cap: 32 per slot, at least 64
-    worker._starts.clear()
-    worker._starts.extend([now] * 100)
-    worker.recorder.refill = 0.025  # flushes of 25 ms: two of them ahead
-    assert worker._buffer() == 50
-    worker.recorder.refill = 0.005  # quick flushes: the horizon's floor
-    assert worker._buffer() == 20
-    worker._starts.clear()
-    worker._starts.append(now)  # a start every tenth of a second: none
-    assert worker._buffer() == 0
-    worker._starts.extend([now] * 2)  # 30 a second: 0.6 in the horizon
-    assert worker._buffer() == 1
-    assert Worker(store, WorkerOptions(prefetch=0))._buffer() == 0
 
 
 def printed(store: Store, job_id: str, text: str) -> bool:

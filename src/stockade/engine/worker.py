@@ -30,7 +30,6 @@ import os
 import secrets
 import signal
 import socket
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +39,7 @@ from stockade.engine.execute import Running, execute
 from stockade.engine.jobspec import declared_profile
 from stockade.engine.keeper import keep
 from stockade.engine.listener import Listener
+from stockade.engine.prefetch import Prefetch
 from stockade.engine.slot import (
     ProfileFactory,
     SandboxFactory,
@@ -59,18 +59,6 @@ from stockade.store import CANCEL_CHANNEL, JOBS_CHANNEL, Claim, Store
 __all__ = ["Worker", "WorkerOptions", "default_worker_id"]
 
 log = logging.getLogger("stockade.worker")
-
-#: Seconds of work the claim-ahead buffer holds at the recent pace, at
-#: least: enough to cover a group commit's linger and its round trip, so
-#: short jobs never wait for a claim, while long jobs (a pace of a few a
-#: second) leave nothing claimed ahead for other workers to miss. A store
-#: whose flushes take longer gets more (``REFILLS``).
-PREFETCH_HORIZON = 0.02
-#: ... or this many of the recorder's measured flush times, if that is more:
-#: a claim made with one flush must last until the next one's arrives.
-REFILLS = 2.0
-#: The pace is the number of jobs started in the last this many seconds.
-PACE_WINDOW = 0.1
 
 
 def sandbox_key(claim: Claim) -> str | None:
@@ -106,10 +94,13 @@ class WorkerOptions:
     burst: bool = False
     #: The most jobs claimed ahead of a free slot, so a slot starts its next
     #: job the moment one ends instead of waiting for a claim round trip.
-    #: The buffer holds what the slots start in ``PREFETCH_HORIZON`` (or two
-    #: flush times) at the recent pace, up to this (``None``: 32 per slot,
-    #: at least 64; ``0``: claim only for free slots).
+    #: The buffer holds what the slots start in a short horizon at the
+    #: recent pace (:mod:`~stockade.engine.prefetch`), up to this (``None``:
+    #: 32 per slot, at least 64; ``0``: claim only for free slots).
     prefetch: int | None = None
+    #: The claim-ahead policy itself, when not the default one (tests set
+    #: a pace with it); ``prefetch`` is then its limit's business.
+    pace: Prefetch | None = None
     #: Seconds an attempt's end waits for others to be recorded with it in
     #: one transaction (group commit), when other jobs are in flight; the
     #: slot is free meanwhile.
@@ -151,10 +142,11 @@ class Worker:
         self.running: dict[str, Running] = {}
         self._idle: list[Slot] = []
         self._ready: collections.deque[Running] = collections.deque()
-        prefetch = self.options.prefetch
-        self._prefetch = max(32 * len(self.slots), 64) if prefetch is None else prefetch
-        #: When the recent jobs started (within ``PACE_WINDOW``), for the buffer's size.
-        self._starts: collections.deque[float] = collections.deque()
+        limit = self.options.prefetch
+        #: The claim-ahead policy (see :mod:`~stockade.engine.prefetch`).
+        self.prefetch = self.options.pace or Prefetch(
+            max(32 * len(self.slots), 64) if limit is None else limit
+        )
         #: The job prepared ahead for a busy slot, and its turn (see _fill_slots).
         self._staged: dict[Slot, tuple[Running, Turn]] = {}
         self._stage_ahead = self.options.stage_ahead
@@ -172,6 +164,10 @@ class Worker:
         )  # fmt: skip
         self._slot_freed = asyncio.Event()
         self._walwatch: WalWatch | None = None
+
+    def staged(self) -> list[str]:
+        """The ids of the jobs prepared ahead, each waiting for its busy slot."""
+        return [job.claim.job_id for job, _ in self._staged.values()]
 
     def request_stop(self) -> None:
         """First call: stop claiming and drain. Second call: stop running jobs now."""
@@ -277,27 +273,9 @@ class Worker:
         listener.start()
         return listener
 
-    def _buffer(self) -> int:
-        """How many claimed jobs to keep ready: what the slots start in the
-        horizon (``PREFETCH_HORIZON``, or ``REFILLS`` flush times of the
-        recorder if longer) at the pace of the last ``PACE_WINDOW``, at most
-        the prefetch limit. A worker of long jobs keeps none; one of jobs that
-        end every millisecond keeps a few dozen.
-
-        The horizon follows the store: on a PostgreSQL whose commits wait for
-        the disk, a fixed 20 ms ran dry before each refill arrived, and the
-        slots stood idle for a fifth of the run."""
-        if not self._prefetch:
-            return 0
-        starts, since = self._starts, time.monotonic() - PACE_WINDOW
-        while starts and starts[0] < since:
-            starts.popleft()
-        horizon = max(PREFETCH_HORIZON, REFILLS * self.recorder.refill)
-        return min(self._prefetch, round(len(starts) * horizon / PACE_WINDOW))
-
     def _want(self) -> int:
         """How many jobs to claim now: free slots plus the buffer, less what is claimed."""
-        return len(self._idle) + self._buffer() - len(self._ready)
+        return self.prefetch.want(len(self._idle), len(self._ready), self.recorder.refill)
 
     def _claim_ahead(self) -> int:
         """For the recorder: claim successors with the ends it records (0: not now)."""
@@ -324,7 +302,7 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self.stopping.is_set():
-            buffer = self._buffer()
+            buffer = self.prefetch.buffer(self.recorder.refill)
             want = len(self._idle) + buffer - len(self._ready)
             # Top the buffer up in batches: one claim for several jobs is
             # nearly as cheap as a claim for one. While ends are being
@@ -375,7 +353,7 @@ class Worker:
             elif self._idle:  # a slot in another profile: set it up in the job's
                 slot = self._idle.pop()
                 self._ready.popleft()
-                self._count_start()
+                self.prefetch.started()
                 self._track(self._switch(slot, job))
                 continue
             else:
@@ -383,12 +361,8 @@ class Worker:
             self._ready.popleft()
             if turn is not None:
                 self._staged[slot] = (job, turn)
-            self._count_start()
+            self.prefetch.started()
             self._track(self._run_job(slot, job, turn))
-
-    def _count_start(self) -> None:
-        if self._prefetch:
-            self._starts.append(time.monotonic())
 
     def _idle_fitting(self, key: str | None) -> Slot | None:
         """The idle slot most recently freed whose sandbox a job of ``key`` runs in."""
