@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from stockade.errors import StoreError
-from stockade.runner.events import Event
+from stockade.runner.events import Event, count_drop
 
 __all__ = ["BACKLOG_BYTES", "FLUSH_BYTES", "FLUSH_INTERVAL", "StoreLogSink"]
 
@@ -47,6 +47,8 @@ class StoreLogSink:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._dropped = 0
+        #: Output events (or chunks the store refused) dropped, per stream.
+        self.dropped_streams: dict[str, int] = {}
         self.chunks_written = 0
 
     @property
@@ -62,6 +64,7 @@ class StoreLogSink:
         stream = event.data.get("stream", "stdout")
         if self._in_flight + self._pending_bytes > BACKLOG_BYTES:
             self._dropped += 1
+            count_drop(self.dropped_streams, event)
             return
         last = self._pending[-1] if self._pending else None
         if last is not None and last["stream"] == stream:
@@ -97,6 +100,9 @@ class StoreLogSink:
             self.chunks_written += len(batch)
         except StoreError:
             self._dropped += len(batch)
+            for chunk in batch:
+                stream = chunk["stream"]
+                self.dropped_streams[stream] = self.dropped_streams.get(stream, 0) + 1
         finally:
             self._in_flight -= size
 
