@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from stockade.engine.jobspec import describe_error, run_spec_for
+from stockade.engine.jobspec import describe_error, log_budget, run_spec_for
 from stockade.engine.logsink import StoreLogSink, Writer
 from stockade.errors import SandboxError, StockadeError, StoreUnavailable, UsageError
 from stockade.runner.attempt import run
@@ -93,7 +93,8 @@ async def execute(
         spec = run_spec_for(claim, worker.options.data_dir)
         if worker.options.prepare is not None:
             spec = worker.options.prepare(spec)
-        sink = StoreLogSink(_log_writer(worker), claim.job_id, claim.run)
+        head, tail = log_budget(claim)
+        sink = StoreLogSink(_log_writer(worker), claim.job_id, claim.run, head=head, tail=tail)
         if slot.sandbox is None:  # the slot is being set up again (another job broke it)
             raise SandboxError(f"slot {slot.index} is being set up again")
         # The log lives in the store (the sink); a log file on this worker's
