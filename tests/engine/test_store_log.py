@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,10 @@ def test_a_big_log_keeps_head_tail_and_a_marker(
         log_head="64KiB",
         log_tail="64KiB",
     )
-    worker = start_worker(store_url, "--slots", "1", "--burst", "-q", log=tmp_path / "w.log")
+    full = tmp_path / "full"
+    worker = start_worker(
+        store_url, "--slots", "1", "--burst", "-q", "--full-logs", str(full), log=tmp_path / "w.log"
+    )
     try:
         assert worker.wait(120) == 0, (tmp_path / "w.log").read_text()
     finally:
@@ -54,6 +58,10 @@ def test_a_big_log_keeps_head_tail_and_a_marker(
     written = sum(len(str(n)) + 1 for n in range(1, LINES + 1))
     assert int(cut[1]) + len(out) == written
     assert int(cut[2]) + out.count("\n") == LINES
+    # All of it is in the worker's --full-logs files, and the marker says where.
+    assert f"all of it: {socket.gethostname()}:{full}/{job}.1.{{stdout,stderr}}" in notes
+    assert (full / f"{job}.1.stdout").stat().st_size == written
+    assert (full / f"{job}.1.stderr").read_text() == "first-err\nlast-err\n"
     # The marker sits where the cut is: after the head, before the tail.
     streams = [c.stream for c in chunks]
     last_marker = len(streams) - 1 - streams[::-1].index("stockade")
@@ -77,3 +85,17 @@ def test_a_big_log_keeps_head_tail_and_a_marker(
         assert any(e["stream"] == "stockade" and "log cut here" in e["text"] for e in logged)
     finally:
         assert server.stop() == 0
+
+
+def test_full_logs_must_be_a_usable_directory(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    proc = subprocess.run(
+        [*STOCKADE, "worker", "--burst", "--full-logs", str(afile / "logs")],
+        env={**os.environ, "STOCKADE_DATA_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"stockade: error: --full-logs: cannot use {str(afile / 'logs')!r}: Not a directory"
+    ]

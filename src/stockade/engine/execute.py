@@ -22,10 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stockade.engine.fulllog import FullLog
 from stockade.engine.jobspec import describe_error, log_budget, run_spec_for
 from stockade.engine.logsink import StoreLogSink, Writer
 from stockade.errors import SandboxError, StockadeError, StoreUnavailable, UsageError
 from stockade.runner.attempt import run
+from stockade.runner.events import Sink
 from stockade.runner.result import Outcome, Result
 from stockade.runner.turn import Turn
 from stockade.store import Claim, JobState
@@ -89,19 +91,26 @@ async def execute(
     launched when the worker's ``turn.go()`` says the slot is free.
     """
     claim = job.claim
+    full: FullLog | None = None
     try:
         spec = run_spec_for(claim, worker.options.data_dir)
         if worker.options.prepare is not None:
             spec = worker.options.prepare(spec)
+        if worker.options.full_logs is not None:
+            full = FullLog.open(worker.options.full_logs, claim.job_id, claim.run)
         head, tail = log_budget(claim)
-        sink = StoreLogSink(_log_writer(worker), claim.job_id, claim.run, head=head, tail=tail)
+        sink = StoreLogSink(
+            _log_writer(worker), claim.job_id, claim.run, head=head, tail=tail,
+            whole=full.where if full is not None else None,
+        )  # fmt: skip
+        sinks: list[Sink] = [sink] if full is None else [sink, full.sink]
         if slot.sandbox is None:  # the slot is being set up again (another job broke it)
             raise SandboxError(f"slot {slot.index} is being set up again")
         # The log lives in the store (the sink); a log file on this worker's
         # disk would be a second copy no other machine can read, at a file
         # creation per attempt.
         result = await run(
-            spec, claim.input, sinks=[sink], sandbox=slot.sandbox, cancel=job.cancel,
+            spec, claim.input, sinks=sinks, sandbox=slot.sandbox, cancel=job.cancel,
             log_file=False, released=ran, turn=turn,
         )  # fmt: skip
     except UsageError as exc:
@@ -114,6 +123,9 @@ async def execute(
         ran()
         await _record(worker, job, "release", reason="infrastructure", error=describe_error(exc))
         return
+    finally:
+        if full is not None:
+            full.close()
     ran()
     job.recording = True
     if job.interrupt == "superseded":

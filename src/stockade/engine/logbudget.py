@@ -110,15 +110,17 @@ class LogBudget:
             f"its last {format_size(self.tail)} (log_tail) follow when it ends\n"
         )
 
-    def marker(self) -> str | None:
-        """The line that replaces what was cut, or ``None`` if nothing was."""
+    def marker(self, whole: str | None = None) -> str | None:
+        """The line that replaces what was cut, or ``None`` if nothing was;
+        ``whole`` says where all of the output is, if it is somewhere."""
         cut = [(name, c) for name, c in sorted(self.cut.items()) if c.bytes]
         if not cut:
             return None
         what = ", ".join(f"{name} {c.bytes} bytes ({c.lines} lines)" for name, c in cut)
         return (
             f"[stockade] log cut here: {what} not kept "
-            f"(log_head {format_size(self.head)}, log_tail {format_size(self.tail)})\n"
+            f"(log_head {format_size(self.head)}, log_tail {format_size(self.tail)})"
+            + (f"; all of it: {whole}\n" if whole else "\n")
         )
 
 

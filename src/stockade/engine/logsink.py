@@ -52,8 +52,11 @@ class StoreLogSink:
         head: int = DEFAULT_LOG_HEAD,
         tail: int = DEFAULT_LOG_TAIL,
         interval: float = FLUSH_INTERVAL,
+        whole: str | None = None,
     ) -> None:
         self._write = write
+        #: Where the whole output is, if somewhere (said in the marker).
+        self.whole = whole
         self._budget = LogBudget(head, tail)
         #: The note that the head is full was written.
         self._noticed = False
@@ -111,7 +114,7 @@ class StoreLogSink:
     def _queue_tail(self) -> None:
         """The end of the attempt: the marker of what was cut, then the tail."""
         held = self._budget.held()
-        marker = self._budget.marker()
+        marker = self._budget.marker(self.whole)
         if marker is not None:
             self._queue(MARKER_STREAM, marker, held[0][2] if held else time.time())
         for stream, data, when in held:
