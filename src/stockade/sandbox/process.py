@@ -25,7 +25,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from stockade.errors import LaunchError
@@ -264,15 +264,18 @@ class PopenHandle(ProcessHandle):
         if self._released:
             return  # the slot runs another job now; this one's processes are gone
         if self._cgroup is not None:
+            inside = self._cgroup.pids()
             self._cgroup.signal(signum)
-            self._signal_session(signum)
+            self._signal_session(signum, inside)
             return
         for pid in self._tree():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signum)
 
-    def _signal_session(self, signum: int) -> int:
-        """Signal the main process, its process group and its session directly.
+    def _signal_session(self, signum: int, done: Collection[int] = ()) -> int:
+        """Signal the main process and the rest of its process group and session
+        directly, but for the pids in ``done`` (signalled through the cgroup
+        already: a second SIGTERM can mean "force" to a job's handler).
 
         The cgroup is not enough: a root job can write itself into another
         cgroup's ``cgroup.procs``. Its session still names it (every job is
@@ -280,19 +283,20 @@ class PopenHandle(ProcessHandle):
         pidfd, so a reused pid is never hit. Returns how many were signalled.
         """
         self._stopping = True
-        pids = set(proctree.session_members(self.pid))
-        if self._popen.returncode is None:
-            if self._pidfd is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    signal.pidfd_send_signal(self._pidfd, signum)
-            pids.discard(self.pid)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signum)
+        pids = set(proctree.session_members(self.pid)) - set(done)
         pids.discard(os.getpid())
+        main = self.pid in pids
+        pids.discard(self.pid)
+        if main:  # alive, so not reaped: its pid is still its own
+            with contextlib.suppress(ProcessLookupError):
+                if self._pidfd is not None:
+                    signal.pidfd_send_signal(self._pidfd, signum)
+                else:
+                    os.kill(self.pid, signum)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signum)
-        return len(pids)
+        return len(pids) + main
 
     def _tree(self) -> list[int]:
         """Fallback attribution: main pid, its process group, descendants, marked pids."""
