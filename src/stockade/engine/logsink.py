@@ -85,11 +85,10 @@ class StoreLogSink:
             return
         stream = event.data.get("stream", "stdout")
         head = self._budget.add(stream, data, event.time)
-        if head:
-            if self._in_flight + self._pending_bytes > BACKLOG_BYTES:
-                self._dropped += 1
-                count_drop(self.dropped_streams, event)
-                return
+        if head and self._in_flight + self._pending_bytes > BACKLOG_BYTES:
+            self._dropped += 1
+            count_drop(self.dropped_streams, event)
+        elif head:
             text = event.text if len(head) == len(data) else str(head, "utf-8", "replace")
             self._queue(stream, text, event.time)
         if len(head) < len(data) and not self._noticed:
