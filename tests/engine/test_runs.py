@@ -206,3 +206,28 @@ def test_a_quiet_run_beats_so_it_is_not_taken_for_abandoned(store: Store, tmp_pa
     assert recovered == []
     assert state.status.value == "succeeded"
     assert store.runs.run(run.run_id).state is StoredRun.SUCCEEDED
+
+
+def test_a_run_job_keeps_its_tasks_log_head_and_tail(store: Store, tmp_path: Any) -> None:
+    os.chdir(tmp_path)
+    run_id, _ = _execute(
+        store,
+        """
+        tasks:
+          loud:
+            run: seq 1 200000
+            log_head: 1KiB
+            log_tail: 1KiB
+        pipelines:
+          p:
+            steps:
+              talk:
+                task: loud
+        """,
+    )
+    (job,) = run_view(store, run_id)["jobs"]
+    chunks = store.queries.logs(job["id"])
+    out = "".join(c.text for c in chunks if c.stream == "stdout")
+    assert out.startswith("1\n2\n") and out.endswith("199999\n200000\n")
+    assert len(out) <= 2048
+    assert any("log cut here: stdout" in c.text for c in chunks if c.stream == "stockade")

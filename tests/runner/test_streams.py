@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from stockade.runner.attempt import run
 from stockade.runner.events import Event
 from stockade.runner.result import Outcome
@@ -123,6 +125,23 @@ def test_slow_sink_never_blocks_the_child() -> None:
         os.close(write_fd)
 
 
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_dropped_events_are_counted_per_stream(stream: str) -> None:
+    read_fd, write_fd = os.pipe()  # nobody reads it until the job has ended
+    try:
+        sink = TerminalSink(write_fd, write_fd, budget=256 * 1024)
+        redirect = "" if stream == "stdout" else " >&2"
+        spec = RunSpec(shell=f"head -c {16 * 1024 * 1024} /dev/zero{redirect}", timeout=30)
+        result = asyncio.run(_run_with_abandoned_sink(spec, sink))
+        other = "stderr" if stream == "stdout" else "stdout"
+        assert sink.dropped > 0
+        assert result.streams[stream].dropped_events == sink.dropped
+        assert result.streams[other].dropped_events == 0
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
 async def _run_with_abandoned_sink(spec: RunSpec, sink: TerminalSink) -> object:
     # aclose() would wait for the stuck writer; run() calls it, so give it a
     # reader in a moment: the point is that the job itself finished first.
@@ -143,3 +162,7 @@ class _NoWaitClose:
     @property
     def dropped(self) -> int:
         return self.inner.dropped
+
+    @property
+    def dropped_streams(self) -> dict[str, int]:
+        return self.inner.dropped_streams

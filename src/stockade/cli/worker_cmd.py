@@ -68,6 +68,11 @@ __all__ = ["worker_command"]
 @click.option("--config", "-c", "config_path", metavar="FILE", help="stockade.yaml for --sandbox.")
 @click.option("--burst", is_flag=True, help="Exit once no job is queued or running.")
 @click.option(
+    "--full-logs",
+    metavar="DIR",
+    help="Also write every attempt's whole output to DIR/JOB.N.stdout|stderr (unbounded).",
+)
+@click.option(
     "--store-process/--no-store-process",
     default=True,
     show_default=True,
@@ -99,6 +104,7 @@ def worker_command(**opts: Any) -> int:
         data_dir=opts["data_dir"],
         burst=opts["burst"],
         store_process=opts["store_process"],
+        full_logs=_full_logs(opts["full_logs"]),
     )
     if opts["sandbox"]:
         options.sandbox, options.prepare = _slot_sandbox(opts["sandbox"], opts["config_path"])
@@ -143,6 +149,18 @@ def _offers(text: str) -> tuple[str, ...]:
             raise UsageError(f"--offer: sandbox backend {name!r} is not usable on this host "
                              "(see `stockade sandboxes`)")  # fmt: skip
     return names
+
+
+def _full_logs(directory: str | None) -> str | None:
+    """``--full-logs`` as an absolute, existing directory (made if missing)."""
+    if directory is None:
+        return None
+    path = os.path.abspath(directory)
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--full-logs: cannot use {path!r}: {exc.strerror or exc}") from exc
+    return path
 
 
 def _positive(text: str, option: str) -> float:

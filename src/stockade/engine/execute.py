@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from stockade.engine.jobspec import declared_profile, describe_error, run_spec_for
+from stockade.engine.fulllog import FullLog
+from stockade.engine.jobspec import declared_profile, describe_error, log_budget, run_spec_for
 from stockade.engine.logsink import StoreLogSink, Writer
 from stockade.errors import (
     SandboxError,
@@ -32,7 +33,9 @@ from stockade.errors import (
     UsageError,
 )
 from stockade.runner.attempt import run
+from stockade.runner.events import Sink
 from stockade.runner.result import Outcome, Result
+from stockade.runner.spec import RunSpec
 from stockade.runner.turn import Turn
 from stockade.sandbox.registry import prepare_spec
 from stockade.store import Claim, JobState
@@ -99,23 +102,22 @@ async def execute(
     launched when the worker's ``turn.go()`` says the slot is free.
     """
     claim = job.claim
+    full: FullLog | None = None
     try:
-        spec = run_spec_for(claim, worker.options.data_dir)
-        profile = declared_profile(claim)
-        if profile is not None:
-            spec = prepare_spec(spec, profile)
-        elif worker.options.prepare is not None:
-            spec = worker.options.prepare(spec)
-        sink = StoreLogSink(_log_writer(worker), claim.job_id, claim.run)
-        if slot.sandbox is None:  # the slot is being set up again (another job broke it)
-            raise SandboxError(f"slot {slot.index} is being set up again")
-        if not slot.runs_as_declared(profile):  # defence in depth: never run weaker
-            raise SandboxMismatch(slot.index, None if profile is None else profile.backend)
+        spec = _attempt_spec(worker, slot, claim)
+        if worker.options.full_logs is not None:
+            full = FullLog.open(worker.options.full_logs, claim.job_id, claim.run)
+        head, tail = log_budget(claim)
+        sink = StoreLogSink(
+            _log_writer(worker), claim.job_id, claim.run, head=head, tail=tail,
+            whole=full.where if full is not None else None,
+        )  # fmt: skip
+        sinks: list[Sink] = [sink] if full is None else [sink, full.sink]
         # The log lives in the store (the sink); a log file on this worker's
         # disk would be a second copy no other machine can read, at a file
         # creation per attempt.
         result = await run(
-            spec, claim.input, sinks=[sink], sandbox=slot.sandbox, cancel=job.cancel,
+            spec, claim.input, sinks=sinks, sandbox=slot.sandbox, cancel=job.cancel,
             log_file=False, released=ran, turn=turn,
         )  # fmt: skip
     except UsageError as exc:
@@ -128,6 +130,9 @@ async def execute(
         ran()
         await _record(worker, job, "release", reason="infrastructure", error=describe_error(exc))
         return
+    finally:
+        if full is not None:
+            full.close()
     ran()
     job.recording = True
     if job.interrupt == "superseded":
@@ -140,6 +145,23 @@ async def execute(
     if result.outcome is Outcome.TIMED_OUT:
         worker.counters.count("timed_out")
     await _record(worker, job, "finish", result=result)
+
+
+def _attempt_spec(worker: Worker, slot: Slot, claim: Claim) -> RunSpec:
+    """The runner spec of ``claim``'s attempt in the sandbox it must run in:
+    its declared profile's, else the worker's default. Raises
+    :class:`SandboxError` when ``slot`` is not set up in that sandbox now."""
+    spec = run_spec_for(claim, worker.options.data_dir)
+    profile = declared_profile(claim)
+    if profile is not None:
+        spec = prepare_spec(spec, profile)
+    elif worker.options.prepare is not None:
+        spec = worker.options.prepare(spec)
+    if slot.sandbox is None:  # the slot is being set up again (another job broke it)
+        raise SandboxError(f"slot {slot.index} is being set up again")
+    if not slot.runs_as_declared(profile):  # defence in depth: never run weaker
+        raise SandboxMismatch(slot.index, None if profile is None else profile.backend)
+    return spec
 
 
 def _log_writer(worker: Worker) -> Writer:

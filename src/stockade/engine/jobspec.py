@@ -26,7 +26,14 @@ from stockade.spec import Config, SecretSpec, TaskSpec
 from stockade.spec.sandbox import SandboxProfile
 from stockade.store import Claim, NewJob
 
-__all__ = ["SPEC_VERSION", "adhoc_task", "declared_profile", "new_job", "run_spec_for"]
+__all__ = [
+    "SPEC_VERSION",
+    "adhoc_task",
+    "declared_profile",
+    "log_budget",
+    "new_job",
+    "run_spec_for",
+]
 
 SPEC_VERSION = 1
 
@@ -154,6 +161,15 @@ def run_spec_for(claim: Claim, data_dir: str | None = None) -> RunSpec:
     attempt = copy.copy(spec)
     attempt.job_id, attempt.attempt, attempt.state = claim.job_id, claim.run, dict(claim.state)
     return attempt
+
+
+def log_budget(claim: Claim) -> tuple[int, int]:
+    """``(log_head, log_tail)`` of ``claim``'s task: what its store log keeps.
+
+    Call after :func:`run_spec_for` succeeded (the spec is valid and parsed).
+    """
+    task = _task(_task_text(claim.spec["task"]))
+    return task.log_head, task.log_tail
 
 
 #: Frozen tasks already turned into text, by identity (each entry holds its

@@ -206,7 +206,9 @@ class RunRecorder:
         tracked.dirty = True
         self._schedule()
         assert job.job_id is not None
-        return [StoreLogSink(self._write_logs, job.job_id, attempt)]
+        task = tracked.frozen.get("spec", {}).get("task", {})
+        budget = {key[4:]: task[key] for key in ("log_head", "log_tail") if key in task}
+        return [StoreLogSink(self._write_logs, job.job_id, attempt, **budget)]
 
     async def _write_logs(self, chunks: Sequence[dict[str, Any]]) -> None:
         self._logs.extend(chunks)

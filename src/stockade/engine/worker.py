@@ -123,6 +123,10 @@ class WorkerOptions:
     #: usable on this host.
     offers: tuple[str, ...] | None = None
     handle_signals: bool = True
+    #: A directory for every attempt's whole output (``JOB_ID.N.stdout`` and
+    #: ``.stderr``, unbounded; see :mod:`~stockade.engine.fulllog`); ``None``:
+    #: the store's head and tail only.
+    full_logs: str | None = None
 
 
 class Worker:

@@ -22,7 +22,7 @@ from typing import Any
 
 from stockade.errors import LaunchError, OutputError, UsageError
 from stockade.runner.commands import CommandEffects
-from stockade.runner.events import Event, Sink, wants
+from stockade.runner.events import Event, Sink, dropped_output, wants
 from stockade.runner.hostenv import NAMED_SECRET_MIN, inherited, named_secret
 from stockade.runner.inputs import prepare
 from stockade.runner.outputs import base_outputs
@@ -357,7 +357,7 @@ class _Attempt:
         result.streams = {"stdout": out.stats, "stderr": err.stats}
         result.log_path = out.log.path if out.log is not None else None
         for pipe in (out, err):
-            pipe.stats.dropped_events = sum(s.dropped for s in self.sinks)
+            pipe.stats.dropped_events = dropped_output(self.sinks, pipe.stream)
         if wants(self.sinks, "finish"):
             self.emit(Event("finish", self.job_id, {"result": result.to_dict()}))
         return result

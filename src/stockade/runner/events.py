@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Event", "ListSink", "Sink", "wants"]
+__all__ = ["Event", "ListSink", "Sink", "count_drop", "dropped_output", "wants"]
 
 
 @dataclass(slots=True)
@@ -65,6 +65,10 @@ class Sink(Protocol):
     when no sink uses them (the finish event is the whole result as a
     dictionary, per attempt), and a sink still ignores kinds it was given
     for another sink's sake.
+
+    A sink that can drop output also has ``dropped_streams``: how many
+    ``output`` events of each stream it dropped (see :func:`dropped_output`);
+    ``dropped`` counts every kind.
     """
 
     def emit(self, event: Event) -> None:
@@ -85,6 +89,23 @@ def wants(sinks: Sequence[Sink], kind: str) -> bool:
         if kinds is None or kind in kinds:
             return True
     return False
+
+
+def count_drop(counts: dict[str, int], event: Event) -> None:
+    """Count ``event`` in a sink's ``dropped_streams`` if it is output."""
+    if event.kind == "output":
+        stream = str(event.data.get("stream", "stdout"))
+        counts[stream] = counts.get(stream, 0) + 1
+
+
+def dropped_output(sinks: Sequence[Sink], stream: str) -> int:
+    """How many ``output`` events of ``stream`` the ``sinks`` dropped in all."""
+    total = 0
+    for sink in sinks:
+        counts = getattr(sink, "dropped_streams", None)
+        if counts:
+            total += counts.get(stream, 0)
+    return total
 
 
 class ListSink:

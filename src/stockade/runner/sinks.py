@@ -16,7 +16,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from stockade.runner.events import Event
+from stockade.runner.events import Event, count_drop
 
 __all__ = ["JsonEventSink", "TerminalSink", "WriterSink"]
 
@@ -33,6 +33,8 @@ class WriterSink:
         self._cond = threading.Condition()
         self._closed = False
         self._dropped = 0
+        #: Output events dropped, per stream.
+        self.dropped_streams: dict[str, int] = {}
         self._thread: threading.Thread | None = None
 
     @property
@@ -51,6 +53,7 @@ class WriterSink:
         with self._cond:
             if self._pending + size > self._budget and event.kind != "finish":
                 self._dropped += 1
+                count_drop(self.dropped_streams, event)
                 return
             self._pending += size
             self._queue.extend(writes)

@@ -25,7 +25,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from stockade.errors import LaunchError
@@ -182,6 +182,8 @@ class PopenHandle(ProcessHandle):
         self._exit_callbacks: list[Callable[[], None]] = []
         #: The slot was given up (release_slot): nothing of it is touched again.
         self._released = False
+        #: A stop signal was sent: kill-all also sweeps the job's session.
+        self._stopping = False
         live_pids.add(self.pid)
 
     @property
@@ -262,11 +264,39 @@ class PopenHandle(ProcessHandle):
         if self._released:
             return  # the slot runs another job now; this one's processes are gone
         if self._cgroup is not None:
+            inside = self._cgroup.pids()
             self._cgroup.signal(signum)
+            self._signal_session(signum, inside)
             return
         for pid in self._tree():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signum)
+
+    def _signal_session(self, signum: int, done: Collection[int] = ()) -> int:
+        """Signal the main process and the rest of its process group and session
+        directly, but for the pids in ``done`` (signalled through the cgroup
+        already: a second SIGTERM can mean "force" to a job's handler).
+
+        The cgroup is not enough: a root job can write itself into another
+        cgroup's ``cgroup.procs``. Its session still names it (every job is
+        born a session leader); the main process is signalled through its
+        pidfd, so a reused pid is never hit. Returns how many were signalled.
+        """
+        self._stopping = True
+        pids = set(proctree.session_members(self.pid)) - set(done)
+        pids.discard(os.getpid())
+        main = self.pid in pids
+        pids.discard(self.pid)
+        if main:  # alive, so not reaped: its pid is still its own
+            with contextlib.suppress(ProcessLookupError):
+                if self._pidfd is not None:
+                    signal.pidfd_send_signal(self._pidfd, signum)
+                else:
+                    os.kill(self.pid, signum)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+        return len(pids) + main
 
     def _tree(self) -> list[int]:
         """Fallback attribution: main pid, its process group, descendants, marked pids."""
@@ -284,8 +314,12 @@ class PopenHandle(ProcessHandle):
         if self._released:
             return False
         if self._cgroup is not None:
-            return self._cgroup.populated()
+            return self._cgroup.populated() or self._main_running()
         return bool(self._tree_alive())
+
+    def _main_running(self) -> bool:
+        """The main process is neither reaped nor a zombie (it may have left the cgroup)."""
+        return self._popen.returncode is None and not self._exit_seen and _is_alive(self.pid)
 
     def _tree_alive(self) -> list[int]:
         return [p for p in self._tree() if _is_alive(p)]
@@ -295,6 +329,10 @@ class PopenHandle(ProcessHandle):
             count = 0  # found empty at the exit; what is in the slot now is not ours
         elif self._cgroup is not None:
             count = await self._kill_cgroup(self._cgroup)
+            if self._stopping or self._popen.returncode is None:
+                # A job that left its cgroup is killed all the same (and a stop
+                # must not wait for its main process forever).
+                count += self._signal_session(signal.SIGKILL)
         else:
             count = await self._kill_tree()
         if self._popen.returncode is None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+from collections.abc import Iterator
 
 __all__ = [
     "children",
@@ -26,6 +27,7 @@ __all__ = [
     "is_subreaper",
     "pids_with_marker",
     "reap_orphans",
+    "session_members",
 ]
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -111,6 +113,22 @@ def reap_orphans(exclude: set[int]) -> int:
     return reaped
 
 
+def session_members(sid: int) -> list[int]:
+    """Live pids whose session or process group is ``sid`` (a job's main pid).
+
+    A whole-``/proc`` scan, made only when a job is stopped: a job that
+    left its cgroup (root can) is still found by the session it was born in.
+    Pids are not reused until the kernel's pid counter wraps, so the id of a
+    main process reaped a moment ago still names its own session.
+    """
+    found: list[int] = []
+    for pid, data in _read_each("stat"):
+        fields = data[data.rfind(b")") + 2 :].split()
+        if fields[0] not in (b"Z", b"X") and sid in (int(fields[2]), int(fields[3])):
+            found.append(pid)
+    return found
+
+
 def pids_with_marker(marker: str) -> list[int]:
     """Pids whose environment carries ``STOCKADE_JOB_ID=<marker>``.
 
@@ -118,15 +136,17 @@ def pids_with_marker(marker: str) -> list[int]:
     escaped both the cgroup and the process tree.
     """
     needle = f"STOCKADE_JOB_ID={marker}\0".encode()
+    return [pid for pid, data in _read_each("environ") if needle in data]
+
+
+def _read_each(name: str) -> Iterator[tuple[int, bytes]]:
+    """``(pid, contents of /proc/PID/<name>)`` for every other process that can be read."""
     me = os.getpid()
-    found: list[int] = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
             continue
         try:
-            with open(f"/proc/{name}/environ", "rb") as fh:
-                if needle in fh.read():
-                    found.append(int(name))
+            with open(f"/proc/{entry}/{name}", "rb") as fh:
+                yield int(entry), fh.read()
         except OSError:
             continue
-    return found

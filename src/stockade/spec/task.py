@@ -36,7 +36,20 @@ from stockade.spec.types import (
     workspace_path,
 )
 
-__all__ = ["Backoff", "ExitCodes", "InputFormat", "OutputFormat", "TaskDefaults", "TaskSpec"]
+__all__ = [
+    "DEFAULT_LOG_HEAD",
+    "DEFAULT_LOG_TAIL",
+    "Backoff",
+    "ExitCodes",
+    "InputFormat",
+    "OutputFormat",
+    "TaskDefaults",
+    "TaskSpec",
+]
+
+#: Bytes of an attempt's first and last output a worker keeps in the store's log.
+DEFAULT_LOG_HEAD = 1024 * 1024
+DEFAULT_LOG_TAIL = 1024 * 1024
 
 InputFormat = Literal["env", "json_stdin", "json_file", "args", "none"]
 OutputFormat = Literal["stdout", "json_stdout", "lines", "exit_code_only", "file"]
@@ -128,7 +141,16 @@ class TaskDefaults(StrictModel):
     )
     stop_signal: SignalName = Field(default="SIGTERM", description="Signal sent to stop the job.")
     max_output: Size = Field(
-        default=DEFAULT_MAX_OUTPUT, description="Bytes of each stream kept in the store."
+        default=DEFAULT_MAX_OUTPUT,
+        description="Bytes of each stream kept for outputs and exec's log file.",
+    )
+    log_head: Size = Field(
+        default=DEFAULT_LOG_HEAD,
+        description="Bytes of an attempt's first output (both streams) kept in the store's log.",
+    )
+    log_tail: Size = Field(
+        default=DEFAULT_LOG_TAIL,
+        description="Bytes of an attempt's last output (both streams) kept in the store's log.",
     )
     exit_codes: ExitCodes = Field(default_factory=ExitCodes, description="Exit-code classes.")
     max_attempts: int = Field(
