@@ -163,3 +163,40 @@ def test_upgrade_from_0003_keeps_jobs_and_indexes_only_jobs_with_a_worker(
         assert store.queries.job(job_id).state.value == "queued"
     finally:
         store.close()
+
+
+def test_upgrade_from_0004_keeps_workers_and_judges_them_by_their_heartbeat(
+    store_url: str,
+) -> None:
+    """0005 adds what tells a worker's liveness; a row written before it has
+    none, so its name is held while its heartbeat is fresh, and free after."""
+    from alembic import command
+
+    from stockade.errors import NameInUse
+
+    db = Database(resolve_url(store_url))
+    try:
+        with db.transaction() as conn:
+            command.upgrade(migrate.alembic_config(conn), "0004")
+        old = Database(resolve_url(store_url))
+        with old.transaction() as conn:  # two workers, written as 0004 had them
+            for name, seen in (("fresh", "9e12"), ("gone", "0")):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO workers (id, hostname, pid, slots, started_at, last_seen)"
+                        f" VALUES ('{name}', 'elsewhere', 1, 1, 0, {seen})"
+                    )
+                )
+        old.dispose()
+        assert migrate.upgrade(db) == ("0004", migrate.HEAD)
+    finally:
+        db.dispose()
+    store = open_store(store_url)
+    try:
+        with pytest.raises(NameInUse):
+            store.journal.register_worker("fresh", 2, 30.0)
+        store.journal.register_worker("gone", 2, 30.0)
+        workers = {w.id: w for w in store.queries.workers()}
+        assert workers["fresh"].pid_start is None and workers["gone"].pid_start is not None
+    finally:
+        store.close()

@@ -174,7 +174,9 @@ class Worker:
 
     async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         store = self.astore.store
-        await self.astore.once(store.journal.register_worker, self.id, len(self.slots))
+        await self.astore.once(
+            store.journal.register_worker, self.id, len(self.slots), self.options.lease
+        )
         if self.options.worker_id:
             moved = await self.astore.once(store.jobs.recover_worker, self.id)
             if moved:

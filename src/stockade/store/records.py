@@ -216,3 +216,8 @@ class WorkerRecord:
     last_seen: float
     stopped_at: float | None
     counters: dict[str, int]
+    #: What tells whether it still runs (see :mod:`~stockade.store.liveness`);
+    #: ``None`` in rows of workers older than these columns.
+    boot_id: str | None = None
+    pid_start: int | None = None
+    lease: float | None = None

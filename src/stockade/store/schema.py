@@ -22,7 +22,9 @@ Tables:
 ``events``
     Lifecycle events (queued, started, finished, retried, lost, cancelled…).
 ``workers``
-    Live and stopped workers with their counters, for health and metrics.
+    Live and stopped workers with their counters, for health and metrics,
+    and what tells whether one still runs (migration ``0005``), so a name
+    held by a live worker is refused.
 ``webhook_deliveries``
     The HTTP service's record of every webhook delivery and its outcome
     (migration ``0002``; servers before it created the table on first use).
@@ -200,6 +202,13 @@ workers = sa.Table(
     sa.Column("last_seen", _Time, nullable=False),
     sa.Column("stopped_at", _Time, nullable=True),
     sa.Column("counters", sa.JSON, nullable=True),
+    # What tells whether the worker still runs (migration 0005): on its own
+    # host, the kernel's boot id and the process's start time (clock ticks
+    # after boot, from /proc/PID/stat), so a reused pid is not taken for it;
+    # from elsewhere, a heartbeat younger than its lease.
+    sa.Column("boot_id", sa.String(64), nullable=True),
+    sa.Column("pid_start", sa.BigInteger, nullable=True),
+    sa.Column("lease", _Time, nullable=True),
 )
 
 webhook_deliveries = sa.Table(
