@@ -80,13 +80,13 @@ def test_a_worker_restarted_after_sigkill_recovers_its_jobs_at_once(
     began = time.monotonic()
     again = start_worker(store_url, *args, log=tmp_path / "b")
     try:
-        _wait(store, job_id, lambda j: j.attempts == 2 and j.state.value == "running", timeout=20)
+        _wait(store, job_id, lambda j: j.attempts == 2 and j.state.value == "running", timeout=45)
         took = time.monotonic() - began
         store.jobs.cancel([job_id])
         _wait(store, job_id, lambda j: j.state.value == "cancelled")
     finally:
         assert stop(again) == 0, (tmp_path / "b").read_text()[-3000:]
-    assert took < 20  # the lease (60 s) never expired
+    assert took < 45  # well before the lease (60 s) could expire
     outcomes = [(a.attempt, a.outcome, a.reason) for a in store.queries.attempts(job_id)]
     assert outcomes[0] == (1, "lost", "worker_restarted")
     assert "recovered 1 job(s)" in (tmp_path / "b").read_text()
