@@ -110,6 +110,24 @@ def test_upgrade_from_0002_keeps_jobs_and_adds_the_run_columns(store_url: str) -
         store.close()
 
 
+def _claimed_job_as_before(store_url: str) -> None:
+    """Job ``j1``, running on worker ``w1``, with the columns of 0003 to 0005."""
+    old = Database(resolve_url(store_url))
+    try:
+        with old.transaction() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO jobs (id, task, state, priority, spec, max_attempts, attempts,"
+                    " runs, transient, backoff_initial, backoff_multiplier, backoff_max,"
+                    " on_timeout, run_after, created_at, updated_at, cancel_requested, worker_id)"
+                    " VALUES ('j1', 't', 'running', 0, '{}', 1, 1, 1, 0, 1, 2, 60, 'retry',"
+                    " 0, 0, 0, false, 'w1')"
+                )
+            )
+    finally:
+        old.dispose()
+
+
 def test_upgrade_from_0003_keeps_jobs_and_indexes_only_jobs_with_a_worker(
     store_url: str,
 ) -> None:
@@ -123,18 +141,7 @@ def test_upgrade_from_0003_keeps_jobs_and_indexes_only_jobs_with_a_worker(
     try:
         with db.transaction() as conn:
             command.upgrade(migrate.alembic_config(conn), "0003")
-        old = Database(resolve_url(store_url))
-        with old.transaction() as conn:  # a claimed job, written as 0003 had it
-            conn.execute(
-                sa.text(
-                    "INSERT INTO jobs (id, task, state, priority, spec, max_attempts, attempts,"
-                    " runs, transient, backoff_initial, backoff_multiplier, backoff_max,"
-                    " on_timeout, run_after, created_at, updated_at, cancel_requested, worker_id)"
-                    " VALUES ('j1', 't', 'running', 0, '{}', 1, 1, 1, 0, 1, 2, 60, 'retry',"
-                    " 0, 0, 0, false, 'w1')"
-                )
-            )
-        old.dispose()
+        _claimed_job_as_before(store_url)  # as 0003 wrote it
         assert migrate.upgrade(db) == ("0003", migrate.HEAD)
         with db.transaction() as conn:
             if db.dialect == "sqlite":
@@ -198,5 +205,31 @@ def test_upgrade_from_0004_keeps_workers_and_judges_them_by_their_heartbeat(
         store.journal.register_worker("gone", 2, 30.0)
         workers = {w.id: w for w in store.queries.workers()}
         assert workers["fresh"].pid_start is None and workers["gone"].pid_start is not None
+    finally:
+        store.close()
+
+
+def test_upgrade_from_0005_keeps_running_jobs_and_lets_them_be_force_cancelled(
+    store_url: str,
+) -> None:
+    """0006 adds ``cancel_forced`` (false for the jobs already there); a job
+    running across the upgrade can then be cancelled, and forced."""
+    from alembic import command
+
+    db = Database(resolve_url(store_url))
+    try:
+        with db.transaction() as conn:
+            command.upgrade(migrate.alembic_config(conn), "0005")
+        _claimed_job_as_before(store_url)  # as 0005 wrote it
+        assert migrate.upgrade(db) == ("0005", migrate.HEAD)
+    finally:
+        db.dispose()
+    store = open_store(store_url)
+    try:
+        assert store.jobs.cancel_requests("w1") == []
+        assert store.jobs.cancel(["j1"]) == {"j1": "cancelling"}
+        assert store.jobs.cancel_requests("w1") == [("j1", 1, False)]
+        assert store.jobs.cancel(["j1"]) == {"j1": "killing"}
+        assert store.jobs.cancel_requests("w1") == [("j1", 1, True)]
     finally:
         store.close()

@@ -98,6 +98,8 @@ jobs = sa.Table(
     sa.Column("worker_id", sa.String(200), nullable=True),
     sa.Column("lease_expires", _Time, nullable=True),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    # A second cancel, or a forced one: kill the job now (migration 0006).
+    sa.Column("cancel_forced", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("outcome", sa.String(16), nullable=True),
     sa.Column("exit_code", sa.Integer, nullable=True),
     sa.Column("signal", sa.Integer, nullable=True),
