@@ -17,7 +17,8 @@ Every error stockade raises on purpose derives from :class:`StockadeError`::
         ├── StoreURLError     a database URL that is malformed or of an unsupported kind
         ├── StoreUnavailable  the database cannot be reached (transient: retried by workers)
         ├── SchemaError       the database schema is missing or older than this stockade
-        └── JobNotFound       no job has the given id
+        ├── JobNotFound       no job has the given id
+        └── NameInUse         a live worker already uses the worker name asked for
 
 Each class's docstring doubles as its default message. Errors carry structured
 fields and are raised ``from`` their cause at every layer boundary.
@@ -32,6 +33,7 @@ __all__ = [
     "JobNotFound",
     "LaunchError",
     "MountError",
+    "NameInUse",
     "OutputError",
     "SandboxError",
     "SandboxMismatch",
@@ -152,6 +154,17 @@ class JobNotFound(StoreError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"no job {job_id!r} in the store")
+
+
+class NameInUse(StoreError):
+    """A live worker already uses this worker name."""
+
+    def __init__(self, name: str, holder: str) -> None:
+        self.name = name
+        super().__init__(
+            f"worker name {name!r} is in use by a live worker ({holder}): "
+            "stop that worker first or choose another --name"
+        )
 
 
 class RunNotFound(StoreError):

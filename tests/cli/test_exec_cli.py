@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.runner.helpers import alive
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 STOCKADE = [sys.executable, "-m", "stockade.cli.main"]
 
@@ -140,15 +142,20 @@ def test_exec_task_without_config_says_how(tmp_path: Path) -> None:
     assert "no stockade.yaml here" in proc.stderr
 
 
+def _exec_until_up(*args: str) -> subprocess.Popen[str]:
+    """``stockade exec ARGS`` in the background, once its job has printed ``up``."""
+    proc = subprocess.Popen(
+        [*STOCKADE, "exec", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "up\n"
+    return proc
+
+
 def test_sigint_cancels_job_and_kills_tree(tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     line = f"setsid sh -c 'echo $$ >> {pid_file}; exec sleep 300' & echo $$ >> {pid_file}; echo up; sleep 300"
-    proc = subprocess.Popen(
-        [*STOCKADE, "exec", "--kill-grace", "200ms", "--shell", line],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == "up\n"
+    proc = _exec_until_up("--kill-grace", "200ms", "--shell", line)
     deadline = time.monotonic() + 5
     while len(pid_file.read_text().split()) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -161,6 +168,27 @@ def test_sigint_cancels_job_and_kills_tree(tmp_path: Path) -> None:
             not Path(f"/proc/{pid}").exists()
             or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
         )
+
+
+def test_a_second_signal_kills_the_job_in_its_grace(tmp_path: Path) -> None:
+    """A job that ignores SIGTERM, with a 20 s grace: the first SIGINT starts
+    the stop, a second one kills the whole tree at once."""
+    pid_file = tmp_path / "pids"
+    line = f"trap '' TERM; sleep 60 & echo $! >> {pid_file}; echo $$ >> {pid_file}; echo up; wait"
+    proc = _exec_until_up("--kill-grace", "20s", "--shell", line)
+    pids = [int(p) for p in pid_file.read_text().split()]
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    assert proc.poll() is None and all(alive(p) for p in pids), "no grace to cut short"
+    began = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    took = time.monotonic() - began
+    print(f"exec, second signal: exited after {took:.2f}s")
+    assert took < 10  # the grace is 20 s
+    assert proc.returncode == 130
+    assert "cancelled" in err
+    assert not [p for p in pids if alive(p)]
 
 
 def test_validate_and_schema() -> None:

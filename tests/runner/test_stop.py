@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from stockade.runner.attempt import run
+from stockade.runner.cancel import Stop
 from stockade.runner.events import ListSink
 from stockade.runner.result import Outcome
 from stockade.runner.spec import RunSpec
@@ -153,6 +154,44 @@ def test_a_cancel_future_stops_job(tmp_path: Path) -> None:
     result = asyncio.run(go())
     assert result.outcome is Outcome.CANCELLED  # type: ignore[attr-defined]
     assert not [p for p in _wait_pids(pid_file, 4) if alive(p)]
+
+
+def _stop_then(tmp_path: Path, force_first: bool) -> tuple[object, float, list[int]]:
+    """Run the hostile tree with a 20 s grace; request a stop, then force it
+    (``force_first``: force without a request). The result, the seconds from
+    the force to the result, and the tree's pids."""
+    spec, pid_file = _tree_spec(tmp_path, kill_grace=20)
+
+    async def go() -> tuple[object, float]:
+        stop = Stop()
+        task = asyncio.ensure_future(run(spec, sinks=[ListSink()], cancel=stop))
+        await asyncio.get_running_loop().run_in_executor(None, _wait_pids, pid_file, 4)
+        if not force_first:
+            stop.request()
+            await asyncio.sleep(0.5)
+            assert not task.done(), "the tree ignores TERM: it must still be in its grace"
+        began = time.monotonic()
+        stop.force()
+        result = await task
+        return result, time.monotonic() - began
+
+    result, took = asyncio.run(go())
+    return result, took, _wait_pids(pid_file, 4)
+
+
+def test_a_forced_stop_kills_the_tree_in_the_middle_of_its_grace(tmp_path: Path) -> None:
+    result, took, pids = _stop_then(tmp_path, force_first=False)
+    assert result.outcome is Outcome.CANCELLED  # type: ignore[attr-defined]
+    assert took < 10  # the grace is 20 s
+    assert not [p for p in pids if alive(p)]
+    assert not zombie_children()
+
+
+def test_a_stop_forced_at_once_gets_no_grace(tmp_path: Path) -> None:
+    result, took, pids = _stop_then(tmp_path, force_first=True)
+    assert result.outcome is Outcome.CANCELLED  # type: ignore[attr-defined]
+    assert took < 10
+    assert not [p for p in pids if alive(p)]
 
 
 def test_cancelling_the_task_stops_job_then_reraises(tmp_path: Path) -> None:

@@ -114,7 +114,7 @@ def test_cancel_requests_are_read_without_the_write_lock(store: Store) -> None:
     store.jobs.claim("v", 1, 30)
     store.jobs.cancel([mine, other])
     with store.db.direct():  # a writer holds the write lock (SQLite) meanwhile
-        assert store.jobs.cancel_requests("w") == [(mine, 1)]
+        assert store.jobs.cancel_requests("w") == [(mine, 1, False)]
         assert store.jobs.cancel_requests("nobody") == []
 
 

@@ -176,7 +176,7 @@ def test_cancel_queued_running_finished_and_unknown(store: Store) -> None:
         queued: "cancelled", running: "cancelling", done: "already succeeded", "nope": "not found",
     }  # fmt: skip
     assert store.queries.job(queued).state is JobState.CANCELLED
-    assert store.jobs.cancel_requests("w") == [(running, 1)]
+    assert store.jobs.cancel_requests("w") == [(running, 1, False)]
     assert store.jobs.renew("w", 30) == {running: (1, True)}
     assert store.jobs.renew("w", 30, [running]) == {running: (1, True)}
     assert store.jobs.renew("w", 30, ["some-other-job"]) == {}
@@ -184,6 +184,33 @@ def test_cancel_queued_running_finished_and_unknown(store: Store) -> None:
     # the worker's attempt ends as it may (here: retryable); the cancel wins over the retry
     claim = claims[running]
     assert store.jobs.finish(claim, result(claim, Outcome.RETRYABLE)) is JobState.CANCELLED
+
+
+def test_a_second_cancel_or_a_forced_one_asks_for_a_kill(store: Store) -> None:
+    """Cancelling a job already asked to stop, or with ``force``, flags it to be
+    killed at once; a queued or finished job is unaffected by ``force``; a
+    retry clears the flag with the cancel."""
+    a, b, queued = store.jobs.submit([new(priority=2), new(priority=1), new()])
+    store.jobs.claim("w", 2, 30)
+    assert store.jobs.cancel([a]) == {a: "cancelling"}
+    assert store.jobs.cancel_requests("w") == [(a, 1, False)]
+    assert store.jobs.cancel([a, b, queued], force=False) == {
+        a: "killing", b: "cancelling", queued: "cancelled",
+    }  # fmt: skip
+    assert store.jobs.cancel([b], force=True) == {b: "killing"}
+    assert sorted(store.jobs.cancel_requests("w")) == sorted([(a, 1, True), (b, 1, True)])
+    assert [e["data"] for e in store.queries.events(a) if e["kind"] == "cancel_requested"] == [
+        {"by": "user", "force": False}, {"by": "user", "force": True},
+    ]  # fmt: skip
+    assert store.jobs.cancel([queued], force=True) == {queued: "already cancelled"}
+    assert sorted(store.jobs.recover_worker("w")) == sorted(
+        [(a, JobState.CANCELLED), (b, JobState.CANCELLED)]
+    )
+    assert store.jobs.retry([a]) == {a: "queued"}
+    store.jobs.claim("w2", 1, 30)
+    assert store.jobs.cancel_requests("w2") == []
+    assert store.jobs.cancel([a], force=True) == {a: "killing"}
+    assert store.jobs.cancel_requests("w2") == [(a, 2, True)]
 
 
 def test_cancel_of_a_job_whose_worker_died(store: Store) -> None:

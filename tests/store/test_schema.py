@@ -231,3 +231,84 @@ def test_upgrade_from_0005_counts_recorded_deliveries_and_marks_unverified_ones(
         ]  # fmt: skip
     finally:
         store.close()
+
+
+def _claimed_job_as_before(store_url: str) -> None:
+    """Job ``j1``, running on worker ``w1``, with the columns of 0003 to 0007."""
+    old = Database(resolve_url(store_url))
+    try:
+        with old.transaction() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO jobs (id, task, state, priority, spec, max_attempts, attempts,"
+                    " runs, transient, backoff_initial, backoff_multiplier, backoff_max,"
+                    " on_timeout, run_after, created_at, updated_at, cancel_requested, worker_id)"
+                    " VALUES ('j1', 't', 'running', 0, '{}', 1, 1, 1, 0, 1, 2, 60, 'retry',"
+                    " 0, 0, 0, false, 'w1')"
+                )
+            )
+    finally:
+        old.dispose()
+
+
+def test_upgrade_from_0006_keeps_workers_and_judges_them_by_their_heartbeat(
+    store_url: str,
+) -> None:
+    """0007 adds what tells a worker's liveness; a row written before it has
+    none, so its name is held while its heartbeat is fresh, and free after."""
+    from alembic import command
+
+    from stockade.errors import NameInUse
+
+    db = Database(resolve_url(store_url))
+    try:
+        with db.transaction() as conn:
+            command.upgrade(migrate.alembic_config(conn), "0006")
+        old = Database(resolve_url(store_url))
+        with old.transaction() as conn:  # two workers, written as 0006 had them
+            for name, seen in (("fresh", "9e12"), ("gone", "0")):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO workers (id, hostname, pid, slots, started_at, last_seen)"
+                        f" VALUES ('{name}', 'elsewhere', 1, 1, 0, {seen})"
+                    )
+                )
+        old.dispose()
+        assert migrate.upgrade(db) == ("0006", migrate.HEAD)
+    finally:
+        db.dispose()
+    store = open_store(store_url)
+    try:
+        with pytest.raises(NameInUse):
+            store.journal.register_worker("fresh", 2, 30.0)
+        store.journal.register_worker("gone", 2, 30.0)
+        workers = {w.id: w for w in store.queries.workers()}
+        assert workers["fresh"].pid_start is None and workers["gone"].pid_start is not None
+    finally:
+        store.close()
+
+
+def test_upgrade_from_0007_keeps_running_jobs_and_lets_them_be_force_cancelled(
+    store_url: str,
+) -> None:
+    """0008 adds ``cancel_forced`` (false for the jobs already there); a job
+    running across the upgrade can then be cancelled, and forced."""
+    from alembic import command
+
+    db = Database(resolve_url(store_url))
+    try:
+        with db.transaction() as conn:
+            command.upgrade(migrate.alembic_config(conn), "0007")
+        _claimed_job_as_before(store_url)  # as 0007 wrote it
+        assert migrate.upgrade(db) == ("0007", migrate.HEAD)
+    finally:
+        db.dispose()
+    store = open_store(store_url)
+    try:
+        assert store.jobs.cancel_requests("w1") == []
+        assert store.jobs.cancel(["j1"]) == {"j1": "cancelling"}
+        assert store.jobs.cancel_requests("w1") == [("j1", 1, False)]
+        assert store.jobs.cancel(["j1"]) == {"j1": "killing"}
+        assert store.jobs.cancel_requests("w1") == [("j1", 1, True)]
+    finally:
+        store.close()

@@ -301,12 +301,19 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
     received: list[int] = []
 
     async def main() -> Any:
-        cancel = asyncio.Event()
+        from stockade.runner.cancel import Stop
+
+        cancel = Stop()
         loop = asyncio.get_running_loop()
 
         def on_signal(signum: int) -> None:
+            # The first signal stops the job (stop signal, grace, SIGKILL); a
+            # second one during the grace kills it at once.
             received.append(signum)
-            cancel.set()
+            if len(received) == 1:
+                cancel.request()
+            else:
+                cancel.force()
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)

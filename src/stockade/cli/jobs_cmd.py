@@ -149,9 +149,17 @@ def logs_command(job_ref: str, **opts: Any) -> int:
     help="With --task or alone: cancel every job in this state.",
 )
 @click.option("--task", metavar="NAME", help="Cancel every queued or running job of this task.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Kill running jobs at once (SIGKILL, no grace), as a second cancel does.",
+)
 @store_command
 def cancel_command(job_refs: tuple[str, ...], **opts: Any) -> int:
-    """Cancel jobs by id, or every queued/running job matching --task/--state."""
+    """Cancel jobs by id, or every queued/running job matching --task/--state.
+
+    A running job gets its stop signal, then its kill grace, then SIGKILL;
+    cancelling it again while it stops, or --force, kills it at once."""
     if not job_refs and not opts["states"] and not opts["task"]:
         raise UsageError("give job ids, or --task/--state to cancel every matching job")
     store = open_store_from(opts)
@@ -160,7 +168,7 @@ def cancel_command(job_refs: tuple[str, ...], **opts: Any) -> int:
         if opts["states"] or opts["task"]:
             states = opts["states"] or ("queued", "running")
             ids += [j.id for j in store.queries.jobs(states=states, task=opts["task"], limit=None)]
-        done = store.jobs.cancel(ids)
+        done = store.jobs.cancel(ids, force=opts["force"])
     finally:
         store.close()
     return _report(done)

@@ -33,7 +33,8 @@ def serve_command(**opts: Any) -> int:
 
     Every endpoint but /health needs a bearer token: $STOCKADE_TOKEN, or one
     whose hash is under `server.tokens` (see `stockade token create`).
-    SIGTERM drains: new requests get 503, running jobs finish.
+    SIGTERM drains: new requests get 503, running jobs finish; a second
+    SIGTERM kills them at once.
     """
     from stockade.server.auth import TokenSet
     from stockade.server.run import ServeOptions, serve

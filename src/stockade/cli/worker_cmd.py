@@ -90,7 +90,7 @@ def worker_command(**opts: Any) -> int:
 
     SIGTERM or SIGINT stops claiming and lets running jobs finish for up to
     --drain-timeout, then stops them and returns them to the queue without
-    spending an attempt; a second signal skips the drain.
+    spending an attempt; a second signal kills them at once (no grace).
     """
     from stockade.engine.client import run_worker
     from stockade.engine.worker import WorkerOptions

@@ -33,6 +33,7 @@ from stockade.errors import (
     UsageError,
 )
 from stockade.runner.attempt import run
+from stockade.runner.cancel import Stop
 from stockade.runner.events import Sink
 from stockade.runner.result import Outcome, Result
 from stockade.runner.spec import RunSpec
@@ -70,21 +71,24 @@ class Running:
     #: The key of the sandbox profile the job declares (``None``: it declares
     #: none, and runs in the worker's default); see ``engine.slot.profile_key``.
     key: str | None = None
-    #: Done when the job is to stop (a future: the runner watches it with a
-    #: callback, where an event would take a task per job).
-    cancel: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    #: Requested when the job is to stop, forced when it is to be killed now
+    #: (futures: the runner watches them with callbacks, where an event would
+    #: take a task per job).
+    cancel: Stop = field(default_factory=Stop)
     interrupt: str | None = None
     recording: bool = False
 
-    def stop(self, why: str) -> None:
-        """Ask the runner to stop the job, remembering why (first reason wins)."""
-        if self.recording or self.interrupt is not None:
+    def stop(self, why: str, *, force: bool = False) -> None:
+        """Ask the runner to stop the job, remembering why (first reason wins);
+        with ``force``, kill it now, even if it is already being stopped."""
+        if self.recording:
             return
-        self.interrupt = why
-        if not self.cancel.done():
-            self.cancel.set_result(None)
+        if self.interrupt is None:
+            self.interrupt = why
+        if force:
+            self.cancel.force()
+        else:
+            self.cancel.request()
 
 
 async def execute(

@@ -4,7 +4,8 @@ One loop, waking every ``poll`` seconds (or at once on a cancel
 notification), does three things on their own schedules:
 
 * **cancel requests** (every wake, while jobs run): jobs a user asked to
-  stop are stopped (docs/design.md, step 7) and end ``cancelled``;
+  stop are stopped (stop signal, grace, SIGKILL) and end ``cancelled``; a
+  forced cancel kills the job at once, even in the middle of its grace;
 * **leases** (every ``lease/3``): the leases of the jobs this worker runs
   (or holds claimed for a free slot) are renewed in one statement, and the
   worker's row gets its counters; a job the store lists as this worker's
@@ -59,11 +60,14 @@ async def keep(worker: Worker) -> None:
 
 async def _cancel_requests(worker: Worker) -> None:
     manager = worker.astore.store.jobs
-    for job_id, run in await worker.astore.once(manager.cancel_requests, worker.id):
+    for job_id, run, forced in await worker.astore.once(manager.cancel_requests, worker.id):
         job = worker.running.get(job_id)
         if job is not None and job.claim.run == run:
-            log.info("job %s: cancel requested, stopping it", job_id)
-            job.stop("cancel")
+            if forced and not job.cancel.forced:
+                log.info("job %s: cancel forced, killing it", job_id)
+            elif not forced and job.interrupt is None:
+                log.info("job %s: cancel requested, stopping it", job_id)
+            job.stop("cancel", force=forced)
 
 
 async def _renew(worker: Worker) -> None:

@@ -11,8 +11,8 @@ Life of a worker (``stockade worker``):
 3. **Run**: each claim runs in a free slot (:func:`~stockade.engine.execute.execute`).
 4. **Stop** on SIGTERM/SIGINT: stop claiming, let running jobs finish for up
    to ``drain_timeout``, then stop them and give them back to the queue
-   without spending an attempt. A second signal skips the drain. Sandboxes
-   are cleaned up, the worker's row is marked stopped.
+   without spending an attempt. A second signal kills running jobs at once.
+   Sandboxes are cleaned up, the worker's row is marked stopped.
 
 A store that goes away pauses claiming (retried with backoff) and never
 kills the worker; only a store that cannot be used at start-up is an error.
@@ -174,11 +174,14 @@ class Worker:
         return [job.claim.job_id for job, _ in self._staged.values()]
 
     def request_stop(self) -> None:
-        """First call: stop claiming and drain. Second call: stop running jobs now."""
+        """First call: stop claiming and drain. Second call: kill running jobs
+        now (SIGKILL to each job's tree, no grace, even one already stopping)."""
         if self.stopping.is_set():
             if not self.forced.is_set():
                 log.warning("second signal: stopping running jobs now")
             self.forced.set()
+            for job in self.running.values():
+                job.stop("shutdown", force=True)
         else:
             log.info("stopping: no new jobs; draining %d running", len(self.running))
         self.stopping.set()
@@ -214,7 +217,11 @@ class Worker:
             self.offers = await loop.run_in_executor(None, usable_backends)
         self.recorder.offers = self.offers
         await self.astore.once(
-            store.journal.register_worker, self.id, len(self.slots), list(self.offers)
+            store.journal.register_worker,
+            self.id,
+            len(self.slots),
+            self.options.lease,
+            list(self.offers),
         )
         if self.options.worker_id:
             moved = await self.astore.once(store.jobs.recover_worker, self.id)
@@ -484,7 +491,7 @@ class Worker:
             )  # fmt: skip
             forced.cancel()
         for job in list(self.running.values()):
-            job.stop("shutdown")
+            job.stop("shutdown", force=self.forced.is_set())
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self._give_back()  # claimed ahead by a record that was in flight

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stockade.errors import LaunchError, OutputError, UsageError
+from stockade.runner.cancel import Cancel
 from stockade.runner.commands import CommandEffects
 from stockade.runner.events import Event, Sink, dropped_output, wants
 from stockade.runner.hostenv import NAMED_SECRET_MIN, inherited, named_secret
@@ -71,7 +72,7 @@ async def run(
     *,
     sinks: Sequence[Sink] = (),
     sandbox: Sandbox | None = None,
-    cancel: asyncio.Event | asyncio.Future[Any] | None = None,
+    cancel: Cancel = None,
     log_file: bool = True,
     released: Callable[[], None] | None = None,
     turn: Turn | None = None,
@@ -86,7 +87,10 @@ async def run(
     and cleaned up around this attempt. Setting ``cancel`` (an event; or a
     future, done: it is watched by a callback instead of a task) stops the
     job (outcome ``cancelled``); cancelling the calling task does the same
-    and then re-raises once no process of the job is left.
+    and then re-raises once no process of the job is left. A
+    :class:`~stockade.runner.cancel.Stop` stops it the same way when
+    requested and, once forced, kills all of it at once, even in the middle
+    of the grace.
 
     Raises :class:`~stockade.errors.UsageError` (or its subclasses) for input
     that cannot be used; anything that goes wrong once the job is accepted
@@ -117,7 +121,7 @@ class _Attempt:
         value: Any,
         sinks: Sequence[Sink],
         sandbox: Sandbox | None,
-        cancel: asyncio.Event | asyncio.Future[Any] | None,
+        cancel: Cancel,
         log_file: bool = True,
         released: Callable[[], None] | None = None,
     ) -> None:

@@ -8,7 +8,9 @@ its end).
 
 Stopping is a ladder (docs/design.md, step 7): the stop signal to every process
 of the job, the grace period (ended early once nothing is left), then
-SIGKILL to everything that remains. When the main process exits on its own,
+SIGKILL to everything that remains. A forced cancel (a
+:class:`~stockade.runner.cancel.Stop` escalated) skips to the SIGKILL, even
+in the middle of the grace. When the main process exits on its own,
 whatever it left behind (daemons, background children) is killed too: after
 :meth:`Supervisor.supervise` returns, no process of the job is alive. The
 stop always runs to completion, shielded from the caller's cancellation.
@@ -22,8 +24,9 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from stockade.runner.cancel import Cancel, is_set, watch
+from stockade.runner.cancel import Cancel, is_forced, is_set, watch, watch_force
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, StreamPipe
 from stockade.sandbox.base import ExitStatus, ProcessHandle
@@ -190,14 +193,33 @@ class Supervisor:
         )
 
     async def _stop_ladder(self, wait_task: asyncio.Future[ExitStatus]) -> None:
-        self.handle.signal(self.spec.stop_signal)
-        deadline = time.monotonic() + self.spec.kill_grace
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(wait_task), self.spec.kill_grace)
-        delay = 0.001
-        while self.handle.alive() and time.monotonic() < deadline:
-            await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
-            delay = min(delay * 2, 0.05)
+        """The stop signal, then the grace (ended early once nothing is left);
+        a forced cancel skips the signal or cuts the grace short. The SIGKILL
+        to what remains follows in :meth:`_finish`."""
+        if is_forced(self.cancel):
+            self.grace_ended = time.monotonic()
+            return
+        forced: asyncio.Future[None] = self.loop.create_future()
+
+        def force(_: object) -> None:
+            if not forced.done():
+                forced.set_result(None)
+
+        unwatch = watch_force(self.cancel, force)
+        try:
+            self.handle.signal(self.spec.stop_signal)
+            deadline = time.monotonic() + self.spec.kill_grace
+            ended: list[asyncio.Future[Any]] = [wait_task, forced]
+            await asyncio.wait(
+                ended, timeout=self.spec.kill_grace, return_when=asyncio.FIRST_COMPLETED
+            )
+            delay = 0.001
+            while not forced.done() and self.handle.alive() and time.monotonic() < deadline:
+                left = max(deadline - time.monotonic(), 0)
+                await asyncio.wait([forced], timeout=min(delay, left))
+                delay = min(delay * 2, 0.05)
+        finally:
+            unwatch()
         self.grace_ended = time.monotonic()
 
     # -- timers ---------------------------------------------------------------

@@ -126,11 +126,17 @@ def events(job_id: str, request: Request) -> dict[str, Any]:
 @router.post(
     "/{job_id}/cancel", response_model=ActionResult, summary="Cancel a job", responses=ONE_JOB
 )
-def cancel(job_id: str, request: Request) -> dict[str, str]:
-    """Cancel a queued job now, or ask a running one's worker to stop it."""
+def cancel(
+    job_id: str,
+    request: Request,
+    force: Annotated[bool, Query(description="Kill a running job now: SIGKILL, no grace.")] = False,
+) -> dict[str, str]:
+    """Cancel a queued job now, or ask a running one's worker to stop it (stop
+    signal, grace, SIGKILL). ``?force=true``, or a second cancel while it
+    stops, kills it at once (SIGKILL to all its processes, no grace)."""
     service = _service(request)
     job = service.job(job_id)
-    return {"id": job.id, "result": service.cancel(job.id)}
+    return {"id": job.id, "result": service.cancel(job.id, force=force)}
 
 
 @router.post(

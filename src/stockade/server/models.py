@@ -85,8 +85,8 @@ class JobList(BaseModel):
 
 
 class ActionResult(BaseModel):
-    """What a cancel or retry did: ``cancelled``, ``cancelling``, ``queued``,
-    ``already <state>``."""
+    """What a cancel or retry did: ``cancelled``, ``cancelling``, ``killing``,
+    ``queued``, ``already <state>``."""
 
     id: str
     result: str

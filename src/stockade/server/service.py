@@ -131,10 +131,11 @@ class Service:
         """The job's lifecycle events."""
         return list(repaired(self.store.queries.events(self.job(ref).id)))
 
-    def cancel(self, ref: str) -> str:
-        """Cancel one job; what happened (``cancelled``, ``cancelling``, ``already …``)."""
+    def cancel(self, ref: str, *, force: bool = False) -> str:
+        """Cancel one job; what happened (``cancelled``, ``cancelling``,
+        ``killing``, ``already …``). ``force``: kill a running job at once."""
         job_id = self.job(ref).id
-        return self.store.jobs.cancel([job_id])[job_id]
+        return self.store.jobs.cancel([job_id], force=force)[job_id]
 
     def retry(self, ref: str) -> str:
         """Queue a finished job again; what happened."""

@@ -228,7 +228,7 @@ _CLAIM_PLANNING = Statement(
     only=["postgresql"],
 )
 _CANCEL_REQUESTS = Statement(
-    sa.select(t.jobs.c.id, t.jobs.c.runs).where(
+    sa.select(t.jobs.c.id, t.jobs.c.runs, t.jobs.c.cancel_forced).where(
         t.jobs.c.worker_id == sa.bindparam("b_worker", type_=sa.String),
         t.jobs.c.state == R.value,
         t.jobs.c.cancel_requested,
@@ -427,13 +427,17 @@ class JobManager(UserRequests):
         with self.db.transaction() as conn:
             return {jid: (run, bool(cancel)) for jid, run, cancel in conn.execute(stmt)}
 
-    def cancel_requests(self, worker_id: str) -> list[tuple[str, int]]:
-        """``(job, run)`` of this worker's running jobs that were asked to stop.
+    def cancel_requests(self, worker_id: str) -> list[tuple[str, int, bool]]:
+        """``(job, run, forced)`` of this worker's running jobs that were asked
+        to stop; ``forced``: to be killed at once, without their grace.
 
         A worker asks at every housekeeping tick while it runs jobs, so this
         runs on the driver's cursor like the record-and-claim."""
         with self.db.direct(read=True) as tx:
-            return [(jid, run) for jid, run in tx.rows(_CANCEL_REQUESTS, (worker_id,))]
+            return [
+                (jid, run, bool(forced))
+                for jid, run, forced in tx.rows(_CANCEL_REQUESTS, (worker_id,))
+            ]
 
     # -- record ------------------------------------------------------------
 

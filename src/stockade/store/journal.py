@@ -6,13 +6,14 @@ state, so they cannot break a transition, and the worker can batch them.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
+from stockade.errors import NameInUse
+from stockade.store import liveness
 from stockade.store import schema as t
 from stockade.store.base import LOGS_CHANNEL, logs_payload
 from stockade.store.database import Database
@@ -23,6 +24,13 @@ __all__ = ["Journal"]
 
 _CHUNK_COLUMNS = ("job_id", "attempt", "stream", "text", "time")
 _INSERT_CHUNKS = insert_batch(t.log_chunks, *_CHUNK_COLUMNS)
+
+
+def _insert(dialect: str, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing``."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 class Journal:
@@ -46,14 +54,27 @@ class Journal:
                 tx.notify(LOGS_CHANNEL, logs_payload(chunk["job_id"] for chunk in chunks))
 
     def register_worker(
-        self, worker_id: str, slots: int, sandboxes: Sequence[str] | None = None
+        self,
+        worker_id: str,
+        slots: int,
+        lease: float = 30.0,
+        sandboxes: Sequence[str] | None = None,
     ) -> None:
         """Record a starting worker (or a restarted one under the same id), with
-        the sandbox backends it runs jobs in (``None``: any)."""
-        table, now = t.workers, epoch_now()
-        values = {
-            "hostname": socket.gethostname(),
-            "pid": os.getpid(),
+        the sandbox backends it runs jobs in (``None``: any).
+
+        Raises :class:`~stockade.errors.NameInUse`, changing nothing, while
+        another live process holds ``worker_id`` (see
+        :mod:`~stockade.store.liveness`): two workers under one name would
+        take each other's jobs for their own. ``lease`` is how long the
+        worker's heartbeat may be missed before others take it for dead."""
+        table, now, here = t.workers, epoch_now(), liveness.this_process()
+        values: dict[str, Any] = {
+            "hostname": here.hostname,
+            "boot_id": here.boot_id,
+            "pid": here.pid,
+            "pid_start": here.pid_start,
+            "lease": lease,
             "slots": slots,
             "sandboxes": None if sandboxes is None else list(sandboxes),
             "started_at": now,
@@ -61,10 +82,17 @@ class Journal:
             "stopped_at": None,
             "counters": {},
         }
+        held = sa.select(table, now.label("now")).where(table.c.id == worker_id).with_for_update()
         with self.db.transaction() as conn:
-            updated = conn.execute(sa.update(table).where(table.c.id == worker_id).values(values))
-            if updated.rowcount == 0:
-                conn.execute(table.insert().values(id=worker_id, **values))
+            row = conn.execute(held).mappings().first()
+            if row is None:
+                insert = _insert(self.db.dialect, table).values(id=worker_id, **values)
+                if conn.execute(insert.on_conflict_do_nothing().returning(table.c.id)).first():
+                    return
+                row = conn.execute(held).mappings().one()  # registered meanwhile
+            if liveness.holds_name(dict(row), row["now"], lease, here):
+                raise NameInUse(worker_id, f"pid {row['pid']} on {row['hostname']}")
+            conn.execute(sa.update(table).where(table.c.id == worker_id).values(values))
 
     def worker_seen(
         self, worker_id: str, counters: Mapping[str, int], *, stopped: bool = False

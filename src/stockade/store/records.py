@@ -229,3 +229,8 @@ class WorkerRecord:
     #: The sandbox backends it runs jobs in (``None``: a worker from before
     #: this was recorded, taken to run any).
     sandboxes: list[str] | None = None
+    #: What tells whether it still runs (see :mod:`~stockade.store.liveness`);
+    #: ``None`` in rows of workers older than these columns.
+    boot_id: str | None = None
+    pid_start: int | None = None
+    lease: float | None = None

@@ -19,22 +19,27 @@ __all__ = ["UserRequests"]
 Q, R = JobState.QUEUED, JobState.RUNNING
 
 
-def _locked(conn: Connection, ids: list[str]) -> tuple[dict[str, JobState], dict[str, str]]:
-    """Lock the rows of ``ids``: their states, and the pipeline run of those
-    that belong to one."""
+def _locked(
+    conn: Connection, ids: list[str]
+) -> tuple[dict[str, JobState], dict[str, str], set[str]]:
+    """Lock the rows of ``ids``: their states, the pipeline run of those
+    that belong to one, and those already asked to stop."""
     jobs = t.jobs
     query = (
-        sa.select(jobs.c.id, jobs.c.state, jobs.c.run_id)
+        sa.select(jobs.c.id, jobs.c.state, jobs.c.run_id, jobs.c.cancel_requested)
         .where(jobs.c.id.in_(ids))
         .with_for_update()
     )
     states: dict[str, JobState] = {}
     runs: dict[str, str] = {}
-    for jid, state, run_id in conn.execute(query):
+    stopping: set[str] = set()
+    for jid, state, run_id, cancel in conn.execute(query):
         states[jid] = JobState(state)
         if run_id is not None:
             runs[jid] = run_id
-    return states, runs
+        if cancel:
+            stopping.add(jid)
+    return states, runs, stopping
 
 
 def _in_run(run_id: str, instead: str) -> str:
@@ -46,27 +51,34 @@ def _in_run(run_id: str, instead: str) -> str:
 class UserRequests(ManagerBase):
     """Cancel and retry, by id; each call one transaction."""
 
-    def cancel(self, job_ids: Iterable[str]) -> dict[str, str]:
+    def cancel(self, job_ids: Iterable[str], *, force: bool = False) -> dict[str, str]:
         """Cancel jobs: a queued one at once, a running one by asking its worker
-        to stop it (the worker records ``cancelled``). ``{job: what happened}``:
-        ``cancelled``, ``cancelling``, ``already <state>`` or ``not found``."""
+        to stop it (stop signal, grace, SIGKILL; the worker records
+        ``cancelled``). A running job cancelled again while it stops, or with
+        ``force``, is killed at once instead (SIGKILL, no grace).
+        ``{job: what happened}``: ``cancelled``, ``cancelling``, ``killing``,
+        ``already <state>`` or ``not found``."""
         ids = dedupe(job_ids)
         done: dict[str, str] = {}
         with self.db.transaction() as conn:
-            states, runs = _locked(conn, ids)
+            states, runs, stopping = _locked(conn, ids)
             for jid in ids:
                 if jid in runs:
                     done[jid] = _in_run(runs[jid], "stockade runs RUN --cancel")
                     continue
-                done[jid] = self._cancel_one(conn, jid, states.get(jid))
-            if "cancelling" in done.values():
-                for jid in (j for j, what in done.items() if what == "cancelling"):
+                done[jid] = self._cancel_one(
+                    conn, jid, states.get(jid), force=force or jid in stopping
+                )
+            for jid, what in done.items():
+                if what in ("cancelling", "killing"):
                     self.db.notify(conn, CANCEL_CHANNEL, jid)
             if "cancelled" in done.values():  # ended while queued: its log streams end
                 notify_logs(self.db, conn, (j for j, what in done.items() if what == "cancelled"))
         return done
 
-    def _cancel_one(self, conn: Connection, job_id: str, state: JobState | None) -> str:
+    def _cancel_one(
+        self, conn: Connection, job_id: str, state: JobState | None, *, force: bool
+    ) -> str:
         jobs, now = t.jobs, epoch_now()
         if state is None:
             return "not found"
@@ -89,10 +101,10 @@ class UserRequests(ManagerBase):
             conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.state == R.value)
-                .values(cancel_requested=True, updated_at=now)
+                .values(cancel_requested=True, cancel_forced=force, updated_at=now)
             )
-            self._event(conn, job_id, None, "cancel_requested", {"by": "user"})
-            return "cancelling"
+            self._event(conn, job_id, None, "cancel_requested", {"by": "user", "force": force})
+            return "killing" if force else "cancelling"
         return f"already {state.value}"
 
     def retry(self, job_ids: Iterable[str]) -> dict[str, str]:
@@ -101,7 +113,7 @@ class UserRequests(ManagerBase):
         ids, jobs, now = dedupe(job_ids), t.jobs, epoch_now()
         done: dict[str, str] = {}
         with self.db.transaction() as conn:
-            states, runs = _locked(conn, ids)
+            states, runs, _ = _locked(conn, ids)
             for jid in ids:
                 state = states.get(jid)
                 if state is None:
@@ -120,6 +132,7 @@ class UserRequests(ManagerBase):
                             attempts=0,
                             transient=0,
                             cancel_requested=False,
+                            cancel_forced=False,
                             run_after=now,
                             updated_at=now,
                             finished_at=None,

@@ -22,7 +22,9 @@ Tables:
 ``events``
     Lifecycle events (queued, started, finished, retried, lost, cancelled…).
 ``workers``
-    Live and stopped workers with their counters, for health and metrics.
+    Live and stopped workers with their counters, for health and metrics,
+    what tells whether one still runs (migration ``0007``), so a name held
+    by a live worker is refused, and the sandbox backends it offers (``0005``).
 ``webhook_deliveries`` / ``webhook_tallies``
     The HTTP service's record of every verified webhook delivery and its
     outcome, and of a capped sample of unverified ones (migration ``0002``;
@@ -99,6 +101,8 @@ jobs = sa.Table(
     sa.Column("worker_id", sa.String(200), nullable=True),
     sa.Column("lease_expires", _Time, nullable=True),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    # A second cancel, or a forced one: kill the job now (migration 0008).
+    sa.Column("cancel_forced", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("outcome", sa.String(16), nullable=True),
     sa.Column("exit_code", sa.Integer, nullable=True),
     sa.Column("signal", sa.Integer, nullable=True),
@@ -207,6 +211,13 @@ workers = sa.Table(
     sa.Column("counters", sa.JSON, nullable=True),
     # The sandbox backends the worker runs jobs in (a list of names).
     sa.Column("sandboxes", sa.JSON, nullable=True),
+    # What tells whether the worker still runs (migration 0007): on its own
+    # host, the kernel's boot id and the process's start time (clock ticks
+    # after boot, from /proc/PID/stat), so a reused pid is not taken for it;
+    # from elsewhere, a heartbeat younger than its lease.
+    sa.Column("boot_id", sa.String(64), nullable=True),
+    sa.Column("pid_start", sa.BigInteger, nullable=True),
+    sa.Column("lease", _Time, nullable=True),
 )
 
 webhook_deliveries = sa.Table(
