@@ -12,11 +12,13 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from stockade.cli.sandbox_opts import add_sandbox_options, sandbox_profile, task_spec
 from stockade.cli.values import duration, parse_input, size
 from stockade.errors import CleanupError, ConfigError, StockadeError, UsageError
+from stockade.paths import workspace_path, writable_file
 from stockade.runner.spec import INPUT_FORMATS, OUTPUT_FORMATS, RunSpec
 
 __all__ = ["build_parser", "main"]
@@ -141,6 +143,8 @@ def main(argv: list[str]) -> int:
                 f"unexpected {ns.task!r} before --: options go before --, the command after"
             )
         spec, value = _build(tuple(after if dashdash else args), dashdash, opts)
+        if opts["result_path"] and opts["result_path"] != "-":
+            _checked(writable_file, opts["result_path"], "--result")
         return _run(spec, value, opts)
     except (UsageError, ConfigError) as exc:
         for line in str(exc).splitlines() or [exc.message]:
@@ -236,7 +240,17 @@ def _output_format(text: str) -> tuple[str, str | None]:
             f"--output-format: unknown format {text!r}; "
             "use stdout, json_stdout, lines, file:PATH or exit_code_only"
         )
+    if path:
+        _checked(workspace_path, path, "--output-format file:PATH")
     return fmt, path or None
+
+
+def _checked(check: Callable[[str, str], str], value: str, option: str) -> None:
+    """Run a path check from :mod:`stockade.paths` before anything is launched."""
+    try:
+        check(value, option)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _env_items(base: dict[str, str], items: tuple[str, ...]) -> dict[str, str]:
@@ -338,4 +352,5 @@ def _write_result(path: str, data: dict[str, Any]) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
     except OSError as exc:
-        raise UsageError(f"--result: cannot write {path!r}: {exc.strerror}") from exc
+        # The job has run: not a usage error (exit 2 promises nothing ran).
+        raise StockadeError(f"--result: cannot write {path!r}: {exc.strerror}") from exc
