@@ -17,7 +17,8 @@ Every error stockade raises on purpose derives from :class:`StockadeError`::
         ├── StoreURLError     a database URL that is malformed or of an unsupported kind
         ├── StoreUnavailable  the database cannot be reached (transient: retried by workers)
         ├── SchemaError       the database schema is missing or older than this stockade
-        └── JobNotFound       no job has the given id
+        ├── JobNotFound       no job has the given id
+        └── AmbiguousId       an id prefix that names more than one job or run (or is too short)
 
 Each class's docstring doubles as its default message. Errors carry structured
 fields and are raised ``from`` their cause at every layer boundary.
@@ -26,6 +27,7 @@ fields and are raised ``from`` their cause at every layer boundary.
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousId",
     "CleanupError",
     "ConfigError",
     "InputError",
@@ -148,3 +150,18 @@ class RunNotFound(StoreError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(f"no run {run_id!r} in the store")
+
+
+class AmbiguousId(StoreError):
+    """An id prefix that does not name one record: it matches several, or is
+    too short to be accepted; ``candidates`` are some of the ids it matches."""
+
+    def __init__(self, what: str, ref: str, candidates: list[str], more: bool) -> None:
+        self.ref = ref
+        self.candidates = list(candidates)
+        listed = ", ".join(self.candidates) + (", …" if more else "")
+        if len(self.candidates) > 1:
+            problem = f"is ambiguous: it matches {listed}; give more characters"
+        else:
+            problem = f"is too short: give at least 4 characters (it matches {listed})"
+        super().__init__(f"{what} id prefix {ref!r} {problem}")
