@@ -13,6 +13,7 @@ Every error stockade raises on purpose derives from :class:`StockadeError`::
     │   ├── LaunchError       starting a process in a ready sandbox failed
     │   └── CleanupError      tearing a sandbox down left something behind
     ├── OutputError           the job's declared output could not be read
+    ├── ListenError           `stockade serve` cannot listen on its address (a busy port)
     └── StoreError            the job store could not do what was asked
         ├── StoreURLError     a database URL that is malformed or of an unsupported kind
         ├── StoreUnavailable  the database cannot be reached (transient: retried by workers)
@@ -33,6 +34,7 @@ __all__ = [
     "InputError",
     "JobNotFound",
     "LaunchError",
+    "ListenError",
     "MountError",
     "OutputError",
     "SandboxError",
@@ -77,6 +79,10 @@ class ConfigError(StockadeError):
 
 class OutputError(StockadeError):
     """The job's declared output could not be read."""
+
+
+class ListenError(StockadeError):
+    """The server cannot listen on its address."""
 
 
 class SandboxError(StockadeError):
