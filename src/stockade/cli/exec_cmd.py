@@ -135,9 +135,11 @@ def main(argv: list[str]) -> int:
         (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if dashdash else (argv, [])
     )
     try:
-        ns = build_parser().parse_args(before)
+        parser = build_parser()
+        ns, extra = parser.parse_known_args(before)
+        _check_unknown(parser, extra, ns.task)
         opts = vars(ns)
-        args = ([ns.task] if ns.task else []) + after
+        args = ([ns.task] if ns.task else []) + (extra or after)
         if dashdash and ns.task:
             raise UsageError(
                 f"unexpected {ns.task!r} before --: options go before --, the command after"
@@ -155,6 +157,25 @@ def main(argv: list[str]) -> int:
         return 1
 
 
+def _check_unknown(parser: argparse.ArgumentParser, extra: list[str], task: str | None) -> None:
+    """Explain an option ``exec`` does not know: the one it probably misspells,
+    or, after a TASK word, that a command's own options go after ``--``."""
+    unknown = [word for word in extra if word.startswith("-")]
+    if not unknown:
+        return
+    from stockade.suggest import did_you_mean
+
+    word = unknown[0].partition("=")[0]
+    # argparse keeps its option strings only in this table (stable since 2.7).
+    hint = did_you_mean(word, [o for o in parser._option_string_actions if o.startswith("--")])
+    if task and not hint:
+        hint = (
+            "; to run a command with its own options, put -- before it: "
+            f"stockade exec -- {task} {word}"
+        )
+    raise UsageError(f"no such option {word}{hint}")
+
+
 def _build(args: tuple[str, ...], dashdash: bool, opts: dict[str, Any]) -> tuple[RunSpec, Any]:
     shell = opts["shell_line"]
     if shell is not None:
@@ -170,7 +191,10 @@ def _build(args: tuple[str, ...], dashdash: bool, opts: dict[str, Any]) -> tuple
     elif not args:
         raise UsageError("nothing to run: give a TASK, --shell LINE, or -- COMMAND [ARG...]")
     else:
-        raise UsageError(f"put -- before the command: stockade exec [OPTIONS] -- {' '.join(args)}")
+        raise UsageError(
+            f"unexpected {args[1]!r}: to run a command, put -- before it: "
+            f"stockade exec [OPTIONS] -- {' '.join(args)}"
+        )
     value = parse_input(opts["input_text"])
     return _apply_options(base, opts), value
 

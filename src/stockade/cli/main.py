@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         return exec_main(args[1:])
     import click
 
-    from stockade.cli.group import cli
+    from stockade.cli.group import cli, explain
 
     try:
         status = cli.main(args=argv, prog_name="stockade", standalone_mode=False)
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("stockade: aborted", err=True)
         return 130
     except click.ClickException as exc:
-        click.echo(f"stockade: error: {exc.format_message()}", err=True)
+        click.echo(f"stockade: error: {explain(exc)}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
