@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from stockade.engine.jobspec import describe_error, run_spec_for
 from stockade.engine.logsink import StoreLogSink, Writer
+from stockade.engine.progresssink import ProgressWriter, StoreProgressSink
 from stockade.errors import SandboxError, StockadeError, StoreUnavailable, UsageError
 from stockade.runner.attempt import run
 from stockade.runner.result import Outcome, Result
@@ -94,13 +95,14 @@ async def execute(
         if worker.options.prepare is not None:
             spec = worker.options.prepare(spec)
         sink = StoreLogSink(_log_writer(worker), claim.job_id, claim.run)
+        progress = StoreProgressSink(_progress_writer(worker), claim.job_id, claim.run)
         if slot.sandbox is None:  # the slot is being set up again (another job broke it)
             raise SandboxError(f"slot {slot.index} is being set up again")
         # The log lives in the store (the sink); a log file on this worker's
         # disk would be a second copy no other machine can read, at a file
         # creation per attempt.
         result = await run(
-            spec, claim.input, sinks=[sink], sandbox=slot.sandbox, cancel=job.cancel,
+            spec, claim.input, sinks=[sink, progress], sandbox=slot.sandbox, cancel=job.cancel,
             log_file=False, released=ran, turn=turn,
         )  # fmt: skip
     except UsageError as exc:
@@ -132,6 +134,15 @@ def _log_writer(worker: Worker) -> Writer:
 
     async def write(chunks: Sequence[dict[str, Any]]) -> None:
         await worker.astore.once(journal.append_logs, chunks)
+
+    return write
+
+
+def _progress_writer(worker: Worker) -> ProgressWriter:
+    journal = worker.astore.store.journal
+
+    async def write(job_id: str, attempt: int, data: dict[str, Any]) -> None:
+        await worker.astore.once(journal.record_progress, job_id, attempt, data)
 
     return write
 

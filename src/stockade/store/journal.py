@@ -45,6 +45,17 @@ class Journal:
                 )
                 tx.notify(LOGS_CHANNEL, logs_payload(chunk["job_id"] for chunk in chunks))
 
+    def record_progress(self, job_id: str, attempt: int, data: Mapping[str, Any]) -> None:
+        """Add a ``progress`` event (``value``, ``message``) to a job's attempt:
+        its latest one is what the dashboard shows while the job runs."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                t.events.insert().values(
+                    job_id=job_id, kind="progress", attempt=attempt, data=dict(data),
+                    time=epoch_now(),
+                )
+            )  # fmt: skip
+
     def register_worker(self, worker_id: str, slots: int) -> None:
         """Record a starting worker (or a restarted one under the same id)."""
         table, now = t.workers, epoch_now()
