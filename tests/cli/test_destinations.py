@@ -49,12 +49,15 @@ def assert_refused(proc: subprocess.CompletedProcess[str], cwd: Path, message: s
         (["--output-format", "file:/etc/passwd"], "is absolute"),
         (["--output-format", "file:../out.json"], "escapes the workspace"),
         (["--output-format", "file:a/../../out.json"], "escapes the workspace"),
+        (["--data-dir", "afile/data"], "cannot use data directory"),
+        (["--workdir", "nowhere"], "does not exist or is not a directory"),
     ],
 )
 def test_exec_refuses_a_bad_destination_before_running(
     tmp_path: Path, options: list[str], message: str
 ) -> None:
-    proc = stockade("exec", *options, "--", "touch", "marker", cwd=tmp_path)
+    (tmp_path / "afile").write_text("")
+    proc = stockade("exec", *options, "--", "touch", os.fspath(tmp_path / "marker"), cwd=tmp_path)
     assert_refused(proc, tmp_path, message)
 
 
