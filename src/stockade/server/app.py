@@ -135,8 +135,9 @@ def _handlers(app: FastAPI) -> None:
     async def stockade_error(request: Request, exc: StockadeError) -> JSONResponse:
         if isinstance(exc, JobNotFound):
             return JSONResponse({"error": "no such job"}, 404)
-        if isinstance(exc, AmbiguousId):
-            return JSONResponse({"error": exc.message, "candidates": exc.candidates}, 404)
+        if isinstance(exc, AmbiguousId):  # the ids it matches, never the prefix sent
+            body = {"error": "no such job: the id prefix is ambiguous or too short"}
+            return JSONResponse(body | {"candidates": exc.candidates}, 404)
         if isinstance(exc, StoreUnavailable):
             return JSONResponse({"error": "store unavailable"}, 503, {"Retry-After": "5"})
         if isinstance(exc, UsageError):
