@@ -18,19 +18,23 @@ STOCKADE = [sys.executable, "-m", "stockade.cli.main"]
         (["exec", "touch", "marker"], "unexpected 'marker': to run a command, put -- before it: "
          "stockade exec [OPTIONS] -- touch marker"),
         (["exec", "--timout", "3", "--", "touch", "marker"],
-         "no such option --timout; did you mean '--timeout'?"),
+         "no such option '--timout'; did you mean '--timeout'?"),
         (["exec", "--timout=3", "--", "touch", "marker"],
-         "no such option --timout; did you mean '--timeout'?"),
-        (["exec", "touch", "-c", "marker", "--nope"], "no such option --nope; to run a command "
+         "no such option '--timout'; did you mean '--timeout'?"),
+        (["exec", "touch", "-c", "marker", "--nope"], "no such option '--nope'; to run a command "
          "with its own options, put -- before it: stockade exec -- touch --nope"),
         (["exec", "--sandbox", "bwarp", "--", "touch", "marker"],
          "--sandbox bwarp: no such backend; did you mean 'bwrap'? (backends: local, bwrap"),
-        (["serve", "--prot", "1"], "no such option --prot; did you mean '--port'?"),
-        (["run", "--jnit", "x.xml"], "no such option --jnit; did you mean '--junit'?"),
-        (["jobs", "--stat", "queued"], "no such option --stat; did you mean '--state'?"),
-        (["submit", "--timout", "3", "--", "true"], "no such option --timout"),
+        (["serve", "--prot", "1"], "no such option '--prot'; did you mean '--port'?"),
+        (["run", "--jnit", "x.xml"], "no such option '--jnit'; did you mean '--junit'?"),
+        (["jobs", "--stat", "queued"], "no such option '--stat'; did you mean '--state'?"),
+        (["submit", "--timout", "3", "--", "true"], "no such option '--timout'"),
         (["shwo", "1a2b"], "no such command 'shwo'; did you mean 'show'?"),
-        (["--hepl"], "no such option --hepl; did you mean '--help'?"),
+        (["exec", "echo", "\x1b[2J"], "unexpected '\\x1b[2J': to run a command, put -- before it: "
+         "stockade exec [OPTIONS] -- 'echo' '\\x1b[2J'"),
+        (["exec", "echo", "a b"], "unexpected 'a b': to run a command, put -- before it: "
+         "stockade exec [OPTIONS] -- echo 'a b'"),
+        (["--hepl"], "no such option '--hepl'; did you mean '--help'?"),
     ],
 )  # fmt: skip
 def test_a_mistake_gets_a_hint(tmp_path: Path, args: list[str], line: str) -> None:

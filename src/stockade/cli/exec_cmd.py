@@ -171,9 +171,19 @@ def _check_unknown(parser: argparse.ArgumentParser, extra: list[str], task: str 
     if task and not hint:
         hint = (
             "; to run a command with its own options, put -- before it: "
-            f"stockade exec -- {task} {word}"
+            f"stockade exec -- {_command_line([task, word])}"
         )
-    raise UsageError(f"no such option {word}{hint}")
+    raise UsageError(f"no such option {word!r}{hint}")
+
+
+def _command_line(args: list[str]) -> str:
+    """``args`` as a shell line to copy, or quoted by Python when one holds a
+    control character (a hint must never carry one to the terminal)."""
+    if all(arg.isprintable() for arg in args):
+        import shlex
+
+        return shlex.join(args)
+    return " ".join(repr(arg) for arg in args)
 
 
 def _build(args: tuple[str, ...], dashdash: bool, opts: dict[str, Any]) -> tuple[RunSpec, Any]:
@@ -193,7 +203,7 @@ def _build(args: tuple[str, ...], dashdash: bool, opts: dict[str, Any]) -> tuple
     else:
         raise UsageError(
             f"unexpected {args[1]!r}: to run a command, put -- before it: "
-            f"stockade exec [OPTIONS] -- {' '.join(args)}"
+            f"stockade exec [OPTIONS] -- {_command_line(list(args))}"
         )
     value = parse_input(opts["input_text"])
     return _apply_options(base, opts), value

@@ -119,5 +119,5 @@ def explain(exc: click.ClickException) -> str:
 
         params = exc.ctx.command.get_params(exc.ctx)
         known = [o for p in params for o in (*p.opts, *p.secondary_opts)]
-        return f"no such option {exc.option_name}{did_you_mean(exc.option_name, known)}"
+        return f"no such option {exc.option_name!r}{did_you_mean(exc.option_name, known)}"
     return exc.format_message()
