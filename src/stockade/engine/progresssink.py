@@ -2,9 +2,9 @@
 
 A job may report progress many times a second; readers (the dashboard polls
 a job's events every second) need only the latest. So the latest value is
-kept and written as a ``progress`` event at most once per
-:data:`PROGRESS_INTERVAL`, and once more when the attempt ends if a newer
-value is still unwritten. Like the log sink it never blocks the job: a write
+kept and written (the attempt's one ``progress`` event, updated in place) at
+most once per :data:`PROGRESS_INTERVAL`, and once more when the attempt ends
+if a newer value is still unwritten. Like the log sink it never blocks the job: a write
 that fails (the store is down) is counted as dropped, not retried.
 """
 
