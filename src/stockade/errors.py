@@ -13,12 +13,14 @@ Every error stockade raises on purpose derives from :class:`StockadeError`::
     │   ├── LaunchError       starting a process in a ready sandbox failed
     │   └── CleanupError      tearing a sandbox down left something behind
     ├── OutputError           the job's declared output could not be read
+    ├── ListenError           `stockade serve` cannot listen on its address (a busy port)
     └── StoreError            the job store could not do what was asked
         ├── StoreURLError     a database URL that is malformed or of an unsupported kind
         ├── StoreUnavailable  the database cannot be reached (transient: retried by workers)
         ├── SchemaError       the database schema is missing or older than this stockade
         ├── JobNotFound       no job has the given id
-        └── NameInUse         a live worker already uses the worker name asked for
+        ├── NameInUse         a live worker already uses the worker name asked for
+        └── AmbiguousId       an id prefix that names more than one job or run (or is too short)
 
 Each class's docstring doubles as its default message. Errors carry structured
 fields and are raised ``from`` their cause at every layer boundary.
@@ -27,11 +29,13 @@ fields and are raised ``from`` their cause at every layer boundary.
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousId",
     "CleanupError",
     "ConfigError",
     "InputError",
     "JobNotFound",
     "LaunchError",
+    "ListenError",
     "MountError",
     "NameInUse",
     "OutputError",
@@ -78,6 +82,10 @@ class ConfigError(StockadeError):
 
 class OutputError(StockadeError):
     """The job's declared output could not be read."""
+
+
+class ListenError(StockadeError):
+    """The server cannot listen on its address."""
 
 
 class SandboxError(StockadeError):
@@ -173,3 +181,18 @@ class RunNotFound(StoreError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(f"no run {run_id!r} in the store")
+
+
+class AmbiguousId(StoreError):
+    """An id prefix that does not name one record: it matches several, or is
+    too short to be accepted; ``candidates`` are some of the ids it matches."""
+
+    def __init__(self, what: str, ref: str, candidates: list[str], more: bool) -> None:
+        self.ref = ref
+        self.candidates = list(candidates)
+        listed = ", ".join(self.candidates) + (", …" if more else "")
+        if len(self.candidates) > 1:
+            problem = f"is ambiguous: it matches {listed}; give more characters"
+        else:
+            problem = f"is too short: give at least 4 characters (it matches {listed})"
+        super().__init__(f"{what} id prefix {ref!r} {problem}")

@@ -137,3 +137,13 @@ def test_no_cursor_control_without_a_terminal(workspace: Path) -> None:
     assert "failed    lint" in done.stdout  # the plain log instead
     assert "│ lint line 6" in done.stdout
     assert "demo: failed in" in done.stdout
+
+
+def test_live_view_shows_a_running_jobs_progress(tmp_path: Path) -> None:
+    (tmp_path / "stockade.yaml").write_text(
+        "pipelines:\n  up:\n    steps:\n      upload:\n        run: >-\n"
+        "          echo '  ::progress value=40::uploading part 2 of 5'; echo sent; sleep 1.2\n"
+    )
+    status, drawn = _run_on_pty(tmp_path)
+    assert status == 0, drawn
+    assert re.search(r"upload\s+\d+\.\ds\s+\[ 40%\] uploading part 2 of 5\s+sent", _plain(drawn))

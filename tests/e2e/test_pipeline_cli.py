@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pty
-import select
 import signal
 import subprocess
 import sys
@@ -13,6 +12,8 @@ import textwrap
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+from tests.terminal import read_pty
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pipelines"
 STOCKADE = [sys.executable, "-m", "stockade.cli.main"]
@@ -104,21 +105,6 @@ def test_junit_from_test2json(tmp_path: Path) -> None:
     assert (root.get("tests"), root.get("failures")) == ("2", "1")
 
 
-def _read_pty(fd: int, until: float) -> bytes:
-    out = b""
-    while time.monotonic() < until:
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    return out
-
-
 def test_live_view_under_a_pseudo_terminal() -> None:
     master, slave = pty.openpty()
     env = {**os.environ, "COLUMNS": "100", "LINES": "40", "TERM": "xterm"}
@@ -127,7 +113,7 @@ def test_live_view_under_a_pseudo_terminal() -> None:
     )
     os.close(slave)
     try:
-        drawn = _read_pty(master, time.monotonic() + 20)
+        drawn = read_pty(master, time.monotonic() + 20)
     finally:
         os.close(master)
     assert proc.wait(timeout=30) == 0

@@ -59,6 +59,29 @@ def test_live_screen_shows_header_bars_and_active_jobs() -> None:
     assert "✗ build[bad]" in text
 
 
+def test_live_screen_shows_a_running_jobs_progress() -> None:
+    state = run(PIPELINE, jobs=1, keep_going=True)
+    job = state.steps["build"].jobs[0]
+    job.status = job.status.RUNNING
+    job.progress = (40.0, "uploading part 2 of 5")
+    console, out = _console()
+    console.print(render.live(state))
+    assert "build[net]" in out.getvalue()
+    assert "[ 40%] uploading part 2 of 5" in out.getvalue()
+
+
+def test_progress_reaches_the_json_stream_and_the_job() -> None:
+    out = io.StringIO()
+    text = (
+        "pipelines:\n  p:\n    steps:\n      up:\n        run: echo '  ::progress value=40::half'\n"
+    )
+    state = run(text, recorder=JsonObserver(out))  # type: ignore[arg-type]
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    progress = [e for e in events if e["event"] == "job_progress"]
+    assert [(e["job"], e["value"], e["message"]) for e in progress] == [("up", 40.0, "half")]
+    assert state.steps["up"].jobs[0].progress == (40.0, "half")
+
+
 def test_live_observer_draws_on_a_terminal_and_leaves_the_summary() -> None:
     out = io.StringIO()
     console = Console(file=out, width=80, force_terminal=True, color_system=None)

@@ -111,7 +111,8 @@ def test_format_then_parse_round_trips(name: str, props: dict[str, str], message
     parser = ProtocolParser()
     line = format_command(name, props, message)
     assert "\n" not in line
-    assert parser.feed_line(line) == Command(name, props, message)
+    keys = {k.lower(): v for k, v in props.items()}  # keys are read in lower case
+    assert parser.feed_line(line) == Command(name, keys, message)
     assert parser.warnings == []
 
 
@@ -153,6 +154,12 @@ def feed(line: str) -> tuple[Command | None, list[str]]:
         ("::error title=::m", Command("error", {"title": ""}, "m")),
         ("::debug::ends with cr\r", Command("debug", {}, "ends with cr")),
         ("::debug::two crs\r\r", Command("debug", {}, "two crs\r")),
+        # As the Actions runner: leading whitespace, names and keys in any case.
+        (" ::error::x", Command("error", {}, "x")),
+        ("\t  ::notice::y", Command("notice", {}, "y")),
+        ("::ERROR FILE=a.py,LINE=3::m", Command("error", {"file": "a.py", "line": "3"}, "m")),
+        ("  ::Set-Output Name=v::1", Command("set-output", {"name": "v"}, "1")),
+        ("::group::Keeps Title Case", Command("group", {}, "Keeps Title Case")),
     ],
 )
 def test_known_commands(line: str, command: Command) -> None:
@@ -165,8 +172,7 @@ def test_known_commands(line: str, command: Command) -> None:
         "",
         "hello",
         "a ::error::x",
-        " ::error::x",  # a command starts at the very beginning of the line
-        "\t::error::x",
+        "\u00a0::error::x",  # only ASCII whitespace may come before a command
         "::",
         "::::",
         "::error",  # no second '::'
@@ -196,8 +202,8 @@ def test_unknown_command_is_output_and_warned_once() -> None:
     assert parser.warnings == []  # still once per name after a drain
 
 
-def test_names_are_case_sensitive() -> None:
-    assert feed("::ERROR::x") == (None, ["unknown command 'ERROR' kept as output"])
+def test_unknown_names_warn_in_lower_case() -> None:
+    assert feed("  ::FROB::x") == (None, ["unknown command 'frob' kept as output"])
 
 
 @pytest.mark.parametrize(
@@ -241,8 +247,8 @@ def test_stop_commands_and_resume() -> None:
     assert parser.feed_line("::error::not now") is None
     assert parser.feed_line("::unknown::not warned either") is None
     assert parser.feed_line("::tok123::extra") is None
-    assert parser.feed_line(" ::tok123::") is None
-    assert parser.feed_line("::tok123::\r") == Command("resume-commands", {}, "tok123")
+    assert parser.feed_line("::tok12::") is None
+    assert parser.feed_line(" ::TOK123::\r") == Command("resume-commands", {}, "tok123")
     assert not parser.stopped
     assert parser.feed_line("::error::now") == Command("error", {}, "now")
     assert parser.warnings == []
@@ -287,7 +293,10 @@ def test_bad_stop_token_is_output_and_warned(line: str) -> None:
         (b"::error::x\n", True),
         (b"out\n::debug::x\n", True),
         (b"out\r\n::debug::x\r\n", True),
-        (b"out\n ::debug::x\n", False),
+        (b"out\n ::debug::x\n", True),
+        (b"out\n\t \f::debug::x\n", True),
+        (b"  ::error::x\n", True),
+        (b"out\nx ::debug::x\n", False),
         (b"::1\n", True),  # may say yes for a line that is no command
     ],
 )
@@ -301,6 +310,7 @@ def test_might_contain_command_while_stopped() -> None:
     parser.feed_line("::stop-commands::tok")
     assert not parser.might_contain_command(b"::error::x\n::tik::\n")
     assert parser.might_contain_command(b"x\n::tok::\n")
+    assert parser.might_contain_command(b"x\n  ::TOK::\n")
     parser.feed_line("::tok::")
     assert parser.might_contain_command(b"::error::x\n")
 
@@ -327,6 +337,8 @@ _lines = st.lists(
             st.text(),
         ),
         st.sampled_from(["::stop-commands::t", "::t::", "::stop-commands::", "::endgroup::"]),
+    ).flatmap(
+        lambda line: st.sampled_from(["", " ", "\t ", "\f", "\u00a0"]).map(lambda w: w + line)
     ),
     max_size=20,
 )

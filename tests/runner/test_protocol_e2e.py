@@ -87,3 +87,23 @@ def test_malformed_output_file_fails_a_successful_job_clearly() -> None:
     assert result.outcome is Outcome.FAILED
     assert result.reason == "output_error"
     assert result.error
+
+
+def test_indented_and_upper_case_commands_work_as_in_actions() -> None:
+    # The Actions runner trims leading whitespace and matches names and keys
+    # without regard to case; a job written for it must behave the same here.
+    line = r"""
+echo before
+echo '  ::ERROR FILE=a.py,LINE=3::bad'
+printf '\t::Set-Output Name=answer::42\n'
+printf '    ::notice'; sleep 0.3; echo '::slow partial line'
+echo '    indented text stays'
+echo after
+"""
+    result, sink = run_spec(sh(line))
+    assert result.outcome is Outcome.SUCCEEDED
+    assert sink.text() == "before\n    indented text stays\nafter\n"
+    assert result.outputs["answer"] == "42"
+    error, notice = result.annotations
+    assert (error.level, error.file, error.line, error.message) == ("error", "a.py", 3, "bad")
+    assert (notice.level, notice.message) == ("notice", "slow partial line")

@@ -78,7 +78,10 @@ def test_exec_usage_errors(tmp_path: Path) -> None:
     proc = stockade("exec", "--sandbox", "local", "--network", "none", "--", "true", cwd=tmp_path)
     assert proc.returncode == 2 and "cannot cut the network" in proc.stderr
     proc = stockade("exec", "--sandbox", "nowhere", "--", "true", cwd=tmp_path)
-    assert proc.returncode == 2 and "not a backend" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "--sandbox nowhere: no such backend (backends: local" in proc.stderr
+    )
 
 
 def test_sandboxes_lists_backends(tmp_path: Path) -> None:

@@ -136,6 +136,32 @@ def test_validation_errors_name_the_field(server: Server) -> None:
     assert state.status_code == 422 and state.json()["field"] == "query.state.0"
 
 
+def test_a_body_without_json_content_type_is_told_so(server: Server) -> None:
+    body = b'{"task": "build"}'
+    for headers in ({}, {"Content-Type": "text/plain"}):
+        resp = server.client.post("/api/v1/jobs", content=body, headers=headers)
+        assert resp.status_code == 422, resp.text
+        assert "Content-Type: application/json" in resp.json()["error"], resp.text
+    bad_json = server.client.post(
+        "/api/v1/jobs", content=b"{", headers={"Content-Type": "application/json"}
+    )
+    assert bad_json.status_code == 422 and bad_json.json()["error"] == "invalid request"
+
+
+def test_an_ambiguous_id_prefix_lists_candidates(server: Server) -> None:
+    ids = [
+        server.client.post("/api/v1/jobs", json={"task": "build", "input": {"n": n}}).json()["id"]
+        for n in range(2)
+    ]
+    common = next(ids[0][:n] for n in range(len(ids[0]), 0, -1) if ids[1].startswith(ids[0][:n]))
+    # ids start with their submission time, so two made in a row share a prefix
+    resp = server.client.get(f"/api/v1/jobs/{common}")
+    assert resp.status_code == 404, resp.text
+    # the ids it matches, never the prefix the client sent
+    assert resp.json()["error"] == "no such job: the id prefix is ambiguous or too short"
+    assert set(ids) <= set(resp.json()["candidates"]) or len(resp.json()["candidates"]) == 5
+
+
 def test_oversized_body_is_413(server: Server) -> None:
     big = {"task": "build", "input": {"blob": "x" * 70_000}}
     assert server.client.post("/api/v1/jobs", json=big).status_code == 413

@@ -49,6 +49,12 @@ CONFIG: dict[str, Any] = {
             "run": "printf '%s\\n' " + shlex.quote(HOSTILE),
             "max_attempts": 1,
         },
+        "uploader": {
+            "description": "Reports its progress, then waits.",
+            "run": "echo '::progress value=40::uploading part 2 of 5'; sleep 60",
+            "timeout": "120s",
+            "max_attempts": 1,
+        },
         "leaky": {
             "description": "Prints its secret.",
             "secrets": ["DASH_SECRET"],
@@ -228,3 +234,17 @@ def test_secrets_are_masked_on_the_page(page: Any, server: Server) -> None:
     sync_api.expect(page.locator("#job-log")).to_contain_text("the secret is")
     assert SECRET not in page.content()
     assert SECRET not in (page.locator("body").text_content() or "")
+
+
+def test_a_running_jobs_progress_is_shown(page: Any, server: Server) -> None:
+    job_id = submit(server, "uploader")
+    login(page, server)
+    page.goto(f"{server.url}/#/jobs/{job_id}")
+    sync_api.expect(page.locator("#job-state .state")).to_have_text("running", timeout=20_000)
+    progress = page.locator("#job-progress")
+    sync_api.expect(progress).to_be_visible()
+    sync_api.expect(page.locator("#job-progress-text")).to_have_text("40% uploading part 2 of 5")
+    assert page.locator("#job-progress-bar").evaluate("bar => bar.value") == 40
+    page.click("#job-cancel")
+    sync_api.expect(page.locator("#job-state .state")).to_have_text("cancelled", timeout=20_000)
+    sync_api.expect(progress).to_be_hidden()  # only while the job runs

@@ -12,11 +12,13 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from stockade.cli.sandbox_opts import add_sandbox_options, sandbox_profile, task_spec
 from stockade.cli.values import duration, parse_input, size
 from stockade.errors import CleanupError, ConfigError, StockadeError, UsageError
+from stockade.paths import workspace_path, writable_file
 from stockade.printable import printable
 from stockade.runner.spec import INPUT_FORMATS, OUTPUT_FORMATS, RunSpec
 
@@ -134,14 +136,18 @@ def main(argv: list[str]) -> int:
         (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if dashdash else (argv, [])
     )
     try:
-        ns = build_parser().parse_args(before)
+        parser = build_parser()
+        ns, extra = parser.parse_known_args(before)
+        _check_unknown(parser, extra, ns.task)
         opts = vars(ns)
-        args = ([ns.task] if ns.task else []) + after
+        args = ([ns.task] if ns.task else []) + (extra or after)
         if dashdash and ns.task:
             raise UsageError(
                 f"unexpected {ns.task!r} before --: options go before --, the command after"
             )
         spec, value = _build(tuple(after if dashdash else args), dashdash, opts)
+        if opts["result_path"] and opts["result_path"] != "-":
+            _checked(writable_file, opts["result_path"], "--result")
         return _run(spec, value, opts)
     except (UsageError, ConfigError) as exc:
         for line in str(exc).splitlines() or [exc.message]:
@@ -150,6 +156,35 @@ def main(argv: list[str]) -> int:
     except StockadeError as exc:
         print(f"stockade: error: {printable(exc.message)}", file=sys.stderr)
         return 1
+
+
+def _check_unknown(parser: argparse.ArgumentParser, extra: list[str], task: str | None) -> None:
+    """Explain an option ``exec`` does not know: the one it probably misspells,
+    or, after a TASK word, that a command's own options go after ``--``."""
+    unknown = [word for word in extra if word.startswith("-")]
+    if not unknown:
+        return
+    from stockade.suggest import did_you_mean
+
+    word = unknown[0].partition("=")[0]
+    # argparse keeps its option strings only in this table (stable since 2.7).
+    hint = did_you_mean(word, [o for o in parser._option_string_actions if o.startswith("--")])
+    if task and not hint:
+        hint = (
+            "; to run a command with its own options, put -- before it: "
+            f"stockade exec -- {_command_line([task, word])}"
+        )
+    raise UsageError(f"no such option {word!r}{hint}")
+
+
+def _command_line(args: list[str]) -> str:
+    """``args`` as a shell line to copy, or quoted by Python when one holds a
+    control character (a hint must never carry one to the terminal)."""
+    if all(arg.isprintable() for arg in args):
+        import shlex
+
+        return shlex.join(args)
+    return " ".join(repr(arg) for arg in args)
 
 
 def _build(args: tuple[str, ...], dashdash: bool, opts: dict[str, Any]) -> tuple[RunSpec, Any]:
@@ -167,7 +202,10 @@ def _build(args: tuple[str, ...], dashdash: bool, opts: dict[str, Any]) -> tuple
     elif not args:
         raise UsageError("nothing to run: give a TASK, --shell LINE, or -- COMMAND [ARG...]")
     else:
-        raise UsageError(f"put -- before the command: stockade exec [OPTIONS] -- {' '.join(args)}")
+        raise UsageError(
+            f"unexpected {args[1]!r}: to run a command, put -- before it: "
+            f"stockade exec [OPTIONS] -- {_command_line(list(args))}"
+        )
     value = parse_input(opts["input_text"])
     return _apply_options(base, opts), value
 
@@ -237,7 +275,17 @@ def _output_format(text: str) -> tuple[str, str | None]:
             f"--output-format: unknown format {text!r}; "
             "use stdout, json_stdout, lines, file:PATH or exit_code_only"
         )
+    if path:
+        _checked(workspace_path, path, "--output-format file:PATH")
     return fmt, path or None
+
+
+def _checked(check: Callable[[str, str], str], value: str, option: str) -> None:
+    """Run a path check from :mod:`stockade.paths` before anything is launched."""
+    try:
+        check(value, option)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _env_items(base: dict[str, str], items: tuple[str, ...]) -> dict[str, str]:
@@ -346,4 +394,5 @@ def _write_result(path: str, data: dict[str, Any]) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
     except OSError as exc:
-        raise UsageError(f"--result: cannot write {path!r}: {exc.strerror}") from exc
+        # The job has run: not a usage error (exit 2 promises nothing ran).
+        raise StockadeError(f"--result: cannot write {path!r}: {exc.strerror}") from exc

@@ -6,7 +6,7 @@ import importlib
 
 import click
 
-__all__ = ["COMMANDS", "cli"]
+__all__ = ["COMMANDS", "cli", "explain"]
 
 #: command name -> (module, attribute, one-line help shown by --help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -72,6 +72,16 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(module, entry[1])
         return command
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            from stockade.suggest import did_you_mean
+
+            ctx.fail(f"no such command {name!r}{did_you_mean(name, COMMANDS)}")
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
@@ -98,3 +108,16 @@ class _ArgparseCommand(click.Command):
 @click.version_option(package_name="stockade", message="stockade %(version)s")
 def cli() -> None:
     """stockade runs any command as a supervised, sandboxed, durable job."""
+
+
+def explain(exc: click.ClickException) -> str:
+    """The one-line message for a click error; an unknown option names the
+    command's option it most likely misspells (click's own guess lists up to
+    three, sorted by name, and is misled by the shared ``--``)."""
+    if isinstance(exc, click.NoSuchOption) and exc.ctx is not None:
+        from stockade.suggest import did_you_mean
+
+        params = exc.ctx.command.get_params(exc.ctx)
+        known = [o for p in params for o in (*p.opts, *p.secondary_opts)]
+        return f"no such option {exc.option_name!r}{did_you_mean(exc.option_name, known)}"
+    return exc.format_message()

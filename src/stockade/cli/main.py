@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         return exec_main(args[1:])
     import click
 
-    from stockade.cli.group import cli
+    from stockade.cli.group import cli, explain
 
     try:
         status = cli.main(args=argv, prog_name="stockade", standalone_mode=False)
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         from stockade.printable import printable
 
-        click.echo(f"stockade: error: {printable(exc.format_message())}", err=True)
+        click.echo(f"stockade: error: {printable(explain(exc))}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

@@ -97,12 +97,30 @@ def execute_pipeline(
     arguments (``reuse``, ``source_run``, ``rerun``) for ``stockade rerun``."""
     from stockade.store import open_store
 
+    problem = _destination_problem(options)
+    if problem:
+        click.echo(f"stockade: error: {problem}", err=True)
+        return 2
     try:
         store = open_store(options.database_url, options.data_dir)
         return asyncio.run(_execute(store, config, name, spec, options, rerun))
     except StockadeError as exc:
         click.echo(f"stockade: error: {printable(exc.message)}", err=True)
         return 1
+
+
+def _destination_problem(options: RunCommandOptions) -> str:
+    """What is wrong with where the run would write (its data directory,
+    the JUnit file), found before any job starts; ``""`` if nothing."""
+    from stockade.paths import writable_dir, writable_file
+
+    try:
+        writable_dir(str(options.data_dir), "--data-dir")
+        if options.junit:
+            writable_file(options.junit, "--junit")
+    except ValueError as exc:
+        return str(exc)
+    return ""
 
 
 @dataclass(frozen=True)

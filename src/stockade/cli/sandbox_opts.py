@@ -104,9 +104,12 @@ def _named(name: str, config: str | None) -> SandboxProfile:
     except UsageError:
         if name in BACKENDS:
             return default_profile(name)
+        from stockade.suggest import did_you_mean
+
         raise UsageError(
-            f"--sandbox {name}: not a backend ({', '.join(BACKENDS)}) and there is no "
-            "stockade.yaml here to define it; give --config FILE"
+            f"--sandbox {name}: no such backend{did_you_mean(name, BACKENDS)} "
+            f"(backends: {', '.join(BACKENDS)}); a profile needs a stockade.yaml and there "
+            "is none here (give --config FILE)"
         ) from None
     profile = load(path).sandbox_profile(name)
     assert profile is not None

@@ -37,7 +37,7 @@ def serve_command(**opts: Any) -> int:
     SIGTERM kills them at once.
     """
     from stockade.server.auth import TokenSet
-    from stockade.server.run import ServeOptions, serve
+    from stockade.server.run import ServeOptions, listen, serve
     from stockade.server.service import Service
 
     config, base = _config(opts["config"])
@@ -47,19 +47,22 @@ def serve_command(**opts: Any) -> int:
             "no API token: set STOCKADE_TOKEN or list hashes under server.tokens "
             "(`stockade token create`)"
         )
-    options = ServeOptions(
-        host=opts["host"], port=opts["port"], slots=opts["slots"],
-        drain_timeout=duration(opts["drain_timeout"], "--drain-timeout"),
-    )  # fmt: skip
-    _logging()
-    store = open_store_from(opts)
-    worker_store = open_store_from(opts) if options.slots else None
-    service = Service(store, config, tokens)
-    click.echo(f"stockade: serving on http://{options.host}:{options.port}", err=True)
+    drain = duration(opts["drain_timeout"], "--drain-timeout")
+    sock = listen(opts["host"], opts["port"])  # a busy port fails here, before anything starts
     try:
-        return serve(service, worker_store, options)
+        options = ServeOptions(host=opts["host"], port=sock.getsockname()[1],
+                               slots=opts["slots"], drain_timeout=drain, sock=sock)  # fmt: skip
+        _logging()
+        store = open_store_from(opts)
+        worker_store = open_store_from(opts) if options.slots else None
+        service = Service(store, config, tokens)
+        click.echo(f"stockade: serving on http://{options.host}:{options.port}", err=True)
+        try:
+            return serve(service, worker_store, options)
+        finally:
+            store.close()
     finally:
-        store.close()
+        sock.close()
 
 
 def _config(given: str | None) -> tuple[Any, Any]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from stockade.engine.fulllog import FullLog
 from stockade.engine.jobspec import declared_profile, describe_error, log_budget, run_spec_for
 from stockade.engine.logsink import StoreLogSink, Writer
+from stockade.engine.progresssink import ProgressWriter, StoreProgressSink
 from stockade.errors import (
     SandboxError,
     SandboxMismatch,
@@ -116,7 +117,8 @@ async def execute(
             _log_writer(worker), claim.job_id, claim.run, head=head, tail=tail,
             whole=full.where if full is not None else None,
         )  # fmt: skip
-        sinks: list[Sink] = [sink] if full is None else [sink, full.sink]
+        progress = StoreProgressSink(_progress_writer(worker), claim.job_id, claim.run)
+        sinks: list[Sink] = [sink, progress] if full is None else [sink, progress, full.sink]
         # The log lives in the store (the sink); a log file on this worker's
         # disk would be a second copy no other machine can read, at a file
         # creation per attempt.
@@ -173,6 +175,15 @@ def _log_writer(worker: Worker) -> Writer:
 
     async def write(chunks: Sequence[dict[str, Any]]) -> None:
         await worker.astore.once(journal.append_logs, chunks)
+
+    return write
+
+
+def _progress_writer(worker: Worker) -> ProgressWriter:
+    journal = worker.astore.store.journal
+
+    async def write(job_id: str, attempt: int, data: dict[str, Any]) -> None:
+        await worker.astore.once(journal.record_progress, job_id, attempt, data)
 
     return write
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from stockade.engine.jobspec import SPEC_VERSION, new_job
 from stockade.engine.logsink import StoreLogSink
+from stockade.engine.progresssink import StoreProgressSink
 from stockade.engine.storeio import AsyncStore, wait_for_event
 from stockade.errors import StoreError, UsageError
 from stockade.pipeline.model import Job, Observer, Reuse, Reused, RunState, Status
@@ -147,6 +148,8 @@ class RunRecorder:
         self._run: RunState | None = None
         self._jobs: dict[str, _Tracked] = {}
         self._logs: list[dict[str, Any]] = []
+        #: The latest unwritten progress of each (job id, attempt).
+        self._progress: dict[tuple[str, int], dict[str, Any]] = {}
         self._tests: list[dict[str, Any]] = []
         self._counts: dict[str, int] = {}
         self._state: StoredRun | None = None
@@ -199,7 +202,8 @@ class RunRecorder:
         self._schedule()
 
     def attempt_sinks(self, job: Job, attempt: int) -> list[Sink]:
-        """A store log sink for the attempt, whose batches join the recorder's writes."""
+        """A store log sink and a progress sink for the attempt, whose writes
+        join the recorder's."""
         tracked = self._track(job)
         tracked.attempts[attempt] = AttemptWrite(attempt, time.time())
         tracked.unwritten.add(attempt)
@@ -208,10 +212,17 @@ class RunRecorder:
         assert job.job_id is not None
         task = tracked.frozen.get("spec", {}).get("task", {})
         budget = {key[4:]: task[key] for key in ("log_head", "log_tail") if key in task}
-        return [StoreLogSink(self._write_logs, job.job_id, attempt, **budget)]
+        return [
+            StoreLogSink(self._write_logs, job.job_id, attempt, **budget),
+            StoreProgressSink(self._write_progress, job.job_id, attempt),
+        ]
 
     async def _write_logs(self, chunks: Sequence[dict[str, Any]]) -> None:
         self._logs.extend(chunks)
+        self._schedule()
+
+    async def _write_progress(self, job_id: str, attempt: int, data: dict[str, Any]) -> None:
+        self._progress[job_id, attempt] = data
         self._schedule()
 
     # -- what changed ----------------------------------------------------------
@@ -296,6 +307,8 @@ class RunRecorder:
             await wait_for_event(self._closing, self.linger)
             batch = self._batch()
             if not batch:
+                if await self._flush_progress():
+                    continue
                 return
             cancel = False
             try:
@@ -315,8 +328,23 @@ class RunRecorder:
                     self._jobs[write.id].attempts[row.attempt].new = False
             if batch.state is not None:
                 self._stored = batch.state
+            await self._flush_progress()
             if cancel:
                 self._cancel()
+
+    async def _flush_progress(self) -> bool:
+        """Write the progress of jobs whose row is stored (an event needs its
+        job); whether there was any. A write the store refuses is dropped."""
+        ready = [key for key in self._progress if self._jobs[key[0]].stored is not None]
+        for job_id, attempt in ready:
+            data = self._progress.pop((job_id, attempt))
+            try:
+                await self.astore.once(
+                    self.astore.store.journal.record_progress, job_id, attempt, data
+                )
+            except StoreError:
+                self.errors += 1
+        return bool(ready)
 
     async def _poll(self) -> None:
         """Read the cancel flag between writes; stamp the run every

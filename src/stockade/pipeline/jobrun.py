@@ -38,7 +38,7 @@ Emit = Callable[..., None]
 
 
 class _JobSink:
-    """Receives one attempt's events: last line, tail, test events."""
+    """Receives one attempt's events: last line, tail, progress, test events."""
 
     def __init__(self, job: Job, emit: Emit, tests: Test2Json | None) -> None:
         self.job = job
@@ -47,6 +47,11 @@ class _JobSink:
         self.partial = {"stdout": "", "stderr": ""}
 
     def emit(self, event: Event) -> None:
+        if event.kind == "progress":
+            value, message = float(event.data["value"]), str(event.data.get("message") or "")
+            self.job.progress = (value, message)
+            self.emit_run("job_progress", self.job, value=value, message=message)
+            return
         if event.kind != "output":
             return
         stream = str(event.data.get("stream", "stdout"))

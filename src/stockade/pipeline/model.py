@@ -63,6 +63,8 @@ class Job:
     started: float | None = None
     finished: float | None = None
     last_line: str = ""
+    #: The job's latest ``::progress``: percent (0-100) and message, if any.
+    progress: tuple[float, str] | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     tests: list[TestCase] = field(default_factory=list)
     priority: int = 0

@@ -13,10 +13,11 @@ into :class:`Command` values and never acts on them (that is
 (:func:`parse_output_file`). The user-facing reference is
 ``docs/protocol.md``.
 
-Where stockade is stricter than Actions, it is so that the hot path stays a
-single C-level search: a command must start at the very beginning of a line
-(Actions also allows leading whitespace), so "could this chunk hold a
-command?" is ``b"\\n::" in chunk`` (:func:`might_contain_command`).
+As in the Actions runner, a command may follow leading whitespace (ASCII
+spaces and tabs here) and command names and property keys are matched
+without regard to case (``::ERROR FILE=a.py::`` is ``error`` with ``file``).
+"Could this chunk hold a command?" stays a C-level search
+(:func:`might_contain_command`): most output has no ``::`` at all.
 
 Everything here is pure and stdlib-only; the parser never raises on any input.
 """
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "KNOWN_COMMANDS",
+    "LEADING",
     "Command",
     "ProtocolParser",
     "escape_data",
@@ -138,22 +140,31 @@ def format_command(name: str, props: Mapping[str, str] | None = None, message: s
     return f"::{head}::{escape_data(message)}"
 
 
-#: ``\n::`` anywhere. A compiled pattern, not ``b"\n::" in chunk``: the regex
-#: engine finds its first byte with ``memchr`` and runs about twice as fast
-#: as the substring search on 1 MiB chunks (3.2-3.9 against 1.7 GB/s here).
-_LINE_START = re.compile(rb"\n::")
+#: What may come before a command on its line (the Actions runner trims
+#: leading whitespace; stockade trims the ASCII kinds a line can hold).
+LEADING = " \t\f\v\r"
+#: ``::`` anywhere: a compiled pattern, not ``b"::" in chunk``, as the regex
+#: engine finds its first byte with ``memchr`` (``:`` is rare in most output)
+#: while the substring search is several times slower on 1 MiB chunks.
+_COLONS = re.compile(rb"::")
+#: A line start (a newline, or the chunk's start) then ``::``, maybe indented.
+_LINE_START = re.compile(rb"\n[ \t\f\v\r]*::")
+_CHUNK_START = re.compile(rb"[ \t\f\v\r]*::")
 
 
 def might_contain_command(chunk: bytes | memoryview) -> bool:
     """Whether a chunk of complete lines can hold any command line.
 
-    A command line starts with ``::``, so a chunk that neither starts with it
-    nor contains ``\\n::`` holds none. This is the hot-path filter: most
-    output never reaches :meth:`ProtocolParser.feed_line`. It may say True for
-    a chunk that holds no command (the parser then decides per line); it
-    never says False for one that does, whatever the parser's state.
+    A command line starts with ``::`` after optional whitespace, so a chunk
+    without ``::`` holds none (one search, the common case), nor does one
+    where no line starts that way. This is the hot-path filter: most output
+    never reaches :meth:`ProtocolParser.feed_line`. It may say True for a
+    chunk that holds no command (the parser then decides per line); it never
+    says False for one that does, whatever the parser's state.
     """
-    return chunk[:2] == b"::" or _LINE_START.search(chunk) is not None
+    if _COLONS.search(chunk) is None:
+        return False
+    return _CHUNK_START.match(chunk) is not None or _LINE_START.search(chunk) is not None
 
 
 # --------------------------------------------------------------------------- parser
@@ -173,7 +184,7 @@ class ProtocolParser:
         self._warned: set[tuple[str, str]] = set()
         self._token: str | None = None
         self._resume_line = ""
-        self._resume_bytes: bytes | None = None
+        self._resume_pattern: re.Pattern[bytes] | None = None
 
     @property
     def stopped(self) -> bool:
@@ -191,8 +202,8 @@ class ProtocolParser:
         While stopped, only the resume line ``::TOKEN::`` matters, so a chunk
         that lacks it cannot hold a command even if it has many ``::`` lines.
         """
-        if self._resume_bytes is not None:
-            return re.search(re.escape(self._resume_bytes), chunk) is not None
+        if self._resume_pattern is not None:
+            return self._resume_pattern.search(chunk) is not None
         return might_contain_command(chunk)
 
     def feed_line(self, line: str) -> Command | None:
@@ -200,14 +211,17 @@ class ProtocolParser:
 
         Returns the :class:`Command` when the line is a known command (the
         caller consumes it and does not show it as output), or None when the
-        line is plain output. One trailing ``\\r`` is ignored. Never raises.
+        line is plain output. Leading whitespace (:data:`LEADING`) and one
+        trailing ``\\r`` are ignored; the name and property keys are read in
+        lower case. Never raises.
         """
         if line.endswith("\r"):
             line = line[:-1]
+        line = line.lstrip(LEADING)
         if self._token is not None:
-            if line != self._resume_line:
+            if line.lower() != self._resume_line:
                 return None
-            token, self._token, self._resume_bytes = self._token, None, None
+            token, self._token, self._resume_pattern = self._token, None, None
             return Command("resume-commands", {}, token)
         if not line.startswith("::"):
             return None
@@ -219,6 +233,7 @@ class ProtocolParser:
         name = info if space < 0 else info[:space]
         if not _NAME.fullmatch(name):
             return None
+        name = name.lower()
         if name not in KNOWN_COMMANDS:
             self._warn("unknown", name, f"unknown command {name!r} kept as output")
             return None
@@ -236,7 +251,7 @@ class ProtocolParser:
         return Command(name, props, unescape_data(raw))
 
     def _stop(self, props: dict[str, str], token: str) -> Command | None:
-        if not token or token.strip() != token or token in KNOWN_COMMANDS:
+        if not token or token.strip() != token or token.lower() in KNOWN_COMMANDS:
             self._warn(
                 "malformed",
                 "stop-commands",
@@ -245,10 +260,15 @@ class ProtocolParser:
             )
             return None
         self._token = token
-        self._resume_line = f"::{token}::"
+        # As the runner, which matches the token like a command name: in any case.
+        self._resume_line = f"::{token}::".lower()
         # The byte filter is exact only when the token's bytes are what the
         # caller decoded; for non-ASCII tokens keep the generic filter.
-        self._resume_bytes = self._resume_line.encode() if token.isascii() else None
+        self._resume_pattern = (
+            re.compile(re.escape(self._resume_line.encode()), re.IGNORECASE)
+            if token.isascii()
+            else None
+        )
         return Command("stop-commands", props, token)
 
     def _warn(self, kind: str, name: str, message: str) -> None:
@@ -273,7 +293,7 @@ def _parse_props(text: str, into: dict[str, str]) -> str:
         key = key.strip()
         if not _KEY.fullmatch(key):
             return "a property name is empty or not a word (write key=value)"
-        into[key] = unescape_property(value)
+        into[key.lower()] = unescape_property(value)
     return ""
 
 

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 
 from stockade.runner.events import Event, count_drop
+from stockade.runner.termstatus import StatusLine
 
 __all__ = ["JsonEventSink", "TerminalSink", "WriterSink"]
 
@@ -93,8 +94,9 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 class TerminalSink(WriterSink):
     """The job's stdout and stderr, byte for byte (masked), on two fds.
 
-    Warnings stockade has for the user go to ``err_fd`` prefixed with
-    ``stockade:`` when ``show_notes`` is set.
+    Warnings, annotations and group titles go to ``err_fd`` prefixed with
+    ``stockade:`` when ``show_notes`` is set; on a terminal, progress is a
+    status line there (:mod:`stockade.runner.termstatus`).
     """
 
     def __init__(
@@ -109,18 +111,33 @@ class TerminalSink(WriterSink):
         self.out_fd = out_fd
         self.err_fd = err_fd
         self.show_notes = show_notes
+        ttys = {fd for fd in (out_fd, err_fd) if os.isatty(fd)}
+        self.status = StatusLine(err_fd, ttys) if err_fd in ttys and show_notes else None
 
     def format(self, event: Event) -> list[tuple[int, bytes | memoryview]]:
+        writes: list[tuple[int, bytes | memoryview]] = []
         if event.kind == "output":
             fd = self.out_fd if event.data["stream"] == "stdout" else self.err_fd
             data = event.raw if event.raw is not None else event.text.encode()
-            return [(fd, data)]
-        if self.show_notes and event.kind in ("warning", "annotation"):
-            return [(self.err_fd, f"stockade: {_note(event)}\n".encode())]
-        return []
+            writes = [(fd, data)]
+        elif not self.show_notes:
+            return []
+        elif event.kind in ("warning", "annotation") or _is_group(event):
+            writes = [(self.err_fd, f"stockade: {_note(event)}\n".encode())]
+        elif self.status is not None and event.kind == "progress":
+            return self.status.progress(event.data)
+        elif self.status is not None and event.kind == "finish":
+            return self.status.clear()
+        return self.status.around(writes) if self.status is not None and writes else writes
+
+
+def _is_group(event: Event) -> bool:
+    return event.kind == "command" and event.data.get("name") == "group"
 
 
 def _note(event: Event) -> str:
+    if event.kind == "command":  # a group: its title, where the job's output starts it
+        return f"group: {event.data.get('message', '')}"
     if event.kind == "annotation":
         where = event.data.get("file") or ""
         if where and event.data.get("line"):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import IO
 
 from stockade.runner.events import Event
-from stockade.runner.protocol import Command, ProtocolParser
+from stockade.runner.protocol import LEADING, Command, ProtocolParser
 from stockade.runner.redact import Masker
 from stockade.runner.result import StreamStats
 
@@ -26,6 +26,7 @@ __all__ = ["FRAGMENT", "LogWriter", "OutputKeeper", "StreamPipe"]
 
 #: Longest partial line held before it is emitted in pieces.
 FRAGMENT = 64 * 1024
+_LEADING = LEADING.encode()
 
 
 class OutputKeeper:
@@ -157,9 +158,12 @@ class StreamPipe:
     def flush_partial(self) -> None:
         """Emit a partial line that has waited (a prompt, a progress dot).
 
-        A partial line that looks like a command is left for its newline.
+        A partial line that looks like a command, maybe indented, is left for
+        its newline.
         """
-        if not self.pending or (not self.in_fragment and self.pending.startswith(b":")):
+        if not self.pending or (
+            not self.in_fragment and self.pending.lstrip(_LEADING).startswith(b":")
+        ):
             return
         data, self.pending = self.pending, b""
         self._fragment(data)

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Scope
 
-from stockade.errors import JobNotFound, StockadeError, StoreUnavailable, UsageError
+from stockade.errors import AmbiguousId, JobNotFound, StockadeError, StoreUnavailable, UsageError
 from stockade.server import health, hooks, jobs_api, metrics, runs_api
 from stockade.server.limits import BodyLimit, Drain, NoNul
 from stockade.server.service import Service
@@ -128,14 +128,28 @@ def _handlers(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         first = fields[0]["field"] if fields else None
-        return JSONResponse({"error": "invalid request", "field": first, "fields": fields}, 422)
+        error = "invalid request"
+        if first is not None and first.startswith("body") and not _is_json(request):
+            error = "invalid request: send the body as JSON with Content-Type: application/json"
+        return JSONResponse({"error": error, "field": first, "fields": fields}, 422)
 
     @app.exception_handler(StockadeError)
     async def stockade_error(request: Request, exc: StockadeError) -> JSONResponse:
         if isinstance(exc, JobNotFound):
             return JSONResponse({"error": "no such job"}, 404)
+        if isinstance(exc, AmbiguousId):  # the ids it matches, never the prefix sent
+            body = {"error": "no such job: the id prefix is ambiguous or too short"}
+            return JSONResponse(body | {"candidates": exc.candidates}, 404)
         if isinstance(exc, StoreUnavailable):
             return JSONResponse({"error": "store unavailable"}, 503, {"Retry-After": "5"})
         if isinstance(exc, UsageError):
             return JSONResponse({"error": exc.message, "field": "task"}, 422)
         return JSONResponse({"error": "internal error"}, 500)
+
+
+def _is_json(request: Request) -> bool:
+    """Whether the request says its body is JSON (``application/json`` or a
+    ``+json`` type); FastAPI parses a body as JSON only then."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    main, _, sub = kind.partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))

@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import uvicorn
 
 from stockade.engine.worker import Worker, WorkerOptions
+from stockade.errors import ListenError
 from stockade.server.app import create_app
 from stockade.server.service import Service
 from stockade.store import Store
 
-__all__ = ["ServeOptions", "serve"]
+__all__ = ["ServeOptions", "listen", "serve"]
 
 log = logging.getLogger("stockade.server")
 
@@ -37,6 +40,25 @@ class ServeOptions:
     port: int = 8470
     slots: int = 1
     drain_timeout: float = 30.0
+    #: The bound socket (:func:`listen`); uvicorn binds its own without one.
+    sock: socket.socket | None = None
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (as uvicorn binds one), so a busy port
+    is known before the server says it is serving; :class:`ListenError` if
+    the address cannot be used."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        hint = "; stop what uses it or give another --port" if exc.errno == errno.EADDRINUSE else ""
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from exc
+    sock.set_inheritable(True)
+    return sock
 
 
 class _Server(uvicorn.Server):
@@ -79,7 +101,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
         loop.add_signal_handler(signum, on_signal)
     if service.store.db.dialect == "postgresql":
         service.wakeups.start(service.store.db.url, loop)
-    serving = loop.create_task(server.serve())
+    serving = loop.create_task(server.serve([options.sock] if options.sock else None))
     working = loop.create_task(worker.run()) if worker is not None else None
     service.worker.alive = working is not None
     if working is not None:

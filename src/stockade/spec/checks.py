@@ -11,11 +11,11 @@ directly get the same rules.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from stockade.spec.sandbox import BACKENDS
+from stockade.suggest import did_you_mean
 
 __all__ = [
     "DEFER_CHECKS_CONTEXT",
@@ -38,12 +38,6 @@ MERGED_MAPPINGS = frozenset({"env", "exit_codes", "backoff"})
 other key in a task replaces the default whole."""
 
 BUILTIN_SANDBOXES = BACKENDS
-
-
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """`` did you mean 'x'?`` for the closest candidate, or ``""``."""
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def merge_defaults(defaults: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:

@@ -166,7 +166,11 @@ class Config(StrictModel):
             return self.sandboxes[name]
         if name in BACKENDS:
             return SandboxProfile.model_validate({"backend": name})
-        raise UsageError(f"unknown sandbox {name!r}{did_you_mean(name, self.sandboxes)}")
+        known = [*self.sandboxes, *(b for b in BACKENDS if b not in self.sandboxes)]
+        raise UsageError(
+            f"unknown sandbox {name!r}{did_you_mean(name, known)} "
+            f"(profiles and backends: {', '.join(known)})"
+        )
 
     def resolve_secrets(self, names: Iterable[str]) -> dict[str, str]:
         """Read the named secrets from their sources now.

@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 import re
 import signal
-from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 
+from stockade.paths import workspace_path
 from stockade.units import DURATION_HINT, SIZE_HINT, parse_duration, parse_size
 
 __all__ = [
@@ -234,17 +234,3 @@ Name = Annotated[
 
 EnvMap = dict[EnvName, Text]
 """Environment variables given to a job: name to value."""
-
-
-def workspace_path(value: str, what: str) -> str:
-    """``value`` as a path relative to a job's workspace, or ``ValueError``
-    saying why not (empty, absolute, or climbing out with ``..``); ``what``
-    names the key in the message. Symlinks are checked where the file is read."""
-    if not value.strip():
-        raise ValueError(f"{what} is empty: give a path inside the workspace")
-    path = PurePosixPath(value)
-    if path.is_absolute():
-        raise ValueError(f"{what} {value!r} is absolute: give a path relative to the workspace")
-    if ".." in path.parts:
-        raise ValueError(f"{what} {value!r} escapes the workspace: '..' is not allowed")
-    return str(path)

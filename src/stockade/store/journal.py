@@ -53,6 +53,19 @@ class Journal:
                 )
                 tx.notify(LOGS_CHANNEL, logs_payload(chunk["job_id"] for chunk in chunks))
 
+    def record_progress(self, job_id: str, attempt: int, data: Mapping[str, Any]) -> None:
+        """Set the ``progress`` event (``value``, ``message``) of a job's attempt:
+        one row per attempt, updated in place, so a long job's progress does not
+        grow its events; the dashboard shows it while the job runs."""
+        table = t.events
+        values = {"data": dict(data), "time": epoch_now()}
+        mine = (table.c.job_id == job_id, table.c.attempt == attempt, table.c.kind == "progress")
+        with self.db.transaction() as conn:
+            if conn.execute(sa.update(table).where(*mine).values(values)).rowcount == 0:
+                conn.execute(
+                    table.insert().values(job_id=job_id, kind="progress", attempt=attempt, **values)
+                )
+
     def register_worker(
         self,
         worker_id: str,

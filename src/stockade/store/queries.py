@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from stockade.errors import JobNotFound, StoreError
+from stockade.errors import AmbiguousId, JobNotFound, StoreError
 from stockade.store import schema as t
 from stockade.store.database import Database
 from stockade.store.records import AttemptRecord, JobRecord, LogChunk, WorkerRecord
@@ -20,7 +20,20 @@ from stockade.store.routing import backend_of
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState
 
-__all__ = ["Queries", "explain_waits", "jobs_where", "newest_first", "resolve_id"]
+__all__ = [
+    "CANDIDATES",
+    "MIN_PREFIX",
+    "Queries",
+    "explain_waits",
+    "jobs_where",
+    "newest_first",
+    "resolve_id",
+]
+
+#: Shortest id prefix accepted for a job or run (shorter ones match too much).
+MIN_PREFIX = 4
+#: Ids an ambiguous prefix's error lists.
+CANDIDATES = 5
 
 
 def jobs_where(
@@ -78,18 +91,25 @@ def resolve_id(
     conn: Connection, table: sa.Table, ref: str, missing: Callable[[str], StoreError], what: str
 ) -> str:
     """The ``id`` in ``table`` that ``ref`` names: a whole id or a unique prefix
-    of one (at least 4 characters); ``missing(ref)`` is raised when none does."""
+    of one (at least :data:`MIN_PREFIX` characters). ``missing(ref)`` is
+    raised when none matches, :class:`AmbiguousId` (with some of the ids it
+    matches, newest first) when several do or the prefix is too short."""
     if conn.execute(sa.select(table.c.id).where(table.c.id == ref)).first():
         return ref
-    if len(ref) < 4 or not ref.isalnum():
+    if not ref.isalnum():
         raise missing(ref)
-    query = sa.select(table.c.id).where(table.c.id.startswith(ref, autoescape=True)).limit(2)
-    found = conn.execute(query).scalars().all()
+    query = (
+        sa.select(table.c.id)
+        .where(table.c.id.startswith(ref, autoescape=True))
+        .order_by(table.c.id.desc())
+        .limit(CANDIDATES + 1)
+    )
+    found = [str(x) for x in conn.execute(query).scalars()]
     if not found:
         raise missing(ref)
-    if len(found) > 1:
-        raise StoreError(f"{what} id prefix {ref!r} is ambiguous: give more characters")
-    return str(found[0])
+    if len(found) > 1 or len(ref) < MIN_PREFIX:
+        raise AmbiguousId(what, ref, found[:CANDIDATES], len(found) > CANDIDATES)
+    return found[0]
 
 
 def newest_first(query: sa.Select[Any], table: sa.Table, after: str | None) -> sa.Select[Any]:

@@ -100,11 +100,23 @@ def _active(run: RunState, limit: int = 8) -> Table:
         table.add_row(
             Text(printable(job.name), style="cyan"),
             Text(seconds(job.duration), style="dim"),
+            _progress(job),
             Text(printable(job.last_line.rstrip()), overflow="ellipsis", no_wrap=True),
         )
     if len(running) > limit:
-        table.add_row(Text(f"… {len(running) - limit} more", style="dim"), "", "")
+        table.add_row(Text(f"… {len(running) - limit} more", style="dim"), "", "", "")
     return table
+
+
+def _progress(job: Job) -> Text:
+    """``[ 40%] uploading part 2`` from the job's latest ``::progress``, or nothing."""
+    if job.progress is None:
+        return Text("")
+    value, message = job.progress
+    text = Text(f"[{value:3.0f}%]", style="magenta")
+    if message:
+        text.append(f" {' '.join(message.split())[:40]}")
+    return text
 
 
 def failures(run: RunState, tail: int = TAIL_SHOWN) -> list[RenderableType]:

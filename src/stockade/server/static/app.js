@@ -342,6 +342,7 @@ function renderJob(job, events) {
   field(fields, "worker", job.worker_id);
   field(fields, "cancel requested", job.cancel_requested ? "yes" : "no");
 
+  renderProgress(job, events);
   $("job-outputs").textContent = json(job.outputs);
   $("job-input").textContent = json(job.input);
 
@@ -369,6 +370,26 @@ function renderJob(job, events) {
     row.appendChild(el("td", e.data === null || e.data === undefined ? "" : JSON.stringify(e.data)));
     table.appendChild(row);
   }
+}
+
+// The latest ::progress of the running attempt (the worker records it about once a second).
+function renderProgress(job, events) {
+  let latest = null;
+  if (job.state === "running") {
+    for (const e of events) {
+      if (e.kind === "progress" && e.attempt === job.attempts && e.data) {
+        latest = e.data;
+      }
+    }
+  }
+  $("job-progress").hidden = latest === null;
+  if (latest === null) {
+    return;
+  }
+  const value = Math.min(Math.max(Number(latest.value) || 0, 0), 100);
+  $("job-progress-bar").value = value;
+  const message = typeof latest.message === "string" ? latest.message : "";
+  $("job-progress-text").textContent = Math.round(value) + "%" + (message ? " " + message : "");
 }
 
 // -- live log: SSE read with fetch() so the token stays in a header ------------------
