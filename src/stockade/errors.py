@@ -13,6 +13,7 @@ Every error stockade raises on purpose derives from :class:`StockadeError`::
     │   ├── LaunchError       starting a process in a ready sandbox failed
     │   └── CleanupError      tearing a sandbox down left something behind
     ├── OutputError           the job's declared output could not be read
+    │   └── JobFileError      a file the job controls was refused (JobFileProblem says why)
     └── StoreError            the job store could not do what was asked
         ├── StoreURLError     a database URL that is malformed or of an unsupported kind
         ├── StoreUnavailable  the database cannot be reached (transient: retried by workers)
@@ -25,10 +26,14 @@ fields and are raised ``from`` their cause at every layer boundary.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 __all__ = [
     "CleanupError",
     "ConfigError",
     "InputError",
+    "JobFileError",
+    "JobFileProblem",
     "JobNotFound",
     "LaunchError",
     "MountError",
@@ -75,6 +80,35 @@ class ConfigError(StockadeError):
 
 class OutputError(StockadeError):
     """The job's declared output could not be read."""
+
+
+class JobFileProblem(StrEnum):
+    """Why a file the job controls was not read."""
+
+    MISSING = "missing"  # nothing at the path
+    ESCAPES = "escapes"  # absolute, or '..' or a symlink leading out of its directory
+    SYMLINK = "symlink"  # a symlink where none is followed
+    NOT_REGULAR = "not_regular"  # a FIFO, socket, device or directory
+    TOO_LARGE = "too_large"  # over the reader's size limit
+    UNREADABLE = "unreadable"  # any other error of the system
+
+
+class JobFileError(OutputError):
+    """A file the job controls was refused or could not be read."""
+
+    def __init__(
+        self,
+        message: str,
+        problem: JobFileProblem,
+        shown: str,
+        size: int | None = None,
+        limit: int | None = None,
+    ) -> None:
+        self.problem = problem
+        self.shown = shown
+        self.size = size
+        self.limit = limit
+        super().__init__(message)
 
 
 class SandboxError(StockadeError):

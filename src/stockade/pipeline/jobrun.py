@@ -154,7 +154,7 @@ class JobRunner:
         report = None
         if junit is not None and result.outcome is not Outcome.CANCELLED:
             try:
-                job.tests = junit.read()
+                job.tests = await asyncio.to_thread(junit.read)  # the job's file
             except ReportError as exc:
                 report = exc.message
         if report is not None and result.outcome is Outcome.SUCCEEDED:
