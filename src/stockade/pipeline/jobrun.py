@@ -129,7 +129,7 @@ class JobRunner:
             )
             job.cached_from, job.status = reused.run_id, Status.SUCCEEDED
             return
-        key = cache_key(self.run_state, step, job, plan)
+        key = await cache_key(self.run_state, step, job, plan)
         if key is not None:
             stored = self.cache.get(key)
             if stored is not None:

@@ -30,11 +30,12 @@ import errno
 import functools
 import os
 import stat
+from collections.abc import Iterator
 
 from stockade.errors import JobFileError, JobFileProblem
 from stockade.units import format_size
 
-__all__ = ["MAX_OUTPUT_HINT", "open_regular", "read", "read_open"]
+__all__ = ["MAX_OUTPUT_HINT", "chunks", "open_regular", "read", "read_open"]
 
 #: How to raise the limit of an output file (the task's ``max_output``).
 MAX_OUTPUT_HINT = "raise max_output (--max-output SIZE, or max_output: in the task) or write less"
@@ -124,6 +125,21 @@ def read_open(
         filled += got
     del buffer[filled:]
     return buffer
+
+
+def chunks(
+    fd: int, info: os.stat_result, *, limit: int, shown: str, hint: str = MAX_OUTPUT_HINT
+) -> Iterator[bytes]:
+    """The regular file ``fd`` from its start in pieces of up to 1 MiB, for a
+    reader that need not hold it whole; refused as :func:`read_open` refuses."""
+    if info.st_size > limit:
+        raise _too_large(shown, f"{info.st_size} bytes", limit, hint, info.st_size)
+    offset = 0
+    while chunk := os.pread(fd, min(_CHUNK, limit + 1 - offset), offset):
+        offset += len(chunk)
+        if offset > limit:
+            raise _too_large(shown, f"more than {limit} bytes", limit, hint, None)
+        yield chunk
 
 
 def _too_large(shown: str, size: str, limit: int, hint: str, exact: int | None) -> JobFileError:
