@@ -38,8 +38,10 @@ def test_hostile_output_files_fail_their_jobs_and_the_worker_runs_on(
         submit(store, "truncate -s 1G big.json", output_format="file", output_path="big.json",
                workdir=str(workspace)): f"output file 'big.json' is {1 << 30} bytes",
     }  # fmt: skip
+    # Never read back by stockade (state comes from save-state): no effect.
+    state_fifo = submit(store, 'rm "$STOCKADE_STATE"; mkfifo "$STOCKADE_STATE"')
     quick = [submit(store, f'echo "n={i}" >> "$STOCKADE_OUTPUT"') for i in range(8)]
-    jobs = [*hostile, *quick]
+    jobs = [*hostile, state_fifo, *quick]
     worker = start_worker(store_url, "--slots", "2", "--poll", "0.05", log=tmp_path / "w.log")
     try:
         deadline = time.monotonic() + DEADLINE
@@ -56,6 +58,7 @@ def test_hostile_output_files_fail_their_jobs_and_the_worker_runs_on(
         (attempt,) = store.queries.attempts(job)
         assert (attempt.outcome, attempt.reason) == ("failed", "output_error"), attempt
         assert message in (attempt.error or ""), attempt.error
+    assert state(store, state_fifo) == "succeeded"
     for i, job in enumerate(quick):
         assert state(store, job) == "succeeded"
         assert store.queries.outputs(job) == {"stdout": "", "n": str(i)}
