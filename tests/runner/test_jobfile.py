@@ -163,3 +163,28 @@ def test_a_workspace_that_is_not_there_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(JobFileError, match=r"the workspace .*gone") as caught:
         jobfile.read(str(tmp_path / "gone"), "x", limit=LIMIT, shown="file 'x'")
     assert caught.value.problem is JobFileProblem.UNREADABLE
+
+
+def test_chunks_read_the_whole_file_in_pieces_and_stop_past_the_limit(ws: Path) -> None:
+    (ws / "f").write_bytes(bytes(range(256)) * 9000)  # 2.3 MB: three pieces
+    fd, info = jobfile.open_regular(str(ws), "f", shown="file 'f'")
+    try:
+        pieces = list(jobfile.chunks(fd, info, limit=info.st_size, shown="file 'f'"))
+        assert b"".join(pieces) == bytes(range(256)) * 9000 and len(pieces) == 3
+        with pytest.raises(JobFileError, match="over the limit of 1000 bytes"):
+            list(jobfile.chunks(fd, info, limit=1000, shown="file 'f'"))
+    finally:
+        os.close(fd)
+
+
+def test_a_read_error_is_a_job_file_error(ws: Path) -> None:
+    # A directory's fd with a forged regular-file stat: the read fails with
+    # EISDIR, which must come back as the job's error, not an OSError.
+    fd = os.open(ws, os.O_RDONLY)
+    try:
+        info = os.stat(ws / "sub" / "out.json")
+        with pytest.raises(JobFileError, match="cannot be read: Is a directory") as caught:
+            jobfile.read_open(fd, info, limit=LIMIT, shown="file 'x'")
+        assert caught.value.problem is JobFileProblem.UNREADABLE
+    finally:
+        os.close(fd)

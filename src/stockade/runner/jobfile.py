@@ -119,7 +119,7 @@ def read_open(
             if filled > limit:
                 raise _too_large(shown, f"more than {limit} bytes", limit, hint, None)
             buffer.extend(bytes(min(max(filled, _CHUNK), limit + 1 - filled)))
-        got = os.preadv(fd, [memoryview(buffer)[filled:]], filled)
+        got = _pread(fd, [memoryview(buffer)[filled:]], filled, shown)
         if not got:
             break
         filled += got
@@ -135,11 +135,21 @@ def chunks(
     if info.st_size > limit:
         raise _too_large(shown, f"{info.st_size} bytes", limit, hint, info.st_size)
     offset = 0
-    while chunk := os.pread(fd, min(_CHUNK, limit + 1 - offset), offset):
-        offset += len(chunk)
+    piece = memoryview(bytearray(min(_CHUNK, limit + 1)))
+    while got := _pread(fd, [piece[: limit + 1 - offset]], offset, shown):
+        offset += got
         if offset > limit:
             raise _too_large(shown, f"more than {limit} bytes", limit, hint, None)
-        yield chunk
+        yield bytes(piece[:got])
+
+
+def _pread(fd: int, buffers: list[memoryview], offset: int, shown: str) -> int:
+    try:
+        return os.preadv(fd, buffers, offset)
+    except OSError as exc:
+        raise JobFileError(
+            f"{shown} cannot be read: {exc.strerror}", JobFileProblem.UNREADABLE, shown
+        ) from exc
 
 
 def _too_large(shown: str, size: str, limit: int, hint: str, exact: int | None) -> JobFileError:
