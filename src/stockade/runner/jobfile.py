@@ -33,7 +33,6 @@ import stat
 from collections.abc import Iterator
 
 from stockade.errors import JobFileError, JobFileProblem
-from stockade.units import format_size
 
 __all__ = ["MAX_OUTPUT_HINT", "chunks", "open_regular", "read", "read_open"]
 
@@ -153,6 +152,8 @@ def _pread(fd: int, buffers: list[memoryview], offset: int, shown: str) -> int:
 
 
 def _too_large(shown: str, size: str, limit: int, hint: str, exact: int | None) -> JobFileError:
+    from stockade.units import format_size  # only on this path: kept off exec's start-up
+
     return JobFileError(
         f"{shown} is {size}, over the limit of {limit} bytes ({format_size(limit)}); {hint}",
         JobFileProblem.TOO_LARGE,
