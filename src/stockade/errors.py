@@ -10,9 +10,11 @@ Every error stockade raises on purpose derives from :class:`StockadeError`::
     ├── SandboxError          anything the sandbox layer could not do
     │   ├── SetupError        preparing a sandbox (per slot) failed
     │   │   └── MountError    one mount operation failed (operation, path, fs type, source)
+    │   ├── SandboxMismatch   a job was about to run in a sandbox other than its declared one
     │   ├── LaunchError       starting a process in a ready sandbox failed
     │   └── CleanupError      tearing a sandbox down left something behind
     ├── OutputError           the job's declared output could not be read
+    │   └── JobFileError      a file the job controls was refused (JobFileProblem says why)
     ├── ListenError           `stockade serve` cannot listen on its address (a busy port)
     └── StoreError            the job store could not do what was asked
         ├── StoreURLError     a database URL that is malformed or of an unsupported kind
@@ -28,11 +30,15 @@ fields and are raised ``from`` their cause at every layer boundary.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 __all__ = [
     "AmbiguousId",
     "CleanupError",
     "ConfigError",
     "InputError",
+    "JobFileError",
+    "JobFileProblem",
     "JobNotFound",
     "LaunchError",
     "ListenError",
@@ -86,6 +92,35 @@ class OutputError(StockadeError):
 
 class ListenError(StockadeError):
     """The server cannot listen on its address."""
+
+
+class JobFileProblem(StrEnum):
+    """Why a file the job controls was not read."""
+
+    MISSING = "missing"  # nothing at the path
+    ESCAPES = "escapes"  # absolute, or '..' or a symlink leading out of its directory
+    SYMLINK = "symlink"  # a symlink where none is followed
+    NOT_REGULAR = "not_regular"  # a FIFO, socket, device or directory
+    TOO_LARGE = "too_large"  # over the reader's size limit
+    UNREADABLE = "unreadable"  # any other error of the system
+
+
+class JobFileError(OutputError):
+    """A file the job controls was refused or could not be read."""
+
+    def __init__(
+        self,
+        message: str,
+        problem: JobFileProblem,
+        shown: str,
+        size: int | None = None,
+        limit: int | None = None,
+    ) -> None:
+        self.problem = problem
+        self.shown = shown
+        self.size = size
+        self.limit = limit
+        super().__init__(message)
 
 
 class SandboxError(StockadeError):

@@ -23,13 +23,16 @@ def _dir(text: str) -> str:
 
 def test_the_next_job_gets_the_directory_emptied_or_a_new_one(store: Store, store_url: str) -> None:
     async def body(worker: Worker) -> None:
-        ids = [
-            submit(store, f'{_SHOW}; echo "k=from-first" >> "$STOCKADE_OUTPUT"'),
-            submit(store, f'{_SHOW}; echo \'leak\' > "$(dirname "$STOCKADE_OUTPUT")/left"'),
-            submit(store, _SHOW),
-        ]
-        for job_id in ids:
-            await until(lambda j=job_id: state(store, j) == "succeeded", what=job_id)
+        # One at a time: a job claimed while the last one runs is prepared
+        # ahead (staged), before that one's directory is handed back.
+        ids = []
+        for line in (
+            f'{_SHOW}; echo "k=from-first" >> "$STOCKADE_OUTPUT"',
+            f'{_SHOW}; echo \'leak\' > "$(dirname "$STOCKADE_OUTPUT")/left"',
+            _SHOW,
+        ):
+            ids.append(submit(store, line))
+            await until(lambda j=ids[-1]: state(store, j) == "succeeded", what=ids[-1])
         first, second, third = (_text(store, j) for j in ids)
         assert (store.queries.outputs(ids[0]) or {}).get("k") == "from-first"
         # The first job's outputs are gone from the file the second one gets.

@@ -12,6 +12,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 STOCKADE = [sys.executable, "-m", "stockade.cli.main"]
 
 CONFIG = """
@@ -130,3 +132,54 @@ def test_a_bad_key_is_reported_before_the_run(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "unknown step 'nope'" in done.stderr
+
+
+HOSTILE_KEY = """
+pipelines:
+  p:
+    steps:
+      make:
+        run: >-
+          mkdir -p build && echo built > build/ok.txt && mkfifo build/fifo &&
+          ln -s %s build/outside && truncate -s %s build/sparse
+      use:
+        needs: [make]
+        cache: {key: ["files: build/**"]}
+        run: echo used >> used.log
+"""
+
+
+def _hostile_run(tmp_path: Path, sparse: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "build").mkdir(exist_ok=True)
+    for name in ("fifo", "outside", "sparse"):
+        (tmp_path / "build" / name).unlink(missing_ok=True)
+    (tmp_path / "stockade.yaml").write_text(HOSTILE_KEY % (tmp_path / "outside.txt", sparse))
+    try:
+        return subprocess.run(
+            [*STOCKADE, "run", "--json"], cwd=tmp_path, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"stockade run did not end: {exc}")
+
+
+def test_key_files_an_earlier_job_made_hostile(tmp_path: Path) -> None:
+    """A FIFO is left out, a symlink out of the workspace counts by its name
+    only, and a sparse terabyte fails the step at once instead of being hashed
+    for hours."""
+    (tmp_path / "outside.txt").write_text("host file, first version")
+    huge = _hostile_run(tmp_path, "1T")
+    assert huge.returncode == 1
+    use = _jobs(huge.stdout)["use"]
+    assert use["status"] == "failed"
+    assert use["reason"] == (
+        f"cache key file 'build/sparse' is {1 << 40} bytes, over the limit of {1 << 30} "
+        "bytes (1GiB); narrow the files: pattern of the step's cache key"
+    )
+    first = _hostile_run(tmp_path, "1K")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert _jobs(first.stdout)["use"]["cached"] is False
+    (tmp_path / "outside.txt").write_text("host file, second version")
+    second = _hostile_run(tmp_path, "1K")
+    assert _jobs(second.stdout)["use"]["cached"] is True  # the host file was not read
+    assert _lines(tmp_path / "used.log") == ["used"]

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -161,3 +164,52 @@ def test_junit_output_is_valid_and_reads_back(tmp_path: Path) -> None:
 def test_the_schema_rejects_what_ci_systems_reject(text: str, reason: str) -> None:
     with pytest.raises(AssertionError, match=reason):
         assert_valid_junit(text.encode())
+
+
+HOSTILE = """version: 1
+pipelines:
+  hostile:
+    steps:
+      fifo:
+        run: mkdir -p reports && mkfifo reports/fifo.xml
+        events: {format: junit, path: reports/fifo.xml}
+      sparse:
+        run: mkdir -p reports && truncate -s 1G reports/sparse.xml
+        events: {format: junit, path: reports/sparse.xml}
+      outside:
+        run: mkdir -p reports && ln -s %s reports/outside.xml
+        events: {format: junit, path: reports/outside.xml}
+"""
+
+
+def test_hostile_reports_fail_their_steps_and_the_run_ends(tmp_path: Path) -> None:
+    """A real ``stockade run``: a FIFO at the report path once blocked the run
+    for good in an open; a sparse report and a symlink out are refused too."""
+    outside = tmp_path / "outside.xml"
+    outside.write_text('<testsuite name="host"><testcase name="secret"/></testsuite>')
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "stockade.yaml").write_text(HOSTILE % outside)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "stockade.cli.main", "run", "hostile", "--json"],
+            cwd=workspace, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:  # run's child is killed by subprocess.run
+        pytest.fail(f"stockade run did not end: {exc}")
+    reasons = {
+        e["job"]: e["reason"]
+        for e in map(json.loads, done.stdout.splitlines())
+        if e["event"] == "job_finish"
+    }
+    assert reasons == {
+        "fifo": "JUnit report 'reports/fifo.xml' is a FIFO, not a regular file; "
+        "write a regular file there",
+        "sparse": f"JUnit report 'reports/sparse.xml' is {1 << 30} bytes, over the limit "
+        f"of {64 << 20} bytes (64MiB); a report this large is not read; "
+        "report fewer or shorter test cases",
+        "outside": "JUnit report 'reports/outside.xml' escapes the workspace: '..' or a "
+        "symlink leads out of it (an absolute symlink does too); keep the file inside "
+        "the workspace",
+    }, done.stderr
+    assert "secret" not in done.stdout

@@ -152,3 +152,31 @@ def test_a_job_cannot_have_stockade_read_a_file_through_its_output_symlink(
     assert (result.outcome.value, result.reason) == ("failed", "output_error")
     assert "symlink" in (result.error or "")
     assert "s3cr3t" not in repr(result.to_dict())
+
+
+def test_the_output_file_in_place_is_read_from_its_start_and_bounded(
+    base: Path, tmp_path: Path
+) -> None:
+    rt = Runtime.create(base)
+    with open(rt.output, "a") as out:
+        out.write("first=1\n")
+    assert rt.output_in_place() == "first=1\n"
+    rt.recycle()
+    runtime._bases[str(tmp_path)] = base
+    try:
+        again = runtime.acquire(tmp_path)
+    finally:
+        del runtime._bases[str(tmp_path)]
+    assert again is rt and again.output_in_place() == ""
+    with open(again.output, "a") as out:
+        out.write("second=2\n")
+    assert again.output_in_place() == "second=2\n"  # not from where the last read ended
+    os.truncate(again.output, 1 << 30)  # sparse, in place
+    with pytest.raises(OutputError, match=f"is {1 << 30} bytes, over the limit of 1024 bytes"):
+        again.output_in_place(limit=1024)
+    os.unlink(again.output)
+    os.mkfifo(again.output)
+    assert again.output_in_place() is None  # not the file stockade made: read in a thread
+    with pytest.raises(OutputError, match="is a FIFO"):
+        again.read_output()
+    again.remove()

@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--idle-timeout", metavar="DURATION", help="stop the job after this long without output")
     add("--kill-grace", metavar="DURATION", help="time between stop signal and SIGKILL [5s]")
     add("--stop-signal", metavar="SIGNAL", help="signal that asks the job to stop [SIGTERM]")
-    add("--max-output", metavar="SIZE", help="bytes kept per stream, e.g. 64KiB [1MiB]")
+    add("--max-output", metavar="SIZE", help="bytes kept per stream, read per output file [1MiB]")
     add("--success-codes", metavar="CODES", help="exit codes meaning success, e.g. 0,3 [0]")
     add("--retry-codes", metavar="CODES", help="exit codes meaning retry [75]")
     add("-C", "--workdir", metavar="DIR", help="the job's working directory (its workspace)")

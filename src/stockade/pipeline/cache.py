@@ -4,8 +4,10 @@ A job of such a step gets a key: a SHA-256 over the pipeline, step and item
 names, the job's task as rendered for it (command, env, sandbox, …), its
 input and each entry of ``cache.key``:
 
-* ``files: GLOB`` — the names and contents of the files matching GLOB
-  (relative to the job's workspace; ``**`` matches directories recursively);
+* ``files: GLOB`` — the names and contents of the regular files matching
+  GLOB (relative to the job's workspace; ``**`` matches directories
+  recursively), each of at most 1 GiB, read in a thread as a job's files are
+  (:mod:`stockade.runner.jobfile`);
 * ``env: NAME`` — the variable's value for the job (its task's, else stockade's);
 * anything else — the text itself, after ``${{ }}`` is evaluated
   (``${{ steps.fetch.outputs.version }}``).
@@ -18,6 +20,7 @@ removes them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import glob
 import hashlib
@@ -27,60 +30,95 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stockade.errors import JobFileError, JobFileProblem
 from stockade.pipeline.expr import render, to_text
 from stockade.pipeline.model import Job, RunState, StepState
 from stockade.pipeline.plan import JobPlan, context_for
 from stockade.pipeline.test2json import TestCase
+from stockade.runner import jobfile
 
-__all__ = ["ResultCache", "cache_key"]
+__all__ = ["MAX_KEY_FILE_BYTES", "ResultCache", "cache_key"]
 
-_CHUNK = 1 << 20
+MAX_KEY_FILE_BYTES = 1 << 30
+"""Largest file a ``files:`` key entry hashes; a bigger one fails the job."""
+_HINT = "narrow the files: pattern of the step's cache key"
 
 
-def cache_key(run: RunState, step: StepState, job: Job, plan: JobPlan) -> str | None:
+async def cache_key(run: RunState, step: StepState, job: Job, plan: JobPlan) -> str | None:
     """The job's cache key, or ``None`` when its step has no ``cache:``.
 
-    Raises :class:`~stockade.pipeline.expr.ExprError` when a key entry's
-    expression cannot be evaluated."""
+    ``files:`` entries are hashed in a thread: the files are the workspace's,
+    which earlier jobs wrote. Raises :class:`~stockade.pipeline.expr.ExprError`
+    when a key entry's expression cannot be evaluated, and
+    :class:`~stockade.errors.JobFileError` for a matching file over
+    :data:`MAX_KEY_FILE_BYTES`."""
     spec = step.spec.cache
     if spec is None:
         return None
     workspace = os.path.abspath(plan.task.workdir or os.getcwd())
     context = context_for(run, step, job.item, job.key)
-    digest = hashlib.sha256()
-
-    def part(label: str, value: Any) -> None:
-        digest.update(json.dumps([label, value], sort_keys=True, default=str).encode())
-        digest.update(b"\n")
-
-    part("job", [run.pipeline, step.name, job.key])
-    part("task", plan.task.model_dump(mode="json", exclude={"description"}))
-    part("input", plan.input)
+    # Everything but the files is encoded here, on the loop that owns the run's state.
+    parts: list[bytes | str] = [
+        _part("job", [run.pipeline, step.name, job.key]),
+        _part("task", plan.task.model_dump(mode="json", exclude={"description"})),
+        _part("input", plan.input),
+    ]
     for entry in spec.key:
         text = to_text(render(entry, context))
         kind, _, rest = text.partition(":")
         kind, rest = kind.strip(), rest.strip()
         if kind == "files" and rest:
-            part("files", [rest, _files_digest(workspace, rest)])
+            parts.append(rest)  # a pattern: hashed with its files below
         elif kind == "env" and rest:
-            part("env", [rest, plan.task.env.get(rest, os.environ.get(rest))])
+            parts.append(_part("env", [rest, plan.task.env.get(rest, os.environ.get(rest))]))
         else:
-            part("text", text)
+            parts.append(_part("text", text))
+    if all(isinstance(part, bytes) for part in parts):
+        return _digest(workspace, parts)
+    return await asyncio.to_thread(_digest, workspace, parts)
+
+
+def _part(label: str, value: Any) -> bytes:
+    return json.dumps([label, value], sort_keys=True, default=str).encode()
+
+
+def _digest(workspace: str, parts: list[bytes | str]) -> str:
+    """SHA-256 over the encoded parts, a ``files:`` pattern's with its files."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, str):
+            digest.update(_part("files", [part, _files_digest(workspace, part)]))
+        else:
+            digest.update(part)
+        digest.update(b"\n")
     return digest.hexdigest()
 
 
 def _files_digest(workspace: str, pattern: str) -> str:
-    """Names and contents of the regular files matching ``pattern``."""
+    """Names and contents of the regular files matching ``pattern``, opened as
+    :mod:`~stockade.runner.jobfile` opens a job's files. A FIFO, a directory or
+    a file gone meanwhile is left out; one reached through a symlink out of
+    the workspace counts by its name only (its content is not read)."""
     digest = hashlib.sha256()
     names = sorted(glob.glob(pattern, root_dir=workspace, recursive=True))
     for name in names:
-        path = os.path.join(workspace, name)
-        if not os.path.isfile(path):
+        shown = f"cache key file {name!r}"
+        try:
+            fd, info = jobfile.open_regular(workspace, name, shown=shown)
+        except JobFileError as exc:
+            if exc.problem in (JobFileProblem.ESCAPES, JobFileProblem.SYMLINK):
+                digest.update(name.encode() + b"\0" + exc.problem.value.encode() + b"\0")
+            elif exc.problem not in (JobFileProblem.NOT_REGULAR, JobFileProblem.MISSING):
+                raise
             continue
-        digest.update(name.encode() + b"\0")
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
+        try:
+            digest.update(name.encode() + b"\0")
+            for chunk in jobfile.chunks(
+                fd, info, limit=MAX_KEY_FILE_BYTES, shown=shown, hint=_HINT
+            ):
                 digest.update(chunk)
+        finally:
+            os.close(fd)
         digest.update(b"\0")
     return digest.hexdigest()
 

@@ -135,7 +135,7 @@ class JobRunner:
             )
             job.cached_from, job.status = reused.run_id, Status.SUCCEEDED
             return
-        key = cache_key(self.run_state, step, job, plan)
+        key = await cache_key(self.run_state, step, job, plan)
         if key is not None:
             stored = self.cache.get(key)
             if stored is not None:
@@ -160,7 +160,7 @@ class JobRunner:
         report = None
         if junit is not None and result.outcome is not Outcome.CANCELLED:
             try:
-                job.tests = junit.read()
+                job.tests = await asyncio.to_thread(junit.read)  # the job's file
             except ReportError as exc:
                 report = exc.message
         if report is not None and result.outcome is Outcome.SUCCEEDED:

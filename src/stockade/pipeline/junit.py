@@ -9,8 +9,10 @@ The file is written by the job, so it is untrusted input. It is parsed with
 ``defusedxml`` with ``forbid_dtd=True``: a JUnit report never needs a DTD,
 and refusing one outright closes entity expansion ("billion laughs"),
 external entities and DTD retrieval in one place, on every Python and expat
-version, rather than relying on the stdlib parser's defaults. The file's
-size is capped before parsing, too.
+version, rather than relying on the stdlib parser's defaults. The file is
+opened and read as :mod:`stockade.runner.jobfile` reads every file a job
+controls: beneath the workspace, a regular file, its size capped before
+reading.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from stockade.errors import OutputError, StockadeError
+from stockade.errors import JobFileError, StockadeError
 from stockade.pipeline.test2json import TestCase
-from stockade.runner.outputs import resolve_in_workspace
+from stockade.runner import jobfile
 
-__all__ = ["MAX_REPORT_BYTES", "JobReport", "ReportError", "read_report"]
+__all__ = ["MAX_REPORT_BYTES", "JobReport", "ReportError", "parse_report", "read_report"]
 
 MAX_REPORT_BYTES = 64 * 1024 * 1024
 """Largest report read; a bigger one is refused rather than parsed."""
+_HINT = "a report this large is not read; report fewer or shorter test cases"
 
 _MAX_OUTPUT_LINES = 200
 
@@ -56,37 +59,44 @@ class JobReport:
             info = os.stat(os.path.join(self.workspace, self.relative))
         except OSError:
             return None
-        return (info.st_ino, info.st_mtime_ns, info.st_size)
+        return _identity(info)
 
     def read(self) -> list[TestCase]:
         """The job's test cases; :class:`ReportError` when there is no usable report
-        (missing, left from before, escaping the workspace, too big, malformed)."""
+        (missing, left from before, escaping the workspace, not a regular
+        file, too big, malformed). Blocking: run it in a thread from a loop."""
+        shown = f"JUnit report {self.relative!r}"
         try:
-            path = resolve_in_workspace(self.workspace, self.relative)
-        except OutputError as exc:
-            raise ReportError(f"JUnit report: {exc.message}") from exc
-        if self.before is not None and self._stamp() == self.before:
-            raise ReportError(
-                f"JUnit report {self.relative!r} was not written by the job "
-                "(the file there is left from before)"
-            )
-        return read_report(str(path), self.relative)
+            fd, info = jobfile.open_regular(self.workspace, self.relative, shown=shown)
+            try:
+                if self.before is not None and _identity(info) == self.before:
+                    raise ReportError(
+                        f"{shown} was not written by the job (the file there is left from before)"
+                    )
+                data = jobfile.read_open(fd, info, limit=MAX_REPORT_BYTES, shown=shown, hint=_HINT)
+            finally:
+                os.close(fd)
+        except JobFileError as exc:
+            raise ReportError(exc.message) from exc
+        return parse_report(data, self.relative)
 
 
 def read_report(path: str, shown: str) -> list[TestCase]:
-    """The test cases of the JUnit XML file at ``path`` (``shown`` names it in errors)."""
+    """The test cases of the JUnit XML file at ``path`` (``shown`` names it in errors),
+    read as :mod:`~stockade.runner.jobfile` reads a file beneath its directory."""
+    folder, name = os.path.split(path)
     try:
-        size = os.path.getsize(path)
-        if size > MAX_REPORT_BYTES:
-            raise ReportError(
-                f"JUnit report {shown!r} is {size} bytes, over the {MAX_REPORT_BYTES} limit"
-            )
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError as exc:
-        raise ReportError(f"JUnit report {shown!r} was not written by the job") from exc
-    except OSError as exc:
-        raise ReportError(f"JUnit report {shown!r} cannot be read: {exc.strerror}") from exc
+        data = jobfile.read(
+            folder or ".", name, limit=MAX_REPORT_BYTES, shown=f"JUnit report {shown!r}",
+            hint=_HINT, where="directory",
+        )  # fmt: skip
+    except JobFileError as exc:
+        raise ReportError(exc.message) from exc
+    return parse_report(data, shown)
+
+
+def parse_report(data: bytes | bytearray, shown: str) -> list[TestCase]:
+    """The test cases of a JUnit XML document (``shown`` names it in errors)."""
     try:
         root = fromstring(data, forbid_dtd=True)
     except DefusedXmlException as exc:
@@ -99,6 +109,10 @@ def read_report(path: str, shown: str) -> list[TestCase]:
         )
     suite = (root.get("name") or "") if root.tag == "testsuite" else ""
     return [_case(case, name) for name, case in _cases(root, suite)]
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int]:
+    return (info.st_ino, info.st_mtime_ns, info.st_size)
 
 
 def _cases(element: Element, suite: str) -> list[tuple[str, Element]]:

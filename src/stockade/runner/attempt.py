@@ -26,7 +26,7 @@ from stockade.runner.commands import CommandEffects
 from stockade.runner.events import Event, Sink, dropped_output, wants
 from stockade.runner.hostenv import NAMED_SECRET_MIN, inherited, named_secret
 from stockade.runner.inputs import prepare
-from stockade.runner.outputs import base_outputs
+from stockade.runner.outputs import base_outputs, read_output_file
 from stockade.runner.protocol import ProtocolParser, parse_output_file
 from stockade.runner.redact import Masker
 from stockade.runner.result import Outcome, Result, classify
@@ -302,7 +302,7 @@ class _Attempt:
             outcome = Outcome.FAILED
         result = self._result(outcome, reason=reason, exit_code=status.code, signal=status.signal)
         result.kill_method, result.killed = report.kill_method, report.killed
-        self._collect(result, out, runtime)
+        await self._collect(result, out, runtime)
         return await self._release_then_finish(result, out, err)
 
     def _slot_free(self) -> None:
@@ -330,17 +330,17 @@ class _Attempt:
             **fields,
         )
 
-    def _collect(self, result: Result, out: StreamPipe, runtime: Runtime) -> None:
+    async def _collect(self, result: Result, out: StreamPipe, runtime: Runtime) -> None:
         """Outputs (format, then $STOCKADE_OUTPUT, then set-output) and state."""
         succeeded = result.outcome is Outcome.SUCCEEDED
         outputs: dict[str, Any] = {}
         try:
+            file_text, env_text = await self._read_files(runtime)
             outputs = base_outputs(
-                self.spec, out.keeper.text(), out.keeper.truncated, succeeded, self.workspace
+                self.spec, out.keeper.text(), out.keeper.truncated, succeeded, file_text
             )
-            file_text = runtime.read_output()
-            if file_text:
-                outputs.update(parse_output_file(file_text))
+            if env_text:
+                outputs.update(parse_output_file(env_text))
         except (OutputError, ValueError) as exc:
             if succeeded:
                 result.outcome = Outcome.FAILED
@@ -349,6 +349,25 @@ class _Attempt:
         outputs.update(self.effects.outputs)
         result.outputs = self.masker.mask_obj(outputs)
         result.state = self.masker.mask_obj({**self.spec.state, **self.effects.state})
+
+    async def _read_files(self, runtime: Runtime) -> tuple[str | None, str]:
+        """The ``file:`` output (None for other formats) and $STOCKADE_OUTPUT.
+
+        What the job chose to put at a path is read in a thread
+        (:mod:`~stockade.runner.jobfile`); only the output file stockade made,
+        still in place, is read here (:meth:`Runtime.output_in_place`), so
+        most attempts need no thread."""
+        spec, workspace = self.spec, self.workspace
+        env_text = runtime.output_in_place(spec.max_output)
+        wants_file = spec.output_format == "file"
+        if env_text is not None and not wants_file:
+            return None, env_text
+
+        def read() -> tuple[str | None, str]:
+            text = read_output_file(spec, workspace) if wants_file else None
+            return text, runtime.read_output(spec.max_output) if env_text is None else env_text
+
+        return await asyncio.to_thread(read)
 
     def _finish(self, result: Result, out: StreamPipe, err: StreamPipe) -> Result:
         finished = time.time()

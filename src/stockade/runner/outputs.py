@@ -8,31 +8,34 @@ The format gives the base (``stdout``, ``json_stdout``, ``lines``, ``file``,
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 from stockade.errors import OutputError
+from stockade.runner import jobfile
 from stockade.runner.spec import RunSpec
 
-__all__ = ["base_outputs", "resolve_in_workspace"]
+__all__ = ["base_outputs", "read_output_file"]
 
 
-def resolve_in_workspace(workspace: str, relative: str) -> Path:
-    """``relative`` inside ``workspace``, refusing paths that escape it (also by symlink)."""
-    root = Path(os.path.realpath(workspace))
-    if os.path.isabs(relative):
-        raise OutputError(f"output path {relative!r} must be relative to the workspace")
-    target = Path(os.path.realpath(root / relative))
-    if target != root and root not in target.parents:
-        raise OutputError(f"output path {relative!r} escapes the workspace {str(root)!r}")
-    return target
+def read_output_file(spec: RunSpec, workspace: str) -> str:
+    """The text of the task's ``file:`` output, read beneath ``workspace`` as
+    :mod:`~stockade.runner.jobfile` reads, at most ``max_output`` bytes.
+
+    Blocking: a caller in an event loop runs it in a thread."""
+    assert spec.output_path is not None
+    shown = f"output file {spec.output_path!r}"
+    data = jobfile.read(workspace, spec.output_path, limit=spec.max_output, shown=shown)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise OutputError(f"{shown} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
 
 
 def base_outputs(
-    spec: RunSpec, stdout: str, truncated: bool, succeeded: bool, workspace: str
+    spec: RunSpec, stdout: str, truncated: bool, succeeded: bool, file_text: str | None
 ) -> dict[str, Any]:
-    """The outputs the task's output format defines, before merging commands."""
+    """The outputs the task's output format defines, before merging commands;
+    ``file_text`` is what :func:`read_output_file` read for the ``file`` format."""
     fmt = spec.output_format
     if fmt == "stdout":
         return {"stdout": stdout}
@@ -42,15 +45,8 @@ def base_outputs(
         return {"success": succeeded}
     if fmt == "json_stdout":
         return _as_object(_parse_json(stdout, "stdout", truncated))
-    assert spec.output_path is not None
-    path = resolve_in_workspace(workspace, spec.output_path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise OutputError(f"output file {spec.output_path!r} was not written by the job") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OutputError(f"output file {spec.output_path!r} cannot be read: {exc}") from exc
-    return _as_object(_parse_json(text, f"output file {spec.output_path!r}", False))
+    assert file_text is not None
+    return _as_object(_parse_json(file_text, f"output file {spec.output_path!r}", False))
 
 
 def _parse_json(text: str, what: str, truncated: bool) -> Any:

@@ -27,20 +27,20 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import errno
 import itertools
 import os
 import stat
 from pathlib import Path
 
-from stockade.errors import OutputError
+from stockade.errors import JobFileError, JobFileProblem
+from stockade.runner import jobfile
+from stockade.runner.spec import DEFAULT_MAX_OUTPUT
 
 __all__ = [
     "Runtime",
     "acquire",
     "drain",
     "make_runtime",
-    "read_file",
     "remove_runtime",
 ]
 
@@ -129,30 +129,44 @@ class Runtime:
             offset += os.pwrite(fd, view[offset:], offset)
         os.ftruncate(fd, len(data))
 
-    def read_output(self) -> str:
-        """The text of the output file the job left; ``""`` if it removed it.
+    def output_in_place(self, limit: int = DEFAULT_MAX_OUTPUT) -> str | None:
+        """The output file's text while its path still names the file stockade
+        made, ``""`` if the job removed it, None if it put something else there
+        (then :meth:`read_output` reads that, in a thread).
 
-        Only a regular file is read: a job that put a symlink there (to a
-        file it may not read itself) or a FIFO (which would block the
-        worker) gets an :class:`~stockade.errors.OutputError`."""
-        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+        The file in place is read through the fd stockade holds: a regular file
+        in stockade's own directory, nothing to resolve, at most ``limit``
+        bytes, so this is safe on the event loop."""
         try:
-            fd = os.open(self.output, flags)
+            info = os.lstat(self.output)
         except FileNotFoundError:
             return ""
-        except OSError as exc:
-            what = "a symlink" if exc.errno == errno.ELOOP else exc.strerror
-            raise OutputError(
-                f"$STOCKADE_OUTPUT cannot be read: {what}; write a regular file there"
-            ) from exc
+        except OSError:
+            return None
+        if self._fds is None or _identity(info) != self._made[1]:
+            return None
+        if not info.st_size:
+            return ""
+        fd = self._fds[1]
+        return _text(jobfile.read_open(fd, os.fstat(fd), limit=limit, shown="$STOCKADE_OUTPUT"))
+
+    def read_output(self, limit: int = DEFAULT_MAX_OUTPUT) -> str:
+        """The text of the output file the job left; ``""`` if it removed it.
+
+        Read by :mod:`~stockade.runner.jobfile`, no symlink followed: a job
+        that put a symlink (to a file it may not read itself), a FIFO (which
+        would block the reader) or more than ``limit`` bytes there gets a
+        :class:`~stockade.errors.JobFileError`."""
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OutputError(
-                    "$STOCKADE_OUTPUT is not a regular file; append lines to the file stockade made"
-                )
-            return _read_fd(fd)
-        finally:
-            os.close(fd)
+            data = jobfile.read(
+                str(self.path), _OUTPUT, limit=limit, shown="$STOCKADE_OUTPUT",
+                where="runtime directory", symlinks=False,
+            )  # fmt: skip
+        except JobFileError as exc:
+            if exc.problem is JobFileProblem.MISSING:
+                return ""
+            raise
+        return _text(data)
 
     def recycle(self) -> None:
         """Keep the directory for a later attempt if the job left it as it
@@ -204,6 +218,14 @@ def _identity(st: os.stat_result) -> tuple[int, int, int]:
     return st.st_ino, stat.S_IMODE(st.st_mode) | stat.S_IFMT(st.st_mode), st.st_uid
 
 
+def _text(data: bytearray) -> str:
+    """Undecodable bytes replaced, newlines as text-mode reading gives them."""
+    text = data.decode("utf-8", errors="replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
 def make_runtime(runtime: Path) -> None:
     """Create an attempt's runtime directory (and its base, the first time)."""
     try:
@@ -212,25 +234,6 @@ def make_runtime(runtime: Path) -> None:
         os.makedirs(runtime, exist_ok=True)
     except FileExistsError:
         pass
-
-
-def read_file(path: str) -> str:
-    """The text of ``path``: undecodable bytes replaced, newlines as text mode reads them."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return _read_fd(fd)
-    finally:
-        os.close(fd)
-
-
-def _read_fd(fd: int) -> str:
-    chunks = []
-    while chunk := os.read(fd, 1 << 16):
-        chunks.append(chunk)
-    text = b"".join(chunks).decode("utf-8", errors="replace")
-    if "\r" in text:  # universal newlines, as text-mode reading had
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
 
 
 def remove_runtime(runtime: Path) -> None:
