@@ -23,7 +23,7 @@ from typing import Any
 from stockade.errors import LaunchError, OutputError, UsageError
 from stockade.runner.commands import CommandEffects
 from stockade.runner.events import Event, Sink, wants
-from stockade.runner.hostenv import NAMED_SECRET_MIN, inherited, named_secret
+from stockade.runner.hostenv import NAMED_SECRET_MIN, base_env, inherited, named_secret
 from stockade.runner.inputs import prepare
 from stockade.runner.outputs import base_outputs
 from stockade.runner.protocol import ProtocolParser, parse_output_file
@@ -192,10 +192,7 @@ class _Attempt:
             for value in host_secrets:
                 self.masker.add(value)
         else:
-            env = {
-                "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-                "LANG": "C.UTF-8",
-            }
+            env = base_env()
         added = {**spec.env, **spec.secrets, **input_env}
         env.update(added)
         # Plain os calls on str paths: these run once per attempt, and the

@@ -45,7 +45,9 @@ class RunSpec:
     output_format: str = "stdout"
     output_path: str | None = None  # for output_format "file", relative to the workspace
     env: dict[str, str] = field(default_factory=dict)
-    inherit_env: bool = True
+    #: Start from stockade's environment (less its own ``STOCKADE_*``) rather
+    #: than the allow-list; see :mod:`stockade.runner.hostenv`.
+    inherit_env: bool = False
     secrets: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
     timeout: float | None = None
