@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stockade.errors import LaunchError, OutputError, UsageError
+from stockade.private import private_dir, private_opener
 from stockade.runner.commands import CommandEffects
 from stockade.runner.events import Event, Sink, wants
 from stockade.runner.hostenv import NAMED_SECRET_MIN, base_env, inherited, named_secret
@@ -152,8 +153,9 @@ class _Attempt:
         if self.log_file:
             log_path = self.data_dir / "logs" / f"{self.job_id}.{self.spec.attempt}.jsonl"
         try:
+            private_dir(self.data_dir)
             if log_path is not None:
-                log_path.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(log_path.parent)
             runtime = acquire(self.data_dir)
         except OSError as exc:
             raise UsageError(f"cannot use data directory {str(self.data_dir)!r}: {exc}") from exc
@@ -169,11 +171,13 @@ class _Attempt:
                 marker=self.job_id,
                 stdin_pipe=prepared.stdin is not None,
                 runtime_dirs=[str(runtime.path)],
+                hidden_dirs=[str(self.data_dir)],
             )
             with contextlib.ExitStack() as stack:
                 log = None
                 if log_path is not None:
-                    log = LogWriter(stack.enter_context(open(log_path, "wb")))
+                    fh = open(log_path, "wb", opener=private_opener)  # noqa: SIM115
+                    log = LogWriter(stack.enter_context(fh))
                 return await self._launch_and_supervise(request, prepared.stdin, log, runtime)
         finally:
             if owned and self.sandbox is not None:

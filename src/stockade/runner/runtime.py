@@ -34,6 +34,7 @@ import stat
 from pathlib import Path
 
 from stockade.errors import OutputError
+from stockade.private import private_dir
 
 __all__ = [
     "Runtime",
@@ -110,8 +111,8 @@ class Runtime:
         fds: list[int] = []
         try:
             fds.append(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
-            fds.append(os.open(f"{path}/{_OUTPUT}", _OPEN_FILE, 0o666))
-            fds.append(os.open(f"{path}/{_STATE}", _OPEN_FILE, 0o666))
+            fds.append(os.open(f"{path}/{_OUTPUT}", _OPEN_FILE, 0o600))
+            fds.append(os.open(f"{path}/{_STATE}", _OPEN_FILE, 0o600))
             return cls(path, (fds[0], fds[1], fds[2]))
         except BaseException:
             for fd in fds:
@@ -207,9 +208,9 @@ def _identity(st: os.stat_result) -> tuple[int, int, int]:
 def make_runtime(runtime: Path) -> None:
     """Create an attempt's runtime directory (and its base, the first time)."""
     try:
-        os.mkdir(runtime)
+        os.mkdir(runtime, 0o700)
     except FileNotFoundError:
-        os.makedirs(runtime, exist_ok=True)
+        os.makedirs(runtime, 0o700, exist_ok=True)
     except FileExistsError:
         pass
 
@@ -274,6 +275,7 @@ def _pick_base(data_dir: Path) -> Path:
             continue
         if st.st_uid == os.getuid() and (st.st_mode & 0o077) == 0:
             return base
+    private_dir(data_dir / "run")  # holds every attempt's input: stockade's alone
     return data_dir / "run"
 
 
