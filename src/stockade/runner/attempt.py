@@ -31,6 +31,7 @@ from stockade.runner.protocol import ProtocolParser, parse_output_file
 from stockade.runner.redact import Masker
 from stockade.runner.result import Outcome, Result, classify
 from stockade.runner.runtime import Runtime, acquire
+from stockade.runner.secretinput import secret_values
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, OutputKeeper, StreamPipe
 from stockade.runner.supervise import Supervisor
@@ -214,6 +215,9 @@ class _Attempt:
         for name, val in added.items():  # the inherited ones were checked by inherited()
             if named_secret(name, val):
                 self.masker.add(val)
+        for key, text in secret_values(self.value, spec.secret_inputs):
+            if key in spec.secret_inputs or len(text.strip()) >= NAMED_SECRET_MIN:
+                self.masker.add(text)
         return env
 
     def _pipes(self, log: LogWriter | None) -> tuple[StreamPipe, StreamPipe]:

@@ -49,6 +49,9 @@ class RunSpec:
     #: than the allow-list; see :mod:`stockade.runner.hostenv`.
     inherit_env: bool = False
     secrets: dict[str, str] = field(default_factory=dict)
+    #: Input fields whose values are masked like secrets (as well as those
+    #: whose ``INPUT_`` variable is named like one).
+    secret_inputs: tuple[str, ...] = ()
     workdir: str | None = None
     timeout: float | None = None
     idle_timeout: float | None = None

@@ -43,6 +43,7 @@ def job_view(job: JobRecord) -> dict[str, Any]:
     deep-copies the whole record, spec included, and showed in profiles)."""
     data = {key: getattr(job, key) for key in _PUBLIC}
     data["state"] = job.state.value
+    data["input"] = job.shown_input()
     return data
 
 
