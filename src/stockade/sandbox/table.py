@@ -11,10 +11,10 @@ mechanism differs (bwrap arguments, mount calls, ``config.json``). The plan:
 3. a tmpfs on ``/tmp`` unless the profile mounts something there;
 4. per launch: the job's workspace and runtime directories, read-write, at
    the same paths as on the host (the :mod:`stockade.sandbox.base` contract);
-5. per launch: an empty tmpfs that only root may list (mode 0711) over each
-   hidden directory (stockade's data directory) that a bind would expose,
-   then the runtime directories inside it bound again, so a job never sees
-   the store, the logs or another job's files.
+5. per launch: an empty tmpfs that only root may list (mode 0711) wherever a
+   bind would show a hidden directory (stockade's data directory), then the
+   runtime directories inside it bound again, so a job never sees the store,
+   the logs or another job's files.
 
 Entries are ordered parents before children (a stable sort on depth), so a
 bind below a tmpfs lands on the tmpfs and not under it. ``/proc`` and a
@@ -98,8 +98,8 @@ def plan(profile: SandboxProfile) -> list[Entry]:
 
 def launch_binds(request: LaunchRequest, static: Sequence[Entry] = ()) -> list[Entry]:
     """Read-write binds of the workspace and runtime directories at their own
-    paths, then a cover over each hidden directory that a bind (of these or
-    of ``static``, the profile's table) would expose, with the runtime
+    paths, then a cover wherever a bind (of these or of ``static``, the
+    profile's table) would show a hidden directory, with the runtime
     directories inside it bound again on top.
 
     A directory inside another one of the list is covered by it and skipped.
@@ -118,13 +118,19 @@ def launch_binds(request: LaunchRequest, static: Sequence[Entry] = ()) -> list[E
             paths.append(path)
     kept = [p for p in paths if not any(_below(p, other) for other in paths)]
     entries = [Entry("bind", p, p, readonly=False) for p in kept]
-    bound = [e.target for e in (*static, *entries) if e.kind == "bind"]
+    binds = [e for e in (*static, *entries) if e.kind == "bind"]
+    covers: list[str] = []
     for raw in request.hidden_dirs:
         hidden = os.path.normpath(os.path.abspath(raw))
-        if not any(hidden == b or _below(hidden, b) for b in bound):
-            continue  # not in the sandbox's view at all
-        entries.append(Entry("tmpfs", hidden, readonly=False, size=HIDE_SIZE, mode=HIDE_MODE))
-        entries += [Entry("bind", p, p, readonly=False) for p in paths if _below(p, hidden)]
+        for bind in binds:  # where each bind shows it in the sandbox, if it does
+            source = os.path.normpath(bind.source)
+            if hidden == source or _below(hidden, source):
+                covers.append(
+                    os.path.normpath(os.path.join(bind.target, os.path.relpath(hidden, source)))
+                )
+    for cover in dict.fromkeys(covers):
+        entries.append(Entry("tmpfs", cover, readonly=False, size=HIDE_SIZE, mode=HIDE_MODE))
+        entries += [Entry("bind", p, p, readonly=False) for p in paths if _below(p, cover)]
     return entries
 
 
