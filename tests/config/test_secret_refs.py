@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from stockade.config import loads
-from stockade.spec import Config
+from stockade.spec import Config, TaskSpec
 
 CONFIG = """\
 version: 1
@@ -64,3 +64,34 @@ def test_references_are_resolved_when_the_attempt_starts(config: Config) -> None
     assert spec.env["AUTH"] == "Bearer tok-value-1234"
     assert spec.env["SHARED"] == "k=shared-value-5678"
     assert config.run_spec("argv").argv == ["tool", "--token=tok-value-1234", "example"]
+
+
+PIPELINE = """\
+version: 1
+tasks:
+  notify:
+    run: 'curl "$HOOK_URL"'
+pipelines:
+  ship:
+    steps:
+      push:
+        run: 'push --token ${API_TOKEN} --to ${HOST}'
+      inline:
+        task: {command: [tool, "${API_TOKEN}"]}
+      tell:
+        task: notify
+        env: {HOOK_URL: "https://hooks/${API_TOKEN}"}
+"""
+
+
+def test_pipeline_steps_keep_references_too() -> None:
+    config = loads(PIPELINE, env={"API_TOKEN": "tok-value-1234", "HOST": "example"})
+    steps = config.pipelines["ship"].steps
+    push = steps["push"].task
+    assert isinstance(push, TaskSpec)  # the shorthand became an inline task, to list the secret
+    assert (push.run, push.secrets) == ("push --token ${API_TOKEN} --to example", ["API_TOKEN"])
+    inline = steps["inline"].task
+    assert isinstance(inline, TaskSpec) and inline.secrets == ["API_TOKEN"]
+    assert steps["tell"].env == {"HOOK_URL": "https://hooks/${API_TOKEN}"}
+    assert config.tasks["notify"].secrets == ["API_TOKEN"]  # the step's task gets it
+    assert "tok-value-1234" not in str(config.model_dump())

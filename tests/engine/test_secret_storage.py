@@ -127,3 +127,43 @@ def test_secret_input_is_masked_over_http(store_url: str, tmp_path: Path) -> Non
         server.stop()
     for text in seen:
         assert PASSWORD not in text and PIN not in text
+
+
+PIPELINE = """\
+version: 1
+tasks:
+  notify:
+    run: 'printenv HOOK_URL | sha256sum'
+pipelines:
+  ship:
+    steps:
+      push:
+        run: 'printf %s "${DEPLOY_TOKEN}" | sha256sum'
+      tell:
+        task: notify
+        needs: [push]
+        env: {HOOK_URL: "https://hooks.example/${DEPLOY_TOKEN}"}
+"""
+
+
+def test_a_pipeline_run_stores_references_not_values(store_url: str, tmp_path: Path) -> None:
+    (tmp_path / "stockade.yaml").write_text(PIPELINE)
+    _ok(
+        _cli(
+            "run",
+            "ship",
+            "--plain",
+            "--data-dir",
+            str(tmp_path / "data"),
+            url=store_url,
+            cwd=tmp_path,
+        )
+    )
+    listed = _ok(_cli("jobs", "--json", url=store_url, cwd=tmp_path))
+    ids = {json.loads(line)["task"]: json.loads(line)["id"] for line in listed.splitlines()}
+    assert set(ids) == {"push", "notify"}
+    for task, digest_of in (("push", TOKEN), ("notify", f"https://hooks.example/{TOKEN}\n")):
+        shown = _ok(_cli("show", "--json", ids[task], url=store_url, cwd=tmp_path))
+        assert TOKEN not in shown and "${DEPLOY_TOKEN}" in shown, task
+        log = _ok(_cli("logs", ids[task], url=store_url, cwd=tmp_path))
+        assert log.split()[0] == hashlib.sha256(digest_of.encode()).hexdigest(), task
