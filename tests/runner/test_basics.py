@@ -103,7 +103,7 @@ def test_clean_environment_does_not_inherit(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("LEAKY_VAR", "x")
     result, _ = run_spec(sh('echo "[$LEAKY_VAR]"', inherit_env=False))
     assert result.outputs["stdout"] == "[]\n"
-    result, _ = run_spec(sh('echo "[$LEAKY_VAR]"'))
+    result, _ = run_spec(sh('echo "[$LEAKY_VAR]"', inherit_env=True))
     assert result.outputs["stdout"] == "[x]\n"
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import itertools
 import json
 from collections import namedtuple
+from urllib.parse import quote, quote_plus
 
 import pytest
 from hypothesis import given, settings
@@ -93,12 +96,11 @@ def test_version_changes_only_when_values_grow() -> None:
 
 
 def test_max_len_is_in_bytes() -> None:
-    masker = Masker(["hé"])
-    assert masker.max_len == len("h\\u00e9")  # the JSON (ASCII) form is the longest
-    masker = Masker(["h€ll"])
-    assert masker.max_len == len("h\\u20acll")
-    masker = Masker(['a"b'])
-    assert masker.max_len == len('a\\"b')
+    # The longest forms are the JSON (ASCII) and URL-encoded ones, in bytes.
+    assert Masker(["hé"]).max_len == len("h\\u00e9") == len("h%C3%A9")
+    assert Masker(["h€ll"]).max_len == len("h%E2%82%ACll")
+    assert Masker(['a"b']).max_len == len("a%22b")
+    assert Masker(["€€"]).max_len == len("%E2%82%AC%E2%82%AC") > len("€€".encode())
 
 
 def test_values_added_later_apply() -> None:
@@ -222,6 +224,59 @@ def test_mask_obj_leaves_other_types() -> None:
 
     thing = Thing()
     assert Masker(["s3cr3t"]).mask_obj(thing) is thing
+
+
+@pytest.mark.parametrize("secret", ["p@ss w/rd+1&x=y", "tøken-ü 42"])
+def test_url_encoded_forms_are_masked(secret: str) -> None:
+    masker = Masker([secret])
+    for form in (quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)):
+        if form != secret and "/" not in form:  # quote() keeps "/" (covered by safe="")
+            assert masker.mask_text(f"?q={form}&z=1") == "?q=***&z=1", form
+
+
+SECRET_B64 = "s3cr3t-t0ken-0f-24-bytes"
+
+
+def _revealed(visible: str, urlsafe: bool) -> bytes:
+    """Every byte any 4-character-aligned stretch of ``visible`` decodes to."""
+    decode = base64.urlsafe_b64decode if urlsafe else base64.b64decode
+    found = b""
+    for piece in visible.split("\n"):
+        for start in range(4):
+            body = piece[start:]
+            body = body[: len(body) - len(body) % 4]
+            with contextlib.suppress(ValueError):
+                found += decode(body) + b"|"
+    return found
+
+
+@pytest.mark.parametrize("prefix", range(6))
+@pytest.mark.parametrize("urlsafe", [False, True])
+def test_base64_inside_a_longer_stream_is_masked_at_every_alignment(
+    prefix: int, urlsafe: bool
+) -> None:
+    raw = b"u" * prefix + b"user:" + SECRET_B64.encode() + b"\nMORE=stuff\n"
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    stream = "HOME=/root\n" + encode(raw).decode()
+    assert SECRET_B64[3:9].encode() in _revealed(stream, urlsafe)  # the test sees it unmasked
+    masked = Masker([SECRET_B64]).mask_text(stream)
+    assert "***" in masked
+    # What stays visible at either end of the mask encodes at most 2 bytes of the secret.
+    revealed = b"".join(_revealed(piece, urlsafe) for piece in masked.split("***"))
+    secret = SECRET_B64.encode()
+    assert not any(secret[i : i + 3] in revealed for i in range(len(secret) - 2))
+
+
+def test_a_standalone_base64_of_a_secret_is_masked() -> None:
+    encoded = base64.b64encode(SECRET_B64.encode() + b"\n").decode()  # echo "$S" | base64
+    assert Masker([SECRET_B64]).mask_text(encoded).startswith("***")
+
+
+def test_short_secrets_get_no_base64_forms() -> None:
+    # A fragment needs 6 bytes of the secret (8 characters) at its alignment.
+    assert masked_forms(Masker(["abcde"])) == [b"abcde"]
+    assert masked_forms(Masker(["abcdef"])) == [b"YWJjZGVm", b"abcdef"]  # aligned only
+    assert len(masked_forms(Masker(["abcdefgh"]))) == 4  # every alignment
 
 
 # --------------------------------------------------------------------------- properties

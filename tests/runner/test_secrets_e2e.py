@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -110,3 +111,26 @@ def test_short_values_of_secret_named_vars_do_not_blank_text() -> None:
     assert sink.text() == "1 2 1\n"
     _, sink = run_spec(sh('echo "x$S"', secrets={"S": "1"}))  # declared: masked at any length
     assert sink.text() == "x***\n"
+
+
+def test_encoded_forms_of_a_secret_are_masked_in_a_real_job() -> None:
+    secret = "p@ss/w0rd+with spaces-and-more"
+    line = """
+printf 'Authorization: Basic %s\\n' "$(printf 'ann:%s' "$MY_S" | base64 -w0)"
+env | base64 -w0; echo
+python3 -c 'import os, urllib.parse; print(urllib.parse.quote(os.environ["MY_S"], safe=""))'
+"""
+    result, sink = run_spec(sh(line, secrets={"MY_S": secret}))
+    assert result.outcome is Outcome.SUCCEEDED, result
+    header, dump, url = sink.text().splitlines()
+    assert header.startswith("Authorization: Basic ") and "***" in header
+    assert "***" in dump and url == "***"
+    for visible in (header.split()[-1], dump):
+        for piece in visible.split("***"):
+            for start in range(4):
+                body = piece[start:][: (len(piece) - start) // 4 * 4]
+                try:
+                    decoded = base64.b64decode(body)
+                except ValueError:
+                    continue
+                assert secret[2:8].encode() not in decoded and secret[-8:].encode() not in decoded

@@ -53,7 +53,12 @@ def test_prepare_spec_applies_env_policy_and_wall_limit() -> None:
     bwrap = registry.prepare_spec(spec, SandboxProfile(backend="bwrap", limits={"wall": "1m"}))
     assert (bwrap.inherit_env, bwrap.timeout) == (False, 60)
     local = registry.prepare_spec(spec, SandboxProfile(backend="local"))
-    assert (local.inherit_env, local.timeout) == (True, 600)
+    assert (local.inherit_env, local.timeout) == (False, 600)  # a worker's or run's job
+    own = registry.prepare_spec(spec, SandboxProfile(backend="local"), own=True)
+    assert own.inherit_env is True  # stockade exec: the user's own command
+    assert (
+        registry.prepare_spec(spec, SandboxProfile(backend="bwrap"), own=True).inherit_env is False
+    )
     forced = registry.prepare_spec(spec, SandboxProfile(backend="bwrap", env_policy="inherit"))
     assert forced.inherit_env is True
 

@@ -53,6 +53,20 @@ def test_launch_binds_cover_nested_paths_once_and_refuse_the_host() -> None:
             launch_binds(_request(bad))
 
 
+def test_a_hidden_dir_is_covered_wherever_a_bind_shows_it() -> None:
+    request = _request("/work/p", "/work/p/.stockade/run/j-1", "/var/x")
+    request.hidden_dirs = ["/work/p/.stockade"]
+    mount = Entry("bind", "/data", "/work", readonly=True)  # a profile mount of /work at /data
+    binds = launch_binds(request, [mount])
+    covers = [(b.target, oct(b.mode)) for b in binds if b.kind == "tmpfs"]
+    assert sorted(covers) == [("/data/p/.stockade", "0o711"), ("/work/p/.stockade", "0o711")]
+    # The runtime directory inside the cover is bound again after it.
+    targets = [b.target for b in binds]
+    assert targets.index("/work/p/.stockade/run/j-1") > targets.index("/work/p/.stockade")
+    request.hidden_dirs = ["/elsewhere/.stockade"]  # shown by no bind: nothing to cover
+    assert [b.kind for b in launch_binds(request, [mount])] == ["bind", "bind"]
+
+
 def test_identities() -> None:
     me = Identity(os.geteuid(), os.getegid())
     assert resolve(None) == (Identity(NOBODY, NOBODY) if me.uid == 0 else me)

@@ -339,10 +339,11 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
     sink = JsonEventSink(1) if opts["json_events"] else TerminalSink(1, 2)
     sandbox = None
     profile = sandbox_profile(opts)
+    spec.inherit_env = True  # the user's own command: their environment (less STOCKADE_*)
     if profile is not None:
         from stockade.sandbox.registry import create, prepare_spec
 
-        spec = prepare_spec(spec, profile)
+        spec = prepare_spec(spec, profile, own=True)
         sandbox = create(profile)
         sandbox.setup()
 

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from stockade.config.messages import describe_error
 from stockade.config.problems import ConfigValidationError, Problem
+from stockade.config.secretrefs import declare
 from stockade.config.yamldoc import Document, MalformedYaml, build
 from stockade.errors import ConfigError
 from stockade.spec import Config, TaskDefaults, merge_defaults
@@ -87,6 +88,7 @@ def loads(
             [Problem(filename, 1, "", "the top level must be a mapping (version:, tasks: ...)")]
         )
     data = {k: v for k, v in doc.data.items() if not k.startswith("x-")}
+    declare(data, doc.references)
     context = {
         DEFER_CHECKS_CONTEXT: True,
         BASE_DIR_CONTEXT: str(base_dir or Path.cwd()),

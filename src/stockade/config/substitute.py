@@ -5,12 +5,17 @@ the value or ``default`` when unset or empty, and ``$${`` a literal ``${``
 (so a ``run:`` line can still say ``$${HOME}`` to mean the job's own
 ``${HOME}``). ``${{ … }}`` is a pipeline's runtime expression and is kept.
 A bare ``$VAR`` is left alone: it is shell syntax for the job.
+
+A name ``keep`` accepts (a secret's: see :mod:`stockade.config.secretrefs`)
+is not expanded: ``${NAME}`` stays a reference, resolved when an attempt
+starts, so the value never enters a job's stored spec. ``${NAME:-default}``
+keeps the reference when ``NAME`` is set and gives the default otherwise.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 __all__ = ["substitute"]
 
@@ -18,11 +23,17 @@ _TOKEN = re.compile(r"\$\{\{.*?\}\}|\$\$\{|\$\{([^}]*)\}|\$\{", re.DOTALL)
 _EXPRESSION = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 
 
-def substitute(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
+def substitute(
+    text: str,
+    env: Mapping[str, str],
+    keep: Callable[[str], bool] | None = None,
+    kept: list[str] | None = None,
+) -> tuple[str, list[str]]:
     """Expand ``text``; return the result and a message per problem.
 
     Problems do not stop the expansion: every one in the string is
-    reported, and an unresolved expression is left as written.
+    reported, and an unresolved expression is left as written. Names that
+    ``keep`` accepts stay ``${NAME}`` and are appended to ``kept``.
     """
     errors: list[str] = []
 
@@ -45,6 +56,10 @@ def substitute(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
             return token
         name, default = expression.group(1), expression.group(2)
         value = env.get(name)
+        if keep is not None and keep(name) and (default is None or value):
+            if kept is not None:
+                kept.append(name)
+            return "${" + name + "}"
         if default is not None:
             return value if value else default
         if value is None:

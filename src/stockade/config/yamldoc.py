@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from stockade.config.secretrefs import keeper
 from stockade.config.substitute import substitute
 from stockade.spec.checks import Loc
 
@@ -56,7 +57,8 @@ class Document:
     substitution and duplicate-key problems found while building; paths in
     ``substituted`` hold a value from the environment (never echoed in
     errors); paths in ``failed`` could not be substituted (their pydantic
-    errors would only repeat the problem).
+    errors would only repeat the problem); ``references`` the secrets left
+    as references (:mod:`stockade.config.secretrefs`).
     """
 
     data: Any
@@ -64,6 +66,8 @@ class Document:
     problems: list[tuple[Loc, int, str]] = field(default_factory=list)
     substituted: set[Loc] = field(default_factory=set)
     failed: set[Loc] = field(default_factory=set)
+    #: Secret names kept as ``${NAME}`` references, by path (see secretrefs).
+    references: dict[Loc, list[str]] = field(default_factory=dict)
 
 
 def _line(node: yaml.Node) -> int:
@@ -101,8 +105,9 @@ def _reason(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
 
 
 class _Builder:
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], defined: frozenset[str] = frozenset()) -> None:
         self.env = env
+        self.defined = defined
         self.loader = yaml.SafeLoader("")
         self.doc = Document(data=None)
         self.active: set[int] = set()
@@ -217,7 +222,10 @@ class _Builder:
         value = self.loader.construct_object(node, deep=True)
         if not isinstance(value, str) or "${" not in value:
             return value
-        result, errors = substitute(value, self.env)
+        kept: list[str] = []
+        result, errors = substitute(value, self.env, keeper(path, self.defined), kept)
+        if kept:
+            self.doc.references[path] = kept
         if errors:
             self.doc.failed.add(path)
             line = self._line_in(node, value)
@@ -247,7 +255,7 @@ def build(text: str, env: Mapping[str, str]) -> Document:
         raise MalformedYaml(*_reason(exc)) from exc
     except yaml.YAMLError as exc:
         raise MalformedYaml(None, str(exc).splitlines()[0]) from exc
-    builder = _Builder(env)
+    builder = _Builder(env, _defined_secrets(root))
     if root is None:
         return builder.doc
     try:
@@ -255,3 +263,14 @@ def build(text: str, env: Mapping[str, str]) -> Document:
     except yaml.MarkedYAMLError as exc:
         raise MalformedYaml(*_reason(exc)) from exc
     return builder.doc
+
+
+def _defined_secrets(root: yaml.Node | None) -> frozenset[str]:
+    """The names under the top-level ``secrets:`` (read before any task is built)."""
+    if not isinstance(root, yaml.MappingNode):
+        return frozenset()
+    for key, value in root.value:
+        named = isinstance(key, yaml.ScalarNode) and key.value == "secrets"
+        if named and isinstance(value, yaml.MappingNode):
+            return frozenset(str(k.value) for k, _ in value.value if isinstance(k, yaml.ScalarNode))
+    return frozenset()

@@ -35,6 +35,7 @@ from stockade.pipeline.expr import render, to_text
 from stockade.pipeline.model import Job, RunState, StepState
 from stockade.pipeline.plan import JobPlan, context_for
 from stockade.pipeline.test2json import TestCase
+from stockade.private import private_dir, private_opener
 from stockade.runner import jobfile
 
 __all__ = ["MAX_KEY_FILE_BYTES", "ResultCache", "cache_key"]
@@ -142,7 +143,7 @@ class ResultCache:
 
     def put(self, key: str, run: RunState, job: Job) -> None:
         """Store ``job``'s success under ``key`` (written atomically)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         record = {
             "key": key,
             "stored": time.time(),
@@ -156,7 +157,8 @@ class ResultCache:
         }
         path = self._path(key)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(record, default=str), encoding="utf-8")
+        with open(partial, "w", encoding="utf-8", opener=private_opener) as fh:
+            fh.write(json.dumps(record, default=str))
         os.replace(partial, path)
 
     def restore(self, job: Job, record: dict[str, Any]) -> None:

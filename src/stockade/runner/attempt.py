@@ -21,16 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from stockade.errors import LaunchError, OutputError, UsageError
+from stockade.private import private_dir, private_opener
 from stockade.runner.cancel import Cancel
 from stockade.runner.commands import CommandEffects
 from stockade.runner.events import Event, Sink, dropped_output, wants
-from stockade.runner.hostenv import NAMED_SECRET_MIN, inherited, named_secret
+from stockade.runner.hostenv import NAMED_SECRET_MIN, base_env, inherited, named_secret
 from stockade.runner.inputs import prepare
 from stockade.runner.outputs import base_outputs, read_output_file
 from stockade.runner.protocol import ProtocolParser, parse_output_file
 from stockade.runner.redact import Masker
 from stockade.runner.result import Outcome, Result, classify
 from stockade.runner.runtime import Runtime, acquire
+from stockade.runner.secretinput import secret_values
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, OutputKeeper, StreamPipe
 from stockade.runner.supervise import Supervisor
@@ -156,8 +158,9 @@ class _Attempt:
         if self.log_file:
             log_path = self.data_dir / "logs" / f"{self.job_id}.{self.spec.attempt}.jsonl"
         try:
+            private_dir(self.data_dir)
             if log_path is not None:
-                log_path.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(log_path.parent)
             runtime = acquire(self.data_dir)
         except OSError as exc:
             raise UsageError(f"cannot use data directory {str(self.data_dir)!r}: {exc}") from exc
@@ -173,11 +176,13 @@ class _Attempt:
                 marker=self.job_id,
                 stdin_pipe=prepared.stdin is not None,
                 runtime_dirs=[str(runtime.path)],
+                hidden_dirs=[str(self.data_dir)],
             )
             with contextlib.ExitStack() as stack:
                 log = None
                 if log_path is not None:
-                    log = LogWriter(stack.enter_context(open(log_path, "wb")))
+                    fh = open(log_path, "wb", opener=private_opener)  # noqa: SIM115
+                    log = LogWriter(stack.enter_context(fh))
                 return await self._launch_and_supervise(request, prepared.stdin, log, runtime)
         finally:
             if owned and self.sandbox is not None:
@@ -196,10 +201,7 @@ class _Attempt:
             for value in host_secrets:
                 self.masker.add(value)
         else:
-            env = {
-                "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-                "LANG": "C.UTF-8",
-            }
+            env = base_env()
         added = {**spec.env, **spec.secrets, **input_env}
         env.update(added)
         # Plain os calls on str paths: these run once per attempt, and the
@@ -217,6 +219,9 @@ class _Attempt:
         for name, val in added.items():  # the inherited ones were checked by inherited()
             if named_secret(name, val):
                 self.masker.add(val)
+        for key, text in secret_values(self.value, spec.secret_inputs):
+            if key in spec.secret_inputs or len(text.strip()) >= NAMED_SECRET_MIN:
+                self.masker.add(text)
         return env
 
     def _pipes(self, log: LogWriter | None) -> tuple[StreamPipe, StreamPipe]:

@@ -19,6 +19,16 @@ What is masked, for each value given to :meth:`Masker.add`:
   it inside a string, both with and without ``ensure_ascii``), so a secret
   with quotes, backslashes, newlines or non-ASCII characters is masked in
   JSON output too.
+* the URL-encoded form of the value (``%XX`` escapes, and ``+`` for spaces
+  as in form data), where it differs from the value;
+* the value's base64 (standard and URL-safe alphabets) as it appears inside
+  a longer base64 stream (``env | base64 -w0``, a ``user:password`` header):
+  at each of the three byte alignments, the characters that encode whole
+  3-byte groups of the value and nothing else, as the GitHub Actions runner
+  does. The few characters at either end that also encode neighbouring
+  bytes stay visible (they carry at most two bytes of the secret), and a
+  fragment shorter than :data:`MIN_BASE64` characters is not masked (it
+  would blank out ordinary text). Base64 wrapped across lines is not found.
 
 Whitespace-only values are ignored. A single-line value is masked whatever
 its length: it was declared secret, and masking too much is the safe error.
@@ -32,12 +42,14 @@ a secret from a set that can overlap.
 
 from __future__ import annotations
 
+import binascii
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, AnyStr
 
 __all__ = [
     "MASK",
+    "MIN_BASE64",
     "MIN_LINE_LENGTH",
     "SECRET_NAME_SUFFIXES",
     "Masker",
@@ -52,6 +64,9 @@ _MASK_BYTES = MASK.encode()
 
 #: Shortest line of a multi-line secret that is also masked on its own.
 MIN_LINE_LENGTH = 4
+
+#: Shortest base64 fragment of a secret that is masked (6 bytes of it).
+MIN_BASE64 = 8
 
 #: Environment variables whose names end with one of these (in any case) are
 #: secrets by default.
@@ -93,8 +108,40 @@ def _forms(secret: str) -> set[str]:
     for form in list(forms):
         forms.add(json.dumps(form)[1:-1])
         forms.add(json.dumps(form, ensure_ascii=False)[1:-1])
+    for form in {secret, secret.strip()}:
+        raw = _encode(form)
+        url = _url_encoded(raw)
+        forms.update((url, url.replace("%20", "+")))
+        forms.update(_base64_fragments(raw))
     forms.discard("")
     return forms
+
+
+#: Bytes that URL encoding leaves as they are (RFC 3986 unreserved).
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _url_encoded(value: bytes) -> str:
+    """``value`` percent-encoded, as ``urllib.parse.quote(value, safe="")``.
+
+    Written out rather than imported: :mod:`urllib.parse` costs the
+    ``stockade exec`` start-up more than the whole encoding."""
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in value)
+
+
+def _base64_fragments(value: bytes) -> set[str]:
+    """The base64 of ``value`` at each alignment in a longer stream: whole
+    3-byte groups only, in the standard and the URL-safe alphabet."""
+    found: set[str] = set()
+    for skip in range(3):
+        part = value[skip:]
+        whole = len(part) - len(part) % 3
+        if whole * 4 // 3 < MIN_BASE64:
+            continue
+        text = binascii.b2a_base64(part[:whole], newline=False).decode("ascii")
+        found.add(text)
+        found.add(text.replace("+", "-").replace("/", "_"))
+    return found
 
 
 def _has_border(pat: AnyStr) -> bool:

@@ -33,6 +33,7 @@ import stat
 from pathlib import Path
 
 from stockade.errors import JobFileError, JobFileProblem
+from stockade.private import private_dir
 from stockade.runner import jobfile
 from stockade.runner.spec import DEFAULT_MAX_OUTPUT
 
@@ -110,8 +111,8 @@ class Runtime:
         fds: list[int] = []
         try:
             fds.append(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
-            fds.append(os.open(f"{path}/{_OUTPUT}", _OPEN_FILE, 0o666))
-            fds.append(os.open(f"{path}/{_STATE}", _OPEN_FILE, 0o666))
+            fds.append(os.open(f"{path}/{_OUTPUT}", _OPEN_FILE, 0o600))
+            fds.append(os.open(f"{path}/{_STATE}", _OPEN_FILE, 0o600))
             return cls(path, (fds[0], fds[1], fds[2]))
         except BaseException:
             for fd in fds:
@@ -229,9 +230,9 @@ def _text(data: bytearray) -> str:
 def make_runtime(runtime: Path) -> None:
     """Create an attempt's runtime directory (and its base, the first time)."""
     try:
-        os.mkdir(runtime)
+        os.mkdir(runtime, 0o700)
     except FileNotFoundError:
-        os.makedirs(runtime, exist_ok=True)
+        os.makedirs(runtime, 0o700, exist_ok=True)
     except FileExistsError:
         pass
 
@@ -277,6 +278,7 @@ def _pick_base(data_dir: Path) -> Path:
             continue
         if st.st_uid == os.getuid() and (st.st_mode & 0o077) == 0:
             return base
+    private_dir(data_dir / "run")  # holds every attempt's input: stockade's alone
     return data_dir / "run"
 
 

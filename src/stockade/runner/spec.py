@@ -45,8 +45,13 @@ class RunSpec:
     output_format: str = "stdout"
     output_path: str | None = None  # for output_format "file", relative to the workspace
     env: dict[str, str] = field(default_factory=dict)
-    inherit_env: bool = True
+    #: Start from stockade's environment (less its own ``STOCKADE_*``) rather
+    #: than the allow-list; see :mod:`stockade.runner.hostenv`.
+    inherit_env: bool = False
     secrets: dict[str, str] = field(default_factory=dict)
+    #: Input fields whose values are masked like secrets (as well as those
+    #: whose ``INPUT_`` variable is named like one).
+    secret_inputs: tuple[str, ...] = ()
     workdir: str | None = None
     timeout: float | None = None
     idle_timeout: float | None = None

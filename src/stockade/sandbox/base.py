@@ -75,6 +75,9 @@ class LaunchRequest:
     #: Host directories the job must see read-write at the same path (the
     #: attempt's runtime files: input, output and state files).
     runtime_dirs: list[str] = field(default_factory=list)
+    #: Host directories the job must not see even below a bound path
+    #: (stockade's data directory): isolating backends cover them.
+    hidden_dirs: list[str] = field(default_factory=list)
 
 
 class ProcessHandle(abc.ABC):

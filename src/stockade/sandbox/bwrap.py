@@ -6,7 +6,8 @@ table (see :mod:`stockade.sandbox.table`) on a fresh root, a new ``/proc``,
 a minimal ``/dev``, ``--new-session`` (no terminal to type into),
 ``--die-with-parent`` and all capabilities dropped, plus stockade's seccomp
 filter (:mod:`stockade.sandbox.seccomp`) unless the profile turns it off.
-The environment is exactly the request's: nothing of stockade's leaks in.
+The environment is exactly the request's: nothing of stockade's leaks in,
+and stockade's data directory is covered where a bind would expose it.
 
 Running as root, bwrap works in its privileged mode (no user namespace), so
 it can bind any source the profile names. The job then must not stay root:
@@ -168,10 +169,10 @@ class BwrapSandbox(Sandbox):
         request = with_profile_env(request, self.profile)
         grant(request.runtime_dirs, self.identity)
         args = [*self._prlimit, *self._args]
-        binds = launch_binds(request)
+        binds = launch_binds(request, self._entries)
         for entry in binds:
             args += _entry_args(entry)
-        for parent in _made_parents(binds, self._entries):
+        for parent in _made_parents(binds, [*self._entries, *binds]):
             args += ["--chmod", "0755", parent]
         cwd = self.profile.workdir or request.cwd
         if self.profile.workdir:
@@ -228,7 +229,7 @@ def _entry_args(entry: Entry) -> list[str]:
     if entry.kind == "bind":
         return ["--ro-bind" if entry.readonly else "--bind", entry.source, entry.target]
     args = ["--size", str(entry.size)] if entry.size else []
-    args += ["--perms", "1777", "--tmpfs", entry.target]
+    args += ["--perms", f"{entry.mode:o}", "--tmpfs", entry.target]
     if entry.readonly:
         args += ["--remount-ro", entry.target]
     return args

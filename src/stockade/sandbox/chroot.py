@@ -88,6 +88,7 @@ class ChrootSandbox(Sandbox):
         self.resources = SlotResources(self.slot, limits)
         self._prlimit = limits.prlimit_argv(shutil.which("prlimit") or "/usr/bin/prlimit")
         self.identity: Identity | None = None
+        self._entries: list[Entry] = []
         self.ready = False
 
     @classmethod
@@ -116,7 +117,8 @@ class ChrootSandbox(Sandbox):
         prune_stale(self.base_dir)
         os.makedirs(self.root, exist_ok=True)
         try:
-            self._build(plan(self.profile))
+            self._entries = plan(self.profile)
+            self._build(self._entries)
             self.resources.setup()
         except BaseException as exc:
             with contextlib.suppress(CleanupError):
@@ -156,7 +158,7 @@ class ChrootSandbox(Sandbox):
             return
         if entry.kind == "tmpfs":
             os.makedirs(target, exist_ok=True)
-            mounts.tmpfs(target, entry.size, readonly=entry.readonly)
+            mounts.tmpfs(target, entry.size, mode=entry.mode, readonly=entry.readonly)
             return
         _mount_point(target, os.path.isdir(entry.source))
         mounts.bind(entry.source, target, entry.readonly)
@@ -185,10 +187,13 @@ class ChrootSandbox(Sandbox):
         bound: list[str] = []
         made: list[str] = []
         try:
-            for entry in launch_binds(request):
+            for entry in launch_binds(request, self._entries):
                 target = self._inside(entry.target)
                 made += _mount_point(target, True)
-                mounts.bind(entry.source, target, readonly=False)
+                if entry.kind == "tmpfs":  # a cover over the data directory
+                    mounts.tmpfs(target, entry.size, mode=entry.mode)
+                else:
+                    mounts.bind(entry.source, target, readonly=False)
                 bound.append(target)
             return self.resources.start(
                 self._argv(request),

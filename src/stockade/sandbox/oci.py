@@ -149,7 +149,7 @@ class OciSandbox(Sandbox):
             env=request.env,
             cwd=self.profile.workdir or request.cwd,
             identity=self.identity,
-            entries=[*self._entries, *launch_binds(request)],
+            entries=[*self._entries, *launch_binds(request, self._entries)],
             limits=self.limits,
             network=self.profile.network == "host",
             cgroups_path=cid,

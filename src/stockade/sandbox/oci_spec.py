@@ -61,7 +61,7 @@ def _mount(entry: Entry) -> dict[str, Any]:
             "source": entry.source,
             "options": ["bind", mode, *_SAFE],
         }
-    options = [*_SAFE, "mode=1777", mode]
+    options = [*_SAFE, f"mode={entry.mode:o}", mode]
     if entry.size:
         options.append(f"size={entry.size}")
     return {"destination": entry.target, "type": "tmpfs", "source": "tmpfs", "options": options}

@@ -122,11 +122,15 @@ def describe() -> list[tuple[str, BackendInfo, Availability]]:
     return found
 
 
-def prepare_spec(spec: RunSpec, profile: SandboxProfile) -> RunSpec:
+def prepare_spec(spec: RunSpec, profile: SandboxProfile, *, own: bool = False) -> RunSpec:
     """``spec`` as it must run in ``profile``: with the profile's environment
-    policy (``clear`` unless the profile or backend says otherwise) and its
-    ``limits.wall`` as an upper bound of the timeout."""
-    policy = profile.env_policy or ("inherit" if profile.backend == "local" else "clear")
+    policy and its ``limits.wall`` as an upper bound of the timeout.
+
+    Without an ``env_policy`` the job gets the allow-list (``clear``), except
+    a local job the user runs as their own command (``own``: ``stockade
+    exec``), which inherits the user's environment (less ``STOCKADE_*``)."""
+    default = "inherit" if own and profile.backend == "local" else "clear"
+    policy = profile.env_policy or default
     changes: dict[str, object] = {"inherit_env": policy == "inherit"}
     wall = profile.limits.wall
     if wall is not None and (spec.timeout is None or spec.timeout > wall):

@@ -10,7 +10,11 @@ mechanism differs (bwrap arguments, mount calls, ``config.json``). The plan:
    replaces it);
 3. a tmpfs on ``/tmp`` unless the profile mounts something there;
 4. per launch: the job's workspace and runtime directories, read-write, at
-   the same paths as on the host (the :mod:`stockade.sandbox.base` contract).
+   the same paths as on the host (the :mod:`stockade.sandbox.base` contract);
+5. per launch: an empty tmpfs that only root may list (mode 0711) wherever a
+   bind would show a hidden directory (stockade's data directory), then the
+   runtime directories inside it bound again, so a job never sees the store,
+   the logs or another job's files.
 
 Entries are ordered parents before children (a stable sort on depth), so a
 bind below a tmpfs lands on the tmpfs and not under it. ``/proc`` and a
@@ -20,6 +24,7 @@ minimal ``/dev`` are each backend's own business.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -29,11 +34,17 @@ from stockade.sandbox.base import LaunchRequest
 if TYPE_CHECKING:
     from stockade.spec.sandbox import SandboxProfile
 
-__all__ = ["DEFAULT_TMP_SIZE", "SYSTEM_PATHS", "Entry", "launch_binds", "plan"]
+__all__ = [
+    "DEFAULT_TMP_SIZE", "HIDE_MODE", "SYSTEM_PATHS", "Entry", "launch_binds", "plan",
+]  # fmt: skip
 
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 #: Size of the default ``/tmp`` tmpfs (memory is only used as files are written).
 DEFAULT_TMP_SIZE = 256 * 1024 * 1024
+#: The tmpfs over a hidden directory: traversable (to runtime directories
+#: inside it), not listable, writable by nobody but root, and small.
+HIDE_MODE = 0o711
+HIDE_SIZE = 64 * 1024
 _FORBIDDEN_RW = ("/", "/proc", "/dev", "/sys", *SYSTEM_PATHS)
 
 
@@ -47,6 +58,7 @@ class Entry:
     source: str = ""
     readonly: bool = True
     size: int | None = None
+    mode: int = 0o1777  # of a tmpfs
 
 
 def _depth(entry: Entry) -> int:
@@ -84,8 +96,11 @@ def plan(profile: SandboxProfile) -> list[Entry]:
     return sorted(entries, key=_depth)
 
 
-def launch_binds(request: LaunchRequest) -> list[Entry]:
-    """Read-write binds of the workspace and runtime directories at their own paths.
+def launch_binds(request: LaunchRequest, static: Sequence[Entry] = ()) -> list[Entry]:
+    """Read-write binds of the workspace and runtime directories at their own
+    paths, then a cover wherever a bind (of these or of ``static``, the
+    profile's table) would show a hidden directory, with the runtime
+    directories inside it bound again on top.
 
     A directory inside another one of the list is covered by it and skipped.
     Raises :class:`LaunchError` for a workspace that would expose the host
@@ -101,5 +116,23 @@ def launch_binds(request: LaunchRequest) -> list[Entry]:
             )
         if path not in paths:
             paths.append(path)
-    kept = [p for p in paths if not any(p.startswith(other + "/") for other in paths)]
-    return [Entry("bind", p, p, readonly=False) for p in kept]
+    kept = [p for p in paths if not any(_below(p, other) for other in paths)]
+    entries = [Entry("bind", p, p, readonly=False) for p in kept]
+    binds = [e for e in (*static, *entries) if e.kind == "bind"]
+    covers: list[str] = []
+    for raw in request.hidden_dirs:
+        hidden = os.path.normpath(os.path.abspath(raw))
+        for bind in binds:  # where each bind shows it in the sandbox, if it does
+            source = os.path.normpath(bind.source)
+            if hidden == source or _below(hidden, source):
+                covers.append(
+                    os.path.normpath(os.path.join(bind.target, os.path.relpath(hidden, source)))
+                )
+    for cover in dict.fromkeys(covers):
+        entries.append(Entry("tmpfs", cover, readonly=False, size=HIDE_SIZE, mode=HIDE_MODE))
+        entries += [Entry("bind", p, p, readonly=False) for p in paths if _below(p, cover)]
+    return entries
+
+
+def _below(path: str, top: str) -> bool:
+    return path.startswith(top.rstrip("/") + "/")

@@ -47,7 +47,7 @@ def job_view(job: JobRecord) -> dict[str, Any]:
     show as U+FFFD, so that no stored row can make a response fail."""
     data = {key: getattr(job, key) for key in _PUBLIC}
     data["state"] = job.state.value
-    data["input"] = repaired(job.input)  # a row stored before input was checked
+    data["input"] = repaired(job.shown_input())  # masked; a row stored before input was checked
     return data
 
 

@@ -148,11 +148,13 @@ class SandboxProfile(StrictModel):
     env_policy: Literal["clear", "inherit"] | None = Field(
         default=None,
         description="clear: jobs see only their own variables (task env, secrets, input, "
-        "STOCKADE_*, PATH, LANG) plus env and pass_env; inherit: stockade's whole "
-        "environment too. Unset: inherit for local, clear for the others.",
+        "the STOCKADE_* job contract, PATH, HOME, LANG) plus env and pass_env; inherit: "
+        "stockade's environment too, less its own STOCKADE_* variables. Unset: clear, "
+        "except a local job run by stockade exec, which inherits.",
     )
     pass_env: list[EnvName] = Field(
-        default_factory=list, description="Variables passed through from stockade's environment."
+        default_factory=list,
+        description="Variables passed through from stockade's environment (never STOCKADE_*).",
     )
     seccomp: bool | None = Field(
         default=None,
@@ -184,6 +186,17 @@ class SandboxProfile(StrictModel):
         for name in value:
             if name.startswith("STOCKADE_"):
                 raise ValueError(f"{name} is set by stockade for every job; choose another name")
+        return value
+
+    @field_validator("pass_env")
+    @classmethod
+    def _pass_env(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name.startswith("STOCKADE_"):
+                raise ValueError(
+                    f"pass_env cannot pass {name}: stockade's own variables never reach a job; "
+                    "pass the value under another name with env or a secret"
+                )
         return value
 
     @field_validator("template")

@@ -82,6 +82,11 @@ class SecretSpec(StrictModel):
         meaningless and an empty credential is almost always a mistake.
         """
         if self.env is not None:
+            if self.env.startswith("STOCKADE_"):
+                raise SecretError(
+                    f"secret {name}: {self.env} is stockade's own variable and never reaches a "
+                    "job; keep the value in another variable"
+                )
             value = os.environ.get(self.env)
             if value is None:
                 raise SecretError(f"secret {name}: environment variable {self.env} is not set")

@@ -10,6 +10,7 @@ are already merged in (see :func:`stockade.spec.checks.merge_defaults`), so
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -45,11 +46,22 @@ __all__ = [
     "OutputFormat",
     "TaskDefaults",
     "TaskSpec",
+    "resolve_references",
 ]
 
 #: Bytes of an attempt's first and last output a worker keeps in the store's log.
 DEFAULT_LOG_HEAD = 1024 * 1024
 DEFAULT_LOG_TAIL = 1024 * 1024
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def resolve_references(text: str, values: Mapping[str, str]) -> str:
+    """``text`` with each ``${NAME}`` of a secret in ``values`` replaced by its value."""
+    if "${" not in text:
+        return text
+    return _REFERENCE.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
 
 InputFormat = Literal["env", "json_stdin", "json_file", "args", "none"]
 OutputFormat = Literal["stdout", "json_stdout", "lines", "exit_code_only", "file"]
@@ -168,6 +180,12 @@ class TaskDefaults(StrictModel):
         description="Higher runs first among queued jobs.",
     )  # fmt: skip
 
+    secret_inputs: list[Text] = Field(
+        default_factory=list,
+        description="Input fields that hold secrets (besides those named like one): "
+        "masked wherever the job is shown, and in its output.",
+    )
+
     @field_validator("output_path")
     @classmethod
     def _inside_workspace(cls, value: str | None) -> str | None:
@@ -245,15 +263,22 @@ class TaskSpec(TaskDefaults):
             raise SecretError(
                 f"task {name}: secret {missing[0]} was not resolved; pass its value in secrets"
             )
+        values = {secret: secrets[secret] for secret in self.secrets}
+        command, run, env = self.command, self.run, self.env
+        if values:  # ${NAME} references to secrets (stockade.config.secretrefs)
+            command = [resolve_references(a, values) for a in command] if command else command
+            run = resolve_references(run, values) if run is not None else None
+            env = {k: resolve_references(v, values) for k, v in env.items()}
         return RunSpec(
-            argv=list(self.command) if self.command is not None else None,
-            shell=self.run,
+            argv=list(command) if command is not None else None,
+            shell=run,
             task=name,
             input_format=self.input_format,
             output_format=self.output_format,
             output_path=self.output_path,
-            env=dict(self.env),
-            secrets={secret: secrets[secret] for secret in self.secrets},
+            env=dict(env),
+            secrets=values,
+            secret_inputs=tuple(self.secret_inputs),
             workdir=self.workdir,
             timeout=self.timeout,
             idle_timeout=self.idle_timeout,

@@ -24,6 +24,7 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,6 +33,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from stockade.errors import SchemaError, StoreError, StoreUnavailable, StoreURLError
+from stockade.private import DIR_MODE, private_file
 from stockade.store.direct import Tx
 from stockade.store.url import safe_url
 
@@ -73,11 +75,9 @@ class Database:
     def _sqlite_engine(self, url: URL) -> Engine:
         memory = url.database in (None, "", ":memory:")
         if not memory:
-            from pathlib import Path
-
             assert url.database is not None
             try:
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite(Path(url.database))
             except OSError as error:
                 raise StoreError(
                     f"cannot create the data directory for {self.name}: {error}"
@@ -295,3 +295,13 @@ def _first_line(text: str) -> str:
         if line:
             return line
     return "unknown error"
+
+
+def _private_sqlite(path: Path) -> None:
+    """The SQLite file and its ``-wal``/``-shm`` mode 0600 (SQLite gives the
+    latter the database's mode), its directory 0700 if stockade makes it."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    private_file(path)
+    for suffix in ("-wal", "-shm"):
+        private_file(f"{path}{suffix}", create=False)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy.engine import RowMapping
 
+from stockade.runner.secretinput import masked_input
 from stockade.store.routing import backend_of
 from stockade.store.states import JobState
 
@@ -169,9 +170,18 @@ class JobRecord:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data, its input's secret fields masked."""
         data = asdict(self)
         data["state"] = self.state.value
+        data["input"] = self.shown_input()
         return data
+
+    def shown_input(self) -> Any:
+        """The input as it may be shown: the store keeps secret fields (a
+        worker needs them), every view masks them (see secretinput)."""
+        task = self.spec.get("task") if isinstance(self.spec, dict) else None
+        declared = task.get("secret_inputs") if isinstance(task, dict) else None
+        return masked_input(self.input, declared if isinstance(declared, list) else ())
 
 
 _JOB_FIELDS = tuple(f.name for f in fields(JobRecord))

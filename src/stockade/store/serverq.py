@@ -56,7 +56,7 @@ _NO_SPEC = [column for column in t.jobs.c if column.name != "spec"]
 def _queued(row: dict[str, Any]) -> JobRecord:
     """The record of a job just inserted from ``row`` (``job_row``), without
     reading it back: what the row does not set is unset in a new job."""
-    values: dict[str, Any] = {name: row.get(name) for name in _RECORD_FIELDS if name != "spec"}
+    values: dict[str, Any] = {name: row.get(name) for name in _RECORD_FIELDS}
     values["state"] = JobState.QUEUED
     return JobRecord(**values)
 
@@ -142,6 +142,9 @@ class ServerQueries:
             if old:  # only jobs made before need reading back
                 rows = conn.execute(sa.select(*_NO_SPEC).where(jobs.c.id.in_(old)))
                 found.update((row["id"], JobRecord.from_row(row)) for row in rows.mappings())
+                for (job, _), jid in zip(items, ids, strict=True):  # what views mask by
+                    if jid in old:
+                        found[jid].spec = job.spec
         return [(found[jid], made) for jid, made in zip(ids, created, strict=True)]
 
     def _find(self, job_id: str) -> JobRecord | None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from stockade.errors import StoreError
+from stockade.private import private_dir
 from stockade.store import migrate
 from stockade.store.database import Database
 from stockade.store.jobs import JobManager
 from stockade.store.journal import Journal
 from stockade.store.queries import Queries
 from stockade.store.runs import RunStore
+from stockade.store.url import data_dir as url_data_dir
 from stockade.store.url import resolve_url
 
 __all__ = ["Store", "open_store"]
@@ -47,6 +50,12 @@ def open_store(
     refuses an old one; ``"check"`` only refuses; ``"none"`` does neither
     (for `stockade db upgrade`).
     """
+    if not (database_url or os.environ.get("STOCKADE_DATABASE_URL")):
+        directory = url_data_dir(data_dir)  # the default store lives in the data directory
+        try:
+            private_dir(directory)
+        except OSError as error:
+            raise StoreError(f"cannot use the data directory {directory}: {error}") from error
     db = Database(resolve_url(database_url, data_dir))
     try:
         if schema == "ensure":
