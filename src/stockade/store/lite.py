@@ -1,7 +1,7 @@
 """The CLI's reads of a SQLite store, straight on ``sqlite3``, without SQLAlchemy.
 
 `stockade jobs`, `show` and `logs` each run one process for a few small
-reads; importing SQLAlchemy and building its engine cost them about twenty
+reads; importing SQLAlchemy and building its engine cost them about thirty
 times what Python itself takes to start. On SQLite these reads are simple,
 so :func:`open_reader` serves them here, on the driver alone, behind the
 same ``queries`` methods as :class:`~stockade.store.Store` (the
@@ -41,7 +41,10 @@ from stockade.store.records import (
 from stockade.store.revision import HEAD, VERSION_TABLE
 from stockade.store.url import sqlite_file
 
-__all__ = ["LiteQueries", "LiteStore", "ReadQueries", "Reader", "open_reader"]
+__all__ = [
+    "LiteQueries", "LiteStore", "ReadQueries", "Reader", "attempts_of", "chunks_of",
+    "job_by_id", "jobs_listing", "live_offers", "now_query", "open_reader", "outputs_of",
+]  # fmt: skip
 
 T = TypeVar("T")
 #: The database's clock, as :class:`~stockade.store.schema.epoch_now` renders on SQLite.
