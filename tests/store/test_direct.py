@@ -201,3 +201,13 @@ def test_a_postgres_claim_reads_the_head_of_the_queue_not_all_of_it(
         if node.get("Relation Name") == "jobs" and "Scan" in node["Node Type"]
     ]
     assert read and max(read) <= 20, read
+
+
+def test_every_direct_statement_compiles_for_each_of_its_stores() -> None:
+    """They compile on first use; this compiles them all, so one that does not
+    compile fails here rather than at a worker's first claim."""
+    import stockade.store.jobs
+    import stockade.store.journal  # noqa: F401 - their statements are made at import
+    from stockade.store.direct import compile_all
+
+    assert compile_all() >= 20

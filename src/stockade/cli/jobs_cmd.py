@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from stockade.cli.store_opts import open_store_from, store_command
+from stockade.cli.store_opts import open_reader_from, open_store_from, store_command
 from stockade.errors import JobNotFound, UsageError
 from stockade.printable import printable
 
@@ -29,7 +29,7 @@ STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 @store_command
 def jobs_command(**opts: Any) -> int:
     """List jobs, newest first: id, task, state, attempts, outcome, age."""
-    store = open_store_from(opts)
+    store = open_store_from(opts) if opts["run_ref"] else open_reader_from(opts)
     try:
         run_id = None
         if opts["run_ref"]:
@@ -76,7 +76,7 @@ def jobs_command(**opts: Any) -> int:
 @store_command
 def show_command(job_ref: str, **opts: Any) -> int:
     """Show JOB (an id or a unique prefix of one)."""
-    store = open_store_from(opts)
+    store = open_reader_from(opts)
     try:
         job = store.queries.job(job_ref)
         attempts = store.queries.attempts(job.id)
@@ -131,7 +131,7 @@ def logs_command(job_ref: str, **opts: Any) -> int:
         stream.write(chunk.text)
         stream.flush()
 
-    store = open_store_from(opts)
+    store = open_reader_from(opts)
     try:
         follow_logs(store, job_ref, write, follow=opts["follow"], attempt=opts["attempt"])
     finally:

@@ -18,7 +18,7 @@ import click
 from stockade.errors import ConfigError, StockadeError, UsageError
 from stockade.printable import printable
 
-__all__ = ["fail", "open_store_from", "store_command"]
+__all__ = ["fail", "open_reader_from", "open_store_from", "store_command"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,3 +59,11 @@ def open_store_from(opts: dict[str, Any], *, schema: str = "ensure") -> Any:
     from stockade.store import open_store
 
     return open_store(opts.get("database_url"), opts.get("data_dir"), schema=schema)
+
+
+def open_reader_from(opts: dict[str, Any]) -> Any:
+    """A reader of the store the options name, for commands that only read:
+    on SQLite without SQLAlchemy when it can (:mod:`stockade.store.lite`)."""
+    from stockade.store.lite import open_reader
+
+    return open_reader(opts.get("database_url"), opts.get("data_dir"))

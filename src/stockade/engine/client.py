@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stockade.engine.jobspec import new_job
 from stockade.errors import StoreError
 from stockade.runner import policy
 from stockade.runner.result import Outcome
-from stockade.spec import Config, TaskSpec
-from stockade.store import TERMINAL, JobRecord, LogChunk, Store
+from stockade.store import TERMINAL, JobRecord, LogChunk
+
+if TYPE_CHECKING:
+    from stockade.spec import Config, TaskSpec
+    from stockade.store import Store
+    from stockade.store.lite import Reader
 
 __all__ = ["exit_status", "follow_logs", "run_worker", "submit", "wait"]
 
@@ -31,6 +34,8 @@ def submit(
     delay: float = 0.0,
 ) -> str:
     """Enqueue one job of ``task``; its id."""
+    from stockade.engine.jobspec import new_job
+
     job = new_job(name, task, config=config, input=input, priority=priority, delay=delay)
     return store.jobs.submit([job])[0]
 
@@ -62,7 +67,7 @@ def exit_status(job: JobRecord) -> int:
 
 
 def follow_logs(
-    store: Store,
+    store: Reader,
     job_id: str,
     write: Callable[[LogChunk], None],
     *,

@@ -11,19 +11,54 @@ Core schema. The pieces, each with one job:
 * :mod:`~stockade.store.migrate` — schema versions and Alembic upgrades.
 
 :class:`Store` bundles them for one database. Importing this package
-imports SQLAlchemy: ``stockade exec`` and the runner never do.
+imports nothing heavy: each name below loads its module on first use, so
+the records and states cost no SQLAlchemy, and a read command on SQLite can
+go through :mod:`~stockade.store.lite` without it. ``stockade exec`` and the
+runner import none of it.
 """
 
 from __future__ import annotations
 
-from stockade.store.base import LOGS_CHANNEL
-from stockade.store.database import Database
-from stockade.store.jobs import CANCEL_CHANNEL, JOBS_CHANNEL, JobManager
-from stockade.store.journal import Journal
-from stockade.store.queries import Queries
-from stockade.store.records import AttemptRecord, Claim, JobRecord, LogChunk, NewJob, WorkerRecord
-from stockade.store.states import TERMINAL, JobState
-from stockade.store.store import Store, open_store
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stockade.store.base import LOGS_CHANNEL
+    from stockade.store.database import Database
+    from stockade.store.jobs import CANCEL_CHANNEL, JOBS_CHANNEL, JobManager
+    from stockade.store.journal import Journal
+    from stockade.store.queries import Queries
+    from stockade.store.records import (
+        AttemptRecord,
+        Claim,
+        JobRecord,
+        LogChunk,
+        NewJob,
+        WorkerRecord,
+    )
+    from stockade.store.states import TERMINAL, JobState
+    from stockade.store.store import Store, open_store
+
+#: Each exported name -> the module that defines it.
+_WHERE = {
+    "LOGS_CHANNEL": "base",
+    "Database": "database",
+    "CANCEL_CHANNEL": "jobs",
+    "JOBS_CHANNEL": "jobs",
+    "JobManager": "jobs",
+    "Journal": "journal",
+    "Queries": "queries",
+    "AttemptRecord": "records",
+    "Claim": "records",
+    "JobRecord": "records",
+    "LogChunk": "records",
+    "NewJob": "records",
+    "WorkerRecord": "records",
+    "TERMINAL": "states",
+    "JobState": "states",
+    "Store": "store",
+    "open_store": "store",
+}
 
 __all__ = [
     "CANCEL_CHANNEL",
@@ -44,3 +79,13 @@ __all__ = [
     "WorkerRecord",
     "open_store",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load an exported name's module on first use (PEP 562)."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

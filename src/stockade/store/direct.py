@@ -7,8 +7,12 @@ running the jobs. Executing a Core statement through a SQLAlchemy
 lookup, ``_init_compiled``, parameter and result processing, the
 ``Connection`` and ``Transaction`` objects. So the few statements of that path
 stay SQLAlchemy Core (the schema in :mod:`~stockade.store.schema` remains
-the one source of truth) but are compiled here at import, once per dialect,
-and executed with the DBAPI cursor's ``execute`` / ``executemany``.
+the one source of truth) but are compiled here once per dialect, on first
+use, and executed with the DBAPI cursor's ``execute`` / ``executemany``.
+Compiling on first use rather than at import keeps every command that only
+imports the job manager from paying for all of them, for both dialects (the
+PostgreSQL one imports psycopg); :func:`compile_all` compiles every one, and
+a test calls it so that a statement that does not compile still fails early.
 
 Compiling keeps what Core would do at execute time: the literal parameters
 a statement carries (``state = 'running'``) are baked into each slot, and
@@ -20,11 +24,11 @@ are plain tuples built by the caller, not dictionaries.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 __all__ = [
@@ -34,18 +38,32 @@ __all__ = [
     "Compiled",
     "Statement",
     "Tx",
+    "compile_all",
+    "dialect_of",
     "insert_batch",
     "row_source",
 ]
 
-#: One dialect per store kind, with a positional parameter style so that a
-#: row of parameters is a tuple: ``?`` for sqlite3; PostgreSQL's own ``$1``
-#: for psycopg, run on a ``RawCursor`` (:meth:`Database.direct`), which
-#: sends the text as it is where ``%s`` would be parsed again and again.
-DIALECTS: dict[str, Dialect] = {
-    "sqlite": sqlite.pysqlite.dialect(),
-    "postgresql": postgresql.psycopg.dialect(paramstyle="numeric_dollar"),  # type: ignore[no-untyped-call]
-}
+#: The store kinds, each with the dialect :func:`dialect_of` makes for it.
+DIALECTS = ("sqlite", "postgresql")
+
+
+@functools.cache
+def dialect_of(name: str) -> Dialect:
+    """The dialect of store kind ``name``, with a positional parameter style so
+    that a row of parameters is a tuple: ``?`` for sqlite3; PostgreSQL's own
+    ``$1`` for psycopg, run on a ``RawCursor`` (:meth:`Database.direct`), which
+    sends the text as it is where ``%s`` would be parsed again and again."""
+    if name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.pysqlite.dialect()
+    if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.psycopg.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+    raise KeyError(name)
+
 
 _Processor = Callable[[Any], Any]
 
@@ -80,7 +98,7 @@ def _inlining(dialect: Dialect) -> Any:
     return Inlining
 
 
-_INLINE = {name: _inlining(dialect) for name, dialect in DIALECTS.items()}
+_inline = functools.cache(_inlining)
 
 
 class Compiled:
@@ -150,9 +168,8 @@ class Compiled:
 
 
 class Statement:
-    """A Core statement compiled for the dialects of :data:`DIALECTS` it is for
-    (``only``; all of them by default), at import: a statement that does not
-    compile fails early.
+    """A Core statement compiled for each dialect of :data:`DIALECTS` it is for
+    (``only``; all of them by default), on its first use there.
 
     ``args`` names the parameters (bind names, or column keys of an INSERT
     given ``columns``) in the order callers pass them. A list of any length
@@ -167,21 +184,45 @@ class Statement:
         *,
         columns: Sequence[str] | None = None,
         many: bool = False,
-        only: Sequence[str] = tuple(DIALECTS),
+        only: Sequence[str] = DIALECTS,
     ) -> None:
-        self._compiled = {
-            name: Compiled(
-                _INLINE[name](DIALECTS[name], stmt, column_keys=columns, for_executemany=many),
-                DIALECTS[name],
-                tuple(args),
-                _result_columns(stmt),
-            )
-            for name in only
-        }
+        self.dialects = tuple(only)
+        self._stmt, self._args, self._columns, self._many = stmt, tuple(args), columns, many
+        self._compiled: dict[str, Compiled] = {}
+        _made.append(self)
 
-    def on(self, dialect: str) -> Compiled:
-        """The statement compiled for ``dialect`` (KeyError: not one it is for)."""
-        return self._compiled[dialect]
+    def on(self, name: str) -> Compiled:
+        """The statement compiled for dialect ``name`` (KeyError: not one it is for)."""
+        compiled = self._compiled.get(name)
+        if compiled is None:  # two threads may both compile it: the same result
+            if name not in self.dialects:
+                raise KeyError(name)
+            made = dialect_of(name)
+            stmt = _inline(made)(
+                made, self._stmt, column_keys=self._columns, for_executemany=self._many
+            )
+            compiled = self._compiled[name] = Compiled(
+                stmt, made, self._args, _result_columns(self._stmt)
+            )
+        return compiled
+
+
+#: Every :class:`Statement` made so far, for :func:`compile_all`.
+_made: list[Statement] = []
+
+
+def compile_all() -> int:
+    """Compile every statement made so far for each of its dialects (and the
+    batches' array forms); how many compilations that was. Raises what a
+    statement that does not compile raises."""
+    for batch in list(_batches):
+        batch.arrays  # noqa: B018 - building it makes its statements
+    count = 0
+    for stmt in list(_made):
+        for name in stmt.dialects:
+            stmt.on(name)
+            count += 1
+    return count
 
 
 def _result_columns(stmt: Any) -> Sequence[Any]:
@@ -208,7 +249,9 @@ def row_source(params: Sequence[tuple[str, Any]], rows: int) -> dict[str, sa.Col
         return {name: sa.bindparam(name, type_=type_) for name, type_ in params}
     if rows != ARRAYS:
         raise ValueError(f"rows must be 0 or ARRAYS, not {rows}")
-    arrays = [sa.bindparam(name, type_=postgresql.ARRAY(type_)) for name, type_ in params]
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    arrays = [sa.bindparam(name, type_=ARRAY(type_)) for name, type_ in params]
     columns = [sa.column(name, type_) for name, type_ in params]
     v = sa.func.unnest(*arrays).table_valued(*columns).render_derived()
     return {name: v.c[name] for name, _ in params}
@@ -237,7 +280,18 @@ class Batch:
     ) -> None:
         self.args, self.single = tuple(args), frozenset(single)
         self.one = Statement(build(0), args, columns=columns, many=True)
-        self.arrays = Statement(build(ARRAYS), args, only=sorted(self.single))
+        self._build = build
+        _batches.append(self)
+
+    @functools.cached_property
+    def arrays(self) -> Statement:
+        """The statement writing every row from one array per column, built on
+        first use (its array types are PostgreSQL's)."""
+        return Statement(self._build(ARRAYS), self.args, only=sorted(self.single))
+
+
+#: Every :class:`Batch` made so far, for :func:`compile_all`.
+_batches: list[Batch] = []
 
 
 def insert_batch(table: sa.Table, *columns: str) -> Batch:
@@ -259,7 +313,7 @@ class Tx:
         self.dialect = dialect
         self.cursor = cursor
         #: Whether :meth:`many` counts the rows matched by all its rows.
-        self.sane_multi_rowcount: bool = DIALECTS[dialect].supports_sane_multi_rowcount
+        self.sane_multi_rowcount: bool = dialect_of(dialect).supports_sane_multi_rowcount
 
     def execute(self, stmt: Statement, row: Sequence[Any] = ()) -> int:
         """Run ``stmt`` once; the rows it matched."""

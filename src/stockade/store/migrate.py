@@ -18,15 +18,13 @@ from sqlalchemy.engine import Connection
 
 from stockade.errors import SchemaError, StoreError
 from stockade.store.database import Database
+from stockade.store.revision import HEAD, VERSION_TABLE
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 __all__ = ["HEAD", "VERSION_TABLE", "alembic_config", "check", "current", "ensure", "upgrade"]
 
-#: The revision this stockade's code needs (a test checks it is Alembic's head).
-HEAD = "0008"
-VERSION_TABLE = "stockade_schema_version"
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Key of the PostgreSQL advisory lock that serializes concurrent upgrades.
 _LOCK_KEY = 0x570CADE

@@ -15,7 +15,14 @@ from sqlalchemy.engine import Connection
 from stockade.errors import AmbiguousId, JobNotFound, StoreError
 from stockade.store import schema as t
 from stockade.store.database import Database
-from stockade.store.records import AttemptRecord, JobRecord, LogChunk, WorkerRecord
+from stockade.store.records import (
+    LIVE_WITHIN,
+    AttemptRecord,
+    JobRecord,
+    LogChunk,
+    WorkerRecord,
+    mark_waiting,
+)
 from stockade.store.routing import backend_of
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState
@@ -24,9 +31,16 @@ __all__ = [
     "CANDIDATES",
     "MIN_PREFIX",
     "Queries",
+    "attempts_of",
+    "chunks_of",
     "explain_waits",
+    "job_by_id",
+    "jobs_listing",
     "jobs_where",
+    "live_offers",
     "newest_first",
+    "now_query",
+    "outputs_of",
     "resolve_id",
 ]
 
@@ -53,21 +67,59 @@ def jobs_where(
     return query
 
 
-#: A worker heard from within this many seconds counts as live when a
-#: queued job's wait is explained (twice the default lease; a worker
-#: reports at least every third of its lease).
-LIVE_WITHIN = 60.0
+def jobs_listing(
+    states: Iterable[str],
+    task: str | None,
+    run_id: str | None,
+    limit: int | None,
+    oldest_first: bool = False,
+) -> sa.Select[Any]:
+    """:meth:`Queries.jobs`: the filtered jobs, newest first unless asked otherwise."""
+    jobs = t.jobs
+    order = jobs.c.created_at if oldest_first else jobs.c.created_at.desc()
+    return jobs_where(states, task, run_id).order_by(order, jobs.c.id).limit(limit)
+
+
+def job_by_id(job_id: str) -> sa.Select[Any]:
+    return sa.select(t.jobs).where(t.jobs.c.id == job_id)
+
+
+def attempts_of(job_id: str) -> sa.Select[Any]:
+    """Every attempt row of a job, first to last."""
+    table = t.attempts
+    return sa.select(table).where(table.c.job_id == job_id).order_by(table.c.attempt)
+
+
+def outputs_of(job_id: str) -> sa.Select[Any]:
+    return sa.select(t.outputs.c.data).where(t.outputs.c.job_id == job_id)
+
+
+def chunks_of(job_id: str, after: int, attempt: int | None, limit: int) -> sa.Select[Any]:
+    """:meth:`Queries.logs`: a job's log chunks with ``id > after``, in order."""
+    table = t.log_chunks
+    query = sa.select(table).where(table.c.job_id == job_id, table.c.id > after)
+    if attempt is not None:
+        query = query.where(table.c.attempt == attempt)
+    return query.order_by(table.c.id).limit(limit)
+
+
+def live_offers() -> sa.Select[Any]:
+    """The ``sandboxes`` of every live worker (see :data:`LIVE_WITHIN`)."""
+    workers = t.workers
+    return sa.select(workers.c.sandboxes).where(
+        workers.c.stopped_at.is_(None), workers.c.last_seen >= epoch_now() - LIVE_WITHIN
+    )
+
+
+def now_query() -> sa.Select[Any]:
+    return sa.select(epoch_now())
 
 
 def _live_offers(conn: Connection) -> set[str] | None:
     """The sandbox backends live workers offer; ``None`` if one of them takes
     any (a worker from before offers were recorded)."""
-    workers = t.workers
-    query = sa.select(workers.c.sandboxes).where(
-        workers.c.stopped_at.is_(None), workers.c.last_seen >= epoch_now() - LIVE_WITHIN
-    )
     offered: set[str] = set()
-    for (sandboxes,) in conn.execute(query).all():
+    for (sandboxes,) in conn.execute(live_offers()).all():
         if sandboxes is None:
             return None
         offered.update(sandboxes)
@@ -76,15 +128,7 @@ def _live_offers(conn: Connection) -> set[str] | None:
 
 def explain_waits(conn: Connection, records: list[JobRecord]) -> None:
     """Set ``waiting`` on queued jobs whose sandbox no live worker offers."""
-    queued = [r for r in records if r.state is JobState.QUEUED and r.sandbox is not None]
-    if not queued:
-        return
-    offered = _live_offers(conn)
-    if offered is None:
-        return
-    for record in queued:
-        if record.sandbox not in offered:
-            record.waiting = f"no live worker offers sandbox {record.sandbox!r}"
+    mark_waiting(records, lambda: _live_offers(conn))
 
 
 def resolve_id(
@@ -141,7 +185,7 @@ class Queries:
         """One job by id or unique prefix; :class:`JobNotFound` if there is none."""
         job_id = self.resolve(ref)
         with self.db.read() as conn:
-            row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
+            row = conn.execute(job_by_id(job_id)).mappings().first()
             if row is None:
                 raise JobNotFound(ref)
             record = JobRecord.from_row(row)
@@ -158,10 +202,7 @@ class Queries:
         run_id: str | None = None,
     ) -> list[JobRecord]:
         """Jobs filtered by state(s), task and run, newest first unless asked otherwise."""
-        jobs = t.jobs
-        query = jobs_where(states, task, run_id)
-        order = jobs.c.created_at if oldest_first else jobs.c.created_at.desc()
-        query = query.order_by(order, jobs.c.id).limit(limit)
+        query = jobs_listing(states, task, run_id, limit, oldest_first)
         with self.db.read() as conn:
             records = [JobRecord.from_row(row) for row in conn.execute(query).mappings()]
             explain_waits(conn, records)
@@ -194,16 +235,14 @@ class Queries:
 
     def attempts(self, job_id: str) -> list[AttemptRecord]:
         """Every run of a job, first to last."""
-        table = t.attempts
-        query = sa.select(table).where(table.c.job_id == job_id).order_by(table.c.attempt)
         with self.db.read() as conn:
-            return [AttemptRecord.from_row(row) for row in conn.execute(query).mappings()]
+            rows = conn.execute(attempts_of(job_id)).mappings()
+            return [AttemptRecord.from_row(row) for row in rows]
 
     def outputs(self, job_id: str) -> dict[str, Any] | None:
         """The outputs of the job's succeeded attempt, if it has one."""
-        query = sa.select(t.outputs.c.data).where(t.outputs.c.job_id == job_id)
         with self.db.read() as conn:
-            data = conn.execute(query).scalar_one_or_none()
+            data = conn.execute(outputs_of(job_id)).scalar_one_or_none()
         return dict(data) if data is not None else None
 
     def saved_state(self, job_id: str) -> dict[str, Any]:
@@ -217,11 +256,7 @@ class Queries:
         self, job_id: str, *, after: int = 0, attempt: int | None = None, limit: int = 1000
     ) -> list[LogChunk]:
         """Log chunks with ``id > after``, in order (all attempts unless one is given)."""
-        table = t.log_chunks
-        query = sa.select(table).where(table.c.job_id == job_id, table.c.id > after)
-        if attempt is not None:
-            query = query.where(table.c.attempt == attempt)
-        query = query.order_by(table.c.id).limit(limit)
+        query = chunks_of(job_id, after, attempt, limit)
         with self.db.read() as conn:
             return [LogChunk(**row) for row in conn.execute(query).mappings()]
 
@@ -251,4 +286,4 @@ class Queries:
     def now(self) -> float:
         """The database's clock."""
         with self.db.read() as conn:
-            return float(conn.execute(sa.select(epoch_now())).scalar_one())
+            return float(conn.execute(now_query()).scalar_one())

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
-
-from sqlalchemy.engine import RowMapping
 
 from stockade.runner.secretinput import masked_input
 from stockade.store.routing import backend_of
 from stockade.store.states import JobState
 
-__all__ = ["AttemptRecord", "Claim", "JobRecord", "LogChunk", "NewJob", "WorkerRecord"]
+__all__ = [
+    "LIVE_WITHIN", "AttemptRecord", "Claim", "JobRecord", "LogChunk", "NewJob", "WorkerRecord",
+    "mark_waiting",
+]  # fmt: skip
+
+#: A worker heard from within this many seconds counts as live when a
+#: queued job's wait is explained (twice the default lease; a worker
+#: reports at least every third of its lease).
+LIVE_WITHIN = 60.0
 
 
 @dataclass
@@ -161,7 +167,7 @@ class JobRecord:
     waiting: str | None = None
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> JobRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
         """The record of a ``jobs`` row (a row without ``spec`` gives an empty one)."""
         values = {name: row[name] for name in _JOB_FIELDS if name in row}
         values["state"] = JobState(values["state"])
@@ -187,6 +193,23 @@ class JobRecord:
 _JOB_FIELDS = tuple(f.name for f in fields(JobRecord))
 
 
+def mark_waiting(records: list[JobRecord], offers: Callable[[], set[str] | None]) -> None:
+    """Set ``waiting`` on queued jobs whose sandbox no live worker offers.
+
+    ``offers()`` reads the backends live workers offer (``None``: one of them
+    takes any); it is called only if some record is a queued job with a sandbox.
+    """
+    queued = [r for r in records if r.state is JobState.QUEUED and r.sandbox is not None]
+    if not queued:
+        return
+    offered = offers()
+    if offered is None:
+        return
+    for record in queued:
+        if record.sandbox not in offered:
+            record.waiting = f"no live worker offers sandbox {record.sandbox!r}"
+
+
 @dataclass
 class AttemptRecord:
     """One run of a job."""
@@ -205,7 +228,7 @@ class AttemptRecord:
     result: dict[str, Any] | None
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> AttemptRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> AttemptRecord:
         return cls(**{f.name: row[f.name] for f in fields(cls)})
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,19 +4,23 @@ Precedence: ``--database-url``, then ``$STOCKADE_DATABASE_URL``, then the
 SQLite file ``stockade.db`` in the data directory (``--data-dir``, then
 ``$STOCKADE_DATA_DIR``, then ``./.stockade``). PostgreSQL URLs may be written
 ``postgresql://`` or ``postgres://``; they are driven by psycopg 3.
+
+SQLAlchemy is imported only to parse a URL (:func:`resolve_url`):
+:func:`sqlite_file` names the SQLite file of the common cases without it.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING
 
 from stockade.errors import StoreURLError
 
-__all__ = ["DB_FILE", "data_dir", "resolve_url", "safe_url"]
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+__all__ = ["DB_FILE", "data_dir", "resolve_url", "safe_url", "sqlite_file"]
 
 #: The SQLite file inside a data directory.
 DB_FILE = "stockade.db"
@@ -37,6 +41,9 @@ def resolve_url(
     Raises :class:`StoreURLError` for text that is not a URL or names a
     database kind stockade does not support.
     """
+    from sqlalchemy.engine import URL, make_url
+    from sqlalchemy.exc import ArgumentError
+
     text = database_url or os.environ.get("STOCKADE_DATABASE_URL")
     if not text:
         return URL.create("sqlite", database=str(data_dir(data_directory) / DB_FILE))
@@ -55,6 +62,26 @@ def resolve_url(
         f"unsupported database {url.drivername!r} in {safe_url(url)!r}: "
         "use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
     )
+
+
+#: URL prefixes :func:`sqlite_file` reads without a parser.
+_SQLITE_PREFIXES = ("sqlite:///", "sqlite+pysqlite:///")
+
+
+def sqlite_file(
+    database_url: str | None = None, data_directory: str | os.PathLike[str] | None = None
+) -> Path | None:
+    """The SQLite file :func:`resolve_url` names, in the cases plain to see
+    without parsing a URL (none given, or ``sqlite:///PATH`` with no
+    escapes or query); ``None`` for anything else, even another SQLite URL."""
+    text = database_url or os.environ.get("STOCKADE_DATABASE_URL")
+    if not text:
+        return data_dir(data_directory) / DB_FILE
+    for prefix in _SQLITE_PREFIXES:
+        path = text.removeprefix(prefix)
+        if path != text and path and not any(c in path for c in "%?#") and path != ":memory:":
+            return Path(path)
+    return None
 
 
 def safe_url(url: URL) -> str:

@@ -1,0 +1,91 @@
+"""What the fast commands import: they answer in a fraction of a second only
+while they leave the heavy libraries alone. Checked through ``sys.modules``
+after a real run of each command, not by timing anything."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stockade.runner.result import Outcome
+from stockade.store import open_store
+from tests.store.helpers import new, result
+
+#: Runs the CLI as the entry point does, then names the heavy packages it loaded.
+PROBE = """
+import sys
+from stockade.cli.main import main
+status = main(sys.argv[1:])
+loaded = {name.split(".")[0] for name in sys.modules}
+print("LOADED " + " ".join(sorted(loaded & set(HEAVY))), file=sys.stderr)
+sys.exit(status)
+"""
+HEAVY = ("sqlalchemy", "alembic", "psycopg", "pydantic", "yaml", "rich", "fastapi", "click")
+
+
+def _loaded(args: list[str], data_dir: Path) -> set[str]:
+    env = {**os.environ, "STOCKADE_DATA_DIR": str(data_dir)}
+    env.pop("STOCKADE_DATABASE_URL", None)
+    code = f"HEAVY = {HEAVY!r}\n{PROBE}"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        cwd=data_dir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = [x for x in proc.stderr.splitlines() if x.startswith("LOADED")][-1]
+    return set(line.split()[1:])
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store with a finished job that has logs."""
+    path = tmp_path_factory.mktemp("lazy")
+    store = open_store(None, path)
+    try:
+        store.jobs.submit([new() for _ in range(3)])
+        store.journal.register_worker("w", 1)
+        (claim,) = store.jobs.claim("w", 1, 30)
+        store.journal.append_logs(
+            [{"job_id": claim.job_id, "attempt": 1, "stream": "stdout", "text": "hi\n", "time": 0}]
+        )
+        store.jobs.finish(claim, result(claim, Outcome.SUCCEEDED))
+    finally:
+        store.close()
+    (path / "job").write_text(claim.job_id)
+    return path
+
+
+@pytest.mark.parametrize("command", ["jobs", "show", "logs", "show-prefix"])
+def test_read_commands_on_sqlite_import_no_orm_driver_or_models(
+    command: str, data_dir: Path
+) -> None:
+    job_id = (data_dir / "job").read_text()
+    args = {
+        "jobs": ["jobs", "--all"],
+        "show": ["show", job_id],
+        "logs": ["logs", job_id],
+        "show-prefix": ["show", job_id[:-1]],
+    }[command]
+    assert _loaded(args, data_dir) == {"click"}
+
+
+def test_exec_imports_none_of_them(data_dir: Path) -> None:
+    assert _loaded(["exec", "--", "true"], data_dir) == set()
+
+
+def test_the_full_store_still_answers_when_asked_to(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plain path (``STOCKADE_LITE=0``) is the one that loads SQLAlchemy:
+    the probe sees the difference, so the assertions above can fail."""
+    monkeypatch.setenv("STOCKADE_LITE", "0")
+    assert "sqlalchemy" in _loaded(["jobs"], data_dir)
