@@ -35,7 +35,8 @@ from typing import Any
 
 from stockade.engine.counters import Counters
 from stockade.engine.execute import Running, execute
-from stockade.engine.keeper import keep
+from stockade.engine.fencing import LeaseFence
+from stockade.engine.keeper import keep, sweep_dead_slots
 from stockade.engine.listener import Listener
 from stockade.engine.slot import SandboxFactory, Slot, local_sandbox
 from stockade.engine.storeio import AsyncStore, Recorder, wait_for_event
@@ -101,6 +102,9 @@ class WorkerOptions:
     #: environment policy and wall-time limit); ``None`` leaves it as is.
     prepare: Callable[[RunSpec], RunSpec] | None = None
     handle_signals: bool = True
+    #: Start a fence process that kills this worker's jobs when the worker dies
+    #: or cannot renew their leases (see :mod:`~stockade.sandbox.fence`).
+    fence: bool = True
 
 
 class Worker:
@@ -136,6 +140,9 @@ class Worker:
         )  # fmt: skip
         self._slot_freed = asyncio.Event()
         self._walwatch: WalWatch | None = None
+        self.lease_fence = LeaseFence(None, self.options.lease)
+        #: When the claim in flight was sent: its jobs' leases start no earlier.
+        self._claim_sent = 0.0
 
     def request_stop(self) -> None:
         """First call: stop claiming and drain. Second call: stop running jobs now."""
@@ -154,6 +161,10 @@ class Worker:
     async def run(self) -> int:
         """Run until stopped (or, in burst mode, until the queue is empty)."""
         loop = asyncio.get_running_loop()
+        if self.options.fence:
+            from stockade.sandbox import fence
+
+            self.lease_fence.fence = fence.start()
         await self._start(loop)
         listener = self._listen(loop)
         keeper = loop.create_task(keep(self))
@@ -175,6 +186,7 @@ class Worker:
     async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         store = self.astore.store
         await self.astore.once(store.journal.register_worker, self.id, len(self.slots))
+        await sweep_dead_slots(self)
         if self.options.worker_id:
             moved = await self.astore.once(store.jobs.recover_worker, self.id)
             if moved:
@@ -265,6 +277,7 @@ class Worker:
         want = self._want()
         if want > 0:
             self._claiming = True
+            self._claim_sent = time.monotonic()
         return max(want, 0)
 
     def _claimed(self, claims: list[Claim]) -> None:
@@ -274,6 +287,7 @@ class Worker:
         self._slot_freed.set()
 
     def _add(self, claims: list[Claim]) -> None:
+        self.lease_fence.held([claim.job_id for claim in claims], self._claim_sent)
         for claim in claims:
             job = Running(claim)
             self.running[claim.job_id] = job
@@ -299,6 +313,7 @@ class Worker:
                 continue
             self.wake.clear()
             self._claiming = True
+            self._claim_sent = time.monotonic()
             try:
                 claims = await self.astore.jobs(
                     "claim", self.id, want, self.options.lease, until=self.stopping
@@ -396,6 +411,7 @@ class Worker:
             # job's next attempt may be claimed (and listed) before it ends.
             if self.running.get(job.claim.job_id) is job:
                 del self.running[job.claim.job_id]
+                self.lease_fence.ended(job.claim.job_id)
             free()
 
     async def _queue_empty(self) -> bool:
@@ -430,6 +446,7 @@ class Worker:
         while self._ready:
             job = self._ready.popleft()
             self.running.pop(job.claim.job_id, None)
+            self.lease_fence.ended(job.claim.job_id)
             with contextlib.suppress(StockadeError):
                 await self.astore.call(
                     self.astore.store.jobs.release, job.claim, reason="worker_shutdown",
