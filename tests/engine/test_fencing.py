@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from stockade.store import Store
+from stockade.store import Store, open_store
 from tests.engine.helpers import submit
 from tests.engine.procs import kill_leftovers, start_worker, stop
 from tests.runner.helpers import alive
+from tests.store import pg
 
 #: Attempt 1 records its shell's and its sleep's pids and stays quiet (it
 #: ignores SIGPIPE too: nothing it writes can stop it); a later attempt
@@ -167,6 +168,33 @@ def test_a_paused_worker_kills_its_job_before_the_lease_expires(
     assert outcomes == ["lost", "succeeded"]
     (row,) = [w for w in store.queries.workers() if w.id == "a"]
     assert row.counters["fenced"] == 1  # it learnt its job was killed, and recorded nothing
+
+
+def test_a_worker_cut_off_from_its_database_kills_its_job_before_the_lease_expires(
+    tmp_path: Path,
+) -> None:
+    with pg.throwaway() as cluster:
+        store = open_store(cluster.url)
+        job = submit(
+            store, TICKING.format(d=tmp_path), max_attempts=2, backoff={"initial": 0, "max": 0}
+        )
+        store.close()
+        with workers() as procs:
+            procs.append(_worker(cluster.url, tmp_path / "w.log", "--name", "a", "--lease", "3s"))
+            _wait((tmp_path / "ticks.1").exists, what="attempt 1")
+            down = time.time()
+            cluster.stop()  # every connection closed, no new one accepted
+            # The last renewal was before the stop: the lease can expire 3 s
+            # after it at the earliest, and the job must be dead by then.
+            _wait(lambda: not alive(_pids(tmp_path)[0]), timeout=10, what="the fence's kill")
+            last_tick = float((tmp_path / "ticks.1").read_text().split()[-1])
+            assert last_tick < down + 3.0
+            cluster.start()
+            _wait((tmp_path / "start.2").exists, what="attempt 2, after recovery")
+            assert last_tick < float((tmp_path / "start.2").read_text())
+        store = open_store(cluster.url)
+        assert store.queries.attempts(job)[0].outcome == "lost"
+        store.close()
 
 
 def test_the_margin_leaves_renewals_time_and_covers_drift() -> None:
