@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from stockade.engine.worker import Worker
 from stockade.store import Store, open_store
-from tests.engine.helpers import submit
+from tests.engine.helpers import state, submit, until, with_worker
 from tests.engine.procs import kill_leftovers, start_worker, stop
 from tests.runner.helpers import alive
 from tests.store import pg
@@ -195,6 +196,20 @@ def test_a_worker_cut_off_from_its_database_kills_its_job_before_the_lease_expir
         store = open_store(cluster.url)
         assert store.queries.attempts(job)[0].outcome == "lost"
         store.close()
+
+
+def test_renewals_keep_a_long_job_alive_whatever_the_poll_interval(
+    store: Store, store_url: str
+) -> None:
+    # Renewals every lease/3 even when the housekeeping loop's poll is longer
+    # than the lease: otherwise the fence's deadlines pass and kill the job.
+    job = submit(store, "sleep 2.5")
+
+    async def body(worker: Worker) -> None:
+        await until(lambda: state(store, job) == "succeeded", timeout=20)
+
+    worker = with_worker(store_url, body, lease=1.2, poll=5.0)
+    assert worker.counters.fenced == 0 and worker.counters.succeeded == 1
 
 
 def test_the_margin_leaves_renewals_time_and_covers_drift() -> None:

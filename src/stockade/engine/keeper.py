@@ -47,7 +47,10 @@ async def keep(worker: Worker) -> None:
     opts = worker.options
     next_renew = next_recover = 0.0
     while True:
-        await wait_for_event(worker.cancel_wake, opts.poll)
+        # Never later than the renewal is due: the fence's deadlines count on it.
+        await wait_for_event(
+            worker.cancel_wake, min(opts.poll, max(next_renew - time.monotonic(), 0))
+        )
         worker.cancel_wake.clear()
         now = time.monotonic()
         try:
