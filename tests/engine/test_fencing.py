@@ -220,3 +220,16 @@ def test_the_margin_leaves_renewals_time_and_covers_drift() -> None:
     assert margin(3.0) == 0.75  # a short lease: renewals every 1 s still land in time
     for lease in (0.6, 1.5, 3.0, 10.0, 30.0, 300.0):
         assert lease - margin(lease) > lease / 3  # more than one renewal interval
+
+
+def test_deadlines_follow_the_sends_that_set_the_leases() -> None:
+    from stockade.engine.fencing import LeaseFence
+
+    fence = LeaseFence(None, lease=30.0)  # no fence process: the bookkeeping alone
+    now = time.monotonic()
+    fence.held(["a", "b"], now - 28.0)  # claimed 28 s ago, never renewed
+    assert fence.passed("a") and fence.passed("b")
+    fence.held(["a"], now)  # renewed just now
+    assert not fence.passed("a") and fence.passed("b")
+    fence.ended("b")
+    assert not fence.passed("b")  # a job no longer held is never taken for fenced

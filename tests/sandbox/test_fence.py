@@ -185,3 +185,31 @@ def test_sweep_kills_and_removes_the_slot_cgroups_of_dead_owners(tmp_path: Path)
         job.kill()
         job.wait()
         mine.rmdir()
+
+
+def test_a_sigkilled_run_leaves_no_job_process(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    (tmp_path / "stockade.yaml").write_text(
+        "pipelines:\n  p:\n    steps:\n      sleep:\n        for_each: [a, b]\n"
+        f"""        run: 'sh -c "trap \\"\\" PIPE; echo \\$\\$ >> {pids}; exec sleep 60"'\n"""
+    )
+    proc = subprocess.Popen(
+        [*STOCKADE, "run", "-j", "2", "--plain"], cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while len(pids.read_text().split() if pids.exists() else []) < 2:
+            assert time.monotonic() < deadline, "the jobs did not start"
+            time.sleep(0.05)
+        jobs = [int(p) for p in pids.read_text().split()]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in jobs) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not [p for p in jobs if alive(p)], "jobs outlived stockade run"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
