@@ -84,8 +84,9 @@ _PIPE_BUF = 4096
 _FD = 3
 #: What the fence runs: this file as a top-level module (importing the
 #: ``stockade.sandbox`` package would import the sandbox interface and pydantic's
-#: kin), with the owner's package root behind it for the rare process-tree kill.
-_PROGRAM = "import sys; sys.path[:0] = sys.argv[1:3]; import fence; fence.serve(3)"
+#: kin), with the owner's package root for the rare process-tree kill; both
+#: after the standard library, so no file beside this one shadows a module of it.
+_PROGRAM = "import sys; sys.path += sys.argv[1:3]; import fence; fence.serve(3)"
 
 
 class Target:
@@ -271,16 +272,21 @@ def start() -> Fence:
     """
     if _active and _active[0].alive:
         return _active[0]
-    read, write = os.pipe2(os.O_CLOEXEC)
-    try:
-        import fcntl
+    import fcntl
 
+    read, write = os.pipe2(os.O_CLOEXEC)
+    if read == _FD:  # a dup2 onto itself would leave it close-on-exec
+        read, old = fcntl.fcntl(read, fcntl.F_DUPFD_CLOEXEC, _FD + 1), read
+        os.close(old)
+    try:  # noqa: SIM105 - contextlib is not imported here for this alone
         fcntl.fcntl(write, _F_SETPIPE_SZ, _PIPE_SIZE)
     except OSError:
         pass  # the default 64 KiB holds seconds of messages too
     here = os.path.dirname(os.path.abspath(__file__))
     package = os.path.dirname(os.path.dirname(here))
     try:
+        if not sys.executable:
+            raise FileNotFoundError("no Python interpreter path (sys.executable is empty)")
         pid = os.posix_spawn(
             sys.executable,
             [sys.executable, "-S", "-I", "-c", _PROGRAM, here, package],
@@ -293,6 +299,13 @@ def start() -> Fence:
             ],
             setsid=True,
         )
+    except OSError as exc:
+        os.close(write)
+        from stockade.errors import SandboxError
+
+        raise SandboxError(
+            f"cannot start the fence process that kills jobs left behind: {exc}"
+        ) from exc
     finally:
         os.close(read)
     _active[:] = [Fence(pid, write)]
@@ -340,7 +353,10 @@ def _drain(read: int, pending: bytes, guard: Guard) -> tuple[bytes, bool, list[T
         pending += chunk
     *lines, pending = pending.split(b"\n")
     for line in lines:
-        due += guard.apply(line.decode())
+        try:
+            due += guard.apply(line.decode())
+        except ValueError:
+            continue  # not a message of ours: the fence goes on guarding
     return pending, eof, due
 
 
@@ -471,7 +487,11 @@ def _read(path: str) -> str:
 
 
 def _pids(path: str) -> list[int]:
-    return [int(x) for x in _read(os.path.join(path, "cgroup.procs")).split()]
+    """Pids in cgroup ``path`` and its child cgroups (an OCI container's are below the slot's)."""
+    pids: list[int] = []
+    for parent, _, _ in os.walk(path):
+        pids += [int(x) for x in _read(os.path.join(parent, "cgroup.procs")).split()]
+    return pids
 
 
 def _populated(path: str) -> bool:
