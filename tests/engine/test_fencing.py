@@ -233,3 +233,21 @@ def test_deadlines_follow_the_sends_that_set_the_leases() -> None:
     assert not fence.passed("a") and fence.passed("b")
     fence.ended("b")
     assert not fence.passed("b")  # a job no longer held is never taken for fenced
+
+
+def test_a_job_claimed_again_before_the_clear_keeps_its_new_deadline() -> None:
+    from stockade.engine.fencing import LeaseFence
+    from stockade.sandbox.fence import Fence, Guard
+
+    read, write = os.pipe()
+    fence = LeaseFence(Fence(0, write), lease=30.0)  # our pipe stands in for the fence's
+    fence.held(["j"], 100.0)
+    fence.ended("j")  # attempt 1 ended; its clear waits for the next renewal
+    fence.held(["j"], 200.0)  # attempt 2 claimed by the same worker
+    fence.flush()
+    os.close(write)
+    guard = Guard()
+    for line in os.read(read, 65536).decode().splitlines():
+        guard.apply(line)
+    os.close(read)
+    assert guard.next_deadline() == 200.0 + 30.0 - 3.0

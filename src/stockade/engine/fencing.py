@@ -51,7 +51,7 @@ class LeaseFence:
         self.lease = lease
         self.margin = margin(lease)
         self.deadlines: dict[str, float] = {}
-        self._ended: list[str] = []
+        self._ended: set[str] = set()
 
     def held(self, jobs: list[str], sent: float) -> None:
         """``jobs``' leases were set by a claim or renewal sent at ``sent`` (monotonic)."""
@@ -60,19 +60,20 @@ class LeaseFence:
         when = sent + self.lease - self.margin
         for job in jobs:
             self.deadlines[job] = when
+            self._ended.discard(job)  # claimed again (a retry) before the clear went out
         if self.fence is not None:
             self.fence.deadline(when, jobs)
 
     def ended(self, job: str) -> None:
         """``job`` is no longer this worker's to run."""
         if self.deadlines.pop(job, None) is not None:
-            self._ended.append(job)
+            self._ended.add(job)
 
     def flush(self) -> None:
         """Clear the deadlines of the jobs that ended since the last flush."""
-        ended, self._ended = self._ended, []
+        ended, self._ended = self._ended, set()
         if ended and self.fence is not None:
-            self.fence.clear(ended)
+            self.fence.clear(sorted(ended))
 
     def passed(self, job: str) -> bool:
         """Whether ``job``'s deadline has passed: the fence may have killed it."""

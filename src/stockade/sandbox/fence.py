@@ -15,10 +15,11 @@ them. The fence closes both gaps:
   however it died) it kills everything it guards, removes the slot cgroups
   and exits.
 * **Self-fencing.** A worker gives every job it holds a deadline on
-  ``CLOCK_MONOTONIC`` (the start of its last successful lease renewal, plus
-  the lease, less a margin: :mod:`stockade.engine.fencing`) and extends it
-  after each renewal. When a job's deadline passes the fence kills it, so it
-  is dead before its lease expires and another worker can recover it.
+  ``CLOCK_MONOTONIC`` (when it sent the claim or renewal that last set the
+  job's lease, plus the lease, less a margin: :mod:`stockade.engine.fencing`)
+  and extends it after each successful renewal. When a job's deadline
+  passes the fence kills it, so it is dead before its lease expires and
+  another worker can recover it.
 
 The owner tells the fence what to guard in one-line messages (each one
 ``write``, at most ``PIPE_BUF`` bytes, so threads never interleave them)::
@@ -54,11 +55,12 @@ copy-on-write faults the owner took afterwards.
 
 Where this can grow: a per-slot supervisor that keeps a job alive across a
 restart of its worker and lets the new worker reattach (as containerd's
-shim does) would be this process with three changes: it would own the job's
-pipes and exit status instead of the worker (so they survive it), answer a
-reattaching worker over a socket named after the slot instead of killing on
-``POLLHUP``, and keep the deadlines (a reattach is a renewal). The message
-protocol and :class:`Guard` carry over unchanged; nothing of that is built.
+shim does) would be this process, started per slot instead of per owner,
+with three changes: it would hold the job's pipes and collect its exit
+status instead of the worker (so they survive it), wait for a reattaching
+worker on a socket named after the slot for up to the job's deadline
+instead of killing at ``POLLHUP``, and treat a reattach as a renewal. The
+messages and :class:`Guard` carry over; nothing of that is built.
 """
 
 from __future__ import annotations
