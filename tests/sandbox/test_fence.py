@@ -49,6 +49,8 @@ def test_a_job_launched_after_its_deadline_is_killed_at_once() -> None:
 def test_a_cleared_deadline_never_fires_and_owner_death_kills_everything() -> None:
     guard = Guard()
     guard.apply("C a /cg/1")
+    guard.apply("C gone /cg/3")
+    guard.apply("R /cg/3")  # removed with its slot: nothing of it to kill
     guard.apply("T b 4242")
     guard.apply("T c 4343")
     guard.apply("E c")

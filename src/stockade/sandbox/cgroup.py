@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from stockade.sandbox import fence
 from stockade.sandbox.fence import rmdir
 
 __all__ = ["SlotCgroup", "cgroup2_root", "owner_alive", "owner_tag"]
@@ -126,7 +127,7 @@ class SlotCgroup:
         self._use(fresh)
         self.killed = False
         self._close_fds(fd, events_fd)
-        rmdir(old)
+        _removed(old)
         return True
 
     def fd(self) -> int:
@@ -240,13 +241,21 @@ class SlotCgroup:
                 time.sleep(0.001)
         self._close_fds(self._fd, self._events_fd)
         self._fd = self._events_fd = None
-        rmdir(self.path)
+        _removed(self.path)
 
     @staticmethod
     def _close_fds(*fds: int | None) -> None:
         for fd in fds:
             if fd is not None:
                 os.close(fd)
+
+
+def _removed(path: Path) -> None:
+    """Remove an emptied slot cgroup; the fence forgets it."""
+    rmdir(path)
+    guard = fence.active()
+    if guard is not None:
+        guard.removed(str(path))
 
 
 _home: list[str | None] = []

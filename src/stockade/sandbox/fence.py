@@ -27,6 +27,7 @@ The owner tells the fence what to guard in one-line messages (each one
     C JOB PATH       JOB is about to be born in slot cgroup PATH (written before the spawn)
     T JOB PGID       JOB's process group, for the process-tree kill (no cgroup)
     E JOB            JOB's processes are gone (forget its process group)
+    R PATH           slot cgroup PATH was removed (forget it)
     D WHEN JOB...    the JOBs' deadline, CLOCK_MONOTONIC seconds
     X JOB...         the JOBs have no deadline any more
 
@@ -142,7 +143,11 @@ class Guard:
         if kind == "T":
             job, _, pgid = rest.partition(" ")
             return self._guard(Target(job, pgid=int(pgid)))
-        if kind == "E":
+        if kind == "R":
+            last = self.occupant.pop(rest, None)
+            if last is not None:
+                self.targets.pop(last, None)
+        elif kind == "E":
             target = self.targets.get(rest)
             if target is not None and target.path is None:
                 del self.targets[rest]
@@ -214,6 +219,10 @@ class Fence:
     def ended(self, job: str) -> None:
         """``job``'s processes are gone."""
         self._send(f"E {job}\n")
+
+    def removed(self, path: str) -> None:
+        """Slot cgroup ``path`` is gone."""
+        self._send(f"R {path}\n")
 
     def deadline(self, when: float, jobs: list[str]) -> None:
         """Kill ``jobs`` once ``CLOCK_MONOTONIC`` reaches ``when``, unless extended."""
