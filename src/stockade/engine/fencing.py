@@ -31,9 +31,10 @@ __all__ = ["LeaseFence", "margin"]
 
 def margin(lease: float) -> float:
     """How long before its lease could expire a job is killed: ``lease/10``, at
-    least 2 s, but at most ``lease/4`` so that a short lease still leaves its
-    renewals (every ``lease/3``) time to land before the deadline."""
-    return min(max(2.0, lease / 10), lease / 4)
+    least 2 s, but at most ``lease/6``: a renewal is sent every ``lease/3``,
+    so the cap leaves each one half the lease to land before the deadline it
+    extends passes (a short lease on a busy store must not kill its jobs)."""
+    return min(max(2.0, lease / 10), lease / 6)
 
 
 class LeaseFence:
