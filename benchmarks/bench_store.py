@@ -86,8 +86,8 @@ def _unfinished(store: object) -> int:
 
 
 def _cpu(pid: int) -> tuple[float, float]:
-    """CPU seconds of process ``pid``: its own plus its live children's (the
-    store process), and its reaped children's (the jobs)."""
+    """CPU seconds of process ``pid``: its own plus its live helpers' (the
+    store process and the fence), and its reaped children's (the jobs)."""
     tick = os.sysconf("SC_CLK_TCK")
 
     def stat(p: int | str) -> list[str]:
@@ -98,7 +98,8 @@ def _cpu(pid: int) -> tuple[float, float]:
     for task in os.listdir(f"/proc/{pid}/task"):
         for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split():
             with contextlib.suppress(OSError):  # a job that just ended
-                if b"storeproc" in Path(f"/proc/{child}/cmdline").read_bytes():
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+                if b"storeproc" in cmdline or b"import fence" in cmdline:
                     kid = stat(child)
                     own += int(kid[11]) + int(kid[12])
     return own / tick, (int(fields[13]) + int(fields[14])) / tick

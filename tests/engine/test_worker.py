@@ -207,8 +207,9 @@ def test_the_recorder_measures_how_long_a_flush_takes(store: Store, store_url: s
     async def body(worker: Worker) -> None:
         worker.recorder.refill = 0.0
         # Four jobs at once in four slots: the first end waits out the linger
-        # for the others (they are still running), whatever the claims' timing.
-        task = adhoc_task(shell="sleep 0.3")
+        # for the others (they are still running), whatever the claims' timing
+        # (a second each, so that they overlap on a loaded machine too).
+        task = adhoc_task(shell="sleep 1")
         jobs = store.jobs.submit([new_job("t", task) for _ in range(4)])
         await until(lambda: all(state(store, j) == "succeeded" for j in jobs))
         # The commit is visible before the worker has heard back from it.

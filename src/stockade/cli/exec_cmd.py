@@ -333,9 +333,11 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
     from stockade.runner.attempt import run
     from stockade.runner.result import describe
     from stockade.runner.sinks import JsonEventSink, TerminalSink
+    from stockade.sandbox import fence
     from stockade.sandbox.proctree import enable_subreaper
 
     enable_subreaper()
+    fence.start()  # the job dies with this process, however it dies
     sink = JsonEventSink(1) if opts["json_events"] else TerminalSink(1, 2)
     sandbox = None
     profile = sandbox_profile(opts)

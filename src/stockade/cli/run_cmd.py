@@ -95,12 +95,14 @@ def execute_pipeline(
 
     ``rerun`` passes :class:`~stockade.engine.runs.PipelineRun`'s rerun
     arguments (``reuse``, ``source_run``, ``rerun``) for ``stockade rerun``."""
+    from stockade.sandbox import fence
     from stockade.store import open_store
 
     problem = _destination_problem(options)
     if problem:
         click.echo(f"stockade: error: {problem}", err=True)
         return 2
+    fence.start()  # the run's jobs die with this process, however it dies
     try:
         store = open_store(options.database_url, options.data_dir)
         return asyncio.run(_execute(store, config, name, spec, options, rerun))

@@ -14,7 +14,9 @@ class Counters:
     ``claimed`` jobs end up in exactly one of: ``succeeded``, ``failed``,
     ``retried`` (queued again by policy), ``cancelled``, ``released`` (given
     back without spending an attempt: shutdown or an infrastructure error),
-    ``superseded`` (its lease was taken over; another attempt owns the job).
+    ``superseded`` (its lease was taken over; another attempt owns the job),
+    ``fenced`` (killed by the worker's fence: its lease was not renewed in
+    time; recovery records the attempt lost).
     ``timed_out`` counts attempts that hit their time limit (they are also
     in ``retried`` or ``failed``); ``lost`` counts attempts of *other*
     workers this one recovered; ``store_errors`` counts failed store calls.
@@ -28,6 +30,7 @@ class Counters:
     cancelled: int = 0
     released: int = 0
     superseded: int = 0
+    fenced: int = 0
     lost: int = 0
     store_errors: int = 0
 

@@ -11,13 +11,15 @@ sorted here, in one place:
   not be made) is transient: the job goes back to the queue without spending
   its attempt (:meth:`~stockade.store.JobManager.release`);
 * an interrupted job — the worker is shutting down, or its lease was taken
-  over — is released, or not recorded at all.
+  over — is released, or not recorded at all; so is a job the fence killed
+  because its lease was not renewed in time (:mod:`~stockade.engine.fencing`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -144,6 +146,12 @@ async def execute(
     if job.interrupt == "superseded":
         worker.counters.count("superseded")
         log.warning("job %s: lease lost, attempt %d not recorded", claim.job_id, claim.run)
+        return
+    if result.signal == signal.SIGKILL and worker.lease_fence.passed(claim.job_id):
+        # Killed by the fence: its lease was not renewed in time. Recovery
+        # records the attempt lost once the lease expires.
+        worker.counters.count("fenced")
+        log.warning("job %s: lease not renewed in time, attempt %d killed", claim.job_id, claim.run)
         return
     if job.interrupt == "shutdown" and result.outcome is Outcome.CANCELLED:
         await _record(worker, job, "release", reason="worker_shutdown")

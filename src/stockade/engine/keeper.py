@@ -13,7 +13,11 @@ notification), does three things on their own schedules:
   from the answer was recovered by another worker after this one failed to
   renew in time: it is stopped here and its end is not recorded;
 * **recovery** (every ``lease/2``): jobs of any worker whose lease expired
-  are marked lost and retried or failed by policy.
+  are marked lost and retried or failed by policy, after the slot cgroups
+  of dead stockade processes on this host are killed (:func:`sweep_dead_slots`).
+
+Each renewal also moves the renewed jobs' fence deadlines on
+(:mod:`~stockade.engine.fencing`).
 
 Store errors here are logged and skipped: the next tick tries again, and a
 long outage simply lets leases expire, which recovery is made for.
@@ -21,18 +25,20 @@ long outage simply lets leases expire, which recovery is made for.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
 
 from stockade.engine.storeio import wait_for_event
 from stockade.errors import StoreError
+from stockade.sandbox.fence import sweep
 from stockade.store import JobState
 
 if TYPE_CHECKING:
     from stockade.engine.worker import Worker
 
-__all__ = ["keep"]
+__all__ = ["keep", "sweep_dead_slots"]
 
 log = logging.getLogger("stockade.worker")
 
@@ -42,7 +48,10 @@ async def keep(worker: Worker) -> None:
     opts = worker.options
     next_renew = next_recover = 0.0
     while True:
-        await wait_for_event(worker.cancel_wake, opts.poll)
+        # Never later than the renewal is due: the fence's deadlines count on it.
+        await wait_for_event(
+            worker.cancel_wake, min(opts.poll, max(next_renew - time.monotonic(), 0))
+        )
         worker.cancel_wake.clear()
         now = time.monotonic()
         try:
@@ -76,7 +85,13 @@ async def _renew(worker: Worker) -> None:
     # answer: claims go through the store process, so a job claimed while
     # the renew ran can be here before the renew's answer, yet missing from it.
     before = dict(worker.running)
+    worker.lease_fence.flush()
+    sent = time.monotonic()
     held = await worker.astore.once(store.jobs.renew, worker.id, worker.options.lease, list(before))
+    worker.lease_fence.held(
+        [job_id for job_id, job in before.items() if held.get(job_id, (0,))[0] == job.claim.run],
+        sent,
+    )
     for job_id, job in before.items():
         if worker.running.get(job_id) is not job:
             continue  # ended meanwhile
@@ -89,7 +104,17 @@ async def _renew(worker: Worker) -> None:
     await worker.astore.once(store.journal.worker_seen, worker.id, worker.counters.as_dict())
 
 
+async def sweep_dead_slots(worker: Worker) -> None:
+    """Kill what dead stockade processes left in slot cgroups on this host,
+    so that no job recovered here still runs (a dead worker's fence does it
+    first; this covers a fence that died too)."""
+    swept = await asyncio.get_running_loop().run_in_executor(None, sweep)
+    if swept:
+        log.warning("killed what dead processes left in %s", ", ".join(swept))
+
+
 async def _recover(worker: Worker) -> None:
+    await sweep_dead_slots(worker)
     moved = await worker.astore.once(worker.astore.store.jobs.recover_expired)
     if not moved:
         return

@@ -30,14 +30,16 @@ import os
 import secrets
 import signal
 import socket
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from stockade.engine.counters import Counters
 from stockade.engine.execute import Running, execute
+from stockade.engine.fencing import LeaseFence
 from stockade.engine.jobspec import declared_profile
-from stockade.engine.keeper import keep
+from stockade.engine.keeper import keep, sweep_dead_slots
 from stockade.engine.listener import Listener
 from stockade.engine.prefetch import Prefetch
 from stockade.engine.slot import (
@@ -127,6 +129,9 @@ class WorkerOptions:
     #: ``.stderr``, unbounded; see :mod:`~stockade.engine.fulllog`); ``None``:
     #: the store's head and tail only.
     full_logs: str | None = None
+    #: Start a fence process that kills this worker's jobs when the worker dies
+    #: or cannot renew their leases (see :mod:`~stockade.sandbox.fence`).
+    fence: bool = True
 
 
 class Worker:
@@ -168,6 +173,9 @@ class Worker:
         )  # fmt: skip
         self._slot_freed = asyncio.Event()
         self._walwatch: WalWatch | None = None
+        self.lease_fence = LeaseFence(None, self.options.lease)
+        #: When the claim in flight was sent: its jobs' leases start no earlier.
+        self._claim_sent = 0.0
 
     def staged(self) -> list[str]:
         """The ids of the jobs prepared ahead, each waiting for its busy slot."""
@@ -193,6 +201,10 @@ class Worker:
     async def run(self) -> int:
         """Run until stopped (or, in burst mode, until the queue is empty)."""
         loop = asyncio.get_running_loop()
+        if self.options.fence:
+            from stockade.sandbox import fence
+
+            self.lease_fence.fence = fence.start()
         await self._start(loop)
         listener = self._listen(loop)
         keeper = loop.create_task(keep(self))
@@ -223,6 +235,7 @@ class Worker:
             self.options.lease,
             list(self.offers),
         )
+        await sweep_dead_slots(self)
         if self.options.worker_id:
             moved = await self.astore.once(store.jobs.recover_worker, self.id)
             if moved:
@@ -295,6 +308,7 @@ class Worker:
         want = self._want()
         if want > 0:
             self._claiming = True
+            self._claim_sent = time.monotonic()
         return max(want, 0)
 
     def _claimed(self, claims: list[Claim]) -> None:
@@ -304,6 +318,7 @@ class Worker:
         self._slot_freed.set()
 
     def _add(self, claims: list[Claim]) -> None:
+        self.lease_fence.held([claim.job_id for claim in claims], self._claim_sent)
         for claim in claims:
             job = Running(claim, key=sandbox_key(claim))
             self.running[claim.job_id] = job
@@ -329,6 +344,7 @@ class Worker:
                 continue
             self.wake.clear()
             self._claiming = True
+            self._claim_sent = time.monotonic()
             try:
                 claims = await self.astore.jobs(
                     "claim", self.id, want, self.options.lease, self.offers, until=self.stopping
@@ -458,6 +474,7 @@ class Worker:
             # job's next attempt may be claimed (and listed) before it ends.
             if self.running.get(job.claim.job_id) is job:
                 del self.running[job.claim.job_id]
+                self.lease_fence.ended(job.claim.job_id)
             free()
 
     async def _give_back_broken(self, job: Running, error: str) -> None:
@@ -501,6 +518,7 @@ class Worker:
         while self._ready:
             job = self._ready.popleft()
             self.running.pop(job.claim.job_id, None)
+            self.lease_fence.ended(job.claim.job_id)
             with contextlib.suppress(StockadeError):
                 await self.astore.call(
                     self.astore.store.jobs.release, job.claim, reason="worker_shutdown",

@@ -32,7 +32,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["SlotCgroup", "cgroup2_root"]
+from stockade.sandbox import fence
+from stockade.sandbox.fence import rmdir
+
+__all__ = ["SlotCgroup", "cgroup2_root", "owner_alive", "owner_tag"]
 
 _ROOT_NAME = "stockade"
 
@@ -52,6 +55,35 @@ def cgroup2_root() -> Path | None:
     except OSError:
         return None
     return None
+
+
+def owner_tag(pid: int | None = None) -> str:
+    """``PID-START`` of this process (or ``pid``): how a slot cgroup's name says
+    which process owns it, so that a reused pid is never taken for its owner."""
+    pid = pid or os.getpid()
+    return f"{pid}-{_start_time(pid)}"
+
+
+@functools.cache
+def _start_time(pid: int) -> int:
+    from stockade.sandbox.proctree import start_time
+
+    return start_time(pid) or 0
+
+
+def owner_alive(name: str) -> bool:
+    """Whether the process that made slot cgroup ``name`` (``PID-START-LABEL``,
+    or the older ``PID-LABEL``) is still running."""
+    pid, _, rest = name.partition("-")
+    if not pid.isdigit():
+        return True  # not a slot cgroup of ours: leave it alone
+    from stockade.sandbox.proctree import start_time
+
+    started = start_time(int(pid))
+    recorded = rest.split("-", 1)[0]
+    if started is None:
+        return False
+    return not recorded.isdigit() or int(recorded) == started
 
 
 class SlotCgroup:
@@ -95,7 +127,7 @@ class SlotCgroup:
         self._use(fresh)
         self.killed = False
         self._close_fds(fd, events_fd)
-        _rmdir(old)
+        _removed(old)
         return True
 
     def fd(self) -> int:
@@ -106,7 +138,7 @@ class SlotCgroup:
 
     @classmethod
     def create(cls, label: str) -> SlotCgroup | None:
-        """Make ``<cgroup2>/stockade/<pid>-<label>``; ``None`` if not possible here."""
+        """Make ``<cgroup2>/stockade/<pid>-<start>-<label>``; ``None`` if not possible here."""
         root = cgroup2_root()
         if root is None:
             return None
@@ -114,7 +146,7 @@ class SlotCgroup:
         try:
             base.mkdir(exist_ok=True)
             _prune_stale(base)
-            path = base / f"{os.getpid()}-{label}"
+            path = base / f"{owner_tag()}-{label}"
             path.mkdir(exist_ok=True)
         except OSError:
             return None
@@ -209,7 +241,7 @@ class SlotCgroup:
                 time.sleep(0.001)
         self._close_fds(self._fd, self._events_fd)
         self._fd = self._events_fd = None
-        _rmdir(self.path)
+        _removed(self.path)
 
     @staticmethod
     def _close_fds(*fds: int | None) -> None:
@@ -218,18 +250,12 @@ class SlotCgroup:
                 os.close(fd)
 
 
-def _rmdir(path: Path) -> None:
-    """Remove an empty cgroup directory, waiting out a brief EBUSY after its last exit."""
-    for _ in range(50):
-        try:
-            path.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.EBUSY:
-                raise
-            time.sleep(0.002)
+def _removed(path: Path) -> None:
+    """Remove an emptied slot cgroup; the fence forgets it."""
+    rmdir(path)
+    guard = fence.active()
+    if guard is not None:
+        guard.removed(str(path))
 
 
 _home: list[str | None] = []
@@ -266,10 +292,7 @@ def _read_own_cgroup() -> str | None:
 def _prune_stale(base: Path) -> None:
     """Remove empty slot cgroups left by stockade processes that died."""
     for entry in base.iterdir():
-        owner = entry.name.split("-", 1)[0]
-        if not owner.isdigit() or int(owner) == os.getpid():
-            continue
-        if Path(f"/proc/{owner}").exists():
+        if owner_alive(entry.name):
             continue
         with contextlib.suppress(OSError):
             entry.rmdir()

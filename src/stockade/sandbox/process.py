@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from stockade.errors import LaunchError
-from stockade.sandbox import clonespawn, proctree
+from stockade.sandbox import clonespawn, fence, proctree
 from stockade.sandbox.base import ExitStatus, LaunchRequest, ProcessHandle
 from stockade.sandbox.cgroup import SlotCgroup
 
@@ -58,6 +58,9 @@ def spawn(
     backends use them to have the job born in their limit cgroups or in a
     new pid namespace (see :mod:`stockade.sandbox.limits`).
     """
+    guard = fence.active()
+    if guard is not None and cgroup is not None:
+        guard.born_in(request.marker, str(cgroup.path))  # before: it may die at once
     if cgroup is not None and not contexts:
         try:
             child = clonespawn.spawn(argv, request, cgroup, pass_fds, PIPE_SIZE)
@@ -80,6 +83,8 @@ def spawn(
             popen = _popen(argv, request, pass_fds)
     if cgroup is not None and not inside:
         cgroup.join(popen.pid)
+    elif cgroup is None and guard is not None:
+        guard.tree(request.marker, popen.pid)
     return PopenHandle(popen, cgroup, request.marker)
 
 
@@ -384,6 +389,9 @@ class PopenHandle(ProcessHandle):
                     asyncio.get_running_loop().remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
+        guard = fence.active()
+        if self._cgroup is None and guard is not None:
+            guard.ended(self._marker)
 
 
 #: Pipe capacity asked for the job's stdout and stderr: a fast writer then

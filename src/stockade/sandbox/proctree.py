@@ -28,6 +28,7 @@ __all__ = [
     "pids_with_marker",
     "reap_orphans",
     "session_members",
+    "start_time",
 ]
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -90,6 +91,20 @@ def _stat(pid: int) -> tuple[str, int] | None:
         return None
     fields = data[data.rfind(")") + 2 :].split()
     return fields[0], int(fields[3])
+
+
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot), or None if it is gone.
+
+    A pid and its start time name one process: a pid reused by a later
+    process has a later start time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    return int(data[data.rfind(")") + 2 :].split()[19])
 
 
 def reap_orphans(exclude: set[int]) -> int:

@@ -129,9 +129,11 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
 
 def serve(service: Service, worker_store: Store | None, options: ServeOptions) -> int:
     """Serve until a signal has drained everything; the exit status."""
+    from stockade.sandbox import fence
     from stockade.sandbox.proctree import enable_subreaper
 
     enable_subreaper()
+    fence.start()  # the jobs of its runs and its worker die with the server
     service.sq.ensure_tables()
     try:
         return asyncio.run(_serve(service, worker_store, options))

@@ -336,6 +336,22 @@ def _connect(path: Path) -> sqlite3.Connection | None:
     return conn
 
 
+def _private(path: Path, database_url: str | None) -> bool:
+    """Tighten the store's files, and its data directory when it is the default
+    store's, as opening the full store does (see :mod:`stockade.private`);
+    ``False`` when that cannot be done here (the full store says why)."""
+    from stockade.private import private_dir, private_file
+
+    try:
+        if not (database_url or os.environ.get("STOCKADE_DATABASE_URL")):
+            private_dir(path.parent)
+        for name in (path, f"{path}-wal", f"{path}-shm"):
+            private_file(name, create=False)
+    except OSError:
+        return False
+    return True
+
+
 def open_reader(
     database_url: str | None = None, data_dir: str | os.PathLike[str] | None = None
 ) -> Reader:
@@ -344,7 +360,11 @@ def open_reader(
     ``$STOCKADE_LITE`` is ``0``), else the full store."""
     path = sqlite_file(database_url, data_dir)
     conn = None
-    if path is not None and os.environ.get("STOCKADE_LITE", "1") != "0":
+    if (
+        path is not None
+        and os.environ.get("STOCKADE_LITE", "1") != "0"
+        and _private(path, database_url)
+    ):
         conn = _connect(path)
     if conn is None:
         from stockade.store.store import open_store
