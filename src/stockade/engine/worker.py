@@ -39,6 +39,7 @@ from stockade.engine.execute import Running, execute
 from stockade.engine.jobspec import declared_profile
 from stockade.engine.keeper import keep
 from stockade.engine.listener import Listener
+from stockade.engine.logfields import job_fields, worker_fields
 from stockade.engine.prefetch import Prefetch
 from stockade.engine.slot import (
     ProfileFactory,
@@ -235,7 +236,10 @@ class Worker:
             await self._start_store_process()
         for slot in self.slots:
             await self._setup(slot)
-        log.info("worker %s: %d slot(s) on %s", self.id, len(self.slots), self.astore.store.db.name)
+        log.info(
+            "worker %s: %d slot(s) on %s", self.id, len(self.slots), self.astore.store.db.name,
+            extra=worker_fields(self.id),
+        )  # fmt: skip
 
     async def _start_store_process(self) -> None:
         """Start the store process; without one, the store thread does its work."""
@@ -392,7 +396,10 @@ class Worker:
                 None, functools.partial(slot.setup, profile, keep=False)
             )
         except StockadeError as exc:
-            log.warning("job %s: cannot set up its sandbox: %s", job.claim.job_id, exc.message)
+            log.warning(
+                "job %s: cannot set up its sandbox: %s", job.claim.job_id, exc.message,
+                extra=job_fields(self.id, job.claim),
+            )  # fmt: skip
             if self.running.get(job.claim.job_id) is job:
                 del self.running[job.claim.job_id]
             await self._give_back_broken(job, exc.message)
@@ -451,7 +458,10 @@ class Worker:
         try:
             await execute(self, slot, job, free, turn)
         except Exception:  # a bug, not the job's fault: give the job back, keep the worker
-            log.exception("job %s: unexpected error in the worker", job.claim.job_id)
+            log.exception(
+                "job %s: unexpected error in the worker", job.claim.job_id,
+                extra=job_fields(self.id, job.claim),
+            )  # fmt: skip
             await self._give_back_broken(job, "worker error")
         finally:
             # Only this attempt's entry: when its lease was taken over, the
@@ -523,4 +533,7 @@ class Worker:
                 store.journal.worker_seen, self.id, self.counters.as_dict(), stopped=True
             )
         await loop.run_in_executor(None, self.astore.close)
-        log.info("worker %s stopped: %s", self.id, self.counters.as_dict())
+        log.info(
+            "worker %s stopped: %s", self.id, self.counters.as_dict(),
+            extra=worker_fields(self.id),
+        )  # fmt: skip

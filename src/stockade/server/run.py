@@ -37,6 +37,9 @@ class ServeOptions:
     port: int = 8470
     slots: int = 1
     drain_timeout: float = 30.0
+    #: The caller has set up logging for uvicorn's loggers too (JSON logs):
+    #: uvicorn must not install its own handlers over them.
+    own_logging: bool = False
 
 
 class _Server(uvicorn.Server):
@@ -51,6 +54,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
     config = uvicorn.Config(
         create_app(service), host=options.host, port=options.port, log_level="warning",
         access_log=False, timeout_graceful_shutdown=5, lifespan="off",
+        log_config=None if options.own_logging else uvicorn.config.LOGGING_CONFIG,
     )  # fmt: skip
     server = _Server(config)
     worker: Worker | None = None
