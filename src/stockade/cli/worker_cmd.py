@@ -105,6 +105,7 @@ def worker_command(**opts: Any) -> int:
         burst=opts["burst"],
         store_process=opts["store_process"],
         full_logs=_full_logs(opts["full_logs"]),
+        notify=True,
     )
     if opts["sandbox"]:
         options.sandbox, options.prepare = _slot_sandbox(opts["sandbox"], opts["config_path"])

@@ -34,6 +34,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from stockade import sdnotify
 from stockade.engine.counters import Counters
 from stockade.engine.execute import Running, execute
 from stockade.engine.jobspec import declared_profile
@@ -128,6 +129,10 @@ class WorkerOptions:
     #: ``.stderr``, unbounded; see :mod:`~stockade.engine.fulllog`); ``None``:
     #: the store's head and tail only.
     full_logs: str | None = None
+    #: Tell systemd (``$NOTIFY_SOCKET``) when the worker is ready and when it
+    #: stops, and ping its watchdog (see :mod:`stockade.sdnotify`); off when
+    #: the worker is part of a bigger service (`stockade serve` tells it).
+    notify: bool = False
 
 
 class Worker:
@@ -185,6 +190,8 @@ class Worker:
                 job.stop("shutdown", force=True)
         else:
             log.info("stopping: no new jobs; draining %d running", len(self.running))
+            if self.options.notify:
+                sdnotify.notify("STOPPING=1", "STATUS=draining")
         self.stopping.set()
         for job, _ in self._staged.values():  # prepared but not started: back to the queue
             job.stop("shutdown")
@@ -197,9 +204,12 @@ class Worker:
         await self._start(loop)
         listener = self._listen(loop)
         keeper = loop.create_task(keep(self))
+        watchdog = self._tell_systemd(loop)
         try:
             await self._claim_loop()
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             if self._walwatch is not None:
                 self._walwatch.stop()
             await self._drain()
@@ -211,6 +221,14 @@ class Worker:
                 await loop.run_in_executor(None, listener.stop)
             await self._stop(loop)
         return 0
+
+    def _tell_systemd(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None] | None:
+        """Ready (with ``notify``); the watchdog's pinger, when systemd asks for one."""
+        if not self.options.notify:
+            return None
+        sdnotify.notify("READY=1", f"STATUS=worker {self.id}: {len(self.slots)} slot(s)")
+        interval = sdnotify.watchdog_interval()
+        return None if interval is None else loop.create_task(sdnotify.keep_alive(interval))
 
     async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         store = self.astore.store

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from stockade import sdnotify
 from stockade.engine.worker import Worker, WorkerOptions
 from stockade.server.app import create_app
 from stockade.server.service import Service
@@ -73,6 +74,8 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
             log.warning("second signal: stopping running jobs now")
         else:
             log.warning("draining: refusing new requests")
+        if not service.draining:
+            sdnotify.notify("STOPPING=1", "STATUS=draining")
         service.draining = True
         service.wakeups.wake_all()  # log streams end now, not at their next poll
         stop.set()
@@ -84,6 +87,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
     if service.store.db.dialect == "postgresql":
         service.wakeups.start(service.store.db.url, loop)
     serving = loop.create_task(server.serve())
+    systemd = loop.create_task(_tell_systemd(server))
     working = loop.create_task(worker.run()) if worker is not None else None
     service.worker.alive = working is not None
     if working is not None:
@@ -100,6 +104,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
             await working
     finally:
         service.worker.alive = False
+        systemd.cancel()
         server.should_exit = True
         with contextlib.suppress(SystemExit):
             await serving
@@ -107,6 +112,19 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
             loop.remove_signal_handler(signum)
     log.warning("stopped")
     return status
+
+
+async def _tell_systemd(server: uvicorn.Server) -> None:
+    """Ready once uvicorn listens; then the watchdog's pings, if asked for
+    (see :mod:`stockade.sdnotify`; nothing without ``$NOTIFY_SOCKET``)."""
+    while not server.started:
+        if server.should_exit:
+            return
+        await asyncio.sleep(0.05)
+    sdnotify.notify("READY=1", "STATUS=serving")
+    interval = sdnotify.watchdog_interval()
+    if interval is not None:
+        await sdnotify.keep_alive(interval)
 
 
 def serve(service: Service, worker_store: Store | None, options: ServeOptions) -> int:
