@@ -61,3 +61,10 @@ def test_serve_logs_json_lines_with_job_fields(tmp_path: Path) -> None:
     assert ended and ended[0]["attempt"] == 1 and ended[0]["task"] == "hello", lines
     assert ended[0]["worker"]
     assert lines[-1]["message"] == "stopped" and lines[-1]["level"] == "WARNING"
+
+
+def test_an_unknown_log_format_is_one_line_that_names_the_choices(sqlite_url: str) -> None:
+    worker = _stockade(sqlite_url, "worker", "--burst", "--log-format", "xml")
+    assert worker.returncode == 2
+    [line] = worker.stderr.splitlines()
+    assert "--log-format" in line and "'text', 'json'" in line, line
