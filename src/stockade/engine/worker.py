@@ -34,7 +34,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from stockade import sdnotify
 from stockade.engine.counters import Counters
 from stockade.engine.execute import Running, execute
 from stockade.engine.jobspec import declared_profile
@@ -56,6 +55,7 @@ from stockade.errors import StockadeError, StoreUnavailable
 from stockade.runner import runtime
 from stockade.runner.spec import RunSpec
 from stockade.runner.turn import Turn
+from stockade.sdnotify import Notifier
 from stockade.store import CANCEL_CHANNEL, JOBS_CHANNEL, Claim, Store
 
 __all__ = ["Worker", "WorkerOptions", "default_worker_id"]
@@ -174,6 +174,8 @@ class Worker:
         )  # fmt: skip
         self._slot_freed = asyncio.Event()
         self._walwatch: WalWatch | None = None
+        #: systemd's notification socket, with ``notify`` (none: sends nothing).
+        self._systemd = Notifier()
 
     def staged(self) -> list[str]:
         """The ids of the jobs prepared ahead, each waiting for its busy slot."""
@@ -190,8 +192,7 @@ class Worker:
                 job.stop("shutdown", force=True)
         else:
             log.info("stopping: no new jobs; draining %d running", len(self.running))
-            if self.options.notify:
-                sdnotify.notify("STOPPING=1", "STATUS=draining")
+            self._systemd.notify("STOPPING=1", "STATUS=draining")
         self.stopping.set()
         for job, _ in self._staged.values():  # prepared but not started: back to the queue
             job.stop("shutdown")
@@ -201,15 +202,16 @@ class Worker:
     async def run(self) -> int:
         """Run until stopped (or, in burst mode, until the queue is empty)."""
         loop = asyncio.get_running_loop()
+        if self.options.notify:  # before any job starts: jobs must not inherit the socket
+            self._systemd = Notifier.from_environment()
         await self._start(loop)
         listener = self._listen(loop)
         keeper = loop.create_task(keep(self))
-        watchdog = self._tell_systemd(loop)
+        self._systemd.notify("READY=1", f"STATUS=worker {self.id}: {len(self.slots)} slot(s)")
+        watchdog = loop.create_task(self._systemd.keep_alive())
         try:
             await self._claim_loop()
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
             if self._walwatch is not None:
                 self._walwatch.stop()
             await self._drain()
@@ -220,15 +222,8 @@ class Worker:
             if listener is not None:
                 await loop.run_in_executor(None, listener.stop)
             await self._stop(loop)
+            watchdog.cancel()  # only now: a drain may last longer than the watchdog's timeout
         return 0
-
-    def _tell_systemd(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None] | None:
-        """Ready (with ``notify``); the watchdog's pinger, when systemd asks for one."""
-        if not self.options.notify:
-            return None
-        sdnotify.notify("READY=1", f"STATUS=worker {self.id}: {len(self.slots)} slot(s)")
-        interval = sdnotify.watchdog_interval()
-        return None if interval is None else loop.create_task(sdnotify.keep_alive(interval))
 
     async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         store = self.astore.store

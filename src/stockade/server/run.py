@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from stockade import sdnotify
 from stockade.engine.worker import Worker, WorkerOptions
+from stockade.sdnotify import Notifier
 from stockade.server.app import create_app
 from stockade.server.service import Service
 from stockade.store import Store
@@ -52,6 +52,7 @@ class _Server(uvicorn.Server):
 
 
 async def _serve(service: Service, worker_store: Store | None, options: ServeOptions) -> int:
+    systemd = Notifier.from_environment()  # before any job starts: jobs must not inherit it
     config = uvicorn.Config(
         create_app(service), host=options.host, port=options.port, log_level="warning",
         access_log=False, timeout_graceful_shutdown=5, lifespan="off",
@@ -74,8 +75,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
             log.warning("second signal: stopping running jobs now")
         else:
             log.warning("draining: refusing new requests")
-        if not service.draining:
-            sdnotify.notify("STOPPING=1", "STATUS=draining")
+            systemd.notify("STOPPING=1", "STATUS=draining")
         service.draining = True
         service.wakeups.wake_all()  # log streams end now, not at their next poll
         stop.set()
@@ -87,7 +87,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
     if service.store.db.dialect == "postgresql":
         service.wakeups.start(service.store.db.url, loop)
     serving = loop.create_task(server.serve())
-    systemd = loop.create_task(_tell_systemd(server))
+    ready = loop.create_task(_tell_systemd(server, systemd))
     working = loop.create_task(worker.run()) if worker is not None else None
     service.worker.alive = working is not None
     if working is not None:
@@ -104,7 +104,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
             await working
     finally:
         service.worker.alive = False
-        systemd.cancel()
+        ready.cancel()
         server.should_exit = True
         with contextlib.suppress(SystemExit):
             await serving
@@ -114,17 +114,15 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
     return status
 
 
-async def _tell_systemd(server: uvicorn.Server) -> None:
+async def _tell_systemd(server: uvicorn.Server, systemd: Notifier) -> None:
     """Ready once uvicorn listens; then the watchdog's pings, if asked for
     (see :mod:`stockade.sdnotify`; nothing without ``$NOTIFY_SOCKET``)."""
     while not server.started:
         if server.should_exit:
             return
         await asyncio.sleep(0.05)
-    sdnotify.notify("READY=1", "STATUS=serving")
-    interval = sdnotify.watchdog_interval()
-    if interval is not None:
-        await sdnotify.keep_alive(interval)
+    systemd.notify("READY=1", "STATUS=serving")
+    await systemd.keep_alive()
 
 
 def serve(service: Service, worker_store: Store | None, options: ServeOptions) -> int:
