@@ -2,21 +2,37 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed
+# One venv serves every target; each stamp says which extra is installed in
+# it, so `make test` after `make run` adds the test tools (and only them).
+RUN_STAMP   := $(VENV)/.installed-run
+TEST_STAMP  := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
+SOURCES := pyproject.toml setup.py src/stockade/sandbox/_clonespawn.c
 # Debian packages the test suite drives for real (sandbox backends; Go for
-# examples/go-tests; make, gcc for examples/ports; chromium for the dashboard test).
-SYSPKGS := bubblewrap runc util-linux golang-go make gcc chromium
+# examples/go-tests; make, gcc for examples/ports; chromium for the dashboard test;
+# systemd for `systemd-analyze verify` of the units in deploy/).
+SYSPKGS := bubblewrap runc util-linux golang-go make gcc chromium systemd
 
 .PHONY: run test lint typecheck unit bench sysdeps clean
 
-$(STAMP): pyproject.toml setup.py src/stockade/sandbox/_clonespawn.c
+$(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+
+# run: the package and its runtime dependencies only (no test or bench tools).
+$(RUN_STAMP): $(SOURCES) | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(TEST_STAMP): $(SOURCES) | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@ $(RUN_STAMP)
+
+$(BENCH_STAMP): $(SOURCES) | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
+	touch $@ $(RUN_STAMP)
 
 ## run: set up, run a shipped example job and a small pipeline on the embedded default
-run: $(STAMP)
+run: $(RUN_STAMP)
 	cd examples && ../$(BIN)/stockade exec hello --input '{"name": "newcomer"}' --result -
 	cd examples/pipelines && ../../$(BIN)/stockade run ci
 
@@ -28,21 +44,21 @@ sysdeps:
 	  else echo "missing system packages:$$missing (install them, or run as root)"; fi; \
 	fi
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests $(wildcard benchmarks)
 	$(BIN)/ruff format --check src tests $(wildcard benchmarks)
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(TEST_STAMP)
 	$(BIN)/pytest -q
 
 ## test: everything CI checks (system packages first: gcc builds the optional spawn extension)
-test: sysdeps $(STAMP) lint typecheck unit
+test: sysdeps $(TEST_STAMP) lint typecheck unit
 
 ## bench: speed and memory figures, each against a baseline measured in the same run
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:

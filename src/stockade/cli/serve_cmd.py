@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
+from stockade.cli.logsetup import log_format_option
 from stockade.cli.store_opts import open_store_from, store_command
 from stockade.cli.values import duration
 from stockade.errors import UsageError
@@ -27,6 +27,8 @@ __all__ = ["serve_command", "token_group"]
     "--drain-timeout", metavar="DURATION", default="30s", show_default=True,
     help="On SIGTERM, how long running jobs may finish.",
 )  # fmt: skip
+@click.option("--verbose", "-v", is_flag=True, help="Also log every job's end and worker events.")
+@log_format_option
 @store_command
 def serve_command(**opts: Any) -> int:
     """Serve the job API under /api/v1, webhooks under /hooks, /health and /metrics.
@@ -50,13 +52,15 @@ def serve_command(**opts: Any) -> int:
     drain = duration(opts["drain_timeout"], "--drain-timeout")
     sock = listen(opts["host"], opts["port"])  # a busy port fails here, before anything starts
     try:
-        options = ServeOptions(host=opts["host"], port=sock.getsockname()[1],
-                               slots=opts["slots"], drain_timeout=drain, sock=sock)  # fmt: skip
-        _logging()
+        options = ServeOptions(
+            host=opts["host"], port=sock.getsockname()[1], slots=opts["slots"],
+            drain_timeout=drain, sock=sock, own_logging=opts["log_format"] == "json",
+        )  # fmt: skip
+        listening = _logging(opts["verbose"], opts["log_format"])
         store = open_store_from(opts)
         worker_store = open_store_from(opts) if options.slots else None
         service = Service(store, config, tokens)
-        click.echo(f"stockade: serving on http://{options.host}:{options.port}", err=True)
+        listening(f"stockade: serving on http://{options.host}:{options.port}")
         try:
             return serve(service, worker_store, options)
         finally:
@@ -79,13 +83,23 @@ def _config(given: str | None) -> tuple[Any, Any]:
     return load(path), path.parent
 
 
-def _logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("stockade serve: %(message)s"))
-    logger = logging.getLogger("stockade")
-    logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
-    logger.propagate = False
+def _logging(verbose: bool, log_format: str) -> Callable[[str], None]:
+    """Set up the service's logs; how to say where it listens (a plain line
+    on stderr, or a JSON line like every other)."""
+    import logging
+
+    from stockade.cli.logsetup import setup_logging
+
+    level = logging.DEBUG if verbose else logging.WARNING
+    if log_format != "json":
+        setup_logging("stockade serve: ", level, log_format)
+        return lambda line: click.echo(line, err=True)
+    # JSON: uvicorn's own lines too, so every line on stderr parses.
+    setup_logging("", level, log_format, ("stockade", "uvicorn"))
+    logging.getLogger("uvicorn").setLevel(logging.WARNING)
+    announce = logging.getLogger("stockade.server.listen")
+    announce.setLevel(logging.INFO)
+    return announce.info
 
 
 @click.group("token", short_help="Make API tokens for `stockade serve`.")

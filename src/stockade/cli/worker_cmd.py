@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from stockade.cli.logsetup import log_format_option
 from stockade.cli.store_opts import open_store_from, store_command
 from stockade.cli.values import duration
 from stockade.errors import UsageError
@@ -80,6 +79,7 @@ __all__ = ["worker_command"]
 )
 @click.option("--verbose", "-v", count=True, help="Log every job (-v) or debug (-vv).")
 @click.option("--quiet", "-q", is_flag=True, help="Log only warnings and errors.")
+@log_format_option
 @store_command
 def worker_command(**opts: Any) -> int:
     """Claim jobs in priority-then-age order and run them, one per slot.
@@ -105,12 +105,13 @@ def worker_command(**opts: Any) -> int:
         burst=opts["burst"],
         store_process=opts["store_process"],
         full_logs=_full_logs(opts["full_logs"]),
+        notify=True,
     )
     if opts["sandbox"]:
         options.sandbox, options.prepare = _slot_sandbox(opts["sandbox"], opts["config_path"])
     if opts["offer"] is not None:
         options.offers = _offers(opts["offer"])
-    _logging(opts["verbose"], opts["quiet"])
+    _logging(opts["verbose"], opts["quiet"], opts["log_format"])
     store = open_store_from(opts)
     return run_worker(store, options)
 
@@ -170,13 +171,12 @@ def _positive(text: str, option: str) -> float:
     return value
 
 
-def _logging(verbose: int, quiet: bool) -> None:
+def _logging(verbose: int, quiet: bool, log_format: str) -> None:
+    import logging
+
+    from stockade.cli.logsetup import setup_logging
+
     level = logging.WARNING if quiet else logging.INFO
     if verbose:
         level = logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("stockade worker: %(message)s"))
-    logger = logging.getLogger("stockade")
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
+    setup_logging("stockade worker: ", level, log_format)

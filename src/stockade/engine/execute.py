@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from stockade.engine.fulllog import FullLog
 from stockade.engine.jobspec import declared_profile, describe_error, log_budget, run_spec_for
+from stockade.engine.logfields import job_fields
 from stockade.engine.logsink import StoreLogSink, Writer
 from stockade.engine.progresssink import ProgressWriter, StoreProgressSink
 from stockade.errors import (
@@ -132,7 +133,10 @@ async def execute(
         result = _failed(claim, "invalid_job", describe_error(exc))
     except (OSError, StockadeError) as exc:
         job.recording = True
-        log.warning("job %s: infrastructure error: %s", claim.job_id, describe_error(exc))
+        log.warning(
+            "job %s: infrastructure error: %s", claim.job_id, describe_error(exc),
+            extra=job_fields(worker.id, claim),
+        )  # fmt: skip
         if turn is None or turn.launched:  # a job still waiting for its turn is not in the slot
             await asyncio.get_running_loop().run_in_executor(None, _reset, slot)
         ran()
@@ -145,7 +149,10 @@ async def execute(
     job.recording = True
     if job.interrupt == "superseded":
         worker.counters.count("superseded")
-        log.warning("job %s: lease lost, attempt %d not recorded", claim.job_id, claim.run)
+        log.warning(
+            "job %s: lease lost, attempt %d not recorded", claim.job_id, claim.run,
+            extra=job_fields(worker.id, claim),
+        )  # fmt: skip
         return
     if result.signal == signal.SIGKILL and worker.lease_fence.passed(claim.job_id):
         # Killed by the fence: its lease was not renewed in time. Recovery
@@ -231,7 +238,10 @@ async def _record(
                 transient=reason == "infrastructure", until=worker.forced,
             )  # fmt: skip
     except StoreUnavailable:
-        log.error("job %s: could not record attempt %d (store down)", claim.job_id, claim.run)
+        log.error(
+            "job %s: could not record attempt %d (store down)", claim.job_id, claim.run,
+            extra=job_fields(worker.id, claim),
+        )  # fmt: skip
         return
     if state is None:
         worker.counters.count("superseded")
@@ -239,4 +249,6 @@ async def _record(
         worker.counters.count("released")
     else:
         worker.counters.count(_COUNTER[state])
-    log.debug("job %s attempt %d: %s", claim.job_id, claim.run, state)
+    if log.isEnabledFor(logging.DEBUG):
+        fields = job_fields(worker.id, claim)
+        log.debug("job %s attempt %d: %s", claim.job_id, claim.run, state, extra=fields)

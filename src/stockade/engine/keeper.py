@@ -30,6 +30,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from stockade.engine.logfields import job_fields, worker_fields
 from stockade.engine.storeio import wait_for_event
 from stockade.errors import StoreError
 from stockade.sandbox.fence import sweep
@@ -73,9 +74,17 @@ async def _cancel_requests(worker: Worker) -> None:
         job = worker.running.get(job_id)
         if job is not None and job.claim.run == run:
             if forced and not job.cancel.forced:
-                log.info("job %s: cancel forced, killing it", job_id)
+                log.info(
+                    "job %s: cancel forced, killing it",
+                    job_id,
+                    extra=job_fields(worker.id, job.claim),
+                )
             elif not forced and job.interrupt is None:
-                log.info("job %s: cancel requested, stopping it", job_id)
+                log.info(
+                    "job %s: cancel requested, stopping it",
+                    job_id,
+                    extra=job_fields(worker.id, job.claim),
+                )
             job.stop("cancel", force=forced)
 
 
@@ -97,7 +106,10 @@ async def _renew(worker: Worker) -> None:
             continue  # ended meanwhile
         run, cancel = held.get(job_id, (None, False))
         if run != job.claim.run and not job.recording:
-            log.warning("job %s: lease taken over by another worker, stopping it", job_id)
+            log.warning(
+                "job %s: lease taken over by another worker, stopping it", job_id,
+                extra=job_fields(worker.id, job.claim),
+            )  # fmt: skip
             job.stop("superseded")
         elif cancel:
             job.stop("cancel")
@@ -120,6 +132,9 @@ async def _recover(worker: Worker) -> None:
         return
     worker.counters.count("lost", len(moved))
     for job_id, state in moved:
-        log.warning("job %s: lease expired, attempt lost; job %s", job_id, state.value)
+        log.warning(
+            "job %s: lease expired, attempt lost; job %s", job_id, state.value,
+            extra=worker_fields(worker.id, job_id),
+        )  # fmt: skip
     if any(state is JobState.QUEUED for _, state in moved):
         worker.wake.set()

@@ -41,6 +41,7 @@ from stockade.engine.fencing import LeaseFence
 from stockade.engine.jobspec import declared_profile
 from stockade.engine.keeper import keep, sweep_dead_slots
 from stockade.engine.listener import Listener
+from stockade.engine.logfields import job_fields, worker_fields
 from stockade.engine.prefetch import Prefetch
 from stockade.engine.slot import (
     ProfileFactory,
@@ -56,6 +57,7 @@ from stockade.errors import StockadeError, StoreUnavailable
 from stockade.runner import runtime
 from stockade.runner.spec import RunSpec
 from stockade.runner.turn import Turn
+from stockade.sdnotify import Notifier
 from stockade.store import CANCEL_CHANNEL, JOBS_CHANNEL, Claim, Store
 
 __all__ = ["Worker", "WorkerOptions", "default_worker_id"]
@@ -132,6 +134,10 @@ class WorkerOptions:
     #: Start a fence process that kills this worker's jobs when the worker dies
     #: or cannot renew their leases (see :mod:`~stockade.sandbox.fence`).
     fence: bool = True
+    #: Tell systemd (``$NOTIFY_SOCKET``) when the worker is ready and when it
+    #: stops, and ping its watchdog (see :mod:`stockade.sdnotify`); off when
+    #: the worker is part of a bigger service (`stockade serve` tells it).
+    notify: bool = False
 
 
 class Worker:
@@ -176,6 +182,8 @@ class Worker:
         self.lease_fence = LeaseFence(None, self.options.lease)
         #: When the claim in flight was sent: its jobs' leases start no earlier.
         self._claim_sent = 0.0
+        #: systemd's notification socket, with ``notify`` (none: sends nothing).
+        self._systemd = Notifier()
 
     def staged(self) -> list[str]:
         """The ids of the jobs prepared ahead, each waiting for its busy slot."""
@@ -192,6 +200,7 @@ class Worker:
                 job.stop("shutdown", force=True)
         else:
             log.info("stopping: no new jobs; draining %d running", len(self.running))
+            self._systemd.notify("STOPPING=1", "STATUS=draining")
         self.stopping.set()
         for job, _ in self._staged.values():  # prepared but not started: back to the queue
             job.stop("shutdown")
@@ -205,9 +214,13 @@ class Worker:
             from stockade.sandbox import fence
 
             self.lease_fence.fence = fence.start()
+        if self.options.notify:  # before any job starts: jobs must not inherit the socket
+            self._systemd = Notifier.from_environment()
         await self._start(loop)
         listener = self._listen(loop)
         keeper = loop.create_task(keep(self))
+        self._systemd.notify("READY=1", f"STATUS=worker {self.id}: {len(self.slots)} slot(s)")
+        watchdog = loop.create_task(self._systemd.keep_alive())
         try:
             await self._claim_loop()
         finally:
@@ -221,6 +234,7 @@ class Worker:
             if listener is not None:
                 await loop.run_in_executor(None, listener.stop)
             await self._stop(loop)
+            watchdog.cancel()  # only now: a drain may last longer than the watchdog's timeout
         return 0
 
     async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -248,7 +262,10 @@ class Worker:
             await self._start_store_process()
         for slot in self.slots:
             await self._setup(slot)
-        log.info("worker %s: %d slot(s) on %s", self.id, len(self.slots), self.astore.store.db.name)
+        log.info(
+            "worker %s: %d slot(s) on %s", self.id, len(self.slots), self.astore.store.db.name,
+            extra=worker_fields(self.id),
+        )  # fmt: skip
 
     async def _start_store_process(self) -> None:
         """Start the store process; without one, the store thread does its work."""
@@ -408,7 +425,10 @@ class Worker:
                 None, functools.partial(slot.setup, profile, keep=False)
             )
         except StockadeError as exc:
-            log.warning("job %s: cannot set up its sandbox: %s", job.claim.job_id, exc.message)
+            log.warning(
+                "job %s: cannot set up its sandbox: %s", job.claim.job_id, exc.message,
+                extra=job_fields(self.id, job.claim),
+            )  # fmt: skip
             if self.running.get(job.claim.job_id) is job:
                 del self.running[job.claim.job_id]
             await self._give_back_broken(job, exc.message)
@@ -467,7 +487,10 @@ class Worker:
         try:
             await execute(self, slot, job, free, turn)
         except Exception:  # a bug, not the job's fault: give the job back, keep the worker
-            log.exception("job %s: unexpected error in the worker", job.claim.job_id)
+            log.exception(
+                "job %s: unexpected error in the worker", job.claim.job_id,
+                extra=job_fields(self.id, job.claim),
+            )  # fmt: skip
             await self._give_back_broken(job, "worker error")
         finally:
             # Only this attempt's entry: when its lease was taken over, the
@@ -541,4 +564,7 @@ class Worker:
                 store.journal.worker_seen, self.id, self.counters.as_dict(), stopped=True
             )
         await loop.run_in_executor(None, self.astore.close)
-        log.info("worker %s stopped: %s", self.id, self.counters.as_dict())
+        log.info(
+            "worker %s stopped: %s", self.id, self.counters.as_dict(),
+            extra=worker_fields(self.id),
+        )  # fmt: skip

@@ -23,6 +23,7 @@ import uvicorn
 
 from stockade.engine.worker import Worker, WorkerOptions
 from stockade.errors import ListenError
+from stockade.sdnotify import Notifier
 from stockade.server.app import create_app
 from stockade.server.service import Service
 from stockade.store import Store
@@ -42,6 +43,9 @@ class ServeOptions:
     drain_timeout: float = 30.0
     #: The bound socket (:func:`listen`); uvicorn binds its own without one.
     sock: socket.socket | None = None
+    #: The caller has set up logging for uvicorn's loggers too (JSON logs):
+    #: uvicorn must not install its own handlers over them.
+    own_logging: bool = False
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -70,9 +74,11 @@ class _Server(uvicorn.Server):
 
 
 async def _serve(service: Service, worker_store: Store | None, options: ServeOptions) -> int:
+    systemd = Notifier.from_environment()  # before any job starts: jobs must not inherit it
     config = uvicorn.Config(
         create_app(service), host=options.host, port=options.port, log_level="warning",
         access_log=False, timeout_graceful_shutdown=5, lifespan="off",
+        log_config=None if options.own_logging else uvicorn.config.LOGGING_CONFIG,
     )  # fmt: skip
     server = _Server(config)
     worker: Worker | None = None
@@ -91,6 +97,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
             log.warning("second signal: stopping running jobs now")
         else:
             log.warning("draining: refusing new requests")
+            systemd.notify("STOPPING=1", "STATUS=draining")
         service.draining = True
         service.wakeups.wake_all()  # log streams end now, not at their next poll
         stop.set()
@@ -102,6 +109,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
     if service.store.db.dialect == "postgresql":
         service.wakeups.start(service.store.db.url, loop)
     serving = loop.create_task(server.serve([options.sock] if options.sock else None))
+    ready = loop.create_task(_tell_systemd(server, systemd))
     working = loop.create_task(worker.run()) if worker is not None else None
     service.worker.alive = working is not None
     if working is not None:
@@ -118,6 +126,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
             await working
     finally:
         service.worker.alive = False
+        ready.cancel()
         server.should_exit = True
         with contextlib.suppress(SystemExit):
             await serving
@@ -125,6 +134,17 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
             loop.remove_signal_handler(signum)
     log.warning("stopped")
     return status
+
+
+async def _tell_systemd(server: uvicorn.Server, systemd: Notifier) -> None:
+    """Ready once uvicorn listens; then the watchdog's pings, if asked for
+    (see :mod:`stockade.sdnotify`; nothing without ``$NOTIFY_SOCKET``)."""
+    while not server.started:
+        if server.should_exit:
+            return
+        await asyncio.sleep(0.05)
+    systemd.notify("READY=1", "STATUS=serving")
+    await systemd.keep_alive()
 
 
 def serve(service: Service, worker_store: Store | None, options: ServeOptions) -> int:
