@@ -4,8 +4,9 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # Debian packages the test suite drives for real (sandbox backends; Go for
-# examples/go-tests; make, gcc for examples/ports; chromium for the dashboard test).
-SYSPKGS := bubblewrap runc util-linux golang-go make gcc chromium
+# examples/go-tests; make, gcc for examples/ports; chromium for the dashboard test;
+# tmux for the TUI's end-to-end test).
+SYSPKGS := bubblewrap runc util-linux golang-go make gcc chromium tmux
 
 .PHONY: run test lint typecheck unit bench sysdeps clean
 
