@@ -97,6 +97,7 @@ def test_tree_log_filters_search_copy_and_timeline(
         assert any("[red]markup[/red]" in line for line in _log(app))  # text, not markup
         await pilot.press("y")
         assert app.clipboard == "m/p TestBad"
+        app.save_screenshot(f"tui-failed-test-{tag}.svg", str(ARTIFACTS))
 
         await pilot.press("f")  # running: nothing runs in a finished run
         assert _labels(app) == []
