@@ -149,6 +149,9 @@ def test_follows_a_live_run_and_cancels_it(tmp_path: Path, sqlite_url: str) -> N
             assert any(label.startswith("● tick") for label in _labels(app))
             await pilot.press("f", "f")  # running
             assert [label.strip()[:6] for label in _labels(app)] == ["● tick", "● tick"]
+            await pilot.press("c")  # asks for a second c first
+            await pilot.pause(0.3)
+            assert not store.runs.latest().cancel_requested
             await pilot.press("c")
             await _until(pilot, lambda: "cancelled" in str(app.query_one("#head", Static).content),
                          "the run to end cancelled")  # fmt: skip

@@ -11,6 +11,7 @@ or its own thread, and only ever sees reads. Reruns go through
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -21,9 +22,19 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Log, Static, Tree
 from textual.widgets.tree import TreeNode
 
+from stockade.printable import printable
 from stockade.store import Store
 from stockade.tui.actions import Rerun
-from stockade.tui.model import Filter, LogCursor, Node, Snapshot, load, read_log, tree
+from stockade.tui.model import (
+    Filter,
+    LogCursor,
+    Node,
+    Snapshot,
+    job_name,
+    load,
+    read_log,
+    tree,
+)  # fmt: skip
 from stockade.tui.timeline_view import timeline_text
 
 __all__ = ["RunApp"]
@@ -31,6 +42,8 @@ __all__ = ["RunApp"]
 Key = tuple[str, ...]
 #: Seconds between reads of a live run.
 POLL = 1.0
+#: Seconds within which a second ``c`` confirms the cancel.
+CONFIRM_WITHIN = 3.0
 
 
 class RunApp(App[None]):
@@ -71,6 +84,8 @@ class RunApp(App[None]):
         self._expanded: set[Key] = set()
         self._collapsed: set[Key] = set()
         self._log_lock = threading.Lock()
+        self._loading = threading.Event()
+        self._cancel_asked = 0.0
 
     # -- layout ---------------------------------------------------------------
 
@@ -96,18 +111,33 @@ class RunApp(App[None]):
     # -- reading the store (threads) -----------------------------------------------
 
     def refresh_run(self) -> None:
-        self._load()
+        """Read the run again, unless the last read is still going (a slow
+        store gets one read at a time, not a queue of them)."""
+        if not self._loading.is_set():
+            self._loading.set()
+            self._load()
 
-    @work(thread=True, exclusive=True, group="load")
+    @work(thread=True, group="load", exit_on_error=False)
     def _load(self) -> None:
-        snap = load(self.store, self.ref)
-        self.call_from_thread(self._apply, snap)
-        cursor = self._cursor
-        if cursor is not None:
-            with self._log_lock:  # one reader of a cursor at a time
-                lines = read_log(self.store, cursor, final=not self._job_live(snap, cursor.job_id))
-            if lines:
-                self.call_from_thread(self._add_log, cursor, lines)
+        try:
+            snap = load(self.store, self.ref)
+            self.call_from_thread(self._apply, snap)
+            cursor = self._cursor
+            if cursor is not None:
+                final = not self._job_live(snap, cursor.job_id)
+                with self._log_lock:  # one reader of a cursor at a time
+                    lines = read_log(self.store, cursor, final=final)
+                if lines:
+                    self.call_from_thread(self._add_log, cursor, lines)
+        except Exception as exc:  # the store is down or the run is gone: say so, retry
+            self.call_from_thread(self._failed, exc)
+        finally:
+            self._loading.clear()
+
+    def _failed(self, exc: BaseException) -> None:
+        """A store read or write failed: one line, and the view goes on."""
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        self.notify(f"store: {printable(first)}", severity="error", timeout=3)
 
     @staticmethod
     def _job_live(snap: Snapshot, job_id: str) -> bool:
@@ -216,15 +246,11 @@ class RunApp(App[None]):
             log.border_title = "log"
 
     def _job_label(self, job_id: str) -> str:
-        from stockade.tui.model import job_name
-
         snap = self.snapshot
         jobs = [] if snap is None else [j for j in snap.jobs if j.id == job_id]
         return job_name(jobs[0]) if jobs else job_id
 
     def _test_output(self, key: Key) -> list[str]:
-        from stockade.printable import printable
-
         assert self.snapshot is not None
         for test in self.snapshot.tests:
             if (test.job_id, test.package, test.test) == key[1:]:
@@ -235,12 +261,16 @@ class RunApp(App[None]):
                 return [printable(Text.from_ansi(line).plain) for line in test.output.splitlines()]
         return []
 
-    @work(thread=True, exclusive=True, group="log")
+    @work(thread=True, group="log", exit_on_error=False)
     def _read_log(self, cursor: LogCursor) -> None:
         snap = self.snapshot
         final = snap is not None and not self._job_live(snap, cursor.job_id)
-        with self._log_lock:
-            lines = read_log(self.store, cursor, final=final)
+        try:
+            with self._log_lock:
+                lines = read_log(self.store, cursor, final=final)
+        except Exception as exc:
+            self.call_from_thread(self._failed, exc)
+            return
         self.call_from_thread(self._add_log, cursor, lines)
 
     def _add_log(self, cursor: LogCursor | None, lines: list[str]) -> None:
@@ -311,11 +341,21 @@ class RunApp(App[None]):
         if self.snapshot is not None and not self.snapshot.live:
             self.notify(f"run {self.ref} is already {self.snapshot.run['state']}")
             return
+        now = time.monotonic()
+        if now - self._cancel_asked > CONFIRM_WITHIN:
+            self._cancel_asked = now
+            self.notify(f"press c again to cancel run {self.ref}", timeout=CONFIRM_WITHIN)
+            return
+        self._cancel_asked = 0.0
         self._cancel()
 
-    @work(thread=True, group="act")
+    @work(thread=True, group="act", exit_on_error=False)
     def _cancel(self) -> None:
-        run_id, what = self.store.runs.request_cancel(self.ref)
+        try:
+            run_id, what = self.store.runs.request_cancel(self.ref)
+        except Exception as exc:
+            self.call_from_thread(self._failed, exc)
+            return
         self.call_from_thread(self.notify, f"run {run_id}: {what}")
 
     def action_rerun_job(self) -> None:
@@ -342,10 +382,14 @@ class RunApp(App[None]):
         self.notify(f"stockade rerun {self.ref} {' '.join(args)}")
         self._rerun(args)
 
-    @work(thread=True, group="act")
+    @work(thread=True, group="act", exit_on_error=False)
     def _rerun(self, args: list[str]) -> None:
         assert self.rerun is not None
-        new_run, problem = self.rerun.start(self.ref, args)
+        try:
+            new_run, problem = self.rerun.start(self.ref, args)
+        except Exception as exc:
+            self.call_from_thread(self._failed, exc)
+            return
         if new_run is not None:
             self.call_from_thread(self._switch, new_run)
         else:
