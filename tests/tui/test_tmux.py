@@ -57,8 +57,9 @@ def test_run_tui_then_tui_on_that_run(tmp_path: Path) -> None:
     status = tmp_path / "status"
     term = Terminal(f"{cli} run ci --tui --database-url {url}; echo $? > {status}; sleep 60", root)
     try:
-        screen = term.wait_for("1 failed, 1 passed")  # the run, live, to its end
-        assert "✓ build" in screen and "compiling" in screen
+        term.wait_for("1 failed, 1 passed")  # the run, live, to its end
+        term.wait_for("compiling")  # the failed job's log
+        term.wait_for("✓ build")
         term.keys("q")
         wait_until(status.exists, "stockade run --tui to exit")
         assert status.read_text().strip() == "1"  # the pipeline's status
@@ -72,8 +73,9 @@ def test_run_tui_then_tui_on_that_run(tmp_path: Path) -> None:
         command = f"{cli} tui {run_id[:10]} --database-url {url}; echo $? > {status}; sleep 60"
         term = Terminal(command, root)
         try:
-            screen = term.wait_for(run_id)
-            assert "build[a]" in screen and "✗ test" in screen
+            term.wait_for(run_id)
+            term.wait_for("build[a]")
+            term.wait_for("✗ test")
             term.keys("f")
             screen = term.wait_for("filter: failed")
             assert "build[a]" not in screen
@@ -89,3 +91,28 @@ def test_run_tui_then_tui_on_that_run(tmp_path: Path) -> None:
             term.close()
     finally:
         store.close()
+
+
+def test_quitting_run_tui_leaves_the_run_going_and_ctrl_c_cancels_it(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    status = tmp_path / "status"
+    cli = f"{sys.executable} -m stockade.cli.main"
+    term = Terminal(
+        f"{cli} run slow --tui --database-url {url}; echo $? > {status}; sleep 60", root
+    )
+    try:
+        term.wait_for("tick 3")  # the live log
+        term.keys("q")
+        term.wait_for("goes on")
+        store = open_store(url)
+        try:
+            assert store.runs.latest().state.value == "running"
+            term.keys("C-c")
+            wait_until(status.exists, "stockade run --tui to exit")
+            assert status.read_text().strip() == "130"
+            assert store.runs.latest().state.value == "cancelled"
+        finally:
+            store.close()
+    finally:
+        term.close()
