@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.tui.conftest import Recorded
 from tests.tui.helpers import STOCKADE, project
 
 
@@ -26,6 +27,21 @@ def test_nothing_to_show_and_clashing_flags_are_one_line_errors(tmp_path: Path) 
                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert clash.returncode == 2
     assert clash.stderr == "stockade: error: --tui shows the run itself: drop --plain\n"
+    not_a_terminal = subprocess.run([*STOCKADE, "run", "ci", "--tui"], cwd=root,
+                                    capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert not_a_terminal.returncode == 2
+    assert not_a_terminal.stderr.startswith("stockade: error: --tui needs a terminal")
+    assert not (root / ".stockade").exists() and not (tmp_path / "data").exists()  # nothing ran
+
+
+def test_tui_without_a_terminal_says_what_to_use(recorded: Recorded) -> None:
+    done = subprocess.run([*STOCKADE, "tui", "--database-url", recorded.url], cwd=recorded.root,
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"stockade: error: stockade tui needs a terminal: `stockade runs {recorded.run_id}` "
+        "shows it as text\n"
+    )
 
 
 def test_textual_is_imported_only_when_the_tui_runs() -> None:

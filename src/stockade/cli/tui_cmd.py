@@ -3,6 +3,7 @@ full screen, from the store. Textual is imported only when this runs."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -37,6 +38,10 @@ def watch(store: Any, run_ref: str, opts: dict[str, Any]) -> int:
         if exc.run_id == "latest":
             raise UsageError("no run in the store to show: `stockade run` first") from None
         raise
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(
+            f"stockade tui needs a terminal: `stockade runs {run_id}` shows it as text"
+        )
     from stockade.tui.actions import Rerun
     from stockade.tui.app import RunApp
 

@@ -99,6 +99,11 @@ def run_command_in_tui(params: dict[str, Any]) -> int:
     if clash:
         click.echo(f"stockade: error: --tui shows the run itself: drop {clash[0]}", err=True)
         return 2
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        click.echo(
+            "stockade: error: --tui needs a terminal: drop it (the plain view is used)", err=True
+        )
+        return 2
     args = [] if params["pipeline"] is None else ["--", params["pipeline"]]
     options: list[str] = []
     for name, flag in (("config_file", "--config"), ("jobs", "-j"), ("junit", "--junit"),
