@@ -10,8 +10,9 @@ BENCH_STAMP := $(VENV)/.installed-bench
 SOURCES := pyproject.toml setup.py src/stockade/sandbox/_clonespawn.c
 # Debian packages the test suite drives for real (sandbox backends; Go for
 # examples/go-tests; make, gcc for examples/ports; chromium for the dashboard test;
-# systemd for `systemd-analyze verify` of the units in deploy/).
-SYSPKGS := bubblewrap runc util-linux golang-go make gcc chromium systemd
+# systemd for `systemd-analyze verify` of the units in deploy/; tmux for the TUI's
+# end-to-end test).
+SYSPKGS := bubblewrap runc util-linux golang-go make gcc chromium systemd tmux
 
 .PHONY: run test lint typecheck unit bench sysdeps clean
 

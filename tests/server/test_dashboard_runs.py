@@ -93,8 +93,17 @@ def test_run_page_shows_steps_tests_and_cancels(page: Any, server: Server) -> No
     assert page.locator("#run-failed-tests img, #run-failed-tests script").count() == 0
     sync_api.expect(page.locator("#run-jobs tbody tr")).to_have_count(4)
     sync_api.expect(page.locator("#run-cancel")).to_be_disabled()
+    # the timeline: an SVG the page draws, a bar per job that ran (publish was skipped)
+    bars = page.locator("#run-timeline svg rect.bar")
+    sync_api.expect(bars).to_have_count(4)
+    failed_bar = page.locator('#run-timeline rect[data-status="failed"]')
+    sync_api.expect(failed_bar).to_have_count(1)
+    assert failed_bar.get_attribute("data-job") == "test"
+    assert "critical" in (failed_bar.get_attribute("class") or "")  # it ended last
+    sync_api.expect(page.locator("#run-timeline-note")).to_contain_text("overlapping intervals")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-run.png"), full_page=True)
+    page.locator("#run-timeline").screenshot(path=str(ARTIFACTS / "dashboard-run-timeline.png"))
 
     # a job links to the jobs dashboard's page of that job
     page.locator("#run-jobs tbody a", has_text="build[a]").click()

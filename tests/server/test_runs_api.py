@@ -101,6 +101,17 @@ def test_start_a_run_and_follow_it_to_its_results(server: Server) -> None:
     page = server.client.get("/api/v1/runs", params={"limit": 1}).json()
     assert page["runs"][0]["id"] == run["id"]
 
+    # its timeline: one lane (greet, then test), both on the critical path
+    timeline = server.client.get(f"/api/v1/runs/{run['id']}/timeline").json()
+    assert [(b["job"], b["lane"], b["status"]) for b in timeline["bars"]] == [
+        ("greet", 0, "succeeded"), ("test", 0, "succeeded")
+    ]  # fmt: skip
+    test_job = next(j for j in body["jobs"] if j["job"] == "test")
+    assert timeline["critical_path"] == [greet["id"], test_job["id"]]
+    assert timeline["lanes"] == 1 and "overlapping intervals" in timeline["lanes_from"]
+    first, second = timeline["bars"]
+    assert 0 <= first["start"] <= first["end"] <= second["start"] + 1e-3 <= second["end"] + 1e-3
+
 
 def test_cancel_a_running_run(server: Server) -> None:
     run = server.client.post("/api/v1/runs", json={"pipeline": "slow"}).json()
@@ -119,6 +130,7 @@ def test_cancel_a_running_run(server: Server) -> None:
 def test_bad_requests_and_auth(server: Server) -> None:
     assert server.client.get("/api/v1/runs/ffffffffffff").status_code == 404
     assert server.client.post("/api/v1/runs/ffffffffffff/cancel").status_code == 404
+    assert server.client.get("/api/v1/runs/ffffffffffff/timeline").status_code == 404
     unknown = server.client.post("/api/v1/runs", json={"pipeline": "nope"})
     assert unknown.status_code == 422 and "unknown pipeline 'nope'" in unknown.json()["error"]
     bad_step = server.client.post("/api/v1/runs", json={"pipeline": "ci", "only": ["x"]})
@@ -128,6 +140,7 @@ def test_bad_requests_and_auth(server: Server) -> None:
     for method, path in (("GET", "/api/v1/runs"), ("POST", "/api/v1/runs")):
         assert httpx.request(method, server.url + path).status_code == 401
     doc = server.client.get("/openapi.json").json()
-    assert {"/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/runs/{run_id}/cancel"} <= set(
-        doc["paths"]
-    )
+    assert {
+        "/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/runs/{run_id}/cancel",
+        "/api/v1/runs/{run_id}/timeline",
+    } <= set(doc["paths"])  # fmt: skip

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "rerun_command",
         "Run a recorded run again: all, --failed, or one STEP[/ITEM].",
     ),
+    "tui": ("stockade.cli.tui_cmd", "tui_command", "Watch a pipeline run full screen."),
     "cache": ("stockade.cli.cache_cmd", "cache_group", "Clear the pipelines' result cache."),
     "sandboxes": ("stockade.cli.sandboxes_cmd", "sandboxes_command", "List sandbox backends."),
     "submit": (

@@ -44,6 +44,7 @@ __all__ = ["RunCommandOptions", "execute_pipeline", "run_command"]
 @click.option("--only", multiple=True, metavar="STEP", help="Run only STEP (and what it needs).")
 @click.option("--plain", is_flag=True, help="Line-by-line output even on a terminal.")
 @click.option("--quiet", "-q", is_flag=True, help="Only failures and the summary.")
+@click.option("--tui", is_flag=True, help="Watch the run full screen (`stockade tui`).")
 @click.option("--data-dir", metavar="DIR", help="Logs and run records (default: ./.stockade).")
 @click.option(
     "--database-url", metavar="URL", help="The store [$STOCKADE_DATABASE_URL, else the data dir]."
@@ -58,10 +59,15 @@ def run_command(
     only: tuple[str, ...],
     plain: bool,
     quiet: bool,
+    tui: bool,
     data_dir: str | None,
     database_url: str | None,
 ) -> int:
     """Run PIPELINE (default: the only one defined) and show it live."""
+    if tui:
+        from stockade.tui.launch import run_command_in_tui
+
+        return run_command_in_tui(locals())
     from stockade.cli.tasks import config_path, print_problems
     from stockade.config import ConfigValidationError, load
 

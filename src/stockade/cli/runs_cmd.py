@@ -29,6 +29,7 @@ __all__ = ["rerun_command", "runs_command"]
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON (one object per run when listing).")
 @click.option("--cancel", is_flag=True, help="Ask RUN's scheduler to stop it.")
+@click.option("--timeline", is_flag=True, help="RUN's jobs as bars over time (text, or --json).")
 @store_command
 def runs_command(run_ref: str | None, **opts: Any) -> int:
     """List runs newest first, or show RUN (an id, a unique prefix, or ``latest``)."""
@@ -42,6 +43,10 @@ def runs_command(run_ref: str | None, **opts: Any) -> int:
             run_id, what = cancel_run(store, run_ref)
             click.echo(f"{run_id} {what}")
             return 0
+        if opts["timeline"]:
+            from stockade.cli.timeline_out import show_timeline
+
+            return show_timeline(store, run_ref, as_json=opts["as_json"])
         if run_ref is None:
             runs = runs_page(store, limit=opts["limit"])
         else:

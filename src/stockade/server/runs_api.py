@@ -113,6 +113,31 @@ class RunDetails(RunOut):
     failed_tests: list[FailedTest]
 
 
+class TimelineBar(BaseModel):
+    """One job on the timeline; ``start`` and ``end`` in seconds from the run's start."""
+
+    id: str
+    job: str
+    step: str | None
+    status: str
+    lane: int
+    start: float
+    end: float
+    critical: bool
+
+
+class TimelineOut(BaseModel):
+    """A run's jobs as bars on lanes (derived: the store does not record
+    slots), and its critical path (job ids, derived from timing)."""
+
+    run_id: str
+    span: float
+    lanes: int
+    lanes_from: str
+    bars: list[TimelineBar]
+    critical_path: list[str]
+
+
 class RunList(BaseModel):
     """A page of runs, newest first; pass ``next`` as ``after`` for the next page."""
 
@@ -180,6 +205,19 @@ def get_run(run_id: str, request: Request) -> dict[str, Any]:
     """One run: state, per-step progress, its jobs, test counts and failed tests."""
     try:
         return run_view(_service(request).store, run_id)
+    except RunNotFound:
+        raise HTTPException(404, "no such run") from None
+
+
+@router.get(
+    "/{run_id}/timeline", response_model=TimelineOut, summary="A run's timeline", responses=ONE_RUN
+)
+def get_timeline(run_id: str, request: Request) -> dict[str, Any]:
+    """Each job that ran as a bar on a lane over time, with the critical path."""
+    from stockade.engine.timeline import for_run
+
+    try:
+        return for_run(_service(request).store, run_id).to_dict()
     except RunNotFound:
         raise HTTPException(404, "no such run") from None
 

@@ -160,9 +160,76 @@ function renderRun(run) {
   }
 }
 
+const SVG_NS = "http://www.w3.org/2000/svg";
+const BAR_COLOURS = { succeeded: "#2e7d32", failed: "#c62828", running: "#1565c0",
+  cancelled: "#757575", skipped: "#bdbdbd" };
+
+function svgNode(tag, attrs, text) {
+  const item = document.createElementNS(SVG_NS, tag);
+  for (const key of Object.keys(attrs)) {
+    item.setAttribute(key, String(attrs[key]));
+  }
+  if (text !== undefined) {
+    item.textContent = String(text);
+  }
+  return item;
+}
+
+// The run's timeline as an SVG drawn here: a row per lane, a bar per job
+// coloured by status, the critical path outlined and joined by a line.
+function renderTimeline(timeline) {
+  const box = byId("run-timeline");
+  empty(box);
+  byId("run-timeline-note").textContent = timeline.bars.length
+    ? timeline.lanes + " lane(s), " + timeline.lanes_from + "; outlined: the critical path"
+    : "No job has started.";
+  if (!timeline.bars.length) {
+    return;
+  }
+  const left = 40;
+  const width = Math.max(box.clientWidth || 800, 320);
+  const row = 22;
+  const height = timeline.lanes * row + 24;
+  const scale = (width - left - 10) / Math.max(timeline.span, 0.001);
+  const svg = svgNode("svg", { width, height, viewBox: "0 0 " + width + " " + height,
+    role: "img", "aria-label": "run timeline" });
+  for (let lane = 0; lane < timeline.lanes; lane += 1) {
+    svg.appendChild(svgNode("text", { x: 4, y: lane * row + 15, class: "lane" }, "#" + lane));
+  }
+  const centres = [];
+  for (const bar of timeline.bars) {
+    const x = left + bar.start * scale;
+    const w = Math.max((bar.end - bar.start) * scale, 2);
+    const rect = svgNode("rect", { x, y: bar.lane * row + 3, width: w, height: row - 6, rx: 3,
+      fill: BAR_COLOURS[bar.status] || "#9e9e9e", class: "bar" + (bar.critical ? " critical" : ""),
+      "data-job": bar.job, "data-status": bar.status });
+    rect.appendChild(svgNode("title", {}, bar.job + " " + bar.status + " " +
+      (bar.end - bar.start).toFixed(1) + " s"));
+    svg.appendChild(rect);
+    if (w > bar.job.length * 7 + 8) {
+      svg.appendChild(svgNode("text", { x: x + 4, y: bar.lane * row + 15, class: "bar-label" },
+        bar.job));
+    }
+    if (bar.critical) {
+      centres.push([x, x + w, bar.lane * row + row / 2]);
+    }
+  }
+  if (centres.length > 1) {
+    const points = centres.map(([a, b, y]) => a + "," + y + " " + b + "," + y).join(" ");
+    svg.appendChild(svgNode("polyline", { points, class: "critical-path", fill: "none" }));
+  }
+  const axis = timeline.lanes * row + 18;
+  svg.appendChild(svgNode("text", { x: left, y: axis, class: "axis" }, "0 s"));
+  svg.appendChild(svgNode("text", { x: width - 10, y: axis, class: "axis", "text-anchor": "end" },
+    timeline.span.toFixed(timeline.span < 1 ? 2 : 1) + " s"));
+  box.appendChild(svg);
+}
+
 async function showRun(id) {
-  const run = await call("/api/v1/runs/" + encodeURIComponent(id));
+  const path = "/api/v1/runs/" + encodeURIComponent(id);
+  const run = await call(path);
   renderRun(run);
+  renderTimeline(await call(path + "/timeline"));
   return run;
 }
 
