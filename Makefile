@@ -4,8 +4,9 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # Debian packages the test suite drives for real (sandbox backends; Go for
-# examples/go-tests; make, gcc for examples/ports; chromium for the dashboard test).
-SYSPKGS := bubblewrap runc util-linux golang-go make gcc chromium
+# examples/go-tests, go-cmp's sources to run it on a real module; make, gcc for
+# examples/ports; chromium for the dashboard test).
+SYSPKGS := bubblewrap runc util-linux golang-go golang-github-google-go-cmp-dev make gcc chromium
 
 .PHONY: run test lint typecheck unit bench sysdeps clean
 
