@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -179,3 +181,37 @@ def test_plain_view_shows_the_failed_test_and_its_output(workspace: Path, go_cac
     assert f"✗ {MODULE}/strs TestReverseUnicode" in done.stdout
     assert 'strs_test.go:13: Reverse(héllo) = "oll\\xa9\\xc3h", want "olléh"' in done.stdout
     assert "tests: 1 failed, 9 passed, 1 skipped" in done.stdout
+
+
+def test_ctrl_c_during_builds_leaves_no_go_work_directory(workspace: Path, tmp_path: Path) -> None:
+    """The Go tasks stop with SIGINT, on which ``go`` removes its ``go-build*``
+    directory (SIGTERM leaves it): after a Ctrl-C in the build stage, $TMPDIR is empty."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {
+        **os.environ,
+        "GOCACHE": str(tmp_path / "cold-cache"),  # cold: the builds take a while
+        "GOPATH": str(tmp_path / "gopath"),
+        "TMPDIR": str(scratch),
+    }
+    proc = subprocess.Popen(
+        [*STOCKADE, "run", "test", "--json"],
+        cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["event"] == "job_start" and event["step"] == "build":
+            break
+    deadline = time.monotonic() + 30
+    while not list(scratch.rglob("go-build*")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        assert list(scratch.rglob("go-build*")), "go never made its work directory"
+        proc.send_signal(signal.SIGINT)  # at once: go may not have its handler yet
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert proc.returncode == 130
+    assert list(scratch.iterdir()) == []
