@@ -23,6 +23,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from stockade.errors import OutputError, StockadeError
+from stockade.pipeline.clip import clipped
 from stockade.pipeline.test2json import TestCase
 from stockade.runner.outputs import resolve_in_workspace
 
@@ -30,8 +31,6 @@ __all__ = ["MAX_REPORT_BYTES", "JobReport", "ReportError", "read_report"]
 
 MAX_REPORT_BYTES = 64 * 1024 * 1024
 """Largest report read; a bigger one is refused rather than parsed."""
-
-_MAX_OUTPUT_LINES = 200
 
 
 class ReportError(StockadeError):
@@ -127,7 +126,7 @@ def _case(element: Element, suite: str) -> TestCase:
         for child in element:
             if child.tag in ("system-out", "system-err"):
                 case.output += _lines(child.text)
-        del case.output[_MAX_OUTPUT_LINES:]
+        case.output = clipped(case.output)
     elif any(c.tag == "skipped" for c in element):
         case.status = "skipped"
     return case

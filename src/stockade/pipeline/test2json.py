@@ -15,10 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stockade.pipeline.clip import Clip
+
 __all__ = ["Test2Json", "TestCase", "failure_message", "junit_xml"]
 
 _FINAL = {"pass": "passed", "fail": "failed", "skip": "skipped"}
-_MAX_OUTPUT_LINES = 200
 _NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 """Characters XML 1.0 cannot hold, even escaped (ANSI colour's ESC among them)."""
 
@@ -54,6 +55,7 @@ class Test2Json:
     def __init__(self, package: str = "") -> None:
         self.default_package = package
         self.cases: dict[tuple[str, str], TestCase] = {}
+        self.clips: dict[tuple[str, str], Clip] = {}
 
     def feed(self, line: str) -> TestCase | None:
         """Take one line; return the case it finished, if any. Lines that
@@ -72,11 +74,13 @@ class Test2Json:
         case = self.cases.get(key)
         if case is None:
             case = self.cases[key] = TestCase(package, key[1])
+            self.clips[key] = Clip()
         action = event["Action"]
         output = event.get("Output")
-        if isinstance(output, str) and len(case.output) < _MAX_OUTPUT_LINES:
-            case.output.append(output)
+        if isinstance(output, str):
+            self.clips[key].add(output)
         if action in _FINAL:
+            case.output = self.clips[key].lines()
             case.status = _FINAL[action]
             elapsed = event.get("Elapsed")
             case.elapsed = float(elapsed) if isinstance(elapsed, int | float) else 0.0
@@ -86,6 +90,8 @@ class Test2Json:
     def results(self) -> list[TestCase]:
         """Finished tests, then a package case only where it failed without
         any failed test (a build or set-up failure)."""
+        for key, case in self.cases.items():  # with output that came after its end
+            case.output = self.clips[key].lines()
         tests = [c for c in self.cases.values() if c.name and c.status != "running"]
         failed_packages = {c.package for c in tests if c.status == "failed"}
         packages = [
