@@ -108,23 +108,30 @@ def _active(run: RunState, limit: int = 8) -> Table:
 
 
 def failures(run: RunState, tail: int = TAIL_SHOWN) -> list[RenderableType]:
-    """Each failed job with its reason, the tail of its log and its failed tests."""
+    """Each failed job with its reason, the tail of its log and its failed tests
+    (a package's own failure among them); a job that succeeded although its
+    test events report failed tests is listed too, with those tests."""
     out: list[RenderableType] = []
     for job in run.jobs():
-        if job.status is not Status.FAILED:
+        failed = [case for case in job.tests if case.status == "failed"]
+        if job.status is Status.FAILED:
+            title = Text(printable(f"✗ {job.name}"), style="bold red")
+            title.append(printable(f": {job.reason}") if job.reason else "")
+        elif failed:  # its exit said success, its test events did not (go's own count)
+            title = Text(printable(f"! {job.name}: {job.status.value}"), style="yellow")
+            title.append(f", but its test events report {len(failed)} failed")
+        else:
             continue
-        title = Text(printable(f"✗ {job.name}"), style="bold red")
-        title.append(printable(f": {job.reason}") if job.reason else "")
         out.append(title)
         if job.log_path:
             out.append(Text(printable(f"  log: {job.log_path}"), style="dim", overflow="fold"))
         for line in list(job.tail)[-tail:]:
             out.append(Text(printable(f"  │ {line.rstrip()}"), no_wrap=True, overflow="ellipsis"))
-        for case in job.tests:
-            if case.status == "failed" and case.name:
-                out.append(Text(printable(f"  ✗ {case.package} {case.name}"), style="red"))
-                for text in _test_output(case.output)[-tail:]:
-                    out.append(Text(printable(f"    │ {text}"), no_wrap=True, overflow="ellipsis"))
+        for case in failed:  # a package's own failure (a panic in init, TestMain) has no name
+            label = f"{case.package} {case.name or '(package)'}"
+            out.append(Text(printable(f"  ✗ {label}"), style="red"))
+            for text in _test_output(case.output)[-tail:]:
+                out.append(Text(printable(f"    │ {text}"), no_wrap=True, overflow="ellipsis"))
     return out
 
 
