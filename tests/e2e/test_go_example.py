@@ -215,3 +215,28 @@ def test_ctrl_c_during_builds_leaves_no_go_work_directory(workspace: Path, tmp_p
         proc.communicate()
     assert proc.returncode == 130
     assert list(scratch.iterdir()) == []
+
+
+def test_a_build_failure_is_an_error_in_junit_json_and_summary(
+    workspace: Path, go_cache: Path
+) -> None:
+    done = stockade(workspace, go_cache, "broken", "--json", "--junit", "report.xml")
+    assert done.returncode == 1
+    finish = _events(done.stdout)[-1]
+    (error,) = finish["errors"]
+    assert (error["package"], error["test"], error["status"]) == (
+        f"{MODULE}/broken", f"build[{MODULE}/broken]", "error",
+    )  # fmt: skip
+    assert "broken/bad.go:7:9: cannot use" in error["output"]
+
+    assert_valid_junit(workspace / "report.xml")
+    root = ET.parse(workspace / "report.xml").getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("1", "0", "1")
+    (case,) = root.iter("testcase")
+    assert case.get("classname") == f"{MODULE}/broken"
+    element = case.find("error")
+    assert element is not None and element.get("message") == "exit code 2"  # go build's
+    assert "broken/bad.go:7:9: cannot use" in (element.text or "")
+
+    plain = stockade(workspace, go_cache, "broken", "--plain")
+    assert "tests: 1 error" in plain.stdout

@@ -153,9 +153,10 @@ async def _execute(
     _install_interrupts(pipeline_run)
     run = await pipeline_run.execute()
     if options.junit:
+        from stockade.pipeline.joberrors import job_errors
         from stockade.pipeline.test2json import junit_xml
 
-        cases = [case for job in run.jobs() for case in job.tests]
+        cases = [case for job in run.jobs() for case in job.tests] + job_errors(run)
         Path(options.junit).write_bytes(junit_xml(cases, name=name))
     if run.status is Status.CANCELLED:
         return 130

@@ -26,7 +26,9 @@ _NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 @dataclass
 class TestCase:
-    """One test's result (``name`` empty for the package itself)."""
+    """One test's result (``name`` empty for the package itself); ``status``
+    is passed, failed, skipped, or error for a job that failed without a
+    test result (:mod:`stockade.pipeline.joberrors`)."""
 
     __test__ = False  # not a pytest class
 
@@ -43,7 +45,7 @@ class TestCase:
             "test": self.name,
             "status": self.status,
             "elapsed": self.elapsed,
-            "output": "".join(self.output) if self.status == "failed" else "",
+            "output": "".join(self.output) if self.status in ("failed", "error") else "",
         }
 
 
@@ -140,6 +142,7 @@ def junit_xml(cases: Iterable[TestCase], name: str = "stockade") -> bytes:
     elapsed = 0.0
     for package, members in sorted(by_package.items()):
         failures = sum(c.status == "failed" for c in members)
+        errors = sum(c.status == "error" for c in members)
         skipped = sum(c.status == "skipped" for c in members)
         took = sum(c.elapsed for c in members)
         suite = ET.SubElement(
@@ -148,7 +151,7 @@ def junit_xml(cases: Iterable[TestCase], name: str = "stockade") -> bytes:
             name=_xml_text(package),
             tests=str(len(members)),
             failures=str(failures),
-            errors="0",
+            errors=str(errors),
             skipped=str(skipped),
             time=f"{took:.3f}",
         )
@@ -164,10 +167,17 @@ def junit_xml(cases: Iterable[TestCase], name: str = "stockade") -> bytes:
                 message = _xml_text(failure_message(case.output))
                 failure = ET.SubElement(element, "failure", message=message, type="failure")
                 failure.text = _xml_text("".join(case.output))
+            elif case.status == "error":
+                message = _xml_text(case.output[0].strip() if case.output else "error")
+                error = ET.SubElement(
+                    element, "error", message=message[:_MESSAGE_MAX], type="error"
+                )
+                error.text = _xml_text("".join(case.output))
             elif case.status == "skipped":
                 ET.SubElement(element, "skipped")
         totals["tests"] += len(members)
         totals["failures"] += failures
+        totals["errors"] += errors
         elapsed += took
     for key, value in totals.items():
         root.set(key, str(value))

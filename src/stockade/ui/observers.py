@@ -15,6 +15,7 @@ from typing import IO, Any
 from rich.console import Console, Group
 from rich.live import Live
 
+from stockade.pipeline.joberrors import job_errors
 from stockade.pipeline.model import Job, RunState, Status
 from stockade.printable import printable
 from stockade.ui import render
@@ -36,7 +37,8 @@ class JsonObserver:
             record |= job.to_dict()
         record |= data
         if kind == "run_finish":
-            record |= {"status": run.status.value, "summary": run.to_dict()}
+            errors = [case.to_dict() for case in job_errors(run)]
+            record |= {"status": run.status.value, "summary": run.to_dict(), "errors": errors}
         self.out.write(json.dumps(record, default=str) + "\n")
         self.out.flush()
 
@@ -108,7 +110,7 @@ def finish(console: Console, run: RunState) -> None:
     """The end of a run: failures with their log tails, then the summary."""
     for part in render.failures(run):
         console.print(part)
-    line = render.tests_line(run.jobs())
+    line = render.tests_line(run.jobs(), job_errors(run))
     if line:
         console.print(line)
     console.print(render.summary(run))

@@ -9,12 +9,15 @@ log tails and test output come from jobs: each goes through
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
 from stockade.pipeline.model import Job, RunState, Status, StepState
+from stockade.pipeline.test2json import TestCase
 from stockade.printable import printable
 
 __all__ = ["failures", "header", "live", "step_rows", "summary", "tests_line"]
@@ -64,9 +67,10 @@ def header(run: RunState) -> Text:
     return text
 
 
-def tests_line(jobs: list[Job]) -> str:
-    """``tests: 12 passed, 1 failed, 2 skipped`` or ``""`` without tests."""
-    cases = [case for job in jobs for case in job.tests]
+def tests_line(jobs: list[Job], errors: Sequence[TestCase] = ()) -> str:
+    """``tests: 12 passed, 1 failed, 2 skipped`` or ``""`` without tests;
+    ``errors`` (failed jobs no test accounts for) count as ``error``."""
+    cases = [case for job in jobs for case in job.tests] + list(errors)
     if not cases:
         return ""
     counts: dict[str, int] = {}
