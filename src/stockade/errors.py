@@ -170,6 +170,6 @@ class NameInUse(StoreError):
 class RunNotFound(StoreError):
     """No such pipeline run."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, detail: str = "") -> None:
         self.run_id = run_id
-        super().__init__(f"no run {run_id!r} in the store")
+        super().__init__(f"no run {run_id!r} in the store{detail}")

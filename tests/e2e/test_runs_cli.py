@@ -96,9 +96,14 @@ def test_rerun_one_job_reuses_the_rest(tmp_path: Path) -> None:
     # only build[z] ran again; pack (downstream) did not run
     assert _counts(root) == {"x": 1, "y": 1, "z": 2, "pack": 1}
 
-    bad_step = stockade(root, "rerun", "nope")
+    bad_step = stockade(root, "rerun", "latest", "nope")
     assert bad_step.returncode == 2
     assert "has no step 'nope' (steps: build, pack)" in bad_step.stderr
+    # one argument naming neither a run nor a step: an unknown run, saying both
+    neither = stockade(root, "rerun", "nosuchrun")
+    assert neither.returncode == 1, neither.stderr
+    assert "no run 'nosuchrun' in the store, nor is it a step of the newest run" in (neither.stderr)
+    assert "(pipeline 'p': build, pack)" in neither.stderr
     bad_item = stockade(root, "rerun", "latest", "build/w")
     assert bad_item.returncode == 2
     assert "has no job build[w] (its jobs of build: build[x], build[y], build[z])" in (
@@ -106,6 +111,22 @@ def test_rerun_one_job_reuses_the_rest(tmp_path: Path) -> None:
     )
     unknown = stockade(root, "rerun", "ffffffffff", "build")
     assert unknown.returncode == 1 and "no run 'ffffffffff' in the store" in unknown.stderr
+
+
+def test_rerun_of_one_job_runs_only_that_job(tmp_path: Path) -> None:
+    """Another job of the step that failed in the source is not run with it."""
+    root = _project(tmp_path)
+    assert stockade(root, "run", "p", "--plain").returncode == 1  # build[y] fails
+    again = stockade(root, "rerun", "build/z", "--plain")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _counts(root) == {"x": 1, "y": 1, "z": 2}
+    assert "reused    build[x]" in again.stdout and "cached" not in again.stdout
+    view = json.loads(stockade(root, "runs", "latest", "--json").stdout)
+    status = {j["job"]: (j["status"], j["reason"]) for j in view["jobs"]}
+    assert status["build[z]"] == ("succeeded", None)
+    assert status["build[y]"] == (
+        "skipped", "not rerun: no success of it to reuse in the source run"
+    )  # fmt: skip
 
 
 def test_a_cancel_asked_from_another_process_stops_the_run(tmp_path: Path) -> None:
@@ -143,6 +164,8 @@ def test_a_cancel_asked_from_another_process_stops_the_run(tmp_path: Path) -> No
     assert logs.returncode == 0 and logs.stdout == "started\n"
     again = stockade(root, "runs", run_id, "--cancel")
     assert again.stdout.strip() == f"{run_id} already cancelled"
+    latest = stockade(root, "runs", "latest", "--cancel")
+    assert latest.stdout.strip() == f"{run_id} already cancelled", latest.stderr
 
 
 def test_a_second_ctrl_c_forces_and_the_run_is_still_recorded(tmp_path: Path) -> None:

@@ -541,4 +541,5 @@ def rerun_plan(
             raise UsageError(f"run {source.id} has no job {wanted} (its jobs of {step}: {have})")
         names = {wanted}
     reuse = reuse_for(store, source, rerun=names, strict=False)
+    reuse.target = (step, item or None)
     return reuse, dataclasses.replace(options, only=(step,)), {"target": target}

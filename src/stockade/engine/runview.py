@@ -112,5 +112,8 @@ def runs_page(
 
 
 def cancel_run(store: Store, ref: str) -> tuple[str, str]:
-    """Ask a run to stop (its scheduler notices within a second); ``(id, what happened)``."""
+    """Ask a run to stop (its scheduler notices within a second); ``(id, what
+    happened)``. ``ref`` is an id, a unique prefix, or ``latest``."""
+    if ref == "latest":
+        ref = find_run(store, ref).id
     return store.runs.request_cancel(ref)

@@ -130,6 +130,7 @@ class ResultCache:
         log = record.get("log")
         job.log_path = log if isinstance(log, str) else None
         job.cached_from = str(record.get("run_id") or "")
+        job.from_cache = True
         job.tests = [
             TestCase(
                 str(test.get("package", "")),

@@ -67,11 +67,18 @@ class Job:
     tests: list[TestCase] = field(default_factory=list)
     priority: int = 0
     cached_from: str | None = None  # the run whose stored success it reused
+    from_cache: bool = False  # that success came from the result cache, not a rerun's source
 
     @property
     def cached(self) -> bool:
-        """Whether its result came from the result cache (it did not run)."""
+        """Whether its result was reused (from the result cache or a rerun's
+        source run): it did not run."""
         return self.cached_from is not None
+
+    @property
+    def reuse_label(self) -> str:
+        """``cached`` (from the result cache) or ``reused`` (from a rerun's source)."""
+        return "cached" if self.from_cache else "reused"
 
     @property
     def name(self) -> str:
@@ -100,7 +107,8 @@ class Job:
             "outputs": self.outputs,
             "log": self.log_path,
             "tests": [test.to_dict() for test in self.tests],
-            "cached": self.cached,
+            "cached": self.cached and self.from_cache,
+            "reused": self.cached and not self.from_cache,
         }
 
 
@@ -225,6 +233,17 @@ class Reuse:
     results: dict[str, Reused] = field(default_factory=dict)
     with_upstream: bool = True
     reused: set[str] = field(default_factory=set)
+    #: ``(step, item)`` for ``rerun STEP[/ITEM]``: only those jobs run; any
+    #: other job without a result to reuse is skipped, never run.
+    target: tuple[str, str | None] | None = None
+
+    def may_run(self, job: Job) -> bool:
+        """Whether ``job`` may run rather than be skipped (it is the target,
+        there is no target, or it has a result to reuse instead)."""
+        if self.target is None or job.name in self.results:
+            return True
+        step, item = self.target
+        return job.step == step and (item is None or job.key == item)
 
     def take(self, run: RunState, step: StepState, job: Job) -> Reused | None:
         """The result ``job`` reuses, if it may reuse one (and note that it did)."""

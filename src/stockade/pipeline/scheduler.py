@@ -67,6 +67,7 @@ class Scheduler:
         self.cancelled = asyncio.Event()
         self.stopping: str | None = None
         self.running: dict[asyncio.Task[None], Job] = {}
+        self.reuse = reuse
         self.runner = JobRunner(
             config, self.run, concurrency, self.cancelled, self.emit, data_dir, hooks, reuse
         )
@@ -173,12 +174,17 @@ class Scheduler:
             self.emit("step_finish", None, step=step.name, status=step.status.value)
 
     def _skip_blocked(self) -> None:
-        """Skip pending jobs whose dependency did not succeed."""
+        """Skip pending jobs whose dependency did not succeed, and those a
+        ``rerun STEP[/ITEM]`` may neither run nor reuse."""
         changed = True
         while changed:
             changed = False
             for job in self.run.jobs():
                 if job.status is not Status.PENDING:
+                    continue
+                if self.reuse is not None and not self.reuse.may_run(job):
+                    self._skip(job, "not rerun: no success of it to reuse in the source run")
+                    changed = True
                     continue
                 bad = next((d for d in job.deps if d.status.done and not self._dep_ok(d)), None)
                 if bad is not None or self.cancelled.is_set():

@@ -58,7 +58,7 @@ class PlainObserver:
                 return
             reason = f" ({job.reason})" if job.reason else ""
             took = "" if job.duration is None else f" {render.seconds(job.duration)}"
-            status = "cached" if job.cached else job.status.value
+            status = job.reuse_label if job.cached else job.status.value
             self._line(run, f"{status:<9} {job.name}{took}{reason}")
         elif kind == "step_finish" and data.get("status") == "skipped" and not self.quiet:
             self._line(run, f"skipped   step {data.get('step')} ({data.get('reason')})")

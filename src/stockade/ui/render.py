@@ -171,9 +171,10 @@ def summary(run: RunState) -> Table:
         status = Text(step.status.value, style=_STYLE[step.status])
         if step.reason and step.status is Status.SKIPPED:
             status.append(printable(f": {step.reason}"))
-        cached = sum(job.cached for job in step.jobs)
-        if cached:
-            status.append(f" ({cached} cached)", style="dim")
+        for label in ("cached", "reused"):
+            count = sum(job.cached and job.reuse_label == label for job in step.jobs)
+            if count:
+                status.append(f" ({count} {label})", style="dim")
         table.add_row(
             printable(step.name),
             status,
