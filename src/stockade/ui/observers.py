@@ -59,7 +59,11 @@ class PlainObserver:
             reason = f" ({job.reason})" if job.reason else ""
             took = "" if job.duration is None else f" {render.seconds(job.duration)}"
             status = job.reuse_label if job.cached else job.status.value
-            self._line(run, f"{status:<9} {job.name}{took}{reason}")
+            tries = f" after {job.attempts} attempts" if job.attempts > 1 else ""
+            self._line(run, f"{status:<9} {job.name}{took}{tries}{reason}")
+        elif kind == "job_retry" and job is not None and not self.quiet:
+            attempt, outcome = data.get("attempt"), data.get("outcome")
+            self._line(run, f"retry     {job.name} (attempt {attempt} {outcome}; trying again)")
         elif kind == "step_finish" and data.get("status") == "skipped" and not self.quiet:
             self._line(run, f"skipped   step {data.get('step')} ({data.get('reason')})")
         elif kind == "run_finish":
