@@ -241,3 +241,44 @@ def test_a_run_whose_process_was_killed_ends_abandoned_once_silent(tmp_path: Pat
     assert (job["status"], job["reason"]) == ("failed", "abandoned"), job
     listed = [json.loads(line) for line in stockade(tmp_path, "jobs", "--json").stdout.splitlines()]
     assert [(j["state"], j["outcome"]) for j in listed] == [("failed", "lost")]
+
+
+def test_a_closed_stdout_ends_the_view_and_the_run_goes_on(tmp_path: Path) -> None:
+    """``stockade run … | head -1``: no BrokenPipeError, the run's own exit
+    status, and the run recorded to its end."""
+    (tmp_path / "stockade.yaml").write_text(
+        textwrap.dedent(
+            """
+            pipelines:
+              p:
+                steps:
+                  first:
+                    run: echo one; sleep 0.5; echo two
+                  then:
+                    needs: [first]
+                    for_each: [x, y, z]
+                    run: echo "${{ item }}" > "done-${{ item }}"
+            """
+        )
+    )
+    for view in ("--plain", "--json"):
+        proc = subprocess.Popen(
+            [*STOCKADE, "run", view], cwd=tmp_path, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline()
+        proc.stdout.close()  # what `head -1` does
+        status = proc.wait(timeout=30)
+        errors = proc.stderr.read()
+        proc.stderr.close()
+        assert status == 0, errors
+        assert "Traceback" not in errors and "BrokenPipe" not in errors
+        run = json.loads(stockade(tmp_path, "runs", "latest", "--json").stdout)
+        assert run["state"] == "succeeded"
+        assert {j["job"]: j["status"] for j in run["jobs"]} == {
+            "first": "succeeded", "then[x]": "succeeded", "then[y]": "succeeded",
+            "then[z]": "succeeded",
+        }  # fmt: skip
+        for item in "xyz":
+            (tmp_path / f"done-{item}").unlink()

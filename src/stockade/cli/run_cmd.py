@@ -121,16 +121,20 @@ class RunCommandOptions:
 
 
 def _observer(options: RunCommandOptions) -> Observer:
-    from rich.console import Console
-
+    """The view, ended quietly if stdout is closed (``| head``): the run goes on."""
     from stockade.ui.observers import JsonObserver, LiveObserver, PlainObserver
+    from stockade.ui.pipeguard import ClosedPipeGuard, PipeConsole
 
+    view: Observer
+    console = PipeConsole(highlight=False)
     if options.as_json:
-        return JsonObserver(sys.stdout)
-    console = Console(highlight=False)
-    if options.plain or options.quiet or not console.is_terminal:
-        return PlainObserver(Console(highlight=False, force_terminal=False), quiet=options.quiet)
-    return LiveObserver(console)
+        view = JsonObserver(sys.stdout)
+    elif options.plain or options.quiet or not console.is_terminal:
+        plain = PipeConsole(highlight=False, force_terminal=False)
+        view = PlainObserver(plain, quiet=options.quiet)
+    else:
+        view = LiveObserver(console)
+    return ClosedPipeGuard(view)
 
 
 async def _execute(
