@@ -151,9 +151,9 @@ class SchemaError(StoreError):
 class JobNotFound(StoreError):
     """No such job."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, detail: str = "") -> None:
         self.job_id = job_id
-        super().__init__(f"no job {job_id!r} in the store")
+        super().__init__(f"no job {job_id!r} in the store{detail}")
 
 
 class NameInUse(StoreError):

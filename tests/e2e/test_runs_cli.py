@@ -164,6 +164,15 @@ def test_a_cancel_asked_from_another_process_stops_the_run(tmp_path: Path) -> No
     assert logs.returncode == 0 and logs.stdout == "started\n"
     again = stockade(root, "runs", run_id, "--cancel")
     assert again.stdout.strip() == f"{run_id} already cancelled"
+    # a pipeline job's log by its name: in the latest run, or in --run RUN
+    by_name = stockade(root, "logs", "wait[a]")
+    assert by_name.returncode == 0 and by_name.stdout == "started\n", by_name.stderr
+    assert stockade(root, "logs", "wait[b]", "--run", run_id).stdout == "started\n"
+    unknown = stockade(root, "logs", "wait[c]", "--run", run_id)
+    assert unknown.returncode == 1
+    assert f"no job 'wait[c]' in the store nor in run {run_id} (its jobs: wait[a], wait[b])" in (
+        unknown.stderr
+    )
     latest = stockade(root, "runs", "latest", "--cancel")
     assert latest.stdout.strip() == f"{run_id} already cancelled", latest.stderr
 
