@@ -240,3 +240,41 @@ def test_a_build_failure_is_an_error_in_junit_json_and_summary(
 
     plain = stockade(workspace, go_cache, "broken", "--plain")
     assert "tests: 1 error" in plain.stdout
+
+
+FIXED_REVERSE = """package strs
+
+// Reverse reverses s rune by rune.
+func Reverse(s string) string {
+	r := []rune(s)
+	for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
+		r[i], r[j] = r[j], r[i]
+	}
+	return string(r)
+}
+"""
+
+
+def test_rerun_failed_after_a_fix_rebuilds_what_changed(workspace: Path, go_cache: Path) -> None:
+    """Reuse is keyed by content (the steps' ``inputs:``): the fixed package's
+    build runs again, so its test runs the new binary; the others are reused."""
+    first = stockade(workspace, go_cache, "test", "--plain")
+    assert first.returncode == 1, first.stdout + first.stderr
+    (workspace / "strs" / "strs.go").write_text(FIXED_REVERSE)
+    env = {
+        **os.environ,
+        "GOCACHE": str(go_cache / "build"),
+        "GOPATH": str(go_cache / "gopath"),
+        "GO_BUILD_DIR": str(workspace / ".work" / "bin"),
+    }
+    again = subprocess.run(
+        [*STOCKADE, "rerun", "--failed", "--json"],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr
+    finished = {e["job"]: e for e in _events(again.stdout) if e["event"] == "job_finish"}
+    ran = {name for name, e in finished.items() if not e["reused"] and not e["cached"]}
+    assert ran == {"discover", f"build[{MODULE}/strs]", f"test[{MODULE}/strs]"}
+    for name in ("broken", "mathx", "queue"):
+        assert finished[f"build[{MODULE}/{name}]"]["reused"]
+    assert finished[f"test[{MODULE}/strs]"]["status"] == "succeeded"

@@ -191,8 +191,9 @@ class RunRecorder:
         """Freeze the job's task as a worker's job is frozen (secret sources, no values)."""
         tracked = self._track(job)
         new = new_job(task_name, task, config=self.config, input=input)
+        spec = new.spec if job.inputs is None else {**new.spec, "inputs": job.inputs}
         tracked.frozen = {
-            "task": task_name, "spec": new.spec, "input": input, "priority": new.priority,
+            "task": task_name, "spec": spec, "input": input, "priority": new.priority,
             "max_attempts": new.max_attempts,
         }  # fmt: skip
         tracked.ready = tracked.dirty = True
@@ -503,9 +504,10 @@ def reuse_for(store: Store, source: RunRecord, *, rerun: set[str] | None, strict
         name = job_name(job.step or job.task, job.item)
         if rerun is not None and name in rerun:
             continue
+        inputs = job.spec.get("inputs")
         results[name] = Reused(
-            run_id=source.id, outputs=outputs.get(job.id, {}),
-            exit_code=job.exit_code, tests=tests.get(job.id, []),
+            run_id=source.id, outputs=outputs.get(job.id, {}), exit_code=job.exit_code,
+            tests=tests.get(job.id, []), inputs=inputs if isinstance(inputs, str) else None,
         )  # fmt: skip
     return Reuse(results, with_upstream=strict)
 

@@ -32,7 +32,7 @@ from stockade.pipeline.model import Job, RunState, StepState
 from stockade.pipeline.plan import JobPlan, context_for
 from stockade.pipeline.test2json import TestCase
 
-__all__ = ["ResultCache", "cache_key"]
+__all__ = ["ResultCache", "cache_key", "inputs_digest"]
 
 _CHUNK = 1 << 20
 
@@ -45,6 +45,21 @@ def cache_key(run: RunState, step: StepState, job: Job, plan: JobPlan) -> str | 
     spec = step.spec.cache
     if spec is None:
         return None
+    return _digest(run, step, job, plan, spec.key, job.inputs)
+
+
+def inputs_digest(run: RunState, step: StepState, job: Job, plan: JobPlan) -> str | None:
+    """The digest of what the job is made from (its step's ``inputs:``, its
+    task as rendered, its input), or ``None`` when the step declares none.
+    A rerun reuses a recorded success only when it is unchanged."""
+    if step.spec.inputs is None:
+        return None
+    return _digest(run, step, job, plan, step.spec.inputs, None)
+
+
+def _digest(
+    run: RunState, step: StepState, job: Job, plan: JobPlan, entries: list[str], inputs: str | None
+) -> str:
     workspace = os.path.abspath(plan.task.workdir or os.getcwd())
     context = context_for(run, step, job.item, job.key)
     digest = hashlib.sha256()
@@ -56,7 +71,9 @@ def cache_key(run: RunState, step: StepState, job: Job, plan: JobPlan) -> str | 
     part("job", [run.pipeline, step.name, job.key])
     part("task", plan.task.model_dump(mode="json", exclude={"description"}))
     part("input", plan.input)
-    for entry in spec.key:
+    if inputs is not None:
+        part("inputs", inputs)
+    for entry in entries:
         text = to_text(render(entry, context))
         kind, _, rest = text.partition(":")
         kind, rest = kind.strip(), rest.strip()

@@ -68,6 +68,7 @@ class Job:
     priority: int = 0
     cached_from: str | None = None  # the run whose stored success it reused
     from_cache: bool = False  # that success came from the result cache, not a rerun's source
+    inputs: str | None = None  # digest of its step's ``inputs:`` (what it is made from)
 
     @property
     def cached(self) -> bool:
@@ -217,6 +218,7 @@ class Reused:
     outputs: dict[str, Any]
     exit_code: int | None = None
     tests: list[TestCase] = field(default_factory=list)
+    inputs: str | None = None  # the digest of its inputs when it ran
 
 
 @dataclass
@@ -227,7 +229,9 @@ class Reuse:
     successes. With ``with_upstream`` (``rerun --failed``) a job is reused only
     if everything it depends on was reused too, so whatever depends on a job
     that runs again runs again; without it (``rerun STEP``) every job found
-    in ``results`` is reused as is.
+    in ``results`` is reused as is. A job whose step declares ``inputs:`` is
+    reused exactly when their digest is the recorded one, whatever ran
+    upstream: the digest covers its task as rendered from upstream outputs.
     """
 
     results: dict[str, Reused] = field(default_factory=dict)
@@ -248,9 +252,9 @@ class Reuse:
     def take(self, run: RunState, step: StepState, job: Job) -> Reused | None:
         """The result ``job`` reuses, if it may reuse one (and note that it did)."""
         found = self.results.get(job.name)
-        if found is None:
-            return None
-        if self.with_upstream:
+        if found is None or found.inputs != job.inputs:
+            return None  # never succeeded, or made from something else now
+        if self.with_upstream and job.inputs is None:  # (same inputs: nothing else matters)
             upstream = [
                 other
                 for name in step.spec.upstream()

@@ -150,6 +150,14 @@ class StepSpec(StrictModel):
     cache: CacheSpec | None = Field(
         default=None, description="Skip a job whose key matches a stored success."
     )
+    inputs: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "What each job is made from, as cache key entries ('files: GLOB', 'env: NAME', "
+            "text): a rerun reuses a recorded success only when their digest is unchanged."
+        ),
+    )
     description: str = Field(default="", description="What the step does, for humans.")
 
     def upstream(self) -> list[str]:
@@ -168,7 +176,7 @@ class PipelineSpec(StrictModel):
 
 
 _TASK_SOURCES = ("task", "run", "command")
-_EXPRESSION_KEYS = ("task", "run", "command", "input", "env", "for_each", "cache")
+_EXPRESSION_KEYS = ("task", "run", "command", "input", "env", "for_each", "cache", "inputs")
 
 
 def _strings(value: Any) -> list[tuple[Loc, str]]:
