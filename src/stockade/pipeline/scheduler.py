@@ -61,6 +61,10 @@ class Scheduler:
     ) -> None:
         steps = {n: StepState(n, s) for n, s in pipeline.steps.items()}
         concurrency = jobs or _limit(pipeline.concurrency, cpu_count())
+        if jobs is None and pipeline.concurrency == "auto":
+            # a step's explicit `concurrency: N` wins over the CPU-count default
+            steps_asked = [s.concurrency for s in pipeline.steps.values()]
+            concurrency = max([concurrency, *(n for n in steps_asked if isinstance(n, int))])
         self.run = RunState(name, run_id, steps, concurrency=concurrency)
         self.keep_going = keep_going
         self.observers = list(observers)
