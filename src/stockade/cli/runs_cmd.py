@@ -58,11 +58,17 @@ def runs_command(run_ref: str | None, **opts: Any) -> int:
     rows: list[tuple[str, ...]] = [("RUN", "PIPELINE", "STATE", "JOBS", "TESTS", "TOOK", "REASON")]
     rows += [
         (r["id"], r["pipeline"], r["state"], _jobs_cell(r["steps"]), _tests_cell(r["tests"]),
-         "-" if r["duration"] is None else f"{r['duration']:.1f}s", r["reason"] or "")
+         "-" if r["duration"] is None else f"{r['duration']:.1f}s", _reason_cell(r))
         for r in runs
     ]  # fmt: skip
     _table(rows)
     return 0
+
+
+def _reason_cell(run: dict[str, Any]) -> str:
+    warned = len(run.get("warnings") or [])
+    note = f"{warned} warning{'s' * (warned > 1)}" if warned else ""
+    return "; ".join(part for part in (run["reason"] or "", note) if part)
 
 
 def _jobs_cell(steps: dict[str, Any]) -> str:
@@ -96,6 +102,7 @@ def _show(view: dict[str, Any]) -> str:
         lines.append("cancel    requested")
     if view["tests"]:
         lines.append(f"tests     {_tests_cell(view['tests'])}")
+    lines += [f"warning   {warning}" for warning in view.get("warnings") or []]
     lines.append("")
     rows = [("STEP", "STATUS", "JOBS", "PROGRESS")]
     for name, step in view["steps"].items():

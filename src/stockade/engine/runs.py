@@ -152,6 +152,7 @@ class RunRecorder:
         self._state: StoredRun | None = None
         self._stored = stored
         self._reason: str | None = None
+        self._warnings: list[str] | None = None  # to write
         self._steps_dirty = False
         self._flushing: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -259,6 +260,7 @@ class RunRecorder:
                 job.job_id = _new_id()
             self._finished(job)
         self._steps_dirty = True
+        self._warnings = list(run.warnings) or None
         self._state = _RUN_STATE.get(run.status, StoredRun.FAILED)
         failed = [j.name for j in run.jobs() if j.status is Status.FAILED]
         if run.status is Status.CANCELLED:
@@ -290,6 +292,7 @@ class RunRecorder:
         if self._state is not None and self._state is not self._stored:
             batch.state, batch.stored = self._state, self._stored
             batch.reason = self._reason
+        batch.warnings, self._warnings = self._warnings, None
         return batch
 
     async def _flush(self) -> None:

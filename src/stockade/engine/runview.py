@@ -49,6 +49,7 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
         "cancel_requested": run.cancel_requested,
         "steps": run.steps,
         "tests": run.tests,
+        "warnings": run.warnings,
     }
 
 

@@ -241,10 +241,15 @@ class JobRunner:
         return sandbox, prepare_spec(spec, profile)
 
     async def close(self) -> None:
-        """Clean up every sandbox the slots set up."""
-        for sandbox in self.sandboxes.values():
-            with contextlib.suppress(StockadeError):
+        """Clean up every sandbox the slots set up; each one that cannot be
+        taken down is a warning of the run (it does not fail it)."""
+        for (slot, profile), sandbox in self.sandboxes.items():
+            try:
                 await asyncio.to_thread(sandbox.cleanup)
+            except (StockadeError, OSError) as exc:
+                what = exc.message if isinstance(exc, StockadeError) else str(exc)
+                warning = f"slot {slot} ({profile or 'local'}): cleanup failed: {what}"
+                self.run_state.warnings.append(warning)
         self.sandboxes.clear()
 
 

@@ -165,6 +165,8 @@ class RunState:
     finished: float | None = None
     status: Status = Status.RUNNING
     concurrency: int = 1
+    #: Problems that did not fail the run (a slot's sandbox not taken down).
+    warnings: list[str] = field(default_factory=list)
 
     def jobs(self) -> list[Job]:
         """Every job known so far, step by step."""
@@ -187,6 +189,7 @@ class RunState:
                 for name, s in self.steps.items()
             },
             "jobs": [job.to_dict() for job in self.jobs()],
+            "warnings": list(self.warnings),
         }
 
 

@@ -117,4 +117,6 @@ def finish(console: Console, run: RunState) -> None:
     line = render.tests_line(run.jobs(), job_errors(run))
     if line:
         console.print(line)
+    for warning in run.warnings:
+        console.print(f"warning: {printable(warning)}", style="yellow", markup=False)
     console.print(render.summary(run))
