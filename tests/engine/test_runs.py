@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import textwrap
 from typing import Any
 
@@ -234,7 +236,7 @@ def test_a_run_job_keeps_its_tasks_log_head_and_tail(store: Store, tmp_path: Any
 
 
 def test_a_sandbox_cleanup_failure_is_a_warning_of_the_run(
-    store: Store, tmp_path: Any, monkeypatch: Any
+    store: Store, store_url: str, tmp_path: Any, monkeypatch: Any
 ) -> None:
     """It does not fail the run, and it is not swallowed: the run records it
     and ``stockade runs`` shows it."""
@@ -263,3 +265,14 @@ def test_a_sandbox_cleanup_failure_is_a_warning_of_the_run(
     assert warning.startswith("slot 0 (fake): cleanup failed: 1 mount(s) under /x")
     assert store.runs.run(run_id).warnings == [warning]
     assert run_view(store, run_id)["warnings"] == [warning]
+
+    def runs(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "stockade.cli.main", "runs", *args, "--database-url", store_url],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return done.stdout
+
+    listed = runs()
+    assert "succeeded  1/1" in listed and "1 warning" in listed
+    assert f"warning   {warning}" in runs(run_id)
