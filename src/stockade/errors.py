@@ -194,9 +194,9 @@ class SchemaError(StoreError):
 class JobNotFound(StoreError):
     """No such job."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, detail: str = "") -> None:
         self.job_id = job_id
-        super().__init__(f"no job {job_id!r} in the store")
+        super().__init__(f"no job {job_id!r} in the store{detail}")
 
 
 class NameInUse(StoreError):
@@ -213,9 +213,9 @@ class NameInUse(StoreError):
 class RunNotFound(StoreError):
     """No such pipeline run."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, detail: str = "") -> None:
         self.run_id = run_id
-        super().__init__(f"no run {run_id!r} in the store")
+        super().__init__(f"no run {run_id!r} in the store{detail}")
 
 
 class AmbiguousId(StoreError):

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -179,3 +181,100 @@ def test_plain_view_shows_the_failed_test_and_its_output(workspace: Path, go_cac
     assert f"✗ {MODULE}/strs TestReverseUnicode" in done.stdout
     assert 'strs_test.go:13: Reverse(héllo) = "oll\\xa9\\xc3h", want "olléh"' in done.stdout
     assert "tests: 1 failed, 9 passed, 1 skipped" in done.stdout
+
+
+def test_ctrl_c_during_builds_leaves_no_go_work_directory(workspace: Path, tmp_path: Path) -> None:
+    """The Go tasks stop with SIGINT, on which ``go`` removes its ``go-build*``
+    directory (SIGTERM leaves it): after a Ctrl-C in the build stage, $TMPDIR is empty."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {
+        **os.environ,
+        "GOCACHE": str(tmp_path / "cold-cache"),  # cold: the builds take a while
+        "GOPATH": str(tmp_path / "gopath"),
+        "TMPDIR": str(scratch),
+    }
+    proc = subprocess.Popen(
+        [*STOCKADE, "run", "test", "--json"],
+        cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["event"] == "job_start" and event["step"] == "build":
+            break
+    deadline = time.monotonic() + 30
+    while not list(scratch.rglob("go-build*")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        assert list(scratch.rglob("go-build*")), "go never made its work directory"
+        proc.send_signal(signal.SIGINT)  # at once: go may not have its handler yet
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert proc.returncode == 130
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_build_failure_is_an_error_in_junit_json_and_summary(
+    workspace: Path, go_cache: Path
+) -> None:
+    done = stockade(workspace, go_cache, "broken", "--json", "--junit", "report.xml")
+    assert done.returncode == 1
+    finish = _events(done.stdout)[-1]
+    (error,) = finish["errors"]
+    assert (error["package"], error["test"], error["status"]) == (
+        f"{MODULE}/broken", f"build[{MODULE}/broken]", "error",
+    )  # fmt: skip
+    assert "broken/bad.go:7:9: cannot use" in error["output"]
+
+    assert_valid_junit(workspace / "report.xml")
+    root = ET.parse(workspace / "report.xml").getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("1", "0", "1")
+    (case,) = root.iter("testcase")
+    assert case.get("classname") == f"{MODULE}/broken"
+    element = case.find("error")
+    assert element is not None and element.get("message") == "exit code 2"  # go build's
+    assert "broken/bad.go:7:9: cannot use" in (element.text or "")
+
+    plain = stockade(workspace, go_cache, "broken", "--plain")
+    assert "tests: 1 error" in plain.stdout
+
+
+FIXED_REVERSE = """package strs
+
+// Reverse reverses s rune by rune.
+func Reverse(s string) string {
+	r := []rune(s)
+	for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
+		r[i], r[j] = r[j], r[i]
+	}
+	return string(r)
+}
+"""
+
+
+def test_rerun_failed_after_a_fix_rebuilds_what_changed(workspace: Path, go_cache: Path) -> None:
+    """Reuse is keyed by content (the steps' ``inputs:``): the fixed package's
+    build runs again, so its test runs the new binary; the others are reused."""
+    first = stockade(workspace, go_cache, "test", "--plain")
+    assert first.returncode == 1, first.stdout + first.stderr
+    (workspace / "strs" / "strs.go").write_text(FIXED_REVERSE)
+    env = {
+        **os.environ,
+        "GOCACHE": str(go_cache / "build"),
+        "GOPATH": str(go_cache / "gopath"),
+        "GO_BUILD_DIR": str(workspace / ".work" / "bin"),
+    }
+    again = subprocess.run(
+        [*STOCKADE, "rerun", "--failed", "--json"],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr
+    finished = {e["job"]: e for e in _events(again.stdout) if e["event"] == "job_finish"}
+    ran = {name for name, e in finished.items() if not e["reused"] and not e["cached"]}
+    assert ran == {"discover", f"build[{MODULE}/strs]", f"test[{MODULE}/strs]"}
+    for name in ("broken", "mathx", "queue"):
+        assert finished[f"build[{MODULE}/{name}]"]["reused"]
+    assert finished[f"test[{MODULE}/strs]"]["status"] == "succeeded"

@@ -96,9 +96,14 @@ def test_rerun_one_job_reuses_the_rest(tmp_path: Path) -> None:
     # only build[z] ran again; pack (downstream) did not run
     assert _counts(root) == {"x": 1, "y": 1, "z": 2, "pack": 1}
 
-    bad_step = stockade(root, "rerun", "nope")
+    bad_step = stockade(root, "rerun", "latest", "nope")
     assert bad_step.returncode == 2
     assert "has no step 'nope' (steps: build, pack)" in bad_step.stderr
+    # one argument naming neither a run nor a step: an unknown run, saying both
+    neither = stockade(root, "rerun", "nosuchrun")
+    assert neither.returncode == 1, neither.stderr
+    assert "no run 'nosuchrun' in the store, nor is it a step of the newest run" in (neither.stderr)
+    assert "(pipeline 'p': build, pack)" in neither.stderr
     bad_item = stockade(root, "rerun", "latest", "build/w")
     assert bad_item.returncode == 2
     assert "has no job build[w] (its jobs of build: build[x], build[y], build[z])" in (
@@ -106,6 +111,22 @@ def test_rerun_one_job_reuses_the_rest(tmp_path: Path) -> None:
     )
     unknown = stockade(root, "rerun", "ffffffffff", "build")
     assert unknown.returncode == 1 and "no run 'ffffffffff' in the store" in unknown.stderr
+
+
+def test_rerun_of_one_job_runs_only_that_job(tmp_path: Path) -> None:
+    """Another job of the step that failed in the source is not run with it."""
+    root = _project(tmp_path)
+    assert stockade(root, "run", "p", "--plain").returncode == 1  # build[y] fails
+    again = stockade(root, "rerun", "build/z", "--plain")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _counts(root) == {"x": 1, "y": 1, "z": 2}
+    assert "reused    build[x]" in again.stdout and "cached" not in again.stdout
+    view = json.loads(stockade(root, "runs", "latest", "--json").stdout)
+    status = {j["job"]: (j["status"], j["reason"]) for j in view["jobs"]}
+    assert status["build[z]"] == ("succeeded", None)
+    assert status["build[y]"] == (
+        "skipped", "not rerun: no success of it to reuse in the source run"
+    )  # fmt: skip
 
 
 def test_a_cancel_asked_from_another_process_stops_the_run(tmp_path: Path) -> None:
@@ -143,6 +164,17 @@ def test_a_cancel_asked_from_another_process_stops_the_run(tmp_path: Path) -> No
     assert logs.returncode == 0 and logs.stdout == "started\n"
     again = stockade(root, "runs", run_id, "--cancel")
     assert again.stdout.strip() == f"{run_id} already cancelled"
+    # a pipeline job's log by its name: in the latest run, or in --run RUN
+    by_name = stockade(root, "logs", "wait[a]")
+    assert by_name.returncode == 0 and by_name.stdout == "started\n", by_name.stderr
+    assert stockade(root, "logs", "wait[b]", "--run", run_id).stdout == "started\n"
+    unknown = stockade(root, "logs", "wait[c]", "--run", run_id)
+    assert unknown.returncode == 1
+    assert f"no job 'wait[c]' in the store nor in run {run_id} (its jobs: wait[a], wait[b])" in (
+        unknown.stderr
+    )
+    latest = stockade(root, "runs", "latest", "--cancel")
+    assert latest.stdout.strip() == f"{run_id} already cancelled", latest.stderr
 
 
 def test_a_second_ctrl_c_forces_and_the_run_is_still_recorded(tmp_path: Path) -> None:
@@ -218,3 +250,44 @@ def test_a_run_whose_process_was_killed_ends_abandoned_once_silent(tmp_path: Pat
     assert (job["status"], job["reason"]) == ("failed", "abandoned"), job
     listed = [json.loads(line) for line in stockade(tmp_path, "jobs", "--json").stdout.splitlines()]
     assert [(j["state"], j["outcome"]) for j in listed] == [("failed", "lost")]
+
+
+def test_a_closed_stdout_ends_the_view_and_the_run_goes_on(tmp_path: Path) -> None:
+    """``stockade run … | head -1``: no BrokenPipeError, the run's own exit
+    status, and the run recorded to its end."""
+    (tmp_path / "stockade.yaml").write_text(
+        textwrap.dedent(
+            """
+            pipelines:
+              p:
+                steps:
+                  first:
+                    run: echo one; sleep 0.5; echo two
+                  then:
+                    needs: [first]
+                    for_each: [x, y, z]
+                    run: echo "${{ item }}" > "done-${{ item }}"
+            """
+        )
+    )
+    for view in ("--plain", "--json"):
+        proc = subprocess.Popen(
+            [*STOCKADE, "run", view], cwd=tmp_path, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline()
+        proc.stdout.close()  # what `head -1` does
+        status = proc.wait(timeout=30)
+        errors = proc.stderr.read()
+        proc.stderr.close()
+        assert status == 0, errors
+        assert "Traceback" not in errors and "BrokenPipe" not in errors
+        run = json.loads(stockade(tmp_path, "runs", "latest", "--json").stdout)
+        assert run["state"] == "succeeded"
+        assert {j["job"]: j["status"] for j in run["jobs"]} == {
+            "first": "succeeded", "then[x]": "succeeded", "then[y]": "succeeded",
+            "then[z]": "succeeded",
+        }  # fmt: skip
+        for item in "xyz":
+            (tmp_path / f"done-{item}").unlink()

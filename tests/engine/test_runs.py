@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import textwrap
 from typing import Any
 
@@ -231,3 +233,46 @@ def test_a_run_job_keeps_its_tasks_log_head_and_tail(store: Store, tmp_path: Any
     assert out.startswith("1\n2\n") and out.endswith("199999\n200000\n")
     assert len(out) <= 2048
     assert any("log cut here: stdout" in c.text for c in chunks if c.stream == "stockade")
+
+
+def test_a_sandbox_cleanup_failure_is_a_warning_of_the_run(
+    store: Store, store_url: str, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """It does not fail the run, and it is not swallowed: the run records it
+    and ``stockade runs`` shows it."""
+    from stockade.errors import CleanupError
+    from stockade.sandbox.mock import MockSandbox
+
+    def stuck(self: MockSandbox) -> None:
+        raise CleanupError("1 mount(s) under /x could not be unmounted: /x/proc")
+
+    # A test double: a sandbox that cannot be taken down (a mount held by a
+    # process that escaped) cannot be produced on demand here.
+    monkeypatch.setattr(MockSandbox, "cleanup", stuck)
+    os.chdir(tmp_path)
+    text = """
+    sandboxes:
+      fake: {backend: mock}
+    pipelines:
+      p:
+        steps:
+          s:
+            task: {run: "true", sandbox: fake}
+    """
+    run_id, state = _execute(store, text)
+    assert state.status.value == "succeeded"
+    (warning,) = state.warnings
+    assert warning.startswith("slot 0 (fake): cleanup failed: 1 mount(s) under /x")
+    assert store.runs.run(run_id).warnings == [warning]
+    assert run_view(store, run_id)["warnings"] == [warning]
+
+    def runs(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "stockade.cli.main", "runs", *args, "--database-url", store_url],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return done.stdout
+
+    listed = runs()
+    assert "succeeded  1/1" in listed and "1 warning" in listed
+    assert f"warning   {warning}" in runs(run_id)

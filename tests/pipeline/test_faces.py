@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from stockade.pipeline.test2json import Test2Json, failure_message, junit_xml
@@ -146,3 +148,27 @@ def test_test2json_and_junit() -> None:
     package = suites[1].find("testcase/failure")
     assert package is not None and package.get("message") == "b.go:1: syntax error"
     assert suites[1].find("testcase").get("name") == "(package)"  # type: ignore[union-attr]
+
+
+def test_plain_log_shows_retries_and_attempts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    console, out = _console()
+    flaky = """
+    pipelines:
+      p:
+        steps:
+          flaky:
+            task:
+              max_attempts: 3
+              exit_codes: {retry: [75]}
+              backoff: {initial: 0.01, max: 0.01}
+              run: 'n=$(cat n 2>/dev/null || echo 0); echo $((n+1)) > n; test "$n" -ge 2 || exit 75'
+    """
+    state = run(flaky, recorder=PlainObserver(console))  # type: ignore[arg-type]
+    assert state.jobs()[0].status.value == "succeeded"
+    text = out.getvalue()
+    assert "retry     flaky (attempt 1 retryable; trying again)" in text
+    assert "retry     flaky (attempt 2 retryable; trying again)" in text
+    assert "succeeded flaky" in text and "after 3 attempts" in text

@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from stockade.pipeline.model import Status
 from stockade.pipeline.scheduler import Scheduler
 from tests.pipeline.helpers import Recorder, lines, reasons, run, statuses
@@ -273,3 +275,45 @@ def test_test2json_events_become_tests(tmp_path: Path) -> None:
         "",
     ]
     assert not [d for kind, _, d in recorder.events if kind == "job_output"]
+
+
+def test_a_steps_concurrency_wins_over_the_default_total(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``concurrency: N`` on a step, N over the CPU count: N jobs run at once
+    (each waits until all N have started, so a cap would fail them)."""
+    from stockade.pipeline.scheduler import cpu_count
+
+    monkeypatch.chdir(tmp_path)
+    wanted = cpu_count() + 1
+    items = ", ".join(f"j{n}" for n in range(wanted))
+    state = run(
+        f"""
+        pipelines:
+          p:
+            steps:
+              s:
+                for_each: [{items}]
+                concurrency: {wanted}
+                run: >-
+                  touch "started-${{{{ item }}}}";
+                  for i in $(seq 200); do
+                  [ "$(ls started-* | wc -l)" -ge {wanted} ] && exit 0; sleep 0.05; done; exit 1
+        """
+    )
+    assert set(statuses(state).values()) == {"succeeded"}
+
+
+def test_a_step_over_the_pipelines_explicit_total_is_a_config_error() -> None:
+    from stockade.config import ConfigValidationError
+
+    with pytest.raises(ConfigValidationError, match="step 'b' has concurrency 3, over the pipe"):
+        run(
+            """
+            pipelines:
+              p:
+                concurrency: 2
+                steps:
+                  b: {run: "true", concurrency: 3}
+            """
+        )

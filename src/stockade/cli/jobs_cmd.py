@@ -121,18 +121,41 @@ def show_command(job_ref: str, **opts: Any) -> int:
 @click.argument("job_ref", metavar="JOB")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the job finishes.")
 @click.option("--attempt", type=click.IntRange(min=1), help="Only this attempt.")
+@click.option("--run", "run_ref", metavar="RUN", help="Find JOB by name in RUN (default: latest).")
 @store_command
 def logs_command(job_ref: str, **opts: Any) -> int:
-    """Print JOB's stdout and stderr from the store, from any machine that reaches it."""
+    """Print JOB's stdout and stderr from the store, from any machine that reaches it.
+
+    JOB is a job id, or a pipeline job's name (``build[libpng]``) in the
+    latest run, or in RUN with --run."""
     from stockade.engine.client import follow_logs
+    from stockade.engine.runview import job_by_name
+    from stockade.errors import JobNotFound, RunNotFound
 
     def write(chunk: Any) -> None:
         stream = sys.stdout if chunk.stream == "stdout" else sys.stderr
         stream.write(chunk.text)
         stream.flush()
 
+    def by_name(run_ref: str) -> str:
+        full = open_store_from(opts)  # runs are read by the full store only
+        try:
+            return job_by_name(full, job_ref, run_ref)
+        finally:
+            full.close()
+
     store = open_reader_from(opts)
     try:
+        if opts["run_ref"] is not None:
+            job_ref = by_name(opts["run_ref"])
+        else:
+            try:
+                store.queries.job(job_ref)
+            except JobNotFound:
+                try:
+                    job_ref = by_name("latest")
+                except RunNotFound:  # no run at all: the id was simply unknown
+                    raise JobNotFound(job_ref) from None
         follow_logs(store, job_ref, write, follow=opts["follow"], attempt=opts["attempt"])
     finally:
         store.close()

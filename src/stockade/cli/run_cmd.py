@@ -147,16 +147,20 @@ class RunCommandOptions:
 
 
 def _observer(options: RunCommandOptions) -> Observer:
-    from rich.console import Console
-
+    """The view, ended quietly if stdout is closed (``| head``): the run goes on."""
     from stockade.ui.observers import JsonObserver, LiveObserver, PlainObserver
+    from stockade.ui.pipeguard import ClosedPipeGuard, PipeConsole
 
+    view: Observer
+    console = PipeConsole(highlight=False)
     if options.as_json:
-        return JsonObserver(sys.stdout)
-    console = Console(highlight=False)
-    if options.plain or options.quiet or not console.is_terminal:
-        return PlainObserver(Console(highlight=False, force_terminal=False), quiet=options.quiet)
-    return LiveObserver(console)
+        view = JsonObserver(sys.stdout)
+    elif options.plain or options.quiet or not console.is_terminal:
+        plain = PipeConsole(highlight=False, force_terminal=False)
+        view = PlainObserver(plain, quiet=options.quiet)
+    else:
+        view = LiveObserver(console)
+    return ClosedPipeGuard(view)
 
 
 async def _execute(
@@ -179,9 +183,10 @@ async def _execute(
     _install_interrupts(pipeline_run)
     run = await pipeline_run.execute()
     if options.junit:
+        from stockade.pipeline.joberrors import job_errors
         from stockade.pipeline.test2json import junit_xml
 
-        cases = [case for job in run.jobs() for case in job.tests]
+        cases = [case for job in run.jobs() for case in job.tests] + job_errors(run)
         Path(options.junit).write_bytes(junit_xml(cases, name=name))
     if run.status is Status.CANCELLED:
         return 130

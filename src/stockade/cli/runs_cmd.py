@@ -63,11 +63,17 @@ def runs_command(run_ref: str | None, **opts: Any) -> int:
     rows: list[tuple[str, ...]] = [("RUN", "PIPELINE", "STATE", "JOBS", "TESTS", "TOOK", "REASON")]
     rows += [
         (r["id"], r["pipeline"], r["state"], _jobs_cell(r["steps"]), _tests_cell(r["tests"]),
-         "-" if r["duration"] is None else f"{r['duration']:.1f}s", r["reason"] or "")
+         "-" if r["duration"] is None else f"{r['duration']:.1f}s", _reason_cell(r))
         for r in runs
     ]  # fmt: skip
     _table(rows)
     return 0
+
+
+def _reason_cell(run: dict[str, Any]) -> str:
+    warned = len(run.get("warnings") or [])
+    note = f"{warned} warning{'s' * (warned > 1)}" if warned else ""
+    return "; ".join(part for part in (run["reason"] or "", note) if part)
 
 
 def _jobs_cell(steps: dict[str, Any]) -> str:
@@ -101,6 +107,7 @@ def _show(view: dict[str, Any]) -> str:
         lines.append("cancel    requested")
     if view["tests"]:
         lines.append(f"tests     {_tests_cell(view['tests'])}")
+    lines += [f"warning   {warning}" for warning in view.get("warnings") or []]
     lines.append("")
     rows = [("STEP", "STATUS", "JOBS", "PROGRESS")]
     for name, step in view["steps"].items():
@@ -146,13 +153,20 @@ def rerun_command(args: tuple[str, ...], **opts: Any) -> int:
     config = load(config_path(opts["config_file"]))
     store = open_store_from(opts)
     try:
-        source, target = _source_and_target(store, list(args))
+        source, target, guessed = _source_and_target(store, list(args))
         if target is not None and opts["failed"]:
             raise UsageError("give --failed or a STEP[/ITEM], not both")
         try:
             name, spec = config.pipeline(source.pipeline)
         except ConfigError as exc:
             raise UsageError(f"run {source.id}: {exc.message}") from exc
+        if guessed and target is not None and target.partition("/")[0] not in spec.steps:
+            # named neither a run nor a step: an unknown run (exit 1), saying both
+            raise RunNotFound(
+                target,
+                f", nor is it a step of the newest run {source.id} "
+                f"(pipeline {name!r}: {', '.join(spec.steps)})",
+            )
         reuse, options, rerun = rerun_plan(store, source, spec, target, opts["failed"])
     finally:
         store.close()
@@ -166,20 +180,21 @@ def rerun_command(args: tuple[str, ...], **opts: Any) -> int:
     )
 
 
-def _source_and_target(store: Any, args: list[str]) -> tuple[Any, str | None]:
-    """The run to repeat and the STEP[/ITEM] asked for: one argument is a run
-    if it names one (``latest``, an id, a unique prefix), else a step of the newest run."""
+def _source_and_target(store: Any, args: list[str]) -> tuple[Any, str | None, bool]:
+    """The run to repeat, the STEP[/ITEM] asked for, and whether a single
+    argument was taken for a step: it is a run if it names one (``latest``,
+    an id, a unique prefix), else a step of the newest run."""
     from stockade.engine.runview import find_run
 
     try:
         if not args:
-            return find_run(store, "latest"), None
+            return find_run(store, "latest"), None, False
         try:
-            return find_run(store, args[0]), (args[1] if len(args) == 2 else None)
+            return find_run(store, args[0]), (args[1] if len(args) == 2 else None), False
         except RunNotFound as exc:
             if len(args) == 2 or exc.run_id == "latest":
                 raise
-            return find_run(store, "latest"), args[0]
+            return find_run(store, "latest"), args[0], True
     except RunNotFound as exc:
         if exc.run_id == "latest":
             raise UsageError("no run in the store to rerun: `stockade run` first") from None

@@ -155,6 +155,7 @@ class RunRecorder:
         self._state: StoredRun | None = None
         self._stored = stored
         self._reason: str | None = None
+        self._warnings: list[str] | None = None  # to write
         self._steps_dirty = False
         self._flushing: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -194,8 +195,9 @@ class RunRecorder:
         """Freeze the job's task as a worker's job is frozen (secret sources, no values)."""
         tracked = self._track(job)
         new = new_job(task_name, task, config=self.config, input=input)
+        spec = new.spec if job.inputs is None else {**new.spec, "inputs": job.inputs}
         tracked.frozen = {
-            "task": task_name, "spec": new.spec, "input": input, "priority": new.priority,
+            "task": task_name, "spec": spec, "input": input, "priority": new.priority,
             "max_attempts": new.max_attempts,
         }  # fmt: skip
         tracked.ready = tracked.dirty = True
@@ -269,6 +271,7 @@ class RunRecorder:
                 job.job_id = _new_id()
             self._finished(job)
         self._steps_dirty = True
+        self._warnings = list(run.warnings) or None
         self._state = _RUN_STATE.get(run.status, StoredRun.FAILED)
         failed = [j.name for j in run.jobs() if j.status is Status.FAILED]
         if run.status is Status.CANCELLED:
@@ -300,6 +303,7 @@ class RunRecorder:
         if self._state is not None and self._state is not self._stored:
             batch.state, batch.stored = self._state, self._stored
             batch.reason = self._reason
+        batch.warnings, self._warnings = self._warnings, None
         return batch
 
     async def _flush(self) -> None:
@@ -531,9 +535,10 @@ def reuse_for(store: Store, source: RunRecord, *, rerun: set[str] | None, strict
         name = job_name(job.step or job.task, job.item)
         if rerun is not None and name in rerun:
             continue
+        inputs = job.spec.get("inputs")
         results[name] = Reused(
-            run_id=source.id, outputs=outputs.get(job.id, {}),
-            exit_code=job.exit_code, tests=tests.get(job.id, []),
+            run_id=source.id, outputs=outputs.get(job.id, {}), exit_code=job.exit_code,
+            tests=tests.get(job.id, []), inputs=inputs if isinstance(inputs, str) else None,
         )  # fmt: skip
     return Reuse(results, with_upstream=strict)
 
@@ -569,4 +574,5 @@ def rerun_plan(
             raise UsageError(f"run {source.id} has no job {wanted} (its jobs of {step}: {have})")
         names = {wanted}
     reuse = reuse_for(store, source, rerun=names, strict=False)
+    reuse.target = (step, item or None)
     return reuse, dataclasses.replace(options, only=(step,)), {"target": target}

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from stockade.errors import JobNotFound
 from stockade.store import JobRecord, Store
 from stockade.store.runs import RunRecord
 
 __all__ = [
-    "cancel_run", "find_run", "job_status", "run_jobs", "run_summary", "run_view", "runs_page",
-    "summary",
+    "cancel_run", "find_run", "job_by_name", "job_status", "run_jobs", "run_summary", "run_view",
+    "runs_page", "summary",
 ]  # fmt: skip
 
 
@@ -48,6 +49,7 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
         "cancel_requested": run.cancel_requested,
         "steps": run.steps,
         "tests": run.tests,
+        "warnings": run.warnings,
     }
 
 
@@ -112,5 +114,24 @@ def runs_page(
 
 
 def cancel_run(store: Store, ref: str) -> tuple[str, str]:
-    """Ask a run to stop (its scheduler notices within a second); ``(id, what happened)``."""
+    """Ask a run to stop (its scheduler notices within a second); ``(id, what
+    happened)``. ``ref`` is an id, a unique prefix, or ``latest``."""
+    if ref == "latest":
+        ref = find_run(store, ref).id
     return store.runs.request_cancel(ref)
+
+
+def job_by_name(store: Store, name: str, run_ref: str = "latest") -> str:
+    """The id of the job named ``name`` (``step`` or ``step[item]``) in the
+    run ``run_ref`` names; :class:`JobNotFound` listing the run's jobs when
+    it has none of that name."""
+    run = find_run(store, run_ref)
+    names: dict[str, str] = {}
+    for job in store.runs.jobs(run.id):
+        step = job.step or job.task
+        names[step if job.item is None else f"{step}[{job.item}]"] = job.id
+    if name in names:
+        return names[name]
+    shown = sorted(names)
+    listed = ", ".join(shown[:10]) + (f", … ({len(shown)} in all)" if len(shown) > 10 else "")
+    raise JobNotFound(name, f" nor in run {run.id} (its jobs: {listed or 'none'})")

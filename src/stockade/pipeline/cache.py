@@ -38,7 +38,7 @@ from stockade.pipeline.test2json import TestCase
 from stockade.private import private_dir, private_opener
 from stockade.runner import jobfile
 
-__all__ = ["MAX_KEY_FILE_BYTES", "ResultCache", "cache_key"]
+__all__ = ["MAX_KEY_FILE_BYTES", "ResultCache", "cache_key", "inputs_digest"]
 
 MAX_KEY_FILE_BYTES = 1 << 30
 """Largest file a ``files:`` key entry hashes; a bigger one fails the job."""
@@ -56,6 +56,27 @@ async def cache_key(run: RunState, step: StepState, job: Job, plan: JobPlan) -> 
     spec = step.spec.cache
     if spec is None:
         return None
+    return await _key(run, step, job, plan, spec.key, job.inputs)
+
+
+async def inputs_digest(run: RunState, step: StepState, job: Job, plan: JobPlan) -> str | None:
+    """The digest of what the job is made from (its step's ``inputs:``, its
+    task as rendered, its input), or ``None`` when the step declares none.
+    A rerun reuses a recorded success only when it is unchanged."""
+    if step.spec.inputs is None:
+        return None
+    return await _key(run, step, job, plan, step.spec.inputs, None)
+
+
+async def _key(
+    run: RunState,
+    step: StepState,
+    job: Job,
+    plan: JobPlan,
+    entries: list[str],
+    inputs: str | None,
+) -> str:
+    """SHA-256 over the job's name, task, input, ``inputs`` digest and ``entries``."""
     workspace = os.path.abspath(plan.task.workdir or os.getcwd())
     context = context_for(run, step, job.item, job.key)
     # Everything but the files is encoded here, on the loop that owns the run's state.
@@ -64,7 +85,9 @@ async def cache_key(run: RunState, step: StepState, job: Job, plan: JobPlan) -> 
         _part("task", plan.task.model_dump(mode="json", exclude={"description"})),
         _part("input", plan.input),
     ]
-    for entry in spec.key:
+    if inputs is not None:
+        parts.append(_part("inputs", inputs))
+    for entry in entries:
         text = to_text(render(entry, context))
         kind, _, rest = text.partition(":")
         kind, rest = kind.strip(), rest.strip()
@@ -170,6 +193,7 @@ class ResultCache:
         log = record.get("log")
         job.log_path = log if isinstance(log, str) else None
         job.cached_from = str(record.get("run_id") or "")
+        job.from_cache = True
         job.tests = [
             TestCase(
                 str(test.get("package", "")),

@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable
 
 from stockade.errors import StockadeError
-from stockade.pipeline.cache import ResultCache, cache_key
+from stockade.pipeline.cache import ResultCache, cache_key, inputs_digest
 from stockade.pipeline.expr import ExprError
 from stockade.pipeline.junit import JobReport, ReportError
 from stockade.pipeline.model import Job, Reuse, RunHooks, RunState, Status, StepState
@@ -122,10 +122,9 @@ class JobRunner:
         finally:
             self.free.put_nowait(slot)
 
-    async def _run(self, step: StepState, job: Job, slot: int) -> None:
-        plan = job_plan(self.config, self.run_state, step, job)
-        if self.hooks is not None:
-            self.hooks.planned(job, plan.task_name, plan.task, plan.input)
+    async def _earlier(self, step: StepState, job: Job, plan: JobPlan) -> tuple[bool, str | None]:
+        """Take the job's result from the rerun's source run or the result
+        cache if either has it; ``(taken, cache key)``."""
         reused = self.reuse.take(self.run_state, step, job) if self.reuse else None
         if reused is not None:
             job.outputs, job.exit_code, job.tests = (
@@ -134,14 +133,25 @@ class JobRunner:
                 reused.tests,
             )
             job.cached_from, job.status = reused.run_id, Status.SUCCEEDED
-            return
+            return True, None
         key = await cache_key(self.run_state, step, job, plan)
-        if key is not None:
-            stored = self.cache.get(key)
-            if stored is not None:
-                self.cache.restore(job, stored)
-                job.status = Status.SUCCEEDED
-                return
+        stored = self.cache.get(key) if key is not None else None
+        if stored is None:
+            return False, key
+        self.cache.restore(job, stored)
+        job.status = Status.SUCCEEDED
+        if self.reuse is not None:  # it counts as reused for what depends on it
+            self.reuse.reused.add(job.name)
+        return True, key
+
+    async def _run(self, step: StepState, job: Job, slot: int) -> None:
+        plan = job_plan(self.config, self.run_state, step, job)
+        job.inputs = await inputs_digest(self.run_state, step, job, plan)
+        if self.hooks is not None:
+            self.hooks.planned(job, plan.task_name, plan.task, plan.input)
+        taken, key = await self._earlier(step, job, plan)
+        if taken:
+            return
         spec = plan.task.to_run_spec(
             plan.task_name,
             secrets=self.config.resolve_secrets(plan.task.secrets),
@@ -225,7 +235,9 @@ class JobRunner:
                 local = LocalSandbox(slot=f"{self.run_state.run_id}-{slot}-local")
                 await asyncio.to_thread(local.setup)
                 self.sandboxes[(slot, "")] = local
-            return local, spec
+            # The user's own pipeline, run as themselves: as `stockade exec`, a
+            # local job has their environment (less stockade's own STOCKADE_*).
+            return local, dataclasses.replace(spec, inherit_env=True)
         from stockade.sandbox.registry import create, prepare_spec
 
         sandbox = self.sandboxes.get((slot, name))
@@ -233,13 +245,18 @@ class JobRunner:
             sandbox = create(profile, slot=f"{self.run_state.run_id}-{slot}")
             await asyncio.to_thread(sandbox.setup)
             self.sandboxes[(slot, name)] = sandbox
-        return sandbox, prepare_spec(spec, profile)
+        return sandbox, prepare_spec(spec, profile, own=True)
 
     async def close(self) -> None:
-        """Clean up every sandbox the slots set up."""
-        for sandbox in self.sandboxes.values():
-            with contextlib.suppress(StockadeError):
+        """Clean up every sandbox the slots set up; each one that cannot be
+        taken down is a warning of the run (it does not fail it)."""
+        for (slot, profile), sandbox in self.sandboxes.items():
+            try:
                 await asyncio.to_thread(sandbox.cleanup)
+            except (StockadeError, OSError) as exc:
+                what = exc.message if isinstance(exc, StockadeError) else str(exc)
+                warning = f"slot {slot} ({profile or 'local'}): cleanup failed: {what}"
+                self.run_state.warnings.append(warning)
         self.sandboxes.clear()
 
 

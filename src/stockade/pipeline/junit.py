@@ -25,6 +25,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from stockade.errors import JobFileError, StockadeError
+from stockade.pipeline.clip import clipped
 from stockade.pipeline.test2json import TestCase
 from stockade.runner import jobfile
 
@@ -33,8 +34,6 @@ __all__ = ["MAX_REPORT_BYTES", "JobReport", "ReportError", "parse_report", "read
 MAX_REPORT_BYTES = 64 * 1024 * 1024
 """Largest report read; a bigger one is refused rather than parsed."""
 _HINT = "a report this large is not read; report fewer or shorter test cases"
-
-_MAX_OUTPUT_LINES = 200
 
 
 class ReportError(StockadeError):
@@ -141,7 +140,7 @@ def _case(element: Element, suite: str) -> TestCase:
         for child in element:
             if child.tag in ("system-out", "system-err"):
                 case.output += _lines(child.text)
-        del case.output[_MAX_OUTPUT_LINES:]
+        case.output = clipped(case.output)
     elif any(c.tag == "skipped" for c in element):
         case.status = "skipped"
     return case

@@ -69,11 +69,19 @@ class Job:
     tests: list[TestCase] = field(default_factory=list)
     priority: int = 0
     cached_from: str | None = None  # the run whose stored success it reused
+    from_cache: bool = False  # that success came from the result cache, not a rerun's source
+    inputs: str | None = None  # digest of its step's ``inputs:`` (what it is made from)
 
     @property
     def cached(self) -> bool:
-        """Whether its result came from the result cache (it did not run)."""
+        """Whether its result was reused (from the result cache or a rerun's
+        source run): it did not run."""
         return self.cached_from is not None
+
+    @property
+    def reuse_label(self) -> str:
+        """``cached`` (from the result cache) or ``reused`` (from a rerun's source)."""
+        return "cached" if self.from_cache else "reused"
 
     @property
     def name(self) -> str:
@@ -102,7 +110,8 @@ class Job:
             "outputs": self.outputs,
             "log": self.log_path,
             "tests": [test.to_dict() for test in self.tests],
-            "cached": self.cached,
+            "cached": self.cached and self.from_cache,
+            "reused": self.cached and not self.from_cache,
         }
 
 
@@ -158,6 +167,8 @@ class RunState:
     finished: float | None = None
     status: Status = Status.RUNNING
     concurrency: int = 1
+    #: Problems that did not fail the run (a slot's sandbox not taken down).
+    warnings: list[str] = field(default_factory=list)
 
     def jobs(self) -> list[Job]:
         """Every job known so far, step by step."""
@@ -180,6 +191,7 @@ class RunState:
                 for name, s in self.steps.items()
             },
             "jobs": [job.to_dict() for job in self.jobs()],
+            "warnings": list(self.warnings),
         }
 
 
@@ -211,6 +223,7 @@ class Reused:
     outputs: dict[str, Any]
     exit_code: int | None = None
     tests: list[TestCase] = field(default_factory=list)
+    inputs: str | None = None  # the digest of its inputs when it ran
 
 
 @dataclass
@@ -221,19 +234,32 @@ class Reuse:
     successes. With ``with_upstream`` (``rerun --failed``) a job is reused only
     if everything it depends on was reused too, so whatever depends on a job
     that runs again runs again; without it (``rerun STEP``) every job found
-    in ``results`` is reused as is.
+    in ``results`` is reused as is. A job whose step declares ``inputs:`` is
+    reused exactly when their digest is the recorded one, whatever ran
+    upstream: the digest covers its task as rendered from upstream outputs.
     """
 
     results: dict[str, Reused] = field(default_factory=dict)
     with_upstream: bool = True
     reused: set[str] = field(default_factory=set)
+    #: ``(step, item)`` for ``rerun STEP[/ITEM]``: only those jobs run; any
+    #: other job without a result to reuse is skipped, never run.
+    target: tuple[str, str | None] | None = None
+
+    def may_run(self, job: Job) -> bool:
+        """Whether ``job`` may run rather than be skipped (it is the target,
+        there is no target, or it has a result to reuse instead)."""
+        if self.target is None or job.name in self.results:
+            return True
+        step, item = self.target
+        return job.step == step and (item is None or job.key == item)
 
     def take(self, run: RunState, step: StepState, job: Job) -> Reused | None:
         """The result ``job`` reuses, if it may reuse one (and note that it did)."""
         found = self.results.get(job.name)
-        if found is None:
-            return None
-        if self.with_upstream:
+        if found is None or found.inputs != job.inputs:
+            return None  # never succeeded, or made from something else now
+        if self.with_upstream and job.inputs is None:  # (same inputs: nothing else matters)
             upstream = [
                 other
                 for name in step.spec.upstream()

@@ -61,12 +61,17 @@ class Scheduler:
     ) -> None:
         steps = {n: StepState(n, s) for n, s in pipeline.steps.items()}
         concurrency = jobs or _limit(pipeline.concurrency, cpu_count())
+        if jobs is None and pipeline.concurrency == "auto":
+            # a step's explicit `concurrency: N` wins over the CPU-count default
+            steps_asked = [s.concurrency for s in pipeline.steps.values()]
+            concurrency = max([concurrency, *(n for n in steps_asked if isinstance(n, int))])
         self.run = RunState(name, run_id, steps, concurrency=concurrency)
         self.keep_going = keep_going
         self.observers = list(observers)
         self.cancelled = asyncio.Event()
         self.stopping: str | None = None
         self.running: dict[asyncio.Task[None], Job] = {}
+        self.reuse = reuse
         self.runner = JobRunner(
             config, self.run, concurrency, self.cancelled, self.emit, data_dir, hooks, reuse
         )
@@ -173,12 +178,17 @@ class Scheduler:
             self.emit("step_finish", None, step=step.name, status=step.status.value)
 
     def _skip_blocked(self) -> None:
-        """Skip pending jobs whose dependency did not succeed."""
+        """Skip pending jobs whose dependency did not succeed, and those a
+        ``rerun STEP[/ITEM]`` may neither run nor reuse."""
         changed = True
         while changed:
             changed = False
             for job in self.run.jobs():
                 if job.status is not Status.PENDING:
+                    continue
+                if self.reuse is not None and not self.reuse.may_run(job):
+                    self._skip(job, "not rerun: no success of it to reuse in the source run")
+                    changed = True
                     continue
                 bad = next((d for d in job.deps if d.status.done and not self._dep_ok(d)), None)
                 if bad is not None or self.cancelled.is_set():

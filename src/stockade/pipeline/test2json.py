@@ -15,17 +15,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stockade.pipeline.clip import Clip
+
 __all__ = ["Test2Json", "TestCase", "failure_message", "junit_xml"]
 
 _FINAL = {"pass": "passed", "fail": "failed", "skip": "skipped"}
-_MAX_OUTPUT_LINES = 200
 _NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 """Characters XML 1.0 cannot hold, even escaped (ANSI colour's ESC among them)."""
 
 
 @dataclass
 class TestCase:
-    """One test's result (``name`` empty for the package itself)."""
+    """One test's result (``name`` empty for the package itself); ``status``
+    is passed, failed, skipped, or error for a job that failed without a
+    test result (:mod:`stockade.pipeline.joberrors`)."""
 
     __test__ = False  # not a pytest class
 
@@ -42,7 +45,7 @@ class TestCase:
             "test": self.name,
             "status": self.status,
             "elapsed": self.elapsed,
-            "output": "".join(self.output) if self.status == "failed" else "",
+            "output": "".join(self.output) if self.status in ("failed", "error") else "",
         }
 
 
@@ -54,6 +57,7 @@ class Test2Json:
     def __init__(self, package: str = "") -> None:
         self.default_package = package
         self.cases: dict[tuple[str, str], TestCase] = {}
+        self.clips: dict[tuple[str, str], Clip] = {}
 
     def feed(self, line: str) -> TestCase | None:
         """Take one line; return the case it finished, if any. Lines that
@@ -72,11 +76,13 @@ class Test2Json:
         case = self.cases.get(key)
         if case is None:
             case = self.cases[key] = TestCase(package, key[1])
+            self.clips[key] = Clip()
         action = event["Action"]
         output = event.get("Output")
-        if isinstance(output, str) and len(case.output) < _MAX_OUTPUT_LINES:
-            case.output.append(output)
+        if isinstance(output, str):
+            self.clips[key].add(output)
         if action in _FINAL:
+            case.output = self.clips[key].lines()
             case.status = _FINAL[action]
             elapsed = event.get("Elapsed")
             case.elapsed = float(elapsed) if isinstance(elapsed, int | float) else 0.0
@@ -86,6 +92,8 @@ class Test2Json:
     def results(self) -> list[TestCase]:
         """Finished tests, then a package case only where it failed without
         any failed test (a build or set-up failure)."""
+        for key, case in self.cases.items():  # with output that came after its end
+            case.output = self.clips[key].lines()
         tests = [c for c in self.cases.values() if c.name and c.status != "running"]
         failed_packages = {c.package for c in tests if c.status == "failed"}
         packages = [
@@ -134,6 +142,7 @@ def junit_xml(cases: Iterable[TestCase], name: str = "stockade") -> bytes:
     elapsed = 0.0
     for package, members in sorted(by_package.items()):
         failures = sum(c.status == "failed" for c in members)
+        errors = sum(c.status == "error" for c in members)
         skipped = sum(c.status == "skipped" for c in members)
         took = sum(c.elapsed for c in members)
         suite = ET.SubElement(
@@ -142,7 +151,7 @@ def junit_xml(cases: Iterable[TestCase], name: str = "stockade") -> bytes:
             name=_xml_text(package),
             tests=str(len(members)),
             failures=str(failures),
-            errors="0",
+            errors=str(errors),
             skipped=str(skipped),
             time=f"{took:.3f}",
         )
@@ -158,10 +167,17 @@ def junit_xml(cases: Iterable[TestCase], name: str = "stockade") -> bytes:
                 message = _xml_text(failure_message(case.output))
                 failure = ET.SubElement(element, "failure", message=message, type="failure")
                 failure.text = _xml_text("".join(case.output))
+            elif case.status == "error":
+                message = _xml_text(case.output[0].strip() if case.output else "error")
+                error = ET.SubElement(
+                    element, "error", message=message[:_MESSAGE_MAX], type="error"
+                )
+                error.text = _xml_text("".join(case.output))
             elif case.status == "skipped":
                 ET.SubElement(element, "skipped")
         totals["tests"] += len(members)
         totals["failures"] += failures
+        totals["errors"] += errors
         elapsed += took
     for key, value in totals.items():
         root.set(key, str(value))

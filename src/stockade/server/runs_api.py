@@ -77,6 +77,7 @@ class RunOut(BaseModel):
     cancel_requested: bool
     steps: dict[str, StepProgress]
     tests: dict[str, int]
+    warnings: list[str] = Field(default_factory=list)
 
 
 class RunJobOut(BaseModel):

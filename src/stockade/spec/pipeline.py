@@ -150,6 +150,14 @@ class StepSpec(StrictModel):
     cache: CacheSpec | None = Field(
         default=None, description="Skip a job whose key matches a stored success."
     )
+    inputs: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "What each job is made from, as cache key entries ('files: GLOB', 'env: NAME', "
+            "text): a rerun reuses a recorded success only when their digest is unchanged."
+        ),
+    )
     description: str = Field(default="", description="What the step does, for humans.")
 
     def upstream(self) -> list[str]:
@@ -166,9 +174,22 @@ class PipelineSpec(StrictModel):
     )
     steps: dict[Name, StepSpec] = Field(description="Steps by name.")
 
+    @model_validator(mode="after")
+    def _step_within_total(self) -> Self:
+        """A step's ``concurrency: N`` over the pipeline's explicit total could
+        never be reached: say so rather than cap it silently."""
+        if isinstance(self.concurrency, int):
+            for name, step in self.steps.items():
+                if isinstance(step.concurrency, int) and step.concurrency > self.concurrency:
+                    raise ValueError(
+                        f"step {name!r} has concurrency {step.concurrency}, over the "
+                        f"pipeline's {self.concurrency}: raise the pipeline's or lower the step's"
+                    )
+        return self
+
 
 _TASK_SOURCES = ("task", "run", "command")
-_EXPRESSION_KEYS = ("task", "run", "command", "input", "env", "for_each", "cache")
+_EXPRESSION_KEYS = ("task", "run", "command", "input", "env", "for_each", "cache", "inputs")
 
 
 def _strings(value: Any) -> list[tuple[Loc, str]]:

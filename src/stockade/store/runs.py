@@ -113,9 +113,14 @@ class RunBatch:
     steps: dict[str, Any] | None = None
     test_counts: dict[str, int] | None = None
     reason: str | None = None
+    #: The run's warnings so far (``None``: unchanged).
+    warnings: list[str] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.jobs or self.logs or self.tests or self.state or self.steps is not None)
+        return bool(
+            self.jobs or self.logs or self.tests or self.state or self.steps is not None
+            or self.warnings is not None
+        )  # fmt: skip
 
 
 @dataclass
@@ -135,12 +140,14 @@ class RunRecord:
     reason: str | None
     cancel_requested: bool
     source_run: str | None
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def from_row(cls, row: RowMapping) -> RunRecord:
         values = {f.name: row[f.name] for f in fields(cls)}
         values["state"] = RunState(values["state"])
         values["cancel_requested"] = bool(values["cancel_requested"])
+        values["warnings"] = [str(w) for w in values["warnings"] or []]
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -365,6 +372,8 @@ class RunStore:
             values["tests"] = batch.test_counts
         if batch.reason is not None:
             values["reason"] = batch.reason[:200]
+        if batch.warnings is not None:
+            values["warnings"] = [w[:2000] for w in batch.warnings[:100]]
         if not values:
             return
         runs = t.runs

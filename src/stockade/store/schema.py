@@ -262,6 +262,7 @@ runs = sa.Table(
     sa.Column("reason", sa.String(200), nullable=True),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("source_run", sa.String(40), nullable=True),
+    sa.Column("warnings", sa.JSON, nullable=True),  # problems that did not fail it
     sa.Index("ix_runs_created", "created_at"),
 )
 

@@ -15,6 +15,7 @@ from typing import IO, Any
 from rich.console import Console, Group
 from rich.live import Live
 
+from stockade.pipeline.joberrors import job_errors
 from stockade.pipeline.model import Job, RunState, Status
 from stockade.printable import printable
 from stockade.ui import render
@@ -36,7 +37,8 @@ class JsonObserver:
             record |= job.to_dict()
         record |= data
         if kind == "run_finish":
-            record |= {"status": run.status.value, "summary": run.to_dict()}
+            errors = [case.to_dict() for case in job_errors(run)]
+            record |= {"status": run.status.value, "summary": run.to_dict(), "errors": errors}
         self.out.write(json.dumps(record, default=str) + "\n")
         self.out.flush()
 
@@ -56,8 +58,12 @@ class PlainObserver:
                 return
             reason = f" ({job.reason})" if job.reason else ""
             took = "" if job.duration is None else f" {render.seconds(job.duration)}"
-            status = "cached" if job.cached else job.status.value
-            self._line(run, f"{status:<9} {job.name}{took}{reason}")
+            status = job.reuse_label if job.cached else job.status.value
+            tries = f" after {job.attempts} attempts" if job.attempts > 1 else ""
+            self._line(run, f"{status:<9} {job.name}{took}{tries}{reason}")
+        elif kind == "job_retry" and job is not None and not self.quiet:
+            attempt, outcome = data.get("attempt"), data.get("outcome")
+            self._line(run, f"retry     {job.name} (attempt {attempt} {outcome}; trying again)")
         elif kind == "step_finish" and data.get("status") == "skipped" and not self.quiet:
             self._line(run, f"skipped   step {data.get('step')} ({data.get('reason')})")
         elif kind == "run_finish":
@@ -108,7 +114,9 @@ def finish(console: Console, run: RunState) -> None:
     """The end of a run: failures with their log tails, then the summary."""
     for part in render.failures(run):
         console.print(part)
-    line = render.tests_line(run.jobs())
+    line = render.tests_line(run.jobs(), job_errors(run))
     if line:
         console.print(line)
+    for warning in run.warnings:
+        console.print(f"warning: {printable(warning)}", style="yellow", markup=False)
     console.print(render.summary(run))

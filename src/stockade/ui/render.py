@@ -9,12 +9,15 @@ log tails and test output come from jobs: each goes through
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
 from stockade.pipeline.model import Job, RunState, Status, StepState
+from stockade.pipeline.test2json import TestCase
 from stockade.printable import printable
 
 __all__ = ["failures", "header", "live", "step_rows", "summary", "tests_line"]
@@ -64,9 +67,10 @@ def header(run: RunState) -> Text:
     return text
 
 
-def tests_line(jobs: list[Job]) -> str:
-    """``tests: 12 passed, 1 failed, 2 skipped`` or ``""`` without tests."""
-    cases = [case for job in jobs for case in job.tests]
+def tests_line(jobs: list[Job], errors: Sequence[TestCase] = ()) -> str:
+    """``tests: 12 passed, 1 failed, 2 skipped`` or ``""`` without tests;
+    ``errors`` (failed jobs no test accounts for) count as ``error``."""
+    cases = [case for job in jobs for case in job.tests] + list(errors)
     if not cases:
         return ""
     counts: dict[str, int] = {}
@@ -120,23 +124,30 @@ def _progress(job: Job) -> Text:
 
 
 def failures(run: RunState, tail: int = TAIL_SHOWN) -> list[RenderableType]:
-    """Each failed job with its reason, the tail of its log and its failed tests."""
+    """Each failed job with its reason, the tail of its log and its failed tests
+    (a package's own failure among them); a job that succeeded although its
+    test events report failed tests is listed too, with those tests."""
     out: list[RenderableType] = []
     for job in run.jobs():
-        if job.status is not Status.FAILED:
+        failed = [case for case in job.tests if case.status == "failed"]
+        if job.status is Status.FAILED:
+            title = Text(printable(f"✗ {job.name}"), style="bold red")
+            title.append(printable(f": {job.reason}") if job.reason else "")
+        elif failed:  # its exit said success, its test events did not (go's own count)
+            title = Text(printable(f"! {job.name}: {job.status.value}"), style="yellow")
+            title.append(f", but its test events report {len(failed)} failed")
+        else:
             continue
-        title = Text(printable(f"✗ {job.name}"), style="bold red")
-        title.append(printable(f": {job.reason}") if job.reason else "")
         out.append(title)
         if job.log_path:
             out.append(Text(printable(f"  log: {job.log_path}"), style="dim", overflow="fold"))
         for line in list(job.tail)[-tail:]:
             out.append(Text(printable(f"  │ {line.rstrip()}"), no_wrap=True, overflow="ellipsis"))
-        for case in job.tests:
-            if case.status == "failed" and case.name:
-                out.append(Text(printable(f"  ✗ {case.package} {case.name}"), style="red"))
-                for text in _test_output(case.output)[-tail:]:
-                    out.append(Text(printable(f"    │ {text}"), no_wrap=True, overflow="ellipsis"))
+        for case in failed:  # a package's own failure (a panic in init, TestMain) has no name
+            label = f"{case.package} {case.name or '(package)'}"
+            out.append(Text(printable(f"  ✗ {label}"), style="red"))
+            for text in _test_output(case.output)[-tail:]:
+                out.append(Text(printable(f"    │ {text}"), no_wrap=True, overflow="ellipsis"))
     return out
 
 
@@ -172,9 +183,10 @@ def summary(run: RunState) -> Table:
         status = Text(step.status.value, style=_STYLE[step.status])
         if step.reason and step.status is Status.SKIPPED:
             status.append(printable(f": {step.reason}"))
-        cached = sum(job.cached for job in step.jobs)
-        if cached:
-            status.append(f" ({cached} cached)", style="dim")
+        for label in ("cached", "reused"):
+            count = sum(job.cached and job.reuse_label == label for job in step.jobs)
+            if count:
+                status.append(f" ({count} {label})", style="dim")
         table.add_row(
             printable(step.name),
             status,
