@@ -47,6 +47,7 @@ def test_submit_work_and_inspect(store_url: str, tmp_path: Path) -> None:
     assert _run("logs", job_id[:12], url=store_url).stdout == "hello ann\n"
     shown = _run("show", job_id, url=store_url).stdout
     assert "state     failed" in shown and "attempt 1: failed exit 3" in shown
+    assert "  used cpu " in shown and "s user " in shown  # what the attempt used
 
 
 def test_submit_wait_exits_with_the_jobs_status(sqlite_url: str) -> None:

@@ -111,6 +111,10 @@ def show_command(job_ref: str, **opts: Any) -> int:
         end = f"exit {a.exit_code}" if a.exit_code is not None else (a.reason or "")
         took = f" in {a.duration:.3f}s" if a.duration else ""
         lines.append(f"attempt {a.attempt}: {a.outcome or 'running'} {end}{took} on {a.worker_id}")
+        if a.result and a.result.get("usage"):
+            from stockade.sandbox.usage import summary
+
+            lines.append(f"  used {summary(a.result['usage'])}")
     if outputs is not None:
         lines.append("outputs   " + json.dumps(outputs, sort_keys=True))
     click.echo("\n".join(printable(line) for line in lines))

@@ -36,6 +36,7 @@ from stockade.runner.stream import LogWriter, OutputKeeper, StreamPipe
 from stockade.runner.supervise import Supervisor
 from stockade.runner.turn import Turn
 from stockade.sandbox.base import LaunchRequest, ProcessHandle, Sandbox
+from stockade.sandbox.usage import Usage, oom_error
 
 __all__ = ["NAMED_SECRET_MIN", "data_dir_for", "new_job_id", "run"]
 
@@ -141,6 +142,8 @@ class _Attempt:
         self.turn: Turn | None = None
         #: Every process of the job is gone (its slot was given up at the exit).
         self.quiet = False
+        #: What the job used, once its main process is reaped.
+        self.usage: Usage | None = None
 
     def emit(self, event: Event) -> None:
         """Send an event to every sink (sinks never block)."""
@@ -302,8 +305,15 @@ class _Attempt:
             outcome = Outcome.FAILED
         result = self._result(outcome, reason=reason, exit_code=status.code, signal=status.signal)
         result.kill_method, result.killed = report.kill_method, report.killed
+        self._measure(result, handle)
         self._collect(result, out, runtime)
         return await self._release_then_finish(result, out, err)
+
+    def _measure(self, result: Result, handle: ProcessHandle) -> None:
+        """Keep what the job used; an ``oom`` ending says the limit and the peak."""
+        self.usage = handle.usage()
+        if result.reason == "oom" and self.usage is not None:
+            result.error = oom_error(self.usage)
 
     def _slot_free(self) -> None:
         """The handle gave the slot up at the job's exit: hand it on now."""
@@ -355,6 +365,8 @@ class _Attempt:
         result.started_at = _now_iso(self.started)
         result.finished_at = _now_iso(finished)
         result.duration = round(finished - self.started, 6)
+        if self.usage is not None:
+            result.usage = self.usage.with_figures(wall=result.duration).to_dict()
         result.annotations = self.effects.annotations
         if result.error:
             result.error = self.masker.mask_text(result.error)

@@ -74,6 +74,9 @@ class Result:
     log_path: str | None = None
     kill_method: str | None = None
     killed: int = 0
+    #: What the attempt used (:class:`stockade.sandbox.usage.Usage` as a dict);
+    #: ``None`` for an attempt that never started.
+    usage: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain JSON-able data.
@@ -87,6 +90,8 @@ class Result:
         data["state"] = dict(self.state)
         data["streams"] = {name: vars(stats).copy() for name, stats in self.streams.items()}
         data["annotations"] = [vars(note).copy() for note in self.annotations]
+        if self.usage is not None:
+            data["usage"] = dict(self.usage)
         return data
 
     @property

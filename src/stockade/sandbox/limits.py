@@ -231,6 +231,32 @@ class LimitCgroups:
             if self.v2 is not None and self.limits.pids is not None and "pids" not in self.v1:
                 _write(self.v2 / "pids.max", str(self.limits.pids))
 
+    def reset_peaks(self) -> int | None:
+        """Before a launch: reset the memory peak (v1 ``memory.max_usage_in_bytes``)
+        and return ``pids.peak`` as it is (it cannot be reset), or ``None``."""
+        if "memory" in self.v1 and self.limits.memory is not None:
+            with contextlib.suppress(OSError):
+                _write(self.v1["memory"] / "memory.max_usage_in_bytes", "0")
+        return self._pids_peak()
+
+    def peaks(self, pids_before: int | None) -> dict[str, int | None]:
+        """After a job: its peak memory (``None`` without a memory cgroup) and its
+        peak process count (only if it rose above ``pids_before``: else unknown)."""
+        memory: int | None = None
+        if self.limits.memory is not None:
+            if "memory" in self.v1:
+                memory = _read_int(self.v1["memory"] / "memory.max_usage_in_bytes")
+            elif self.v2 is not None:
+                memory = _read_int(self.v2 / "memory.peak")
+        pids = self._pids_peak()
+        if pids is not None and (pids_before is None or pids <= pids_before):
+            pids = None
+        return {"memory_peak": memory, "pids_peak": pids, "memory_limit": self.limits.memory}
+
+    def _pids_peak(self) -> int | None:
+        path = self._dir("pids") if self.limits.pids is not None else None
+        return None if path is None else _read_int(path / "pids.peak")
+
     def oom_kills(self) -> int:
         """How many processes the kernel has killed for this slot's memory limit."""
         path = self._dir("memory") if self.limits.memory is not None else None
@@ -249,6 +275,15 @@ class LimitCgroups:
                 "a process of a job may still be exiting, remove them with rmdir",
                 remaining=stuck,
             )
+
+
+def _read_int(path: Path) -> int | None:
+    """A cgroup file holding one number; ``None`` if absent or unreadable."""
+    try:
+        with open(path, encoding="ascii") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def oom_kill_count(path: Path) -> int:
