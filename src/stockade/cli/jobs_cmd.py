@@ -115,6 +115,10 @@ def show_command(job_ref: str, **opts: Any) -> int:
             from stockade.sandbox.usage import summary
 
             lines.append(f"  used {summary(a.result['usage'])}")
+        if a.result and a.result.get("dump"):
+            dump = a.result["dump"]
+            at = ", ".join(f"{k} byte {v}" for k, v in sorted(dump.get("offsets", {}).items()))
+            lines.append(f"  dump {dump['signal']} on {dump['on']}: in the log after {at}")
     if outputs is not None:
         lines.append("outputs   " + json.dumps(outputs, sort_keys=True))
     click.echo("\n".join(printable(line) for line in lines))

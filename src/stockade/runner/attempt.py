@@ -33,7 +33,7 @@ from stockade.runner.result import Outcome, Result, classify
 from stockade.runner.runtime import Runtime, acquire
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, OutputKeeper, StreamPipe
-from stockade.runner.supervise import Supervisor
+from stockade.runner.supervise import Report, Supervisor
 from stockade.runner.turn import Turn
 from stockade.sandbox.base import LaunchRequest, ProcessHandle, Sandbox
 from stockade.sandbox.usage import Usage, oom_error
@@ -217,6 +217,8 @@ class _Attempt:
             STOCKADE_OUTPUT=output_file,
             STOCKADE_STATE=state_file,
         )
+        if spec.dumps and "PYTHONFAULTHANDLER" not in env:
+            env["PYTHONFAULTHANDLER"] = "1"  # Python prints its stacks on SIGABRT
         for name, val in added.items():  # the inherited ones were checked by inherited()
             if named_secret(name, val):
                 self.masker.add(val)
@@ -305,12 +307,17 @@ class _Attempt:
             outcome = Outcome.FAILED
         result = self._result(outcome, reason=reason, exit_code=status.code, signal=status.signal)
         result.kill_method, result.killed = report.kill_method, report.killed
-        self._measure(result, handle)
+        self._measure(result, handle, report, log)
         self._collect(result, out, runtime)
         return await self._release_then_finish(result, out, err)
 
-    def _measure(self, result: Result, handle: ProcessHandle) -> None:
-        """Keep what the job used; an ``oom`` ending says the limit and the peak."""
+    def _measure(
+        self, result: Result, handle: ProcessHandle, report: Report, log: LogWriter | None
+    ) -> None:
+        """Keep what the job used (an ``oom`` ending says the limit and the
+        peak) and where its hang dump is."""
+        if report.dump is not None:
+            result.dump = {**report.dump, "log": log.path if log is not None else None}
         self.usage = handle.usage()
         if result.reason == "oom" and self.usage is not None:
             result.error = oom_error(self.usage)

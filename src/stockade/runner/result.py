@@ -77,6 +77,10 @@ class Result:
     #: What the attempt used (:class:`stockade.sandbox.usage.Usage` as a dict);
     #: ``None`` for an attempt that never started.
     usage: dict[str, Any] | None = None
+    #: The dump signal sent before a timeout's stop: ``signal``, ``on`` (the
+    #: reason), ``offsets`` (bytes of each stream before it: the dump follows)
+    #: and ``log`` (the log file, or ``None``: the store keeps the log).
+    dump: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain JSON-able data.
@@ -92,6 +96,8 @@ class Result:
         data["annotations"] = [vars(note).copy() for note in self.annotations]
         if self.usage is not None:
             data["usage"] = dict(self.usage)
+        if self.dump is not None:
+            data["dump"] = dict(self.dump)
         return data
 
     @property
@@ -168,4 +174,6 @@ def describe(result: Result) -> str:
         text += f" (exit {result.exit_code})"
     if result.error:
         text += f": {result.error}"
+    if result.dump is not None:
+        text += f"; {result.dump['signal']} was sent first for a stack dump (in its log)"
     return printable(text)
