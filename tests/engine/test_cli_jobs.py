@@ -48,6 +48,9 @@ def test_submit_work_and_inspect(store_url: str, tmp_path: Path) -> None:
     shown = _run("show", job_id, url=store_url).stdout
     assert "state     failed" in shown and "attempt 1: failed exit 3" in shown
     assert "  used cpu " in shown and "s user " in shown  # what the attempt used
+    record = json.loads(_run("show", job_id, "--json", url=store_url).stdout)
+    assert record["reason"] == "failed"  # a value of the one reason enum, as stored
+    assert [a["reason"] for a in record["attempt_records"]] == ["failed"]
 
 
 def test_submit_wait_exits_with_the_jobs_status(sqlite_url: str) -> None:

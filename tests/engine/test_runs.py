@@ -150,8 +150,8 @@ def test_rerun_failed_reuses_the_recorded_successes(store: Store, tmp_path: Any)
     assert (tmp_path / "count-pack").read_text() == "packed\n"
     second = store.runs.run(second_id)
     assert second.source_run == first_id and second.options["rerun"] == {"failed": True}
-    reused = {j.item: j.reason for j in store.runs.jobs(second_id) if j.step == "build"}
-    assert reused == {"x": f"reused from run {first_id}", "y": None}
+    reused = {j.item: (j.reason, j.error) for j in store.runs.jobs(second_id) if j.step == "build"}
+    assert reused == {"x": ("cached", f"reused from run {first_id}"), "y": ("succeeded", None)}
 
 
 def test_secrets_are_frozen_as_sources_and_masked_in_logs(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stockade.errors import LaunchError, OutputError, UsageError
+from stockade.reasons import Reason
 from stockade.runner.cancel import Cancel
 from stockade.runner.commands import CommandEffects
 from stockade.runner.events import Event, Sink, dropped_output, wants
@@ -29,7 +30,7 @@ from stockade.runner.inputs import prepare
 from stockade.runner.outputs import base_outputs
 from stockade.runner.protocol import ProtocolParser, parse_output_file
 from stockade.runner.redact import Masker
-from stockade.runner.result import Outcome, Result, classify
+from stockade.runner.result import Outcome, Result, classify, ended_because
 from stockade.runner.runtime import Runtime, acquire
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, OutputKeeper, StreamPipe
@@ -267,13 +268,15 @@ class _Attempt:
         if turn is None:
             launch()
         elif not await turn.wait(launch, self.cancel):
-            never = self._result(Outcome.CANCELLED, reason="cancelled")
+            never = self._result(Outcome.CANCELLED, reason=Reason.CANCELLED)
             never.error = "stopped before it started"
             return await self._release_then_finish(never, out, err)
         handle = launched[0]
         if isinstance(handle, LaunchError):
             return await self._release_then_finish(
-                self._result(Outcome.FAILED, reason="launch_error", error=handle.message), out, err
+                self._result(Outcome.FAILED, reason=Reason.LAUNCH_ERROR, error=handle.message),
+                out,
+                err,
             )
         if isinstance(handle, Exception):
             raise handle
@@ -290,7 +293,9 @@ class _Attempt:
         late = handle.launch_error()
         if late is not None:  # the program could not be run after all
             return await self._release_then_finish(
-                self._result(Outcome.FAILED, reason="launch_error", error=late.message), out, err
+                self._result(Outcome.FAILED, reason=Reason.LAUNCH_ERROR, error=late.message),
+                out,
+                err,
             )
         status = report.status
         outcome = classify(
@@ -299,12 +304,12 @@ class _Attempt:
             success_codes=spec.success_codes,
             retry_codes=spec.retry_codes,
             failure_codes=spec.failure_codes,
-            timed_out=report.reason in ("timeout", "idle_timeout"),
-            cancelled=report.reason == "cancelled",
+            timed_out=report.reason in (Reason.TIMEOUT, Reason.IDLE_TIMEOUT),
+            cancelled=report.reason == Reason.CANCELLED,
         )
-        reason = report.reason or ("oom" if status.oom else None)
         if status.oom and outcome is not Outcome.CANCELLED:
             outcome = Outcome.FAILED
+        reason = ended_because(report.reason, outcome, oom=status.oom, signal=status.signal)
         result = self._result(outcome, reason=reason, exit_code=status.code, signal=status.signal)
         result.kill_method, result.killed = report.kill_method, report.killed
         self._measure(result, handle, report, log)
@@ -319,7 +324,7 @@ class _Attempt:
         if report.dump is not None:
             result.dump = {**report.dump, "log": log.path if log is not None else None}
         self.usage = handle.usage()
-        if result.reason == "oom" and self.usage is not None:
+        if result.reason == Reason.OOM and self.usage is not None:
             result.error = oom_error(self.usage)
 
     def _slot_free(self) -> None:
@@ -361,7 +366,7 @@ class _Attempt:
         except (OutputError, ValueError) as exc:
             if succeeded:
                 result.outcome = Outcome.FAILED
-                result.reason = "output_error"
+                result.reason = Reason.OUTPUT_ERROR
                 result.error = str(exc)
         outputs.update(self.effects.outputs)
         result.outputs = self.masker.mask_obj(outputs)

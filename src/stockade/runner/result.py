@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from stockade.printable import printable
+from stockade.reasons import Reason
 
 __all__ = [
     "Annotation",
@@ -15,6 +16,7 @@ __all__ = [
     "StreamStats",
     "classify",
     "describe",
+    "ended_because",
     "exit_status_for",
 ]
 
@@ -152,13 +154,28 @@ def classify(
     return Outcome.FAILED
 
 
-_REASONS = {
-    "timeout": "hit its timeout",
-    "idle_timeout": "printed nothing for its idle timeout",
-    "cancelled": "was cancelled",
-    "oom": "ran out of memory",
-    "launch_error": "could not start",
-    "output_error": "produced unreadable output",
+def ended_because(stop: str | None, outcome: Outcome, *, oom: bool, signal: int | None) -> Reason:
+    """The :class:`~stockade.reasons.Reason` of an attempt that ran: the stop
+    stockade made (timeout, idle timeout, cancel) wins, then the memory limit,
+    then how the process ended."""
+    if stop is not None:
+        return Reason(stop)
+    if oom:
+        return Reason.OOM
+    if signal is not None:
+        return Reason.SIGNAL
+    if outcome is Outcome.SUCCEEDED:
+        return Reason.SUCCEEDED
+    return Reason.RETRYABLE if outcome is Outcome.RETRYABLE else Reason.FAILED
+
+
+_REASONS: dict[str, str] = {
+    Reason.TIMEOUT: "hit its timeout",
+    Reason.IDLE_TIMEOUT: "printed nothing for its idle timeout",
+    Reason.CANCELLED: "was cancelled",
+    Reason.OOM: "ran out of memory",
+    Reason.LAUNCH_ERROR: "could not start",
+    Reason.OUTPUT_ERROR: "produced unreadable output",
 }
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from stockade.errors import StoreError
+from stockade.reasons import Reason
 from stockade.runner.policy import backoff_delay
 from stockade.runner.result import Outcome, Result
 from stockade.store import schema as t
@@ -589,11 +590,11 @@ class JobManager(UserRequests):
         ``SKIP LOCKED``, and each move is fenced like any other.
         """
         jobs = t.jobs
-        return self._recover(jobs.c.lease_expires < epoch_now(), limit, "lease_expired")
+        return self._recover(jobs.c.lease_expires < epoch_now(), limit, Reason.LEASE_EXPIRED)
 
     def recover_worker(self, worker_id: str) -> list[tuple[str, JobState]]:
         """Treat every job ``worker_id`` holds as lost (that worker restarted)."""
-        return self._recover(t.jobs.c.worker_id == worker_id, 10_000, "worker_restarted")
+        return self._recover(t.jobs.c.worker_id == worker_id, 10_000, Reason.WORKER_RESTARTED)
 
     def _recover(self, where: Any, limit: int, reason: str) -> list[tuple[str, JobState]]:
         jobs = t.jobs

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from stockade.errors import RunNotFound, StoreError
+from stockade.reasons import Reason
 from stockade.store import schema as t
 from stockade.store.base import notify_logs
 from stockade.store.database import Database
@@ -510,12 +511,12 @@ class RunStore:
                 conn.execute(
                     sa.update(attempts)
                     .where(attempts.c.job_id.in_(lost), attempts.c.finished_at.is_(None))
-                    .values(outcome="lost", reason="abandoned", finished_at=now)
+                    .values(outcome="lost", reason=Reason.ABANDONED, finished_at=now)
                 )
                 conn.execute(
                     sa.update(jobs)
                     .where(jobs.c.run_id.in_(ids), jobs.c.state == JobState.RUNNING.value)
-                    .values(state=JobState.FAILED.value, outcome="lost", reason="abandoned",
+                    .values(state=JobState.FAILED.value, outcome="lost", reason=Reason.ABANDONED,
                             finished_at=now, updated_at=now)
                 )  # fmt: skip
         return ids
