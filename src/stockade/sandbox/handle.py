@@ -82,9 +82,9 @@ class SandboxHandle(ProcessHandle):
 
     def usage(self) -> Usage | None:
         usage = self.inner.usage()
-        if self._peaks is None:
-            return usage
-        return (usage or Usage()).with_figures(**self._peaks())
+        if self._peaks is None or usage is None:
+            return usage  # nothing measured (STOCKADE_USAGE=0), or no limit cgroups
+        return usage.with_figures(**self._peaks())
 
     async def wait(self) -> ExitStatus:
         if self._status is None:

@@ -30,9 +30,9 @@ from typing import Protocol
 
 from stockade.errors import LaunchError
 from stockade.sandbox import clonespawn, proctree
+from stockade.sandbox import usage as accounting
 from stockade.sandbox.base import ExitStatus, LaunchRequest, ProcessHandle
 from stockade.sandbox.cgroup import SlotCgroup
-from stockade.sandbox.usage import Usage
 
 __all__ = ["PopenHandle", "live_pids", "spawn"]
 
@@ -177,7 +177,7 @@ class PopenHandle(ProcessHandle):
         self.stdin = popen.stdin.fileno() if popen.stdin is not None else None
         self._pidfd: int | None = pidfd if pidfd is not None else os.pidfd_open(self.pid)
         self._status: ExitStatus | None = None
-        self._usage: Usage | None = None
+        self._usage: accounting.Usage | None = None
         #: Futures of the coroutines in wait(); None until the pidfd is watched.
         self._waiters: list[asyncio.Future[None]] | None = None
         self._exit_seen = False
@@ -226,16 +226,16 @@ class PopenHandle(ProcessHandle):
     def _reap(self) -> None:
         """Reap the main process with ``wait4`` for its resource use; the
         child object then only reports the code (``returncode`` set)."""
-        if self._popen.returncode is not None:
+        if self._popen.returncode is not None or not accounting.measuring():
             return
         try:
             _, status, rusage = os.wait4(self.pid, 0)
         except ChildProcessError:
             return  # reaped elsewhere: the child object reports what it can
         self._popen.returncode = os.waitstatus_to_exitcode(status)
-        self._usage = Usage.from_rusage(rusage)
+        self._usage = accounting.Usage.from_rusage(rusage)
 
-    def usage(self) -> Usage | None:
+    def usage(self) -> accounting.Usage | None:
         return self._usage
 
     def _watch(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Future[None]]:

@@ -21,11 +21,27 @@ Figures a host does not give are ``None``, never a guess.
 
 from __future__ import annotations
 
+import os
 import resource
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["Usage", "human_size", "oom_error", "summary"]
+__all__ = ["Usage", "human_size", "measuring", "oom_error", "set_measuring", "summary"]
+
+#: Whether attempts are measured: on unless ``STOCKADE_USAGE=0`` (the benchmark
+#: of what measuring costs turns it off and on in one process).
+_measuring = [os.environ.get("STOCKADE_USAGE", "1") != "0"]
+
+
+def measuring() -> bool:
+    """Whether launched jobs' resource use is measured."""
+    return _measuring[0]
+
+
+def set_measuring(on: bool) -> None:
+    """Turn measuring on or off for jobs launched from now on."""
+    _measuring[0] = on
+
 
 #: ``ru_inblock``/``ru_oublock`` count 512-byte sectors.
 _SECTOR = 512
