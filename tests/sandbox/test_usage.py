@@ -10,6 +10,7 @@ from pathlib import Path
 from stockade.runner.attempt import run
 from stockade.runner.result import Outcome, Result
 from stockade.runner.spec import RunSpec
+from tests.sandbox.conftest import require
 from tests.sandbox.helpers import run_in
 from tests.sandbox.test_bwrap import MakeSandbox
 
@@ -75,3 +76,16 @@ def test_oom_says_the_limit_and_the_peak(make_sandbox: MakeSandbox, workspace: P
     assert result.error is not None
     assert result.error.startswith("memory limit 32.0MiB reached (peak "), result.error
     assert result.usage is not None and result.usage["memory_peak"] >= 31 * MIB
+
+
+def test_bwrap_gives_no_rusage_figures_it_does_not_have(
+    make_sandbox: MakeSandbox, workspace: Path
+) -> None:
+    """bwrap does not reap its namespace's init: its rusage is not the job's."""
+    require("bwrap")
+    sandbox = make_sandbox("bwrap", limits={"memory": "256MiB"})
+    burn = "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done"
+    result, _, _ = run_in(sandbox, burn, workspace)
+    assert result.usage is not None and result.outcome is Outcome.SUCCEEDED
+    assert result.usage["cpu_user"] is None and result.usage["max_rss"] is None
+    assert result.usage["memory_peak"] is not None and result.usage["wall"] == result.duration

@@ -7,7 +7,8 @@ adds, without changing how the runner drives it:
 - OOM attribution: the memory cgroup's ``oom_kill`` counter is compared with
   its value before the launch, and a rise sets ``ExitStatus.oom``;
 - the slot cgroups' peak memory and process count, added to the rusage
-  figures of :meth:`usage`;
+  figures of :meth:`usage` (left out where the reaped process is a runtime
+  whose rusage is not the job's: ``rusage_is_the_jobs=False``);
 - runtime exit codes: bwrap and runc report a job killed by signal N as
   exit code 128+N; with ``signal_codes`` that becomes the signal again;
 - teardown after the job: unmounting per-launch binds (chroot), deleting
@@ -45,6 +46,7 @@ class SandboxHandle(ProcessHandle):
         async_teardown: Callable[[], Awaitable[None]] | None = None,
         teardown: Callable[[], None] | None = None,
         peaks: Callable[[], dict[str, int | None]] | None = None,
+        rusage_is_the_jobs: bool = True,
     ) -> None:
         self.inner = inner
         self.pid = inner.pid
@@ -58,6 +60,7 @@ class SandboxHandle(ProcessHandle):
         self._async_teardown = async_teardown
         self._teardown = teardown
         self._peaks = peaks
+        self._rusage = rusage_is_the_jobs
         self._status: ExitStatus | None = None
 
     @property
@@ -82,6 +85,8 @@ class SandboxHandle(ProcessHandle):
 
     def usage(self) -> Usage | None:
         usage = self.inner.usage()
+        if usage is not None and not self._rusage:
+            usage = Usage()  # the reaped process's rusage is not the job's: no figure
         if self._peaks is None or usage is None:
             return usage  # nothing measured (STOCKADE_USAGE=0), or no limit cgroups
         return usage.with_figures(**self._peaks())
