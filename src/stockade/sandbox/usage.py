@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import os
 import resource
-from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["Usage", "human_size", "measuring", "oom_error", "set_measuring", "summary"]
+__all__ = ["FIELDS", "Usage", "human_size", "measuring", "oom_error", "set_measuring", "summary"]
 
 #: Whether attempts are measured: on unless ``STOCKADE_USAGE=0`` (the benchmark
 #: of what measuring costs turns it off and on in one process).
@@ -47,29 +46,65 @@ def set_measuring(on: bool) -> None:
 _SECTOR = 512
 
 
-@dataclass(frozen=True)
-class Usage:
-    """Resource use of one attempt; ``None``: not measured on this host or backend."""
+#: The figures of a :class:`Usage`, in the order of its record.
+FIELDS = (
+    "cpu_user", "cpu_system", "max_rss", "memory_peak", "memory_limit", "pids_peak",
+    "read_bytes", "write_bytes", "wall",
+)  # fmt: skip
 
-    #: CPU seconds in user mode, of the main process and its waited-for descendants.
-    cpu_user: float | None = None
-    #: CPU seconds in the kernel, likewise.
-    cpu_system: float | None = None
-    #: Largest resident set of any one of those processes, in bytes; only when
-    #: above stockade's own peak (see :meth:`from_rusage`).
-    max_rss: int | None = None
-    #: Peak memory of the whole job (every process, page cache included), in bytes:
-    #: only with a memory limit (the slot's memory cgroup).
-    memory_peak: int | None = None
-    #: The memory limit in force, in bytes.
-    memory_limit: int | None = None
-    #: Peak number of processes and threads, only with a pids limit (``pids.peak``).
-    pids_peak: int | None = None
-    #: Bytes read from and written to block devices (not page-cache hits, not tmpfs).
-    read_bytes: int | None = None
-    write_bytes: int | None = None
-    #: Seconds from launch to the end of the attempt.
-    wall: float | None = None
+
+class Usage:
+    """Resource use of one attempt; ``None``: not measured on this host or backend.
+
+    A plain class, not a dataclass: it is built on ``stockade exec``'s path,
+    and generating a dataclass cost more at import than every use of it.
+
+    - ``cpu_user``, ``cpu_system``: CPU seconds in user mode and in the
+      kernel, of the main process and its waited-for descendants;
+    - ``max_rss``: the largest resident set of any one of those processes,
+      in bytes; only when above stockade's own peak (see :meth:`from_rusage`);
+    - ``memory_peak``: peak memory of the whole job (every process, page
+      cache included), in bytes: only with a memory limit;
+    - ``memory_limit``: the memory limit in force, in bytes;
+    - ``pids_peak``: peak number of processes and threads, only with a pids
+      limit (``pids.peak``);
+    - ``read_bytes``, ``write_bytes``: bytes read from and written to block
+      devices (not page-cache hits, not tmpfs);
+    - ``wall``: seconds from launch to the end of the attempt.
+    """
+
+    __slots__ = FIELDS
+
+    def __init__(
+        self,
+        *,
+        cpu_user: float | None = None,
+        cpu_system: float | None = None,
+        max_rss: int | None = None,
+        memory_peak: int | None = None,
+        memory_limit: int | None = None,
+        pids_peak: int | None = None,
+        read_bytes: int | None = None,
+        write_bytes: int | None = None,
+        wall: float | None = None,
+    ) -> None:
+        self.cpu_user = cpu_user
+        self.cpu_system = cpu_system
+        self.max_rss = max_rss
+        self.memory_peak = memory_peak
+        self.memory_limit = memory_limit
+        self.pids_peak = pids_peak
+        self.read_bytes = read_bytes
+        self.write_bytes = write_bytes
+        self.wall = wall
+
+    def __repr__(self) -> str:
+        return f"Usage({self.to_dict()!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Usage) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def from_rusage(cls, ru: resource.struct_rusage) -> Usage:
@@ -92,11 +127,11 @@ class Usage:
     def with_figures(self, **figures: Any) -> Usage:
         """A copy with the given figures set (those that are not ``None``)."""
         given = {name: value for name, value in figures.items() if value is not None}
-        return replace(self, **given) if given else self
+        return Usage(**{**self.to_dict(), **given}) if given else self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (every field, ``None`` where not measured)."""
-        return dict(vars(self))
+        return {name: getattr(self, name) for name in FIELDS}
 
     @property
     def cpu(self) -> float | None:
