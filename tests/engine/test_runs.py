@@ -80,6 +80,10 @@ def test_a_run_and_its_jobs_are_in_the_store(store: Store, tmp_path: Any) -> Non
     assert store.queries.outputs(first.id) == {"stdout": "hello\n", "greeting": "hi"}
     (attempt,) = store.queries.attempts(first.id)
     assert attempt.outcome == "succeeded" and attempt.worker_id == f"run:{run_id}"
+    assert attempt.reason == "succeeded"
+    # A run's attempt keeps what it used, as a worker's does.
+    assert attempt.result is not None and attempt.result["usage"]["cpu_user"] >= 0
+    assert attempt.result["usage"]["wall"] > 0 and attempt.result["dump"] is None
     bad = jobs[("each", "bad")]
     assert (bad.state, bad.outcome, bad.exit_code) == (JobState.FAILED, "failed", 3)
     logs = "".join(c.text for c in store.queries.logs(bad.id))

@@ -39,6 +39,7 @@ from stockade.errors import StoreError, UsageError
 from stockade.pipeline.model import Job, Observer, Reuse, Reused, RunState, Status
 from stockade.pipeline.test2json import TestCase
 from stockade.reasons import Reason, parse_reason
+from stockade.runner.events import Event
 from stockade.store import JobState, Store
 from stockade.store.runs import HEARTBEAT, AttemptWrite, JobWrite, RunBatch, RunRecord
 from stockade.store.states import RunState as StoredRun
@@ -209,7 +210,10 @@ class RunRecorder:
         assert job.job_id is not None
         task = tracked.frozen.get("spec", {}).get("task", {})
         budget = {key[4:]: task[key] for key in ("log_head", "log_tail") if key in task}
-        return [StoreLogSink(self._write_logs, job.job_id, attempt, **budget)]
+        return [
+            StoreLogSink(self._write_logs, job.job_id, attempt, **budget),
+            _ResultSink(tracked.attempts[attempt]),
+        ]
 
     async def _write_logs(self, chunks: Sequence[dict[str, Any]]) -> None:
         self._logs.extend(chunks)
@@ -376,6 +380,25 @@ def _outcome(job: Job) -> str:
     if job.cached:
         return "succeeded"
     return job.status.value
+
+
+class _ResultSink:
+    """Keeps what a run's attempt used and where its hang dump is, from the
+    runner's ``finish`` event, for the attempt's row."""
+
+    event_kinds = frozenset({"finish"})
+    dropped = 0
+
+    def __init__(self, row: AttemptWrite) -> None:
+        self.row = row
+
+    def emit(self, event: Event) -> None:
+        if event.kind == "finish":
+            result = event.data["result"]
+            self.row.result = {key: result.get(key) for key in ("usage", "dump")}
+
+    async def aclose(self) -> None:
+        return None
 
 
 def stored_reason(job: Job) -> tuple[str | None, str | None]:

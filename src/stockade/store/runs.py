@@ -68,6 +68,8 @@ class AttemptWrite:
     reason: str | None = None
     exit_code: int | None = None
     error: str | None = None
+    #: The parts of the runner's result a run keeps: ``usage`` and ``dump``.
+    result: dict[str, Any] | None = None
 
 
 @dataclass
@@ -220,7 +222,15 @@ _END_ATTEMPT = (
     .values(
         {
             k: sa.bindparam(f"b_{k}", type_=t.attempts.c[k].type)
-            for k in ("finished_at", "outcome", "reason", "exit_code", "error", "duration")
+            for k in (
+                "finished_at",
+                "outcome",
+                "reason",
+                "exit_code",
+                "error",
+                "duration",
+                "result",
+            )
         }
     )
 )
@@ -245,7 +255,7 @@ def _attempt_row(job_id: str, run_id: str, row: AttemptWrite) -> dict[str, Any]:
         "started_at": row.started_at, "finished_at": row.finished_at, "outcome": row.outcome,
         "reason": None if row.reason is None else row.reason[:_REASON_LEN],
         "exit_code": row.exit_code, "signal": None, "error": row.error, "duration": duration,
-        "result": None,
+        "result": row.result,
     }  # fmt: skip
 
 
