@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from stockade.reasons import Reason
 from stockade.runner.cancel import Cancel, is_forced, is_set, watch, watch_force
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, StreamPipe
@@ -153,9 +154,9 @@ class Supervisor:
         try:
             await self._woken
             if is_set(self.cancel):
-                self.request_stop("cancelled")
+                self.request_stop(Reason.CANCELLED)
         except asyncio.CancelledError:
-            self.request_stop("cancelled")
+            self.request_stop(Reason.CANCELLED)
             await asyncio.shield(self._finish())
             raise
         finally:
@@ -262,7 +263,9 @@ class Supervisor:
     def _arm_timers(self) -> None:
         spec = self.spec
         if spec.timeout is not None:
-            self._timers.append(self.loop.call_later(spec.timeout, self.request_stop, "timeout"))
+            self._timers.append(
+                self.loop.call_later(spec.timeout, self.request_stop, Reason.TIMEOUT)
+            )
         if spec.idle_timeout is not None:
             self._timers.append(self.loop.call_later(spec.idle_timeout, self._check_idle))
         if self.log is not None:
@@ -272,7 +275,7 @@ class Supervisor:
         assert self.spec.idle_timeout is not None
         quiet = time.monotonic() - self.last_output
         if quiet >= self.spec.idle_timeout:
-            self.request_stop("idle_timeout")
+            self.request_stop(Reason.IDLE_TIMEOUT)
             return
         self._timers.append(self.loop.call_later(self.spec.idle_timeout - quiet, self._check_idle))
 
