@@ -231,27 +231,33 @@ class LimitCgroups:
             if self.v2 is not None and self.limits.pids is not None and "pids" not in self.v1:
                 _write(self.v2 / "pids.max", str(self.limits.pids))
 
-    def reset_peaks(self) -> int | None:
-        """Before a launch: reset the memory peak (v1 ``memory.max_usage_in_bytes``)
-        and return ``pids.peak`` as it is (it cannot be reset), or ``None``."""
+    def reset_peaks(self) -> dict[str, int | None]:
+        """Before a launch: reset the memory peak where the host can (v1
+        ``memory.max_usage_in_bytes``) and return the peaks that cannot be
+        reset as they are now (cgroup2 ``memory.peak``, ``pids.peak``), for
+        :meth:`peaks`."""
         if "memory" in self.v1 and self.limits.memory is not None:
             with contextlib.suppress(OSError):
                 _write(self.v1["memory"] / "memory.max_usage_in_bytes", "0")
-        return self._pids_peak()
+                return {"memory_peak": None, "pids_peak": self._pids_peak()}
+        return {"memory_peak": self._memory_peak(), "pids_peak": self._pids_peak()}
 
-    def peaks(self, pids_before: int | None) -> dict[str, int | None]:
-        """After a job: its peak memory (``None`` without a memory cgroup) and its
-        peak process count (only if it rose above ``pids_before``: else unknown)."""
-        memory: int | None = None
-        if self.limits.memory is not None:
-            if "memory" in self.v1:
-                memory = _read_int(self.v1["memory"] / "memory.max_usage_in_bytes")
-            elif self.v2 is not None:
-                memory = _read_int(self.v2 / "memory.peak")
-        pids = self._pids_peak()
-        if pids is not None and (pids_before is None or pids <= pids_before):
-            pids = None
-        return {"memory_peak": memory, "pids_peak": pids, "memory_limit": self.limits.memory}
+    def peaks(self, before: dict[str, int | None]) -> dict[str, int | None]:
+        """After a job: its peak memory and process count. A peak that could
+        not be reset (``before`` holds its value) is the job's only if the job
+        raised it; otherwise it is unknown (``None``)."""
+        found: dict[str, int | None] = {"memory_limit": self.limits.memory}
+        for name, now in (("memory_peak", self._memory_peak()), ("pids_peak", self._pids_peak())):
+            was = before.get(name)
+            found[name] = now if now is not None and (was is None or now > was) else None
+        return found
+
+    def _memory_peak(self) -> int | None:
+        if self.limits.memory is None:
+            return None
+        if "memory" in self.v1:
+            return _read_int(self.v1["memory"] / "memory.max_usage_in_bytes")
+        return None if self.v2 is None else _read_int(self.v2 / "memory.peak")
 
     def _pids_peak(self) -> int | None:
         path = self._dir("pids") if self.limits.pids is not None else None

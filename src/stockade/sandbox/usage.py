@@ -12,9 +12,9 @@ Two sources, per job:
 - **the slot's controller cgroups**, only where the job's profile sets a
   limit that made them: the whole tree's peak memory (v1
   ``memory.max_usage_in_bytes``, reset before each launch; cgroup2
-  ``memory.peak``) and its peak process count (``pids.peak``, which cannot
-  be reset: reported only when this job raised it, so it is exact when
-  given).
+  ``memory.peak``) and its peak process count (``pids.peak``). A peak that
+  is not reset is reported only when this job raised it, so it is exact
+  when given.
 
 Figures a host does not give are ``None``, never a guess.
 """
