@@ -11,6 +11,7 @@ import os
 import textwrap
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from stockade.config import loads
@@ -84,6 +85,12 @@ def test_a_run_and_its_jobs_are_in_the_store(store: Store, tmp_path: Any) -> Non
     # A run's attempt keeps what it used, as a worker's does.
     assert attempt.result is not None and attempt.result["usage"]["cpu_user"] >= 0
     assert attempt.result["usage"]["wall"] > 0 and attempt.result["dump"] is None
+    with store.db.read() as conn:  # and its CPU as the column the metrics read
+        cpu = conn.execute(
+            sa.select(t.attempts.c.cpu_seconds).where(t.attempts.c.job_id == first.id)
+        ).scalar_one()
+    usage = attempt.result["usage"]
+    assert cpu == pytest.approx(usage["cpu_user"] + usage["cpu_system"])
     bad = jobs[("each", "bad")]
     assert (bad.state, bad.outcome, bad.exit_code) == (JobState.FAILED, "failed", 3)
     logs = "".join(c.text for c in store.queries.logs(bad.id))

@@ -42,7 +42,7 @@ from stockade.store.policy import MAX_TRANSIENT, Step, next_step
 from stockade.store.records import Claim, NewJob
 from stockade.store.requests import UserRequests
 from stockade.store.routing import refused_mask
-from stockade.store.rows import JOB_COLUMNS, job_row, lost_claim, result_json
+from stockade.store.rows import JOB_COLUMNS, job_row, lost_claim, result_json, usage_columns
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
 
@@ -159,6 +159,8 @@ _ATTEMPT_PARAMS = (
     ("b_run", t.attempts.c.attempt.type),
     ("b_duration", t.attempts.c.duration.type),
     ("b_result", t.attempts.c.result.type),
+    ("b_cpu_seconds", t.attempts.c.cpu_seconds.type),
+    ("b_memory_bytes", t.attempts.c.memory_bytes.type),
     *[(f"b_{k}", t.attempts.c[k].type) for k in _SUMMARY],
 )
 
@@ -197,6 +199,8 @@ def _end_attempt_statement(rows: int = 0) -> Any:
             finished_at=epoch_now(),
             duration=v["b_duration"],
             result=v["b_result"],
+            cpu_seconds=v["b_cpu_seconds"],
+            memory_bytes=v["b_memory_bytes"],
             **{k: v[f"b_{k}"] for k in _SUMMARY},
         )
     )
@@ -658,7 +662,10 @@ class _EndBatch:
         else:
             self.retries.append((claim.job_id, claim.run, state.value, *summary, delay))
         record = result_json(result)
-        self.attempts.append((claim.job_id, claim.run, record.get("duration"), record, *summary))
+        self.attempts.append(
+            (claim.job_id, claim.run, record.get("duration"), record, *usage_columns(record),
+             *summary)
+        )  # fmt: skip
         if state is JobState.SUCCEEDED:
             self.outputs.append((claim.job_id, claim.run, result.outputs))
         if result.state != claim.state:

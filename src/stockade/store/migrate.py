@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["HEAD", "VERSION_TABLE", "alembic_config", "check", "current", "ensure", "upgrade"]
 
 #: The revision this stockade's code needs (a test checks it is Alembic's head).
-HEAD = "0008"
+HEAD = "0009"
 VERSION_TABLE = "stockade_schema_version"
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Key of the PostgreSQL advisory lock that serializes concurrent upgrades.

@@ -28,6 +28,7 @@ from stockade.store.base import notify_logs
 from stockade.store.database import Database
 from stockade.store.queries import newest_first, resolve_id
 from stockade.store.records import JobRecord
+from stockade.store.rows import usage_columns
 from stockade.store.schema import epoch_now
 from stockade.store.states import (
     RUN_TERMINAL,
@@ -230,6 +231,8 @@ _END_ATTEMPT = (
                 "error",
                 "duration",
                 "result",
+                "cpu_seconds",
+                "memory_bytes",
             )
         }
     )
@@ -250,12 +253,13 @@ def _move_row(job: JobWrite) -> dict[str, Any]:
 
 def _attempt_row(job_id: str, run_id: str, row: AttemptWrite) -> dict[str, Any]:
     duration = None if row.finished_at is None else row.finished_at - row.started_at
+    cpu, memory = usage_columns(row.result)
     return {
         "job_id": job_id, "attempt": row.attempt, "worker_id": f"run:{run_id}",
         "started_at": row.started_at, "finished_at": row.finished_at, "outcome": row.outcome,
         "reason": None if row.reason is None else row.reason[:_REASON_LEN],
         "exit_code": row.exit_code, "signal": None, "error": row.error, "duration": duration,
-        "result": row.result,
+        "result": row.result, "cpu_seconds": cpu, "memory_bytes": memory,
     }  # fmt: skip
 
 

@@ -270,13 +270,11 @@ class ServerQueries:
         return counts, int(row[-2] or 0), float(row[-1] or 0.0)
 
     def usage_histograms(self) -> dict[str, dict[str, tuple[list[int], int, float]]]:
-        """Per task, what finished attempts used (``result.usage``), as cumulative
-        counts per :data:`USAGE_BUCKETS` bound, count and sum: ``cpu_seconds``
-        (user + system) and ``memory_bytes`` (the memory peak where measured,
-        else the largest resident set)."""
-        usage = t.attempts.c.result["usage"]
-        cpu = usage["cpu_user"].as_float() + usage["cpu_system"].as_float()
-        memory = sa.func.coalesce(usage["memory_peak"].as_float(), usage["max_rss"].as_float())
+        """Per task, what finished attempts used, as cumulative counts per
+        :data:`USAGE_BUCKETS` bound, count and sum: the attempts' columns
+        ``cpu_seconds`` (user + system) and ``memory_bytes`` (the memory peak
+        where measured, else the largest resident set)."""
+        cpu, memory = t.attempts.c.cpu_seconds, t.attempts.c.memory_bytes
         found: dict[str, dict[str, tuple[list[int], int, float]]] = {}
         with self.db.read() as conn:
             for name, value in (("cpu_seconds", cpu), ("memory_bytes", memory)):
