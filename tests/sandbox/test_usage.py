@@ -4,6 +4,7 @@ slot cgroups' peaks where a limit made them."""
 from __future__ import annotations
 
 import asyncio
+import resource
 import sys
 from pathlib import Path
 
@@ -15,23 +16,31 @@ from tests.sandbox.helpers import run_in
 from tests.sandbox.test_bwrap import MakeSandbox
 
 MIB = 1 << 20
-#: Burns about 0.3 s of CPU in user mode and holds 160 MiB resident.
-HUNGRY = (
-    f"{sys.executable} -c '"
-    'import os; b = bytearray(160 << 20); b[::4096] = b"x" * len(b[::4096]); '
-    "t = os.times().user\n"
-    "while os.times().user - t < 0.3: pass'"
-)
+
+
+def hungry(mib: int = 160) -> str:
+    """A job that holds ``mib`` MiB resident and burns about 0.3 s of CPU in user mode."""
+    return (
+        f"{sys.executable} -c '"
+        f'import os; b = bytearray({mib} << 20); b[::4096] = b"x" * len(b[::4096]); '
+        "t = os.times().user\n"
+        "while os.times().user - t < 0.3: pass'"
+    )
+
+
+HUNGRY = hungry()
 
 
 def test_every_job_gets_cpu_memory_and_wall(make_sandbox: MakeSandbox, workspace: Path) -> None:
     sandbox = make_sandbox("local")
-    result, _, _ = run_in(sandbox, HUNGRY, workspace)
+    # Above this process's own peak, which Linux carries into a child's ru_maxrss.
+    mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 + 64
+    result, _, _ = run_in(sandbox, hungry(mib), workspace)
     assert result.outcome is Outcome.SUCCEEDED, result
     usage = result.usage
     assert usage is not None
     assert usage["cpu_user"] >= 0.25 and usage["cpu_system"] >= 0
-    assert usage["max_rss"] >= 160 * MIB
+    assert usage["max_rss"] >= mib * MIB
     assert usage["wall"] == result.duration
     # Without a limit there is no controller cgroup: no guess for these.
     assert usage["memory_peak"] is None and usage["pids_peak"] is None
@@ -62,10 +71,10 @@ def test_cgroup_peaks_with_limits(make_sandbox: MakeSandbox, workspace: Path) ->
     assert result.usage["pids_peak"] is not None and result.usage["pids_peak"] >= 6
     assert result.usage["memory_limit"] == 256 * MIB
     # The memory peak is reset per launch: a small job after a hungry one is small.
-    hungry, _, _ = run_in(sandbox, HUNGRY, workspace)
+    big, _, _ = run_in(sandbox, HUNGRY, workspace)
     small, _, _ = run_in(sandbox, "true", workspace)
-    assert hungry.usage is not None and small.usage is not None
-    assert hungry.usage["memory_peak"] >= 160 * MIB
+    assert big.usage is not None and small.usage is not None
+    assert big.usage["memory_peak"] >= 160 * MIB
     assert small.usage["memory_peak"] < 16 * MIB
 
 
