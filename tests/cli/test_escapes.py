@@ -47,8 +47,9 @@ def test_exec_failure_line_is_escaped_and_the_jobs_output_is_not(tmp_path: Path)
     assert proc.returncode != 0
     assert "\x1b[1mjob says\x1b[0m" in proc.stdout  # the job's own stream, untouched
     assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
-    (line,) = proc.stderr.splitlines()
+    line, used = proc.stderr.splitlines()  # why it failed, then what it used
     assert SHOWN in line and line.startswith("stockade: job ")
+    assert used.startswith("stockade: used cpu ")
 
 
 def test_show_and_jobs_escape_what_the_store_holds(store_url: str, tmp_path: Path) -> None:

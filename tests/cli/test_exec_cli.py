@@ -110,6 +110,8 @@ def test_exec_result_file_and_input(tmp_path: Path) -> None:
     assert result["outputs"]["who"] == "Ada"
     assert result["outcome"] == "succeeded"
     assert Path(result["log_path"]).exists()
+    usage = result["usage"]
+    assert usage["cpu_user"] >= 0 and usage["wall"] == result["duration"]
 
 
 def test_exec_secret_from_environment_is_masked() -> None:

@@ -47,6 +47,10 @@ def test_submit_work_and_inspect(store_url: str, tmp_path: Path) -> None:
     assert _run("logs", job_id[:12], url=store_url).stdout == "hello ann\n"
     shown = _run("show", job_id, url=store_url).stdout
     assert "state     failed" in shown and "attempt 1: failed exit 3" in shown
+    assert "  used cpu " in shown and "s user " in shown  # what the attempt used
+    record = json.loads(_run("show", job_id, "--json", url=store_url).stdout)
+    assert record["reason"] == "failed"  # a value of the one reason enum, as stored
+    assert [a["reason"] for a in record["attempt_records"]] == ["failed"]
 
 
 def test_submit_wait_exits_with_the_jobs_status(sqlite_url: str) -> None:
@@ -126,3 +130,25 @@ def test_worker_with_an_unknown_sandbox_says_so(sqlite_url: str) -> None:
     worker = _run("worker", "--burst", "--sandbox", "bwarp", url=sqlite_url)
     assert worker.returncode == 2
     assert "bwarp" in worker.stderr and len(worker.stderr.strip().splitlines()) == 1
+
+
+def test_a_hang_is_dumped_into_the_stored_log(store_url: str, tmp_path: Path) -> None:
+    """on_idle_timeout's dump through a worker: the stack is in the store's log,
+    and the stored attempt says where."""
+    (tmp_path / "hang.py").write_text(
+        "import time\n\ndef wait_forever():\n    while True:\n        time.sleep(60)\n\n"
+        "print('started', flush=True)\nwait_forever()\n"
+    )
+    (tmp_path / "stockade.yaml").write_text(
+        "version: 1\ntasks:\n  hang:\n"
+        f"    command: [{sys.executable}, hang.py]\n    max_attempts: 1\n"
+        "    idle_timeout: 1s\n    on_idle_timeout: {dump: SIGABRT, dump_wait: 10s}\n"
+    )
+    job_id = _run("submit", "hang", url=store_url, cwd=tmp_path).stdout.strip()
+    worker = _run("worker", "--slots", "1", "--burst", "-q", url=store_url, cwd=tmp_path)
+    assert worker.returncode == 0, worker.stderr
+    shown = _run("show", job_id, url=store_url).stdout
+    assert "attempt 1: timed_out idle_timeout" in shown, shown
+    assert "  dump SIGABRT on idle_timeout: in the log after stderr byte 0, stdout byte 8" in shown
+    logs = _run("logs", job_id, url=store_url)
+    assert "started\n" in logs.stdout and "in wait_forever" in logs.stderr, logs.stderr

@@ -13,6 +13,7 @@ import sys
 import textwrap
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from stockade.config import loads
@@ -82,6 +83,16 @@ def test_a_run_and_its_jobs_are_in_the_store(store: Store, tmp_path: Any) -> Non
     assert store.queries.outputs(first.id) == {"stdout": "hello\n", "greeting": "hi"}
     (attempt,) = store.queries.attempts(first.id)
     assert attempt.outcome == "succeeded" and attempt.worker_id == f"run:{run_id}"
+    assert attempt.reason == "succeeded"
+    # A run's attempt keeps what it used, as a worker's does.
+    assert attempt.result is not None and attempt.result["usage"]["cpu_user"] >= 0
+    assert attempt.result["usage"]["wall"] > 0 and attempt.result["dump"] is None
+    with store.db.read() as conn:  # and its CPU as the column the metrics read
+        cpu = conn.execute(
+            sa.select(t.attempts.c.cpu_seconds).where(t.attempts.c.job_id == first.id)
+        ).scalar_one()
+    usage = attempt.result["usage"]
+    assert cpu == pytest.approx(usage["cpu_user"] + usage["cpu_system"])
     bad = jobs[("each", "bad")]
     assert (bad.state, bad.outcome, bad.exit_code) == (JobState.FAILED, "failed", 3)
     logs = "".join(c.text for c in store.queries.logs(bad.id))
@@ -152,8 +163,8 @@ def test_rerun_failed_reuses_the_recorded_successes(store: Store, tmp_path: Any)
     assert (tmp_path / "count-pack").read_text() == "packed\n"
     second = store.runs.run(second_id)
     assert second.source_run == first_id and second.options["rerun"] == {"failed": True}
-    reused = {j.item: j.reason for j in store.runs.jobs(second_id) if j.step == "build"}
-    assert reused == {"x": f"reused from run {first_id}", "y": None}
+    reused = {j.item: (j.reason, j.error) for j in store.runs.jobs(second_id) if j.step == "build"}
+    assert reused == {"x": ("cached", f"reused from run {first_id}"), "y": ("succeeded", None)}
 
 
 def test_secrets_are_frozen_as_sources_and_masked_in_logs(

@@ -49,6 +49,9 @@ def test_exec_memory_limit_reports_oom(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 128 + 9
     assert "ran out of memory" in proc.stderr
+    # The summary says the limit and the peak, and what the job used.
+    assert "memory limit 32.0MiB reached (peak " in proc.stderr
+    assert "stockade: used cpu " in proc.stderr and "memory peak " in proc.stderr
 
 
 def test_exec_task_runs_in_its_profile(tmp_path: Path) -> None:

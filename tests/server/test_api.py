@@ -218,6 +218,22 @@ def test_get_logs_cancel_retry(server: Server) -> None:
     assert server.client.get("/api/v1/jobs/ffffffffffff").status_code == 404
 
 
+def test_attempts_report_what_they_used(server: Server) -> None:
+    job_id = server.client.post(
+        "/api/v1/jobs", json={"task": "build", "input": {"repo": "u", "ref": "v"}}
+    ).json()["id"]
+    attempt = _wait_done(server, job_id)["attempts_detail"][0]
+    usage = attempt["usage"]
+    assert usage["cpu_user"] >= 0 and usage["cpu_system"] >= 0 and usage["wall"] >= 1.0
+    assert "result" not in attempt and attempt["dump"] is None
+    metrics = server.client.get("/metrics").text
+    count = 'stockade_attempt_cpu_seconds_count{task="build"} '
+    assert count in metrics and 'stockade_attempt_cpu_seconds_bucket{le="+Inf",task="build"}' in (
+        metrics
+    )
+    assert float(metrics.split(count)[1].split()[0]) >= 1
+
+
 def test_sse_resumes_after_last_event_id(server: Server) -> None:
     job_id = server.client.post(
         "/api/v1/jobs", json={"task": "build", "input": {"repo": "r", "ref": "sse"}}

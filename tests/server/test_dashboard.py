@@ -186,6 +186,10 @@ def test_login_list_live_log_cancel(page: Any, server: Server) -> None:
     sync_api.expect(page.locator("#job-retry")).to_be_enabled()
     assert server.client.get(f"/api/v1/jobs/{job_id}").json()["state"] == "cancelled"
     sync_api.expect(page.locator("#health")).to_have_text(re.compile(r"health: (ok|degraded)"))
+    # The ended attempt says what it used.
+    sync_api.expect(page.locator("#job-attempts tbody tr")).to_contain_text(
+        re.compile(r"cpu \d+\.\d\d s user")
+    )
     page.screenshot(path=str(ARTIFACTS / "dashboard-cancelled.png"), full_page=True)
 
     # Retry queues it again; the same page follows the new attempt's log.

@@ -312,3 +312,38 @@ def test_upgrade_from_0007_keeps_running_jobs_and_lets_them_be_force_cancelled(
         assert store.jobs.cancel_requests("w1") == [("j1", 1, True)]
     finally:
         store.close()
+
+
+def test_upgrade_from_0009_keeps_attempts_and_the_metrics_skip_their_usage(
+    store_url: str,
+) -> None:
+    """0010 adds ``cpu_seconds`` and ``memory_bytes`` (NULL for attempts already
+    recorded): the per-task usage histograms leave those out."""
+    from alembic import command
+
+    from stockade.store.serverq import ServerQueries
+
+    db = Database(resolve_url(store_url))
+    try:
+        with db.transaction() as conn:
+            command.upgrade(migrate.alembic_config(conn), "0009")
+        _claimed_job_as_before(store_url)
+        old = Database(resolve_url(store_url))
+        with old.transaction() as conn:  # an attempt of it ended, as 0009 recorded it
+            conn.execute(
+                sa.text(
+                    "INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at,"
+                    " outcome, duration) VALUES ('j1', 1, 'w1', 0, 1, 'failed', 1)"
+                )
+            )
+        old.dispose()
+        assert migrate.upgrade(db) == ("0009", migrate.HEAD)
+    finally:
+        db.dispose()
+    store = open_store(store_url)
+    try:
+        (attempt,) = store.queries.attempts("j1")
+        assert attempt.duration == 1
+        assert ServerQueries(store).usage_histograms() == {}
+    finally:
+        store.close()

@@ -382,6 +382,10 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
         _write_result(opts["result_path"], result.to_dict())
     if not opts["json_events"] and result.outcome.value != "succeeded":
         print(f"stockade: {describe(result)}", file=sys.stderr)
+        if result.usage:
+            from stockade.sandbox.usage import summary
+
+            print(f"stockade: used {summary(result.usage)}", file=sys.stderr)
     if result.outcome.value == "cancelled" and received:
         return 128 + received[0]  # as a shell reports the signal that stopped us: 130 for Ctrl-C
     return int(result.exit_status)

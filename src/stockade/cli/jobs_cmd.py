@@ -111,6 +111,14 @@ def show_command(job_ref: str, **opts: Any) -> int:
         end = f"exit {a.exit_code}" if a.exit_code is not None else (a.reason or "")
         took = f" in {a.duration:.3f}s" if a.duration else ""
         lines.append(f"attempt {a.attempt}: {a.outcome or 'running'} {end}{took} on {a.worker_id}")
+        if a.result and a.result.get("usage"):
+            from stockade.sandbox.usage import summary
+
+            lines.append(f"  used {summary(a.result['usage'])}")
+        if a.result and a.result.get("dump"):
+            dump = a.result["dump"]
+            at = ", ".join(f"{k} byte {v}" for k, v in sorted(dump.get("offsets", {}).items()))
+            lines.append(f"  dump {dump['signal']} on {dump['on']}: in the log after {at}")
     if outputs is not None:
         lines.append("outputs   " + json.dumps(outputs, sort_keys=True))
     click.echo("\n".join(printable(line) for line in lines))
@@ -129,7 +137,6 @@ def logs_command(job_ref: str, **opts: Any) -> int:
     JOB is a job id, or a pipeline job's name (``build[libpng]``) in the
     latest run, or in RUN with --run."""
     from stockade.engine.client import follow_logs
-    from stockade.engine.runview import job_by_name
     from stockade.errors import JobNotFound, RunNotFound
 
     def write(chunk: Any) -> None:
@@ -138,6 +145,8 @@ def logs_command(job_ref: str, **opts: Any) -> int:
         stream.flush()
 
     def by_name(run_ref: str) -> str:
+        from stockade.engine.runview import job_by_name
+
         full = open_store_from(opts)  # runs are read by the full store only
         try:
             return job_by_name(full, job_ref, run_ref)

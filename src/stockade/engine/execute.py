@@ -36,6 +36,7 @@ from stockade.errors import (
     StoreUnavailable,
     UsageError,
 )
+from stockade.reasons import Reason
 from stockade.runner.attempt import run
 from stockade.runner.cancel import Stop
 from stockade.runner.events import Sink
@@ -130,7 +131,7 @@ async def execute(
             log_file=False, released=ran, turn=turn,
         )  # fmt: skip
     except UsageError as exc:
-        result = _failed(claim, "invalid_job", describe_error(exc))
+        result = _failed(claim, Reason.INVALID_JOB, describe_error(exc))
     except (OSError, StockadeError) as exc:
         job.recording = True
         log.warning(
@@ -140,7 +141,9 @@ async def execute(
         if turn is None or turn.launched:  # a job still waiting for its turn is not in the slot
             await asyncio.get_running_loop().run_in_executor(None, _reset, slot)
         ran()
-        await _record(worker, job, "release", reason="infrastructure", error=describe_error(exc))
+        await _record(
+            worker, job, "release", reason=Reason.INFRASTRUCTURE, error=describe_error(exc)
+        )
         return
     finally:
         if full is not None:
@@ -161,7 +164,7 @@ async def execute(
         log.warning("job %s: lease not renewed in time, attempt %d killed", claim.job_id, claim.run)
         return
     if job.interrupt == "shutdown" and result.outcome is Outcome.CANCELLED:
-        await _record(worker, job, "release", reason="worker_shutdown")
+        await _record(worker, job, "release", reason=Reason.WORKER_SHUTDOWN)
         return
     if result.outcome is Outcome.TIMED_OUT:
         worker.counters.count("timed_out")
@@ -235,7 +238,7 @@ async def _record(
         else:
             state = await worker.astore.call(
                 manager.release, claim, reason=reason, error=error,
-                transient=reason == "infrastructure", until=worker.forced,
+                transient=reason == Reason.INFRASTRUCTURE, until=worker.forced,
             )  # fmt: skip
     except StoreUnavailable:
         log.error(

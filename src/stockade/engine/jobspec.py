@@ -77,7 +77,7 @@ def new_job(
         backoff_initial=task.backoff.initial,
         backoff_multiplier=task.backoff.multiplier,
         backoff_max=task.backoff.max,
-        on_timeout=task.on_timeout,
+        on_timeout=task.timeout_action,
         delay=delay,
         sandbox=None if profile is None else profile.backend,
     )

@@ -39,6 +39,8 @@ from stockade.engine.storeio import AsyncStore, wait_for_event
 from stockade.errors import StoreError, UsageError
 from stockade.pipeline.model import Job, Observer, Reuse, Reused, RunState, Status
 from stockade.pipeline.test2json import TestCase
+from stockade.reasons import Reason, parse_reason
+from stockade.runner.events import Event
 from stockade.store import JobState, Store
 from stockade.store.runs import HEARTBEAT, AttemptWrite, JobWrite, RunBatch, RunRecord
 from stockade.store.states import RunState as StoredRun
@@ -217,6 +219,7 @@ class RunRecorder:
         return [
             StoreLogSink(self._write_logs, job.job_id, attempt, **budget),
             StoreProgressSink(self._write_progress, job.job_id, attempt),
+            _ResultSink(tracked.attempts[attempt]),
         ]
 
     async def _write_logs(self, chunks: Sequence[dict[str, Any]]) -> None:
@@ -253,7 +256,8 @@ class RunRecorder:
             last = max(tracked.attempts)
             self._end_attempt(tracked, last, _outcome(job))
             tracked.attempts[last].exit_code = job.exit_code
-            tracked.attempts[last].reason = job.reason
+            tracked.attempts[last].reason, error = stored_reason(job)
+            tracked.attempts[last].error = tracked.attempts[last].error or error
         for case in job.tests:
             self._tests.append(_test_row(job.job_id, case))
             self._counts[case.status] = self._counts.get(case.status, 0) + 1
@@ -408,14 +412,47 @@ def _outcome(job: Job) -> str:
     return job.status.value
 
 
+class _ResultSink:
+    """Keeps what a run's attempt used and where its hang dump is, from the
+    runner's ``finish`` event, for the attempt's row."""
+
+    event_kinds = frozenset({"finish"})
+    dropped = 0
+
+    def __init__(self, row: AttemptWrite) -> None:
+        self.row = row
+
+    def emit(self, event: Event) -> None:
+        if event.kind == "finish":
+            result = event.data["result"]
+            self.row.result = {key: result.get(key) for key in ("usage", "dump")}
+
+    async def aclose(self) -> None:
+        return None
+
+
+def stored_reason(job: Job) -> tuple[str | None, str | None]:
+    """A pipeline job's :class:`~stockade.reasons.Reason` for its row, and the
+    pipeline's own words (why it was skipped, which run a cached result came
+    from, a forced cancel) as its error."""
+    if job.cached:
+        return Reason.CACHED, f"reused from run {job.cached_from}" if job.cached_from else None
+    reason = parse_reason(job.reason)
+    if reason is not None:
+        return reason, None
+    return _BY_STATUS.get(job.status), job.reason
+
+
+_BY_STATUS = {
+    Status.SUCCEEDED: Reason.SUCCEEDED, Status.FAILED: Reason.FAILED,
+    Status.CANCELLED: Reason.CANCELLED, Status.SKIPPED: Reason.SKIPPED,
+}  # fmt: skip
+
+
 def _job_write(tracked: _Tracked) -> JobWrite:
     job = tracked.job
     frozen = tracked.frozen or {"task": job.step, "spec": _NO_TASK, "input": None}
-    reason, error = job.reason, None
-    if job.status is Status.SKIPPED:
-        reason, error = "skipped", job.reason
-    elif job.cached:
-        reason = f"reused from run {job.cached_from}" if job.cached_from else "cached"
+    reason, error = stored_reason(job)
     done = tracked.state is not JobState.RUNNING
     return JobWrite(
         id=str(job.job_id), step=job.step, item=job.key, state=tracked.state,

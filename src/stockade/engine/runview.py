@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from stockade.errors import JobNotFound
+from stockade.reasons import Reason
 from stockade.store import JobRecord, Store
 from stockade.store.runs import RunRecord
 
@@ -26,7 +27,7 @@ __all__ = [
 
 def job_status(job: JobRecord) -> str:
     """The job's status as the pipeline saw it."""
-    if job.state.value == "cancelled" and job.reason == "skipped":
+    if job.state.value == "cancelled" and job.reason == Reason.SKIPPED:
         return "skipped"
     return job.state.value
 
@@ -64,7 +65,8 @@ def _job(job: JobRecord, outputs: dict[str, Any] | None) -> dict[str, Any]:
         "item": job.item,
         "status": job_status(job),
         "state": job.state.value,
-        "reason": job.error if job.reason == "skipped" else job.reason,
+        # The pipeline's words where it has them; no reason that only repeats the status.
+        "reason": job.error or (None if job.reason == job_status(job) else job.reason),
         "exit_code": job.exit_code,
         "attempts": job.attempts,
         "duration": took,

@@ -54,6 +54,7 @@ from stockade.engine.storeio import AsyncStore, Recorder, wait_for_event
 from stockade.engine.storeproc import StoreProcess
 from stockade.engine.walwatch import WalWatch
 from stockade.errors import StockadeError, StoreUnavailable
+from stockade.reasons import Reason
 from stockade.runner import runtime
 from stockade.runner.spec import RunSpec
 from stockade.runner.turn import Turn
@@ -505,7 +506,7 @@ class Worker:
         it spends no attempt until they repeat)."""
         with contextlib.suppress(StockadeError):
             await self.astore.once(
-                self.astore.store.jobs.release, job.claim, reason="infrastructure",
+                self.astore.store.jobs.release, job.claim, reason=Reason.INFRASTRUCTURE,
                 error=error, transient=True,
             )  # fmt: skip
 
@@ -544,7 +545,7 @@ class Worker:
             self.lease_fence.ended(job.claim.job_id)
             with contextlib.suppress(StockadeError):
                 await self.astore.call(
-                    self.astore.store.jobs.release, job.claim, reason="worker_shutdown",
+                    self.astore.store.jobs.release, job.claim, reason=Reason.WORKER_SHUTDOWN,
                     until=self.forced,
                 )  # fmt: skip
             self.counters.count("released")

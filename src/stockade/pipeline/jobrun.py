@@ -207,7 +207,7 @@ class JobRunner:
             )
             again = retries(
                 result.outcome, attempts=attempt, max_attempts=task.max_attempts,
-                on_timeout=task.on_timeout,
+                on_timeout=task.timeout_action,
             )  # fmt: skip
             if not again or self.cancel.is_set():
                 return result

@@ -22,6 +22,7 @@ from typing import Any
 
 from stockade.errors import LaunchError, OutputError, UsageError
 from stockade.private import private_dir, private_opener
+from stockade.reasons import Reason
 from stockade.runner.cancel import Cancel
 from stockade.runner.commands import CommandEffects
 from stockade.runner.events import Event, Sink, dropped_output, wants
@@ -30,14 +31,15 @@ from stockade.runner.inputs import prepare
 from stockade.runner.outputs import base_outputs, read_output_file
 from stockade.runner.protocol import ProtocolParser, parse_output_file
 from stockade.runner.redact import Masker
-from stockade.runner.result import Outcome, Result, classify
+from stockade.runner.result import Outcome, Result, classify, ended_because
 from stockade.runner.runtime import Runtime, acquire
 from stockade.runner.secretinput import secret_values
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, OutputKeeper, StreamPipe
-from stockade.runner.supervise import Supervisor
+from stockade.runner.supervise import Report, Supervisor
 from stockade.runner.turn import Turn
 from stockade.sandbox.base import LaunchRequest, ProcessHandle, Sandbox
+from stockade.sandbox.usage import Usage, oom_error
 
 __all__ = ["NAMED_SECRET_MIN", "data_dir_for", "new_job_id", "run"]
 
@@ -143,6 +145,8 @@ class _Attempt:
         self.turn: Turn | None = None
         #: Every process of the job is gone (its slot was given up at the exit).
         self.quiet = False
+        #: What the job used, once its main process is reaped.
+        self.usage: Usage | None = None
 
     def emit(self, event: Event) -> None:
         """Send an event to every sink (sinks never block)."""
@@ -216,6 +220,8 @@ class _Attempt:
             STOCKADE_OUTPUT=output_file,
             STOCKADE_STATE=state_file,
         )
+        if spec.dumps and "PYTHONFAULTHANDLER" not in env:
+            env["PYTHONFAULTHANDLER"] = "1"  # Python prints its stacks on SIGABRT
         for name, val in added.items():  # the inherited ones were checked by inherited()
             if named_secret(name, val):
                 self.masker.add(val)
@@ -267,13 +273,15 @@ class _Attempt:
         if turn is None:
             launch()
         elif not await turn.wait(launch, self.cancel):
-            never = self._result(Outcome.CANCELLED, reason="cancelled")
+            never = self._result(Outcome.CANCELLED, reason=Reason.CANCELLED)
             never.error = "stopped before it started"
             return await self._release_then_finish(never, out, err)
         handle = launched[0]
         if isinstance(handle, LaunchError):
             return await self._release_then_finish(
-                self._result(Outcome.FAILED, reason="launch_error", error=handle.message), out, err
+                self._result(Outcome.FAILED, reason=Reason.LAUNCH_ERROR, error=handle.message),
+                out,
+                err,
             )
         if isinstance(handle, Exception):
             raise handle
@@ -290,7 +298,9 @@ class _Attempt:
         late = handle.launch_error()
         if late is not None:  # the program could not be run after all
             return await self._release_then_finish(
-                self._result(Outcome.FAILED, reason="launch_error", error=late.message), out, err
+                self._result(Outcome.FAILED, reason=Reason.LAUNCH_ERROR, error=late.message),
+                out,
+                err,
             )
         status = report.status
         outcome = classify(
@@ -299,16 +309,28 @@ class _Attempt:
             success_codes=spec.success_codes,
             retry_codes=spec.retry_codes,
             failure_codes=spec.failure_codes,
-            timed_out=report.reason in ("timeout", "idle_timeout"),
-            cancelled=report.reason == "cancelled",
+            timed_out=report.reason in (Reason.TIMEOUT, Reason.IDLE_TIMEOUT),
+            cancelled=report.reason == Reason.CANCELLED,
         )
-        reason = report.reason or ("oom" if status.oom else None)
         if status.oom and outcome is not Outcome.CANCELLED:
             outcome = Outcome.FAILED
+        reason = ended_because(report.reason, outcome, oom=status.oom, signal=status.signal)
         result = self._result(outcome, reason=reason, exit_code=status.code, signal=status.signal)
         result.kill_method, result.killed = report.kill_method, report.killed
+        self._measure(result, handle, report, log)
         await self._collect(result, out, runtime)
         return await self._release_then_finish(result, out, err)
+
+    def _measure(
+        self, result: Result, handle: ProcessHandle, report: Report, log: LogWriter | None
+    ) -> None:
+        """Keep what the job used (an ``oom`` ending says the limit and the
+        peak) and where its hang dump is."""
+        if report.dump is not None:
+            result.dump = {**report.dump, "log": log.path if log is not None else None}
+        self.usage = handle.usage()
+        if result.reason == Reason.OOM and self.usage is not None:
+            result.error = oom_error(self.usage)
 
     def _slot_free(self) -> None:
         """The handle gave the slot up at the job's exit: hand it on now."""
@@ -349,7 +371,7 @@ class _Attempt:
         except (OutputError, ValueError) as exc:
             if succeeded:
                 result.outcome = Outcome.FAILED
-                result.reason = "output_error"
+                result.reason = Reason.OUTPUT_ERROR
                 result.error = str(exc)
         outputs.update(self.effects.outputs)
         result.outputs = self.masker.mask_obj(outputs)
@@ -379,6 +401,8 @@ class _Attempt:
         result.started_at = _now_iso(self.started)
         result.finished_at = _now_iso(finished)
         result.duration = round(finished - self.started, 6)
+        if self.usage is not None:
+            result.usage = self.usage.with_figures(wall=result.duration).to_dict()
         result.annotations = self.effects.annotations
         if result.error:
             result.error = self.masker.mask_text(result.error)

@@ -9,6 +9,7 @@ as an argument, so each is tested exhaustively without processes.
 
 from __future__ import annotations
 
+from stockade.reasons import Reason
 from stockade.runner.result import Outcome
 
 __all__ = ["DEFAULT_JITTER", "backoff_delay", "exit_status", "retries"]
@@ -77,6 +78,6 @@ def exit_status(
         return 128 + signal
     if exit_code is not None:
         return exit_code or 1
-    if reason == "launch_error":
+    if reason == Reason.LAUNCH_ERROR:
         return 127
     return 1

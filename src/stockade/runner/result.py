@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from stockade.printable import printable
+from stockade.reasons import Reason
 
 __all__ = [
     "Annotation",
@@ -15,6 +16,7 @@ __all__ = [
     "StreamStats",
     "classify",
     "describe",
+    "ended_because",
     "exit_status_for",
 ]
 
@@ -74,6 +76,13 @@ class Result:
     log_path: str | None = None
     kill_method: str | None = None
     killed: int = 0
+    #: What the attempt used (:class:`stockade.sandbox.usage.Usage` as a dict);
+    #: ``None`` for an attempt that never started.
+    usage: dict[str, Any] | None = None
+    #: The dump signal sent before a timeout's stop: ``signal``, ``on`` (the
+    #: reason), ``offsets`` (bytes of each stream before it: the dump follows)
+    #: and ``log`` (the log file, or ``None``: the store keeps the log).
+    dump: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain JSON-able data.
@@ -87,6 +96,10 @@ class Result:
         data["state"] = dict(self.state)
         data["streams"] = {name: vars(stats).copy() for name, stats in self.streams.items()}
         data["annotations"] = [vars(note).copy() for note in self.annotations]
+        if self.usage is not None:
+            data["usage"] = dict(self.usage)
+        if self.dump is not None:
+            data["dump"] = dict(self.dump)
         return data
 
     @property
@@ -141,13 +154,28 @@ def classify(
     return Outcome.FAILED
 
 
-_REASONS = {
-    "timeout": "hit its timeout",
-    "idle_timeout": "printed nothing for its idle timeout",
-    "cancelled": "was cancelled",
-    "oom": "ran out of memory",
-    "launch_error": "could not start",
-    "output_error": "produced unreadable output",
+def ended_because(stop: str | None, outcome: Outcome, *, oom: bool, signal: int | None) -> Reason:
+    """The :class:`~stockade.reasons.Reason` of an attempt that ran: the stop
+    stockade made (timeout, idle timeout, cancel) wins, then the memory limit,
+    then how the process ended."""
+    if stop is not None:
+        return Reason(stop)
+    if oom:
+        return Reason.OOM
+    if signal is not None:
+        return Reason.SIGNAL
+    if outcome is Outcome.SUCCEEDED:
+        return Reason.SUCCEEDED
+    return Reason.RETRYABLE if outcome is Outcome.RETRYABLE else Reason.FAILED
+
+
+_REASONS: dict[str, str] = {
+    Reason.TIMEOUT: "hit its timeout",
+    Reason.IDLE_TIMEOUT: "printed nothing for its idle timeout",
+    Reason.CANCELLED: "was cancelled",
+    Reason.OOM: "ran out of memory",
+    Reason.LAUNCH_ERROR: "could not start",
+    Reason.OUTPUT_ERROR: "produced unreadable output",
 }
 
 
@@ -163,4 +191,6 @@ def describe(result: Result) -> str:
         text += f" (exit {result.exit_code})"
     if result.error:
         text += f": {result.error}"
+    if result.dump is not None:
+        text += f"; {result.dump['signal']} was sent first for a stack dump (in its log)"
     return printable(text)

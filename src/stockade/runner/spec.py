@@ -63,6 +63,9 @@ class RunSpec:
     failure_codes: tuple[int, ...] = ()
     state: dict[str, Any] = field(default_factory=dict)
     data_dir: str | None = None
+    #: Before the stop ladder of a ``timeout`` or ``idle_timeout``: the signal
+    #: sent so the job prints its stacks, and the seconds it gets to print them.
+    dumps: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.argv is None) == (self.shell is None):

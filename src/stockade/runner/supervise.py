@@ -6,7 +6,9 @@ stderr are drained concurrently and as fast as the job writes them, from
 ``WATCH_DELAY`` after the launch (a job that ends sooner is read once, at
 its end).
 
-Stopping is a ladder (docs/design.md, step 7): the stop signal to every process
+Stopping is a ladder (docs/design.md, step 7): for a timeout or idle timeout
+with a dump signal (``RunSpec.dumps``), that signal first and a short wait so
+the job prints its stacks; then the stop signal to every process
 of the job, the grace period (ended early once nothing is left), then
 SIGKILL to everything that remains. A forced cancel (a
 :class:`~stockade.runner.cancel.Stop` escalated) skips to the SIGKILL, even
@@ -21,17 +23,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from stockade.reasons import Reason
 from stockade.runner.cancel import Cancel, is_forced, is_set, watch, watch_force
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, StreamPipe
 from stockade.sandbox.base import ExitStatus, ProcessHandle
 
-__all__ = ["Report", "Supervisor"]
+__all__ = ["Report", "Supervisor", "signal_name"]
 
 READ_SIZE = 1 << 20
 #: How long a partial line waits for its newline before it is shown anyway.
@@ -57,6 +61,16 @@ class Report:
     killed: int
     grace_ended: float | None = None
     all_gone: float | None = None
+    #: The dump signal sent before the stop (name, reason, stream offsets), if any.
+    dump: dict[str, Any] | None = None
+
+
+def signal_name(signum: int) -> str:
+    """``SIGQUIT`` for 3; the number as text for one this system does not name."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
 
 
 class Supervisor:
@@ -99,6 +113,7 @@ class Supervisor:
         #: The main process has ended (the handle's exit callback said so).
         self._ended = False
         self._wait_task: asyncio.Future[ExitStatus] | None = None
+        self.dump: dict[str, Any] | None = None
 
     def request_stop(self, reason: str) -> None:
         """Begin the stop ladder for ``reason`` (first reason wins)."""
@@ -139,9 +154,9 @@ class Supervisor:
         try:
             await self._woken
             if is_set(self.cancel):
-                self.request_stop("cancelled")
+                self.request_stop(Reason.CANCELLED)
         except asyncio.CancelledError:
-            self.request_stop("cancelled")
+            self.request_stop(Reason.CANCELLED)
             await asyncio.shield(self._finish())
             raise
         finally:
@@ -190,6 +205,7 @@ class Supervisor:
             killed=self.killed,
             grace_ended=self.grace_ended,
             all_gone=all_gone,
+            dump=self.dump,
         )
 
     async def _stop_ladder(self, wait_task: asyncio.Future[ExitStatus]) -> None:
@@ -207,27 +223,49 @@ class Supervisor:
 
         unwatch = watch_force(self.cancel, force)
         try:
-            self.handle.signal(self.spec.stop_signal)
-            deadline = time.monotonic() + self.spec.kill_grace
-            ended: list[asyncio.Future[Any]] = [wait_task, forced]
-            await asyncio.wait(
-                ended, timeout=self.spec.kill_grace, return_when=asyncio.FIRST_COMPLETED
-            )
-            delay = 0.001
-            while not forced.done() and self.handle.alive() and time.monotonic() < deadline:
-                left = max(deadline - time.monotonic(), 0)
-                await asyncio.wait([forced], timeout=min(delay, left))
-                delay = min(delay * 2, 0.05)
+            dump = self.spec.dumps.get(self.stop_reason or "")
+            if dump is not None:
+                self._send_dump(dump[0])
+                await self._wait_gone(wait_task, forced, dump[1])
+            if not forced.done() and self.handle.alive():
+                self.handle.signal(self.spec.stop_signal)
+                await self._wait_gone(wait_task, forced, self.spec.kill_grace)
         finally:
             unwatch()
         self.grace_ended = time.monotonic()
+
+    def _send_dump(self, signum: int) -> None:
+        """Send the dump signal to every process of the job and note where in
+        each stream the dump begins."""
+        name = signal_name(signum)
+        self.dump = {
+            "signal": name,
+            "on": self.stop_reason,
+            "offsets": {pipe.stream: pipe.stats.bytes_seen for pipe in self.pipes.values()},
+        }
+        self.handle.signal(signum)
+
+    async def _wait_gone(
+        self, wait_task: asyncio.Future[ExitStatus], forced: asyncio.Future[None], seconds: float
+    ) -> None:
+        """Up to ``seconds`` for every process of the job to end (or a force)."""
+        deadline = time.monotonic() + seconds
+        ended: list[asyncio.Future[Any]] = [wait_task, forced]
+        await asyncio.wait(ended, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        delay = 0.001
+        while not forced.done() and self.handle.alive() and time.monotonic() < deadline:
+            left = max(deadline - time.monotonic(), 0)
+            await asyncio.wait([forced], timeout=min(delay, left))
+            delay = min(delay * 2, 0.05)
 
     # -- timers ---------------------------------------------------------------
 
     def _arm_timers(self) -> None:
         spec = self.spec
         if spec.timeout is not None:
-            self._timers.append(self.loop.call_later(spec.timeout, self.request_stop, "timeout"))
+            self._timers.append(
+                self.loop.call_later(spec.timeout, self.request_stop, Reason.TIMEOUT)
+            )
         if spec.idle_timeout is not None:
             self._timers.append(self.loop.call_later(spec.idle_timeout, self._check_idle))
         if self.log is not None:
@@ -237,7 +275,7 @@ class Supervisor:
         assert self.spec.idle_timeout is not None
         quiet = time.monotonic() - self.last_output
         if quiet >= self.spec.idle_timeout:
-            self.request_stop("idle_timeout")
+            self.request_stop(Reason.IDLE_TIMEOUT)
             return
         self._timers.append(self.loop.call_later(self.spec.idle_timeout - quiet, self._check_idle))
 

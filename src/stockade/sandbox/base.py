@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from stockade.errors import LaunchError
+from stockade.sandbox.usage import Usage
 
 __all__ = [
     "Availability",
@@ -135,6 +136,11 @@ class ProcessHandle(abc.ABC):
         cannot be sure (no cgroup to ask) or still needs the slot (teardown,
         OOM attribution)."""
         return False
+
+    def usage(self) -> Usage | None:
+        """What the job used (:mod:`stockade.sandbox.usage`), once :meth:`wait`
+        has returned; ``None`` where nothing was measured."""
+        return None
 
     def launch_error(self) -> LaunchError | None:
         """Why the job never started, when that showed only after :meth:`Sandbox.launch`

@@ -187,7 +187,11 @@ class BwrapSandbox(Sandbox):
             args += ["--seccomp", str(fd)]
         args += ["--", *self._as_user, *request.argv]
         try:
-            return self.resources.start(args, request, pass_fds=fds, signal_codes=True)
+            # bwrap exits on its pid-namespace init's report without reaping
+            # it: its rusage is bwrap's own, not the job's.
+            return self.resources.start(
+                args, request, pass_fds=fds, signal_codes=True, rusage_is_the_jobs=False
+            )
         finally:
             for fd in fds:
                 os.close(fd)

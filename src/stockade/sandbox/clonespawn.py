@@ -115,12 +115,12 @@ class ClonedProcess:
                 self.returncode = 0
             else:
                 self.returncode = os.waitstatus_to_exitcode(status)
-            if self._token is not None:
-                token, self._token = self._token, None
-                failed = _State.native.release(token)
-                if failed is not None:
-                    _, err = failed
-                    self.exec_error = OSError(err, os.strerror(err))
+        if self._token is not None:  # also when the caller reaped it (wait4)
+            token, self._token = self._token, None
+            failed = _State.native.release(token)
+            if failed is not None:
+                _, err = failed
+                self.exec_error = OSError(err, os.strerror(err))
         return self.returncode
 
 

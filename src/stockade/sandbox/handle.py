@@ -6,6 +6,9 @@ adds, without changing how the runner drives it:
 
 - OOM attribution: the memory cgroup's ``oom_kill`` counter is compared with
   its value before the launch, and a rise sets ``ExitStatus.oom``;
+- the slot cgroups' peak memory and process count, added to the rusage
+  figures of :meth:`usage` (left out where the reaped process is a runtime
+  whose rusage is not the job's: ``rusage_is_the_jobs=False``);
 - runtime exit codes: bwrap and runc report a job killed by signal N as
   exit code 128+N; with ``signal_codes`` that becomes the signal again;
 - teardown after the job: unmounting per-launch binds (chroot), deleting
@@ -22,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from stockade.errors import LaunchError
 from stockade.sandbox.base import ExitStatus, ProcessHandle
 from stockade.sandbox.process import PopenHandle
+from stockade.sandbox.usage import Usage
 
 __all__ = ["SandboxHandle"]
 
@@ -41,6 +45,8 @@ class SandboxHandle(ProcessHandle):
         signaller: Callable[[int], None] | None = None,
         async_teardown: Callable[[], Awaitable[None]] | None = None,
         teardown: Callable[[], None] | None = None,
+        peaks: Callable[[], dict[str, int | None]] | None = None,
+        rusage_is_the_jobs: bool = True,
     ) -> None:
         self.inner = inner
         self.pid = inner.pid
@@ -53,6 +59,8 @@ class SandboxHandle(ProcessHandle):
         self._signaller = signaller
         self._async_teardown = async_teardown
         self._teardown = teardown
+        self._peaks = peaks
+        self._rusage = rusage_is_the_jobs
         self._status: ExitStatus | None = None
 
     @property
@@ -71,9 +79,17 @@ class SandboxHandle(ProcessHandle):
         # memory cgroup counter, which the next job could raise.
         if self._async_teardown is not None or self._teardown is not None:
             return False
-        if self._oom_kills is not None:
-            return False
+        if self._oom_kills is not None or self._peaks is not None:
+            return False  # the peaks are read after the job, before the next one
         return self.inner.release_slot()
+
+    def usage(self) -> Usage | None:
+        usage = self.inner.usage()
+        if usage is not None and not self._rusage:
+            usage = Usage()  # the reaped process's rusage is not the job's: no figure
+        if self._peaks is None or usage is None:
+            return usage  # nothing measured (STOCKADE_USAGE=0), or no limit cgroups
+        return usage.with_figures(**self._peaks())
 
     async def wait(self) -> ExitStatus:
         if self._status is None:

@@ -231,6 +231,38 @@ class LimitCgroups:
             if self.v2 is not None and self.limits.pids is not None and "pids" not in self.v1:
                 _write(self.v2 / "pids.max", str(self.limits.pids))
 
+    def reset_peaks(self) -> dict[str, int | None]:
+        """Before a launch: reset the memory peak where the host can (v1
+        ``memory.max_usage_in_bytes``) and return the peaks that cannot be
+        reset as they are now (cgroup2 ``memory.peak``, ``pids.peak``), for
+        :meth:`peaks`."""
+        if "memory" in self.v1 and self.limits.memory is not None:
+            with contextlib.suppress(OSError):
+                _write(self.v1["memory"] / "memory.max_usage_in_bytes", "0")
+                return {"memory_peak": None, "pids_peak": self._pids_peak()}
+        return {"memory_peak": self._memory_peak(), "pids_peak": self._pids_peak()}
+
+    def peaks(self, before: dict[str, int | None]) -> dict[str, int | None]:
+        """After a job: its peak memory and process count. A peak that could
+        not be reset (``before`` holds its value) is the job's only if the job
+        raised it; otherwise it is unknown (``None``)."""
+        found: dict[str, int | None] = {"memory_limit": self.limits.memory}
+        for name, now in (("memory_peak", self._memory_peak()), ("pids_peak", self._pids_peak())):
+            was = before.get(name)
+            found[name] = now if now is not None and (was is None or now > was) else None
+        return found
+
+    def _memory_peak(self) -> int | None:
+        if self.limits.memory is None:
+            return None
+        if "memory" in self.v1:
+            return _read_int(self.v1["memory"] / "memory.max_usage_in_bytes")
+        return None if self.v2 is None else _read_int(self.v2 / "memory.peak")
+
+    def _pids_peak(self) -> int | None:
+        path = self._dir("pids") if self.limits.pids is not None else None
+        return None if path is None else _read_int(path / "pids.peak")
+
     def oom_kills(self) -> int:
         """How many processes the kernel has killed for this slot's memory limit."""
         path = self._dir("memory") if self.limits.memory is not None else None
@@ -249,6 +281,15 @@ class LimitCgroups:
                 "a process of a job may still be exiting, remove them with rmdir",
                 remaining=stuck,
             )
+
+
+def _read_int(path: Path) -> int | None:
+    """A cgroup file holding one number; ``None`` if absent or unreadable."""
+    try:
+        with open(path, encoding="ascii") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def oom_kill_count(path: Path) -> int:

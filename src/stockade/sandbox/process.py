@@ -30,6 +30,7 @@ from typing import Protocol
 
 from stockade.errors import LaunchError
 from stockade.sandbox import clonespawn, fence, proctree
+from stockade.sandbox import usage as accounting
 from stockade.sandbox.base import ExitStatus, LaunchRequest, ProcessHandle
 from stockade.sandbox.cgroup import SlotCgroup
 
@@ -181,6 +182,7 @@ class PopenHandle(ProcessHandle):
         self.stdin = popen.stdin.fileno() if popen.stdin is not None else None
         self._pidfd: int | None = pidfd if pidfd is not None else os.pidfd_open(self.pid)
         self._status: ExitStatus | None = None
+        self._usage: accounting.Usage | None = None
         #: Futures of the coroutines in wait(); None until the pidfd is watched.
         self._waiters: list[asyncio.Future[None]] | None = None
         self._exit_seen = False
@@ -218,12 +220,28 @@ class PopenHandle(ProcessHandle):
                     with contextlib.suppress(ValueError):
                         waiters.remove(waiter)
         if self._status is None:
+            self._reap()
             code = self._popen.wait()
             live_pids.discard(self.pid)
             self._status = (
                 ExitStatus(code=None, signal=-code) if code < 0 else ExitStatus(code=code)
             )
         return self._status
+
+    def _reap(self) -> None:
+        """Reap the main process with ``wait4`` for its resource use; the
+        child object then only reports the code (``returncode`` set)."""
+        if self._popen.returncode is not None or not accounting.measuring():
+            return
+        try:
+            _, status, rusage = os.wait4(self.pid, 0)
+        except ChildProcessError:
+            return  # reaped elsewhere: the child object reports what it can
+        self._popen.returncode = os.waitstatus_to_exitcode(status)
+        self._usage = accounting.Usage.from_rusage(rusage)
+
+    def usage(self) -> accounting.Usage | None:
+        return self._usage
 
     def _watch(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Future[None]]:
         """Watch the pidfd for the exit (once); the list of waiters' futures."""

@@ -86,6 +86,7 @@ class SlotResources:
         """Spawn ``argv`` (already wrapped by the backend) born inside the slot's cgroups."""
         limits = self.limit_cgroups
         before = limits.oom_kills() if limits is not None else 0
+        peaks_before = limits.reset_peaks() if limits is not None else {}
         around = [limits.spawning()] if limits is not None else []
         try:
             inner = spawn(argv, request, self.cgroup, pass_fds, contexts=[*around, *contexts])
@@ -104,6 +105,8 @@ class SlotResources:
         if limits is not None and limits.limits.memory is not None:
             handle_options.setdefault("oom_kills", limits.oom_kills)
             handle_options.setdefault("oom_before", before)
+        if limits is not None:
+            handle_options.setdefault("peaks", lambda: limits.peaks(peaks_before))
         return SandboxHandle(inner, **handle_options)
 
     def cleanup(self) -> None:

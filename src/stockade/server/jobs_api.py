@@ -106,7 +106,11 @@ def get_job(job_id: str, request: Request) -> dict[str, Any]:
 
 
 def _attempt(data: dict[str, Any]) -> dict[str, Any]:
-    data.pop("result", None)
+    """An attempt without its whole result record, but with what it used
+    (``usage``, see docs/http.md) and where its hang dump is (``dump``)."""
+    result = data.pop("result", None) or {}
+    data["usage"] = result.get("usage")
+    data["dump"] = result.get("dump")
     return data
 
 

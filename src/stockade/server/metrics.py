@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from stockade.server.models import ERRORS
 from stockade.server.service import Service
-from stockade.store.serverq import DURATION_BUCKETS
+from stockade.store.serverq import DURATION_BUCKETS, USAGE_BUCKETS
 
 __all__ = ["StoreCollector", "render", "router"]
 
@@ -57,6 +57,7 @@ class StoreCollector(Collector):
             "stockade_attempt_duration_seconds", "Attempt durations.",
             buckets=[*buckets, ("+Inf", total)], sum_value=seconds,
         )  # fmt: skip
+        yield from usage_families(sq.usage_histograms())
         queue = sq.queue()
         yield GaugeMetricFamily("stockade_queue_depth", "Runnable queued jobs.", value=queue.depth)
         yield GaugeMetricFamily(
@@ -80,6 +81,31 @@ class StoreCollector(Collector):
         yield CounterMetricFamily(
             "stockade_log_bytes", "Log text stored (characters).", value=sq.log_bytes()
         )
+
+
+_USAGE_HELP = {
+    "cpu_seconds": "CPU seconds (user + system) of finished attempts, per task.",
+    "memory_bytes": "Peak memory of finished attempts, per task (the cgroup's peak "
+    "where a memory limit made one, else the largest resident set).",
+}
+
+
+def usage_families(
+    found: dict[str, dict[str, tuple[list[int], int, float]]],
+) -> Iterator[Metric]:
+    """``stockade_attempt_cpu_seconds`` and ``stockade_attempt_memory_bytes``
+    histograms, one series per task."""
+    for name, bounds in USAGE_BUCKETS.items():
+        family = HistogramMetricFamily(
+            f"stockade_attempt_{name}", _USAGE_HELP[name], labels=["task"]
+        )
+        for task, series in sorted(found.items()):
+            if name not in series:
+                continue
+            counts, total, sum_value = series[name]
+            buckets = [(repr(b), c) for b, c in zip(bounds, counts, strict=True)]
+            family.add_metric([task], [*buckets, ("+Inf", total)], sum_value=sum_value)
+        yield family
 
 
 def render(service: Service) -> bytes:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from stockade.errors import SecretError
 from stockade.runner.spec import DEFAULT_KILL_GRACE, DEFAULT_MAX_OUTPUT, RunSpec
@@ -43,6 +43,8 @@ __all__ = [
     "Backoff",
     "ExitCodes",
     "InputFormat",
+    "OnIdleTimeout",
+    "OnTimeout",
     "OutputFormat",
     "TaskDefaults",
     "TaskSpec",
@@ -130,6 +132,37 @@ class Backoff(StrictModel):
         )
 
 
+class OnIdleTimeout(StrictModel):
+    """What happens when an idle timeout fires, before the job is stopped."""
+
+    dump: SignalName = Field(
+        description="Signal sent first so the job prints where it hangs: SIGQUIT for Go "
+        "and the JVM, SIGABRT for Python (stockade sets PYTHONFAULTHANDLER).",
+    )
+    dump_wait: PositiveDuration = Field(
+        default=5.0, description="How long the job gets to print its dump before the stop signal."
+    )
+
+
+class OnTimeout(OnIdleTimeout):
+    """What happens when the timeout fires: a dump first, then retry or fail."""
+
+    dump: SignalName | None = Field(  # type: ignore[assignment]
+        default=None, description="Signal sent first so the job prints where it hangs."
+    )
+    action: Literal["retry", "fail"] = Field(
+        default="fail", description="Whether a timed-out attempt is retried."
+    )
+
+
+_TimeoutInput = Literal["retry", "fail"] | OnTimeout
+
+
+def _timeout_action(value: object) -> object:
+    """``on_timeout: retry`` is short for ``on_timeout: {action: retry}``."""
+    return {"action": value} if isinstance(value, str) else value
+
+
 class TaskDefaults(StrictModel):
     """Every task key that may also be given under ``defaults:``."""
 
@@ -169,8 +202,15 @@ class TaskDefaults(StrictModel):
         default=3, ge=1, le=STORE_INT_MAX, description="Attempts in total, retries included."
     )
     backoff: Backoff = Field(default_factory=Backoff, description="Delay between attempts.")
-    on_timeout: Literal["retry", "fail"] = Field(
-        default="fail", description="Whether a timed-out attempt is retried."
+    on_timeout: Annotated[
+        OnTimeout, BeforeValidator(_timeout_action, json_schema_input_type=_TimeoutInput)
+    ] = Field(
+        default_factory=OnTimeout,
+        description="Whether a timed-out attempt is retried (retry, fail), or a mapping "
+        "with action, dump and dump_wait.",
+    )
+    on_idle_timeout: OnIdleTimeout | None = Field(
+        default=None, description="A dump signal (and dump_wait) sent when the idle timeout fires."
     )
     sandbox: Name | None = Field(
         default=None, description="Sandbox profile or backend; unset: the worker's default."
@@ -185,6 +225,19 @@ class TaskDefaults(StrictModel):
         description="Input fields that hold secrets (besides those named like one): "
         "masked wherever the job is shown, and in its output.",
     )
+
+    @property
+    def timeout_action(self) -> str:
+        """``retry`` or ``fail``: whether a timed-out attempt is retried."""
+        return self.on_timeout.action
+
+    def dumps(self) -> dict[str, tuple[int, float]]:
+        """The runner's :attr:`~stockade.runner.spec.RunSpec.dumps` of these settings."""
+        found: dict[str, tuple[int, float]] = {}
+        for reason, hang in (("timeout", self.on_timeout), ("idle_timeout", self.on_idle_timeout)):
+            if hang is not None and hang.dump is not None:
+                found[reason] = (signal_number(hang.dump), hang.dump_wait)
+        return found
 
     @field_validator("output_path")
     @classmethod
@@ -289,4 +342,5 @@ class TaskSpec(TaskDefaults):
             retry_codes=tuple(self.exit_codes.retry),
             failure_codes=tuple(self.exit_codes.failure),
             data_dir=str(data_dir) if data_dir is not None else None,
+            dumps=self.dumps(),
         )

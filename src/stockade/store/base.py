@@ -19,6 +19,7 @@ from stockade.store import schema as t
 from stockade.store.database import Database
 from stockade.store.policy import Step
 from stockade.store.records import Claim
+from stockade.store.rows import usage_columns
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
 
@@ -118,10 +119,18 @@ class ManagerBase:
         self, conn: Connection, job_id: str, run: int, summary: dict[str, Any], result: Any
     ) -> None:
         duration = result.get("duration") if isinstance(result, dict) else None
+        cpu, memory = usage_columns(result)
         conn.execute(
             sa.update(t.attempts)
             .where(t.attempts.c.job_id == job_id, t.attempts.c.attempt == run)
-            .values(finished_at=epoch_now(), duration=duration, result=result, **summary)
+            .values(
+                finished_at=epoch_now(),
+                duration=duration,
+                result=result,
+                cpu_seconds=cpu,
+                memory_bytes=memory,
+                **summary,
+            )
         )
 
     def _save_state(self, conn: Connection, job_id: str, run: int, data: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from stockade.errors import StoreError
+from stockade.reasons import Reason
 from stockade.runner.policy import backoff_delay
 from stockade.runner.result import Outcome, Result
 from stockade.store import schema as t
@@ -41,7 +42,7 @@ from stockade.store.policy import MAX_TRANSIENT, Step, next_step
 from stockade.store.records import Claim, NewJob
 from stockade.store.requests import UserRequests
 from stockade.store.routing import refused_mask
-from stockade.store.rows import JOB_COLUMNS, job_row, lost_claim, result_json
+from stockade.store.rows import JOB_COLUMNS, job_row, lost_claim, result_json, usage_columns
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
 
@@ -158,6 +159,8 @@ _ATTEMPT_PARAMS = (
     ("b_run", t.attempts.c.attempt.type),
     ("b_duration", t.attempts.c.duration.type),
     ("b_result", t.attempts.c.result.type),
+    ("b_cpu_seconds", t.attempts.c.cpu_seconds.type),
+    ("b_memory_bytes", t.attempts.c.memory_bytes.type),
     *[(f"b_{k}", t.attempts.c[k].type) for k in _SUMMARY],
 )
 
@@ -196,6 +199,8 @@ def _end_attempt_statement(rows: int = 0) -> Any:
             finished_at=epoch_now(),
             duration=v["b_duration"],
             result=v["b_result"],
+            cpu_seconds=v["b_cpu_seconds"],
+            memory_bytes=v["b_memory_bytes"],
             **{k: v[f"b_{k}"] for k in _SUMMARY},
         )
     )
@@ -589,11 +594,11 @@ class JobManager(UserRequests):
         ``SKIP LOCKED``, and each move is fenced like any other.
         """
         jobs = t.jobs
-        return self._recover(jobs.c.lease_expires < epoch_now(), limit, "lease_expired")
+        return self._recover(jobs.c.lease_expires < epoch_now(), limit, Reason.LEASE_EXPIRED)
 
     def recover_worker(self, worker_id: str) -> list[tuple[str, JobState]]:
         """Treat every job ``worker_id`` holds as lost (that worker restarted)."""
-        return self._recover(t.jobs.c.worker_id == worker_id, 10_000, "worker_restarted")
+        return self._recover(t.jobs.c.worker_id == worker_id, 10_000, Reason.WORKER_RESTARTED)
 
     def _recover(self, where: Any, limit: int, reason: str) -> list[tuple[str, JobState]]:
         jobs = t.jobs
@@ -657,7 +662,10 @@ class _EndBatch:
         else:
             self.retries.append((claim.job_id, claim.run, state.value, *summary, delay))
         record = result_json(result)
-        self.attempts.append((claim.job_id, claim.run, record.get("duration"), record, *summary))
+        self.attempts.append(
+            (claim.job_id, claim.run, record.get("duration"), record, *usage_columns(record),
+             *summary)
+        )  # fmt: skip
         if state is JobState.SUCCEEDED:
             self.outputs.append((claim.job_id, claim.run, result.outputs))
         if result.state != claim.state:

@@ -59,7 +59,7 @@ _JOBS = (
 )  # fmt: skip
 _ATTEMPTS = (
     "job_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "reason",
-    "exit_code", "signal", "error", "duration", "result",
+    "exit_code", "signal", "error", "duration", "result", "cpu_seconds", "memory_bytes",
 )  # fmt: skip
 _CHUNKS = ("id", "job_id", "attempt", "stream", "text", "time")
 #: Per table, the JSON columns (text in SQLite, parsed on the way out).

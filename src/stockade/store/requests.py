@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from stockade.reasons import Reason
 from stockade.runner.result import Outcome
 from stockade.store import schema as t
 from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, ManagerBase, notify_logs
@@ -90,7 +91,7 @@ class UserRequests(ManagerBase):
                 .values(
                     state=JobState.CANCELLED.value,
                     outcome=Outcome.CANCELLED.value,
-                    reason="cancelled_by_user",
+                    reason=Reason.CANCELLED_BY_USER,
                     finished_at=now,
                     updated_at=now,
                 )

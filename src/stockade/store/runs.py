@@ -22,11 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from stockade.errors import RunNotFound, StoreError
+from stockade.reasons import Reason
 from stockade.store import schema as t
 from stockade.store.base import notify_logs
 from stockade.store.database import Database
 from stockade.store.queries import newest_first, resolve_id
 from stockade.store.records import JobRecord
+from stockade.store.rows import usage_columns
 from stockade.store.schema import epoch_now
 from stockade.store.states import (
     RUN_TERMINAL,
@@ -67,6 +69,8 @@ class AttemptWrite:
     reason: str | None = None
     exit_code: int | None = None
     error: str | None = None
+    #: The parts of the runner's result a run keeps: ``usage`` and ``dump``.
+    result: dict[str, Any] | None = None
 
 
 @dataclass
@@ -226,7 +230,17 @@ _END_ATTEMPT = (
     .values(
         {
             k: sa.bindparam(f"b_{k}", type_=t.attempts.c[k].type)
-            for k in ("finished_at", "outcome", "reason", "exit_code", "error", "duration")
+            for k in (
+                "finished_at",
+                "outcome",
+                "reason",
+                "exit_code",
+                "error",
+                "duration",
+                "result",
+                "cpu_seconds",
+                "memory_bytes",
+            )
         }
     )
 )
@@ -246,12 +260,13 @@ def _move_row(job: JobWrite) -> dict[str, Any]:
 
 def _attempt_row(job_id: str, run_id: str, row: AttemptWrite) -> dict[str, Any]:
     duration = None if row.finished_at is None else row.finished_at - row.started_at
+    cpu, memory = usage_columns(row.result)
     return {
         "job_id": job_id, "attempt": row.attempt, "worker_id": f"run:{run_id}",
         "started_at": row.started_at, "finished_at": row.finished_at, "outcome": row.outcome,
         "reason": None if row.reason is None else row.reason[:_REASON_LEN],
         "exit_code": row.exit_code, "signal": None, "error": row.error, "duration": duration,
-        "result": None,
+        "result": row.result, "cpu_seconds": cpu, "memory_bytes": memory,
     }  # fmt: skip
 
 
@@ -519,12 +534,12 @@ class RunStore:
                 conn.execute(
                     sa.update(attempts)
                     .where(attempts.c.job_id.in_(lost), attempts.c.finished_at.is_(None))
-                    .values(outcome="lost", reason="abandoned", finished_at=now)
+                    .values(outcome="lost", reason=Reason.ABANDONED, finished_at=now)
                 )
                 conn.execute(
                     sa.update(jobs)
                     .where(jobs.c.run_id.in_(ids), jobs.c.state == JobState.RUNNING.value)
-                    .values(state=JobState.FAILED.value, outcome="lost", reason="abandoned",
+                    .values(state=JobState.FAILED.value, outcome="lost", reason=Reason.ABANDONED,
                             finished_at=now, updated_at=now)
                 )  # fmt: skip
         return ids

@@ -148,6 +148,9 @@ attempts = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("duration", _Time, nullable=True),
     sa.Column("result", sa.JSON, nullable=True),
+    # What it used, out of result.usage for the metrics (migration 0010).
+    sa.Column("cpu_seconds", _Time, nullable=True),
+    sa.Column("memory_bytes", sa.BigInteger, nullable=True),
 )
 
 outputs = sa.Table(

@@ -34,8 +34,8 @@ from stockade.store.states import JobState
 from stockade.store.store import Store
 
 __all__ = [
-    "DURATION_BUCKETS", "UNVERIFIED_SAMPLE", "QueueStats", "ServerQueries", "deliveries",
-    "keyed_job_id",
+    "DURATION_BUCKETS", "UNVERIFIED_SAMPLE", "USAGE_BUCKETS", "QueueStats", "ServerQueries",
+    "deliveries", "keyed_job_id",
 ]  # fmt: skip
 
 deliveries = t.webhook_deliveries
@@ -46,6 +46,13 @@ UNVERIFIED_SAMPLE = 100
 
 #: Upper bounds (seconds) of the attempt-duration histogram.
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
+
+_MIB = 1 << 20
+#: Upper bounds of the per-task usage histograms: CPU seconds, memory bytes.
+USAGE_BUCKETS: dict[str, tuple[float, ...]] = {
+    "cpu_seconds": (0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0),
+    "memory_bytes": tuple(float(m * _MIB) for m in (16, 64, 256, 1024, 4096, 16384)),
+}
 
 
 #: Every column of ``jobs`` but the frozen spec, which a submitter never sees
@@ -264,6 +271,34 @@ class ServerQueries:
             row = conn.execute(query).one()
         counts = [int(v or 0) for v in row[: len(DURATION_BUCKETS)]]
         return counts, int(row[-2] or 0), float(row[-1] or 0.0)
+
+    def usage_histograms(self) -> dict[str, dict[str, tuple[list[int], int, float]]]:
+        """Per task, what finished attempts used, as cumulative counts per
+        :data:`USAGE_BUCKETS` bound, count and sum: the attempts' columns
+        ``cpu_seconds`` (user + system) and ``memory_bytes`` (the memory peak
+        where measured, else the largest resident set)."""
+        cpu, memory = t.attempts.c.cpu_seconds, t.attempts.c.memory_bytes
+        found: dict[str, dict[str, tuple[list[int], int, float]]] = {}
+        with self.db.read() as conn:
+            for name, value in (("cpu_seconds", cpu), ("memory_bytes", memory)):
+                bounds = USAGE_BUCKETS[name]
+                query = (
+                    sa.select(
+                        t.jobs.c.task,
+                        *[sa.func.sum(sa.case((value <= b, 1), else_=0)) for b in bounds],
+                        sa.func.count(value),
+                        sa.func.sum(value),
+                    )
+                    .select_from(t.attempts.join(t.jobs, t.jobs.c.id == t.attempts.c.job_id))
+                    .where(value.is_not(None))
+                    .group_by(t.jobs.c.task)
+                )
+                for row in conn.execute(query).all():
+                    counts = [int(v or 0) for v in row[1 : 1 + len(bounds)]]
+                    found.setdefault(row[0], {})[name] = (
+                        counts, int(row[-2] or 0), float(row[-1] or 0.0),
+                    )  # fmt: skip
+        return found
 
     def log_bytes(self) -> int:
         """Characters of log text stored, all jobs."""

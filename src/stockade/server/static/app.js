@@ -353,7 +353,7 @@ function renderJob(job, events) {
     for (const value of [
       a.attempt, a.worker_id ?? "—", when(a.started_at), when(a.finished_at),
       a.duration === null || a.duration === undefined ? "—" : a.duration.toFixed(2) + " s",
-      a.outcome ?? "—", a.exit_code ?? "—", a.reason ?? "—", a.error ?? "—",
+      a.outcome ?? "—", a.exit_code ?? "—", a.reason ?? "—", a.error ?? "—", used(a.usage),
     ]) {
       row.appendChild(el("td", value));
     }
@@ -522,3 +522,24 @@ document.addEventListener("DOMContentLoaded", () => {
   setInterval(pollHealth, HEALTH_POLL_MS);
   route();
 });
+
+// What an attempt used, in one line: only the figures the host measured.
+function used(u) {
+  if (!u) return "—";
+  const size = (n) => {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(1) : String(n)) + " " + units[i];
+  };
+  const parts = [];
+  if (u.cpu_user != null && u.cpu_system != null) {
+    parts.push("cpu " + u.cpu_user.toFixed(2) + " s user " + u.cpu_system.toFixed(2) + " s sys");
+  }
+  if (u.memory_peak != null) parts.push("memory peak " + size(u.memory_peak));
+  if (u.max_rss != null) parts.push("max rss " + size(u.max_rss));
+  if (u.pids_peak != null) parts.push(u.pids_peak + " processes at most");
+  if (u.read_bytes) parts.push("read " + size(u.read_bytes));
+  if (u.write_bytes) parts.push("written " + size(u.write_bytes));
+  return parts.join(", ") || "—";
+}
