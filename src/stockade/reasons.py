@@ -40,6 +40,7 @@ class Reason(StrEnum):
     # A pipeline's job that did not run.
     SKIPPED = "skipped"
     CACHED = "cached"
+    REUSED = "reused"
 
 
 _BY_VALUE = {reason.value: reason for reason in Reason}

@@ -164,7 +164,7 @@ def test_rerun_failed_reuses_the_recorded_successes(store: Store, tmp_path: Any)
     second = store.runs.run(second_id)
     assert second.source_run == first_id and second.options["rerun"] == {"failed": True}
     reused = {j.item: (j.reason, j.error) for j in store.runs.jobs(second_id) if j.step == "build"}
-    assert reused == {"x": ("cached", f"reused from run {first_id}"), "y": ("succeeded", None)}
+    assert reused == {"x": ("reused", f"reused from run {first_id}"), "y": ("succeeded", None)}
 
 
 def test_secrets_are_frozen_as_sources_and_masked_in_logs(

@@ -436,7 +436,8 @@ def stored_reason(job: Job) -> tuple[str | None, str | None]:
     pipeline's own words (why it was skipped, which run a cached result came
     from, a forced cancel) as its error."""
     if job.cached:
-        return Reason.CACHED, f"reused from run {job.cached_from}" if job.cached_from else None
+        came = f"reused from run {job.cached_from}" if job.cached_from else None
+        return (Reason.CACHED if job.from_cache else Reason.REUSED), came
     reason = parse_reason(job.reason)
     if reason is not None:
         return reason, None

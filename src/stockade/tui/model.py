@@ -126,7 +126,8 @@ def _test_nodes(job: JobRecord, tests: list[TestRecord], slowest: bool) -> list[
 
 def _job_node(snap: Snapshot, job: JobRecord, tests: list[TestRecord], flt: Filter) -> Node:
     status = job_status(job)
-    why = job.error if job.reason == "skipped" else job.reason
+    # The pipeline's words where it has them; no reason that only repeats the status.
+    why = job.error or (None if job.reason == status else job.reason)
     label = _label(status, job_name(job), _seconds(snap.duration(job)), printable(why or ""))
     if flt is Filter.FAILED:
         tests = [t for t in tests if t.status == "failed"]
