@@ -155,6 +155,12 @@ def test_a_paused_worker_kills_its_job_before_the_lease_expires(
         paused = _worker(store_url, tmp_path / "a.log", "--name", "a", "--lease", "3s")
         procs.append(paused)
         _wait((tmp_path / "ticks.1").exists, what="attempt 1")
+        # Paused just after a renewal has landed, not in the middle of one: a
+        # process stopped inside a write transaction holds SQLite's write lock
+        # (and PostgreSQL's row locks) until it runs again, and nobody could
+        # recover its job meanwhile (docs/worker.md says so).
+        leased = store.queries.job(job).lease_expires
+        _wait(lambda: store.queries.job(job).lease_expires != leased, what="a renewal")
         paused.send_signal(signal.SIGSTOP)  # its fence, a process of its own, runs on
         procs.append(_worker(store_url, tmp_path / "b.log", "--name", "b", "--lease", "3s"))
         _wait((tmp_path / "start.2").exists, what="attempt 2")
