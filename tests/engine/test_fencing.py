@@ -35,17 +35,18 @@ fi
 for p in $(cat "$D/pids.1"); do
   if [ -e /proc/$p ] && ! grep -q '^State:.*Z' /proc/$p/status; then echo "$p" >> "$D/overlap"; fi
 done
-date +%s.%N > "$D/start.$STOCKADE_ATTEMPT"
+date +%s.%N > "$D/.start" && mv "$D/.start" "$D/start.$STOCKADE_ATTEMPT"
 """
 
 #: Attempt 1 ticks into a file every 50 ms until it is killed; a later
-#: attempt notes when it started.
+#: attempt notes when it started (renamed into place: a test that sees the
+#: file reads a whole time, never an empty one).
 TICKING = """D={d}
 if [ "$STOCKADE_ATTEMPT" = 1 ]; then
   echo $$ > "$D/pids.1"
   while :; do date +%s.%N >> "$D/ticks.1"; sleep 0.05; done
 fi
-date +%s.%N > "$D/start.$STOCKADE_ATTEMPT"
+date +%s.%N > "$D/.start" && mv "$D/.start" "$D/start.$STOCKADE_ATTEMPT"
 """
 
 
