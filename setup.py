@@ -1,8 +1,10 @@
-"""Build hook for the one optional C extension; everything else is in pyproject.toml.
+"""Build hook for the optional C extensions; everything else is in pyproject.toml.
 
 ``stockade.sandbox._clonespawn`` spawns jobs straight into their slot cgroup
-(``clone3``); see ``stockade.sandbox.clonespawn``. It is optional: without a
-C compiler the build skips it and stockade uses the portable spawn.
+(``clone3``); see ``stockade.sandbox.clonespawn``. ``stockade.runner._maskscan``
+masks every form of every secret in one pass over a chunk of output; see
+``stockade.runner.redact``. Both are optional: without a C compiler the build
+skips them and stockade uses the portable spawn and chained ``bytes.replace``.
 """
 
 from setuptools import Extension, setup
@@ -13,6 +15,11 @@ setup(
             "stockade.sandbox._clonespawn",
             ["src/stockade/sandbox/_clonespawn.c"],
             optional=True,
-        )
+        ),
+        Extension(
+            "stockade.runner._maskscan",
+            ["src/stockade/runner/_maskscan.c"],
+            optional=True,
+        ),
     ]
 )

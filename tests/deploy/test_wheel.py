@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXTENSION = "stockade/sandbox/_clonespawn"
+EXTENSIONS = ("stockade/sandbox/_clonespawn", "stockade/runner/_maskscan")
 
 
 def _env() -> dict[str, str]:
@@ -75,11 +75,13 @@ def test_the_wheel_installs_and_runs_a_job_with_the_extension(built: Path, tmp_p
     [sdist] = built.glob("stockade-*.tar.gz")
     [wheel] = built.glob("stockade-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert any(name.startswith(EXTENSION) and name.endswith(".so") for name in names)
+    for extension in EXTENSIONS:
+        assert any(name.startswith(extension) and name.endswith(".so") for name in names)
     assert "stockade/py.typed" in names and "stockade/server/static/index.html" in names
     bin_dir = _install(wheel, tmp_path / "venv")
     _runs_a_job(bin_dir, tmp_path)
-    _run(bin_dir / "python", "-c", "import stockade.sandbox._clonespawn", cwd=tmp_path)
+    imports = "import stockade.sandbox._clonespawn, stockade.runner._maskscan"
+    _run(bin_dir / "python", "-c", imports, cwd=tmp_path)
     assert sdist.stat().st_size > 0
 
 

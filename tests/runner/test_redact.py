@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stockade.runner import redact
 from stockade.runner.redact import (
     MIN_LINE_LENGTH,
     SECRET_NAME_SUFFIXES,
@@ -331,6 +332,37 @@ def test_mask_never_leaves_a_secret(secrets: list[str], text: str) -> None:
         for value in secrets:
             if value.strip() and "*" not in value:
                 assert value.strip() not in masked
+
+
+_plain_secret = st.text(alphabet="abcx", min_size=2, max_size=12)
+
+
+@settings(max_examples=300)
+@given(st.lists(_plain_secret, min_size=1, max_size=6), st.text(alphabet="abcxy\n", max_size=200))
+def test_one_pass_mask_matches_the_definition(secrets: list[str], text: str) -> None:
+    """Sets without ``*`` whose occurrences cannot partly overlap take the one-pass scan."""
+    masker = Masker(secrets)
+    data = (text + secrets[0] + text[::-1] + secrets[-1]).encode()
+    assert masker.mask_bytes(data) == reference_mask(data, masked_forms(masker))
+
+
+def test_one_pass_mask_is_built() -> None:
+    # `make test` builds the optional C extension (gcc is a test dependency),
+    # so the suite checks the fast path, not only the fallback.
+    assert redact.one_pass(), "stockade.runner._maskscan missing: reinstall with gcc"
+
+
+@pytest.mark.parametrize("size", [300, 5000])
+def test_one_pass_mask_handles_long_values_and_many_secrets(size: int) -> None:
+    long = "".join(chr(ord("a") + (i * 7) % 26) for i in range(size))
+    secrets = [long, *(f"tok-{i:03d}-{i * 7919 % 1000:03d}" for i in range(40))]
+    masker = Masker(secrets)
+    filler = b"lorem ipsum dolor sit amet " * 50
+    data = filler + long.encode() + filler + b"tok-017-" + b"tok-017-623 tok-039-" + filler
+    assert masker.mask_bytes(data) == reference_mask(data, masked_forms(masker))
+    assert masker.mask_bytes(filler) is filler  # nothing found: the chunk itself
+    alone = Masker([long])  # every value longer than the scan's 256-byte window
+    assert alone.mask_bytes(data) == reference_mask(data, masked_forms(alone))
 
 
 def chunks_of(data: bytes, cuts: list[int]) -> list[bytes]:
