@@ -1,0 +1,64 @@
+"""A root-run sandbox's job (``nobody``) can write its workspace and its
+writable binds, and the host directories are left as they were."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from stockade.runner.result import Outcome
+from stockade.sandbox.base import Sandbox
+from tests.sandbox.helpers import run_in
+from tests.sandbox.test_cli import stockade
+
+MakeSandbox = Callable[..., Sandbox]
+
+
+def _root_dir(path: Path) -> Path:
+    path.mkdir()
+    os.chmod(path, 0o755)  # root's, not writable by the job's user
+    return path
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "chroot", "oci"])
+def test_job_writes_a_root_owned_workspace_and_writable_bind(
+    backend: str, make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only a root-run stockade switches the job to another user")
+    workspace, out = _root_dir(tmp_path / "ws"), _root_dir(tmp_path / "out")
+    sandbox = make_sandbox(
+        backend, mounts=[{"type": "bind", "source": str(out), "target": "/out", "readonly": False}]
+    )
+    result, _, err = run_in(sandbox, "id -u; echo a > ./a && echo b > /out/b", workspace)
+    assert result.outcome is Outcome.SUCCEEDED, err
+    assert (workspace / "a").read_text() == "a\n"
+    assert (out / "b").read_text() == "b\n"
+    assert (workspace / "a").stat().st_uid != 0  # written by the job's own user
+    sandbox.cleanup()
+    for path in (workspace, out):  # the lent access is taken back
+        assert os.listxattr(path) == []
+        assert stat.S_IMODE(path.stat().st_mode) == 0o755
+        assert path.stat().st_uid == 0
+
+
+def test_the_docs_bind_example_writes_as_root(tmp_path: Path) -> None:
+    """docs/sandboxes.md: ``stockade exec --sandbox bwrap --bind ./out:/out``."""
+    from tests.sandbox.conftest import require
+
+    require("bwrap")
+    if os.geteuid() != 0:
+        pytest.skip("only a root-run stockade switches the job to another user")
+    _root_dir(tmp_path / "out")
+    proc = stockade(
+        "exec", "--sandbox", "bwrap", "--bind", "./out:/out", "--shell",
+        "echo hi > /out/x && echo ok > ./y", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "x").read_text() == "hi\n"
+    assert (tmp_path / "y").read_text() == "ok\n"
+    assert os.listxattr(tmp_path) == []
