@@ -22,7 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from stockade.errors import LaunchError, OutputError, UsageError, WorkspaceError
+from stockade.errors import (
+    ArtifactError,
+    LaunchError,
+    OutputError,
+    UsageError,
+    WorkspaceError,
+)
 from stockade.private import private_dir, private_opener
 from stockade.reasons import Reason
 from stockade.runner.cancel import Cancel
@@ -427,7 +433,27 @@ class _Attempt:
                 result.error = str(exc)
         outputs.update(self.effects.outputs)
         result.outputs = self.masker.mask_obj(outputs)
+        if spec_artifacts := self.spec.artifacts:
+            await self._artifacts(result, spec_artifacts)
         result.state = self.masker.mask_obj({**self.spec.state, **self.effects.state})
+
+    async def _artifacts(self, result: Result, globs: tuple[str, ...]) -> None:
+        """Keep the files matching ``globs`` (in a thread: the workspace is the
+        job's); over a limit, a succeeded attempt fails with ``output_error``."""
+        from stockade.artifactstore import storage_for
+        from stockade.runner.artifacts import collect
+
+        storage = storage_for(self.data_dir)
+        try:
+            found = await _in_workspace_thread(
+                collect, self.workspace, globs, self.spec.artifact_limits, storage, self.job_id
+            )
+        except (ArtifactError, OSError) as exc:
+            if result.outcome is Outcome.SUCCEEDED:
+                result.outcome, result.reason = Outcome.FAILED, Reason.OUTPUT_ERROR
+            result.error = result.error or f"artifacts not kept: {exc}"
+            return
+        result.artifacts, result.artifact_skipped = found.kept, found.skipped
 
     async def _read_files(self, runtime: Runtime) -> tuple[str | None, str]:
         """The ``file:`` output (None for other formats) and $STOCKADE_OUTPUT.
