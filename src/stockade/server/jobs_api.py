@@ -109,10 +109,12 @@ def get_job(job_id: str, request: Request) -> dict[str, Any]:
 
 def _attempt(data: dict[str, Any]) -> dict[str, Any]:
     """An attempt without its whole result record, but with what it used
-    (``usage``, see docs/http.md) and where its hang dump is (``dump``)."""
+    (``usage``, see docs/http.md), where its hang dump is (``dump``) and
+    the files it kept (``artifacts``: name, size, sha256)."""
     result = data.pop("result", None) or {}
     data["usage"] = result.get("usage")
     data["dump"] = result.get("dump")
+    data["artifacts"] = result.get("artifacts") or []
     return data
 
 
