@@ -98,11 +98,13 @@ class LocalStorage(ArtifactStorage):
         shutil.rmtree(self.root / job_id, ignore_errors=True)
 
 
-def storage_for(data_dir: Path) -> ArtifactStorage:
-    """The storage of the data directory ``data_dir`` (today: always local)."""
-    return LocalStorage(data_dir / "artifacts")
+def storage_for(data_dir: str | os.PathLike[str] | None) -> ArtifactStorage:
+    """The storage of the data directory ``data_dir`` (``None``:
+    ``$STOCKADE_DATA_DIR``, else ``./.stockade``); today always local."""
+    name = data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade"
+    return LocalStorage(Path(name).absolute() / "artifacts")
 
 
-def delete_artifacts(job_id: str, data_dir: Path) -> None:
-    """Remove a job's artifacts: the hook a retention pass calls with its job."""
+def delete_artifacts(job_id: str, data_dir: str | os.PathLike[str] | None = None) -> None:
+    """Remove a job's artifacts: the hook a retention pass calls for each job it deletes."""
     storage_for(data_dir).delete(job_id)

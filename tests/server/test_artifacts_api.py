@@ -72,3 +72,16 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("STOCKADE_DATABASE_URL", None)
     return env
+
+
+def test_a_recorded_name_never_saves_outside_the_directory(tmp_path: Path) -> None:
+    """The store's record is not trusted either: a forged name cannot leave DIR."""
+    import pytest
+
+    from stockade.cli.artifacts_cmd import save_path
+    from stockade.errors import UsageError
+
+    assert save_path(str(tmp_path), "out/a/../b.txt") == str(tmp_path / "out" / "b.txt")
+    for bad in ("../evil", "/etc/passwd", "a/../../evil", "..", "."):
+        with pytest.raises(UsageError, match="leads out of the output directory"):
+            save_path(str(tmp_path), bad)

@@ -14,10 +14,10 @@ from stockade.cli.store_opts import open_reader_from, store_command
 from stockade.errors import UsageError
 from stockade.printable import printable
 
-__all__ = ["artifacts_command"]
+__all__ = ["artifacts_command", "save_path"]
 
 
-def _target(out_dir: str, name: str) -> str:
+def save_path(out_dir: str, name: str) -> str:
     """Where artifact ``name`` goes below ``out_dir``; a name that would leave
     it (absolute, ``..``) is refused: the store's record is not trusted either."""
     clean = posixpath.normpath(name)
@@ -62,7 +62,7 @@ def artifacts_command(job_ref: str, name: str | None, **opts: Any) -> int:
         return 0
     storage = storage_at(opts.get("data_dir"))
     for item in items:
-        target = _target(out_dir, str(item["name"]))
+        target = save_path(out_dir, str(item["name"]))
         _, fh = open_artifact(storage, job.id, attempts, str(item["name"]))
         with fh:
             os.makedirs(os.path.dirname(target) or ".", exist_ok=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from stockade.artifactstore import ArtifactStorage, storage_for
@@ -37,8 +36,7 @@ class ArtifactNotFound(JobNotFound):
 
 def storage_at(data_dir: str | os.PathLike[str] | None) -> ArtifactStorage:
     """The artifact storage of ``data_dir`` (else ``$STOCKADE_DATA_DIR``, else ``./.stockade``)."""
-    name = data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade"
-    return storage_for(Path(name).absolute())
+    return storage_for(data_dir)
 
 
 def listed(attempts: Sequence[AttemptRecord]) -> tuple[int | None, list[dict[str, Any]]]:
