@@ -49,7 +49,7 @@ def test_fifty_concurrent_jobs_get_their_own_worktrees_and_none_is_left(
 
 def _fifty(store: Store, store_url: str, tmp_path: Path) -> None:
     repo, data = _repo(tmp_path), tmp_path / "data"
-    line = 'echo "$PWD $STOCKADE_WORKSPACE $(cat r.txt)"; echo mine > own; sleep 0.2'
+    line = 'echo "$PWD $STOCKADE_WORKSPACE $(cat r.txt)"; echo mine > own'
     workspace = {"git": {"repo": str(repo), "ref": "main"}, "keep": "always", "ttl": "1s"}
     jobs = [submit(store, line, workspace=workspace) for _ in range(JOBS)]
     bwrap = submit(store, "id -u; echo x > f; cat r.txt", workspace=workspace, sandbox="bwrap")
@@ -59,7 +59,7 @@ def _fifty(store: Store, store_url: str, tmp_path: Path) -> None:
         # kept for 1 s, then swept by the worker's housekeeping
         await until(lambda: not os.listdir(workspaces_dir(data)), timeout=30, what="the sweep")
 
-    with_worker(store_url, body, slots=8, data_dir=str(data))
+    with_worker(store_url, body, slots=8, lease=2.0, data_dir=str(data))
     seen = set()
     for job in jobs:
         cwd, env, content = str(store.queries.outputs(job)["stdout"]).split()
