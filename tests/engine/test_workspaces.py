@@ -98,3 +98,29 @@ def test_a_sigkilled_workers_workspaces_are_swept(sqlite_url: str, tmp_path: Pat
         assert os.listdir(workspaces_dir(data)) == []
     finally:
         store.close()
+
+
+def test_artifacts_are_recorded_in_the_store(store: Store, store_url: str, tmp_path: Path) -> None:
+    """The attempt's record keeps what was kept, read back by both readers."""
+    from stockade.engine.artifacts import listed
+
+    data = tmp_path / "data"
+    line = "mkdir out; echo one > out/a.txt; ln -s /etc/shadow out/s.txt"
+    job = submit(store, line, workspace="empty", artifacts=["out/*"])
+
+    async def body(worker: Worker) -> None:
+        await until(lambda: state(store, job) == "succeeded", timeout=30)
+
+    with_worker(store_url, body, slots=1, data_dir=str(data))
+    readers = [store]
+    if store_url.startswith("sqlite"):
+        from stockade.store.lite import open_reader
+
+        readers.append(open_reader(store_url, None))
+    for reader in readers:
+        attempt, items = listed(reader.queries.attempts(job))
+        assert attempt == 1
+        assert [(i["name"], i["size"]) for i in items] == [("out/a.txt", 4)]
+        skipped = reader.queries.attempts(job)[0].result["artifact_skipped"]
+        assert [s["name"] for s in skipped] == ["out/s.txt"]
+    assert (data / "artifacts" / job / items[0]["sha256"]).read_bytes() == b"one\n"

@@ -3,6 +3,7 @@ writable binds, and the host directories are left as they were."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from collections.abc import Callable
@@ -10,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from stockade.runner.attempt import run
+from stockade.runner.events import ListSink
 from stockade.runner.result import Outcome
+from stockade.runner.spec import RunSpec
 from stockade.sandbox.base import Sandbox
 from tests.sandbox.helpers import run_in
 from tests.sandbox.test_cli import stockade
@@ -62,3 +66,28 @@ def test_the_docs_bind_example_writes_as_root(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "x").read_text() == "hi\n"
     assert (tmp_path / "y").read_text() == "ok\n"
     assert os.listxattr(tmp_path) == []
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "chroot", "oci"])
+def test_a_made_workspace_is_the_jobs_own(
+    backend: str, make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """A task's ``workspace:`` is given to the job's user, under the hidden data directory."""
+    template = tmp_path / "tpl"
+    template.mkdir()
+    (template / "in.txt").write_text("from the template\n")
+    sandbox = make_sandbox(backend)
+    line = 'cat in.txt; echo out > out.txt; stat -c %u . ; test "$PWD" = "$STOCKADE_WORKSPACE"'
+    sink = ListSink()
+    spec = RunSpec(
+        shell=line, workspace={"template": str(template), "keep": "always"},
+        data_dir=str(tmp_path / "data"),
+    )  # fmt: skip
+    result = asyncio.run(run(spec, sinks=[sink], sandbox=sandbox))
+    out, err = sink.text("stdout"), sink.text("stderr")
+    assert result.outcome is Outcome.SUCCEEDED, err
+    lines = out.splitlines()
+    assert lines[0] == "from the template"
+    assert lines[1] != "0"  # owned by the job's user, not root
+    (made,) = [p for p in (tmp_path / "data" / "workspaces").iterdir() if p.is_dir()]
+    assert (made / "out.txt").read_text() == "out\n"
