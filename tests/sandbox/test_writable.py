@@ -91,3 +91,23 @@ def test_a_made_workspace_is_the_jobs_own(
     assert lines[1] != "0"  # owned by the job's user, not root
     (made,) = [p for p in (tmp_path / "data" / "workspaces").iterdir() if p.is_dir()]
     assert (made / "out.txt").read_text() == "out\n"
+
+
+def test_lending_is_counted_per_lease_and_restored_by_the_last(tmp_path: Path) -> None:
+    """Two slots lend one directory: it stays lent until both let go; a slot
+    that asks again at every launch holds it once."""
+    if os.geteuid() != 0:
+        pytest.skip("only root lends directories to another user")
+    from stockade.sandbox.acl import Lease, writable_by
+
+    target = _root_dir(tmp_path / "shared")
+    first, second = Lease(65534, 65534), Lease(65534, 65534)
+    for _ in range(3):
+        assert first.add(str(target))
+    assert second.add(str(target))
+    first.release()
+    assert os.listxattr(target) != []  # the second slot still holds it
+    second.release()
+    assert os.listxattr(target) == []
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+    assert not writable_by(str(target), 65534, 65534)

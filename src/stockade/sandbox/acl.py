@@ -102,9 +102,9 @@ class Lease:
         """Lend ``path`` (a directory) to the uid unless its mode already lets
         it write; ``False`` when the file system keeps no ACLs."""
         path = os.path.realpath(path)
-        if writable_by(path, self.uid, self.gid):
-            return True
         key = (path, self.uid)
+        if key in self._keys or writable_by(path, self.uid, self.gid):
+            return True  # lent already (a slot's every launch asks again), or no need
         with _lock:
             held = _held.get(key)
             if held is None:
