@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stockade.errors import (
     ArtifactError,
@@ -46,9 +46,11 @@ from stockade.runner.spec import RunSpec
 from stockade.runner.stream import LogWriter, OutputKeeper, StreamPipe
 from stockade.runner.supervise import Report, Supervisor
 from stockade.runner.turn import Turn
-from stockade.runner.workspace import Plan, Workspace, create
 from stockade.sandbox.base import LaunchRequest, ProcessHandle, Sandbox
 from stockade.sandbox.usage import Usage, oom_error
+
+if TYPE_CHECKING:  # imported when a task has a workspace: kept off exec's start-up
+    from stockade.runner.workspace import Plan, Workspace
 
 __all__ = ["NAMED_SECRET_MIN", "data_dir_for", "new_job_id", "run"]
 
@@ -203,6 +205,8 @@ class _Attempt:
         owned = self.sandbox is None
         try:
             if self.spec.workspace is not None:
+                from stockade.runner.workspace import Plan
+
                 await self._make_workspace(Plan.from_dict(self.spec.workspace))
             prepared = prepare(self.spec, self.value, runtime.path)
             env = self._environment(runtime, prepared.env)
@@ -238,6 +242,8 @@ class _Attempt:
     async def _make_workspace(self, plan: Plan) -> None:
         """Make this attempt's workspace (in a thread: a git fetch takes a while);
         a failure is kept in :attr:`workspace_error` and fails the attempt."""
+        from stockade.runner.workspace import create
+
         try:
             self.made = await _in_workspace_thread(
                 create, self.data_dir, self.job_id, self.spec.attempt, plan
