@@ -37,8 +37,9 @@ class ArtifactStorage(abc.ABC):
     """Keeps artifact contents by job and sha256."""
 
     @abc.abstractmethod
-    def put(self, job_id: str, chunks: Iterable[bytes]) -> tuple[str, int]:
-        """Keep the bytes of ``chunks`` for ``job_id``; their sha256 and size."""
+    def put(self, job_id: str, chunks: Iterable[bytes]) -> tuple[str, int, bool]:
+        """Keep the bytes of ``chunks`` for ``job_id``; their sha256, size, and
+        whether they are new (not kept for this job already, by an earlier attempt)."""
 
     @abc.abstractmethod
     def open(self, job_id: str, sha256: str) -> BinaryIO:
@@ -64,7 +65,7 @@ class LocalStorage(ArtifactStorage):
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def put(self, job_id: str, chunks: Iterable[bytes]) -> tuple[str, int]:
+    def put(self, job_id: str, chunks: Iterable[bytes]) -> tuple[str, int, bool]:
         _check(job_id)
         folder = self.root / job_id
         private_dir(folder)
@@ -77,12 +78,14 @@ class LocalStorage(ArtifactStorage):
                     digest.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
-            os.replace(partial, folder / digest.hexdigest())
+            target = folder / digest.hexdigest()
+            new = not target.exists()
+            os.replace(partial, target)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(partial)
             raise
-        return digest.hexdigest(), size
+        return digest.hexdigest(), size, new
 
     def open(self, job_id: str, sha256: str) -> BinaryIO:
         _check(job_id, sha256)

@@ -100,3 +100,19 @@ def test_glob_matching(glob: str, yes: list[str], no: list[str]) -> None:
     pattern = glob_regex(glob)
     assert all(pattern.match(p) for p in yes)
     assert not any(pattern.match(p) for p in no)
+
+
+def test_a_refused_attempt_leaves_an_earlier_attempts_files(tmp_path: Path) -> None:
+    from stockade.errors import ArtifactError
+    from stockade.runner.artifacts import collect
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "a.txt").write_text("same\n")
+    storage = LocalStorage(tmp_path / "artifacts")
+    first = collect(str(workspace), ("*.txt",), {}, storage, "job1")
+    (workspace / "b.txt").write_text("x" * 100)
+    with pytest.raises(ArtifactError, match="over the file limit of 10 bytes"):
+        collect(str(workspace), ("*.txt",), {"file": 10}, storage, "job1")
+    with storage.open("job1", first.kept[0]["sha256"]) as fh:  # attempt 1's file stays
+        assert fh.read() == b"same\n"

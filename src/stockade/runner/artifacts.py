@@ -106,6 +106,7 @@ def collect(
     patterns = [glob_regex(g) for g in globs]
     found = Collected()
     total = 0
+    made: list[str] = []
     try:
         for rel in sorted(_walk(workspace)):
             if not any(p.match(rel) for p in patterns):
@@ -126,7 +127,7 @@ def collect(
                     raise _too_big(rel, info.st_size, limit["file"], "file")
                 if total + info.st_size > limit["total"]:
                     raise _too_big(rel, total + info.st_size, limit["total"], "total")
-                sha, size = storage.put(
+                sha, size, new = storage.put(
                     job_id,
                     jobfile.chunks(fd, info, limit=limit["file"], shown=f"artifact {rel!r}",
                                    hint=_HINT.format(key="file")),
@@ -135,9 +136,11 @@ def collect(
                 os.close(fd)
             total += size
             found.kept.append({"name": rel, "size": size, "sha256": sha})
+            if new:
+                made.append(sha)
     except (ArtifactError, JobFileError) as exc:
-        for item in found.kept:
-            storage.discard(job_id, item["sha256"])
+        for sha in made:  # an earlier attempt's identical file stays
+            storage.discard(job_id, sha)
         found.kept.clear()
         if isinstance(exc, ArtifactError):
             raise
