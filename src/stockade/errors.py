@@ -34,6 +34,7 @@ from enum import StrEnum
 
 __all__ = [
     "AmbiguousId",
+    "ArtifactError",
     "CleanupError",
     "ConfigError",
     "InputError",
@@ -55,6 +56,7 @@ __all__ = [
     "StoreURLError",
     "StoreUnavailable",
     "UsageError",
+    "WorkspaceError",
 ]
 
 
@@ -103,6 +105,14 @@ class JobFileProblem(StrEnum):
     NOT_REGULAR = "not_regular"  # a FIFO, socket, device or directory
     TOO_LARGE = "too_large"  # over the reader's size limit
     UNREADABLE = "unreadable"  # any other error of the system
+
+
+class WorkspaceError(StockadeError):
+    """A job's workspace could not be made (a template, a git checkout)."""
+
+
+class ArtifactError(OutputError):
+    """A job's artifacts could not be kept: over a limit, or not a plain file."""
 
 
 class JobFileError(OutputError):

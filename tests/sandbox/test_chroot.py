@@ -54,12 +54,15 @@ def test_job_writes_its_output_where_the_profile_says_and_nothing_else(
     )
     result, out, _ = run_in(sandbox, line, workspace)
     assert result.outcome is Outcome.SUCCEEDED, result
-    assert out == "build-ok\n", out  # no "wrote …": nothing else was writable
+    # the workspace is the job's to write (lent to its user); nothing else was writable
+    assert out == "wrote workspace\nbuild-ok\n", out
     assert (outdir / "result.txt").read_text() == "input\n"
     after = _snapshot(tmp_path)
     changed = {p for p in after if before.get(p) != after[p]} - {str(tmp_path / "data")}
     changed = {p for p in changed if not p.startswith(str(tmp_path / "data"))}
-    assert changed == {str(outdir), str(outdir / "result.txt")}
+    assert changed == {
+        str(outdir), str(outdir / "result.txt"), str(workspace), str(workspace / "x"),
+    }  # fmt: skip
 
 
 def test_root_is_private_and_every_mount_is_nosuid(make_sandbox: MakeSandbox) -> None:

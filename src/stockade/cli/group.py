@@ -43,6 +43,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "jobs": ("stockade.cli.jobs_cmd", "jobs_command", "List jobs in the store."),
     "show": ("stockade.cli.jobs_cmd", "show_command", "Show one job: state, attempts, outputs."),
     "logs": ("stockade.cli.jobs_cmd", "logs_command", "Print a job's output (-f follows it)."),
+    "artifacts": (
+        "stockade.cli.artifacts_cmd",
+        "artifacts_command",
+        "List a job's artifacts, or save them (-o DIR).",
+    ),
     "cancel": ("stockade.cli.jobs_cmd", "cancel_command", "Cancel queued or running jobs."),
     "retry": ("stockade.cli.jobs_cmd", "retry_command", "Queue failed or cancelled jobs again."),
     "worker": (

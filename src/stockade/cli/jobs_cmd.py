@@ -121,8 +121,20 @@ def show_command(job_ref: str, **opts: Any) -> int:
             lines.append(f"  dump {dump['signal']} on {dump['on']}: in the log after {at}")
     if outputs is not None:
         lines.append("outputs   " + json.dumps(outputs, sort_keys=True))
+    lines += _artifact_lines(job.id, attempts)
     click.echo("\n".join(printable(line) for line in lines))
     return 0
+
+
+def _artifact_lines(job_id: str, attempts: list[Any]) -> list[str]:
+    """``show``'s lines about the job's artifacts (none if it kept none)."""
+    from stockade.engine.artifacts import listed
+
+    kept_by, artifacts = listed(attempts)
+    if not artifacts:
+        return []
+    head = f"artifacts (attempt {kept_by}; `stockade artifacts {job_id} -o DIR` saves them)"
+    return [head, *(f"  {a['name']}  {a['size']} bytes  sha256 {a['sha256']}" for a in artifacts)]
 
 
 @click.command("logs", short_help="Print a job's output (-f follows it live).")

@@ -59,7 +59,7 @@ def serve_command(**opts: Any) -> int:
         listening = _logging(opts["verbose"], opts["log_format"])
         store = open_store_from(opts)
         worker_store = open_store_from(opts) if options.slots else None
-        service = Service(store, config, tokens)
+        service = Service(store, config, tokens, data_dir=opts.get("data_dir"))
         listening(f"stockade: serving on http://{options.host}:{options.port}")
         try:
             return serve(service, worker_store, options)

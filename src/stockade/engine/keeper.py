@@ -120,9 +120,28 @@ async def sweep_dead_slots(worker: Worker) -> None:
     """Kill what dead stockade processes left in slot cgroups on this host,
     so that no job recovered here still runs (a dead worker's fence does it
     first; this covers a fence that died too)."""
-    swept = await asyncio.get_running_loop().run_in_executor(None, sweep)
+    loop = asyncio.get_running_loop()
+    swept = await loop.run_in_executor(None, sweep)
     if swept:
         log.warning("killed what dead processes left in %s", ", ".join(swept))
+    await sweep_workspaces(worker)
+
+
+async def sweep_workspaces(worker: Worker) -> None:
+    """Remove kept workspaces past their ``ttl`` and those of dead processes
+    (:func:`stockade.runner.workspace.sweep`), off the event loop."""
+    from stockade.runner.attempt import data_dir_for
+    from stockade.runner.spec import RunSpec
+    from stockade.runner.workspace import sweep as sweep_dirs
+
+    data_dir = data_dir_for(RunSpec(argv=["-"], data_dir=worker.options.data_dir))
+    try:
+        removed = await asyncio.get_running_loop().run_in_executor(None, sweep_dirs, data_dir)
+    except OSError as exc:
+        log.warning("sweeping workspaces under %s: %s", data_dir, exc)
+        return
+    if removed:
+        log.info("removed %d workspace(s) past their time or of dead processes", len(removed))
 
 
 async def _recover(worker: Worker) -> None:

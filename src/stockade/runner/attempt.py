@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from stockade.errors import LaunchError, OutputError, UsageError
+from stockade.errors import (
+    ArtifactError,
+    LaunchError,
+    OutputError,
+    UsageError,
+    WorkspaceError,
+)
 from stockade.private import private_dir, private_opener
 from stockade.reasons import Reason
 from stockade.runner.cancel import Cancel
@@ -41,7 +49,12 @@ from stockade.runner.turn import Turn
 from stockade.sandbox.base import LaunchRequest, ProcessHandle, Sandbox
 from stockade.sandbox.usage import Usage, oom_error
 
+if TYPE_CHECKING:  # imported when a task has a workspace: kept off exec's start-up
+    from stockade.runner.workspace import Plan, Workspace
+
 __all__ = ["NAMED_SECRET_MIN", "data_dir_for", "new_job_id", "run"]
+
+_T = TypeVar("_T")
 
 
 def new_job_id() -> str:
@@ -64,6 +77,20 @@ def data_dir_for(spec: RunSpec) -> Path:
 
 #: Absolute data directories as paths: a worker asks for the same one per attempt.
 _absolute_dirs: dict[str, Path] = {}
+
+
+_workspace_threads: ThreadPoolExecutor | None = None
+
+
+async def _in_workspace_thread(func: Callable[..., _T], *args: Any) -> _T:
+    """Run ``func`` in the workspaces' own threads: a git checkout waiting on
+    a fetch must not take the threads the rest of a worker needs (its lease
+    renewals, its store calls) from the loop's default executor."""
+    global _workspace_threads  # noqa: PLW0603 (made on first use only)
+    if _workspace_threads is None:
+        _workspace_threads = ThreadPoolExecutor(8, thread_name_prefix="stockade-workspace")
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_workspace_threads, functools.partial(func, *args))
 
 
 def _now_iso(ts: float) -> str:
@@ -140,6 +167,13 @@ class _Attempt:
         self.masker = Masker(spec.secrets.values())
         self.effects = CommandEffects(self.job_id, self.masker, self.emit)
         self.workspace = os.path.abspath(spec.workdir or os.getcwd())
+        #: The job's working directory: the workspace unless the task says otherwise.
+        self.cwd = self.workspace
+        #: The workspace stockade made for this attempt (a task's ``workspace:``).
+        self.made: Workspace | None = None
+        #: Why that workspace could not be made (the attempt then fails).
+        self.workspace_error: str | None = None
+        self.succeeded = False
         self.data_dir = data_dir_for(spec)
         self.started = time.time()
         self.turn: Turn | None = None
@@ -154,7 +188,7 @@ class _Attempt:
             sink.emit(event)
 
     async def run(self) -> Result:
-        if not os.path.isdir(self.workspace):
+        if self.spec.workspace is None and not os.path.isdir(self.workspace):
             raise UsageError(f"workdir {self.workspace!r} does not exist or is not a directory")
         # Flat (JOB_ID.N.jsonl), not a directory per job: a mkdir on disk was a
         # sixth of what an attempt of a short job cost beyond the process.
@@ -170,17 +204,22 @@ class _Attempt:
             raise UsageError(f"cannot use data directory {str(self.data_dir)!r}: {exc}") from exc
         owned = self.sandbox is None
         try:
+            if self.spec.workspace is not None:
+                from stockade.runner.workspace import Plan
+
+                await self._make_workspace(Plan.from_dict(self.spec.workspace))
             prepared = prepare(self.spec, self.value, runtime.path)
             env = self._environment(runtime, prepared.env)
             request = LaunchRequest(
                 argv=prepared.argv,
                 env=env,
-                cwd=self.workspace,
+                cwd=self.cwd,
                 workspace=self.workspace,
                 marker=self.job_id,
                 stdin_pipe=prepared.stdin is not None,
                 runtime_dirs=[str(runtime.path)],
                 hidden_dirs=[str(self.data_dir)],
+                fresh_workspace=self.made is not None,
             )
             with contextlib.ExitStack() as stack:
                 log = None
@@ -195,8 +234,26 @@ class _Attempt:
                 runtime.recycle()
             else:
                 runtime.remove()
+            if self.made is not None:
+                await _in_workspace_thread(self.made.finish, self.succeeded)
             for sink in self.sinks:
                 await sink.aclose()
+
+    async def _make_workspace(self, plan: Plan) -> None:
+        """Make this attempt's workspace (in a thread: a git fetch takes a while);
+        a failure is kept in :attr:`workspace_error` and fails the attempt."""
+        from stockade.runner.workspace import create
+
+        try:
+            self.made = await _in_workspace_thread(
+                create, self.data_dir, self.job_id, self.spec.attempt, plan
+            )
+        except WorkspaceError as exc:
+            self.workspace_error = str(exc)
+            return
+        self.workspace = str(self.made.path)
+        workdir = self.spec.workdir
+        self.cwd = os.path.normpath(os.path.join(self.workspace, workdir or "."))
 
     def _environment(self, runtime: Runtime, input_env: dict[str, str]) -> dict[str, str]:
         spec = self.spec
@@ -246,7 +303,7 @@ class _Attempt:
         if wants(self.sinks, "start"):
             self.emit(Event("start", self.job_id, {
                 "task": spec.task, "attempt": spec.attempt,
-                "argv": self.masker.mask_obj(request.argv), "workdir": self.workspace,
+                "argv": self.masker.mask_obj(request.argv), "workdir": self.cwd,
                 "log": log.path if log is not None else None,
             }))  # fmt: skip
         if self.sandbox is None:
@@ -264,9 +321,8 @@ class _Attempt:
             self.started = time.time()
             if turn is not None and turn.sandbox is not None:
                 self.sandbox = turn.sandbox  # the slot was set up anew meanwhile
-            assert self.sandbox is not None
             try:
-                launched.append(self.sandbox.launch(request))
+                launched.append(self._start(request))
             except Exception as exc:  # re-raised below unless a LaunchError
                 launched.append(exc)
 
@@ -320,6 +376,14 @@ class _Attempt:
         self._measure(result, handle, report, log)
         await self._collect(result, out, runtime)
         return await self._release_then_finish(result, out, err)
+
+    def _start(self, request: LaunchRequest) -> ProcessHandle:
+        """Launch in the slot's sandbox; a workspace that could not be made
+        fails the attempt as a launch that could not start does."""
+        if self.workspace_error is not None:
+            raise LaunchError(self.workspace_error)
+        assert self.sandbox is not None
+        return self.sandbox.launch(request)
 
     def _measure(
         self, result: Result, handle: ProcessHandle, report: Report, log: LogWriter | None
@@ -375,7 +439,27 @@ class _Attempt:
                 result.error = str(exc)
         outputs.update(self.effects.outputs)
         result.outputs = self.masker.mask_obj(outputs)
+        if spec_artifacts := self.spec.artifacts:
+            await self._artifacts(result, spec_artifacts)
         result.state = self.masker.mask_obj({**self.spec.state, **self.effects.state})
+
+    async def _artifacts(self, result: Result, globs: tuple[str, ...]) -> None:
+        """Keep the files matching ``globs`` (in a thread: the workspace is the
+        job's); over a limit, a succeeded attempt fails with ``output_error``."""
+        from stockade.artifactstore import storage_for
+        from stockade.runner.artifacts import collect
+
+        storage = storage_for(self.data_dir)
+        try:
+            found = await _in_workspace_thread(
+                collect, self.workspace, globs, self.spec.artifact_limits, storage, self.job_id
+            )
+        except (ArtifactError, OSError) as exc:
+            if result.outcome is Outcome.SUCCEEDED:
+                result.outcome, result.reason = Outcome.FAILED, Reason.OUTPUT_ERROR
+            result.error = result.error or f"artifacts not kept: {exc}"
+            return
+        result.artifacts, result.artifact_skipped = found.kept, found.skipped
 
     async def _read_files(self, runtime: Runtime) -> tuple[str | None, str]:
         """The ``file:`` output (None for other formats) and $STOCKADE_OUTPUT.
@@ -397,6 +481,7 @@ class _Attempt:
         return await asyncio.to_thread(read)
 
     def _finish(self, result: Result, out: StreamPipe, err: StreamPipe) -> Result:
+        self.succeeded = result.outcome is Outcome.SUCCEEDED
         finished = time.time()
         result.started_at = _now_iso(self.started)
         result.finished_at = _now_iso(finished)

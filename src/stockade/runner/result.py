@@ -83,6 +83,11 @@ class Result:
     #: reason), ``offsets`` (bytes of each stream before it: the dump follows)
     #: and ``log`` (the log file, or ``None``: the store keeps the log).
     dump: dict[str, Any] | None = None
+    #: Files kept from the workspace (:mod:`stockade.runner.artifacts`):
+    #: ``name``, ``size`` and ``sha256`` each.
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    #: Matches that were not kept (not a regular file, leading out): ``name``, ``reason``.
+    artifact_skipped: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain JSON-able data.
@@ -100,6 +105,8 @@ class Result:
             data["usage"] = dict(self.usage)
         if self.dump is not None:
             data["dump"] = dict(self.dump)
+        data["artifacts"] = [dict(item) for item in self.artifacts]
+        data["artifact_skipped"] = [dict(item) for item in self.artifact_skipped]
         return data
 
     @property

@@ -66,6 +66,13 @@ class RunSpec:
     #: Before the stop ladder of a ``timeout`` or ``idle_timeout``: the signal
     #: sent so the job prints its stacks, and the seconds it gets to print them.
     dumps: dict[str, tuple[int, float]] = field(default_factory=dict)
+    #: A fresh workspace per attempt (:class:`stockade.runner.workspace.Plan`
+    #: as a dict: template, repo, ref, keep, ttl); ``None``: run in ``workdir``.
+    workspace: dict[str, Any] | None = None
+    #: Globs of files kept after the job ends (:mod:`stockade.runner.artifacts`).
+    artifacts: tuple[str, ...] = ()
+    #: ``file``, ``total`` (bytes) and ``count`` limits of the artifacts.
+    artifact_limits: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.argv is None) == (self.shell is None):

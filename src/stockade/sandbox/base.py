@@ -79,6 +79,10 @@ class LaunchRequest:
     #: Host directories the job must not see even below a bound path
     #: (stockade's data directory): isolating backends cover them.
     hidden_dirs: list[str] = field(default_factory=list)
+    #: stockade made ``workspace`` for this attempt alone (a task's
+    #: ``workspace:``): backends that switch user give it to the job's user.
+    #: Otherwise it is lent (see :mod:`stockade.sandbox.acl`).
+    fresh_workspace: bool = False
 
 
 class ProcessHandle(abc.ABC):

@@ -30,9 +30,17 @@ from typing import TYPE_CHECKING, ClassVar
 
 from stockade.errors import SetupError
 from stockade.sandbox import seccomp
+from stockade.sandbox.acl import Lease
 from stockade.sandbox.base import Availability, LaunchRequest, Sandbox
 from stockade.sandbox.handle import SandboxHandle
-from stockade.sandbox.identity import Identity, grant, resolve
+from stockade.sandbox.identity import (
+    Identity,
+    give_workspace,
+    grant,
+    lease,
+    resolve,
+    writable_binds,
+)
 from stockade.sandbox.limits import ResourceLimits
 from stockade.sandbox.slot import SlotResources, with_profile_env
 from stockade.sandbox.table import Entry, launch_binds, plan
@@ -77,6 +85,8 @@ class BwrapSandbox(Sandbox):
         self.resources = SlotResources(self.slot, limits)
         self._prlimit = limits.prlimit_argv(shutil.which("prlimit") or "/usr/bin/prlimit")
         self.identity: Identity | None = None
+        #: Writable binds and workspaces lent to the job's user (sandbox.acl).
+        self._lease: Lease | None = None
         self._args: list[str] = []
         self._as_user: list[str] = []
         self._filter: bytes | None = None
@@ -111,6 +121,7 @@ class BwrapSandbox(Sandbox):
         if not usable.usable:
             raise SetupError(f"bwrap backend unusable: {usable.reason}; fix: {usable.fix}")
         self.identity = resolve(self.profile.user)
+        self._lend_binds(self.identity)
         entries = self._entries = plan(self.profile)
         self._args = self._static_args(entries, self.identity)
         self._as_user = self._switch_user(entries, self.identity)
@@ -168,6 +179,8 @@ class BwrapSandbox(Sandbox):
         assert self.identity is not None
         request = with_profile_env(request, self.profile)
         grant(request.runtime_dirs, self.identity)
+        assert self._lease is not None
+        give_workspace(request.workspace, self.identity, request.fresh_workspace, self._lease)
         args = [*self._prlimit, *self._args]
         binds = launch_binds(request, self._entries)
         for entry in binds:
@@ -196,7 +209,17 @@ class BwrapSandbox(Sandbox):
             for fd in fds:
                 os.close(fd)
 
+    def _lend_binds(self, ident: Identity) -> None:
+        if self._lease is not None:
+            self._lease.release()
+        self._lease = lease(ident)
+        for path in writable_binds(self.profile):
+            self._lease.add(path)
+
     def cleanup(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
         self.identity = None
         self.resources.cleanup()
 

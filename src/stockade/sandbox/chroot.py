@@ -44,9 +44,17 @@ from typing import TYPE_CHECKING, ClassVar
 
 from stockade.errors import CleanupError, MountError, SetupError
 from stockade.sandbox import mounts, syscalls
+from stockade.sandbox.acl import Lease
 from stockade.sandbox.base import Availability, LaunchRequest, Sandbox
 from stockade.sandbox.handle import SandboxHandle
-from stockade.sandbox.identity import Identity, grant, resolve
+from stockade.sandbox.identity import (
+    Identity,
+    give_workspace,
+    grant,
+    lease,
+    resolve,
+    writable_binds,
+)
 from stockade.sandbox.limits import ResourceLimits
 from stockade.sandbox.slot import SlotResources, with_profile_env
 from stockade.sandbox.syscalls import children_in_new_pid_namespace
@@ -88,6 +96,8 @@ class ChrootSandbox(Sandbox):
         self.resources = SlotResources(self.slot, limits)
         self._prlimit = limits.prlimit_argv(shutil.which("prlimit") or "/usr/bin/prlimit")
         self.identity: Identity | None = None
+        #: Writable binds and workspaces lent to the job's user (sandbox.acl).
+        self._lease: Lease | None = None
         self._entries: list[Entry] = []
         self.ready = False
 
@@ -114,6 +124,7 @@ class ChrootSandbox(Sandbox):
         if not usable.usable:
             raise SetupError(f"chroot backend unusable: {usable.reason}; fix: {usable.fix}")
         self.identity = resolve(self.profile.user)
+        self._lend_binds(self.identity)
         prune_stale(self.base_dir)
         os.makedirs(self.root, exist_ok=True)
         try:
@@ -184,6 +195,8 @@ class ChrootSandbox(Sandbox):
         assert self.identity is not None
         request = with_profile_env(request, self.profile)
         grant(request.runtime_dirs, self.identity)
+        assert self._lease is not None
+        give_workspace(request.workspace, self.identity, request.fresh_workspace, self._lease)
         bound: list[str] = []
         made: list[str] = []
         try:
@@ -220,7 +233,17 @@ class ChrootSandbox(Sandbox):
 
     # -- cleanup -------------------------------------------------------------
 
+    def _lend_binds(self, ident: Identity) -> None:
+        if self._lease is not None:
+            self._lease.release()
+        self._lease = lease(ident)
+        for path in writable_binds(self.profile):
+            self._lease.add(path)
+
     def cleanup(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
         errors: list[CleanupError] = []
         try:
             self.resources.cleanup()

@@ -13,10 +13,15 @@ import os
 import pwd
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from stockade.errors import SetupError
+from stockade.sandbox.acl import Lease
 
-__all__ = ["NOBODY", "Identity", "grant", "resolve"]
+if TYPE_CHECKING:
+    from stockade.spec.sandbox import SandboxProfile
+
+__all__ = ["NOBODY", "Identity", "give_workspace", "grant", "lease", "resolve", "writable_binds"]
 
 NOBODY = 65534
 
@@ -95,3 +100,39 @@ def grant(paths: Iterable[str], ident: Identity) -> None:
             os.chown(dirpath, ident.uid, ident.gid)
             for name in files:
                 os.chown(os.path.join(dirpath, name), ident.uid, ident.gid, follow_symlinks=False)
+
+
+def lease(ident: Identity) -> Lease:
+    """An empty :class:`~stockade.sandbox.acl.Lease` for ``ident``: directories
+    added to it become writable for the job's user while the slot holds them.
+    Only a root-run stockade that switches user lends anything; otherwise the
+    job is stockade's own user and its writes succeed or fail as stockade's."""
+    return _NoLease(ident.uid, ident.gid) if not _lends(ident) else Lease(ident.uid, ident.gid)
+
+
+def _lends(ident: Identity) -> bool:
+    return os.geteuid() == 0 and ident.switches
+
+
+class _NoLease(Lease):
+    def add(self, path: str) -> bool:
+        return True
+
+
+def writable_binds(profile: SandboxProfile) -> list[str]:
+    """Host directories the profile binds read-write (``readonly: false``)."""
+    return [
+        m.source
+        for m in profile.mounts
+        if m.type == "bind" and not m.readonly and m.source and os.path.isdir(m.source)
+    ]
+
+
+def give_workspace(path: str, ident: Identity, fresh: bool, held: Lease) -> None:
+    """Make the job's workspace writable for ``ident``: one stockade made for
+    this attempt is given to it (owner changed, as the runtime directories
+    are); any other is lent through ``held`` (an ACL entry on the directory)."""
+    if fresh:
+        grant([path], ident)
+    else:
+        held.add(path)

@@ -36,9 +36,17 @@ from typing import TYPE_CHECKING, ClassVar
 
 from stockade.errors import CleanupError, SetupError
 from stockade.sandbox import mounts, oci_spec, seccomp
+from stockade.sandbox.acl import Lease
 from stockade.sandbox.base import Availability, LaunchRequest, Sandbox
 from stockade.sandbox.handle import SandboxHandle
-from stockade.sandbox.identity import Identity, grant, resolve
+from stockade.sandbox.identity import (
+    Identity,
+    give_workspace,
+    grant,
+    lease,
+    resolve,
+    writable_binds,
+)
 from stockade.sandbox.limits import ResourceLimits, oom_kill_count, v1_hierarchies
 from stockade.sandbox.slot import SlotResources, with_profile_env
 from stockade.sandbox.table import Entry, launch_binds, plan
@@ -95,6 +103,8 @@ class OciSandbox(Sandbox):
         self.resources = SlotResources(self.slot, None)
         self.runtime: str | None = None
         self.identity: Identity | None = None
+        #: Writable binds and workspaces lent to the job's user (sandbox.acl).
+        self._lease: Lease | None = None
         self._entries: list[Entry] = []
         self._seccomp: dict[str, object] | None = None
         self._launches = itertools.count(1)
@@ -120,6 +130,7 @@ class OciSandbox(Sandbox):
             raise SetupError(f"oci backend unusable: {usable.reason}; fix: {usable.fix}")
         runtime, _ = find_runtime()
         self.identity = resolve(self.profile.user)
+        self._lend_binds(self.identity)
         self._entries = plan(self.profile)
         want = self.profile.seccomp
         self._seccomp = seccomp.oci_rules() if want is not False and seccomp.supported() else None
@@ -143,6 +154,8 @@ class OciSandbox(Sandbox):
         assert self.runtime is not None and self.identity is not None
         request = with_profile_env(request, self.profile)
         grant(request.runtime_dirs, self.identity)
+        assert self._lease is not None
+        give_workspace(request.workspace, self.identity, request.fresh_workspace, self._lease)
         cid = f"{self.prefix}{next(self._launches)}"
         spec = oci_spec.config(
             args=request.argv,
@@ -233,7 +246,17 @@ class OciSandbox(Sandbox):
                 if dead and not mounts.mounts_under(path):
                     shutil.rmtree(path, ignore_errors=True)
 
+    def _lend_binds(self, ident: Identity) -> None:
+        if self._lease is not None:
+            self._lease.release()
+        self._lease = lease(ident)
+        for path in writable_binds(self.profile):
+            self._lease.add(path)
+
     def cleanup(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
         errors: list[str] = []
         if self.runtime is not None:
             for cid in self._containers(self.prefix):

@@ -1,8 +1,10 @@
-"""``/api/v1/jobs``: submit, list, get, cancel, retry, outputs, events and logs."""
+"""``/api/v1/jobs``: submit, list, get, cancel, retry, outputs, artifacts, events and logs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
@@ -107,10 +109,12 @@ def get_job(job_id: str, request: Request) -> dict[str, Any]:
 
 def _attempt(data: dict[str, Any]) -> dict[str, Any]:
     """An attempt without its whole result record, but with what it used
-    (``usage``, see docs/http.md) and where its hang dump is (``dump``)."""
+    (``usage``, see docs/http.md), where its hang dump is (``dump``) and
+    the files it kept (``artifacts``: name, size, sha256)."""
     result = data.pop("result", None) or {}
     data["usage"] = result.get("usage")
     data["dump"] = result.get("dump")
+    data["artifacts"] = result.get("artifacts") or []
     return data
 
 
@@ -119,6 +123,51 @@ def outputs(job_id: str, request: Request) -> dict[str, Any]:
     """The outputs of the job's succeeded attempt (``null`` until then)."""
     _, _, data = _service(request).details(job_id)
     return {"outputs": data}
+
+
+@router.get("/{job_id}/artifacts", summary="A job's artifacts", responses=ONE_JOB)
+def artifacts(job_id: str, request: Request) -> dict[str, Any]:
+    """The files its latest attempt that kept any kept: name, size, sha256, url."""
+    found, attempt, items = _service(request).artifacts(job_id)
+    base = f"/api/v1/jobs/{found}/artifacts/"
+    return {
+        "attempt": attempt,
+        "artifacts": [{**item, "url": base + quote(str(item["name"]))} for item in items],
+    }
+
+
+@router.get(
+    "/{job_id}/artifacts/{name:path}",
+    summary="Download one artifact",
+    responses={404: ERRORS["not_found"], 200: {"content": {"application/octet-stream": {}}}},
+    response_class=StreamingResponse,
+)
+def artifact(job_id: str, name: str, request: Request) -> StreamingResponse:
+    """The artifact's bytes, as an attachment named after it. ``name`` is
+    looked up among the job's artifacts, never used as a path."""
+    from stockade.engine.artifacts import ArtifactNotFound
+
+    try:
+        item, fh = _service(request).artifact(job_id, name)
+    except ArtifactNotFound:
+        raise HTTPException(404, "no such artifact") from None
+
+    def chunks() -> Iterator[bytes]:
+        with fh:
+            while block := fh.read(1 << 20):
+                yield block
+
+    filename = name.rsplit("/", 1)[-1]
+    ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_"
+                         for c in filename)  # fmt: skip
+    headers = {
+        "Content-Disposition": f'attachment; filename="{ascii_name}"; '
+        f"filename*=UTF-8''{quote(filename, safe='')}",
+        "Content-Length": str(item["size"]),
+        "X-Content-SHA256": str(item["sha256"]),
+        "X-Content-Type-Options": "nosniff",
+    }
+    return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
 
 
 @router.get("/{job_id}/events", summary="A job's lifecycle events", responses=ONE_JOB)

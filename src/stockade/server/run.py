@@ -86,7 +86,8 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
         worker = Worker(
             worker_store,
             WorkerOptions(slots=options.slots, drain_timeout=options.drain_timeout,
-                          lease=service.lease, handle_signals=False),
+                          lease=service.lease, handle_signals=False,
+                          data_dir=service.data_dir),
         )  # fmt: skip
         service.worker.slots = options.slots
     loop = asyncio.get_running_loop()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from stockade.engine.jobspec import new_job
 from stockade.errors import UsageError
@@ -71,6 +71,9 @@ class Service:
     draining: bool = False
     worker: WorkerProbe = field(default_factory=WorkerProbe)
     started: float = field(default_factory=time.time)
+    #: The data directory whose artifact storage jobs' artifacts are read from
+    #: (``None``: ``$STOCKADE_DATA_DIR``, else ``./.stockade``).
+    data_dir: str | None = None
 
     def __post_init__(self) -> None:
         self.sq = ServerQueries(self.store)
@@ -126,6 +129,22 @@ class Service:
         job = self.job(ref)
         attempts = self.store.queries.attempts(job.id)
         return job, attempts, repaired(self.store.queries.outputs(job.id))
+
+    def artifacts(self, ref: str) -> tuple[str, int | None, list[dict[str, Any]]]:
+        """The job's id, the attempt whose artifacts it shows, and those."""
+        from stockade.engine.artifacts import listed
+
+        job = self.job(ref)
+        attempt, items = listed(self.store.queries.attempts(job.id))
+        return job.id, attempt, items
+
+    def artifact(self, ref: str, name: str) -> tuple[dict[str, Any], BinaryIO]:
+        """One artifact's record and its open content (the caller closes it)."""
+        from stockade.engine.artifacts import open_artifact, storage_at
+
+        job = self.job(ref)
+        attempts = self.store.queries.attempts(job.id)
+        return open_artifact(storage_at(self.data_dir), job.id, attempts, name)
 
     def events(self, ref: str) -> list[dict[str, Any]]:
         """The job's lifecycle events."""

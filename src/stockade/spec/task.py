@@ -36,6 +36,7 @@ from stockade.spec.types import (
     signal_number,
     workspace_path,
 )
+from stockade.spec.workspace import ArtifactLimits, WorkspaceSpec, artifact_glob
 
 __all__ = [
     "DEFAULT_LOG_HEAD",
@@ -225,6 +226,23 @@ class TaskDefaults(StrictModel):
         description="Input fields that hold secrets (besides those named like one): "
         "masked wherever the job is shown, and in its output.",
     )
+    workspace: WorkspaceSpec | None = Field(
+        default=None,
+        description="A fresh workspace per attempt: empty, {template: DIR} or "
+        "{git: {repo, ref}}, with keep and ttl; unset: the job runs where it is started.",
+    )
+    artifacts: list[Text] = Field(
+        default_factory=list,
+        description="Globs (relative to the workspace) of files kept after the job ends.",
+    )
+    artifact_limits: ArtifactLimits = Field(
+        default_factory=ArtifactLimits, description="Size limits of the artifacts kept."
+    )
+
+    @field_validator("artifacts")
+    @classmethod
+    def _artifacts(cls, value: list[str]) -> list[str]:
+        return [artifact_glob(glob) for glob in value]
 
     @property
     def timeout_action(self) -> str:
@@ -343,4 +361,7 @@ class TaskSpec(TaskDefaults):
             failure_codes=tuple(self.exit_codes.failure),
             data_dir=str(data_dir) if data_dir is not None else None,
             dumps=self.dumps(),
+            workspace=self.workspace.plan() if self.workspace is not None else None,
+            artifacts=tuple(self.artifacts),
+            artifact_limits=self.artifact_limits.model_dump(),
         )

@@ -345,6 +345,7 @@ function renderJob(job, events) {
   renderProgress(job, events);
   $("job-outputs").textContent = json(job.outputs);
   $("job-input").textContent = json(job.input);
+  renderArtifacts(job);
 
   const attempts = document.querySelector("#job-attempts tbody");
   clear(attempts);
@@ -369,6 +370,38 @@ function renderJob(job, events) {
     row.appendChild(el("td", e.attempt ?? "—"));
     row.appendChild(el("td", e.data === null || e.data === undefined ? "" : JSON.stringify(e.data)));
     table.appendChild(row);
+  }
+}
+
+// The files the latest attempt that kept any kept: each a link that downloads
+// it with the token in a header (a plain href could not carry it).
+function renderArtifacts(job) {
+  const list = $("job-artifacts");
+  clear(list);
+  const kept = (job.attempts_detail || []).filter((a) => (a.artifacts || []).length).pop();
+  if (!kept) {
+    list.appendChild(el("li", "none"));
+    return;
+  }
+  for (const item of kept.artifacts) {
+    const link = el("a", item.name);
+    const url = "/api/v1/jobs/" + encodeURIComponent(job.id) + "/artifacts/" +
+      item.name.split("/").map(encodeURIComponent).join("/");
+    link.href = url;
+    link.onclick = async (event) => {
+      event.preventDefault();
+      const resp = await api(url);
+      const blob = URL.createObjectURL(await resp.blob());
+      const save = el("a");
+      save.href = blob;
+      save.download = item.name.split("/").pop();
+      save.click();
+      setTimeout(() => URL.revokeObjectURL(blob), 1000);
+    };
+    const row = el("li");
+    row.appendChild(link);
+    row.appendChild(el("span", " " + item.size + " bytes, sha256 " + item.sha256.slice(0, 12), "muted"));
+    list.appendChild(row);
   }
 }
 
