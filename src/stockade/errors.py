@@ -36,6 +36,7 @@ __all__ = [
     "AmbiguousId",
     "CleanupError",
     "ConfigError",
+    "IncompleteRun",
     "InputError",
     "JobFileError",
     "JobFileProblem",
@@ -72,6 +73,10 @@ class StockadeError(Exception):
 
 class UsageError(StockadeError):
     """The command line is not valid."""
+
+
+class IncompleteRun(UsageError):
+    """A run's tests did not all run: its failed tests cannot be rerun alone."""
 
 
 class InputError(UsageError):

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from stockade.spec.checks import Loc, did_you_mean, task_problems
+from stockade.spec.params import ParamSpec
 from stockade.spec.task import TaskSpec
 from stockade.spec.types import EnvMap, Name, StrictModel, workspace_path
 
@@ -171,6 +172,10 @@ class PipelineSpec(StrictModel):
     description: str = Field(default="", description="What the pipeline does, for humans.")
     concurrency: Concurrency = Field(
         default="auto", description="Jobs at once over the whole pipeline (-j overrides)."
+    )
+    params: dict[Name, ParamSpec] = Field(
+        default_factory=dict,
+        description="Parameters (--set NAME=VALUE), read as ${{ params.NAME }}.",
     )
     steps: dict[Name, StepSpec] = Field(description="Steps by name.")
 
