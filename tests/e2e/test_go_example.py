@@ -278,3 +278,72 @@ def test_rerun_failed_after_a_fix_rebuilds_what_changed(workspace: Path, go_cach
     for name in ("broken", "mathx", "queue"):
         assert finished[f"build[{MODULE}/{name}]"]["reused"]
     assert finished[f"test[{MODULE}/strs]"]["status"] == "succeeded"
+
+
+def _stockade_cmd(workspace: Path, go_cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Any stockade command in the workspace, with the module's Go caches."""
+    env = {
+        **os.environ,
+        "GOCACHE": str(go_cache / "build"),
+        "GOPATH": str(go_cache / "gopath"),
+        "GO_BUILD_DIR": str(workspace / ".work" / "bin"),
+    }
+    return subprocess.run(
+        [*STOCKADE, *args],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+
+
+def _ran(stdout: str) -> dict[str, list[str]]:
+    """The jobs that ran (not reused), each with the tests it reported."""
+    events = _events(stdout)
+    ran = {
+        e["job"]: [t["test"] for t in e["tests"]]
+        for e in events
+        if e["event"] == "job_finish" and not e["reused"] and not e["cached"]
+    }
+    return ran
+
+
+def test_rerun_failed_tests_runs_only_them_with_the_built_binaries(
+    workspace: Path, go_cache: Path
+) -> None:
+    assert stockade(workspace, go_cache, "test", "--plain").returncode == 1
+    again = _stockade_cmd(workspace, go_cache, "rerun", "--failed-tests", "--json")
+    assert again.returncode == 1, again.stderr
+    # nothing was built again: only the failed package's binary ran, with its failed test
+    assert _ran(again.stdout) == {f"test[{MODULE}/strs]": ["TestReverseUnicode"]}
+
+    one = _stockade_cmd(workspace, go_cache, "rerun", "latest", f"test/{MODULE}/queue::TestEmpty")
+    assert one.returncode == 0, one.stdout + one.stderr
+    shown = json.loads(_stockade_cmd(workspace, go_cache, "runs", "latest", "--json").stdout)
+    ran = [j for j in shown["jobs"] if j["status"] == "succeeded" and not j.get("reason")]
+    assert [j["job"] for j in ran] == [f"test[{MODULE}/queue]"], shown["jobs"]
+    assert shown["options"]["rerun"] == {"test": f"test/{MODULE}/queue::TestEmpty"}
+
+
+def test_set_params_reach_the_test_binaries(workspace: Path, go_cache: Path) -> None:
+    done = stockade(workspace, go_cache, "test", "--json", "--set", "run=TestAbs|TestEmpty")
+    assert done.returncode == 0, done.stderr
+    tests = sorted(t for ts in _ran(done.stdout).values() for t in ts)
+    assert tests == ["TestAbs", "TestEmpty"]
+
+    bad = stockade(workspace, go_cache, "test", "--set", "nope=1")
+    assert bad.returncode == 2
+    assert bad.stderr == (
+        "stockade: error: --set nope: pipeline 'test' has no param 'nope' (params: run, short)\n"
+    )
+    typed = stockade(workspace, go_cache, "test", "--set", "short=maybe")
+    assert (typed.returncode, typed.stderr.count("\n")) == (2, 1)
+    assert "'maybe' is not a bool" in typed.stderr
+
+
+def test_rerun_failed_tests_refuses_a_run_whose_tests_did_not_all_run(
+    workspace: Path, go_cache: Path
+) -> None:
+    assert stockade(workspace, go_cache, "broken", "--plain").returncode == 1
+    refused = _stockade_cmd(workspace, go_cache, "rerun", "--failed-tests")
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1
+    assert "is incomplete, some tests never ran: step test skipped (needs build" in refused.stderr
+    assert "`stockade rerun --failed` runs those jobs whole" in refused.stderr

@@ -78,6 +78,19 @@ def _incomplete(job: JobRecord, failed: list[TestRecord]) -> str | None:
     return None
 
 
+def _unfinished_steps(source: RunRecord, names: list[str]) -> list[str]:
+    """Why each of the steps ``names`` did not run to its end in ``source``
+    (skipped, cancelled), if it did not."""
+    out = []
+    for name in names:
+        summary: dict[str, Any] = source.steps.get(name) or {}
+        status = summary.get("status")
+        if status not in ("succeeded", "failed"):
+            why = f" ({summary['reason']})" if summary.get("reason") else ""
+            out.append(f"step {name} {status or 'did not run'}{why}")
+    return out
+
+
 def _leaves(tests: Iterable[str]) -> list[str]:
     names = list(dict.fromkeys(tests))
     return [n for n in names if not any(o.startswith(n + "/") for o in names)]
@@ -111,7 +124,8 @@ def test_rerun_plan(
             raise UsageError(f"run {source.id} has no job {wanted} (its jobs of {step}: {have})")
         tests = {wanted: [test_name]}
     else:
-        problems = [p for j in jobs if (p := _incomplete(j, failed.get(j.id, [])))]
+        problems = _unfinished_steps(source, event_steps)
+        problems += [p for j in jobs if (p := _incomplete(j, failed.get(j.id, [])))]
         if problems:
             raise IncompleteRun(
                 f"run {source.id} is incomplete, some tests never ran: {problems[0]}"
