@@ -73,7 +73,7 @@ def test_go_tests_pass_and_fail_per_test(workspace: Path, go_cache: Path, _data_
     for name in ("broken", "mathx", "queue"):
         assert finished[f"test[{MODULE}/{name}]"]["status"] == "succeeded"
 
-    # the tests ran one at a time, in alphabetical order of their packages
+    # the tests started in alphabetical order of their packages, after every build
     started = [e["job"] for e in events if e["event"] == "job_start" and e["step"] == "test"]
     assert started == [f"test[{p}]" for p in PACKAGES]
     test_events = [e for e in events if e["event"] == "job_start" and e["step"] == "test"]
