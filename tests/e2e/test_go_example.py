@@ -347,3 +347,7 @@ def test_rerun_failed_tests_refuses_a_run_whose_tests_did_not_all_run(
     assert refused.stderr.count("\n") == 1
     assert "is incomplete, some tests never ran: step test skipped (needs build" in refused.stderr
     assert "`stockade rerun --failed` runs those jobs whole" in refused.stderr
+    both = _stockade_cmd(workspace, go_cache, "rerun", "--failed", "--failed-tests")
+    assert (both.returncode, both.stderr) == (
+        2, "stockade: error: give only one of --failed, --failed-tests and STEP[/ITEM][::TEST]\n"
+    )  # fmt: skip

@@ -164,12 +164,8 @@ def rerun_command(args: tuple[str, ...], **opts: Any) -> int:
     store = open_store_from(opts)
     try:
         source, target, guessed = _source_and_target(store, list(args))
-        chosen = [flag for flag in ("failed", "failed_tests") if opts[flag]]
-        if target is not None:
-            chosen.append("a STEP[/ITEM]")
-        if len(chosen) > 1:
-            shown = [f"--{c.replace('_', '-')}" if c in opts else c for c in chosen]
-            raise UsageError(f"give one of {' or '.join(shown)}, not both")
+        if [opts["failed"], opts["failed_tests"], target is not None].count(True) > 1:
+            raise UsageError("give only one of --failed, --failed-tests and STEP[/ITEM][::TEST]")
         try:
             name, spec = config.pipeline(source.pipeline)
         except ConfigError as exc:
