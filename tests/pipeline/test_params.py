@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from stockade.pipeline.expr import FUNCTIONS, render
 from stockade.spec.params import ParamSpec, resolve_params
+from tests.config.helpers import located, problems, write
 
 DECLARED = {
     "run": ParamSpec(default=""),
@@ -72,3 +74,22 @@ def test_params_and_rerun_tests_in_an_expression() -> None:
     assert render("${{ go_test_run(rerun.tests) || params.run }}", context) == "TestZ"
     context["rerun"] = {"tests": ["TestY"]}
     assert render("${{ go_test_run(rerun.tests) || params.run }}", context) == "^TestY$"
+
+
+def test_an_undeclared_param_is_a_config_problem_with_its_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        pipelines:
+          p:
+            params:
+              run: {default: ""}
+            steps:
+              go:
+                env: {RUN: "${{ params.run }}", X: "${{ params.nope }}"}
+                run: go test ./...
+        """,
+    )
+    assert located(path, env={}) == [(7, "pipelines.p.steps.go.env.X")]
+    (problem,) = problems(path, env={})
+    assert "unknown param 'nope' (params: run)" in str(problem)

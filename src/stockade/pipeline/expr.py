@@ -287,13 +287,14 @@ def template_exprs(text: str) -> list[Expr]:
     return [parse(match.group(1)) for match in _TEMPLATE.finditer(text)]
 
 
-def step_refs(node: Expr) -> set[str]:
-    """Names of the steps an expression reads (``steps.NAME…``)."""
+def step_refs(node: Expr, root: str = "steps") -> set[str]:
+    """Names of the steps an expression reads (``steps.NAME…``); with
+    ``root="params"``, of the params (``params.NAME``)."""
     found: set[str] = set()
     stack = [node]
     while stack:
         current = stack.pop()
-        if current.kind == "attr" and current.parts[0] == Expr("name", ("steps",)):
+        if current.kind == "attr" and current.parts[0] == Expr("name", (root,)):
             found.add(current.parts[1])
         stack.extend(part for part in _children(current))
     return found
