@@ -11,9 +11,10 @@ SOURCES := pyproject.toml setup.py src/stockade/sandbox/_clonespawn.c src/stocka
 # Debian packages the test suite drives for real (sandbox backends; Go for
 # examples/go-tests, go-cmp's sources to run it on a real module; make, gcc for
 # examples/ports; chromium for the dashboard test; systemd for `systemd-analyze
-# verify` of the units in deploy/; tmux for the TUI's end-to-end test).
+# verify` of the units in deploy/; tmux for the TUI's end-to-end test; gotestsum,
+# which `python -m benchmarks gotests` compares the Go example's pipeline with).
 SYSPKGS := bubblewrap runc util-linux golang-go golang-github-google-go-cmp-dev make gcc chromium \
-           systemd tmux
+           systemd tmux gotestsum
 
 .PHONY: run test lint typecheck unit bench sysdeps clean
 

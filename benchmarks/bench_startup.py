@@ -8,6 +8,12 @@ Wall time of ``.venv/bin/stockade exec -- true`` against ``.venv/bin/python
 commands taking turns so that load elsewhere hits all of them alike.
 Target: <= 6x. ``stockade --help`` is reported too (informational).
 
+``stockade run`` of a one-step pipeline (``run: "true"``, ``--quiet``, a
+SQLite store in a fresh data directory that the warm-up created) against
+``stockade exec -- true``: what a pipeline costs over the ad-hoc path
+(loading and validating ``stockade.yaml``, opening the store, the
+scheduler, recording the run). Target: <= 2x.
+
 Also which modules the ad-hoc path imports (``python -X importtime
 .venv/bin/stockade exec -- true``): none of pydantic, sqlalchemy, fastapi,
 rich or yaml may appear.
@@ -27,6 +33,8 @@ import tempfile
 from benchmarks import BIN, Row, median, ms, progress, wall
 
 TARGET = 6.0
+TARGET_RUN = 2.0
+ONE_STEP = 'version: 1\npipelines:\n  one:\n    steps:\n      only:\n        run: "true"\n'
 HEAVY = ("pydantic", "sqlalchemy", "fastapi", "rich", "yaml")
 
 
@@ -50,11 +58,14 @@ def run(quick: bool) -> list[Row]:
         "python": [str(BIN / "python"), "-c", "pass"],
         "exec": [str(BIN / "stockade"), "exec", "--", "true"],
         "help": [str(BIN / "stockade"), "--help"],
+        "run": [str(BIN / "stockade"), "run", "--quiet"],
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
     with tempfile.TemporaryDirectory(prefix="stockade-bench-") as tmp:
         env = {**os.environ, "STOCKADE_DATA_DIR": tmp}
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+        with open(os.path.join(tmp, "stockade.yaml"), "w") as config:
+            config.write(ONE_STEP)
         progress(f"warm-up, then {runs} runs of each command in turn")
         for cmd in commands.values():
             wall(cmd, env, tmp)
@@ -64,7 +75,7 @@ def run(quick: bool) -> list[Row]:
         progress("import trace of the ad-hoc path")
         ours = _imports(commands["exec"], env, tmp)  # the script, run by -X importtime
         bare = _imports(["-c", "pass"], env, tmp)
-    python, exec_, help_ = (median(times[n]) for n in commands)
+    python, exec_, help_, run_ = (median(times[n]) for n in commands)
     heavy = sorted({m.split(".")[0] for m in ours} & set(HEAVY))
     # Imports made by stockade's own code path (depth 0), not by Python's start-up.
     top = sorted(((t, m) for m, (d, t) in ours.items() if d == 0 and m not in bare), reverse=True)
@@ -76,6 +87,14 @@ def run(quick: bool) -> list[Row]:
             exec_ / python,
             f"<= {TARGET:.0f}x",
             exec_ / python <= TARGET,
+        ),
+        Row(
+            "startup: stockade run (one step)",
+            f"{ms(run_)} (max {ms(max(times['run']))})",
+            f"{ms(exec_)} (stockade exec -- true)",
+            run_ / exec_,
+            f"<= {TARGET_RUN:.0f}x",
+            run_ / exec_ <= TARGET_RUN,
         ),
         Row(
             "startup: stockade --help", ms(help_), f"{ms(python)} (python -c pass)", help_ / python

@@ -37,6 +37,7 @@ __all__ = [
     "ArtifactError",
     "CleanupError",
     "ConfigError",
+    "IncompleteRun",
     "InputError",
     "JobFileError",
     "JobFileProblem",
@@ -74,6 +75,10 @@ class StockadeError(Exception):
 
 class UsageError(StockadeError):
     """The command line is not valid."""
+
+
+class IncompleteRun(UsageError):
+    """A run's tests did not all run: its failed tests cannot be rerun alone."""
 
 
 class InputError(UsageError):

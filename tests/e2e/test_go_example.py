@@ -73,7 +73,7 @@ def test_go_tests_pass_and_fail_per_test(workspace: Path, go_cache: Path, _data_
     for name in ("broken", "mathx", "queue"):
         assert finished[f"test[{MODULE}/{name}]"]["status"] == "succeeded"
 
-    # the tests ran one at a time, in alphabetical order of their packages
+    # the tests started in alphabetical order of their packages, after every build
     started = [e["job"] for e in events if e["event"] == "job_start" and e["step"] == "test"]
     assert started == [f"test[{p}]" for p in PACKAGES]
     test_events = [e for e in events if e["event"] == "job_start" and e["step"] == "test"]
@@ -278,3 +278,76 @@ def test_rerun_failed_after_a_fix_rebuilds_what_changed(workspace: Path, go_cach
     for name in ("broken", "mathx", "queue"):
         assert finished[f"build[{MODULE}/{name}]"]["reused"]
     assert finished[f"test[{MODULE}/strs]"]["status"] == "succeeded"
+
+
+def _stockade_cmd(workspace: Path, go_cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Any stockade command in the workspace, with the module's Go caches."""
+    env = {
+        **os.environ,
+        "GOCACHE": str(go_cache / "build"),
+        "GOPATH": str(go_cache / "gopath"),
+        "GO_BUILD_DIR": str(workspace / ".work" / "bin"),
+    }
+    return subprocess.run(
+        [*STOCKADE, *args],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+
+
+def _ran(stdout: str) -> dict[str, list[str]]:
+    """The jobs that ran (not reused), each with the tests it reported."""
+    events = _events(stdout)
+    ran = {
+        e["job"]: [t["test"] for t in e["tests"]]
+        for e in events
+        if e["event"] == "job_finish" and not e["reused"] and not e["cached"]
+    }
+    return ran
+
+
+def test_rerun_failed_tests_runs_only_them_with_the_built_binaries(
+    workspace: Path, go_cache: Path
+) -> None:
+    assert stockade(workspace, go_cache, "test", "--plain").returncode == 1
+    again = _stockade_cmd(workspace, go_cache, "rerun", "--failed-tests", "--json")
+    assert again.returncode == 1, again.stderr
+    # nothing was built again: only the failed package's binary ran, with its failed test
+    assert _ran(again.stdout) == {f"test[{MODULE}/strs]": ["TestReverseUnicode"]}
+
+    one = _stockade_cmd(workspace, go_cache, "rerun", "latest", f"test/{MODULE}/queue::TestEmpty")
+    assert one.returncode == 0, one.stdout + one.stderr
+    shown = json.loads(_stockade_cmd(workspace, go_cache, "runs", "latest", "--json").stdout)
+    ran = [j for j in shown["jobs"] if j["status"] == "succeeded" and not j.get("reason")]
+    assert [j["job"] for j in ran] == [f"test[{MODULE}/queue]"], shown["jobs"]
+    assert shown["options"]["rerun"] == {"test": f"test/{MODULE}/queue::TestEmpty"}
+
+
+def test_set_params_reach_the_test_binaries(workspace: Path, go_cache: Path) -> None:
+    done = stockade(workspace, go_cache, "test", "--json", "--set", "run=TestAbs|TestEmpty")
+    assert done.returncode == 0, done.stderr
+    tests = sorted(t for ts in _ran(done.stdout).values() for t in ts)
+    assert tests == ["TestAbs", "TestEmpty"]
+
+    bad = stockade(workspace, go_cache, "test", "--set", "nope=1")
+    assert bad.returncode == 2
+    assert bad.stderr == (
+        "stockade: error: --set nope: pipeline 'test' has no param 'nope' (params: run, short)\n"
+    )
+    typed = stockade(workspace, go_cache, "test", "--set", "short=maybe")
+    assert (typed.returncode, typed.stderr.count("\n")) == (2, 1)
+    assert "'maybe' is not a bool" in typed.stderr
+
+
+def test_rerun_failed_tests_refuses_a_run_whose_tests_did_not_all_run(
+    workspace: Path, go_cache: Path
+) -> None:
+    assert stockade(workspace, go_cache, "broken", "--plain").returncode == 1
+    refused = _stockade_cmd(workspace, go_cache, "rerun", "--failed-tests")
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1
+    assert "is incomplete, some tests never ran: step test skipped (needs build" in refused.stderr
+    assert "`stockade rerun --failed` runs those jobs whole" in refused.stderr
+    both = _stockade_cmd(workspace, go_cache, "rerun", "--failed", "--failed-tests")
+    assert (both.returncode, both.stderr) == (
+        2, "stockade: error: give only one of --failed, --failed-tests and STEP[/ITEM][::TEST]\n"
+    )  # fmt: skip

@@ -19,14 +19,17 @@ tasks:
     run: cat events.jsonl
   hello:
     workdir: {root}
-    run: 'echo "hello from the server"; echo "greeting=hi" >> "$STOCKADE_OUTPUT"'
+    run: 'echo "hello from the $WHO"; echo "greeting=hi" >> "$STOCKADE_OUTPUT"'
   wait:
     run: 'echo waiting; sleep 30'
 pipelines:
   ci:
+    params:
+      who: {{default: server}}
     steps:
       greet:
         task: hello
+        env: {{WHO: "${{{{ params.who }}}}"}}
       test:
         needs: [greet]
         task: gotest
@@ -113,6 +116,15 @@ def test_start_a_run_and_follow_it_to_its_results(server: Server) -> None:
     assert 0 <= first["start"] <= first["end"] <= second["start"] + 1e-3 <= second["end"] + 1e-3
 
 
+def test_params_reach_the_run_and_are_recorded(server: Server) -> None:
+    run = server.client.post("/api/v1/runs", json={"pipeline": "ci", "params": {"who": "api"}})
+    assert run.status_code == 201, run.text
+    body = _until(server, run.json()["id"], lambda b: b["state"] not in ("queued", "running"))
+    assert body["options"]["params"] == {"who": "api"}
+    greet = next(j for j in body["jobs"] if j["job"] == "greet")
+    assert server.client.get(f"/api/v1/jobs/{greet['id']}/logs").text == "hello from the api\n"
+
+
 def test_cancel_a_running_run(server: Server) -> None:
     run = server.client.post("/api/v1/runs", json={"pipeline": "slow"}).json()
     running = _until(server, run["id"], lambda b: b["steps"]["wait"]["counts"].get("running") == 2)
@@ -135,6 +147,9 @@ def test_bad_requests_and_auth(server: Server) -> None:
     assert unknown.status_code == 422 and "unknown pipeline 'nope'" in unknown.json()["error"]
     bad_step = server.client.post("/api/v1/runs", json={"pipeline": "ci", "only": ["x"]})
     assert bad_step.status_code == 422 and "unknown step 'x'" in bad_step.json()["error"]
+    bad_param = server.client.post("/api/v1/runs", json={"pipeline": "ci", "params": {"x": 1}})
+    assert bad_param.status_code == 422
+    assert bad_param.json()["error"] == "x: pipeline 'ci' has no param 'x' (params: who)"
     extra = server.client.post("/api/v1/runs", json={"pipeline": "ci", "rm": "-rf"})
     assert extra.status_code == 422
     for method, path in (("GET", "/api/v1/runs"), ("POST", "/api/v1/runs")):

@@ -15,7 +15,7 @@ import asyncio
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,9 @@ __all__ = ["RunCommandOptions", "execute_pipeline", "run_command"]
 @click.option("--junit", metavar="FILE", help="Write test results as JUnit XML.")
 @click.option("--keep-going", "-k", is_flag=True, help="Run what does not depend on a failure.")
 @click.option("--only", multiple=True, metavar="STEP", help="Run only STEP (and what it needs).")
+@click.option(
+    "--set", "sets", multiple=True, metavar="NAME=VALUE", help="A pipeline param (repeatable)."
+)
 @click.option("--plain", is_flag=True, help="Line-by-line output even on a terminal.")
 @click.option("--quiet", "-q", is_flag=True, help="Only failures and the summary.")
 @click.option("--tui", is_flag=True, help="Watch the run full screen (`stockade tui`).")
@@ -57,6 +60,7 @@ def run_command(
     junit: str | None,
     keep_going: bool,
     only: tuple[str, ...],
+    sets: tuple[str, ...],
     plain: bool,
     quiet: bool,
     tui: bool,
@@ -77,6 +81,7 @@ def run_command(
         unknown = [step for step in only if step not in spec.steps]
         if unknown:
             raise UsageError(f"--only: unknown step {unknown[0]!r} in pipeline {name!r}")
+        params = _given_params(spec, sets, name)
     except ConfigValidationError as exc:
         print_problems(exc)
         return 2
@@ -85,9 +90,21 @@ def run_command(
         return 2
     data = Path(data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade")
     options = RunCommandOptions(
-        jobs, as_json, junit, keep_going, only, plain, quiet, data, database_url
+        jobs, as_json, junit, keep_going, only, plain, quiet, data, database_url, params
     )
     return execute_pipeline(config, name, spec, options)
+
+
+def _given_params(spec: PipelineSpec, sets: tuple[str, ...], name: str) -> dict[str, Any]:
+    """The ``--set`` values, checked against the pipeline's ``params:``."""
+    from stockade.spec.params import resolve_params
+
+    try:
+        values = resolve_params(spec.params, sets, name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    given = {entry.partition("=")[0] for entry in sets}
+    return {key: value for key, value in values.items() if key in given}
 
 
 def execute_pipeline(
@@ -144,6 +161,7 @@ class RunCommandOptions:
     quiet: bool
     data_dir: Path
     database_url: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def _observer(options: RunCommandOptions) -> Observer:
@@ -176,7 +194,7 @@ async def _execute(
 
     pipeline_run = PipelineRun(
         store, config, name, spec,
-        options=RunOptions(options.jobs, options.keep_going, options.only),
+        options=RunOptions(options.jobs, options.keep_going, options.only, options.params),
         observers=[_observer(options)], data_dir=str(options.data_dir.absolute()), **rerun,
     )  # fmt: skip
     pipeline_run.create()

@@ -13,13 +13,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stockade.cli.store_opts import open_store_from, store_command
 from stockade.errors import ConfigError, RunNotFound, UsageError
 from stockade.printable import printable
+
+if TYPE_CHECKING:
+    from stockade.pipeline.model import Reuse
 
 __all__ = ["rerun_command", "runs_command"]
 
@@ -129,8 +132,11 @@ def _show(view: dict[str, Any]) -> str:
 
 
 @click.command("rerun", short_help="Run a recorded run again: all, --failed, or one step/job.")
-@click.argument("args", metavar="[RUN] [STEP[/ITEM]]", nargs=-1)
+@click.argument("args", metavar="[RUN] [STEP[/ITEM][::TEST]]", nargs=-1)
 @click.option("--failed", is_flag=True, help="Only the jobs that did not succeed (and dependents).")
+@click.option(
+    "--failed-tests", is_flag=True, help="Only the failed tests, with the binaries already built."
+)
 @click.option("--config", "-c", "config_file", metavar="FILE", help="The stockade.yaml to use.")
 @click.option("--json", "as_json", is_flag=True, help="Print the event stream as JSON lines.")
 @click.option("--plain", is_flag=True, help="Line-by-line output even on a terminal.")
@@ -141,12 +147,16 @@ def rerun_command(args: tuple[str, ...], **opts: Any) -> int:
 
     With --failed, jobs that succeeded in RUN are not run again: their
     recorded outputs are used. With STEP or STEP/ITEM, only that step's jobs
-    (or that one job) run; everything they need comes from RUN.
+    (or that one job) run; everything they need comes from RUN. With
+    --failed-tests, only the failed tests run again (in the jobs of the steps
+    with test events), or only TEST with STEP/ITEM::TEST; everything else
+    comes from RUN.
     """
     from stockade.cli.run_cmd import RunCommandOptions, execute_pipeline
     from stockade.cli.tasks import config_path
     from stockade.config import load
     from stockade.engine.runs import rerun_plan
+    from stockade.engine.testrerun import parse_test_target, test_rerun_plan
 
     if len(args) > 2:
         raise UsageError("rerun takes at most a RUN and a STEP[/ITEM]")
@@ -154,30 +164,38 @@ def rerun_command(args: tuple[str, ...], **opts: Any) -> int:
     store = open_store_from(opts)
     try:
         source, target, guessed = _source_and_target(store, list(args))
-        if target is not None and opts["failed"]:
-            raise UsageError("give --failed or a STEP[/ITEM], not both")
+        if [opts["failed"], opts["failed_tests"], target is not None].count(True) > 1:
+            raise UsageError("give only one of --failed, --failed-tests and STEP[/ITEM][::TEST]")
         try:
             name, spec = config.pipeline(source.pipeline)
         except ConfigError as exc:
             raise UsageError(f"run {source.id}: {exc.message}") from exc
-        if guessed and target is not None and target.partition("/")[0] not in spec.steps:
+        step_named = (target or "").partition("::")[0].partition("/")[0]
+        if guessed and target is not None and step_named not in spec.steps:
             # named neither a run nor a step: an unknown run (exit 1), saying both
             raise RunNotFound(
                 target,
                 f", nor is it a step of the newest run {source.id} "
                 f"(pipeline {name!r}: {', '.join(spec.steps)})",
             )
-        reuse, options, rerun = rerun_plan(store, source, spec, target, opts["failed"])
+        tests: dict[str, list[str]] = {}
+        reuse: Reuse | None
+        if opts["failed_tests"] or (target is not None and parse_test_target(target)):
+            plan = test_rerun_plan(store, source, spec, target)
+            reuse, options, rerun, tests = plan.reuse, plan.options, plan.record, plan.tests
+        else:
+            reuse, options, rerun = rerun_plan(store, source, spec, target, opts["failed"])
     finally:
         store.close()
     data = Path(opts["data_dir"] or os.environ.get("STOCKADE_DATA_DIR") or ".stockade")
     view = RunCommandOptions(
         options.jobs, opts["as_json"], None, options.keep_going, options.only,
-        opts["plain"], opts["quiet"], data, opts["database_url"],
+        opts["plain"], opts["quiet"], data, opts["database_url"], options.params,
     )  # fmt: skip
     return execute_pipeline(
-        config, name, spec, view, reuse=reuse, source_run=source.id, rerun=rerun
-    )
+        config, name, spec, view, reuse=reuse, source_run=source.id, rerun=rerun,
+        rerun_tests=tests,
+    )  # fmt: skip
 
 
 def _source_and_target(store: Any, args: list[str]) -> tuple[Any, str | None, bool]:

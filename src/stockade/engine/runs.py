@@ -84,9 +84,12 @@ class RunOptions:
     jobs: int | None = None
     keep_going: bool = False
     only: tuple[str, ...] = ()
+    #: The pipeline's parameters as given (``--set``), without the defaults.
+    params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"jobs": self.jobs, "keep_going": self.keep_going, "only": list(self.only)}
+        out = {"jobs": self.jobs, "keep_going": self.keep_going, "only": list(self.only)}
+        return out | ({"params": dict(self.params)} if self.params else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunOptions:
@@ -95,6 +98,7 @@ class RunOptions:
             jobs=jobs if isinstance(jobs, int) else None,
             keep_going=bool(data.get("keep_going")),
             only=tuple(str(s) for s in data.get("only") or ()),
+            params=dict(params) if isinstance(params := data.get("params"), dict) else {},
         )
 
 
@@ -499,6 +503,7 @@ class PipelineRun:
         reuse: Reuse | None = None,
         source_run: str | None = None,
         rerun: dict[str, Any] | None = None,
+        rerun_tests: dict[str, list[str]] | None = None,
         queued: bool = False,
         own_store: bool = True,
     ) -> None:
@@ -514,7 +519,8 @@ class PipelineRun:
             config, name, spec, run_id=self.run_id, jobs=options.jobs,
             keep_going=options.keep_going, only=options.only,
             observers=[*observers, self.recorder], data_dir=data_dir,
-            hooks=self.recorder, reuse=reuse,
+            hooks=self.recorder, reuse=reuse, params=options.params,
+            rerun_tests=rerun_tests,
         )  # fmt: skip
         self.recorder.on_cancel.append(self.scheduler.cancel)
         self.pipeline, self.state, self.source_run = name, state, source_run

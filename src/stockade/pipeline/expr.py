@@ -89,6 +89,33 @@ def _split(text: Any, sep: Any = None) -> list[str]:
     return to_text(text).split(None if sep is None else to_text(sep))
 
 
+_GO_META = re.compile(r"([\\.+*?()|\[\]{}^$])")
+
+
+def _go_quote(text: str) -> str:
+    """``text`` with the regexp metacharacters Go's ``regexp.QuoteMeta`` quotes."""
+    return _GO_META.sub(r"\\\1", text)
+
+
+def _go_test_run(tests: Any) -> str:
+    """A ``go test -run`` pattern matching exactly ``tests`` (full names,
+    ``TestA`` or ``TestA/sub``): one alternative per test, each level
+    anchored and quoted (``^TestA$/^sub$``), the top-level ones grouped
+    (``^(TestA|TestB)$``). A test listed with a subtest of its own is left to
+    its subtests: running them runs its body. ``""`` for no tests."""
+    names = [to_text(t) for t in tests] if isinstance(tests, list | tuple) else []
+    names = [n for n in dict.fromkeys(names) if n]
+    leaves = [n for n in names if not any(o.startswith(n + "/") for o in names)]
+    top = [n for n in leaves if "/" not in n]
+    nested = [n for n in leaves if "/" in n]
+    parts = []
+    if top:
+        inner = "|".join(_go_quote(n) for n in top)
+        parts.append(f"^({inner})$" if len(top) > 1 else f"^{inner}$")
+    parts += ["/".join(f"^{_go_quote(level)}$" for level in n.split("/")) for n in nested]
+    return "|".join(parts)
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "basename": lambda p: posixpath.basename(to_text(p).rstrip("/")),
     "dirname": lambda p: posixpath.dirname(to_text(p).rstrip("/")),
@@ -108,6 +135,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "length": lambda v: len(v) if isinstance(v, list | dict | str) else len(to_text(v)),
     "toJSON": lambda v: json.dumps(v, sort_keys=True),
     "fromJSON": lambda s: json.loads(to_text(s)),
+    "go_test_run": _go_test_run,
 }
 """Pure helper functions available in every expression."""
 
@@ -259,13 +287,14 @@ def template_exprs(text: str) -> list[Expr]:
     return [parse(match.group(1)) for match in _TEMPLATE.finditer(text)]
 
 
-def step_refs(node: Expr) -> set[str]:
-    """Names of the steps an expression reads (``steps.NAME…``)."""
+def step_refs(node: Expr, root: str = "steps") -> set[str]:
+    """Names of the steps an expression reads (``steps.NAME…``); with
+    ``root="params"``, of the params (``params.NAME``)."""
     found: set[str] = set()
     stack = [node]
     while stack:
         current = stack.pop()
-        if current.kind == "attr" and current.parts[0] == Expr("name", ("steps",)):
+        if current.kind == "attr" and current.parts[0] == Expr("name", (root,)):
             found.add(current.parts[1])
         stack.extend(part for part in _children(current))
     return found

@@ -169,6 +169,10 @@ class RunState:
     concurrency: int = 1
     #: Problems that did not fail the run (a slot's sandbox not taken down).
     warnings: list[str] = field(default_factory=list)
+    #: The pipeline's parameters (``${{ params.NAME }}``), defaults included.
+    params: dict[str, Any] = field(default_factory=dict)
+    #: Per job name, the tests a rerun runs again (``${{ rerun.tests }}``).
+    rerun_tests: dict[str, list[str]] = field(default_factory=dict)
 
     def jobs(self) -> list[Job]:
         """Every job known so far, step by step."""
@@ -245,11 +249,17 @@ class Reuse:
     #: ``(step, item)`` for ``rerun STEP[/ITEM]``: only those jobs run; any
     #: other job without a result to reuse is skipped, never run.
     target: tuple[str, str | None] | None = None
+    #: Job names for ``rerun --failed-tests``: only those run, as with ``target``.
+    targets: set[str] | None = None
 
     def may_run(self, job: Job) -> bool:
         """Whether ``job`` may run rather than be skipped (it is the target,
         there is no target, or it has a result to reuse instead)."""
-        if self.target is None or job.name in self.results:
+        if job.name in self.results:
+            return True
+        if self.targets is not None:
+            return job.name in self.targets
+        if self.target is None:
             return True
         step, item = self.target
         return job.step == step and (item is None or job.key == item)

@@ -62,8 +62,14 @@ def context_for(run: RunState, step: StepState, item: Any, key: str | None) -> d
         "steps": steps,
         "env": dict(os.environ),
         "pipeline": {"name": run.pipeline, "run_id": run.run_id},
+        "params": dict(run.params),
+        "rerun": {"tests": list(run.rerun_tests.get(_job_name(step.name, key), []))},
         "outcome": _needs_outcome(step, run),
     }
+
+
+def _job_name(step: str, key: str | None) -> str:
+    return step if key is None else f"{step}[{key}]"
 
 
 def _needs_outcome(step: StepState, run: RunState) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stockade.pipeline.jobrun import JobRunner
@@ -41,6 +41,12 @@ def _limit(value: int | str | None, default: int) -> int:
     return value if isinstance(value, int) else default
 
 
+def _params(pipeline: PipelineSpec, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run's parameters: ``given`` over the declared defaults."""
+    declared = {n: p.default for n, p in pipeline.params.items() if p.default is not None}
+    return declared | dict(given or {})
+
+
 class Scheduler:
     """Runs one pipeline to the end (or until cancelled)."""
 
@@ -58,6 +64,8 @@ class Scheduler:
         data_dir: str | None = None,
         hooks: RunHooks | None = None,
         reuse: Reuse | None = None,
+        params: Mapping[str, Any] | None = None,
+        rerun_tests: Mapping[str, list[str]] | None = None,
     ) -> None:
         steps = {n: StepState(n, s) for n, s in pipeline.steps.items()}
         concurrency = jobs or _limit(pipeline.concurrency, cpu_count())
@@ -65,7 +73,10 @@ class Scheduler:
             # a step's explicit `concurrency: N` wins over the CPU-count default
             steps_asked = [s.concurrency for s in pipeline.steps.values()]
             concurrency = max([concurrency, *(n for n in steps_asked if isinstance(n, int))])
-        self.run = RunState(name, run_id, steps, concurrency=concurrency)
+        self.run = RunState(
+            name, run_id, steps, concurrency=concurrency,
+            params=_params(pipeline, params), rerun_tests=dict(rerun_tests or {}),
+        )  # fmt: skip
         self.keep_going = keep_going
         self.observers = list(observers)
         self.cancelled = asyncio.Event()

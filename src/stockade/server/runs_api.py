@@ -50,6 +50,13 @@ class RunRequest(BaseModel):
     only: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=100, description="Only these steps (and what they need)."
     )
+    params: dict[
+        Annotated[str, Field(min_length=1, max_length=200)],
+        Annotated[str, Field(max_length=10_000)] | int | bool,
+    ] = Field(
+        default_factory=dict, max_length=100,
+        description="The pipeline's params, checked against its declarations (as --set).",
+    )  # fmt: skip
 
 
 class StepProgress(BaseModel):
@@ -166,6 +173,9 @@ async def start(body: RunRequest, request: Request, response: Response) -> dict[
     until its scheduler starts, then ``running``."""
     from starlette.concurrency import run_in_threadpool
 
+    from stockade.pipeline.expr import to_text
+    from stockade.spec.params import resolve_params
+
     service = _service(request)
     try:
         name, spec = service.config.pipeline(body.pipeline)
@@ -174,7 +184,13 @@ async def start(body: RunRequest, request: Request, response: Response) -> dict[
     unknown = [step for step in body.only if step not in spec.steps]
     if unknown:
         raise HTTPException(422, f"only: unknown step {unknown[0]!r} in pipeline {name!r}")
-    options = RunOptions(body.jobs, body.keep_going, tuple(body.only))
+    try:
+        given = [f"{key}={to_text(value)}" for key, value in body.params.items()]
+        params = resolve_params(spec.params, given, name)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc).removeprefix("--set ")) from None
+    params = {key: value for key, value in params.items() if key in body.params}
+    options = RunOptions(body.jobs, body.keep_going, tuple(body.only), params)
     run = PipelineRun(
         service.store, service.config, name, spec, options=options, queued=True, own_store=False
     )

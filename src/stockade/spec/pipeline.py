@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from stockade.spec.checks import Loc, did_you_mean, task_problems
+from stockade.spec.params import ParamSpec
 from stockade.spec.task import TaskSpec
 from stockade.spec.types import EnvMap, Name, StrictModel, workspace_path
 
@@ -172,6 +173,10 @@ class PipelineSpec(StrictModel):
     concurrency: Concurrency = Field(
         default="auto", description="Jobs at once over the whole pipeline (-j overrides)."
     )
+    params: dict[Name, ParamSpec] = Field(
+        default_factory=dict,
+        description="Parameters (--set NAME=VALUE), read as ${{ params.NAME }}.",
+    )
     steps: dict[Name, StepSpec] = Field(description="Steps by name.")
 
     @model_validator(mode="after")
@@ -250,7 +255,12 @@ def _cycle(steps: Mapping[str, Any]) -> list[str] | None:
 
 
 def _step_problems(
-    where: Loc, name: str, step: Mapping[str, Any], steps: Mapping[str, Any], tasks: list[str]
+    where: Loc,
+    name: str,
+    step: Mapping[str, Any],
+    steps: Mapping[str, Any],
+    tasks: list[str],
+    params: list[str],
 ) -> list[tuple[Loc, str]]:
     problems: list[tuple[Loc, str]] = []
     given = [key for key in _TASK_SOURCES if step.get(key) is not None]
@@ -271,12 +281,12 @@ def _step_problems(
                 problems.append(((*where, key, index), f"unknown step {ref!r}{hint}"))
             elif ref == name:
                 problems.append(((*where, key, index), f"step {name!r} needs itself"))
-    problems += _expression_problems(where, name, step, steps)
+    problems += _expression_problems(where, name, step, steps, params)
     return problems
 
 
 def _expression_problems(
-    where: Loc, name: str, step: Mapping[str, Any], steps: Mapping[str, Any]
+    where: Loc, name: str, step: Mapping[str, Any], steps: Mapping[str, Any], params: list[str]
 ) -> list[tuple[Loc, str]]:
     from stockade.pipeline.expr import ExprError, step_refs, template_exprs
 
@@ -296,6 +306,9 @@ def _expression_problems(
         refs: set[str] = set()
         for expr in exprs:
             refs |= step_refs(expr)
+            for param in sorted(step_refs(expr, "params") - set(params)):
+                known = ", ".join(params) or "none"
+                problems.append((loc, f"unknown param {param!r} (params: {known})"))
         for ref in sorted(refs):
             if ref not in steps:
                 problems.append((loc, f"unknown step {ref!r}{did_you_mean(ref, steps)}"))
@@ -318,10 +331,12 @@ def pipeline_problems(config: Mapping[str, Any]) -> list[tuple[Loc, str]]:
         steps = pipeline.get("steps") if isinstance(pipeline, Mapping) else None
         if not isinstance(steps, Mapping):
             continue
+        declared = pipeline.get("params")
+        params = [str(p) for p in declared] if isinstance(declared, Mapping) else []
         for name, step in steps.items():
             if isinstance(step, Mapping):
                 where: Loc = ("pipelines", pname, "steps", name)
-                problems += _step_problems(where, str(name), step, steps, tasks)
+                problems += _step_problems(where, str(name), step, steps, tasks, params)
         cycle = _cycle(steps)
         if cycle is not None:
             problems.append(

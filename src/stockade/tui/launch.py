@@ -114,6 +114,8 @@ def run_command_in_tui(params: dict[str, Any]) -> int:
         options.append("--keep-going")
     for step in params["only"]:
         options += ["--only", step]
+    for entry in params["sets"]:
+        options += ["--set", entry]
     return run_in_tui(
         [*options, *args], config=params["config_file"], data_dir=params["data_dir"],
         database_url=params["database_url"],
