@@ -36,6 +36,7 @@ __all__ = [
     "AmbiguousId",
     "CleanupError",
     "ConfigError",
+    "DependencyError",
     "InputError",
     "JobFileError",
     "JobFileProblem",
@@ -72,6 +73,10 @@ class StockadeError(Exception):
 
 class UsageError(StockadeError):
     """The command line is not valid."""
+
+
+class DependencyError(UsageError):
+    """A job cannot be submitted after the jobs it names (unknown, or part of a pipeline run)."""
 
 
 class InputError(UsageError):

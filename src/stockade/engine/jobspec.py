@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from stockade.errors import SandboxError, StockadeError, UsageError
 from stockade.runner.spec import RunSpec
 from stockade.spec import Config, SecretSpec, TaskSpec
+from stockade.spec.keys import key_value
 from stockade.spec.sandbox import SandboxProfile
 from stockade.store import Claim, NewJob
 
@@ -33,6 +34,7 @@ __all__ = [
     "log_budget",
     "new_job",
     "run_spec_for",
+    "with_keys",
 ]
 
 SPEC_VERSION = 1
@@ -62,25 +64,43 @@ def new_job(
         sources[secret] = (spec or SecretSpec(env=secret)).model_dump(exclude_none=True)
     frozen: dict[str, Any] = {
         "version": SPEC_VERSION,
-        "task": task.model_dump(mode="json", exclude={"description"}),
+        # Keys are the store's, in columns (stockade.store.gates), not the worker's.
+        "task": task.model_dump(mode="json", exclude={"description", "concurrency", "unique"}),
         "secrets": sources,
     }
     profile = _resolve_profile(task, config)
     if profile is not None:
         frozen["sandbox"] = profile.model_dump(mode="json")
-    return NewJob(
-        task=name,
-        spec=frozen,
-        input=input,
-        priority=task.priority if priority is None else priority,
-        max_attempts=task.max_attempts,
-        backoff_initial=task.backoff.initial,
-        backoff_multiplier=task.backoff.multiplier,
-        backoff_max=task.backoff.max,
-        on_timeout=task.timeout_action,
-        delay=delay,
-        sandbox=None if profile is None else profile.backend,
+    return with_keys(
+        NewJob(
+            task=name,
+            spec=frozen,
+            input=input,
+            priority=task.priority if priority is None else priority,
+            max_attempts=task.max_attempts,
+            backoff_initial=task.backoff.initial,
+            backoff_multiplier=task.backoff.multiplier,
+            backoff_max=task.backoff.max,
+            on_timeout=task.timeout_action,
+            delay=delay,
+            sandbox=None if profile is None else profile.backend,
+        ),
+        task,
     )
+
+
+def with_keys(job: NewJob, task: TaskSpec) -> NewJob:
+    """``job`` with the values of ``task``'s ``concurrency`` and ``unique`` keys
+    for its input (evaluated now, stored with the job); :class:`InputError`
+    when the input does not give a key."""
+    if task.concurrency is not None:
+        job.concurrency_key = key_value(task.concurrency.key, job.input, "concurrency")
+        job.concurrency_limit = task.concurrency.limit
+        job.cancel_in_progress = task.concurrency.cancel_in_progress
+    if task.unique is not None:
+        job.unique_key = key_value(task.unique.key, job.input, "unique")
+        job.unique_while = task.unique.while_
+    return job
 
 
 def _resolve_profile(task: TaskSpec, config: Config | None) -> SandboxProfile | None:
