@@ -82,6 +82,12 @@ def _param(name: str, type_: Any = sa.String) -> Any:
     return sa.bindparam(name, type_=type_)
 
 
+def _live() -> Any:
+    """``queued`` or ``running``, spelled without an expanding ``IN`` (which
+    a statement compiled once cannot carry)."""
+    return sa.or_(jobs.c.state == Q.value, jobs.c.state == R.value)
+
+
 _NOW = Statement(sa.select(epoch_now()), ())
 _KEY_LOCK = Statement(
     sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(_param("b_key"), 0))),
@@ -171,7 +177,7 @@ _SATISFY = Statement(
 _HOLDERS = Statement(
     sa.select(sa.func.count()).where(
         jobs.c.concurrency_key == _param("b_key"),
-        jobs.c.state.in_([Q.value, R.value]),
+        _live(),
         jobs.c.run_after < HELD,
     ),
     ("b_key",),
@@ -198,7 +204,7 @@ _RELEASE = Statement(
 _UNIQUE = {
     name: Statement(
         sa.select(jobs.c.id)
-        .where(jobs.c.unique_key == _param("b_key"), jobs.c.state.in_(states))
+        .where(jobs.c.unique_key == _param("b_key"), sa.or_(*[jobs.c.state == s for s in states]))
         .order_by(jobs.c.created_at)
         .limit(1),
         ("b_key",),
@@ -209,7 +215,7 @@ _LIVE_OF_KEY = Statement(
     sa.select(jobs.c.id)
     .where(
         jobs.c.concurrency_key == _param("b_key"),
-        jobs.c.state.in_([Q.value, R.value]),
+        _live(),
         jobs.c.created_at < _param("b_created", jobs.c.created_at.type),
         jobs.c.run_id.is_(None),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["HELD", "gate_wait"]
+__all__ = ["HELD", "gate_wait", "split_ids"]
 
 #: ``run_after`` of a job held back: far past any clock (year 31 million),
 #: so the claim's own ``run_after <= now`` keeps it out.
@@ -24,7 +24,7 @@ def gate_wait(row: Mapping[str, Any]) -> str | None:
     if run_after is None or run_after < HELD:
         return None
     if row.get("deps_pending"):
-        after = row.get("after_ids") or []
+        after = split_ids(row.get("after_ids"))
         verb = "end" if row.get("after_any") else "succeed"
         if len(after) == 1:
             return f"runs once job {after[0]} {verb}s"
@@ -33,3 +33,8 @@ def gate_wait(row: Mapping[str, Any]) -> str | None:
     if key is not None:
         return f"concurrency key {key} is at its limit {row.get('concurrency_limit')}"
     return None
+
+
+def split_ids(text: str | None) -> list[str]:
+    """The job ids of a stored ``after_ids`` (comma-separated; ids hold no commas)."""
+    return text.split(",") if text else []

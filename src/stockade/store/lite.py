@@ -65,7 +65,7 @@ _ATTEMPTS = (
 )  # fmt: skip
 _CHUNKS = ("id", "job_id", "attempt", "stream", "text", "time")
 #: Per table, the JSON columns (text in SQLite, parsed on the way out).
-_JSON = {"jobs": ("input", "spec", "after_ids"), "attempts": ("result",), "outputs": ("data",)}
+_JSON = {"jobs": ("input", "spec"), "attempts": ("result",), "outputs": ("data",)}
 
 Query = tuple[str, list[Any]]
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from stockade.runner.secretinput import masked_input
-from stockade.store.gatewait import gate_wait
+from stockade.store.gatewait import gate_wait, split_ids
 from stockade.store.routing import backend_of
 from stockade.store.states import JobState
 
@@ -201,7 +201,7 @@ class JobRecord:
         values["cancel_requested"] = bool(values["cancel_requested"])
         values["sandbox"] = backend_of(row.get("sandbox_need") or 0)
         values["after_any"] = bool(values.get("after_any"))
-        values["after"] = row.get("after_ids")
+        values["after"] = split_ids(row.get("after_ids")) or None
         record = cls(**values)
         if record.state is JobState.QUEUED:
             record.waiting = gate_wait(row)

@@ -56,7 +56,7 @@ def job_row(job: NewJob, job_id: str, now: float, created: float) -> dict[str, A
         "concurrency_limit": job.concurrency_limit if keyed else None,
         "unique_key": job.unique_key,
         "unique_while": job.unique_while if job.unique_key is not None else None,
-        "after_ids": list(job.after) if job.after else None,
+        "after_ids": ",".join(job.after) if job.after else None,
         "after_any": job.after_any,
         "deps_pending": bool(job.after),
     }

@@ -119,14 +119,15 @@ jobs = sa.Table(
     # Keys and dependencies (migration 0011, stockade.store.gates): at most
     # ``concurrency_limit`` live jobs of a key hold a slot; a queued job with
     # ``unique_key`` is the one a later submit of that key gets; ``after_ids``
-    # lists the jobs it waits on (``after_any``: whatever their outcome),
+    # lists the jobs it waits on, comma-separated (``after_any``: whatever
+    # their outcome),
     # ``deps_pending`` while some have not ended, ``followers`` once a job
     # waits on this one.
     sa.Column("concurrency_key", sa.String(200), nullable=True),
     sa.Column("concurrency_limit", sa.Integer, nullable=True),
     sa.Column("unique_key", sa.String(200), nullable=True),
     sa.Column("unique_while", sa.String(8), nullable=True),
-    sa.Column("after_ids", sa.JSON, nullable=True),
+    sa.Column("after_ids", sa.Text, nullable=True),
     sa.Column("after_any", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("deps_pending", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("followers", sa.Boolean, nullable=False, server_default=sa.false()),

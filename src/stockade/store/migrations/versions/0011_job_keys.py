@@ -27,7 +27,7 @@ def upgrade() -> None:
     op.add_column("jobs", sa.Column("concurrency_limit", sa.Integer(), nullable=True))
     op.add_column("jobs", sa.Column("unique_key", sa.String(200), nullable=True))
     op.add_column("jobs", sa.Column("unique_while", sa.String(8), nullable=True))
-    op.add_column("jobs", sa.Column("after_ids", sa.JSON(), nullable=True))
+    op.add_column("jobs", sa.Column("after_ids", sa.Text(), nullable=True))
     for name in ("after_any", "deps_pending", "followers"):
         op.add_column(
             "jobs", sa.Column(name, sa.Boolean(), nullable=False, server_default=sa.false())
