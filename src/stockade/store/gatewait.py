@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["HELD", "gate_wait", "split_ids"]
+__all__ = ["HELD", "HELD_SQL", "gate_wait", "split_ids"]
 
 #: ``run_after`` of a job held back: far past any clock (year 31 million),
 #: so the claim's own ``run_after <= now`` keeps it out.
 HELD = 1.0e15
+#: :data:`HELD` as SQL text, one spelling for the claim index's predicate and
+#: the claim's condition (a partial index serves a query whose WHERE has its
+#: predicate's terms as they are written).
+HELD_SQL = "1000000000000000.0"
 
 
 def gate_wait(row: Mapping[str, Any]) -> str | None:

@@ -38,6 +38,7 @@ from stockade.store import gates
 from stockade.store import schema as t
 from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, LOGS_CHANNEL, logs_payload
 from stockade.store.direct import Batch, Statement, Tx, insert_batch, row_source
+from stockade.store.gatewait import HELD_SQL
 from stockade.store.ids import new_job_id
 from stockade.store.policy import MAX_TRANSIENT, Step, next_step
 from stockade.store.records import Claim, NewJob
@@ -85,6 +86,9 @@ def _claim_statement(row: str = "rowid") -> Any:
         .where(
             jobs.c.state == Q.value,
             jobs.c.run_after <= now,
+            # The claim index's own predicate, as written there: held jobs
+            # (stockade.store.gates) are not in it.
+            jobs.c.run_after < sa.literal_column(HELD_SQL),
             jobs.c.sandbox_need.op("&")(sa.bindparam("b_refused", type_=sa.Integer)) == 0,
         )
         .order_by(jobs.c.priority.desc(), jobs.c.created_at)

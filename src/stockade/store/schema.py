@@ -49,6 +49,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from stockade.store.gatewait import HELD_SQL
+
 __all__ = [
     "attempts",
     "epoch_now",
@@ -74,6 +76,9 @@ def _only(condition: str) -> dict[str, Any]:
 
 
 metadata = sa.MetaData()
+
+#: The rows of the claim index: queued and not held (see ``ix_jobs_claim``).
+CLAIMABLE = f"state = 'queued' AND run_after < {HELD_SQL}"
 
 #: Auto-increment ids: BIGINT on PostgreSQL, the rowid alias on SQLite.
 _Serial = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -160,12 +165,14 @@ job_deps = sa.Table(
 
 # Claim order is "priority, then age": the index matches it exactly (priority
 # descending, age ascending) and holds only queued rows, so a claim reads the
-# first few entries however long the queue is.
+# first few entries however long the queue is. Jobs held by a key or by
+# other jobs (run_after at HELD, stockade.store.gates) are left out of it
+# (migration 0011), so however many wait they are never walked past.
 sa.Index(
     "ix_jobs_claim",
     jobs.c.priority.desc(),
     jobs.c.created_at,
-    **_only("state = 'queued'"),
+    **_only(CLAIMABLE),
 )
 
 attempts = sa.Table(

@@ -8,7 +8,9 @@ Jobs get the columns of :mod:`stockade.store.gates`: a concurrency key and
 its limit, a unique key and while it holds, the jobs a job waits on (and
 whether any outcome will do), whether it still waits on them, and whether
 some job waits on it. ``job_deps`` lists each dependency, found by the job
-that ends. Jobs stored before this revision have none of these.
+that ends. Jobs stored before this revision have none of these. The claim index
+leaves out held jobs (``run_after`` at 1e15), so that jobs waiting on a key
+or on other jobs are never walked past by a claim.
 """
 
 from __future__ import annotations
@@ -52,9 +54,19 @@ def upgrade() -> None:
         sa.Column("after_id", sa.String(40), primary_key=True),
     )
     op.create_index("ix_job_deps_after", "job_deps", ["after_id"])
+    _claim_index("state = 'queued' AND run_after < 1000000000000000.0")
+
+
+def _claim_index(where: str) -> None:
+    op.drop_index("ix_jobs_claim", table_name="jobs")
+    op.create_index(
+        "ix_jobs_claim", "jobs", [sa.literal_column("priority DESC"), "created_at"],
+        unique=False, sqlite_where=sa.text(where), postgresql_where=sa.text(where),
+    )  # fmt: skip
 
 
 def downgrade() -> None:
+    _claim_index("state = 'queued'")
     op.drop_index("ix_job_deps_after", table_name="job_deps")
     op.drop_table("job_deps")
     op.drop_index("ix_jobs_unique", table_name="jobs")
