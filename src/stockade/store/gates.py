@@ -28,7 +28,11 @@ same); a dependent's row is locked before its dependencies are read again,
 and a submit marks each job it waits on (``followers``, an UPDATE) so that
 a dependency ending concurrently sees the mark once the submit commits.
 SQLite runs one writer at a time. Locks are taken rows first, then keys
-(sorted), everywhere: no deadlock between submits, ends and cancels.
+(sorted), everywhere: no deadlock between submits, ends and cancels. So
+that a key's decision never waits on a row, it skips held jobs another
+transaction has locked, and every transaction that locks held jobs (a
+cancel, a retry, a submit ``--after`` them) decides their keys itself
+before it commits.
 """
 
 from __future__ import annotations
@@ -49,7 +53,10 @@ from stockade.store.records import NewJob
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
 
-__all__ = ["admit", "live_of_key", "prepare", "requeue", "settle", "settle_ids"]
+__all__ = [
+    "admit", "decide_locked", "live_of_key", "prepare", "release", "requeue", "settle",
+    "settle_ids",
+]  # fmt: skip
 
 Q, R = JobState.QUEUED, JobState.RUNNING
 jobs, deps = t.jobs, t.job_deps
@@ -82,6 +89,14 @@ def _param(name: str, type_: Any = sa.String) -> Any:
     return sa.bindparam(name, type_=type_)
 
 
+def _held_key() -> Any:
+    """A job's concurrency key if it is held and so may be a key's next
+    (``NULL`` otherwise): a transaction that locked it must decide its key,
+    as :func:`release` skips the rows others hold locked."""
+    held = sa.and_(jobs.c.state == Q.value, jobs.c.run_after >= HELD)
+    return sa.case((held, jobs.c.concurrency_key), else_=sa.null()).label("held_key")
+
+
 def _live() -> Any:
     """``queued`` or ``running``, spelled without an expanding ``IN`` (which
     a statement compiled once cannot carry)."""
@@ -93,6 +108,10 @@ _KEY_LOCK = Statement(
     sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(_param("b_key"), 0))),
     ("b_key",),
     only=["postgresql"],
+)
+_HELD_KEYS = _per_dialect(
+    lambda ids: sa.select(_held_key()).where(ids(jobs.c.id), jobs.c.concurrency_key.is_not(None)),
+    ("b_ids",),
 )
 _FOLLOWERS = _per_dialect(
     lambda ids: sa.select(deps.c.job_id).distinct().where(ids(deps.c.after_id)), ("b_ids",)
@@ -123,7 +142,7 @@ _GATES_OF = _per_dialect(
 )
 _LOCK_DEPS = _per_dialect(
     lambda ids: (
-        sa.select(jobs.c.id, jobs.c.run_id)
+        sa.select(jobs.c.id, jobs.c.run_id, _held_key())
         .where(ids(jobs.c.id))
         .order_by(jobs.c.id)
         .with_for_update()
@@ -237,17 +256,23 @@ def _lock_key(tx: Tx, key: str) -> None:
 
 def prepare(
     tx: Tx, new: Sequence[tuple[NewJob, str]]
-) -> tuple[list[tuple[NewJob, str]], dict[str, str]]:
+) -> tuple[list[tuple[NewJob, str]], dict[str, str], set[str]]:
     """Before inserting ``new``: check and mark the jobs they wait on, and
     match their unique keys. ``(the pairs to insert, {id: the live job a
-    duplicate gets instead})``.
+    duplicate gets instead}, the keys of held jobs locked here)``: the
+    caller passes those to :func:`admit`.
 
     Raises :class:`DependencyError` for an ``after`` that names no job, or a
     job of a pipeline run (its scheduler, not the store, ends it).
     """
     wanted = sorted({a for job, _ in new for a in job.after})
+    locked_keys: set[str] = set()
     if wanted:
-        found = {jid: run_id for jid, run_id in tx.rows(_LOCK_DEPS[tx.dialect], (wanted,))}
+        found: dict[str, str | None] = {}
+        for jid, run_id, held_key in tx.rows(_LOCK_DEPS[tx.dialect], (wanted,)):
+            found[jid] = run_id
+            if held_key is not None:
+                locked_keys.add(held_key)
         missing = [a for a in wanted if a not in found]
         if missing:
             raise DependencyError(
@@ -262,7 +287,7 @@ def prepare(
         tx.execute(_MARK_FOLLOWED[tx.dialect], (wanted,))
     keys = sorted({job.unique_key for job, _ in new if job.unique_key is not None})
     if not keys:
-        return list(new), {}
+        return list(new), {}, locked_keys
     for key in keys:
         _lock_key(tx, f"u:{key}")
     kept: list[tuple[NewJob, str]] = []
@@ -282,14 +307,16 @@ def prepare(
             continue
         taken[unique] = jid
         kept.append((job, jid))
-    return kept, existing
+    return kept, existing, locked_keys
 
 
-def admit(tx: Tx, new: Sequence[tuple[NewJob, str]]) -> None:
+def admit(tx: Tx, new: Sequence[tuple[NewJob, str]], locked: Iterable[str] = ()) -> None:
     """After inserting held jobs ``new``: record what they wait on, let go
-    those whose dependencies are met and whose key has a free slot."""
+    those whose dependencies are met and whose key has a free slot (and
+    decide the ``locked`` keys :func:`prepare` returned)."""
     links = [(jid, a) for job, jid in new for a in dict.fromkeys(job.after)]
     keys = {job.concurrency_key for job, _ in new if job.concurrency_key is not None}
+    keys.update(locked)
     if links:
         tx.many(_INSERT_DEPS, links)
         keys |= _evaluate(tx, [jid for job, jid in new if job.after])
@@ -327,6 +354,15 @@ def settle_ids(tx: Tx, ids: Sequence[str]) -> None:
     if ids:
         rows = tx.rows(_GATES_OF[tx.dialect], (list(ids),))
         settle(tx, [(jid, key, bool(followers)) for jid, key, followers in rows])
+
+
+def decide_locked(tx: Tx, ids: Sequence[str]) -> None:
+    """Decide the keys of the held jobs among ``ids``, which this transaction
+    locked (:func:`release` skips rows others hold locked, so whoever holds
+    one decides its key before it commits)."""
+    if ids:
+        rows = tx.rows(_HELD_KEYS[tx.dialect], (list(ids),))
+        release(tx, {key for (key,) in rows if key is not None})
 
 
 def requeue(tx: Tx, ids: Sequence[str]) -> None:

@@ -403,10 +403,11 @@ class JobManager(UserRequests):
             for job, _ in new:
                 if job.gated and job.delay > 0:
                     raise UsageError("a delay cannot be combined with a concurrency key or --after")
-            new, found = gates.prepare(tx, new)
+            new, found, locked = gates.prepare(tx, new)
             if existing is not None:
                 existing.update(found)
             if not new:
+                gates.release(tx, locked)
                 return []
         ((now,),) = tx.rows(_NOW)
         # Jobs a microsecond apart in age, in the order given, and after the
@@ -420,7 +421,7 @@ class JobManager(UserRequests):
         tx.many(_INSERT_JOB, [tuple(row[c] for c in JOB_COLUMNS) for row in rows])
         tx.many(_INSERT_QUEUED, [(jid, "queued", now) for _, jid in new])
         if gated:
-            gates.admit(tx, [(job, jid) for job, jid in new if job.gated])
+            gates.admit(tx, [(job, jid) for job, jid in new if job.gated], locked)
         tx.notify(JOBS_CHANNEL)
         return rows
 

@@ -162,8 +162,9 @@ class UserRequests(ManagerBase):
                     )
                     self._event(conn, jid, None, "queued", {"by": "retry"})
                     done[jid] = "queued"
-            if "queued" in done.values():
-                self.db.notify(conn, JOBS_CHANNEL)
-                with self.db.direct_on(conn) as tx:  # held again if keyed or waiting
+            with self.db.direct_on(conn) as tx:
+                if "queued" in done.values():
+                    self.db.notify(conn, JOBS_CHANNEL)  # held again if keyed or waiting:
                     gates.requeue(tx, [j for j, what in done.items() if what == "queued"])
+                gates.decide_locked(tx, [j for j, what in done.items() if what != "queued"])
         return done
