@@ -18,6 +18,10 @@ def test_unique_keys_and_after_through_the_api(store_url: str, tmp_path: Path) -
         assert (first.status_code, again.status_code) == (201, 200)
         assert again.json()["id"] == first.json()["id"]
         assert again.json()["unique_key"] == "nightly"
+        days = [http.post("/api/v1/jobs", json={"task": "report", "input": {"day": d}})
+                for d in ("mon", "mon", "tue")]  # fmt: skip
+        assert [r.status_code for r in days] == [201, 200, 201]
+        assert days[0].json()["id"] == days[1].json()["id"] != days[2].json()["id"]
 
         deploys = [
             http.post("/api/v1/jobs", json={"task": "deploy", "input": {"env": "prod"}}).json()

@@ -56,8 +56,11 @@ def new_job(
     input: Any = None,
     priority: int | None = None,
     delay: float = 0.0,
+    keys: bool = True,
 ) -> NewJob:
-    """The record to enqueue for one run of ``task`` with ``input``."""
+    """The record to enqueue for one run of ``task`` with ``input``; its keys
+    evaluated over ``input`` unless ``keys`` is false (a template whose input
+    comes later: :func:`with_keys` then)."""
     sources: dict[str, Any] = {}
     for secret in task.secrets:
         spec = config.secrets.get(secret) if config is not None else None
@@ -71,22 +74,20 @@ def new_job(
     profile = _resolve_profile(task, config)
     if profile is not None:
         frozen["sandbox"] = profile.model_dump(mode="json")
-    return with_keys(
-        NewJob(
-            task=name,
-            spec=frozen,
-            input=input,
-            priority=task.priority if priority is None else priority,
-            max_attempts=task.max_attempts,
-            backoff_initial=task.backoff.initial,
-            backoff_multiplier=task.backoff.multiplier,
-            backoff_max=task.backoff.max,
-            on_timeout=task.timeout_action,
-            delay=delay,
-            sandbox=None if profile is None else profile.backend,
-        ),
-        task,
+    job = NewJob(
+        task=name,
+        spec=frozen,
+        input=input,
+        priority=task.priority if priority is None else priority,
+        max_attempts=task.max_attempts,
+        backoff_initial=task.backoff.initial,
+        backoff_multiplier=task.backoff.multiplier,
+        backoff_max=task.backoff.max,
+        on_timeout=task.timeout_action,
+        delay=delay,
+        sandbox=None if profile is None else profile.backend,
     )
+    return with_keys(job, task) if keys else job
 
 
 def with_keys(job: NewJob, task: TaskSpec) -> NewJob:

@@ -105,7 +105,7 @@ class Service:
         if template is None:
             if task not in self.config.tasks:
                 raise UsageError(f"unknown task {task!r}")
-            template = new_job(task, self.config.tasks[task], config=self.config)
+            template = new_job(task, self.config.tasks[task], config=self.config, keys=False)
             self._templates[task] = template
         chosen = template.priority if priority is None else priority
         job = dataclasses.replace(template, input=input, delay=delay, priority=chosen, after=[])
