@@ -31,6 +31,14 @@ def test_unique_keys_and_after_through_the_api(store_url: str, tmp_path: Path) -
         assert deploys[0]["waiting"] is None
         assert deploys[1]["waiting"] == "concurrency key deploy-prod is at its limit 1"
 
+        builds = [
+            http.post("/api/v1/jobs", json={"task": "build", "input": {"branch": "main"}}).json()
+            for _ in range(2)
+        ]
+        older = http.get(f"/api/v1/jobs/{builds[0]['id']}").json()
+        assert (older["state"], older["reason"]) == ("cancelled", "superseded")
+        assert older["error"] == f"superseded by job {builds[1]['id']}"
+
         unknown = http.post("/api/v1/jobs", json={"task": "notify", "after": ["0" * 19]})
         assert unknown.status_code == 422 and unknown.json()["field"] == "after"
         ids = [deploys[0]["id"], first.json()["id"]]

@@ -347,24 +347,21 @@ class JobManager(UserRequests):
         existing: dict[str, str] = {}
         with self.db.direct() as tx:
             rows = self._enqueue(tx, list(zip(new, ids, strict=True)), existing)
-        self._supersede(new, ids, existing, rows)
+        created = {row["id"]: row["created_at"] for row in rows}
+        self.supersede([(job, jid, created[jid]) for job, jid in zip(new, ids, strict=True)
+                        if jid in created])  # fmt: skip
         return [(existing.get(jid, jid), jid not in existing) for jid in ids]
 
-    def _supersede(
-        self,
-        new: Sequence[NewJob],
-        ids: Sequence[str],
-        existing: dict[str, str],
-        rows: Sequence[dict[str, Any]],
-    ) -> None:
-        """Cancel the older live jobs of the concurrency keys of the jobs just
-        made with ``cancel_in_progress``."""
-        created = {row["id"]: row["created_at"] for row in rows}
-        for job, jid in zip(new, ids, strict=True):
-            if not job.cancel_in_progress or job.concurrency_key is None or jid in existing:
+    def supersede(self, made: Sequence[tuple[NewJob, str, float]]) -> None:
+        """For each job just made, ``(job, id, created_at)``, with
+        ``cancel_in_progress``: cancel the older live jobs of its concurrency
+        key (reason ``superseded``). A transaction of its own, after the
+        submit's: a cancel locks rows, then keys, like every other path."""
+        for job, jid, created in made:
+            if not job.cancel_in_progress or job.concurrency_key is None:
                 continue
             with self.db.direct(read=True) as tx:
-                older = gates.live_of_key(tx, job.concurrency_key, created[jid])
+                older = gates.live_of_key(tx, job.concurrency_key, created)
             if older:
                 self.cancel(older, superseded_by=jid)
 

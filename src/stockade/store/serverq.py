@@ -160,6 +160,10 @@ class ServerQueries:
                 for (job, _), jid in zip(items, ids, strict=True):  # what views mask by
                     if jid in old and job.task == found[jid].task:
                         found[jid].spec = job.spec
+        superseding = [(job, jid, found[jid].created_at) for job, jid in fresh
+                       if job.cancel_in_progress and jid in found]  # fmt: skip
+        if superseding:
+            self.store.jobs.supersede(superseding)
         return [(found[jid], made) for jid, made in zip(ids, created, strict=True)]
 
     def _find(self, job_id: str) -> JobRecord | None:
