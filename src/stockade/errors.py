@@ -37,6 +37,7 @@ __all__ = [
     "ArtifactError",
     "CleanupError",
     "ConfigError",
+    "DependencyError",
     "IncompleteRun",
     "InputError",
     "JobFileError",
@@ -79,6 +80,10 @@ class UsageError(StockadeError):
 
 class IncompleteRun(UsageError):
     """A run's tests did not all run: its failed tests cannot be rerun alone."""
+
+
+class DependencyError(UsageError):
+    """A job cannot be submitted after the jobs it names (unknown, or part of a pipeline run)."""
 
 
 class InputError(UsageError):

@@ -29,6 +29,7 @@ class Reason(StrEnum):
     IDLE_TIMEOUT = "idle_timeout"
     CANCELLED = "cancelled"
     CANCELLED_BY_USER = "cancelled_by_user"
+    SUPERSEDED = "superseded"
     # It never ran, or not to its end, through no fault of its own code.
     LAUNCH_ERROR = "launch_error"
     INVALID_JOB = "invalid_job"
@@ -37,6 +38,8 @@ class Reason(StrEnum):
     WORKER_RESTARTED = "worker_restarted"
     LEASE_EXPIRED = "lease_expired"
     ABANDONED = "abandoned"
+    # A job submitted --after others, one of which did not succeed.
+    DEPENDENCY_FAILED = "dependency_failed"
     # A pipeline's job that did not run.
     SKIPPED = "skipped"
     CACHED = "cached"

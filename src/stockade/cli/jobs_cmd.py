@@ -99,6 +99,7 @@ def show_command(job_ref: str, **opts: Any) -> int:
         lines.insert(2, f"run       {job.run_id} ({where})")
     if job.sandbox:
         lines.append(f"sandbox   {job.sandbox}")
+    lines.extend(_gate_lines(job))
     if job.waiting:
         lines.append(f"waiting   {job.waiting}")
     if job.outcome:
@@ -262,3 +263,15 @@ def _age(seconds: float) -> str:
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
     return f"{int(seconds)}s"
+
+
+def _gate_lines(job: Any) -> list[str]:
+    """``show``'s lines for a job's concurrency key, unique key and dependencies."""
+    lines = []
+    if job.concurrency_key is not None:
+        lines.append(f"key       {job.concurrency_key} (at most {job.concurrency_limit} at once)")
+    if job.unique_key is not None:
+        lines.append(f"unique    {job.unique_key} (while {job.unique_while})")
+    if job.after:
+        lines.append(f"after     {', '.join(job.after)}" + (" (any end)" if job.after_any else ""))
+    return lines

@@ -47,6 +47,14 @@ class _SubmitCommand(click.Command):
 @click.option(
     "--wait", "-w", is_flag=True, help="Wait for the job to finish; exit with its status."
 )
+@click.option(
+    "--after", "after", multiple=True, metavar="JOB[,JOB...]",
+    help="Run once these jobs succeeded (one that fails or is cancelled fails this one).",
+)  # fmt: skip
+@click.option(
+    "--after-any", "after_any", multiple=True, metavar="JOB[,JOB...]",
+    help="Run once these jobs ended, whatever their outcome.",
+)  # fmt: skip
 @store_command
 def submit_command(args: tuple[str, ...], **opts: Any) -> int:
     """Queue TASK from stockade.yaml, a --shell LINE, or -- COMMAND [ARG...].
@@ -55,6 +63,7 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
       stockade submit build --input '{"target": "x86"}'
       stockade submit --priority 5 -- make -j4
       stockade submit --wait --shell 'echo hi'
+      stockade submit deploy --after 0193ab12cd4
     """
     from stockade.engine.client import exit_status, wait
     from stockade.engine.jobspec import new_job
@@ -71,8 +80,15 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
             new_job(name, task, config=config, input=value, priority=opts["priority"], delay=delay)
             for _ in range(opts["count"] - 1)
         ]
-        ids = store.jobs.submit(jobs)
-        for job_id in ids:
+        after, after_any = _after(store, opts)
+        for each in jobs:
+            each.after, each.after_any = after, after_any
+        placed = store.jobs.place(jobs)
+        ids = [job_id for job_id, _ in placed]
+        for job_id, created in placed:
+            if not created:
+                state = store.queries.job(job_id).state.value
+                click.echo(f"already {state}: {job_id}", err=True)
             click.echo(job_id)
         if not opts["wait"]:
             return 0
@@ -87,6 +103,25 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
                 err=True,
             )
     return max(exit_status(record) for record in records)
+
+
+def _after(store: Any, opts: dict[str, Any]) -> tuple[list[str], bool]:
+    """The full ids of the jobs ``--after`` (or ``--after-any``) names, by id
+    or unique prefix; ``(ids, whether any end will do)``."""
+    from stockade.errors import DependencyError, StoreError
+
+    if opts["after"] and opts["after_any"]:
+        raise UsageError("give --after or --after-any, not both")
+    refs = [ref.strip() for given in opts["after"] or opts["after_any"]
+            for ref in given.split(",") if ref.strip()]  # fmt: skip
+    ids: list[str] = []
+    for ref in refs:
+        try:
+            ids.append(store.queries.job(ref).id)
+        except StoreError as exc:
+            flag = "--after" if opts["after"] else "--after-any"
+            raise DependencyError(f"{flag} {ref}: {exc.message}") from None
+    return list(dict.fromkeys(ids)), bool(opts["after_any"])
 
 
 def _task(args: tuple[str, ...], opts: dict[str, Any]) -> tuple[str, Any, Any]:

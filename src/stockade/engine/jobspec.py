@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from stockade.errors import SandboxError, StockadeError, UsageError
 from stockade.runner.spec import RunSpec
 from stockade.spec import Config, SecretSpec, TaskSpec
+from stockade.spec.keys import key_value
 from stockade.spec.sandbox import SandboxProfile
 from stockade.store import Claim, NewJob
 
@@ -33,6 +34,7 @@ __all__ = [
     "log_budget",
     "new_job",
     "run_spec_for",
+    "with_keys",
 ]
 
 SPEC_VERSION = 1
@@ -54,21 +56,25 @@ def new_job(
     input: Any = None,
     priority: int | None = None,
     delay: float = 0.0,
+    keys: bool = True,
 ) -> NewJob:
-    """The record to enqueue for one run of ``task`` with ``input``."""
+    """The record to enqueue for one run of ``task`` with ``input``; its keys
+    evaluated over ``input`` unless ``keys`` is false (a template whose input
+    comes later: :func:`with_keys` then)."""
     sources: dict[str, Any] = {}
     for secret in task.secrets:
         spec = config.secrets.get(secret) if config is not None else None
         sources[secret] = (spec or SecretSpec(env=secret)).model_dump(exclude_none=True)
     frozen: dict[str, Any] = {
         "version": SPEC_VERSION,
-        "task": task.model_dump(mode="json", exclude={"description"}),
+        # Keys are the store's, in columns (stockade.store.gates), not the worker's.
+        "task": task.model_dump(mode="json", exclude={"description", "concurrency", "unique"}),
         "secrets": sources,
     }
     profile = _resolve_profile(task, config)
     if profile is not None:
         frozen["sandbox"] = profile.model_dump(mode="json")
-    return NewJob(
+    job = NewJob(
         task=name,
         spec=frozen,
         input=input,
@@ -81,6 +87,21 @@ def new_job(
         delay=delay,
         sandbox=None if profile is None else profile.backend,
     )
+    return with_keys(job, task) if keys else job
+
+
+def with_keys(job: NewJob, task: TaskSpec) -> NewJob:
+    """``job`` with the values of ``task``'s ``concurrency`` and ``unique`` keys
+    for its input (evaluated now, stored with the job); :class:`InputError`
+    when the input does not give a key."""
+    if task.concurrency is not None:
+        job.concurrency_key = key_value(task.concurrency.key, job.input, "concurrency")
+        job.concurrency_limit = task.concurrency.limit
+        job.cancel_in_progress = task.concurrency.cancel_in_progress
+    if task.unique is not None:
+        job.unique_key = key_value(task.unique.key, job.input, "unique")
+        job.unique_while = task.unique.while_
+    return job
 
 
 def _resolve_profile(task: TaskSpec, config: Config | None) -> SandboxProfile | None:

@@ -40,6 +40,9 @@ from stockade.runner import jobfile
 
 __all__ = ["MAX_KEY_FILE_BYTES", "ResultCache", "cache_key", "inputs_digest"]
 
+#: Task keys that do not change what a job does: left out of its cache key.
+_NOT_RUN = {"description", "concurrency", "unique"}
+
 MAX_KEY_FILE_BYTES = 1 << 30
 """Largest file a ``files:`` key entry hashes; a bigger one fails the job."""
 _HINT = "narrow the files: pattern of the step's cache key"
@@ -82,7 +85,7 @@ async def _key(
     # Everything but the files is encoded here, on the loop that owns the run's state.
     parts: list[bytes | str] = [
         _part("job", [run.pipeline, step.name, job.key]),
-        _part("task", plan.task.model_dump(mode="json", exclude={"description"})),
+        _part("task", plan.task.model_dump(mode="json", exclude=_NOT_RUN)),
         _part("input", plan.input),
     ]
     if inputs is not None:

@@ -24,7 +24,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Scope
 
-from stockade.errors import AmbiguousId, JobNotFound, StockadeError, StoreUnavailable, UsageError
+from stockade.errors import (
+    AmbiguousId,
+    DependencyError,
+    JobNotFound,
+    StockadeError,
+    StoreUnavailable,
+    UsageError,
+)  # fmt: skip
 from stockade.server import health, hooks, jobs_api, metrics, runs_api
 from stockade.server.limits import BodyLimit, Drain, NoNul
 from stockade.server.service import Service
@@ -142,6 +149,8 @@ def _handlers(app: FastAPI) -> None:
             return JSONResponse(body | {"candidates": exc.candidates}, 404)
         if isinstance(exc, StoreUnavailable):
             return JSONResponse({"error": "store unavailable"}, 503, {"Retry-After": "5"})
+        if isinstance(exc, DependencyError):
+            return JSONResponse({"error": exc.message, "field": "after"}, 422)
         if isinstance(exc, UsageError):
             return JSONResponse({"error": exc.message, "field": "task"}, 422)
         return JSONResponse({"error": "internal error"}, 500)

@@ -37,6 +37,7 @@ from stockade.jsontext import text_problem
 from stockade.server.models import ERRORS, ErrorOut
 from stockade.server.service import Service
 from stockade.spec.server import WebhookSpec
+from stockade.store.serverq import keyed_job_id
 
 __all__ = [
     "MAX_HEADER",
@@ -186,12 +187,15 @@ async def deliver(name: str, request: Request) -> JSONResponse:
     if why is not None:
         await record("ignored", 200, why)
         return JSONResponse({"accepted": False, "reason": why}, 200)
+    key = delivery or secrets.token_hex(16)
     job, created = await service.submit(
         hook.task, map_input(payload, hook.input), priority=hook.priority,
-        key=delivery or secrets.token_hex(16), scope=f"hook:{name}",
+        key=key, scope=f"hook:{name}",
     )  # fmt: skip
     if not created:
-        await record("duplicate", 200, "delivery seen before", job.id)
+        seen = job.id == keyed_job_id(f"hook:{name}", key)
+        why = "delivery seen before" if seen else "a live job has the task's unique key"
+        await record("duplicate", 200, why, job.id)
         return JSONResponse({"accepted": False, "duplicate": True, "job_id": job.id}, 200)
     await record("accepted", 202, None, job.id)
     return JSONResponse({"accepted": True, "job_id": job.id}, 202)

@@ -22,6 +22,7 @@ from stockade.server.models import (
 )
 from stockade.server.service import Service, job_view
 from stockade.server.sse import log_stream
+from stockade.store.serverq import keyed_job_id
 from stockade.store.states import JobState
 
 __all__ = ["router"]
@@ -51,7 +52,11 @@ def _service(request: Request) -> Service:
     response_model=JobOut,
     summary="Queue a job",
     responses={
-        200: {"model": JobOut, "description": "The job an earlier request with this key made"},
+        200: {
+            "model": JobOut,
+            "description": "The job an earlier request with this key made, or the live job "
+            "with the task's unique key",
+        },
         400: ERRORS["bad_body"],
         409: ERRORS["conflict"],
         413: ERRORS["too_large"],
@@ -64,12 +69,16 @@ async def submit(
 ) -> Response:
     """Queue a job of a configured task. With an ``Idempotency-Key`` header a
     repeated request returns the job the first one made (200, not 201); the
-    same key with a different task or input is a conflict (409)."""
+    same key with a different task or input is a conflict (409). A task with
+    a ``unique`` key whose value matches a live job returns that job (200).
+    ``after`` names jobs it runs after (an unknown one: 422)."""
     service = _service(request)
     job, created = await service.submit(
-        body.task, body.input, priority=body.priority, delay=body.delay, key=idempotency_key
-    )
-    if not created and (job.task != body.task or job.input != body.input):
+        body.task, body.input, priority=body.priority, delay=body.delay, key=idempotency_key,
+        after=body.after, after_any=body.after_any,
+    )  # fmt: skip
+    keyed = idempotency_key is not None and job.id == keyed_job_id("api", idempotency_key)
+    if keyed and not created and (job.task != body.task or job.input != body.input):
         raise HTTPException(409, "idempotency key already used for a different job")
     # The view is JobOut by construction: answered as is, not validated again.
     return JSONResponse(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -25,6 +25,14 @@ class SubmitRequest(BaseModel):
         default=None, ge=-1000, le=1000, description="Higher runs first [the task's]."
     )
     delay: float = Field(default=0.0, ge=0, le=365 * 86400, description="Seconds to wait first.")
+    after: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Job ids: run once they all succeeded (a failed or cancelled one fails it).",
+    )
+    after_any: bool = Field(
+        default=False, description="Run once the jobs in after ended, whatever their outcome."
+    )
 
     @field_validator("input")
     @classmethod
@@ -66,8 +74,16 @@ class JobOut(BaseModel):
         None, description="The sandbox backend the job runs in, as its task declares [any]."
     )
     waiting: str | None = Field(
-        None, description="Why a queued job is not claimed: no live worker offers its sandbox."
+        None,
+        description="Why a queued job is not claimed: its concurrency key is at its limit, "
+        "it waits on other jobs, no live worker offers its sandbox.",
     )
+    concurrency_key: str | None = Field(None, description="Its concurrency key, if any.")
+    concurrency_limit: int | None = Field(None, description="Jobs of that key at once.")
+    unique_key: str | None = Field(None, description="Its unique key, if any.")
+    unique_while: str | None = Field(None, description="queued or running: while it is unique.")
+    after: list[str] | None = Field(None, description="The jobs it runs after, if any.")
+    after_any: bool = Field(False, description="Whether any end of those will do.")
 
 
 class JobDetails(JobOut):

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from stockade.engine.jobspec import new_job
+from stockade.engine.jobspec import new_job, with_keys
 from stockade.errors import UsageError
 from stockade.jsontext import repaired
 from stockade.sandbox.base import Availability
@@ -36,7 +36,8 @@ _PUBLIC = (
     "id", "task", "state", "priority", "attempts", "max_attempts", "created_at", "updated_at",
     "run_after", "started_at", "finished_at", "worker_id", "cancel_requested", "outcome",
     "exit_code", "signal", "reason", "error", "input", "run_id", "step", "item", "sandbox",
-    "waiting",
+    "waiting", "concurrency_key", "concurrency_limit", "unique_key", "unique_while", "after",
+    "after_any",
 )  # fmt: skip
 
 
@@ -86,12 +87,16 @@ class Service:
 
     async def submit(
         self, task: str, input: Any, *, priority: int | None = None, delay: float = 0.0,
-        key: str | None = None, scope: str = "api",
+        key: str | None = None, scope: str = "api", after: list[str] | None = None,
+        after_any: bool = False,
     ) -> tuple[JobRecord, bool]:  # fmt: skip
         """Queue a job of a configured task; ``(job, created)``. With ``key``, a
-        repeated call returns the job the first one made. Written by the group
-        commit's thread, with whatever other submissions arrive meanwhile."""
+        repeated call returns the job the first one made; a job whose unique
+        key matches a live job returns that one. ``after``: the jobs it runs
+        after. Written by the group commit's thread, with whatever other
+        submissions arrive meanwhile."""
         new = self.new_job(task, input, priority=priority, delay=delay)
+        new.after, new.after_any = list(dict.fromkeys(after or ())), after_any
         return await self.commits.submit(new, keyed_job_id(scope, key) if key else None)
 
     def new_job(
@@ -103,10 +108,11 @@ class Service:
         if template is None:
             if task not in self.config.tasks:
                 raise UsageError(f"unknown task {task!r}")
-            template = new_job(task, self.config.tasks[task], config=self.config)
+            template = new_job(task, self.config.tasks[task], config=self.config, keys=False)
             self._templates[task] = template
         chosen = template.priority if priority is None else priority
-        return dataclasses.replace(template, input=input, delay=delay, priority=chosen)
+        job = dataclasses.replace(template, input=input, delay=delay, priority=chosen, after=[])
+        return with_keys(job, self.config.tasks[task])
 
     def close(self) -> None:
         """Commit the submissions still queued, stop the writer and listener threads."""

@@ -20,6 +20,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, mo
 from stockade.errors import SecretError
 from stockade.runner.spec import DEFAULT_KILL_GRACE, DEFAULT_MAX_OUTPUT, RunSpec
 from stockade.spec.checks import DEFER_CHECKS_CONTEXT, task_problems
+from stockade.spec.keys import Concurrency, Unique
 from stockade.spec.types import (
     STORE_INT_MAX,
     STORE_INT_MIN,
@@ -288,6 +289,13 @@ class TaskSpec(TaskDefaults):
         default=None, description="An argv list, run directly without a shell."
     )
     description: str = Field(default="", description="What the task does, for humans.")
+    concurrency: Concurrency | None = Field(
+        default=None,
+        description="At most limit jobs with the same key (over the input) run at once.",
+    )
+    unique: Unique | None = Field(
+        default=None, description="A submit whose key matches a live job returns that job."
+    )
 
     @field_validator("run")
     @classmethod

@@ -30,13 +30,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from stockade.errors import StoreError
+from stockade.errors import StoreError, UsageError
 from stockade.reasons import Reason
 from stockade.runner.policy import backoff_delay
 from stockade.runner.result import Outcome, Result
+from stockade.store import gates
 from stockade.store import schema as t
 from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, LOGS_CHANNEL, logs_payload
 from stockade.store.direct import Batch, Statement, Tx, insert_batch, row_source
+from stockade.store.gatewait import HELD_SQL
 from stockade.store.ids import new_job_id
 from stockade.store.policy import MAX_TRANSIENT, Step, next_step
 from stockade.store.records import Claim, NewJob
@@ -84,6 +86,9 @@ def _claim_statement(row: str = "rowid") -> Any:
         .where(
             jobs.c.state == Q.value,
             jobs.c.run_after <= now,
+            # The claim index's own predicate, as written there: held jobs
+            # (stockade.store.gates) are not in it.
+            jobs.c.run_after < sa.literal_column(HELD_SQL),
             jobs.c.sandbox_need.op("&")(sa.bindparam("b_refused", type_=sa.Integer)) == 0,
         )
         .order_by(jobs.c.priority.desc(), jobs.c.created_at)
@@ -246,10 +251,19 @@ _RETRY = Batch(partial(_move_statement, True), [name for name, _ in (*_MOVE_PARA
 
 def _lock_running_statement(ids: Any) -> Any:
     """Lock the jobs among ``ids`` still running, in one order for every batch
-    (no deadlock between batches); with the cancel flags and the clock."""
+    (no deadlock between batches); with the cancel flags, the clock, and what
+    an end must settle (:mod:`~stockade.store.gates`): the concurrency key,
+    whether jobs wait on it."""
     jobs = t.jobs
     return (
-        sa.select(jobs.c.id, jobs.c.runs, jobs.c.cancel_requested, epoch_now())
+        sa.select(
+            jobs.c.id,
+            jobs.c.runs,
+            jobs.c.cancel_requested,
+            epoch_now(),
+            jobs.c.concurrency_key,
+            jobs.c.followers,
+        )
         .where(ids, jobs.c.state == R.value)
         .order_by(jobs.c.id)
         .with_for_update()
@@ -316,29 +330,82 @@ class JobManager(UserRequests):
 
         Jobs of one call are a microsecond apart in age, so they run in the
         order given among jobs of equal priority, and after those submitted
-        earlier through the same store.
+        earlier through the same store. A job whose unique key matches a live
+        job gets that job's id instead (see :meth:`place`).
         """
+        return [jid for jid, _ in self.place(new)]
+
+    def place(self, new: Sequence[NewJob]) -> list[tuple[str, bool]]:
+        """:meth:`submit`, telling for each job ``(id, created)``: ``created``
+        is false for a job whose unique key matched a live job, whose id it
+        gets. Jobs with ``cancel_in_progress`` then cancel the older live jobs
+        of their concurrency key (through :meth:`cancel`, after the submit
+        committed: the rows are locked before the keys, everywhere)."""
         ids = [job.id or new_job_id() for job in new]
         if not new:
-            return ids
+            return []
+        existing: dict[str, str] = {}
         with self.db.direct() as tx:
-            self._enqueue(tx, list(zip(new, ids, strict=True)))
-        return ids
+            rows = self._enqueue(tx, list(zip(new, ids, strict=True)), existing)
+        created = {row["id"]: row["created_at"] for row in rows}
+        self.supersede([(job, jid, created[jid]) for job, jid in zip(new, ids, strict=True)
+                        if jid in created])  # fmt: skip
+        return [(existing.get(jid, jid), jid not in existing) for jid in ids]
 
-    def enqueue(self, conn: Connection, new: Sequence[tuple[NewJob, str]]) -> list[dict[str, Any]]:
+    def supersede(self, made: Sequence[tuple[NewJob, str, float]]) -> None:
+        """For each job just made, ``(job, id, created_at)``, with
+        ``cancel_in_progress``: cancel the older live jobs of its concurrency
+        key (reason ``superseded``). A transaction of its own, after the
+        submit's: a cancel locks rows, then keys, like every other path."""
+        for job, jid, created in made:
+            if not job.cancel_in_progress or job.concurrency_key is None:
+                continue
+            with self.db.direct(read=True) as tx:
+                older = gates.live_of_key(tx, job.concurrency_key, created)
+            if older:
+                self.cancel(older, superseded_by=jid)
+
+    def enqueue(
+        self,
+        conn: Connection,
+        new: Sequence[tuple[NewJob, str]],
+        existing: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
         """Insert ``(job, id)`` pairs as ``queued`` inside ``conn``'s write
         transaction: the rows, their ``queued`` events and the workers' wakeup;
         the rows as inserted. For callers that decide in the same transaction
-        what to insert (the HTTP service's group commit)."""
+        what to insert (the HTTP service's group commit). A job whose unique
+        key matched a live job is not inserted: ``existing`` maps its id to
+        that job's."""
         if not new:
             return []
         with self.db.direct_on(conn) as tx:
-            return self._enqueue(tx, new)
+            return self._enqueue(tx, new, existing)
 
-    def _enqueue(self, tx: Tx, new: Sequence[tuple[NewJob, str]]) -> list[dict[str, Any]]:
+    def _enqueue(
+        self,
+        tx: Tx,
+        new: Sequence[tuple[NewJob, str]],
+        existing: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
         """:meth:`enqueue` on the driver's cursor: a multi-row INSERT per chunk
         on PostgreSQL, one ``executemany`` on SQLite. Through Core, 2,000 jobs
-        took 90 ms on PostgreSQL (a statement per row) and 50 on SQLite."""
+        took 90 ms on PostgreSQL (a statement per row) and 50 on SQLite.
+
+        Jobs with keys or dependencies go through :mod:`~stockade.store.gates`
+        in the same transaction; a duplicate of a unique key is not inserted,
+        and ``existing`` gets its id mapped to the live job's."""
+        gated = any(job.gated or job.unique_key is not None for job, _ in new)
+        if gated:
+            for job, _ in new:
+                if job.gated and job.delay > 0:
+                    raise UsageError("a delay cannot be combined with a concurrency key or --after")
+            new, found, locked = gates.prepare(tx, new)
+            if existing is not None:
+                existing.update(found)
+            if not new:
+                gates.release(tx, locked)
+                return []
         ((now,),) = tx.rows(_NOW)
         # Jobs a microsecond apart in age, in the order given, and after the
         # ones this store submitted before: SQLite's clock moves by whole
@@ -350,6 +417,8 @@ class JobManager(UserRequests):
         self._next_created = first + len(rows) * 1e-6
         tx.many(_INSERT_JOB, [tuple(row[c] for c in JOB_COLUMNS) for row in rows])
         tx.many(_INSERT_QUEUED, [(jid, "queued", now) for _, jid in new])
+        if gated:
+            gates.admit(tx, [(job, jid) for job, jid in new if job.gated], locked)
         tx.notify(JOBS_CHANNEL)
         return rows
 
@@ -485,10 +554,24 @@ class JobManager(UserRequests):
             if ends:
                 ids = list({c.job_id: None for c, _ in ends})
                 current: dict[str, tuple[int, bool]] = {}
+                gated: dict[str, tuple[str | None, bool]] = {}
                 now: float | None = None  # the database's clock, read under the lock
-                for jid, run, cancel, clock in tx.rows(_LOCK_RUNNING[tx.dialect], (ids,)):
+                for jid, run, cancel, clock, key, followers in tx.rows(
+                    _LOCK_RUNNING[tx.dialect], (ids,)
+                ):
                     current[jid], now = (run, bool(cancel)), clock
+                    if key is not None or followers:
+                        gated[jid] = (key, bool(followers))
                 states = self._finish_batch(tx, ends, current, now, events)
+                if gated:  # their slots and the jobs waiting on them
+                    gates.settle(
+                        tx,
+                        [
+                            (c.job_id, *gated[c.job_id])
+                            for (c, _), state in zip(ends, states, strict=True)
+                            if state is not None and state is not Q and c.job_id in gated
+                        ],
+                    )
             claims = self._claim(tx, worker_id, limit, lease, offers, events) if limit > 0 else []
             if events:
                 tx.many(_INSERT_EVENT, events)
@@ -585,6 +668,9 @@ class JobManager(UserRequests):
             )
             if target is Q:
                 self.db.notify(conn, JOBS_CHANNEL)
+            else:  # ended: its slot and the jobs waiting on it
+                with self.db.direct_on(conn) as tx:
+                    gates.settle_ids(tx, [claim.job_id])
             return target
 
     def recover_expired(self, limit: int = 100) -> list[tuple[str, JobState]]:
@@ -639,6 +725,10 @@ class JobManager(UserRequests):
                     moved.append((claim.job_id, step.state))
             if any(state is Q for _, state in moved):
                 self.db.notify(conn, JOBS_CHANNEL)
+            ended = [jid for jid, state in moved if state is not Q]
+            if ended:  # their slots and the jobs waiting on them
+                with self.db.direct_on(conn) as tx:
+                    gates.settle_ids(tx, ended)
         return moved
 
 

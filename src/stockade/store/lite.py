@@ -55,7 +55,9 @@ _JOBS = (
     "transient", "backoff_initial", "backoff_multiplier", "backoff_max", "on_timeout",
     "run_after", "created_at", "updated_at", "started_at", "finished_at", "worker_id",
     "lease_expires", "cancel_requested", "cancel_forced", "outcome", "exit_code", "signal",
-    "reason", "error", "run_id", "step", "item", "sandbox_need",
+    "reason", "error", "run_id", "step", "item", "sandbox_need", "concurrency_key",
+    "concurrency_limit", "unique_key", "unique_while", "after_ids", "after_any", "deps_pending",
+    "followers",
 )  # fmt: skip
 _ATTEMPTS = (
     "job_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "reason",

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from stockade.runner.secretinput import masked_input
+from stockade.store.gatewait import gate_wait, split_ids
 from stockade.store.routing import backend_of
 from stockade.store.states import JobState
 
@@ -50,6 +51,24 @@ class NewJob:
     #: The sandbox backend the job must run in (its task's profile), or
     #: ``None``: the claiming worker's default (see :mod:`~stockade.store.routing`).
     sandbox: str | None = None
+    #: Keys and dependencies (see :mod:`~stockade.store.gates`): at most
+    #: ``concurrency_limit`` live jobs of ``concurrency_key`` hold a slot, and
+    #: ``cancel_in_progress`` cancels the older ones; a live job of
+    #: ``unique_key`` (``unique_while``: ``queued`` or ``running``) is returned
+    #: instead of a new one; the job runs once the jobs ``after`` succeeded
+    #: (``after_any``: ended).
+    concurrency_key: str | None = None
+    concurrency_limit: int = 1
+    cancel_in_progress: bool = False
+    unique_key: str | None = None
+    unique_while: str = "queued"
+    after: list[str] = field(default_factory=list)
+    after_any: bool = False
+
+    @property
+    def gated(self) -> bool:
+        """Whether the job waits on a key or on other jobs before it is claimable."""
+        return self.concurrency_key is not None or bool(self.after)
 
 
 @dataclass
@@ -162,9 +181,17 @@ class JobRecord:
     item: str | None = None
     #: The sandbox backend the job must run in (``None``: the worker's default).
     sandbox: str | None = None
-    #: Why a queued job cannot be claimed now, when the store can tell (no
-    #: live worker offers its sandbox); ``None`` otherwise.
+    #: Why a queued job cannot be claimed now, when the store can tell (its
+    #: concurrency key is at its limit, it waits on other jobs, no live
+    #: worker offers its sandbox); ``None`` otherwise.
     waiting: str | None = None
+    #: Keys and dependencies (see :class:`NewJob`).
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    unique_key: str | None = None
+    unique_while: str | None = None
+    after: list[str] | None = None
+    after_any: bool = False
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
@@ -173,7 +200,12 @@ class JobRecord:
         values["state"] = JobState(values["state"])
         values["cancel_requested"] = bool(values["cancel_requested"])
         values["sandbox"] = backend_of(row.get("sandbox_need") or 0)
-        return cls(**values)
+        values["after_any"] = bool(values.get("after_any"))
+        values["after"] = split_ids(row.get("after_ids")) or None
+        record = cls(**values)
+        if record.state is JobState.QUEUED:
+            record.waiting = gate_wait(row)
+        return record
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data, its input's secret fields masked."""
@@ -199,7 +231,10 @@ def mark_waiting(records: list[JobRecord], offers: Callable[[], set[str] | None]
     ``offers()`` reads the backends live workers offer (``None``: one of them
     takes any); it is called only if some record is a queued job with a sandbox.
     """
-    queued = [r for r in records if r.state is JobState.QUEUED and r.sandbox is not None]
+    queued = [
+        r for r in records
+        if r.state is JobState.QUEUED and r.sandbox is not None and r.waiting is None
+    ]  # fmt: skip
     if not queued:
         return
     offered = offers()

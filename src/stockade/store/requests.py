@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from stockade.reasons import Reason
 from stockade.runner.result import Outcome
+from stockade.store import gates
 from stockade.store import schema as t
 from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, ManagerBase, notify_logs
 from stockade.store.rows import dedupe
@@ -49,16 +50,26 @@ def _in_run(run_id: str, instead: str) -> str:
     return f"refused: part of pipeline run {run_id}; use `{instead.replace('RUN', run_id)}`"
 
 
+def _by(superseded_by: str | None) -> dict[str, str]:
+    """Who asked a cancel, for its event."""
+    if superseded_by is None:
+        return {"by": "user"}
+    return {"by": "superseded", "job": superseded_by}
+
+
 class UserRequests(ManagerBase):
     """Cancel and retry, by id; each call one transaction."""
 
-    def cancel(self, job_ids: Iterable[str], *, force: bool = False) -> dict[str, str]:
+    def cancel(
+        self, job_ids: Iterable[str], *, force: bool = False, superseded_by: str | None = None
+    ) -> dict[str, str]:
         """Cancel jobs: a queued one at once, a running one by asking its worker
         to stop it (stop signal, grace, SIGKILL; the worker records
         ``cancelled``). A running job cancelled again while it stops, or with
         ``force``, is killed at once instead (SIGKILL, no grace).
         ``{job: what happened}``: ``cancelled``, ``cancelling``, ``killing``,
-        ``already <state>`` or ``not found``."""
+        ``already <state>`` or ``not found``. ``superseded_by``: the job with
+        ``cancel_in_progress`` that replaces these (reason ``superseded``)."""
         ids = dedupe(job_ids)
         done: dict[str, str] = {}
         with self.db.transaction() as conn:
@@ -68,18 +79,22 @@ class UserRequests(ManagerBase):
                     done[jid] = _in_run(runs[jid], "stockade runs RUN --cancel")
                     continue
                 done[jid] = self._cancel_one(
-                    conn, jid, states.get(jid), force=force or jid in stopping
+                    conn, jid, states.get(jid), force=force or jid in stopping, by=superseded_by
                 )
             for jid, what in done.items():
                 if what in ("cancelling", "killing"):
                     self.db.notify(conn, CANCEL_CHANNEL, jid)
             if "cancelled" in done.values():  # ended while queued: its log streams end
-                notify_logs(self.db, conn, (j for j, what in done.items() if what == "cancelled"))
+                ended = [j for j, what in done.items() if what == "cancelled"]
+                notify_logs(self.db, conn, ended)
+                with self.db.direct_on(conn) as tx:  # its slot, the jobs waiting on it
+                    gates.settle_ids(tx, ended)
         return done
 
     def _cancel_one(
-        self, conn: Connection, job_id: str, state: JobState | None, *, force: bool
-    ) -> str:
+        self, conn: Connection, job_id: str, state: JobState | None, *, force: bool,
+        by: str | None = None,
+    ) -> str:  # fmt: skip
         jobs, now = t.jobs, epoch_now()
         if state is None:
             return "not found"
@@ -91,12 +106,13 @@ class UserRequests(ManagerBase):
                 .values(
                     state=JobState.CANCELLED.value,
                     outcome=Outcome.CANCELLED.value,
-                    reason=Reason.CANCELLED_BY_USER,
+                    reason=Reason.CANCELLED_BY_USER if by is None else Reason.SUPERSEDED,
+                    error=None if by is None else f"superseded by job {by}",
                     finished_at=now,
                     updated_at=now,
                 )
             )
-            self._event(conn, job_id, None, "cancelled", {"by": "user"})
+            self._event(conn, job_id, None, "cancelled", _by(by))
             return "cancelled"
         if state is R:
             conn.execute(
@@ -104,7 +120,7 @@ class UserRequests(ManagerBase):
                 .where(jobs.c.id == job_id, jobs.c.state == R.value)
                 .values(cancel_requested=True, cancel_forced=force, updated_at=now)
             )
-            self._event(conn, job_id, None, "cancel_requested", {"by": "user", "force": force})
+            self._event(conn, job_id, None, "cancel_requested", {**_by(by), "force": force})
             return "killing" if force else "cancelling"
         return f"already {state.value}"
 
@@ -146,6 +162,9 @@ class UserRequests(ManagerBase):
                     )
                     self._event(conn, jid, None, "queued", {"by": "retry"})
                     done[jid] = "queued"
-            if "queued" in done.values():
-                self.db.notify(conn, JOBS_CHANNEL)
+            with self.db.direct_on(conn) as tx:
+                if "queued" in done.values():
+                    self.db.notify(conn, JOBS_CHANNEL)  # held again if keyed or waiting:
+                    gates.requeue(tx, [j for j, what in done.items() if what == "queued"])
+                gates.decide_locked(tx, [j for j, what in done.items() if what != "queued"])
         return done

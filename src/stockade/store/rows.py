@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from stockade.runner.result import Result
+from stockade.store.gatewait import HELD
 from stockade.store.records import Claim, NewJob
 from stockade.store.routing import sandbox_bit
 from stockade.store.states import JobState
@@ -20,13 +21,17 @@ JOB_COLUMNS = (
     "id", "task", "state", "priority", "input", "spec", "max_attempts", "attempts", "runs",
     "transient", "backoff_initial", "backoff_multiplier", "backoff_max", "on_timeout",
     "run_after", "created_at", "updated_at", "cancel_requested", "sandbox_need",
+    "concurrency_key", "concurrency_limit", "unique_key", "unique_while", "after_ids", "after_any",
+    "deps_pending",
 )  # fmt: skip
 
 
 def job_row(job: NewJob, job_id: str, now: float, created: float) -> dict[str, Any]:
     """A new job's row, ``queued`` at ``now`` and runnable from ``now`` plus
     its delay; ``created`` (at least ``now``) is its age, the claim order
-    among jobs of equal priority."""
+    among jobs of equal priority. A job with a concurrency key or
+    dependencies is written held (see :mod:`~stockade.store.gates`)."""
+    keyed = job.concurrency_key is not None
     return {
         "id": job_id,
         "task": job.task,
@@ -42,11 +47,18 @@ def job_row(job: NewJob, job_id: str, now: float, created: float) -> dict[str, A
         "backoff_multiplier": job.backoff_multiplier,
         "backoff_max": job.backoff_max,
         "on_timeout": job.on_timeout,
-        "run_after": now + job.delay,
+        "run_after": HELD if job.gated else now + job.delay,
         "created_at": created,
         "updated_at": now,
         "cancel_requested": False,
         "sandbox_need": sandbox_bit(job.sandbox),
+        "concurrency_key": job.concurrency_key,
+        "concurrency_limit": job.concurrency_limit if keyed else None,
+        "unique_key": job.unique_key,
+        "unique_while": job.unique_while if job.unique_key is not None else None,
+        "after_ids": ",".join(job.after) if job.after else None,
+        "after_any": job.after_any,
+        "deps_pending": bool(job.after),
     }
 
 

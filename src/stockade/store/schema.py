@@ -13,6 +13,8 @@ Tables:
     ended. ``attempts`` counts attempts spent against ``max_attempts``;
     ``runs`` numbers every start (the attempt number, and the fence that
     keeps a late completion from overwriting a newer attempt).
+``job_deps``
+    The jobs a job submitted with ``--after`` waits on (migration ``0011``).
 ``attempts``
     One row per run of a job: who ran it, when, and the result record.
 ``outputs`` / ``saved_state``
@@ -47,10 +49,13 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from stockade.store.gatewait import HELD_SQL
+
 __all__ = [
     "attempts",
     "epoch_now",
     "events",
+    "job_deps",
     "jobs",
     "log_chunks",
     "metadata",
@@ -71,6 +76,9 @@ def _only(condition: str) -> dict[str, Any]:
 
 
 metadata = sa.MetaData()
+
+#: The rows of the claim index: queued and not held (see ``ix_jobs_claim``).
+CLAIMABLE = f"state = 'queued' AND run_after < {HELD_SQL}"
 
 #: Auto-increment ids: BIGINT on PostgreSQL, the rowid alias on SQLite.
 _Serial = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -113,22 +121,58 @@ jobs = sa.Table(
     sa.Column("item", sa.String(500), nullable=True),
     # The sandbox backend the job must run in, as a bit (stockade.store.routing).
     sa.Column("sandbox_need", sa.Integer, nullable=False, server_default="0"),
+    # Keys and dependencies (migration 0011, stockade.store.gates): at most
+    # ``concurrency_limit`` live jobs of a key hold a slot; a queued job with
+    # ``unique_key`` is the one a later submit of that key gets; ``after_ids``
+    # lists the jobs it waits on, comma-separated (``after_any``: whatever
+    # their outcome),
+    # ``deps_pending`` while some have not ended, ``followers`` once a job
+    # waits on this one.
+    sa.Column("concurrency_key", sa.String(200), nullable=True),
+    sa.Column("concurrency_limit", sa.Integer, nullable=True),
+    sa.Column("unique_key", sa.String(200), nullable=True),
+    sa.Column("unique_while", sa.String(8), nullable=True),
+    sa.Column("after_ids", sa.Text, nullable=True),
+    sa.Column("after_any", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("deps_pending", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("followers", sa.Boolean, nullable=False, server_default=sa.false()),
     # Only jobs that have a run, or a worker: every query through these
     # names a value, and a NULL entry cost an index write at each state change.
     sa.Index("ix_jobs_run", "run_id", **_only("run_id IS NOT NULL")),
     sa.Index("ix_jobs_lease", "lease_expires", **_only("state = 'running'")),
     sa.Index("ix_jobs_worker", "worker_id", **_only("worker_id IS NOT NULL")),
     sa.Index("ix_jobs_task_state", "task", "state"),
+    sa.Index(
+        "ix_jobs_concurrency",
+        "concurrency_key",
+        "created_at",
+        **_only("concurrency_key IS NOT NULL"),
+    ),
+    sa.Index("ix_jobs_unique", "unique_key", **_only("unique_key IS NOT NULL")),
+)
+
+# Who waits on whom (migration 0011): one row per dependency of a job
+# submitted with ``--after``, found by the job that ends.
+job_deps = sa.Table(
+    "job_deps",
+    metadata,
+    sa.Column(
+        "job_id", sa.String(40), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("after_id", sa.String(40), primary_key=True),
+    sa.Index("ix_job_deps_after", "after_id"),
 )
 
 # Claim order is "priority, then age": the index matches it exactly (priority
 # descending, age ascending) and holds only queued rows, so a claim reads the
-# first few entries however long the queue is.
+# first few entries however long the queue is. Jobs held by a key or by
+# other jobs (run_after at HELD, stockade.store.gates) are left out of it
+# (migration 0011), so however many wait they are never walked past.
 sa.Index(
     "ix_jobs_claim",
     jobs.c.priority.desc(),
     jobs.c.created_at,
-    **_only("state = 'queued'"),
+    **_only(CLAIMABLE),
 )
 
 attempts = sa.Table(

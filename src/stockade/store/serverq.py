@@ -145,13 +145,25 @@ class ServerQueries:
                 if jid not in taken:
                     taken.add(jid)
                     fresh.append((job, jid))
-            found = {row["id"]: _queued(row) for row in self.store.jobs.enqueue(conn, fresh)}
+            same: dict[str, str] = {}  # a unique key's duplicate → the live job
+            found = {row["id"]: _queued(row) for row in self.store.jobs.enqueue(conn, fresh, same)}
+            if same or any(job.gated for job, _ in fresh):
+                # A duplicate gets the live job; a held job may have been let
+                # go in this transaction: both are read back.
+                created = [made and jid not in same for made, jid in zip(created, ids, strict=True)]
+                ids = [same.get(jid, jid) for jid in ids]
+                gated = {jid for job, jid in fresh if job.gated}
+                old = sorted({*old, *gated, *(jid for jid in ids if jid not in found)})
             if old:  # only jobs made before need reading back
                 rows = conn.execute(sa.select(*_NO_SPEC).where(jobs.c.id.in_(old)))
                 found.update((row["id"], JobRecord.from_row(row)) for row in rows.mappings())
                 for (job, _), jid in zip(items, ids, strict=True):  # what views mask by
-                    if jid in old:
+                    if jid in old and job.task == found[jid].task:
                         found[jid].spec = job.spec
+        superseding = [(job, jid, found[jid].created_at) for job, jid in fresh
+                       if job.cancel_in_progress and jid in found]  # fmt: skip
+        if superseding:
+            self.store.jobs.supersede(superseding)
         return [(found[jid], made) for jid, made in zip(ids, created, strict=True)]
 
     def _find(self, job_id: str) -> JobRecord | None:

@@ -2,9 +2,10 @@
 
 docs/design.md, "Job states": ``queued → running → (succeeded | failed |
 cancelled | queued again for a retry)``; a queued job may also be
-cancelled before it starts. ``stockade retry`` adds one edge a user asks
-for by hand: a failed or cancelled job back to ``queued``. Every UPDATE of
-``jobs.state`` in the job manager goes through :func:`check` with the
+cancelled before it starts, or fail without running when a job it was
+submitted ``--after`` did not succeed. ``stockade retry`` adds one edge a
+user asks for by hand: a failed or cancelled job back to ``queued``. Every
+UPDATE of ``jobs.state`` in the job manager goes through :func:`check` with the
 state it expects in its WHERE clause, so a transition not listed here
 cannot happen, and one that raced with another does nothing.
 
@@ -41,7 +42,8 @@ class JobState(StrEnum):
 TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
 ALLOWED: dict[JobState, frozenset[JobState]] = {
-    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED}),
+    # queued → failed: a dependency of a job submitted ``--after`` it failed.
+    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
     JobState.RUNNING: frozenset(
         {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.QUEUED}
     ),
