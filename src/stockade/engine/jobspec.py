@@ -62,9 +62,12 @@ def new_job(
         sources[secret] = (spec or SecretSpec(env=secret)).model_dump(exclude_none=True)
     frozen: dict[str, Any] = {
         "version": SPEC_VERSION,
-        "task": task.model_dump(mode="json", exclude={"description"}),
+        "task": task.model_dump(mode="json", exclude={"description", "notify"}),
         "secrets": sources,
     }
+    notes = [*(config.notify if config is not None else ()), *task.notify]
+    if notes:  # what the store queues when the job ends (stockade.store.outbox)
+        frozen["notify"] = [note.model_dump(mode="json", exclude_none=True) for note in notes]
     profile = _resolve_profile(task, config)
     if profile is not None:
         frozen["sandbox"] = profile.model_dump(mode="json")

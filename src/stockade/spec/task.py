@@ -20,6 +20,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, mo
 from stockade.errors import SecretError
 from stockade.runner.spec import DEFAULT_KILL_GRACE, DEFAULT_MAX_OUTPUT, RunSpec
 from stockade.spec.checks import DEFER_CHECKS_CONTEXT, task_problems
+from stockade.spec.notify import NotifySpec
 from stockade.spec.types import (
     STORE_INT_MAX,
     STORE_INT_MIN,
@@ -270,6 +271,11 @@ class TaskSpec(TaskDefaults):
         default=None, description="An argv list, run directly without a shell."
     )
     description: str = Field(default="", description="What the task does, for humans.")
+    notify: list[NotifySpec] = Field(
+        default_factory=list,
+        description="Webhooks or commands told when a job of this task ends (besides the "
+        "file's own notify).",
+    )
 
     @field_validator("run")
     @classmethod

@@ -38,6 +38,8 @@ from stockade.store import schema as t
 from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, LOGS_CHANNEL, logs_payload
 from stockade.store.direct import Batch, Statement, Tx, insert_batch, row_source
 from stockade.store.ids import new_job_id
+from stockade.store.outbox import INSERT as _INSERT_NOTIFICATION
+from stockade.store.outbox import end_rows, queue_ended
 from stockade.store.policy import MAX_TRANSIENT, Step, next_step
 from stockade.store.records import Claim, NewJob
 from stockade.store.requests import UserRequests
@@ -528,7 +530,12 @@ class JobManager(UserRequests):
             data = {"outcome": result.outcome.value, "state": step.state.value}
             events.append((claim.job_id, "finished", claim.run, data, now))
             states.append(step.state)
+            if "notify" in claim.spec and step.state is not Q:
+                job = _ended(claim, result, step.state)
+                batch.notes += end_rows(claim.spec, job, claim.run, now or 0.0)
         batch.write(tx)
+        if batch.notes:  # in the end's own transaction: committed with it or not at all
+            tx.many(_INSERT_NOTIFICATION, batch.notes)
         for job_id, run, saved in batch.saves:
             if tx.execute(_UPDATE_SAVED, (job_id, run, saved)) == 0:
                 tx.execute(_INSERT_SAVED, (job_id, run, saved))
@@ -585,6 +592,8 @@ class JobManager(UserRequests):
             )
             if target is Q:
                 self.db.notify(conn, JOBS_CHANNEL)
+            else:
+                queue_ended(conn, [claim.job_id])
             return target
 
     def recover_expired(self, limit: int = 100) -> list[tuple[str, JobState]]:
@@ -639,7 +648,18 @@ class JobManager(UserRequests):
                     moved.append((claim.job_id, step.state))
             if any(state is Q for _, state in moved):
                 self.db.notify(conn, JOBS_CHANNEL)
+            queue_ended(conn, [job_id for job_id, state in moved if state is not Q])
         return moved
+
+
+def _ended(claim: Claim, result: Result, state: JobState) -> dict[str, Any]:
+    """The summary fields of a job ``result`` just ended (for its notifications)."""
+    return {
+        "id": claim.job_id, "task": claim.task, "state": state.value,
+        "outcome": result.outcome.value, "reason": result.reason, "error": result.error,
+        "exit_code": result.exit_code, "signal": result.signal, "attempts": claim.attempts,
+        "max_attempts": claim.max_attempts,
+    }  # fmt: skip
 
 
 class _EndBatch:
@@ -652,6 +672,8 @@ class _EndBatch:
         self.attempts: list[tuple[Any, ...]] = []
         self.outputs: list[tuple[Any, ...]] = []
         self.saves: list[tuple[str, int, dict[str, Any]]] = []
+        #: Rows of the outbox (:mod:`~stockade.store.outbox`) the ends queue.
+        self.notes: list[tuple[Any, ...]] = []
 
     def add(self, claim: Claim, result: Result, state: JobState, delay: float | None) -> None:
         """One fenced end moving its job to ``state`` (``delay``: a retry's backoff)."""

@@ -11,6 +11,7 @@ from stockade.reasons import Reason
 from stockade.runner.result import Outcome
 from stockade.store import schema as t
 from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, ManagerBase, notify_logs
+from stockade.store.outbox import queue_ended
 from stockade.store.rows import dedupe
 from stockade.store.schema import epoch_now
 from stockade.store.states import ALLOWED, JobState, check
@@ -74,7 +75,9 @@ class UserRequests(ManagerBase):
                 if what in ("cancelling", "killing"):
                     self.db.notify(conn, CANCEL_CHANNEL, jid)
             if "cancelled" in done.values():  # ended while queued: its log streams end
-                notify_logs(self.db, conn, (j for j, what in done.items() if what == "cancelled"))
+                ended = [j for j, what in done.items() if what == "cancelled"]
+                notify_logs(self.db, conn, ended)
+                queue_ended(conn, ended)
         return done
 
     def _cancel_one(
