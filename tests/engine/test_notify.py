@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -116,6 +118,16 @@ def test_a_failed_job_notifies_a_webhook_that_fails_twice_then_a_command(
     assert [t["status"] for t in command["history"]] == [0]
     assert SECRET not in json.dumps(store.outbox.of_job(job))
 
+    shown = subprocess.run(
+        [sys.executable, "-m", "stockade.cli.main", "show", job],
+        env={**os.environ, "STOCKADE_DATABASE_URL": store_url}, capture_output=True, text=True,
+        timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert f"notify    webhook {hook['to']}: delivered after 3 tries" in shown
+    assert "  try 1: status 500 (HTTP 500)" in shown
+    assert "  try 3: status 204" in shown
+    assert f"notify    command {sys.executable} -c" in shown
+
 
 def test_a_cancelled_queued_job_queues_its_notification(store: Store) -> None:
     config = {"notify": [{"on": ["cancelled"], "command": ["true"]}]}
@@ -152,3 +164,19 @@ def test_a_lapsed_claim_is_taken_over_and_its_holder_cannot_record(store: Store)
     assert not store.outbox.record(stale, {"status": 0}, delivered=True, retry_in=None)
     assert store.outbox.record(fresh, {"status": 1}, delivered=False, retry_in=None)
     assert [n["state"] for n in store.outbox.of_job(job)] == ["failed"]
+
+
+@pytest.mark.parametrize(
+    ("note", "message"),
+    [
+        ({"on": ["explode"], "command": ["true"]}, "unknown job end 'explode' in on"),
+        ({"url": "ftp://x/y"}, r"is not an http\(s\) URL"),
+        ({"url": "http://x/", "command": ["true"]}, "exactly one of url and command"),
+        ({"command": ["true"], "secret": {"env": "K"}}, "secret signs a webhook"),
+        ({"url": "http://x/", "secret": {"value": "k"}}, "never from a literal value"),
+        ({"url": "http://x/", "timeout": "2m"}, "less than or equal to 60"),
+    ],
+)
+def test_bad_notify_config_says_what_to_fix(note: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Config.model_validate({"tasks": {"t": {"run": "true", "notify": [note]}}})

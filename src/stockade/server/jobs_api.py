@@ -102,6 +102,7 @@ def get_job(job_id: str, request: Request) -> dict[str, Any]:
         **job_view(job),
         "attempts_detail": [repaired(_attempt(a.to_dict())) for a in attempts],
         "outputs": outputs,
+        "notifications": _service(request).store.queries.notifications(job.id),
     }
 
 

@@ -30,7 +30,10 @@ from stockade.store.database import Database
 from stockade.store.direct import insert_batch
 from stockade.store.schema import epoch_now
 
-__all__ = ["HISTORY_MAX", "Delivery", "Outbox", "delivery_id", "end_rows", "queue_ended", "summary"]
+__all__ = [
+    "HISTORY_MAX", "SHOWN", "Delivery", "Outbox", "delivery_id", "end_rows", "queue_ended",
+    "shown", "summary",
+]  # fmt: skip
 
 #: Tries kept in a row's ``history`` (the newest); ``tries`` counts them all.
 HISTORY_MAX = 20
@@ -118,6 +121,22 @@ def _shown_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
+#: The ``notifications`` columns a job's view reads, in order.
+SHOWN = ("id", "attempt", "target", "kind", "state", "tries", "due", "history", "spec",
+         "created_at", "updated_at")  # fmt: skip
+
+
+def shown(job_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of :data:`SHOWN` as a job's view shows them: where each goes (a
+    URL without its credentials, or an argv), never a secret's source."""
+    for row in rows:
+        spec = row.pop("spec") or {}
+        row["to"] = _shown_url(spec["url"]) if spec.get("url") else spec.get("command")
+        row["delivery"] = delivery_id(job_id, row["target"])
+        row["history"] = row["history"] or []
+    return rows
+
+
 @dataclass
 class Delivery:
     """A claimed notification: what to send, and the token that may record it."""
@@ -195,19 +214,12 @@ class Outbox:
             return conn.execute(stmt.values(values)).rowcount == 1
 
     def of_job(self, job_id: str) -> list[dict[str, Any]]:
-        """The notifications of ``job_id``, oldest first, without their secrets' sources."""
+        """The notifications of ``job_id``, oldest first (see :func:`shown`)."""
         n = t.notifications
-        cols = ("id", "attempt", "target", "kind", "state", "tries", "due", "history",
-                "spec", "created_at", "updated_at")  # fmt: skip
-        query = sa.select(*(n.c[c] for c in cols)).where(n.c.job_id == job_id).order_by(n.c.id)
+        query = sa.select(*(n.c[c] for c in SHOWN)).where(n.c.job_id == job_id).order_by(n.c.id)
         with self.db.read() as conn:
-            rows = [dict(zip(cols, row, strict=True)) for row in conn.execute(query)]
-        for row in rows:
-            spec = row.pop("spec") or {}
-            row["to"] = _shown_url(spec["url"]) if spec.get("url") else spec.get("command")
-            row["delivery"] = delivery_id(job_id, row["target"])
-            row["history"] = row["history"] or []
-        return rows
+            rows = [dict(zip(SHOWN, row, strict=True)) for row in conn.execute(query)]
+        return shown(job_id, rows)
 
     def counts(self) -> dict[str, int]:
         """Notifications by state (for metrics)."""
