@@ -125,6 +125,8 @@ jobs = sa.Table(
     sa.Index("ix_jobs_lease", "lease_expires", **_only("state = 'running'")),
     sa.Index("ix_jobs_worker", "worker_id", **_only("worker_id IS NOT NULL")),
     sa.Index("ix_jobs_task_state", "task", "state"),
+    # The last hour's ends, for the dashboard's chart (migration 0011).
+    sa.Index("ix_jobs_finished", "finished_at", **_only("finished_at IS NOT NULL")),
 )
 
 # Claim order is "priority, then age": the index matches it exactly (priority

@@ -1,4 +1,4 @@
-"""The outbox of job-end notifications.
+"""The outbox of job-end notifications; an index of when jobs ended.
 
 Revision ID: 0011
 Revises: 0010
@@ -8,6 +8,8 @@ A job whose frozen spec has ``notify`` entries gets one ``notifications``
 row per entry its end matches, written in the transaction that records the
 end; workers claim the due rows (a lease and a token) and send them, so a
 crash loses none and no two senders hold one row at a time.
+
+``ix_jobs_finished`` serves the dashboard's chart of the last hour's ends.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ depends_on = None
 SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 TIME = sa.Float(precision=53)
 IN_FLIGHT = "state IN ('pending', 'sending')"
+FINISHED = "finished_at IS NOT NULL"
 
 
 def upgrade() -> None:
@@ -51,9 +54,14 @@ def upgrade() -> None:
         "ix_notifications_due", "notifications", ["due"], unique=False,
         sqlite_where=sa.text(IN_FLIGHT), postgresql_where=sa.text(IN_FLIGHT),
     )  # fmt: skip
+    op.create_index(
+        "ix_jobs_finished", "jobs", ["finished_at"], unique=False,
+        sqlite_where=sa.text(FINISHED), postgresql_where=sa.text(FINISHED),
+    )  # fmt: skip
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_finished", table_name="jobs")
     op.drop_index("ix_notifications_due", table_name="notifications")
     op.drop_index("ix_notifications_job", table_name="notifications")
     op.drop_table("notifications")
