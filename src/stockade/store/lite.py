@@ -277,7 +277,7 @@ class LiteQueries:
         )
 
     def notifications(self, job_id: str) -> list[dict[str, Any]]:
-        from stockade.store.outbox import SHOWN, shown
+        from stockade.store.outboxview import SHOWN, shown
 
         sql = f"SELECT {', '.join(SHOWN)} FROM notifications WHERE job_id = ? ORDER BY id"
         return self._read(

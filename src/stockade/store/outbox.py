@@ -20,7 +20,6 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -28,6 +27,7 @@ from sqlalchemy.engine import Connection
 from stockade.store import schema as t
 from stockade.store.database import Database
 from stockade.store.direct import insert_batch
+from stockade.store.outboxview import SHOWN, delivery_id, shown
 from stockade.store.schema import epoch_now
 
 __all__ = [
@@ -43,11 +43,6 @@ INSERT = insert_batch(
     t.notifications, "job_id", "attempt", "target", "kind", "spec", "body", "state", "due",
     "created_at", "updated_at",
 )  # fmt: skip
-
-
-def delivery_id(job_id: str, target: int) -> str:
-    """The delivery's stable id (``X-Stockade-Delivery``), the same on every try."""
-    return f"{job_id}.{target}"
 
 
 def summary(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,32 +104,6 @@ def queue_ended(conn: Connection, job_ids: Iterable[str]) -> int:
             t.notifications.insert(), [dict(zip(INSERT.args, r, strict=True)) for r in rows]
         )
     return len(rows)
-
-
-def _shown_url(url: str) -> str:
-    """``url`` without what may hold a credential (user info, query, fragment)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-#: The ``notifications`` columns a job's view reads, in order.
-SHOWN = ("id", "attempt", "target", "kind", "state", "tries", "due", "history", "spec",
-         "created_at", "updated_at")  # fmt: skip
-
-
-def shown(job_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of :data:`SHOWN` as a job's view shows them: where each goes (a
-    URL without its credentials, or an argv), never a secret's source."""
-    for row in rows:
-        spec = row.pop("spec") or {}
-        row["to"] = _shown_url(spec["url"]) if spec.get("url") else spec.get("command")
-        row["delivery"] = delivery_id(job_id, row["target"])
-        row["history"] = row["history"] or []
-    return rows
 
 
 @dataclass

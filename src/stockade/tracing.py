@@ -1,0 +1,141 @@
+"""OpenTelemetry traces of a job's life: submit, claim, launch, run, record.
+
+Optional in three ways:
+
+* without the ``opentelemetry`` API installed every function here does
+  nothing (``span`` yields ``None``, ``carrier`` is ``{}``);
+* with the API but no SDK (or no exporter configured), spans are the API's
+  no-op ones: nothing is recorded, but a caller's ``traceparent`` still
+  passes through to the job it submits;
+* :func:`configure` installs the SDK's tracer provider with an exporter
+  when asked, by ``OTEL_TRACES_EXPORTER`` (``console``, or ``otlp`` with the
+  OTLP exporter package installed) or by its argument; the exporter then
+  reads its other standard ``OTEL_*`` variables itself.
+
+A job keeps the W3C trace context it was submitted in (``traceparent``,
+``tracestate``) in its frozen spec, so whichever worker runs it continues
+that trace: the run span's parent is the submit span, even on another
+machine. We use the OpenTelemetry API rather than writing spans by hand: it
+is the standard every tracing backend reads, and its propagator is the W3C
+format a caller's HTTP client sends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+__all__ = ["TRACER", "carrier", "configure", "ended_span", "span"]
+
+log = logging.getLogger("stockade.tracing")
+
+#: The instrumentation scope of stockade's spans.
+TRACER = "stockade"
+_HEADERS = ("traceparent", "tracestate")
+
+
+def _api() -> Any:
+    """The ``opentelemetry.trace`` module, or ``None`` when not installed."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+    return trace
+
+
+def _context(parent: Mapping[str, str] | None) -> Any:
+    """The context a W3C carrier (``traceparent`` and ``tracestate``) names;
+    ``None`` (the current one) for no carrier."""
+    if not parent:
+        return None
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    wanted = {k.lower(): v for k, v in parent.items() if k.lower() in _HEADERS}
+    return TraceContextTextMapPropagator().extract(wanted) if wanted else None
+
+
+@contextlib.contextmanager
+def span(
+    name: str,
+    parent: Mapping[str, str] | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Iterator[Any]:
+    """A span, current for the block, child of ``parent`` (a W3C carrier,
+    such as a request's headers or a job's stored context) or of the current
+    span; ``None`` without the API."""
+    trace = _api()
+    if trace is None:
+        yield None
+        return
+    tracer = trace.get_tracer(TRACER)
+    values = {k: v for k, v in (attributes or {}).items() if v is not None}
+    with tracer.start_as_current_span(name, context=_context(parent), attributes=values) as s:
+        yield s
+
+
+def ended_span(
+    name: str, start: float, end: float, parent: Mapping[str, str] | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """A span that already happened (``start``/``end``: epoch seconds), such as
+    a job's wait between its claim and its launch."""
+    trace = _api()
+    if trace is None:
+        return
+    values = {k: v for k, v in (attributes or {}).items() if v is not None}
+    s = trace.get_tracer(TRACER).start_span(
+        name, context=_context(parent), attributes=values, start_time=int(start * 1e9)
+    )
+    s.end(end_time=int(max(start, end) * 1e9))
+
+
+def carrier() -> dict[str, str]:
+    """The current span's W3C context (``traceparent``, maybe ``tracestate``),
+    to store on a job or pass on; ``{}`` when there is none."""
+    if _api() is None:
+        return {}
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    found: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(found)
+    return found
+
+
+def configure(exporter: str | None = None) -> bool:
+    """Export spans with the SDK if asked (``exporter`` or ``OTEL_TRACES_EXPORTER``:
+    ``console`` or ``otlp``); whether spans are now exported. Off by default."""
+    wanted = (exporter or os.environ.get("OTEL_TRACES_EXPORTER", "")).strip().lower()
+    if wanted in ("", "none"):
+        return False
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+    except ImportError:
+        log.warning("tracing asked for (%s) but the OpenTelemetry SDK is not installed: "
+                    "pip install 'stockade[otel]'", wanted)  # fmt: skip
+        return False
+    made: SpanExporter
+    if wanted == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        made = ConsoleSpanExporter()
+    elif wanted == "otlp":
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError:
+            log.warning("OTEL_TRACES_EXPORTER=otlp needs opentelemetry-exporter-otlp-proto-http")
+            return False
+        made = OTLPSpanExporter()
+    else:
+        log.warning("unknown OTEL_TRACES_EXPORTER %r: use console or otlp", wanted)
+        return False
+    service = os.environ.get("OTEL_SERVICE_NAME", "stockade")
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(BatchSpanProcessor(made))
+    trace.set_tracer_provider(provider)
+    return True
