@@ -28,13 +28,34 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["TRACER", "carrier", "configure", "ended_span", "span"]
+__all__ = ["TRACER", "carrier", "configure", "ended_span", "span", "tracer", "use_provider"]
 
 log = logging.getLogger("stockade.tracing")
 
 #: The instrumentation scope of stockade's spans.
 TRACER = "stockade"
 _HEADERS = ("traceparent", "tracestate")
+#: The provider :func:`use_provider` chose (``provider``), instead of the global one.
+_chosen: dict[str, Any] = {}
+
+
+def use_provider(provider: Any) -> None:
+    """Make stockade's spans with ``provider`` (an SDK ``TracerProvider``)
+    rather than the global one; ``None`` goes back to the global one. For an
+    application embedding stockade, and for tests (the SDK's in-memory
+    exporter), since the global provider can be set only once."""
+    _chosen["provider"] = provider
+
+
+def tracer() -> Any:
+    """stockade's tracer, or ``None`` without the OpenTelemetry API."""
+    trace = _api()
+    if trace is None:
+        return None
+    provider = _chosen.get("provider")
+    if provider is not None:
+        return provider.get_tracer(TRACER)
+    return trace.get_tracer(TRACER)
 
 
 def _api() -> Any:
@@ -66,13 +87,12 @@ def span(
     """A span, current for the block, child of ``parent`` (a W3C carrier,
     such as a request's headers or a job's stored context) or of the current
     span; ``None`` without the API."""
-    trace = _api()
-    if trace is None:
+    found = tracer()
+    if found is None:
         yield None
         return
-    tracer = trace.get_tracer(TRACER)
     values = {k: v for k, v in (attributes or {}).items() if v is not None}
-    with tracer.start_as_current_span(name, context=_context(parent), attributes=values) as s:
+    with found.start_as_current_span(name, context=_context(parent), attributes=values) as s:
         yield s
 
 
@@ -82,11 +102,11 @@ def ended_span(
 ) -> None:  # fmt: skip
     """A span that already happened (``start``/``end``: epoch seconds), such as
     a job's wait between its claim and its launch."""
-    trace = _api()
-    if trace is None:
+    found = tracer()
+    if found is None:
         return
     values = {k: v for k, v in (attributes or {}).items() if v is not None}
-    s = trace.get_tracer(TRACER).start_span(
+    s = found.start_span(
         name, context=_context(parent), attributes=values, start_time=int(start * 1e9)
     )
     s.end(end_time=int(max(start, end) * 1e9))

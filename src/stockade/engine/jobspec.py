@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from stockade import tracing
 from stockade.errors import SandboxError, StockadeError, UsageError
 from stockade.runner.spec import RunSpec
 from stockade.spec import Config, SecretSpec, TaskSpec
@@ -65,6 +66,9 @@ def new_job(
         "task": task.model_dump(mode="json", exclude={"description", "notify"}),
         "secrets": sources,
     }
+    trace = tracing.carrier()
+    if trace:  # submitted inside a trace: whichever worker runs it continues it
+        frozen["trace"] = trace
     notes = [*(config.notify if config is not None else ()), *task.notify]
     if notes:  # what the store queues when the job ends (stockade.store.outbox)
         frozen["notify"] = [note.model_dump(mode="json", exclude_none=True) for note in notes]

@@ -20,6 +20,7 @@ from typing import Any
 from stockade.pipeline.jobrun import JobRunner
 from stockade.pipeline.model import Job, Observer, Reuse, RunHooks, RunState, Status, StepState
 from stockade.pipeline.plan import SkipStep, blocking_need, can_expand, expand
+from stockade.pipeline.traced import TraceObserver
 from stockade.runner.attempt import new_job_id
 from stockade.spec import Config
 from stockade.spec.pipeline import PipelineSpec
@@ -67,7 +68,7 @@ class Scheduler:
             concurrency = max([concurrency, *(n for n in steps_asked if isinstance(n, int))])
         self.run = RunState(name, run_id, steps, concurrency=concurrency)
         self.keep_going = keep_going
-        self.observers = list(observers)
+        self.observers: list[Observer] = [*observers, TraceObserver()]
         self.cancelled = asyncio.Event()
         self.stopping: str | None = None
         self.running: dict[asyncio.Task[None], Job] = {}

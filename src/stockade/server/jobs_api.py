@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
+from stockade import tracing
 from stockade.jsontext import repaired
 from stockade.server.models import (
     API_ERRORS,
@@ -64,9 +65,13 @@ async def submit(
     repeated request returns the job the first one made (200, not 201); the
     same key with a different task or input is a conflict (409)."""
     service = _service(request)
-    job, created = await service.submit(
-        body.task, body.input, priority=body.priority, delay=body.delay, key=idempotency_key
-    )
+    # A caller's W3C `traceparent` header makes this span (and the job's) part of its trace.
+    with tracing.span("stockade.submit", request.headers, {"stockade.task": body.task}) as span:
+        job, created = await service.submit(
+            body.task, body.input, priority=body.priority, delay=body.delay, key=idempotency_key
+        )
+        if span is not None:
+            span.set_attribute("stockade.job", job.id)
     if not created and (job.task != body.task or job.input != body.input):
         raise HTTPException(409, "idempotency key already used for a different job")
     # The view is JobOut by construction: answered as is, not validated again.

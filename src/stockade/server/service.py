@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from stockade import tracing
 from stockade.engine.jobspec import new_job
 from stockade.errors import UsageError
 from stockade.jsontext import repaired
@@ -103,7 +104,10 @@ class Service:
             template = new_job(task, self.config.tasks[task], config=self.config)
             self._templates[task] = template
         chosen = template.priority if priority is None else priority
-        return dataclasses.replace(template, input=input, delay=delay, priority=chosen)
+        spec, trace = template.spec, tracing.carrier()
+        if trace:  # the worker that runs it continues this trace (stockade.tracing)
+            spec = {**spec, "trace": trace}
+        return dataclasses.replace(template, spec=spec, input=input, delay=delay, priority=chosen)
 
     def close(self) -> None:
         """Commit the submissions still queued, stop the writer and listener threads."""
