@@ -19,7 +19,7 @@ import pytest
 from stockade.engine.jobspec import adhoc_task, new_job
 from stockade.engine.worker import Worker
 from stockade.spec import Config
-from stockade.store import Store
+from stockade.store import JobState, Store
 from tests.engine.helpers import state, until, with_worker
 
 SECRET = "s3cret-notify-key"
@@ -180,3 +180,15 @@ def test_a_lapsed_claim_is_taken_over_and_its_holder_cannot_record(store: Store)
 def test_bad_notify_config_says_what_to_fix(note: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Config.model_validate({"tasks": {"t": {"run": "true", "notify": [note]}}})
+
+
+def test_a_lost_attempt_that_fails_its_job_queues_the_notification(store: Store) -> None:
+    config = {"notify": [{"on": ["lease_expired"], "command": ["true"]}]}
+    job = _submit(store, "true", config, max_attempts=1)
+    store.journal.register_worker("w", 1)
+    (claim,) = store.jobs.claim("w", 1, -1.0)  # its lease is already over: the worker vanished
+    assert store.jobs.recover_expired() == [(job, JobState.FAILED)]
+    (note,) = store.outbox.of_job(job)
+    assert note["state"] == "pending" and note["attempt"] == claim.run
+    (delivery,) = store.outbox.claim(10, 60.0)
+    assert delivery.body["job"]["reason"] == "lease_expired"
