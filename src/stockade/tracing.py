@@ -4,9 +4,9 @@ Optional in three ways:
 
 * without the ``opentelemetry`` API installed every function here does
   nothing (``span`` yields ``None``, ``carrier`` is ``{}``);
-* with the API but no SDK (or no exporter configured), spans are the API's
-  no-op ones: nothing is recorded, but a caller's ``traceparent`` still
-  passes through to the job it submits;
+* with the API but no SDK tracer provider set (no exporter configured),
+  they do nothing either (:func:`active`): not even a caller's
+  ``traceparent`` is kept;
 * :func:`configure` installs the SDK's tracer provider with an exporter
   when asked, by ``OTEL_TRACES_EXPORTER`` (``console``, or ``otlp`` with the
   OTLP exporter package installed) or by its argument; the exporter then
@@ -28,7 +28,9 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["TRACER", "carrier", "configure", "ended_span", "span", "tracer", "use_provider"]
+__all__ = [
+    "TRACER", "active", "carrier", "configure", "ended_span", "span", "tracer", "use_provider",
+]  # fmt: skip
 
 log = logging.getLogger("stockade.tracing")
 
@@ -45,13 +47,14 @@ def use_provider(provider: Any) -> None:
     application embedding stockade, and for tests (the SDK's in-memory
     exporter), since the global provider can be set only once."""
     _chosen["provider"] = provider
+    _chosen.pop("active", None)
 
 
 def tracer() -> Any:
-    """stockade's tracer, or ``None`` without the OpenTelemetry API."""
-    trace = _api()
-    if trace is None:
+    """stockade's tracer, or ``None`` when spans are not recorded (:func:`active`)."""
+    if not active():
         return None
+    trace = _api()
     provider = _chosen.get("provider")
     if provider is not None:
         return provider.get_tracer(TRACER)
@@ -60,11 +63,34 @@ def tracer() -> Any:
 
 def _api() -> Any:
     """The ``opentelemetry.trace`` module, or ``None`` when not installed."""
-    try:
-        from opentelemetry import trace
-    except ImportError:
-        return None
-    return trace
+    if "api" not in _chosen:
+        try:
+            from opentelemetry import trace
+        except ImportError:
+            trace = None  # type: ignore[assignment]
+        _chosen["api"] = trace
+    return _chosen["api"]
+
+
+def active() -> bool:
+    """Whether spans are recorded: a provider was chosen (:func:`use_provider`)
+    or an SDK's set globally (:func:`configure`, or the embedding program).
+    Otherwise every function here returns at once: a span of the API's no-op
+    provider still costs tens of microseconds, on every job of a busy worker."""
+    found = _chosen.get("active")
+    if found is None:  # answered once: the global provider is set once, and before any job
+        found = _chosen["active"] = _provider_set()
+    return bool(found)
+
+
+def _provider_set() -> bool:
+    if _chosen.get("provider") is not None:
+        return True
+    trace = _api()
+    if trace is None:
+        return False
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
 
 def _context(parent: Mapping[str, str] | None) -> Any:
@@ -115,7 +141,7 @@ def ended_span(
 def carrier() -> dict[str, str]:
     """The current span's W3C context (``traceparent``, maybe ``tracestate``),
     to store on a job or pass on; ``{}`` when there is none."""
-    if _api() is None:
+    if not active():
         return {}
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -158,4 +184,5 @@ def configure(exporter: str | None = None) -> bool:
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(BatchSpanProcessor(made))
     trace.set_tracer_provider(provider)
+    _chosen.pop("active", None)
     return True

@@ -3,7 +3,7 @@
 An observer like the others: the run's span opens at ``run_start`` and
 closes at ``run_finish``; each step's span is its child, from
 ``step_start`` to ``step_finish``, with the step's status. Nothing is done
-without the OpenTelemetry API; without an SDK the spans are no-ops.
+unless spans are recorded (:func:`stockade.tracing.active`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ class TraceObserver:
     """Opens and ends the spans of one pipeline run as its events arrive."""
 
     def __init__(self) -> None:
-        try:
+        self._trace: Any = None
+        if tracing.active():
             from opentelemetry import trace
-        except ImportError:
-            self._trace: Any = None
-        else:
+
             self._trace = trace
         self._run: Any = None
         self._steps: dict[str, Any] = {}
