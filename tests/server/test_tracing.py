@@ -10,15 +10,12 @@ port) because the exporter that collects the spans lives in this process.
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -31,7 +28,7 @@ from stockade.server.service import Service
 from stockade.spec import Config
 from stockade.store import Store, open_store
 from tests.engine.helpers import until, with_worker
-from tests.server.helpers import free_port
+from tests.server.helpers import serve_in_thread
 
 TOKEN = "stk_tracing-test-token-0123456789"
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -49,20 +46,6 @@ def spans() -> Iterator[InMemorySpanExporter]:
     provider.shutdown()
 
 
-def _serve(service: Service) -> tuple[uvicorn.Server, threading.Thread, str]:
-    port = free_port()
-    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="off")  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
 def test_a_job_submitted_over_http_continues_the_callers_trace(
     store: Store, store_url: str, spans: InMemorySpanExporter
 ) -> None:
@@ -70,19 +53,17 @@ def test_a_job_submitted_over_http_continues_the_callers_trace(
         {"tasks": {"traced": {"run": 'echo "$TRACEPARENT"', "output_format": "stdout"}}}
     )
     service = Service(open_store(store_url), config, TokenSet([hash_token(TOKEN)]))
-    server, thread, url = _serve(service)
     try:
-        resp = httpx.post(
-            url + "/api/v1/jobs", json={"task": "traced"}, timeout=10,
-            headers={"Authorization": f"Bearer {TOKEN}",
-                     "traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"},
-        )  # fmt: skip
-        assert resp.status_code == 201, resp.text
-        job_id = resp.json()["id"]
+        with serve_in_thread(create_app(service)) as url:
+            resp = httpx.post(
+                url + "/api/v1/jobs", json={"task": "traced"}, timeout=10,
+                headers={"Authorization": f"Bearer {TOKEN}",
+                         "traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"},
+            )  # fmt: skip
     finally:
-        server.should_exit = True
-        thread.join(10)
         service.close()
+    assert resp.status_code == 201, resp.text
+    job_id = resp.json()["id"]
 
     async def body(worker: Worker) -> None:
         await until(lambda: store.queries.job(job_id).state.value == "succeeded", 20)
