@@ -137,6 +137,11 @@ class Outbox:
             sa.and_(n.c.state == "pending", n.c.due <= now),
             sa.and_(n.c.state == "sending", n.c.lease_expires < now),
         )
+        # Every worker asks every second: a read first, so that an empty outbox
+        # costs no write (on SQLite, no write lock and no wakeup of idle workers).
+        with self.db.read() as conn:
+            if conn.execute(sa.select(n.c.id).where(due).limit(1)).first() is None:
+                return []
         candidates = (
             sa.select(n.c.id).where(due).order_by(n.c.due).limit(limit)
             .with_for_update(skip_locked=True)
