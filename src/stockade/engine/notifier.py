@@ -162,7 +162,9 @@ async def send_once(outbox: Outbox, call: Call, limit: int = BATCH) -> int:
 
 
 async def send_loop(outbox: Outbox, call: Call, every: float) -> None:
-    """:func:`send_once` every ``every`` seconds (at once again while busy), until cancelled."""
+    """:func:`send_once` every ``every`` seconds (at once again while busy), until
+    cancelled; the first round after ``every``, not while the worker starts."""
+    await asyncio.sleep(every)
     while True:
         try:
             sent = await send_once(outbox, call)

@@ -226,7 +226,8 @@ class Worker:
         keeper = loop.create_task(keep(self))
         every = self.options.send_notifications
         sender = (
-            loop.create_task(send_loop(self.astore.store.outbox, self.astore.once, every))
+            # Its store calls on a thread of their own: never queued before the jobs' ones.
+            loop.create_task(send_loop(self.astore.store.outbox, asyncio.to_thread, every))
             if every is not None
             else None
         )
