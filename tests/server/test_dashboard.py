@@ -159,6 +159,8 @@ def test_login_list_live_log_cancel(page: Any, server: Server) -> None:
     sync_api.expect(page.locator("#jobs-empty")).to_be_visible()
     page.fill("#filter-task", "")
     sync_api.expect(page.locator(f'#jobs tbody tr[data-job-id="{other}"]')).to_be_visible()
+    # The chart of the last hour's ends, drawn by the page: the hostile job succeeded.
+    page.wait_for_selector("#ends-chart svg rect.bar.succeeded", timeout=20_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-jobs.png"), full_page=True)
 

@@ -85,6 +85,8 @@ values = ["push"]
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]
-    assert "19 selected" in output  # 13 job/hook/metrics operations (artifacts) + 6 of runs
+    assert (
+        "20 selected" in output
+    )  # 13 job/hook/metrics operations (artifacts), 6 of runs, 1 of stats
     assert " passed" in output
     assert ENV_TOKEN not in output

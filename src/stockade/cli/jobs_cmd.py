@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from typing import Any
 
@@ -81,10 +82,12 @@ def show_command(job_ref: str, **opts: Any) -> int:
         job = store.queries.job(job_ref)
         attempts = store.queries.attempts(job.id)
         outputs = store.queries.outputs(job.id)
+        notes = store.queries.notifications(job.id)
     finally:
         store.close()
     if opts["as_json"]:
         data = job.to_dict() | {"attempt_records": [a.to_dict() for a in attempts]}
+        data["notifications"] = notes
         click.echo(json.dumps(data | {"outputs": outputs}, indent=2, sort_keys=True))
         return 0
     lines = [
@@ -123,6 +126,7 @@ def show_command(job_ref: str, **opts: Any) -> int:
     if outputs is not None:
         lines.append("outputs   " + json.dumps(outputs, sort_keys=True))
     lines += _artifact_lines(job.id, attempts)
+    lines += _notification_lines(notes)
     click.echo("\n".join(printable(line) for line in lines))
     return 0
 
@@ -136,6 +140,20 @@ def _artifact_lines(job_id: str, attempts: list[Any]) -> list[str]:
         return []
     head = f"artifacts (attempt {kept_by}; `stockade artifacts {job_id} -o DIR` saves them)"
     return [head, *(f"  {a['name']}  {a['size']} bytes  sha256 {a['sha256']}" for a in artifacts)]
+
+
+def _notification_lines(notes: list[dict[str, Any]]) -> list[str]:
+    """``notify`` lines of ``show``: each notification, then each of its tries."""
+    lines = []
+    for note in notes:
+        to = note["to"] if isinstance(note["to"], str) else shlex.join(note["to"] or [])
+        lines.append(f"notify    {note['kind']} {to}: {note['state']} after {note['tries']} tr"
+                     + ("y" if note["tries"] == 1 else "ies"))  # fmt: skip
+        for i, tried in enumerate(note["history"], 1):
+            status = "no answer" if tried.get("status") is None else f"status {tried['status']}"
+            error = f" ({tried['error']})" if tried.get("error") else ""
+            lines.append(f"  try {i}: {status}{error}")
+    return lines
 
 
 @click.command("logs", short_help="Print a job's output (-f follows it live).")

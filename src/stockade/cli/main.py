@@ -7,6 +7,7 @@ argparse module, every other command through the click group in
 
 from __future__ import annotations
 
+import os
 import sys
 
 __all__ = ["main"]
@@ -24,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from stockade.cli.group import cli, explain
 
+    if os.environ.get("OTEL_TRACES_EXPORTER"):  # traces are off unless asked for
+        from stockade.tracing import configure
+
+        configure()
     try:
         status = cli.main(args=argv, prog_name="stockade", standalone_mode=False)
     except click.exceptions.Abort:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -73,13 +74,20 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
         task = task.model_copy(update={"max_attempts": opts["max_attempts"]})
     value = parse_input(opts["input_text"])
     delay = duration(opts["delay"], "--delay") if opts["delay"] is not None else 0.0
-    job = new_job(name, task, config=config, input=value, priority=opts["priority"], delay=delay)
-    store = open_store_from(opts)
-    try:
+    from stockade import tracing
+
+    # Inside a traced job (TRACEPARENT), the jobs it submits join its trace.
+    parent = {"traceparent": os.environ["TRACEPARENT"]} if "TRACEPARENT" in os.environ else None
+    with tracing.span("stockade.submit", parent, {"stockade.task": name}):
+        job = new_job(
+            name, task, config=config, input=value, priority=opts["priority"], delay=delay
+        )
         jobs = [job] + [
             new_job(name, task, config=config, input=value, priority=opts["priority"], delay=delay)
             for _ in range(opts["count"] - 1)
         ]
+    store = open_store_from(opts)
+    try:
         after, after_any = _after(store, opts)
         for each in jobs:
             each.after, each.after_any = after, after_any

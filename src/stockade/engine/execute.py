@@ -20,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stockade import tracing
 from stockade.engine.fulllog import FullLog
 from stockade.engine.jobspec import declared_profile, describe_error, log_budget, run_spec_for
 from stockade.engine.logfields import job_fields
@@ -111,9 +113,27 @@ async def execute(
     launched when the worker's ``turn.go()`` says the slot is free.
     """
     claim = job.claim
+    attributes = {"stockade.job": claim.job_id, "stockade.task": claim.task,
+                  "stockade.attempt": claim.run, "stockade.worker": worker.id}  # fmt: skip
+    # The job's stored trace context: its run continues the trace it was submitted in.
+    with tracing.span("stockade.run", claim.spec.get("trace"), attributes):
+        tracing.ended_span("stockade.claim", claim.started_at, time.time(), None, attributes)
+        # A job submitted inside a trace sees the run span in TRACEPARENT: its spans join it.
+        trace = tracing.carrier() if "trace" in claim.spec else {}
+        await _execute(worker, slot, job, ran, turn, trace.get("traceparent"))
+
+
+async def _execute(
+    worker: Worker, slot: Slot, job: Running, ran: Callable[[], None], turn: Turn | None,
+    traceparent: str | None,
+) -> None:  # fmt: skip
+    claim = job.claim
     full: FullLog | None = None
     try:
-        spec = _attempt_spec(worker, slot, claim)
+        with tracing.span("stockade.launch"):
+            spec = _attempt_spec(worker, slot, claim)
+            if traceparent is not None:  # a new dict: the spec's env is shared
+                spec.env = {**spec.env, "TRACEPARENT": traceparent}
         if worker.options.full_logs is not None:
             full = FullLog.open(worker.options.full_logs, claim.job_id, claim.run)
         head, tail = log_budget(claim)
@@ -232,14 +252,15 @@ async def _record(
     while the store is down until the worker is forced to stop."""
     manager, claim = worker.astore.store.jobs, job.claim
     try:
-        if how == "finish":
-            assert result is not None
-            state = await worker.recorder.finish(claim, result)
-        else:
-            state = await worker.astore.call(
-                manager.release, claim, reason=reason, error=error,
-                transient=reason == Reason.INFRASTRUCTURE, until=worker.forced,
-            )  # fmt: skip
+        with tracing.span("stockade.record", None, {"stockade.outcome": result and result.outcome}):
+            if how == "finish":
+                assert result is not None
+                state = await worker.recorder.finish(claim, result)
+            else:
+                state = await worker.astore.call(
+                    manager.release, claim, reason=reason, error=error,
+                    transient=reason == Reason.INFRASTRUCTURE, until=worker.forced,
+                )  # fmt: skip
     except StoreUnavailable:
         log.error(
             "job %s: could not record attempt %d (store down)", claim.job_id, claim.run,

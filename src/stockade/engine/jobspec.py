@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from stockade import tracing
 from stockade.errors import SandboxError, StockadeError, UsageError
 from stockade.runner.spec import RunSpec
 from stockade.spec import Config, SecretSpec, TaskSpec
@@ -67,10 +68,19 @@ def new_job(
         sources[secret] = (spec or SecretSpec(env=secret)).model_dump(exclude_none=True)
     frozen: dict[str, Any] = {
         "version": SPEC_VERSION,
-        # Keys are the store's, in columns (stockade.store.gates), not the worker's.
-        "task": task.model_dump(mode="json", exclude={"description", "concurrency", "unique"}),
+        # Keys are the store's, in columns (stockade.store.gates), not the worker's;
+        # notify is the store's outbox's (stockade.store.outbox).
+        "task": task.model_dump(
+            mode="json", exclude={"description", "concurrency", "unique", "notify"}
+        ),
         "secrets": sources,
     }
+    trace = tracing.carrier()
+    if trace:  # submitted inside a trace: whichever worker runs it continues it
+        frozen["trace"] = trace
+    notes = [*(config.notify if config is not None else ()), *task.notify]
+    if notes:  # what the store queues when the job ends (stockade.store.outbox)
+        frozen["notify"] = [note.model_dump(mode="json", exclude_none=True) for note in notes]
     profile = _resolve_profile(task, config)
     if profile is not None:
         frozen["sandbox"] = profile.model_dump(mode="json")

@@ -42,6 +42,7 @@ from stockade.engine.jobspec import declared_profile
 from stockade.engine.keeper import keep, sweep_dead_slots
 from stockade.engine.listener import Listener
 from stockade.engine.logfields import job_fields, worker_fields
+from stockade.engine.notifier import send_loop
 from stockade.engine.prefetch import Prefetch
 from stockade.engine.slot import (
     ProfileFactory,
@@ -139,6 +140,9 @@ class WorkerOptions:
     #: stops, and ping its watchdog (see :mod:`stockade.sdnotify`); off when
     #: the worker is part of a bigger service (`stockade serve` tells it).
     notify: bool = False
+    #: Seconds between rounds of sending the store's due job-end
+    #: notifications (see :mod:`~stockade.engine.notifier`); ``None``: never.
+    send_notifications: float | None = 1.0
 
 
 class Worker:
@@ -220,6 +224,13 @@ class Worker:
         await self._start(loop)
         listener = self._listen(loop)
         keeper = loop.create_task(keep(self))
+        every = self.options.send_notifications
+        sender = (
+            # Its store calls on a thread of their own: never queued before the jobs' ones.
+            loop.create_task(send_loop(self.astore.store.outbox, asyncio.to_thread, every))
+            if every is not None
+            else None
+        )
         self._systemd.notify("READY=1", f"STATUS=worker {self.id}: {len(self.slots)} slot(s)")
         watchdog = loop.create_task(self._systemd.keep_alive())
         try:
@@ -229,9 +240,11 @@ class Worker:
                 self._walwatch.stop()
             await self._drain()
             runtime.drain()  # the runtime directories kept for the next jobs
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            for task in (keeper, sender):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if listener is not None:
                 await loop.run_in_executor(None, listener.stop)
             await self._stop(loop)

@@ -20,6 +20,7 @@ from typing import Any
 from stockade.pipeline.jobrun import JobRunner
 from stockade.pipeline.model import Job, Observer, Reuse, RunHooks, RunState, Status, StepState
 from stockade.pipeline.plan import SkipStep, blocking_need, can_expand, expand
+from stockade.pipeline.traced import TraceObserver
 from stockade.runner.attempt import new_job_id
 from stockade.spec import Config
 from stockade.spec.pipeline import PipelineSpec
@@ -78,7 +79,7 @@ class Scheduler:
             params=_params(pipeline, params), rerun_tests=dict(rerun_tests or {}),
         )  # fmt: skip
         self.keep_going = keep_going
-        self.observers = list(observers)
+        self.observers: list[Observer] = [*observers, TraceObserver()]
         self.cancelled = asyncio.Event()
         self.stopping: str | None = None
         self.running: dict[asyncio.Task[None], Job] = {}

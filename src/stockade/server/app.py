@@ -32,7 +32,7 @@ from stockade.errors import (
     StoreUnavailable,
     UsageError,
 )  # fmt: skip
-from stockade.server import health, hooks, jobs_api, metrics, runs_api
+from stockade.server import health, hooks, jobs_api, metrics, runs_api, stats_api
 from stockade.server.limits import BodyLimit, Drain, NoNul
 from stockade.server.service import Service
 
@@ -93,6 +93,7 @@ def create_app(service: Service) -> Any:
     auth = [Depends(require_token)]
     app.include_router(jobs_api.router, dependencies=auth)
     app.include_router(runs_api.router, dependencies=auth)
+    app.include_router(stats_api.router, dependencies=auth)
     app.include_router(metrics.router, dependencies=auth)
     app.include_router(health.router)
     app.include_router(hooks.router)

@@ -9,6 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
+from stockade import tracing
 from stockade.jsontext import repaired
 from stockade.server.models import (
     API_ERRORS,
@@ -73,10 +74,14 @@ async def submit(
     a ``unique`` key whose value matches a live job returns that job (200).
     ``after`` names jobs it runs after (an unknown one: 422)."""
     service = _service(request)
-    job, created = await service.submit(
-        body.task, body.input, priority=body.priority, delay=body.delay, key=idempotency_key,
-        after=body.after, after_any=body.after_any,
-    )  # fmt: skip
+    # A caller's W3C `traceparent` header makes this span (and the job's) part of its trace.
+    with tracing.span("stockade.submit", request.headers, {"stockade.task": body.task}) as span:
+        job, created = await service.submit(
+            body.task, body.input, priority=body.priority, delay=body.delay, key=idempotency_key,
+            after=body.after, after_any=body.after_any,
+        )  # fmt: skip
+        if span is not None:
+            span.set_attribute("stockade.job", job.id)
     keyed = idempotency_key is not None and job.id == keyed_job_id("api", idempotency_key)
     if keyed and not created and (job.task != body.task or job.input != body.input):
         raise HTTPException(409, "idempotency key already used for a different job")
@@ -113,6 +118,7 @@ def get_job(job_id: str, request: Request) -> dict[str, Any]:
         **job_view(job),
         "attempts_detail": [repaired(_attempt(a.to_dict())) for a in attempts],
         "outputs": outputs,
+        "notifications": _service(request).store.queries.notifications(job.id),
     }
 
 

@@ -22,6 +22,9 @@ from starlette.concurrency import run_in_threadpool
 
 from stockade.server.models import ERRORS
 from stockade.server.service import Service
+from stockade.store import fleetq
+from stockade.store.database import Database
+from stockade.store.records import WorkerRecord
 from stockade.store.serverq import DURATION_BUCKETS, USAGE_BUCKETS
 
 __all__ = ["StoreCollector", "render", "router"]
@@ -81,6 +84,58 @@ class StoreCollector(Collector):
         yield CounterMetricFamily(
             "stockade_log_bytes", "Log text stored (characters).", value=sq.log_bytes()
         )
+        yield from fleet_families(self.service.store.db, workers)
+
+
+def fleet_families(db: Database, workers: list[WorkerRecord]) -> Iterator[Metric]:
+    """What the Grafana dashboard (``deploy/grafana``) needs beyond the totals:
+    ends by state and reason, the queue per task, attempts by reason (OOMs,
+    lost ones), slots per worker, the notifications' outbox."""
+    ended = CounterMetricFamily(
+        "stockade_jobs_ended", "Jobs that ended, by final state and reason.",
+        labels=["state", "reason"],
+    )  # fmt: skip
+    for (state, reason), count in sorted(fleetq.ended_jobs(db).items()):
+        ended.add_metric([state, reason], count)
+    yield ended
+    depth = GaugeMetricFamily(
+        "stockade_task_queue_depth", "Runnable queued jobs per task.", labels=["task"]
+    )
+    age = GaugeMetricFamily(
+        "stockade_task_queue_oldest_age_seconds", "Wait of the oldest runnable job per task.",
+        labels=["task"],
+    )  # fmt: skip
+    for task, (n, oldest) in sorted(fleetq.queue_by_task(db).items()):
+        depth.add_metric([task], n)
+        age.add_metric([task], oldest)
+    yield depth
+    yield age
+    reasons = CounterMetricFamily(
+        "stockade_attempts_ended", "Finished attempts by outcome and reason "
+        "(reason oom: out of memory; outcome lost: the worker vanished).",
+        labels=["outcome", "reason"],
+    )  # fmt: skip
+    for (outcome, reason), count in sorted(fleetq.attempt_reasons(db).items()):
+        reasons.add_metric([outcome, reason], count)
+    yield reasons
+    busy = fleetq.busy_by_worker(db)
+    slots = GaugeMetricFamily("stockade_worker_slots_total", "Slots per live worker.",
+                              labels=["worker"])  # fmt: skip
+    used = GaugeMetricFamily("stockade_worker_slots_busy", "Jobs running per worker.",
+                             labels=["worker"])  # fmt: skip
+    for worker in sorted(workers, key=lambda w: w.id):
+        slots.add_metric([worker.id], worker.slots)
+    for worker_id, n in sorted(busy.items()):
+        used.add_metric([worker_id], n)
+    yield slots
+    yield used
+    notes = GaugeMetricFamily(
+        "stockade_notifications", "Job-end notifications by state.", labels=["state"]
+    )
+    states = fleetq.notification_states(db)
+    for state in ("pending", "sending", "delivered", "failed"):
+        notes.add_metric([state], states.get(state, 0))
+    yield notes
 
 
 _USAGE_HELP = {

@@ -91,6 +91,10 @@ class JobDetails(JobOut):
 
     attempts_detail: list[dict[str, Any]] = Field(default_factory=list)
     outputs: dict[str, Any] | None = None
+    notifications: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Its job-end notifications: where each goes, its state and every try.",
+    )
 
 
 class JobList(BaseModel):

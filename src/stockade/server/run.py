@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from stockade.engine.notifier import send_loop
 from stockade.engine.worker import Worker, WorkerOptions
 from stockade.errors import ListenError
 from stockade.sdnotify import Notifier
@@ -112,6 +113,8 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
     serving = loop.create_task(server.serve([options.sock] if options.sock else None))
     ready = loop.create_task(_tell_systemd(server, systemd))
     working = loop.create_task(worker.run()) if worker is not None else None
+    # Without an embedded worker (--slots 0), the server sends the notifications itself.
+    sending = loop.create_task(_send(service)) if worker is None else None
     service.worker.alive = working is not None
     if working is not None:
         working.add_done_callback(lambda _: setattr(service.worker, "alive", False))
@@ -127,7 +130,8 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
             await working
     finally:
         service.worker.alive = False
-        ready.cancel()
+        for task in filter(None, (ready, sending)):
+            task.cancel()
         server.should_exit = True
         with contextlib.suppress(SystemExit):
             await serving
@@ -135,6 +139,11 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
             loop.remove_signal_handler(signum)
     log.warning("stopped")
     return status
+
+
+async def _send(service: Service) -> None:
+    """Send the store's due job-end notifications (see :mod:`stockade.engine.notifier`)."""
+    await send_loop(service.store.outbox, asyncio.to_thread, 1.0)
 
 
 async def _tell_systemd(server: uvicorn.Server, systemd: Notifier) -> None:

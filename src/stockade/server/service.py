@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from stockade import tracing
 from stockade.engine.jobspec import new_job, with_keys
 from stockade.errors import UsageError
 from stockade.jsontext import repaired
@@ -111,7 +112,12 @@ class Service:
             template = new_job(task, self.config.tasks[task], config=self.config, keys=False)
             self._templates[task] = template
         chosen = template.priority if priority is None else priority
-        job = dataclasses.replace(template, input=input, delay=delay, priority=chosen, after=[])
+        spec, trace = template.spec, tracing.carrier()
+        if trace:  # the worker that runs it continues this trace (stockade.tracing)
+            spec = {**spec, "trace": trace}
+        job = dataclasses.replace(
+            template, spec=spec, input=input, delay=delay, priority=chosen, after=[]
+        )
         return with_keys(job, self.config.tasks[task])
 
     def close(self) -> None:

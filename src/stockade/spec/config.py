@@ -22,6 +22,7 @@ from stockade.spec.checks import (
     merge_defaults,
     reference_problems,
 )
+from stockade.spec.notify import NotifySpec
 from stockade.spec.pipeline import PipelineSpec, pipeline_problems
 from stockade.spec.sandbox import BACKENDS, SandboxProfile
 from stockade.spec.secrets import SecretSpec
@@ -78,6 +79,10 @@ class Config(StrictModel):
     )
     pipelines: dict[Name, PipelineSpec] = Field(
         default_factory=dict, description="Pipelines (graphs of steps) by name."
+    )
+    notify: list[NotifySpec] = Field(
+        default_factory=list,
+        description="Webhooks or commands told when any job ends (each task may add its own).",
     )
 
     _source: Path | None = PrivateAttr(default=None)

@@ -21,6 +21,7 @@ from stockade.errors import SecretError
 from stockade.runner.spec import DEFAULT_KILL_GRACE, DEFAULT_MAX_OUTPUT, RunSpec
 from stockade.spec.checks import DEFER_CHECKS_CONTEXT, task_problems
 from stockade.spec.keys import Concurrency, Unique
+from stockade.spec.notify import NotifySpec
 from stockade.spec.types import (
     STORE_INT_MAX,
     STORE_INT_MIN,
@@ -295,6 +296,11 @@ class TaskSpec(TaskDefaults):
     )
     unique: Unique | None = Field(
         default=None, description="A submit whose key matches a live job returns that job."
+    )
+    notify: list[NotifySpec] = Field(
+        default_factory=list,
+        description="Webhooks or commands told when a job of this task ends (besides the "
+        "file's own notify).",
     )
 
     @field_validator("run")

@@ -40,6 +40,8 @@ from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, LOGS_CHANNEL, logs
 from stockade.store.direct import Batch, Statement, Tx, insert_batch, row_source
 from stockade.store.gatewait import HELD_SQL
 from stockade.store.ids import new_job_id
+from stockade.store.outbox import INSERT as _INSERT_NOTIFICATION
+from stockade.store.outbox import end_rows, queue_ended
 from stockade.store.policy import MAX_TRANSIENT, Step, next_step
 from stockade.store.records import Claim, NewJob
 from stockade.store.requests import UserRequests
@@ -611,7 +613,12 @@ class JobManager(UserRequests):
             data = {"outcome": result.outcome.value, "state": step.state.value}
             events.append((claim.job_id, "finished", claim.run, data, now))
             states.append(step.state)
+            if "notify" in claim.spec and step.state is not Q:
+                job = _ended(claim, result, step.state)
+                batch.notes += end_rows(claim.spec, job, claim.run, now or 0.0)
         batch.write(tx)
+        if batch.notes:  # in the end's own transaction: committed with it or not at all
+            tx.many(_INSERT_NOTIFICATION, batch.notes)
         for job_id, run, saved in batch.saves:
             if tx.execute(_UPDATE_SAVED, (job_id, run, saved)) == 0:
                 tx.execute(_INSERT_SAVED, (job_id, run, saved))
@@ -668,7 +675,8 @@ class JobManager(UserRequests):
             )
             if target is Q:
                 self.db.notify(conn, JOBS_CHANNEL)
-            else:  # ended: its slot and the jobs waiting on it
+            else:  # ended: its notifications, its slot and the jobs waiting on it
+                queue_ended(conn, [claim.job_id])
                 with self.db.direct_on(conn) as tx:
                     gates.settle_ids(tx, [claim.job_id])
             return target
@@ -726,10 +734,21 @@ class JobManager(UserRequests):
             if any(state is Q for _, state in moved):
                 self.db.notify(conn, JOBS_CHANNEL)
             ended = [jid for jid, state in moved if state is not Q]
-            if ended:  # their slots and the jobs waiting on them
+            if ended:  # their notifications, their slots and the jobs waiting on them
+                queue_ended(conn, ended)
                 with self.db.direct_on(conn) as tx:
                     gates.settle_ids(tx, ended)
         return moved
+
+
+def _ended(claim: Claim, result: Result, state: JobState) -> dict[str, Any]:
+    """The summary fields of a job ``result`` just ended (for its notifications)."""
+    return {
+        "id": claim.job_id, "task": claim.task, "state": state.value,
+        "outcome": result.outcome.value, "reason": result.reason, "error": result.error,
+        "exit_code": result.exit_code, "signal": result.signal, "attempts": claim.attempts,
+        "max_attempts": claim.max_attempts,
+    }  # fmt: skip
 
 
 class _EndBatch:
@@ -742,6 +761,8 @@ class _EndBatch:
         self.attempts: list[tuple[Any, ...]] = []
         self.outputs: list[tuple[Any, ...]] = []
         self.saves: list[tuple[str, int, dict[str, Any]]] = []
+        #: Rows of the outbox (:mod:`~stockade.store.outbox`) the ends queue.
+        self.notes: list[tuple[Any, ...]] = []
 
     def add(self, claim: Claim, result: Result, state: JobState, delay: float | None) -> None:
         """One fenced end moving its job to ``state`` (``delay``: a retry's backoff)."""

@@ -65,7 +65,10 @@ _ATTEMPTS = (
 )  # fmt: skip
 _CHUNKS = ("id", "job_id", "attempt", "stream", "text", "time")
 #: Per table, the JSON columns (text in SQLite, parsed on the way out).
-_JSON = {"jobs": ("input", "spec"), "attempts": ("result",), "outputs": ("data",)}
+_JSON = {
+    "jobs": ("input", "spec"), "attempts": ("result",), "outputs": ("data",),
+    "notifications": ("history", "spec"),
+}  # fmt: skip
 
 Query = tuple[str, list[Any]]
 
@@ -166,6 +169,7 @@ class ReadQueries(Protocol):
         run_id: str | None = None,
     ) -> list[JobRecord]: ...
     def attempts(self, job_id: str) -> list[AttemptRecord]: ...
+    def notifications(self, job_id: str) -> list[dict[str, Any]]: ...
     def outputs(self, job_id: str) -> dict[str, Any] | None: ...
     def logs(
         self, job_id: str, *, after: int = 0, attempt: int | None = None, limit: int = 1000
@@ -272,6 +276,15 @@ class LiteQueries:
                 AttemptRecord.from_row(r) for r in self._rows(attempts_of(job_id), "attempts")
             ],
             lambda q: q.attempts(job_id),
+        )
+
+    def notifications(self, job_id: str) -> list[dict[str, Any]]:
+        from stockade.store.outboxview import SHOWN, shown
+
+        sql = f"SELECT {', '.join(SHOWN)} FROM notifications WHERE job_id = ? ORDER BY id"
+        return self._read(
+            lambda: shown(job_id, self._rows((sql, [job_id]), "notifications")),
+            lambda q: q.notifications(job_id),
         )
 
     def outputs(self, job_id: str) -> dict[str, Any] | None:

@@ -239,6 +239,12 @@ class Queries:
             rows = conn.execute(attempts_of(job_id)).mappings()
             return [AttemptRecord.from_row(row) for row in rows]
 
+    def notifications(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's notifications and their tries (:mod:`~stockade.store.outbox`)."""
+        from stockade.store.outbox import Outbox
+
+        return Outbox(self.db).of_job(job_id)
+
     def outputs(self, job_id: str) -> dict[str, Any] | None:
         """The outputs of the job's succeeded attempt, if it has one."""
         with self.db.read() as conn:

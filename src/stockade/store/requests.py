@@ -12,6 +12,7 @@ from stockade.runner.result import Outcome
 from stockade.store import gates
 from stockade.store import schema as t
 from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, ManagerBase, notify_logs
+from stockade.store.outbox import queue_ended
 from stockade.store.rows import dedupe
 from stockade.store.schema import epoch_now
 from stockade.store.states import ALLOWED, JobState, check
@@ -87,6 +88,7 @@ class UserRequests(ManagerBase):
             if "cancelled" in done.values():  # ended while queued: its log streams end
                 ended = [j for j, what in done.items() if what == "cancelled"]
                 notify_logs(self.db, conn, ended)
+                queue_ended(conn, ended)
                 with self.db.direct_on(conn) as tx:  # its slot, the jobs waiting on it
                     gates.settle_ids(tx, ended)
         return done

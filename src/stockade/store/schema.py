@@ -32,6 +32,11 @@ Tables:
     outcome, and of a capped sample of unverified ones (migration ``0002``;
     servers before it created the table on first use); the count of every
     delivery by hook and outcome (migration ``0006``).
+``notifications``
+    The outbox of job-end notifications (migration ``0012``): one row per
+    notification a job's end asked for, queued in the transaction that
+    recorded the end, then claimed (``lease_expires``, ``token``) and sent
+    by a worker; ``history`` lists every try.
 ``runs`` / ``run_tests``
     Pipeline runs (migration ``0003``): state, options, a per-step summary
     and test counts, the cancel flag another process may set, the run a
@@ -59,6 +64,7 @@ __all__ = [
     "jobs",
     "log_chunks",
     "metadata",
+    "notifications",
     "outputs",
     "run_tests",
     "runs",
@@ -149,6 +155,8 @@ jobs = sa.Table(
         **_only("concurrency_key IS NOT NULL"),
     ),
     sa.Index("ix_jobs_unique", "unique_key", **_only("unique_key IS NOT NULL")),
+    # The last hour's ends, for the dashboard's chart (migration 0012).
+    sa.Index("ix_jobs_finished", "finished_at", **_only("finished_at IS NOT NULL")),
 )
 
 # Who waits on whom (migration 0011): one row per dependency of a job
@@ -327,6 +335,31 @@ run_tests = sa.Table(
     sa.Column("elapsed", _Time, nullable=False),
     sa.Column("output", sa.Text, nullable=False),
     sa.Index("ix_run_tests_run", "run_id", "status"),
+)
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", _Serial, primary_key=True, autoincrement=True),
+    sa.Column(
+        "job_id", sa.String(40), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("attempt", sa.Integer, nullable=True),
+    sa.Column("target", sa.Integer, nullable=False),  # its place in the job's notify list
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("due", _Time, nullable=False),
+    sa.Column("tries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("lease_expires", _Time, nullable=True),
+    sa.Column("token", sa.String(32), nullable=True),
+    sa.Column("history", sa.JSON, nullable=True),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.Column("updated_at", _Time, nullable=False),
+    sa.Index("ix_notifications_job", "job_id", "id"),
+    # What a sender claims: the pending and the in-flight (their lease may lapse).
+    sa.Index("ix_notifications_due", "due", **_only("state IN ('pending', 'sending')")),
 )
 
 

@@ -11,6 +11,7 @@ from stockade.store import migrate
 from stockade.store.database import Database
 from stockade.store.jobs import JobManager
 from stockade.store.journal import Journal
+from stockade.store.outbox import Outbox
 from stockade.store.queries import Queries
 from stockade.store.runs import RunStore
 from stockade.store.url import data_dir as url_data_dir
@@ -28,10 +29,11 @@ class Store:
     queries: Queries
     journal: Journal
     runs: RunStore
+    outbox: Outbox
 
     @classmethod
     def on(cls, db: Database) -> Store:
-        return cls(db, JobManager(db), Queries(db), Journal(db), RunStore(db))
+        return cls(db, JobManager(db), Queries(db), Journal(db), RunStore(db), Outbox(db))
 
     def close(self) -> None:
         """Release the database connections."""

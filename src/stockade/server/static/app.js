@@ -173,8 +173,12 @@ function jobsView() {
       params.set("task", task);
     }
     try {
-      const body = await apiJSON("/api/v1/jobs?" + params.toString());
+      const [body, ends] = await Promise.all([
+        apiJSON("/api/v1/jobs?" + params.toString()),
+        apiJSON("/api/v1/stats/ends?minutes=60"),
+      ]);
       if (!stopped) {
+        renderEnds(ends);
         renderJobs(body.jobs || []);
         $("jobs-more").hidden = !body.next;
         $("jobs-updated").textContent = "updated " + new Date().toLocaleTimeString();
@@ -212,6 +216,48 @@ function jobsView() {
       clearTimeout(timer);
     },
   };
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+const END_STATES = ["succeeded", "failed", "cancelled"];
+
+// The last hour's ends as stacked bars, one per minute (inline SVG: no library, no CDN).
+function renderEnds(ends) {
+  const holder = $("ends-svg");
+  clear(holder);
+  const minutes = ends.minutes;
+  const totals = Array.from({ length: minutes }, (_, i) =>
+    END_STATES.reduce((sum, state) => sum + ((ends.series[state] || [])[i] || 0), 0));
+  const top = Math.max(1, ...totals);
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", `0 0 ${minutes * 10} 100`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "jobs ended per minute, last hour");
+  for (let i = 0; i < minutes; i++) {
+    let y = 100;
+    for (const state of END_STATES) {
+      const count = (ends.series[state] || [])[i] || 0;
+      if (!count) {
+        continue;
+      }
+      const height = (count / top) * 96;
+      y -= height;
+      const bar = document.createElementNS(SVG, "rect");
+      bar.setAttribute("x", String(i * 10 + 1));
+      bar.setAttribute("y", String(y));
+      bar.setAttribute("width", "8");
+      bar.setAttribute("height", String(height));
+      bar.setAttribute("class", "bar " + state);
+      const title = document.createElementNS(SVG, "title");
+      const at = new Date((ends.start + i * 60) * 1000).toLocaleTimeString();
+      title.textContent = `${at}: ${count} ${state}`;
+      bar.appendChild(title);
+      svg.appendChild(bar);
+    }
+  }
+  holder.appendChild(svg);
+  $("ends-chart").hidden = false;
 }
 
 function renderJobs(jobs) {
