@@ -62,7 +62,7 @@ def new_job(
         sources[secret] = (spec or SecretSpec(env=secret)).model_dump(exclude_none=True)
     frozen: dict[str, Any] = {
         "version": SPEC_VERSION,
-        "task": task.model_dump(mode="json", exclude={"description"}),
+        "task": task.model_dump(mode="json", exclude={"description", "queue", "requires"}),
         "secrets": sources,
     }
     profile = _resolve_profile(task, config)
@@ -80,6 +80,8 @@ def new_job(
         on_timeout=task.timeout_action,
         delay=delay,
         sandbox=None if profile is None else profile.backend,
+        queue=task.queue,
+        labels=dict(task.requires.labels),
     )
 
 

@@ -183,8 +183,8 @@ class Service:
                     needed.add(profile.backend)
         return sorted(needed)
 
-    def unservable(self) -> dict[str, int]:
-        """Queued jobs no live worker can run, by the sandbox backend they need."""
+    def unservable(self) -> dict[str, tuple[int, str]]:
+        """Queued jobs no live worker can claim, by what they lack, with why."""
         return self.store.queries.unservable()
 
     def live_workers(self) -> int:

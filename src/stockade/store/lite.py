@@ -37,8 +37,10 @@ from stockade.store.records import (
     JobRecord,
     LogChunk,
     mark_waiting,
+    worker_offer,
 )
 from stockade.store.revision import HEAD, VERSION_TABLE
+from stockade.store.routing import Offer
 from stockade.store.url import sqlite_file
 
 __all__ = [
@@ -55,7 +57,7 @@ _JOBS = (
     "transient", "backoff_initial", "backoff_multiplier", "backoff_max", "on_timeout",
     "run_after", "created_at", "updated_at", "started_at", "finished_at", "worker_id",
     "lease_expires", "cancel_requested", "cancel_forced", "outcome", "exit_code", "signal",
-    "reason", "error", "run_id", "step", "item", "sandbox_need",
+    "reason", "error", "run_id", "step", "item", "sandbox_need", "queue", "labels",
 )  # fmt: skip
 _ATTEMPTS = (
     "job_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "reason",
@@ -63,7 +65,7 @@ _ATTEMPTS = (
 )  # fmt: skip
 _CHUNKS = ("id", "job_id", "attempt", "stream", "text", "time")
 #: Per table, the JSON columns (text in SQLite, parsed on the way out).
-_JSON = {"jobs": ("input", "spec"), "attempts": ("result",), "outputs": ("data",)}
+_JSON = {"jobs": ("input", "spec", "labels"), "attempts": ("result",), "outputs": ("data",)}
 
 Query = tuple[str, list[Any]]
 
@@ -124,7 +126,8 @@ def chunks_of(job_id: str, after: int, attempt: int | None, limit: int) -> Query
 
 def live_offers() -> Query:
     sql = (
-        "SELECT workers.sandboxes FROM workers WHERE workers.stopped_at IS NULL"
+        "SELECT workers.sandboxes, workers.queues, workers.labels FROM workers"
+        " WHERE workers.stopped_at IS NULL"
         f" AND workers.last_seen >= {_EPOCH_NOW} - ?"
     )
     return sql, [LIVE_WITHIN]
@@ -220,13 +223,11 @@ class LiteQueries:
             raise _Unsure
         return str(found[0][0])
 
-    def _offers(self) -> set[str] | None:
-        offered: set[str] = set()
-        for (sandboxes,) in self._conn.execute(*live_offers()).fetchall():
-            if sandboxes is None:
-                return None
-            offered.update(json.loads(sandboxes))
-        return offered
+    def _offers(self) -> list[Offer]:
+        return [
+            worker_offer(*(None if value is None else json.loads(value) for value in row))
+            for row in self._conn.execute(*live_offers()).fetchall()
+        ]
 
     def resolve(self, ref: str) -> str:
         return self._read(lambda: self._resolve(ref), lambda q: q.resolve(ref))

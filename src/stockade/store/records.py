@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from stockade.runner.secretinput import masked_input
-from stockade.store.routing import backend_of
+from stockade.store.routing import DEFAULT_QUEUE, Offer, backend_of, why_waiting
 from stockade.store.states import JobState
 
 __all__ = [
     "LIVE_WITHIN", "AttemptRecord", "Claim", "JobRecord", "LogChunk", "NewJob", "WorkerRecord",
-    "mark_waiting",
+    "mark_waiting", "worker_offer",
 ]  # fmt: skip
 
 #: A worker heard from within this many seconds counts as live when a
@@ -50,6 +50,10 @@ class NewJob:
     #: The sandbox backend the job must run in (its task's profile), or
     #: ``None``: the claiming worker's default (see :mod:`~stockade.store.routing`).
     sandbox: str | None = None
+    #: The queue it waits in, and the labels a worker must offer to claim it
+    #: (``None``: none; see :mod:`~stockade.store.routing`).
+    queue: str = DEFAULT_QUEUE
+    labels: dict[str, str] | None = None
 
 
 @dataclass
@@ -162,6 +166,9 @@ class JobRecord:
     item: str | None = None
     #: The sandbox backend the job must run in (``None``: the worker's default).
     sandbox: str | None = None
+    #: The queue it waits in and the worker labels it requires (``None``: none).
+    queue: str = DEFAULT_QUEUE
+    labels: dict[str, str] | None = None
     #: Why a queued job cannot be claimed now, when the store can tell (no
     #: live worker offers its sandbox); ``None`` otherwise.
     waiting: str | None = None
@@ -193,21 +200,30 @@ class JobRecord:
 _JOB_FIELDS = tuple(f.name for f in fields(JobRecord))
 
 
-def mark_waiting(records: list[JobRecord], offers: Callable[[], set[str] | None]) -> None:
-    """Set ``waiting`` on queued jobs whose sandbox no live worker offers.
+def mark_waiting(records: list[JobRecord], offers: Callable[[], Sequence[Offer]]) -> None:
+    """Set ``waiting`` on queued jobs that no live worker can claim: none
+    serves their queue, offers their labels or their sandbox.
 
-    ``offers()`` reads the backends live workers offer (``None``: one of them
-    takes any); it is called only if some record is a queued job with a sandbox.
+    ``offers()`` reads what live workers serve; it is called only if some
+    record is a queued job.
     """
-    queued = [r for r in records if r.state is JobState.QUEUED and r.sandbox is not None]
+    queued = [r for r in records if r.state is JobState.QUEUED]
     if not queued:
         return
     offered = offers()
-    if offered is None:
-        return
     for record in queued:
-        if record.sandbox not in offered:
-            record.waiting = f"no live worker offers sandbox {record.sandbox!r}"
+        record.waiting = why_waiting(offered, record.queue, record.labels, record.sandbox)
+
+
+def worker_offer(
+    sandboxes: Sequence[str] | None, queues: Sequence[str] | None, labels: Mapping[str, str] | None
+) -> Offer:
+    """The offer a ``workers`` row records."""
+    return Offer(
+        sandboxes=None if sandboxes is None else tuple(sandboxes),
+        queues=None if queues is None else tuple(queues),
+        labels=tuple(sorted((labels or {}).items())),
+    )
 
 
 @dataclass
@@ -267,3 +283,8 @@ class WorkerRecord:
     boot_id: str | None = None
     pid_start: int | None = None
     lease: float | None = None
+    #: The queues it serves (``None``: every queue), the labels it offers and
+    #: the stockade version it runs (``None``/empty in rows older than 0011).
+    queues: list[str] | None = None
+    labels: dict[str, str] | None = None
+    version: str | None = None

@@ -7,7 +7,7 @@ from typing import Any
 
 from stockade.runner.result import Result
 from stockade.store.records import Claim, NewJob
-from stockade.store.routing import sandbox_bit
+from stockade.store.routing import label_json, sandbox_bit
 from stockade.store.states import JobState
 
 __all__ = [
@@ -19,7 +19,8 @@ __all__ = [
 JOB_COLUMNS = (
     "id", "task", "state", "priority", "input", "spec", "max_attempts", "attempts", "runs",
     "transient", "backoff_initial", "backoff_multiplier", "backoff_max", "on_timeout",
-    "run_after", "created_at", "updated_at", "cancel_requested", "sandbox_need",
+    "run_after", "created_at", "updated_at", "cancel_requested", "sandbox_need", "queue",
+    "labels",
 )  # fmt: skip
 
 
@@ -47,6 +48,8 @@ def job_row(job: NewJob, job_id: str, now: float, created: float) -> dict[str, A
         "updated_at": now,
         "cancel_requested": False,
         "sandbox_need": sandbox_bit(job.sandbox),
+        "queue": job.queue,
+        "labels": label_json(job.labels),
     }
 
 
