@@ -526,8 +526,12 @@ class Worker:
             )  # fmt: skip
 
     async def _queue_empty(self) -> bool:
-        counts = await self.astore.call(self.astore.store.queries.count_by_state)
-        return not self.running and not counts.get("queued") and not counts.get("running")
+        """Burst mode's end: nothing runs here and no job this worker could
+        claim is queued, or running elsewhere (it may be retried)."""
+        if self.running:
+            return False
+        left = await self.astore.call(self.astore.store.queries.claimable, self.offer)
+        return left == 0
 
     async def _drain(self) -> None:
         """Give back jobs claimed but not started; let running ones finish until
@@ -581,6 +585,6 @@ class Worker:
             )
         await loop.run_in_executor(None, self.astore.close)
         log.info(
-            "worker %s stopped: %s", self.id, self.counters.as_dict(),
+            "worker %s stopped: %s", self.id, self.counters.summary(),
             extra=worker_fields(self.id),
         )  # fmt: skip

@@ -65,8 +65,9 @@ async def submit(
     same key with a different task or input is a conflict (409)."""
     service = _service(request)
     job, created = await service.submit(
-        body.task, body.input, priority=body.priority, delay=body.delay, key=idempotency_key
-    )
+        body.task, body.input, priority=body.priority, delay=body.delay, key=idempotency_key,
+        queue=body.queue, labels=None if body.requires is None else body.requires.labels,
+    )  # fmt: skip
     if not created and (job.task != body.task or job.input != body.input):
         raise HTTPException(409, "idempotency key already used for a different job")
     # The view is JobOut by construction: answered as is, not validated again.

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stockade.jsontext import text_problem
+from stockade.spec.routing import QueueName, Requires
 
 __all__ = [
     "ERRORS", "ActionResult", "ErrorOut", "FieldError", "InvalidOut", "JobDetails", "JobList",
@@ -25,6 +26,12 @@ class SubmitRequest(BaseModel):
         default=None, ge=-1000, le=1000, description="Higher runs first [the task's]."
     )
     delay: float = Field(default=0.0, ge=0, le=365 * 86400, description="Seconds to wait first.")
+    queue: QueueName | None = Field(default=None, description="The queue it waits in [the task's].")
+    requires: Requires | None = Field(
+        default=None,
+        description="Labels the claiming worker must offer (`{labels: {name: value}}`), "
+        "besides the task's; a label given here replaces the task's value of it.",
+    )
 
     @field_validator("input")
     @classmethod
@@ -65,8 +72,14 @@ class JobOut(BaseModel):
     sandbox: str | None = Field(
         None, description="The sandbox backend the job runs in, as its task declares [any]."
     )
+    queue: str = Field("default", description="The queue it waits in.")
+    labels: dict[str, str] | None = Field(
+        None, description="The labels a worker must offer to claim it (null: none)."
+    )
     waiting: str | None = Field(
-        None, description="Why a queued job is not claimed: no live worker offers its sandbox."
+        None,
+        description="Why a queued job is not claimed: no live worker serves its queue, "
+        "offers a label it requires, or its sandbox.",
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,12 +84,19 @@ class Service:
 
     async def submit(
         self, task: str, input: Any, *, priority: int | None = None, delay: float = 0.0,
-        key: str | None = None, scope: str = "api",
+        key: str | None = None, scope: str = "api", queue: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> tuple[JobRecord, bool]:  # fmt: skip
         """Queue a job of a configured task; ``(job, created)``. With ``key``, a
         repeated call returns the job the first one made. Written by the group
-        commit's thread, with whatever other submissions arrive meanwhile."""
+        commit's thread, with whatever other submissions arrive meanwhile.
+        ``queue`` and ``labels`` override the task's (a label given replaces
+        the task's value of it)."""
         new = self.new_job(task, input, priority=priority, delay=delay)
+        if queue is not None or labels:
+            new = dataclasses.replace(
+                new, queue=queue or new.queue, labels={**(new.labels or {}), **(labels or {})}
+            )
         return await self.commits.submit(new, keyed_job_id(scope, key) if key else None)
 
     def new_job(

@@ -24,6 +24,7 @@ from stockade.store.records import (
     mark_waiting,
     worker_offer,
 )
+from stockade.store.routesql import ROUTING_ARGS, claim_args, queue_shape, routing_conditions
 from stockade.store.routing import Offer, backend_of, waiting_for
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState
@@ -226,6 +227,22 @@ class Queries:
                 found[key] = (found.get(key, (0, reason))[0] + n, reason)
         return found
 
+    def claimable(self, offer: Offer) -> int:
+        """Jobs queued or running that a worker with ``offer`` could claim (now
+        or once they are queued again): whether a burst worker is done."""
+        jobs, shape = t.jobs, queue_shape(offer)
+        query = (
+            sa.select(sa.func.count())
+            .select_from(jobs)
+            .where(
+                jobs.c.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+                *routing_conditions(self.db.dialect, shape),
+            )
+        )
+        params = dict(zip(ROUTING_ARGS[shape], claim_args(offer), strict=True))
+        with self.db.read() as conn:
+            return int(conn.execute(query, params).scalar_one())
+
     def count_by_state(self, task: str | None = None) -> dict[str, int]:
         """``{state: number of jobs}``."""
         jobs = t.jobs
@@ -284,6 +301,20 @@ class Queries:
         with self.db.read() as conn:
             rows = conn.execute(query).mappings().all()
         return [WorkerRecord(**{**row, "counters": dict(row["counters"] or {})}) for row in rows]
+
+    def running_by_worker(self) -> dict[str, list[str]]:
+        """The ids of running jobs, by the worker that holds them (oldest first)."""
+        jobs = t.jobs
+        query = (
+            sa.select(jobs.c.worker_id, jobs.c.id)
+            .where(jobs.c.state == JobState.RUNNING.value, jobs.c.worker_id.is_not(None))
+            .order_by(jobs.c.started_at)
+        )
+        found: dict[str, list[str]] = {}
+        with self.db.read() as conn:
+            for worker, job in conn.execute(query):
+                found.setdefault(worker, []).append(job)
+        return found
 
     def now(self) -> float:
         """The database's clock."""
