@@ -34,7 +34,7 @@ def workers_command(**opts: Any) -> int:
     if not workers:
         click.echo("no live worker")
         return 0
-    rows = [
+    rows: list[tuple[str, ...]] = [
         ("NAME", "HOST", "QUEUES", "LABELS", "SANDBOXES", "SLOTS", "RUNNING", "SEEN", "VERSION")
     ]
     rows += [_row(worker) for worker in workers]
