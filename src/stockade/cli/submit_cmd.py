@@ -75,6 +75,9 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
         task = task.model_copy(update={"max_attempts": opts["max_attempts"]})
     task = routed(task, opts["queue"], opts["requires"])
     value = parse_input(opts["input_text"])
+    from stockade.runner.inputs import check_input
+
+    check_input(task.input_format, value)
     delay = duration(opts["delay"], "--delay") if opts["delay"] is not None else 0.0
     job = new_job(name, task, config=config, input=value, priority=opts["priority"], delay=delay)
     store = open_store_from(opts)

@@ -24,7 +24,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Scope
 
-from stockade.errors import AmbiguousId, JobNotFound, StockadeError, StoreUnavailable, UsageError
+from stockade.errors import (
+    AmbiguousId,
+    InputError,
+    JobNotFound,
+    StockadeError,
+    StoreUnavailable,
+    UsageError,
+)
 from stockade.server import health, hooks, jobs_api, metrics, runs_api, workers_api
 from stockade.server.limits import BodyLimit, Drain, NoNul
 from stockade.server.service import Service
@@ -144,7 +151,8 @@ def _handlers(app: FastAPI) -> None:
         if isinstance(exc, StoreUnavailable):
             return JSONResponse({"error": "store unavailable"}, 503, {"Retry-After": "5"})
         if isinstance(exc, UsageError):
-            return JSONResponse({"error": exc.message, "field": "task"}, 422)
+            field = "input" if isinstance(exc, InputError) else "task"
+            return JSONResponse({"error": exc.message, "field": field}, 422)
         return JSONResponse({"error": "internal error"}, 500)
 
 

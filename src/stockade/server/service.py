@@ -19,6 +19,7 @@ from typing import Any
 from stockade.engine.jobspec import new_job
 from stockade.errors import UsageError
 from stockade.jsontext import repaired
+from stockade.runner.inputs import check_input
 from stockade.sandbox.base import Availability
 from stockade.server.auth import TokenSet
 from stockade.server.groupcommit import GroupCommit
@@ -110,6 +111,7 @@ class Service:
                 raise UsageError(f"unknown task {task!r}")
             template = new_job(task, self.config.tasks[task], config=self.config)
             self._templates[task] = template
+        check_input(self.config.tasks[task].input_format, input)
         chosen = template.priority if priority is None else priority
         return dataclasses.replace(template, input=input, delay=delay, priority=chosen)
 

@@ -22,7 +22,8 @@ a thread that shares the GIL with the jobs' event loop.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import json
+from collections.abc import Collection, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -124,6 +125,15 @@ def _claim_statement(row: str = "rowid", shape: Shape = "any") -> Any:
         )
         .returning(*[_returned(name) for name in Claim.COLUMNS], saved, jobs.c.created_at)
     )
+
+
+def _plan_lines(node: dict[str, Any]) -> Iterator[str]:
+    """A PostgreSQL plan's nodes, depth first, one line each."""
+    index = f" using {node['Index Name']}" if "Index Name" in node else ""
+    relation = f" on {node['Relation Name']}" if "Relation Name" in node else ""
+    yield f"{node['Node Type']}{index}{relation}"
+    for child in node.get("Plans", ()):
+        yield from _plan_lines(child)
 
 
 def _in_claim_order(rows: Sequence[Sequence[Any]]) -> list[Claim]:
@@ -431,6 +441,29 @@ class JobManager(UserRequests):
                 tx.many(_INSERT_ATTEMPT, attempts)
                 events.extend((c.job_id, "started", c.run, started, c.started_at) for c in claims)
         return claims
+
+    def claim_plan(
+        self, offers: Offer | Collection[str] | None = None, limit: int = 20
+    ) -> list[str]:
+        """How the database would run a claim for ``offers`` now, one line per
+        step (SQLite's ``EXPLAIN QUERY PLAN`` details; PostgreSQL's plan nodes
+        as ``Node Type [using index] [on relation]``): for tests, benchmarks
+        and whoever wonders whether a claim walks its index. Claims nothing."""
+        offer = Offer.of(offers)
+        shape, routing = queue_shape(offer), claim_args(offer)
+        with self.db.direct() as tx:
+            if tx.dialect == "sqlite":
+                compiled = _CLAIM[shape].on("sqlite")
+                args = compiled.params((limit, "explain", 0.0, *routing))
+                rows = tx.cursor.execute("EXPLAIN QUERY PLAN " + compiled.sql, args).fetchall()
+                return [str(row[-1]) for row in rows]
+            tx.execute(_CLAIM_PLANNING)
+            compiled = _CLAIM_AND_START[shape].on("postgresql")
+            args = compiled.params((limit, "explain", 0.0, {}, *routing))
+            tx.cursor.execute("EXPLAIN (FORMAT JSON) " + compiled.sql, args)
+            (plan,) = tx.cursor.fetchone()
+        document = json.loads(plan) if isinstance(plan, str) else plan
+        return list(_plan_lines(document[0]["Plan"]))
 
     def renew(
         self, worker_id: str, lease: float, job_ids: Sequence[str] | None = None

@@ -76,7 +76,11 @@ def _queue_condition(dialect: str, shape: Shape) -> list[sa.ColumnElement[bool]]
         names = sa.bindparam("b_queues", type_=postgresql.ARRAY(sa.String))
         return [queue == sa.any_(names)]
     listed = sa.func.json_each(sa.bindparam("b_queues", type_=sa.JSON)).table_valued("value")
-    return [queue.in_(sa.select(listed.c.value))]
+    # ``+queue``: SQLite would otherwise search ix_jobs_claim_queue once per
+    # queue and sort every job of those queues at each claim; without an
+    # index on the queue it walks ix_jobs_claim in order, as PostgreSQL does.
+    unindexed = sa.literal_column("+jobs.queue", sa.String)
+    return [unindexed.in_(sa.select(listed.c.value))]
 
 
 def routing_conditions(dialect: str, shape: Shape) -> list[sa.ColumnElement[bool]]:
