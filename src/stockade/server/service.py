@@ -38,7 +38,7 @@ _PUBLIC = (
     "id", "task", "state", "priority", "attempts", "max_attempts", "created_at", "updated_at",
     "run_after", "started_at", "finished_at", "worker_id", "cancel_requested", "outcome",
     "exit_code", "signal", "reason", "error", "input", "run_id", "step", "item", "sandbox",
-    "waiting",
+    "queue", "labels", "waiting",
 )  # fmt: skip
 
 
