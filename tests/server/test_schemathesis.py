@@ -85,6 +85,6 @@ values = ["push"]
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]
-    assert "17 selected" in output  # 11 job/hook/metrics operations + 6 of runs (timeline)
+    assert "18 selected" in output  # 11 job/hook/metrics operations, 6 of runs, 1 of workers
     assert " passed" in output
     assert ENV_TOKEN not in output
