@@ -5,8 +5,8 @@ submitter names another) and may require labels (``jobs.labels``, a JSON
 object of ``key: value``, NULL when it requires none). A worker serves some
 queues (or all) and offers labels; the claim takes a job only if the
 worker serves its queue and offers every label it requires with the same
-value. These conditions are part of the claim's one statement (see
-:mod:`~stockade.store.jobs`), beside the sandbox test below.
+value. These conditions are part of the claim's one statement (in SQL:
+:mod:`~stockade.store.routesql`), beside the sandbox test below.
 
 A job whose task declares a sandbox keeps that profile's backend in the
 store as one bit (``jobs.sandbox_need``; 0 when the task declares none).
