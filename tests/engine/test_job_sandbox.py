@@ -60,7 +60,7 @@ def test_a_worker_that_does_not_offer_a_jobs_sandbox_leaves_it_queued_and_says_w
         await until(lambda: store.queries.job(job).waiting is not None)
         assert state(store, job) == "queued"
         assert store.queries.job(job).waiting == "no live worker offers sandbox 'bwrap'"
-        assert store.queries.unservable() == {"bwrap": 1}
+        assert store.queries.unservable() == {"bwrap": (1, "no live worker offers sandbox 'bwrap'")}
 
     with_worker(store_url, local_only, offers=("local",))
 

@@ -254,3 +254,27 @@ def test_a_running_jobs_progress_is_shown(page: Any, server: Server) -> None:
     page.click("#job-cancel")
     sync_api.expect(page.locator("#job-state .state")).to_have_text("cancelled", timeout=20_000)
     sync_api.expect(progress).to_be_hidden()  # only while the job runs
+
+
+def test_a_finished_jobs_page_names_its_worker_and_the_workers_page_lists_it(
+    page: Any, server: Server
+) -> None:
+    """A finished job holds no worker any more; its page named none ("—")
+    while its attempts table named it."""
+    job_id = submit(server, "hostile")
+    login(page, server)
+    page.goto(f"{server.url}/#/jobs/{job_id}")
+    sync_api.expect(page.locator("#job-state .state")).to_have_text("succeeded", timeout=20_000)
+    attempt_worker = page.locator("#job-attempts tbody tr td").nth(1)
+    sync_api.expect(attempt_worker).not_to_have_text("—")
+    named = attempt_worker.text_content() or ""
+    fields = page.locator("#job-fields")
+    worker = fields.locator("dt:text-is('worker') + dd")
+    sync_api.expect(worker).to_have_text(named)
+
+    page.click("a.nav:text-is('Workers')")
+    sync_api.expect(page.locator("#workers-view")).to_be_visible()
+    row = page.locator(f'#workers tbody tr[data-worker="{named}"]')
+    sync_api.expect(row).to_be_visible()
+    sync_api.expect(row).to_contain_text("0 / 3")  # the embedded worker: idle, 3 slots
+    assert page.dialogs == []

@@ -85,8 +85,7 @@ values = ["push"]
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]
-    assert (
-        "20 selected" in output
-    )  # 13 job/hook/metrics operations (artifacts), 6 of runs, 1 of stats
+    # 13 job/hook/metrics operations (artifacts), 6 of runs, 1 of stats, 1 of workers
+    assert "21 selected" in output
     assert " passed" in output
     assert ENV_TOKEN not in output

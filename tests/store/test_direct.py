@@ -155,9 +155,9 @@ def test_a_sqlite_claim_walks_the_claim_index(sqlite_url: str) -> None:
     try:
         store.jobs.submit([new() for _ in range(100)])
         with store.db.direct(read=True) as tx:
-            compiled = _CLAIM.on("sqlite")
+            compiled = _CLAIM["any"].on("sqlite")
             plan = tx.cursor.execute(
-                "EXPLAIN QUERY PLAN " + compiled.sql, compiled.params((20, 0, "w", 30.0))
+                "EXPLAIN QUERY PLAN " + compiled.sql, compiled.params((20, "w", 30.0, 0, {}))
             ).fetchall()
     finally:
         store.close()

@@ -55,6 +55,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "worker_command",
         "Run jobs from the store in N slots until stopped.",
     ),
+    "workers": (
+        "stockade.cli.workers_cmd",
+        "workers_command",
+        "List live workers: queues, labels, slots, heartbeat.",
+    ),
     "db": ("stockade.cli.db_cmd", "db_group", "Create or upgrade the job store's schema."),
     "serve": ("stockade.cli.serve_cmd", "serve_command", "Serve the HTTP API, webhooks, metrics."),
     "health": ("stockade.cli.health_cmd", "health_command", "Check a server's /health (exit 0/1)."),

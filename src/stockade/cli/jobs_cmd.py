@@ -52,15 +52,20 @@ def jobs_command(**opts: Any) -> int:
             data.pop("spec", None)
             click.echo(json.dumps(data, sort_keys=True))
         return 0
-    rows = [("ID", "TASK", "STATE", "ATTEMPTS", "OUTCOME", "AGE")]
+    from stockade.cli.jobtext import task_label
+
+    waits = any(job.waiting for job in jobs)
+    rows = [("ID", "TASK", "QUEUE", "STATE", "ATTEMPTS", "OUTCOME", "AGE", *(("WAITING",) * waits))]
     rows += [
         (
             job.id,
-            job.task,
+            task_label(job.task, job.spec),
+            job.queue,
             job.state.value + (" (waiting)" if job.waiting else ""),
             f"{job.attempts}/{job.max_attempts}",
             job.outcome or "-",
             _age(now - job.created_at),
+            *((job.waiting or "",) * waits),
         )
         for job in jobs
     ]
@@ -90,21 +95,7 @@ def show_command(job_ref: str, **opts: Any) -> int:
         data["notifications"] = notes
         click.echo(json.dumps(data | {"outputs": outputs}, indent=2, sort_keys=True))
         return 0
-    lines = [
-        f"job       {job.id}",
-        f"task      {job.task}",
-        f"state     {job.state.value}",
-        f"priority  {job.priority}",
-        f"attempts  {job.attempts}/{job.max_attempts}",
-    ]
-    if job.run_id:
-        where = job.step if job.item is None else f"{job.step}[{job.item}]"
-        lines.insert(2, f"run       {job.run_id} ({where})")
-    if job.sandbox:
-        lines.append(f"sandbox   {job.sandbox}")
-    lines.extend(_gate_lines(job))
-    if job.waiting:
-        lines.append(f"waiting   {job.waiting}")
+    lines = _about(job)
     if job.outcome:
         lines.append(f"outcome   {job.outcome}" + (f" ({job.reason})" if job.reason else ""))
     if job.error:
@@ -153,6 +144,36 @@ def _notification_lines(notes: list[dict[str, Any]]) -> list[str]:
             status = "no answer" if tried.get("status") is None else f"status {tried['status']}"
             error = f" ({tried['error']})" if tried.get("error") else ""
             lines.append(f"  try {i}: {status}{error}")
+    return lines
+
+
+def _about(job: Any) -> list[str]:
+    """``show``'s first lines: what the job is, runs, where, and what it waits for."""
+    from stockade.cli.jobtext import ADHOC_TASK, command_text, shorten, workdir_of
+
+    lines = [
+        f"job       {job.id}",
+        f"task      {job.task}",
+        f"state     {job.state.value}",
+        f"priority  {job.priority}",
+        f"attempts  {job.attempts}/{job.max_attempts}",
+    ]
+    if job.run_id:
+        where = job.step if job.item is None else f"{job.step}[{job.item}]"
+        lines.insert(2, f"run       {job.run_id} ({where})")
+    runs, workdir = command_text(job.spec), workdir_of(job.spec)
+    if job.task == ADHOC_TASK and runs is not None:
+        lines.insert(2, f"runs      {shorten(runs, 200)}")
+    if workdir is not None:
+        lines.append(f"in        {workdir}")
+    lines.append(f"queue     {job.queue}")
+    if job.labels:
+        lines.append("requires  " + " ".join(f"{k}={v}" for k, v in sorted(job.labels.items())))
+    if job.sandbox:
+        lines.append(f"sandbox   {job.sandbox}")
+    lines.extend(_gate_lines(job))
+    if job.waiting:
+        lines.append(f"waiting   {job.waiting}")
     return lines
 
 

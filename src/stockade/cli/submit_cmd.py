@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -38,7 +39,16 @@ class _SubmitCommand(click.Command):
     "--priority", "-p", type=click.IntRange(STORE_INT_MIN, STORE_INT_MAX),
     help="Higher runs first [the task's, else 0].",
 )  # fmt: skip
+@click.option(
+    "--cwd", metavar="DIR",
+    help="Where a -- COMMAND or --shell LINE runs [this directory]; recorded with the job.",
+)  # fmt: skip
 @click.option("--delay", metavar="DURATION", help="Do not start before this long from now.")
+@click.option("--queue", metavar="QUEUE", help="The queue it waits in [the task's, else default].")
+@click.option(
+    "--require", "requires", metavar="NAME=VALUE", multiple=True,
+    help="A label the claiming worker must offer (repeatable; adds to the task's).",
+)  # fmt: skip
 @click.option(
     "--max-attempts", type=click.IntRange(1, STORE_INT_MAX), help="Attempts in total [the task's]."
 )
@@ -65,6 +75,7 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
       stockade submit --priority 5 -- make -j4
       stockade submit --wait --shell 'echo hi'
       stockade submit deploy --after 0193ab12cd4
+      stockade submit --queue gpu --require gpu=1 -- ./train.sh
     """
     from stockade.engine.client import exit_status, wait
     from stockade.engine.jobspec import new_job
@@ -72,7 +83,11 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
     name, task, config = _task(args, opts)
     if opts["max_attempts"]:
         task = task.model_copy(update={"max_attempts": opts["max_attempts"]})
+    task = routed(task, opts["queue"], opts["requires"])
     value = parse_input(opts["input_text"])
+    from stockade.runner.inputs import check_input
+
+    check_input(task.input_format, value)
     delay = duration(opts["delay"], "--delay") if opts["delay"] is not None else 0.0
     from stockade import tracing
 
@@ -132,6 +147,27 @@ def _after(store: Any, opts: dict[str, Any]) -> tuple[list[str], bool]:
     return list(dict.fromkeys(ids)), bool(opts["after_any"])
 
 
+def routed(task: Any, queue: str | None, requires: Sequence[str]) -> Any:
+    """``task`` with ``--queue`` and ``--require`` applied (a label given
+    replaces the task's value of that label)."""
+    from stockade.spec.routing import Requires, parse_label, parse_queues
+
+    update: dict[str, Any] = {}
+    try:
+        if queue is not None:
+            names = parse_queues(queue, "--queue")
+            if len(names) != 1:
+                raise ValueError("--queue names one queue: the job waits in one")
+            update["queue"] = names[0]
+        if requires:
+            labels = dict(task.requires.labels)
+            labels.update(parse_label(text, "--require") for text in requires)
+            update["requires"] = Requires(labels=labels)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return task.model_copy(update=update) if update else task
+
+
 def _task(args: tuple[str, ...], opts: dict[str, Any]) -> tuple[str, Any, Any]:
     """``(name, TaskSpec, Config or None)`` from the arguments."""
     from stockade.engine.jobspec import adhoc_task
@@ -141,13 +177,26 @@ def _task(args: tuple[str, ...], opts: dict[str, Any]) -> tuple[str, Any, Any]:
     if opts["shell_line"] is not None:
         if args:
             raise UsageError("--shell takes the whole line; do not also give a command")
-        return "exec", adhoc_task(shell=opts["shell_line"]), None
+        return "exec", adhoc_task(shell=opts["shell_line"], workdir=_cwd(opts["cwd"])), None
     if len(args) == 1 and not dashdash:
         from stockade.cli.tasks import config_path
         from stockade.config import load
 
+        if opts["cwd"] is not None:
+            raise UsageError("--cwd is for -- COMMAND and --shell LINE; a task names its workdir")
         config = load(config_path(opts["config_path"]))
         return args[0], config.task(args[0]), config
     if not args:
         raise UsageError("nothing to queue: give a TASK, --shell LINE, or -- COMMAND [ARG...]")
-    return "exec", adhoc_task(argv=list(args)), None
+    return "exec", adhoc_task(argv=list(args), workdir=_cwd(opts["cwd"])), None
+
+
+def _cwd(given: str | None) -> str:
+    """Where an ad-hoc job runs: ``--cwd`` or this directory, made absolute
+    here (a worker's own directory means nothing to the submitter)."""
+    import os
+
+    path = os.path.abspath(given if given is not None else os.getcwd())
+    if not os.path.isdir(path):
+        raise UsageError(f"--cwd {printable(path)!r} is not a directory here")
+    return path

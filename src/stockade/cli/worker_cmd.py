@@ -64,6 +64,15 @@ __all__ = ["worker_command"]
     help="Claim only jobs declaring these sandbox backends (comma-separated), besides "
     "jobs that declare none [every backend usable here].",
 )
+@click.option(
+    "--queue", "queues", metavar="QUEUES",
+    help="Claim only jobs of these queues (comma-separated) [every queue].",
+)  # fmt: skip
+@click.option(
+    "--label", "labels", metavar="NAME=VALUE", multiple=True,
+    help="A label this worker offers (repeatable): jobs that require labels run only "
+    "on a worker offering each of them.",
+)  # fmt: skip
 @click.option("--config", "-c", "config_path", metavar="FILE", help="stockade.yaml for --sandbox.")
 @click.option("--burst", is_flag=True, help="Exit once no job is queued or running.")
 @click.option(
@@ -86,7 +95,9 @@ def worker_command(**opts: Any) -> int:
 
     A job runs in the sandbox its task declares, whichever worker claims it;
     a worker claims only jobs whose sandbox backend it offers (--offer), and
-    runs jobs that declare none in --sandbox.
+    runs jobs that declare none in --sandbox. It claims only jobs of the
+    queues it serves (--queue; every queue by default) that require no label
+    it does not offer (--label).
 
     SIGTERM or SIGINT stops claiming and lets running jobs finish for up to
     --drain-timeout, then stops them and returns them to the queue without
@@ -111,6 +122,7 @@ def worker_command(**opts: Any) -> int:
         options.sandbox, options.prepare = _slot_sandbox(opts["sandbox"], opts["config_path"])
     if opts["offer"] is not None:
         options.offers = _offers(opts["offer"])
+    options.queues, options.labels = _routing(opts["queues"], opts["labels"])
     _logging(opts["verbose"], opts["quiet"], opts["log_format"])
     store = open_store_from(opts)
     return run_worker(store, options)
@@ -150,6 +162,20 @@ def _offers(text: str) -> tuple[str, ...]:
             raise UsageError(f"--offer: sandbox backend {name!r} is not usable on this host "
                              "(see `stockade sandboxes`)")  # fmt: skip
     return names
+
+
+def _routing(
+    queues: str | None, labels: tuple[str, ...]
+) -> tuple[tuple[str, ...] | None, dict[str, str]]:
+    """``--queue`` and ``--label`` as the worker's options."""
+    from stockade.spec.routing import parse_label, parse_queues
+
+    try:
+        served = None if queues is None else parse_queues(queues, "--queue")
+        offered = dict(parse_label(text, "--label") for text in labels)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return served, offered
 
 
 def _full_logs(directory: str | None) -> str | None:

@@ -38,6 +38,16 @@ class Counters:
         """Add ``n`` to the counter ``name``."""
         setattr(self, name, getattr(self, name) + n)
 
+    def summary(self) -> str:
+        """The counters as a line for people: ``3 claimed: 2 succeeded, 1 failed``
+        (only the counts that are not zero; ``no jobs`` when none is)."""
+        counts = self.as_dict()
+        claimed = counts.pop("claimed")
+        rest = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items() if n)
+        if not claimed:
+            return rest or "no jobs"
+        return f"{claimed} claimed" + (f": {rest}" if rest else "")
+
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain mapping (what the store keeps per worker)."""
         return asdict(self)

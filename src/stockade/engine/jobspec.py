@@ -69,9 +69,11 @@ def new_job(
     frozen: dict[str, Any] = {
         "version": SPEC_VERSION,
         # Keys are the store's, in columns (stockade.store.gates), not the worker's;
-        # notify is the store's outbox's (stockade.store.outbox).
+        # notify is the store's outbox's (stockade.store.outbox); queue and
+        # requires are the claim's (stockade.store.routing).
         "task": task.model_dump(
-            mode="json", exclude={"description", "concurrency", "unique", "notify"}
+            mode="json",
+            exclude={"description", "concurrency", "unique", "notify", "queue", "requires"},
         ),
         "secrets": sources,
     }
@@ -96,6 +98,8 @@ def new_job(
         on_timeout=task.timeout_action,
         delay=delay,
         sandbox=None if profile is None else profile.backend,
+        queue=task.queue,
+        labels=dict(task.requires.labels),
     )
     return with_keys(job, task) if keys else job
 

@@ -23,6 +23,7 @@ from stockade.errors import StoreUnavailable
 from stockade.runner.policy import backoff_delay
 from stockade.runner.result import Result
 from stockade.store import Claim, JobState, Store
+from stockade.store.routing import Offer
 
 __all__ = ["AsyncStore", "Recorder", "wait_for_event"]
 
@@ -181,7 +182,7 @@ class Recorder:
         self.worker_id = worker_id
         self.lease = lease
         #: The sandbox backends of the jobs it claims ahead (the worker's offer).
-        self.offers: tuple[str, ...] | None = None
+        self.offers: Offer | None = None
         self._ahead = ahead
         self.linger = linger
         self._more = more

@@ -32,7 +32,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stockade.engine.counters import Counters
@@ -61,6 +61,7 @@ from stockade.runner.spec import RunSpec
 from stockade.runner.turn import Turn
 from stockade.sdnotify import Notifier
 from stockade.store import CANCEL_CHANNEL, JOBS_CHANNEL, Claim, Store
+from stockade.store.routing import Offer
 
 __all__ = ["Worker", "WorkerOptions", "default_worker_id"]
 
@@ -128,6 +129,11 @@ class WorkerOptions:
     #: another is left for a worker that offers it); ``None``: every backend
     #: usable on this host.
     offers: tuple[str, ...] | None = None
+    #: The queues whose jobs it claims (``None``: every queue).
+    queues: tuple[str, ...] | None = None
+    #: The labels it offers: it claims a job only if it offers every label
+    #: the job requires, with the same value (see :mod:`~stockade.store.routing`).
+    labels: dict[str, str] = field(default_factory=dict)
     handle_signals: bool = True
     #: A directory for every attempt's whole output (``JOB_ID.N.stdout`` and
     #: ``.stderr``, unbounded; see :mod:`~stockade.engine.fulllog`); ``None``:
@@ -159,6 +165,8 @@ class Worker:
         ]
         #: The backends of the jobs it claims (see ``WorkerOptions.offers``).
         self.offers: tuple[str, ...] = self.options.offers or ()
+        #: What it claims: its queues, labels and sandboxes (set at start).
+        self.offer = Offer(sandboxes=self.offers)
         self.running: dict[str, Running] = {}
         self._idle: list[Slot] = []
         self._ready: collections.deque[Running] = collections.deque()
@@ -255,13 +263,20 @@ class Worker:
         store = self.astore.store
         if self.options.offers is None:
             self.offers = await loop.run_in_executor(None, usable_backends)
-        self.recorder.offers = self.offers
+        self.offer = Offer(
+            sandboxes=self.offers,
+            queues=self.options.queues,
+            labels=tuple(sorted(self.options.labels.items())),
+        )
+        self.recorder.offers = self.offer
         await self.astore.once(
             store.journal.register_worker,
             self.id,
             len(self.slots),
             self.options.lease,
             list(self.offers),
+            queues=None if self.options.queues is None else list(self.options.queues),
+            labels=dict(self.options.labels),
         )
         await sweep_dead_slots(self)
         if self.options.worker_id:
@@ -378,7 +393,7 @@ class Worker:
             self._claim_sent = time.monotonic()
             try:
                 claims = await self.astore.jobs(
-                    "claim", self.id, want, self.options.lease, self.offers, until=self.stopping
+                    "claim", self.id, want, self.options.lease, self.offer, until=self.stopping
                 )
             except StoreUnavailable:
                 break
@@ -524,8 +539,12 @@ class Worker:
             )  # fmt: skip
 
     async def _queue_empty(self) -> bool:
-        counts = await self.astore.call(self.astore.store.queries.count_by_state)
-        return not self.running and not counts.get("queued") and not counts.get("running")
+        """Burst mode's end: nothing runs here and no job this worker could
+        claim is queued, or running elsewhere (it may be retried)."""
+        if self.running:
+            return False
+        left = await self.astore.call(self.astore.store.queries.claimable, self.offer)
+        return left == 0
 
     async def _drain(self) -> None:
         """Give back jobs claimed but not started; let running ones finish until
@@ -579,6 +598,6 @@ class Worker:
             )
         await loop.run_in_executor(None, self.astore.close)
         log.info(
-            "worker %s stopped: %s", self.id, self.counters.as_dict(),
+            "worker %s stopped: %s", self.id, self.counters.summary(),
             extra=worker_fields(self.id),
         )  # fmt: skip

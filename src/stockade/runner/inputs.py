@@ -19,7 +19,7 @@ from stockade.errors import InputError
 from stockade.jsontext import is_text
 from stockade.runner.spec import RunSpec
 
-__all__ = ["Prepared", "env_name", "prepare", "scalar_text"]
+__all__ = ["Prepared", "check_input", "env_name", "prepare", "scalar_text"]
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]")
 
@@ -68,6 +68,21 @@ def _check_text(what: str, text: str) -> str:
     if not is_text(text):
         raise InputError(f"{what} holds a lone UTF-16 surrogate, which a process cannot receive")
     return text
+
+
+def check_input(input_format: str, value: Any) -> None:
+    """Refuse (:class:`InputError`, one line) an input a job of ``input_format``
+    could never be given: what :func:`prepare` would refuse when the job
+    runs, checked when it is submitted instead."""
+    if input_format not in ("env", "args") or value is None:
+        return
+    if not isinstance(value, dict):
+        raise InputError(
+            f"input format {input_format} needs a JSON object of fields, got "
+            f"{type(value).__name__}: give --input '{{\"name\": ...}}'"
+        )
+    for key, item in value.items():
+        _check_text(f"input field {key!r}", scalar_text(item))
 
 
 def prepare(spec: RunSpec, value: Any, runtime_dir: Path) -> Prepared:

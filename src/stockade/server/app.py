@@ -27,12 +27,13 @@ from starlette.types import Scope
 from stockade.errors import (
     AmbiguousId,
     DependencyError,
+    InputError,
     JobNotFound,
     StockadeError,
     StoreUnavailable,
     UsageError,
 )  # fmt: skip
-from stockade.server import health, hooks, jobs_api, metrics, runs_api, stats_api
+from stockade.server import health, hooks, jobs_api, metrics, runs_api, stats_api, workers_api
 from stockade.server.limits import BodyLimit, Drain, NoNul
 from stockade.server.service import Service
 
@@ -94,6 +95,7 @@ def create_app(service: Service) -> Any:
     app.include_router(jobs_api.router, dependencies=auth)
     app.include_router(runs_api.router, dependencies=auth)
     app.include_router(stats_api.router, dependencies=auth)
+    app.include_router(workers_api.router, dependencies=auth)
     app.include_router(metrics.router, dependencies=auth)
     app.include_router(health.router)
     app.include_router(hooks.router)
@@ -153,7 +155,8 @@ def _handlers(app: FastAPI) -> None:
         if isinstance(exc, DependencyError):
             return JSONResponse({"error": exc.message, "field": "after"}, 422)
         if isinstance(exc, UsageError):
-            return JSONResponse({"error": exc.message, "field": "task"}, 422)
+            field = "input" if isinstance(exc, InputError) else "task"
+            return JSONResponse({"error": exc.message, "field": field}, 422)
         return JSONResponse({"error": "internal error"}, 500)
 
 

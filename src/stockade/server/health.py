@@ -6,8 +6,10 @@ Checks (each ``{"ok": bool, …}``):
 * ``workers``: live workers seen in the store (embedded or a fleet), and
   whether the embedded worker, if any, is still running;
 * ``queue``: runnable jobs waiting and the oldest one's age;
-* ``routing``: queued jobs that no live worker can run, because none offers
-  the sandbox backend their task declares (with the reason, per backend);
+* ``routing``: queued jobs that no live worker can claim, because none
+  serves their queue, offers a label they require or the sandbox backend
+  their task declares (with the reason, per backend, ``queue Q`` or
+  ``label K=V``);
 * ``sandboxes``: which sandbox backends are usable on this host, which of
   them the jobs need (the embedded worker's ``local``, and the backend of
   every profile a configured task names), and why a needed one is not
@@ -16,7 +18,7 @@ Checks (each ``{"ok": bool, …}``):
 ``down`` (503) when the store does not answer or the server is draining;
 ``degraded`` (200) when jobs wait with no live worker, the embedded worker
 died, the oldest job has waited longer than ``server.queue_age_degraded``,
-jobs wait for a sandbox no live worker offers, or a needed sandbox backend
+jobs wait that no live worker can claim, or a needed sandbox backend
 is unusable; ``ok`` (200) otherwise.
 """
 
@@ -59,8 +61,8 @@ def check_health(service: Service) -> dict[str, Any]:
     checks["routing"] = {
         "ok": not unservable,
         **(
-            {"waiting": {name: f"{n} queued job(s): no live worker offers sandbox {name!r}"
-                         for name, n in unservable.items()}}
+            {"waiting": {key: f"{n} queued job(s): {reason}"
+                         for key, (n, reason) in unservable.items()}}
             if unservable else {}
         ),
     }  # fmt: skip

@@ -78,7 +78,8 @@ async def submit(
     with tracing.span("stockade.submit", request.headers, {"stockade.task": body.task}) as span:
         job, created = await service.submit(
             body.task, body.input, priority=body.priority, delay=body.delay, key=idempotency_key,
-            after=body.after, after_any=body.after_any,
+            after=body.after, after_any=body.after_any, queue=body.queue,
+            labels=None if body.requires is None else body.requires.labels,
         )  # fmt: skip
         if span is not None:
             span.set_attribute("stockade.job", job.id)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stockade.jsontext import text_problem
+from stockade.spec.routing import QueueName, Requires
 
 __all__ = [
     "ERRORS", "ActionResult", "ErrorOut", "FieldError", "InvalidOut", "JobDetails", "JobList",
@@ -32,6 +33,12 @@ class SubmitRequest(BaseModel):
     )
     after_any: bool = Field(
         default=False, description="Run once the jobs in after ended, whatever their outcome."
+    )
+    queue: QueueName | None = Field(default=None, description="The queue it waits in [the task's].")
+    requires: Requires | None = Field(
+        default=None,
+        description="Labels the claiming worker must offer (`{labels: {name: value}}`), "
+        "besides the task's; a label given here replaces the task's value of it.",
     )
 
     @field_validator("input")
@@ -73,10 +80,15 @@ class JobOut(BaseModel):
     sandbox: str | None = Field(
         None, description="The sandbox backend the job runs in, as its task declares [any]."
     )
+    queue: str = Field("default", description="The queue it waits in.")
+    labels: dict[str, str] | None = Field(
+        None, description="The labels a worker must offer to claim it (null: none)."
+    )
     waiting: str | None = Field(
         None,
         description="Why a queued job is not claimed: its concurrency key is at its limit, "
-        "it waits on other jobs, no live worker offers its sandbox.",
+        "it waits on other jobs, no live worker serves its queue, offers a label it "
+        "requires, or its sandbox.",
     )
     concurrency_key: str | None = Field(None, description="Its concurrency key, if any.")
     concurrency_limit: int | None = Field(None, description="Jobs of that key at once.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -19,6 +20,7 @@ from stockade import tracing
 from stockade.engine.jobspec import new_job, with_keys
 from stockade.errors import UsageError
 from stockade.jsontext import repaired
+from stockade.runner.inputs import check_input
 from stockade.sandbox.base import Availability
 from stockade.server.auth import TokenSet
 from stockade.server.groupcommit import GroupCommit
@@ -37,8 +39,8 @@ _PUBLIC = (
     "id", "task", "state", "priority", "attempts", "max_attempts", "created_at", "updated_at",
     "run_after", "started_at", "finished_at", "worker_id", "cancel_requested", "outcome",
     "exit_code", "signal", "reason", "error", "input", "run_id", "step", "item", "sandbox",
-    "waiting", "concurrency_key", "concurrency_limit", "unique_key", "unique_while", "after",
-    "after_any",
+    "queue", "labels", "waiting", "concurrency_key", "concurrency_limit", "unique_key",
+    "unique_while", "after", "after_any",
 )  # fmt: skip
 
 
@@ -89,15 +91,21 @@ class Service:
     async def submit(
         self, task: str, input: Any, *, priority: int | None = None, delay: float = 0.0,
         key: str | None = None, scope: str = "api", after: list[str] | None = None,
-        after_any: bool = False,
+        after_any: bool = False, queue: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> tuple[JobRecord, bool]:  # fmt: skip
         """Queue a job of a configured task; ``(job, created)``. With ``key``, a
         repeated call returns the job the first one made; a job whose unique
         key matches a live job returns that one. ``after``: the jobs it runs
-        after. Written by the group commit's thread, with whatever other
-        submissions arrive meanwhile."""
+        after. ``queue`` and ``labels`` override the task's (a label given
+        replaces the task's value of it). Written by the group commit's
+        thread, with whatever other submissions arrive meanwhile."""
         new = self.new_job(task, input, priority=priority, delay=delay)
         new.after, new.after_any = list(dict.fromkeys(after or ())), after_any
+        if queue is not None or labels:
+            new = dataclasses.replace(
+                new, queue=queue or new.queue, labels={**(new.labels or {}), **(labels or {})}
+            )
         return await self.commits.submit(new, keyed_job_id(scope, key) if key else None)
 
     def new_job(
@@ -111,6 +119,7 @@ class Service:
                 raise UsageError(f"unknown task {task!r}")
             template = new_job(task, self.config.tasks[task], config=self.config, keys=False)
             self._templates[task] = template
+        check_input(self.config.tasks[task].input_format, input)
         chosen = template.priority if priority is None else priority
         spec, trace = template.spec, tracing.carrier()
         if trace:  # the worker that runs it continues this trace (stockade.tracing)
@@ -214,8 +223,8 @@ class Service:
                     needed.add(profile.backend)
         return sorted(needed)
 
-    def unservable(self) -> dict[str, int]:
-        """Queued jobs no live worker can run, by the sandbox backend they need."""
+    def unservable(self) -> dict[str, tuple[int, str]]:
+        """Queued jobs no live worker can claim, by what they lack, with why."""
         return self.store.queries.unservable()
 
     def live_workers(self) -> int:

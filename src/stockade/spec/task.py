@@ -22,6 +22,7 @@ from stockade.runner.spec import DEFAULT_KILL_GRACE, DEFAULT_MAX_OUTPUT, RunSpec
 from stockade.spec.checks import DEFER_CHECKS_CONTEXT, task_problems
 from stockade.spec.keys import Concurrency, Unique
 from stockade.spec.notify import NotifySpec
+from stockade.spec.routing import QueueName, Requires
 from stockade.spec.types import (
     STORE_INT_MAX,
     STORE_INT_MIN,
@@ -57,6 +58,9 @@ __all__ = [
 #: Bytes of an attempt's first and last output a worker keeps in the store's log.
 DEFAULT_LOG_HEAD = 1024 * 1024
 DEFAULT_LOG_TAIL = 1024 * 1024
+
+#: The queue of a task that names none (the same as the store's).
+DEFAULT_QUEUE = "default"
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -222,6 +226,12 @@ class TaskDefaults(StrictModel):
         default=0, ge=STORE_INT_MIN, le=STORE_INT_MAX,
         description="Higher runs first among queued jobs.",
     )  # fmt: skip
+    queue: QueueName = Field(
+        default=DEFAULT_QUEUE, description="The queue its jobs wait in (workers serve queues)."
+    )
+    requires: Requires = Field(
+        default_factory=Requires, description="What a worker must offer to claim its jobs."
+    )
 
     secret_inputs: list[Text] = Field(
         default_factory=list,

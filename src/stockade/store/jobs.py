@@ -22,7 +22,8 @@ a thread that shares the GIL with the jobs' event loop.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import json
+from collections.abc import Collection, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -45,7 +46,15 @@ from stockade.store.outbox import end_rows, queue_ended
 from stockade.store.policy import MAX_TRANSIENT, Step, next_step
 from stockade.store.records import Claim, NewJob
 from stockade.store.requests import UserRequests
-from stockade.store.routing import refused_mask
+from stockade.store.routesql import (
+    ROUTING_ARGS,
+    SHAPES,
+    Shape,
+    claim_args,
+    queue_shape,
+    routing_conditions,
+)
+from stockade.store.routing import Offer
 from stockade.store.rows import JOB_COLUMNS, job_row, lost_claim, result_json, usage_columns
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
@@ -66,7 +75,7 @@ def _returned(name: str) -> Any:
     return sa.cast(column, sa.Text).label(name) if name == "spec" else column
 
 
-def _claim_statement(row: str = "rowid") -> Any:
+def _claim_statement(row: str = "rowid", shape: Shape = "any") -> Any:
     """``queued → running`` for the first ``b_limit`` runnable jobs (priority, then age).
 
     Built once: SQLAlchemy memoizes a statement's cache key, so executing the
@@ -79,9 +88,12 @@ def _claim_statement(row: str = "rowid") -> Any:
     lock), the one join the planner cannot get wrong: joined by id,
     PostgreSQL with stale statistics once drove the join from a scan of
     every queued job, probing the candidates for each.
+
+    ``shape``: the queues the worker serves (see :mod:`~stockade.store.routesql`).
     """
     check(Q, R)
     jobs, now = t.jobs, epoch_now()
+    dialect = "sqlite" if row == "rowid" else "postgresql"
     physical: sa.ColumnElement[Any] = sa.literal_column(f"jobs.{row}")
     candidates = (
         sa.select(physical.label("tid"))
@@ -91,7 +103,8 @@ def _claim_statement(row: str = "rowid") -> Any:
             # The claim index's own predicate, as written there: held jobs
             # (stockade.store.gates) are not in it.
             jobs.c.run_after < sa.literal_column(HELD_SQL),
-            jobs.c.sandbox_need.op("&")(sa.bindparam("b_refused", type_=sa.Integer)) == 0,
+            # Routing: queue, labels and sandbox (stockade.store.routesql).
+            *routing_conditions(dialect, shape),
         )
         .order_by(jobs.c.priority.desc(), jobs.c.created_at)
         .limit(sa.bindparam("b_limit", type_=sa.Integer))
@@ -121,6 +134,15 @@ def _claim_statement(row: str = "rowid") -> Any:
     )
 
 
+def _plan_lines(node: dict[str, Any]) -> Iterator[str]:
+    """A PostgreSQL plan's nodes, depth first, one line each."""
+    index = f" using {node['Index Name']}" if "Index Name" in node else ""
+    relation = f" on {node['Relation Name']}" if "Relation Name" in node else ""
+    yield f"{node['Node Type']}{index}{relation}"
+    for child in node.get("Plans", ()):
+        yield from _plan_lines(child)
+
+
 def _in_claim_order(rows: Sequence[Sequence[Any]]) -> list[Claim]:
     """The claims of a claim's rows, priority then age: the order the worker
     starts them in. ``UPDATE … RETURNING`` returns rows in no set order
@@ -129,11 +151,11 @@ def _in_claim_order(rows: Sequence[Sequence[Any]]) -> list[Claim]:
     return [Claim.from_values(row[:-1]) for row in ordered]
 
 
-def _claim_and_start_statement() -> Any:
+def _claim_and_start_statement(shape: Shape = "any") -> Any:
     """:func:`_claim_statement` that also inserts the claimed jobs' attempt rows
     and ``started`` events (``b_started``: the events' data), in one statement
     of data-modifying CTEs (PostgreSQL): one round trip instead of three."""
-    claimed = _claim_statement("ctid").cte("claimed")
+    claimed = _claim_statement("ctid", shape).cte("claimed")
     attempts = sa.insert(t.attempts).from_select(
         ["job_id", "attempt", "worker_id", "started_at"],
         sa.select(
@@ -215,14 +237,24 @@ def _end_attempt_statement(rows: int = 0) -> Any:
 
 # The worker's path (record ends, claim successors) runs these on the
 # driver's cursor (see stockade.store.direct); rows are tuples in args order.
-_CLAIM = Statement(
-    _claim_statement(), ("b_limit", "b_refused", "b_worker", "b_lease"), only=["sqlite"]
-)
-_CLAIM_AND_START = Statement(
-    _claim_and_start_statement(),
-    ("b_limit", "b_refused", "b_worker", "b_lease", "b_started"),
-    only=["postgresql"],
-)
+# One claim per shape of the worker's queues (stockade.store.routesql); the
+# routing parameters come last.
+_CLAIM = {
+    shape: Statement(
+        _claim_statement("rowid", shape),
+        ("b_limit", "b_worker", "b_lease", *ROUTING_ARGS[shape]),
+        only=["sqlite"],
+    )
+    for shape in SHAPES
+}
+_CLAIM_AND_START = {
+    shape: Statement(
+        _claim_and_start_statement(shape),
+        ("b_limit", "b_worker", "b_lease", "b_started", *ROUTING_ARGS[shape]),
+        only=["postgresql"],
+    )
+    for shape in SHAPES
+}
 # The claim must walk ix_jobs_claim in order and stop after its limit. The
 # planner picks that only when its statistics say many jobs are queued: on a
 # table analyzed while the queue was short (a fresh one, or any burst), it
@@ -427,11 +459,16 @@ class JobManager(UserRequests):
     # -- claim and lease ---------------------------------------------------
 
     def claim(
-        self, worker_id: str, limit: int, lease: float, offers: Collection[str] | None = None
+        self,
+        worker_id: str,
+        limit: int,
+        lease: float,
+        offers: Offer | Collection[str] | None = None,
     ) -> list[Claim]:
         """Claim up to ``limit`` runnable jobs (priority, then age) for ``worker_id``,
-        among those whose sandbox backend is in ``offers`` or that need none
-        (``None``: every job; see :mod:`~stockade.store.routing`).
+        among those ``offers`` serves: an :class:`~stockade.store.routing.Offer`
+        (queues, labels, sandboxes), or the sandbox backends alone, or ``None``:
+        every job (see :mod:`~stockade.store.routing`).
 
         One transaction of three statements whatever ``limit`` is: the claim
         ``UPDATE … RETURNING`` (which also returns each job's saved state),
@@ -453,27 +490,51 @@ class JobManager(UserRequests):
         worker_id: str,
         limit: int,
         lease: float,
-        offers: Collection[str] | None,
+        offers: Offer | Collection[str] | None,
         events: list[tuple[Any, ...]],
     ) -> list[Claim]:
         """Claim, insert the attempt rows; the ``started`` events (rows of
         ``_INSERT_EVENT``) go to ``events``."""
-        started, refused = {"worker": worker_id}, refused_mask(offers)
+        started, offer = {"worker": worker_id}, Offer.of(offers)
+        shape, routing = queue_shape(offer), claim_args(offer)
         if tx.dialect == "postgresql":  # attempts and events in the claim's statement
             if events:  # the events due so far first: a job's events keep their order
                 tx.many(_INSERT_EVENT, events)
                 events.clear()
             tx.execute(_CLAIM_PLANNING)
             claims = _in_claim_order(
-                tx.rows(_CLAIM_AND_START, (limit, refused, worker_id, lease, started))
+                tx.rows(_CLAIM_AND_START[shape], (limit, worker_id, lease, started, *routing))
             )
         else:
-            claims = _in_claim_order(tx.rows(_CLAIM, (limit, refused, worker_id, lease)))
+            claims = _in_claim_order(tx.rows(_CLAIM[shape], (limit, worker_id, lease, *routing)))
             if claims:
                 attempts = [(c.job_id, c.run, worker_id, c.started_at) for c in claims]
                 tx.many(_INSERT_ATTEMPT, attempts)
                 events.extend((c.job_id, "started", c.run, started, c.started_at) for c in claims)
         return claims
+
+    def claim_plan(
+        self, offers: Offer | Collection[str] | None = None, limit: int = 20
+    ) -> list[str]:
+        """How the database would run a claim for ``offers`` now, one line per
+        step (SQLite's ``EXPLAIN QUERY PLAN`` details; PostgreSQL's plan nodes
+        as ``Node Type [using index] [on relation]``): for tests, benchmarks
+        and whoever wonders whether a claim walks its index. Claims nothing."""
+        offer = Offer.of(offers)
+        shape, routing = queue_shape(offer), claim_args(offer)
+        with self.db.direct() as tx:
+            if tx.dialect == "sqlite":
+                compiled = _CLAIM[shape].on("sqlite")
+                args = compiled.params((limit, "explain", 0.0, *routing))
+                rows = tx.cursor.execute("EXPLAIN QUERY PLAN " + compiled.sql, args).fetchall()
+                return [str(row[-1]) for row in rows]
+            tx.execute(_CLAIM_PLANNING)
+            compiled = _CLAIM_AND_START[shape].on("postgresql")
+            args = compiled.params((limit, "explain", 0.0, {}, *routing))
+            tx.cursor.execute("EXPLAIN (FORMAT JSON) " + compiled.sql, args)
+            (plan,) = tx.cursor.fetchone()
+        document = json.loads(plan) if isinstance(plan, str) else plan
+        return list(_plan_lines(document[0]["Plan"]))
 
     def renew(
         self, worker_id: str, lease: float, job_ids: Sequence[str] | None = None
@@ -543,7 +604,7 @@ class JobManager(UserRequests):
         worker_id: str,
         limit: int,
         lease: float,
-        offers: Collection[str] | None = None,
+        offers: Offer | Collection[str] | None = None,
     ) -> tuple[list[JobState | None], list[Claim]]:
         """:meth:`finish_many`, then :meth:`claim` up to ``limit`` jobs for
         ``worker_id``, in one transaction: a busy worker records its ends and

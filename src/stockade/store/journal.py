@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from stockade import __version__
 from stockade.errors import NameInUse
 from stockade.store import liveness
 from stockade.store import schema as t
@@ -72,9 +73,14 @@ class Journal:
         slots: int,
         lease: float = 30.0,
         sandboxes: Sequence[str] | None = None,
+        *,
+        queues: Sequence[str] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         """Record a starting worker (or a restarted one under the same id), with
-        the sandbox backends it runs jobs in (``None``: any).
+        the sandbox backends it runs jobs in (``None``: any), the queues it
+        serves (``None``: every queue), the labels it offers, and this
+        stockade's version.
 
         Raises :class:`~stockade.errors.NameInUse`, changing nothing, while
         another live process holds ``worker_id`` (see
@@ -90,6 +96,9 @@ class Journal:
             "lease": lease,
             "slots": slots,
             "sandboxes": None if sandboxes is None else list(sandboxes),
+            "queues": None if queues is None else list(queues),
+            "labels": dict(labels or {}),
+            "version": __version__,
             "started_at": now,
             "last_seen": now,
             "stopped_at": None,

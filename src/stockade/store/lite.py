@@ -37,8 +37,10 @@ from stockade.store.records import (
     JobRecord,
     LogChunk,
     mark_waiting,
+    worker_offer,
 )
 from stockade.store.revision import HEAD, VERSION_TABLE
+from stockade.store.routing import Offer
 from stockade.store.url import sqlite_file
 
 __all__ = [
@@ -57,7 +59,7 @@ _JOBS = (
     "lease_expires", "cancel_requested", "cancel_forced", "outcome", "exit_code", "signal",
     "reason", "error", "run_id", "step", "item", "sandbox_need", "concurrency_key",
     "concurrency_limit", "unique_key", "unique_while", "after_ids", "after_any", "deps_pending",
-    "followers",
+    "followers", "queue", "labels",
 )  # fmt: skip
 _ATTEMPTS = (
     "job_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "reason",
@@ -66,7 +68,7 @@ _ATTEMPTS = (
 _CHUNKS = ("id", "job_id", "attempt", "stream", "text", "time")
 #: Per table, the JSON columns (text in SQLite, parsed on the way out).
 _JSON = {
-    "jobs": ("input", "spec"), "attempts": ("result",), "outputs": ("data",),
+    "jobs": ("input", "spec", "labels"), "attempts": ("result",), "outputs": ("data",),
     "notifications": ("history", "spec"),
 }  # fmt: skip
 
@@ -129,7 +131,8 @@ def chunks_of(job_id: str, after: int, attempt: int | None, limit: int) -> Query
 
 def live_offers() -> Query:
     sql = (
-        "SELECT workers.sandboxes FROM workers WHERE workers.stopped_at IS NULL"
+        "SELECT workers.sandboxes, workers.queues, workers.labels FROM workers"
+        " WHERE workers.stopped_at IS NULL"
         f" AND workers.last_seen >= {_EPOCH_NOW} - ?"
     )
     return sql, [LIVE_WITHIN]
@@ -226,13 +229,11 @@ class LiteQueries:
             raise _Unsure
         return str(found[0][0])
 
-    def _offers(self) -> set[str] | None:
-        offered: set[str] = set()
-        for (sandboxes,) in self._conn.execute(*live_offers()).fetchall():
-            if sandboxes is None:
-                return None
-            offered.update(json.loads(sandboxes))
-        return offered
+    def _offers(self) -> list[Offer]:
+        return [
+            worker_offer(*(None if value is None else json.loads(value) for value in row))
+            for row in self._conn.execute(*live_offers()).fetchall()
+        ]
 
     def resolve(self, ref: str) -> str:
         return self._read(lambda: self._resolve(ref), lambda q: q.resolve(ref))

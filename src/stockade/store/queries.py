@@ -22,8 +22,10 @@ from stockade.store.records import (
     LogChunk,
     WorkerRecord,
     mark_waiting,
+    worker_offer,
 )
-from stockade.store.routing import backend_of
+from stockade.store.routesql import ROUTING_ARGS, claim_args, queue_shape, routing_conditions
+from stockade.store.routing import Offer, backend_of, waiting_for
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState
 
@@ -104,9 +106,10 @@ def chunks_of(job_id: str, after: int, attempt: int | None, limit: int) -> sa.Se
 
 
 def live_offers() -> sa.Select[Any]:
-    """The ``sandboxes`` of every live worker (see :data:`LIVE_WITHIN`)."""
+    """What every live worker serves (see :data:`LIVE_WITHIN`): its sandboxes,
+    queues and labels."""
     workers = t.workers
-    return sa.select(workers.c.sandboxes).where(
+    return sa.select(workers.c.sandboxes, workers.c.queues, workers.c.labels).where(
         workers.c.stopped_at.is_(None), workers.c.last_seen >= epoch_now() - LIVE_WITHIN
     )
 
@@ -115,19 +118,13 @@ def now_query() -> sa.Select[Any]:
     return sa.select(epoch_now())
 
 
-def _live_offers(conn: Connection) -> set[str] | None:
-    """The sandbox backends live workers offer; ``None`` if one of them takes
-    any (a worker from before offers were recorded)."""
-    offered: set[str] = set()
-    for (sandboxes,) in conn.execute(live_offers()).all():
-        if sandboxes is None:
-            return None
-        offered.update(sandboxes)
-    return offered
+def _live_offers(conn: Connection) -> list[Offer]:
+    """What live workers serve, one offer each."""
+    return [worker_offer(*row) for row in conn.execute(live_offers()).all()]
 
 
 def explain_waits(conn: Connection, records: list[JobRecord]) -> None:
-    """Set ``waiting`` on queued jobs whose sandbox no live worker offers."""
+    """Set ``waiting`` on queued jobs that no live worker can claim."""
     mark_waiting(records, lambda: _live_offers(conn))
 
 
@@ -208,21 +205,43 @@ class Queries:
             explain_waits(conn, records)
         return records
 
-    def unservable(self) -> dict[str, int]:
-        """Queued jobs that no live worker can run, by the sandbox backend they
-        need (``{}`` when every queued job has a worker that offers its sandbox)."""
+    def unservable(self) -> dict[str, tuple[int, str]]:
+        """Queued jobs no live worker can claim, by what they lack:
+        ``{key: (jobs, reason)}``, the key a sandbox backend, ``queue Q`` or
+        ``label K=V`` (``{}`` when every queued job has a worker)."""
         jobs = t.jobs
         query = (
-            sa.select(jobs.c.sandbox_need, sa.func.count())
-            .where(jobs.c.state == JobState.QUEUED.value, jobs.c.sandbox_need != 0)
-            .group_by(jobs.c.sandbox_need)
+            sa.select(jobs.c.queue, jobs.c.labels, jobs.c.sandbox_need, sa.func.count())
+            .where(jobs.c.state == JobState.QUEUED.value)
+            .group_by(jobs.c.queue, jobs.c.labels, jobs.c.sandbox_need)
         )
+        found: dict[str, tuple[int, str]] = {}
         with self.db.read() as conn:
-            needs = {backend_of(bit) or f"#{bit}": n for bit, n in conn.execute(query).all()}
-            offered = _live_offers(conn) if needs else None
-        if offered is None:
-            return {}
-        return {backend: n for backend, n in needs.items() if backend not in offered}
+            groups = conn.execute(query).all()
+            offers = _live_offers(conn) if groups else []
+        for queue, labels, bit, n in groups:
+            sandbox = (backend_of(bit) or f"#{bit}") if bit else None
+            waiting = waiting_for(offers, queue, labels, sandbox)
+            if waiting is not None:
+                key, reason = waiting
+                found[key] = (found.get(key, (0, reason))[0] + n, reason)
+        return found
+
+    def claimable(self, offer: Offer) -> int:
+        """Jobs queued or running that a worker with ``offer`` could claim (now
+        or once they are queued again): whether a burst worker is done."""
+        jobs, shape = t.jobs, queue_shape(offer)
+        query = (
+            sa.select(sa.func.count())
+            .select_from(jobs)
+            .where(
+                jobs.c.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+                *routing_conditions(self.db.dialect, shape),
+            )
+        )
+        params = dict(zip(ROUTING_ARGS[shape], claim_args(offer), strict=True))
+        with self.db.read() as conn:
+            return int(conn.execute(query, params).scalar_one())
 
     def count_by_state(self, task: str | None = None) -> dict[str, int]:
         """``{state: number of jobs}``."""
@@ -288,6 +307,20 @@ class Queries:
         with self.db.read() as conn:
             rows = conn.execute(query).mappings().all()
         return [WorkerRecord(**{**row, "counters": dict(row["counters"] or {})}) for row in rows]
+
+    def running_by_worker(self) -> dict[str, list[str]]:
+        """The ids of running jobs, by the worker that holds them (oldest first)."""
+        jobs = t.jobs
+        query = (
+            sa.select(jobs.c.worker_id, jobs.c.id)
+            .where(jobs.c.state == JobState.RUNNING.value, jobs.c.worker_id.is_not(None))
+            .order_by(jobs.c.started_at)
+        )
+        found: dict[str, list[str]] = {}
+        with self.db.read() as conn:
+            for worker, job in conn.execute(query):
+                found.setdefault(worker, []).append(job)
+        return found
 
     def now(self) -> float:
         """The database's clock."""

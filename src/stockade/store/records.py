@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 
 from stockade.runner.secretinput import masked_input
 from stockade.store.gatewait import gate_wait, split_ids
-from stockade.store.routing import backend_of
+from stockade.store.routing import DEFAULT_QUEUE, Offer, backend_of, why_waiting
 from stockade.store.states import JobState
 
 __all__ = [
     "LIVE_WITHIN", "AttemptRecord", "Claim", "JobRecord", "LogChunk", "NewJob", "WorkerRecord",
-    "mark_waiting",
+    "mark_waiting", "worker_offer",
 ]  # fmt: skip
 
 #: A worker heard from within this many seconds counts as live when a
@@ -69,6 +69,11 @@ class NewJob:
     def gated(self) -> bool:
         """Whether the job waits on a key or on other jobs before it is claimable."""
         return self.concurrency_key is not None or bool(self.after)
+
+    #: The queue it waits in, and the labels a worker must offer to claim it
+    #: (``None``: none; see :mod:`~stockade.store.routing`).
+    queue: str = DEFAULT_QUEUE
+    labels: dict[str, str] | None = None
 
 
 @dataclass
@@ -181,9 +186,13 @@ class JobRecord:
     item: str | None = None
     #: The sandbox backend the job must run in (``None``: the worker's default).
     sandbox: str | None = None
+    #: The queue it waits in and the worker labels it requires (``None``: none).
+    queue: str = DEFAULT_QUEUE
+    labels: dict[str, str] | None = None
     #: Why a queued job cannot be claimed now, when the store can tell (its
     #: concurrency key is at its limit, it waits on other jobs, no live
-    #: worker offers its sandbox); ``None`` otherwise.
+    #: worker serves its queue or offers its labels or sandbox); ``None``
+    #: otherwise.
     waiting: str | None = None
     #: Keys and dependencies (see :class:`NewJob`).
     concurrency_key: str | None = None
@@ -225,24 +234,30 @@ class JobRecord:
 _JOB_FIELDS = tuple(f.name for f in fields(JobRecord))
 
 
-def mark_waiting(records: list[JobRecord], offers: Callable[[], set[str] | None]) -> None:
-    """Set ``waiting`` on queued jobs whose sandbox no live worker offers.
+def mark_waiting(records: list[JobRecord], offers: Callable[[], Sequence[Offer]]) -> None:
+    """Set ``waiting`` on queued jobs that no live worker can claim: none
+    serves their queue, offers their labels or their sandbox.
 
-    ``offers()`` reads the backends live workers offer (``None``: one of them
-    takes any); it is called only if some record is a queued job with a sandbox.
+    ``offers()`` reads what live workers serve; it is called only if some
+    record is a queued job.
     """
-    queued = [
-        r for r in records
-        if r.state is JobState.QUEUED and r.sandbox is not None and r.waiting is None
-    ]  # fmt: skip
+    queued = [r for r in records if r.state is JobState.QUEUED and r.waiting is None]
     if not queued:
         return
     offered = offers()
-    if offered is None:
-        return
     for record in queued:
-        if record.sandbox not in offered:
-            record.waiting = f"no live worker offers sandbox {record.sandbox!r}"
+        record.waiting = why_waiting(offered, record.queue, record.labels, record.sandbox)
+
+
+def worker_offer(
+    sandboxes: Sequence[str] | None, queues: Sequence[str] | None, labels: Mapping[str, str] | None
+) -> Offer:
+    """The offer a ``workers`` row records."""
+    return Offer(
+        sandboxes=None if sandboxes is None else tuple(sandboxes),
+        queues=None if queues is None else tuple(queues),
+        labels=tuple(sorted((labels or {}).items())),
+    )
 
 
 @dataclass
@@ -302,3 +317,8 @@ class WorkerRecord:
     boot_id: str | None = None
     pid_start: int | None = None
     lease: float | None = None
+    #: The queues it serves (``None``: every queue), the labels it offers and
+    #: the stockade version it runs (``None``/empty in rows older than 0013).
+    queues: list[str] | None = None
+    labels: dict[str, str] | None = None
+    version: str | None = None

@@ -8,7 +8,7 @@ from typing import Any
 from stockade.runner.result import Result
 from stockade.store.gatewait import HELD
 from stockade.store.records import Claim, NewJob
-from stockade.store.routing import sandbox_bit
+from stockade.store.routing import label_json, sandbox_bit
 from stockade.store.states import JobState
 
 __all__ = [
@@ -22,7 +22,8 @@ JOB_COLUMNS = (
     "transient", "backoff_initial", "backoff_multiplier", "backoff_max", "on_timeout",
     "run_after", "created_at", "updated_at", "cancel_requested", "sandbox_need",
     "concurrency_key", "concurrency_limit", "unique_key", "unique_while", "after_ids", "after_any",
-    "deps_pending",
+    "deps_pending", "queue",
+    "labels",
 )  # fmt: skip
 
 
@@ -59,6 +60,8 @@ def job_row(job: NewJob, job_id: str, now: float, created: float) -> dict[str, A
         "after_ids": ",".join(job.after) if job.after else None,
         "after_any": job.after_any,
         "deps_pending": bool(job.after),
+        "queue": job.queue,
+        "labels": label_json(job.labels),
     }
 
 

@@ -26,7 +26,8 @@ Tables:
 ``workers``
     Live and stopped workers with their counters, for health and metrics,
     what tells whether one still runs (migration ``0007``), so a name held
-    by a live worker is refused, and the sandbox backends it offers (``0005``).
+    by a live worker is refused, and the sandbox backends it offers (``0005``),
+    the queues it serves and labels it offers, and its version (``0013``).
 ``webhook_deliveries`` / ``webhook_tallies``
     The HTTP service's record of every verified webhook delivery and its
     outcome, and of a capped sample of unverified ones (migration ``0002``;
@@ -50,6 +51,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -89,6 +91,8 @@ CLAIMABLE = f"state = 'queued' AND run_after < {HELD_SQL}"
 #: Auto-increment ids: BIGINT on PostgreSQL, the rowid alias on SQLite.
 _Serial = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _Time = sa.Float(precision=53)
+#: A JSON object of labels: ``jsonb`` on PostgreSQL, for the claim's ``<@``.
+_Labels = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 
 jobs = sa.Table(
     "jobs",
@@ -142,6 +146,10 @@ jobs = sa.Table(
     sa.Column("after_any", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("deps_pending", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("followers", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The queue it waits in and the worker labels it requires (migration 0013;
+    # stockade.store.routing): NULL labels when it requires none.
+    sa.Column("queue", sa.String(64), nullable=False, server_default="default"),
+    sa.Column("labels", _Labels, nullable=True),
     # Only jobs that have a run, or a worker: every query through these
     # names a value, and a NULL entry cost an index write at each state change.
     sa.Index("ix_jobs_run", "run_id", **_only("run_id IS NOT NULL")),
@@ -178,6 +186,15 @@ job_deps = sa.Table(
 # (migration 0011), so however many wait they are never walked past.
 sa.Index(
     "ix_jobs_claim",
+    jobs.c.priority.desc(),
+    jobs.c.created_at,
+    **_only(CLAIMABLE),
+)
+# The same order within one queue (migration 0013): a worker that serves one
+# queue reads that queue's first entries, not past the other queues' jobs.
+sa.Index(
+    "ix_jobs_claim_queue",
+    jobs.c.queue,
     jobs.c.priority.desc(),
     jobs.c.created_at,
     **_only(CLAIMABLE),
@@ -273,6 +290,11 @@ workers = sa.Table(
     sa.Column("boot_id", sa.String(64), nullable=True),
     sa.Column("pid_start", sa.BigInteger, nullable=True),
     sa.Column("lease", _Time, nullable=True),
+    # What it serves besides sandboxes (migration 0013): its queues (NULL:
+    # every queue), its labels, and the stockade version it runs.
+    sa.Column("queues", sa.JSON, nullable=True),
+    sa.Column("labels", sa.JSON, nullable=True),
+    sa.Column("version", sa.String(64), nullable=True),
 )
 
 webhook_deliveries = sa.Table(

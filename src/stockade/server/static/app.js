@@ -94,7 +94,7 @@ function json(value) {
 // -- login --------------------------------------------------------------------
 
 function showOnly(id) {
-  for (const section of ["login", "jobs-view", "job-view"]) {
+  for (const section of ["login", "jobs-view", "job-view", "workers-view"]) {
     $(section).hidden = section !== id;
   }
   $("logout").hidden = id === "login";
@@ -385,7 +385,9 @@ function renderJob(job, events) {
   field(fields, "signal", job.signal);
   field(fields, "reason", job.reason);
   field(fields, "error", job.error);
-  field(fields, "worker", job.worker_id);
+  // A finished job no longer holds a worker: name the one of its last attempt.
+  const last = (job.attempts_detail || []).at(-1);
+  field(fields, "worker", job.worker_id ?? (last ? last.worker_id : null));
   field(fields, "cancel requested", job.cancel_requested ? "yes" : "no");
 
   renderProgress(job, events);
@@ -573,6 +575,75 @@ function parseEvent(block) {
   return event.event || event.data !== undefined ? event : null;
 }
 
+// -- workers ---------------------------------------------------------------------
+
+function workersView() {
+  showOnly("workers-view");
+  let timer = null;
+  let stopped = false;
+
+  async function refresh() {
+    if (stopped) {
+      return;
+    }
+    try {
+      const body = await apiJSON("/api/v1/workers");
+      if (!stopped) {
+        renderWorkers(body.workers || []);
+        $("workers-updated").textContent = "updated " + new Date().toLocaleTimeString();
+      }
+    } catch (err) {
+      if (onError(err)) {
+        return;
+      }
+      $("workers-updated").textContent = "update failed: " + err.message;
+    }
+    if (!stopped) {
+      timer = setTimeout(refresh, LIST_POLL_MS);
+    }
+  }
+
+  refresh();
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function renderWorkers(workers) {
+  const body = document.querySelector("#workers tbody");
+  clear(body);
+  const list = (items) => (items === null || items === undefined ? "any" : items.join(", ") || "—");
+  for (const w of workers) {
+    const row = el("tr");
+    row.dataset.worker = w.name;
+    row.appendChild(el("td", w.name));
+    row.appendChild(el("td", w.host));
+    row.appendChild(el("td", list(w.queues)));
+    const labels = Object.entries(w.labels || {}).map(([k, v]) => k + "=" + v);
+    row.appendChild(el("td", labels.join(", ") || "—"));
+    row.appendChild(el("td", list(w.sandboxes)));
+    row.appendChild(el("td", w.slots.busy + " / " + w.slots.total));
+    const running = el("td");
+    for (const id of w.running || []) {
+      const link = el("a", id);
+      link.href = "#/jobs/" + encodeURIComponent(id);
+      running.appendChild(link);
+      running.appendChild(document.createTextNode(" "));
+    }
+    if (!(w.running || []).length) {
+      running.textContent = "—";
+    }
+    row.appendChild(running);
+    row.appendChild(el("td", w.heartbeat_age.toFixed(0) + " s ago"));
+    row.appendChild(el("td", w.version ?? "—"));
+    body.appendChild(row);
+  }
+  $("workers-empty").hidden = workers.length > 0;
+}
+
 // -- routing -------------------------------------------------------------------------
 
 function stopView() {
@@ -590,7 +661,11 @@ function route() {
     return;
   }
   const match = /^#\/jobs\/([^/]+)$/.exec(location.hash);
-  view = match ? jobView(decodeURIComponent(match[1])) : jobsView();
+  if (location.hash === "#/workers") {
+    view = workersView();
+  } else {
+    view = match ? jobView(decodeURIComponent(match[1])) : jobsView();
+  }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
