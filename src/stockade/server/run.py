@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from stockade.engine.worker import Worker, WorkerOptions
-from stockade.errors import ListenError
+from stockade.errors import ListenError, StoreError
 from stockade.sdnotify import Notifier
 from stockade.server.app import create_app
 from stockade.server.service import Service
@@ -86,7 +86,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
         worker = Worker(
             worker_store,
             WorkerOptions(slots=options.slots, drain_timeout=options.drain_timeout,
-                          lease=service.lease, handle_signals=False),
+                          lease=service.lease, handle_signals=False, chores=False),
         )  # fmt: skip
         service.worker.slots = options.slots
     loop = asyncio.get_running_loop()
@@ -111,6 +111,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
     serving = loop.create_task(server.serve([options.sock] if options.sock else None))
     ready = loop.create_task(_tell_systemd(server, systemd))
     working = loop.create_task(worker.run()) if worker is not None else None
+    chores = loop.create_task(_chores(service, stop))
     service.worker.alive = working is not None
     if working is not None:
         working.add_done_callback(lambda _: setattr(service.worker, "alive", False))
@@ -127,6 +128,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
     finally:
         service.worker.alive = False
         ready.cancel()
+        chores.cancel()
         server.should_exit = True
         with contextlib.suppress(SystemExit):
             await serving
@@ -134,6 +136,22 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
             loop.remove_signal_handler(signum)
     log.warning("stopped")
     return status
+
+
+async def _chores(service: Service, stop: asyncio.Event) -> None:
+    """Fire due schedules and apply retention until the server drains (the
+    embedded worker leaves these to this task)."""
+    from stockade.engine.housekeeping import FIRE_EVERY, Chores
+
+    chores = Chores(service.store)
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        try:
+            await loop.run_in_executor(None, chores.run)
+        except StoreError as exc:
+            log.debug("housekeeping: %s", exc.message)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), FIRE_EVERY)
 
 
 async def _tell_systemd(server: uvicorn.Server, systemd: Notifier) -> None:
@@ -155,6 +173,9 @@ def serve(service: Service, worker_store: Store | None, options: ServeOptions) -
     enable_subreaper()
     fence.start()  # the jobs of its runs and its worker die with the server
     service.sq.ensure_tables()
+    from stockade.engine.housekeeping import define
+
+    define(service.store, service.config)
     try:
         return asyncio.run(_serve(service, worker_store, options))
     finally:

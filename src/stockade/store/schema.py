@@ -36,6 +36,12 @@ Tables:
     rerun came from; and every test result of a run's ``test2json`` steps.
     A run's jobs are ordinary ``jobs`` rows with ``run_id``, ``step`` and
     ``item`` set (NULL for jobs submitted on their own).
+``schedules`` / ``settings``
+    Cron schedules as the config last defined them (migration ``0011``), the
+    job each tick submits frozen in ``job``; ``next_at`` is the first tick not
+    submitted yet, moved on in the transaction that submits (exactly once
+    across any number of processes). ``settings``: store-wide values the
+    config sets for every process, such as the retention policy.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ __all__ = [
     "run_tests",
     "runs",
     "saved_state",
+    "schedules",
+    "settings",
     "webhook_deliveries",
     "webhook_tallies",
     "workers",
@@ -119,6 +127,8 @@ jobs = sa.Table(
     sa.Index("ix_jobs_lease", "lease_expires", **_only("state = 'running'")),
     sa.Index("ix_jobs_worker", "worker_id", **_only("worker_id IS NOT NULL")),
     sa.Index("ix_jobs_task_state", "task", "state"),
+    # Retention's candidates, oldest end first (migration 0011).
+    sa.Index("ix_jobs_finished", "finished_at", **_only("finished_at IS NOT NULL")),
 )
 
 # Claim order is "priority, then age": the index matches it exactly (priority
@@ -283,6 +293,33 @@ run_tests = sa.Table(
     sa.Column("elapsed", _Time, nullable=False),
     sa.Column("output", sa.Text, nullable=False),
     sa.Index("ix_run_tests_run", "run_id", "status"),
+)
+
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("task", sa.String(200), nullable=False),
+    sa.Column("cron", sa.String(200), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("catch_up", sa.String(8), nullable=False),
+    sa.Column("job", sa.JSON, nullable=False),  # the NewJob each tick submits
+    sa.Column("definition", sa.String(64), nullable=False),  # a hash: did the config change it?
+    sa.Column("next_at", _Time, nullable=False),
+    sa.Column("last_at", _Time, nullable=True),  # the last tick submitted
+    sa.Column("last_job", sa.String(40), nullable=True),
+    sa.Column("skipped", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("updated_at", _Time, nullable=False),
+    sa.Index("ix_schedules_next", "next_at"),
+)
+
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("updated_at", _Time, nullable=False),
 )
 
 

@@ -12,7 +12,9 @@ from stockade.store.database import Database
 from stockade.store.jobs import JobManager
 from stockade.store.journal import Journal
 from stockade.store.queries import Queries
+from stockade.store.retention import Retention
 from stockade.store.runs import RunStore
+from stockade.store.schedules import ScheduleStore
 from stockade.store.url import data_dir as url_data_dir
 from stockade.store.url import resolve_url
 
@@ -28,10 +30,15 @@ class Store:
     queries: Queries
     journal: Journal
     runs: RunStore
+    schedules: ScheduleStore
+    retention: Retention
 
     @classmethod
     def on(cls, db: Database) -> Store:
-        return cls(db, JobManager(db), Queries(db), Journal(db), RunStore(db))
+        jobs = JobManager(db)
+        return cls(
+            db, jobs, Queries(db), Journal(db), RunStore(db), ScheduleStore(db, jobs), Retention(db)
+        )
 
     def close(self) -> None:
         """Release the database connections."""
