@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from stockade.errors import AmbiguousId, JobNotFound, StockadeError, StoreUnavailable, UsageError
-from stockade.server import health, hooks, jobs_api, metrics, runs_api
+from stockade.server import health, hooks, jobs_api, metrics, runs_api, schedules_api
 from stockade.server.limits import BodyLimit, Drain, NoNul
 from stockade.server.service import Service
 
@@ -86,6 +86,7 @@ def create_app(service: Service) -> Any:
     auth = [Depends(require_token)]
     app.include_router(jobs_api.router, dependencies=auth)
     app.include_router(runs_api.router, dependencies=auth)
+    app.include_router(schedules_api.router, dependencies=auth)
     app.include_router(metrics.router, dependencies=auth)
     app.include_router(health.router)
     app.include_router(hooks.router)

@@ -61,6 +61,23 @@ def _old(column: sa.ColumnElement[Any], ages: Mapping[str, float], state: Any, n
     return sa.or_(*[sa.and_(state == name, column < now - age) for name, age in ages.items()])
 
 
+def _old_runs(ages: Mapping[str, float], now: float) -> list[Any]:
+    """Runs that ended longer ago than their state's age and have no job
+    still queued or running (a rerun's step): their rows can all go."""
+    runs, jobs = t.runs, t.jobs
+    live = (
+        sa.select(jobs.c.id)
+        .where(jobs.c.run_id == runs.c.id, jobs.c.state.not_in(list(_STATES)))
+        .exists()
+    )
+    return [
+        runs.c.state.in_([s.value for s in RUN_TERMINAL]),
+        runs.c.finished_at.is_not(None),
+        _old(runs.c.finished_at, ages, runs.c.state, now),
+        ~live,
+    ]
+
+
 class Retention:
     """Retention over one store's tables."""
 
@@ -128,9 +145,7 @@ class Retention:
                 old_runs = conn.execute(
                     sa.select(runs.c.id)
                     .where(
-                        runs.c.state.in_([s.value for s in RUN_TERMINAL]),
-                        runs.c.finished_at.is_not(None),
-                        _old(runs.c.finished_at, ages, runs.c.state, clock),
+                        *_old_runs(ages, clock),
                     )
                     .order_by(runs.c.finished_at)
                     .limit(max(1, room // 10))
@@ -140,18 +155,42 @@ class Retention:
                     if room <= 0:
                         break
                     members = conn.execute(
-                        sa.select(jobs.c.id, jobs.c.runs, jobs.c.state).where(
-                            jobs.c.run_id == run_id
-                        )
+                        sa.select(jobs.c.id, jobs.c.runs).where(jobs.c.run_id == run_id)
                     ).all()
-                    if any(state not in _STATES for _, _, state in members):
-                        continue  # a job of it still lives (a rerun's): keep the run
                     pruned.runs.append(run_id)
-                    pruned.jobs += [(jid, n) for jid, n, _ in members]
+                    pruned.jobs += [(jid, n) for jid, n in members]
                     room -= max(1, len(members))
             if not dry_run:
                 self._delete(conn, [jid for jid, _ in pruned.jobs], pruned.runs)
         return pruned
+
+    def count(self, ages: Mapping[str, float], now: float | None = None) -> tuple[int, int]:
+        """``(standalone jobs, runs)`` that :meth:`prune` would delete now
+        (a dry run; the jobs of those runs are not counted)."""
+        ages = {k: v for k, v in ages.items() if k in _STATES}
+        if not ages:
+            return 0, 0
+        jobs, runs = t.jobs, t.runs
+        with self.db.read() as conn:
+            clock = now if now is not None else conn.execute(sa.select(epoch_now())).scalar_one()
+            standalone = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(jobs)
+                .where(
+                    jobs.c.finished_at.is_not(None),
+                    jobs.c.run_id.is_(None),
+                    _old(jobs.c.finished_at, ages, jobs.c.state, clock),
+                    *[keep() for keep in KEEP],
+                )
+            ).scalar_one()
+            old_runs = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(runs)
+                .where(
+                    *_old_runs(ages, clock),
+                )
+            ).scalar_one()
+        return int(standalone), int(old_runs)
 
     @staticmethod
     def _delete(conn: sa.Connection, ids: list[str], run_ids: list[str]) -> None:
