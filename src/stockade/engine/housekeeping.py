@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +90,8 @@ class Chores:
     data_dir: str | None = None
     prune_every: float = PRUNE_EVERY
     policy_ttl: float = POLICY_TTL
+    #: The epoch clock retention measures ages on (``None``: the database's).
+    epoch: Callable[[], float] | None = None
     _next_prune: float = field(default=0.0, repr=False)
     _policy: tuple[float, dict[str, float]] | None = field(default=None, repr=False)
 
@@ -103,7 +106,8 @@ class Chores:
                 log.info("schedule %s: skipped %d missed tick(s)", one.name, one.skipped)
         pruned = Pruned()
         if now >= self._next_prune:
-            pruned = self.store.retention.prune(self.policy(now), limit=PRUNE_BATCH)
+            clock = self.epoch() if self.epoch is not None else None
+            pruned = self.store.retention.prune(self.policy(now), limit=PRUNE_BATCH, now=clock)
             full = len(pruned.jobs) >= PRUNE_BATCH
             self._next_prune = now if full else now + self.prune_every
             if pruned.jobs:
