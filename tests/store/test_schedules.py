@@ -14,6 +14,7 @@ from tests.store.helpers import new
 
 BASE = float(calendar.timegm((2026, 1, 1, 0, 0, 0)))  # on a minute
 
+
 def _race(url: str, steps: int, start: Any, out: Any) -> None:
     """One racing process: every pass of the same sequence of clocks."""
     store = open_store(url, schema="check")
@@ -111,3 +112,22 @@ def test_open_store_migrates_to_a_schema_with_schedules(tmp_path: Path) -> None:
         assert opened.schedules.list() == []
     finally:
         opened.close()
+
+
+def test_a_schedule_this_process_cannot_read_does_not_stop_the_others(store: Store) -> None:
+    import sqlalchemy as sa
+
+    from stockade.store import schema as t
+
+    other = ScheduleDef("other", "* * * * *", "UTC", "all", new("o"))
+    store.schedules.define([every_minute(), other], now=BASE)
+    with store.db.transaction() as conn:  # as a host without this zone would see it
+        conn.execute(
+            sa.update(t.schedules)
+            .where(t.schedules.c.name == "minutely")
+            .values(timezone="Nowhere/X")
+        )
+    fired = {f.name: f for f in store.schedules.fire_due(now=BASE + 61)}
+    assert fired["other"].job_ids == [tick_job_id("other", BASE + 60)]
+    assert fired["minutely"].job_ids == [] and "Nowhere/X" in (fired["minutely"].error or "")
+    assert store.schedules.list()[0].next_at == BASE + 60  # still due, for a process that can

@@ -104,6 +104,8 @@ class Chores:
                 log.info("schedule %s: submitted %s", one.name, ", ".join(one.job_ids))
             if one.skipped:
                 log.info("schedule %s: skipped %d missed tick(s)", one.name, one.skipped)
+            if one.error:
+                log.warning("schedule %s: cannot fire it here: %s", one.name, one.error)
         pruned = Pruned()
         if now >= self._next_prune:
             clock = self.epoch() if self.epoch is not None else None

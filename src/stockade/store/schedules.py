@@ -85,6 +85,8 @@ class Fired:
     name: str
     job_ids: list[str]
     skipped: int
+    #: Why this process could not fire it (it stays due for the others).
+    error: str | None = None
 
 
 class ScheduleStore:
@@ -140,7 +142,14 @@ class ScheduleStore:
                 .with_for_update(skip_locked=True)
             ).all()
             for name, cron, zone, catch_up, job, next_at in rows:
-                due = Ticker(cron, zone, CatchUp(catch_up)).due(next_at, clock)
+                try:
+                    due = Ticker(cron, zone, CatchUp(catch_up)).due(next_at, clock)
+                    template = NewJob(**job)
+                except (ValueError, TypeError, LookupError) as exc:
+                    # A row this process cannot read (a time zone unknown on
+                    # this host, a row from another version): left to others.
+                    fired.append(Fired(name, [], 0, error=f"{type(exc).__name__}: {exc}"))
+                    continue
                 ids = [tick_job_id(name, tick) for tick in due.ticks]
                 moved = conn.execute(
                     sa.update(s)
@@ -155,7 +164,6 @@ class ScheduleStore:
                 if moved.rowcount != 1:
                     continue  # another process fired it first
                 if ids:
-                    template = NewJob(**job)
                     self.jobs.enqueue(conn, [(template, jid) for jid in ids])
                 fired.append(Fired(name, ids, due.skipped))
         return fired
