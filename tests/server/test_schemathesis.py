@@ -85,6 +85,7 @@ values = ["push"]
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]
-    assert "17 selected" in output  # 11 job/hook/metrics operations + 6 of runs (timeline)
+    # 12 job/hook/metrics operations (with the batch), 6 of runs (timeline), 1 of schedules
+    assert "19 selected" in output
     assert " passed" in output
     assert ENV_TOKEN not in output
