@@ -45,6 +45,7 @@ def _cli() -> list[str]:
     return [which]
 
 
+@pytest.mark.timeout(300)  # as the run's own hang guard: its time follows the load
 def test_openapi_document_holds_under_schemathesis(server: Server, tmp_path: Path) -> None:
     jobs = []
     for n in range(3):
