@@ -31,9 +31,7 @@ def test_bulk_submit_stores_whole_chunks_and_prune_deletes_in_batches(
         jobs = store.queries.jobs(limit=None)
         assert {job.id: job.input for job in jobs} == {ids[i]: {"n": i} for i in range(1000)}
         store.jobs.cancel(ids[:700])
-
-        dry = _run("prune", "--older-than", "0s", "--dry-run", url=store_url)
-        assert dry.stdout == "would delete 700 job(s) and 0 run(s) with their jobs\n"
+        # (--dry-run counts with Retention.count: tests/store/test_retention.py)
         pruned = _run("prune", "--older-than", "0s", "--batch", "300", url=store_url)
         assert pruned.stdout.startswith("deleted 700 job(s) and 0 run(s)"), pruned.stderr
         assert sorted(job.id for job in store.queries.jobs(limit=None)) == sorted(ids[700:])
