@@ -40,6 +40,9 @@ PRUNE_EVERY = 10.0
 POLICY_TTL = 30.0
 #: Jobs one retention batch deletes at most (one short transaction).
 PRUNE_BATCH = 200
+#: Seconds a pass goes on deleting full batches (each its own transaction):
+#: one batch a pass deleted 200 jobs a second, fewer than a busy worker ends.
+PRUNE_BUDGET = 0.25
 
 
 def schedule_defs(config: Config) -> list[ScheduleDef]:
@@ -108,14 +111,24 @@ class Chores:
                 log.warning("schedule %s: cannot fire it here: %s", one.name, one.error)
         pruned = Pruned()
         if now >= self._next_prune:
-            clock = self.epoch() if self.epoch is not None else None
-            pruned = self.store.retention.prune(self.policy(now), limit=PRUNE_BATCH, now=clock)
-            full = len(pruned.jobs) >= PRUNE_BATCH
-            self._next_prune = now if full else now + self.prune_every
+            pruned, more = self._prune(self.policy(now))
+            self._next_prune = now if more else now + self.prune_every
             if pruned.jobs:
-                remove_files(self.data_dir, pruned.jobs)
                 log.debug("retention: deleted %d job(s)", len(pruned.jobs))
         return fired, pruned
+
+    def _prune(self, policy: dict[str, float]) -> tuple[Pruned, bool]:
+        """Batches while they come back full, for up to :data:`PRUNE_BUDGET`
+        seconds; what went, and whether there may be more (the last was full)."""
+        total, deadline = Pruned(), time.monotonic() + PRUNE_BUDGET
+        while True:
+            clock = self.epoch() if self.epoch is not None else None
+            batch = self.store.retention.prune(policy, limit=PRUNE_BATCH, now=clock)
+            remove_files(self.data_dir, batch.jobs)
+            total += batch
+            more = len(batch.jobs) >= PRUNE_BATCH
+            if not more or time.monotonic() >= deadline:
+                return total, more
 
     def policy(self, now: float) -> dict[str, float]:
         """The stored retention policy, read at most every ``policy_ttl`` seconds."""
