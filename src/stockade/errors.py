@@ -35,6 +35,7 @@ from enum import StrEnum
 __all__ = [
     "AmbiguousId",
     "ArtifactError",
+    "BulkInputError",
     "CleanupError",
     "ConfigError",
     "DependencyError",
@@ -88,6 +89,17 @@ class DependencyError(UsageError):
 
 class InputError(UsageError):
     """The job input cannot be used."""
+
+
+class BulkInputError(InputError):
+    """A bad input in a bulk submission: where, why, and what was stored before it."""
+
+    def __init__(self, line: int, problem: str, stored: int = 0, resume: int | None = None) -> None:
+        self.line, self.problem, self.stored = line, problem, stored
+        kept = "no job was stored"
+        if stored:
+            kept = f"{stored} job(s) stored; nothing from line {resume or line} on"
+        super().__init__(f"line {line}: {problem} ({kept})")
 
 
 class SecretError(UsageError):

@@ -41,6 +41,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Queue a job (a TASK or -- COMMAND) and print its id.",
     ),
     "jobs": ("stockade.cli.jobs_cmd", "jobs_command", "List jobs in the store."),
+    "schedules": (
+        "stockade.cli.schedules_cmd",
+        "schedules_command",
+        "List schedules with their next and last run.",
+    ),
+    "prune": (
+        "stockade.cli.schedules_cmd",
+        "prune_command",
+        "Delete finished jobs and runs older than a duration.",
+    ),
     "show": ("stockade.cli.jobs_cmd", "show_command", "Show one job: state, attempts, outputs."),
     "logs": ("stockade.cli.jobs_cmd", "logs_command", "Print a job's output (-f follows it)."),
     "artifacts": (

@@ -36,6 +36,10 @@ class _SubmitCommand(click.Command):
 @click.option("--shell", "shell_line", metavar="LINE", help="Queue LINE, run with /bin/sh -c.")
 @click.option("--input", "-i", "input_text", metavar="JSON|@FILE", help="The job input.")
 @click.option(
+    "--inputs", "inputs_path", metavar="FILE.jsonl",
+    help="One job per line of FILE (a JSON input each; - reads stdin), stored 1,000 at a time.",
+)  # fmt: skip
+@click.option(
     "--priority", "-p", type=click.IntRange(STORE_INT_MIN, STORE_INT_MAX),
     help="Higher runs first [the task's, else 0].",
 )  # fmt: skip
@@ -76,6 +80,7 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
       stockade submit --wait --shell 'echo hi'
       stockade submit deploy --after 0193ab12cd4
       stockade submit --queue gpu --require gpu=1 -- ./train.sh
+      stockade submit build --inputs targets.jsonl
     """
     from stockade.engine.client import exit_status, wait
     from stockade.engine.jobspec import new_job
@@ -84,11 +89,13 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
     if opts["max_attempts"]:
         task = task.model_copy(update={"max_attempts": opts["max_attempts"]})
     task = routed(task, opts["queue"], opts["requires"])
+    delay = duration(opts["delay"], "--delay") if opts["delay"] is not None else 0.0
+    if opts["inputs_path"] is not None:
+        return _bulk(name, task, config, delay, opts)
     value = parse_input(opts["input_text"])
     from stockade.runner.inputs import check_input
 
     check_input(task.input_format, value)
-    delay = duration(opts["delay"], "--delay") if opts["delay"] is not None else 0.0
     from stockade import tracing
 
     # Inside a traced job (TRACEPARENT), the jobs it submits join its trace.
@@ -166,6 +173,31 @@ def routed(task: Any, queue: str | None, requires: Sequence[str]) -> Any:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return task.model_copy(update=update) if update else task
+
+
+def _bulk(name: str, task: Any, config: Any, delay: float, opts: dict[str, Any]) -> int:
+    """``--inputs``: a job per line; each chunk's ids printed once it is stored."""
+    from stockade.engine.bulk import submit_inputs
+    from stockade.engine.jobspec import new_job
+
+    for given, option in ((opts["input_text"], "--input"), (opts["wait"], "--wait")):
+        if given:
+            raise UsageError(f"--inputs gives every job its input: leave out {option}")
+    if opts["count"] != 1:
+        raise UsageError("--inputs makes one job per line: leave out --count")
+    template = new_job(name, task, config=config, priority=opts["priority"], delay=delay)
+    path = opts["inputs_path"]
+    try:
+        source = click.open_file(path, encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise UsageError(f"cannot read --inputs file {path!r}: {exc.strerror}") from exc
+    store = open_store_from(opts)
+    try:
+        with source:  # undecodable bytes become lone surrogates: refused by line
+            submit_inputs(store, template, source, stored=lambda ids: click.echo("\n".join(ids)))
+    finally:
+        store.close()
+    return 0
 
 
 def _task(args: tuple[str, ...], opts: dict[str, Any]) -> tuple[str, Any, Any]:

@@ -73,7 +73,10 @@ __all__ = ["worker_command"]
     help="A label this worker offers (repeatable): jobs that require labels run only "
     "on a worker offering each of them.",
 )  # fmt: skip
-@click.option("--config", "-c", "config_path", metavar="FILE", help="stockade.yaml for --sandbox.")
+@click.option(
+    "--config", "-c", "config_path", metavar="FILE",
+    help="stockade.yaml for --sandbox; its schedules and retention are stored for the fleet.",
+)  # fmt: skip
 @click.option("--burst", is_flag=True, help="Exit once no job is queued or running.")
 @click.option(
     "--full-logs",
@@ -125,6 +128,15 @@ def worker_command(**opts: Any) -> int:
     options.queues, options.labels = _routing(opts["queues"], opts["labels"])
     _logging(opts["verbose"], opts["quiet"], opts["log_format"])
     store = open_store_from(opts)
+    if opts["config_path"]:
+        from stockade.config import load
+        from stockade.engine.housekeeping import define
+
+        try:
+            define(store, load(opts["config_path"]))
+        except BaseException:
+            store.close()
+            raise
     return run_worker(store, options)
 
 

@@ -24,7 +24,13 @@ from stockade.config.secretrefs import declare
 from stockade.config.yamldoc import Document, MalformedYaml, build
 from stockade.errors import ConfigError
 from stockade.spec import Config, TaskDefaults, merge_defaults
-from stockade.spec.checks import DEFER_CHECKS_CONTEXT, Loc, reference_problems, task_problems
+from stockade.spec.checks import (
+    DEFER_CHECKS_CONTEXT,
+    Loc,
+    did_you_mean,
+    reference_problems,
+    task_problems,
+)
 from stockade.spec.config import SOURCE_CONTEXT
 from stockade.spec.pipeline import pipeline_problems
 from stockade.spec.sandbox import BASE_DIR_CONTEXT
@@ -117,12 +123,26 @@ def _cross_checks(data: dict[str, Any]) -> list[tuple[Loc, str]]:
         else {}
     )
     tasks = data.get("tasks")
+    found += _schedule_problems(data.get("schedules"), tasks if isinstance(tasks, dict) else {})
     if isinstance(tasks, dict):
         for name, task in tasks.items():
             if isinstance(task, dict):
                 merged = merge_defaults(usable, task)
                 found += [(("tasks", name, *loc), msg) for loc, msg in task_problems(merged)]
     return found
+
+
+def _schedule_problems(schedules: Any, tasks: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """Schedules that name a task the file does not define."""
+    if not isinstance(schedules, dict):
+        return []
+    return [
+        (("schedules", name, "task"),
+         f"runs unknown task {spec['task']!r}{did_you_mean(spec['task'], tasks)}")
+        for name, spec in schedules.items()
+        if isinstance(spec, dict) and isinstance(spec.get("task"), str)
+        and spec["task"] not in tasks
+    ]  # fmt: skip
 
 
 def _pydantic_problems(exc: ValidationError, doc: Document) -> list[tuple[Loc, int, str]]:

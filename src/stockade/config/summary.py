@@ -59,6 +59,12 @@ def summary(config: Config) -> str:
     lines.append(f"{_plural(len(config.secrets), 'secret')}")
     for name, secret in sorted(config.secrets.items()):
         lines.append(f"  {name}: from {secret.describe()}")
+    if config.schedules:
+        lines.append(f"{_plural(len(config.schedules), 'schedule')}")
+        lines += [
+            f"  {name}: {s.task} at {s.cron!r} {s.timezone}, catch_up {s.catch_up.value}"
+            for name, s in sorted(config.schedules.items())
+        ]
     return "\n".join(lines)
 
 

@@ -14,7 +14,10 @@ notification), does three things on their own schedules:
   renew in time: it is stopped here and its end is not recorded;
 * **recovery** (every ``lease/2``): jobs of any worker whose lease expired
   are marked lost and retried or failed by policy, after the slot cgroups
-  of dead stockade processes on this host are killed (:func:`sweep_dead_slots`).
+  of dead stockade processes on this host are killed (:func:`sweep_dead_slots`);
+* **chores** (every second, unless the worker is told not to): due
+  schedules are fired and a retention batch is deleted when due
+  (:mod:`~stockade.engine.housekeeping`).
 
 Each renewal also moves the renewed jobs' fence deadlines on
 (:mod:`~stockade.engine.fencing`).
@@ -30,6 +33,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from stockade.engine.housekeeping import FIRE_EVERY, Chores
 from stockade.engine.logfields import job_fields, worker_fields
 from stockade.engine.storeio import wait_for_event
 from stockade.errors import StoreError
@@ -47,7 +51,8 @@ log = logging.getLogger("stockade.worker")
 async def keep(worker: Worker) -> None:
     """Run the housekeeping loop until cancelled."""
     opts = worker.options
-    next_renew = next_recover = 0.0
+    next_renew = next_recover = next_chores = 0.0
+    chores = Chores(worker.astore.store, opts.data_dir) if opts.chores else None
     while True:
         # Never later than the renewal is due: the fence's deadlines count on it.
         await wait_for_event(
@@ -64,6 +69,11 @@ async def keep(worker: Worker) -> None:
             if now >= next_recover:
                 next_recover = now + max(opts.lease / 2, opts.poll)
                 await _recover(worker)
+            if chores is not None and now >= next_chores:
+                next_chores = now + FIRE_EVERY
+                fired, _ = await worker.astore.once(chores.run)
+                if any(one.job_ids for one in fired):
+                    worker.wake.set()
         except StoreError as exc:
             log.debug("housekeeping: %s", exc.message)
 

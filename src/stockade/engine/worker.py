@@ -135,6 +135,9 @@ class WorkerOptions:
     #: the job requires, with the same value (see :mod:`~stockade.store.routing`).
     labels: dict[str, str] = field(default_factory=dict)
     handle_signals: bool = True
+    #: Fire due schedules and apply retention as a periodic task
+    #: (:mod:`~stockade.engine.housekeeping`); `stockade serve` runs its own.
+    chores: bool = True
     #: A directory for every attempt's whole output (``JOB_ID.N.stdout`` and
     #: ``.stderr``, unbounded; see :mod:`~stockade.engine.fulllog`); ``None``:
     #: the store's head and tail only.

@@ -33,7 +33,16 @@ from stockade.errors import (
     StoreUnavailable,
     UsageError,
 )  # fmt: skip
-from stockade.server import health, hooks, jobs_api, metrics, runs_api, stats_api, workers_api
+from stockade.server import (
+    health,
+    hooks,
+    jobs_api,
+    metrics,
+    runs_api,
+    schedules_api,
+    stats_api,
+    workers_api,
+)
 from stockade.server.limits import BodyLimit, Drain, NoNul
 from stockade.server.service import Service
 
@@ -96,6 +105,7 @@ def create_app(service: Service) -> Any:
     app.include_router(runs_api.router, dependencies=auth)
     app.include_router(stats_api.router, dependencies=auth)
     app.include_router(workers_api.router, dependencies=auth)
+    app.include_router(schedules_api.router, dependencies=auth)
     app.include_router(metrics.router, dependencies=auth)
     app.include_router(health.router)
     app.include_router(hooks.router)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from stockade import tracing
@@ -14,7 +14,9 @@ from stockade.jsontext import repaired
 from stockade.server.models import (
     API_ERRORS,
     ERRORS,
+    MAX_BATCH,
     ActionResult,
+    BatchOut,
     JobDetails,
     JobList,
     JobOut,
@@ -90,6 +92,34 @@ async def submit(
     return JSONResponse(
         job_view(job), 201 if created else 200, {"Location": f"/api/v1/jobs/{job.id}"}
     )
+
+
+@router.post(
+    ":batch",
+    status_code=201,
+    response_model=BatchOut,
+    summary="Queue many jobs",
+    responses={400: ERRORS["bad_body"], 413: ERRORS["too_large"]},
+)
+def submit_batch(
+    request: Request,
+    body: Annotated[list[SubmitRequest], Body(min_length=1, max_length=MAX_BATCH)],
+) -> dict[str, Any] | JSONResponse:
+    """Queue up to 1,000 jobs in one transaction: all of them, or none when
+    one is invalid (422; ``field`` names its index, as ``body.INDEX.FIELD``).
+    Each item is a submit body; the answer lists the ids in item order."""
+    service = _service(request)
+    new = []
+    for index, item in enumerate(body):
+        if item.task not in service.config.tasks:
+            return JSONResponse(
+                {"error": f"item {index}: unknown task {item.task!r}",
+                 "field": f"body.{index}.task"},
+                422,
+            )  # fmt: skip
+        new.append(service.new_job(item.task, item.input, priority=item.priority,
+                                   delay=item.delay))  # fmt: skip
+    return {"ids": service.store.jobs.submit(new)}
 
 
 @router.get("", response_model=JobList, summary="List jobs")

@@ -10,8 +10,20 @@ from stockade.jsontext import text_problem
 from stockade.spec.routing import QueueName, Requires
 
 __all__ = [
-    "ERRORS", "ActionResult", "ErrorOut", "FieldError", "InvalidOut", "JobDetails", "JobList",
-    "JobOut", "SubmitRequest", "json_errors",
+    "ERRORS",
+    "MAX_BATCH",
+    "ActionResult",
+    "BatchOut",
+    "ErrorOut",
+    "FieldError",
+    "InvalidOut",
+    "JobDetails",
+    "JobList",
+    "JobOut",
+    "ScheduleList",
+    "ScheduleOut",
+    "SubmitRequest",
+    "json_errors",
 ]  # fmt: skip
 
 
@@ -50,6 +62,37 @@ class SubmitRequest(BaseModel):
         if problem is not None:
             raise ValueError(problem)
         return value
+
+
+#: The most jobs one ``POST /api/v1/jobs:batch`` queues (one transaction).
+MAX_BATCH = 1000
+
+
+class BatchOut(BaseModel):
+    """The ids of a batch's jobs, in the order of its items."""
+
+    ids: list[str]
+
+
+class ScheduleOut(BaseModel):
+    """A schedule and where it is: ``next_at`` is its next tick (epoch
+    seconds), ``last_at`` the last one submitted and ``last_job`` its job."""
+
+    name: str
+    task: str
+    cron: str
+    timezone: str
+    catch_up: str
+    next_at: float
+    last_at: float | None
+    last_job: str | None
+    skipped: int = Field(description="Ticks skipped by catch_up (missed while nothing ran).")
+
+
+class ScheduleList(BaseModel):
+    """Every schedule, by name."""
+
+    schedules: list[ScheduleOut]
 
 
 class JobOut(BaseModel):

@@ -23,7 +23,7 @@ import uvicorn
 
 from stockade.engine.notifier import send_loop
 from stockade.engine.worker import Worker, WorkerOptions
-from stockade.errors import ListenError
+from stockade.errors import ListenError, StoreError
 from stockade.sdnotify import Notifier
 from stockade.server.app import create_app
 from stockade.server.service import Service
@@ -88,7 +88,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
             worker_store,
             WorkerOptions(slots=options.slots, drain_timeout=options.drain_timeout,
                           lease=service.lease, handle_signals=False,
-                          data_dir=service.data_dir),
+                          data_dir=service.data_dir, chores=False),
         )  # fmt: skip
         service.worker.slots = options.slots
     loop = asyncio.get_running_loop()
@@ -115,6 +115,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
     working = loop.create_task(worker.run()) if worker is not None else None
     # Without an embedded worker (--slots 0), the server sends the notifications itself.
     sending = loop.create_task(_send(service)) if worker is None else None
+    chores = loop.create_task(_chores(service, stop))
     service.worker.alive = working is not None
     if working is not None:
         working.add_done_callback(lambda _: setattr(service.worker, "alive", False))
@@ -130,7 +131,7 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
             await working
     finally:
         service.worker.alive = False
-        for task in filter(None, (ready, sending)):
+        for task in filter(None, (ready, sending, chores)):
             task.cancel()
         server.should_exit = True
         with contextlib.suppress(SystemExit):
@@ -144,6 +145,22 @@ async def _serve(service: Service, worker_store: Store | None, options: ServeOpt
 async def _send(service: Service) -> None:
     """Send the store's due job-end notifications (see :mod:`stockade.engine.notifier`)."""
     await send_loop(service.store.outbox, asyncio.to_thread, 1.0)
+
+
+async def _chores(service: Service, stop: asyncio.Event) -> None:
+    """Fire due schedules and apply retention until the server drains (the
+    embedded worker leaves these to this task)."""
+    from stockade.engine.housekeeping import FIRE_EVERY, Chores
+
+    chores = Chores(service.store, data_dir=service.data_dir)
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        try:
+            await loop.run_in_executor(None, chores.run)
+        except StoreError as exc:
+            log.debug("housekeeping: %s", exc.message)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), FIRE_EVERY)
 
 
 async def _tell_systemd(server: uvicorn.Server, systemd: Notifier) -> None:
@@ -165,6 +182,9 @@ def serve(service: Service, worker_store: Store | None, options: ServeOptions) -
     enable_subreaper()
     fence.start()  # the jobs of its runs and its worker die with the server
     service.sq.ensure_tables()
+    from stockade.engine.housekeeping import define
+
+    define(service.store, service.config)
     try:
         return asyncio.run(_serve(service, worker_store, options))
     finally:

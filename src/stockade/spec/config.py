@@ -25,6 +25,7 @@ from stockade.spec.checks import (
 from stockade.spec.notify import NotifySpec
 from stockade.spec.pipeline import PipelineSpec, pipeline_problems
 from stockade.spec.sandbox import BACKENDS, SandboxProfile
+from stockade.spec.schedule import RetentionSpec, ScheduleSpec
 from stockade.spec.secrets import SecretSpec
 from stockade.spec.server import ServerSpec, WebhookSpec
 from stockade.spec.task import TaskDefaults, TaskSpec
@@ -84,6 +85,13 @@ class Config(StrictModel):
         default_factory=list,
         description="Webhooks or commands told when any job ends (each task may add its own).",
     )
+    schedules: dict[Name, ScheduleSpec] = Field(
+        default_factory=dict, description="Tasks submitted on a cron schedule, by name."
+    )
+    retention: RetentionSpec = Field(
+        default_factory=RetentionSpec,
+        description="How long finished jobs are kept [forever]; workers and servers prune.",
+    )
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -123,6 +131,12 @@ class Config(StrictModel):
         messages += [
             f"webhook {hook!r} runs unknown task {spec.task!r}{did_you_mean(spec.task, self.tasks)}"
             for hook, spec in self.webhooks.items()
+            if spec.task not in self.tasks
+        ]
+        messages += [
+            f"schedule {name!r} runs unknown task {spec.task!r}"
+            f"{did_you_mean(spec.task, self.tasks)}"
+            for name, spec in self.schedules.items()
             if spec.task not in self.tasks
         ]
         if messages:

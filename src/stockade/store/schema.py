@@ -44,6 +44,12 @@ Tables:
     rerun came from; and every test result of a run's ``test2json`` steps.
     A run's jobs are ordinary ``jobs`` rows with ``run_id``, ``step`` and
     ``item`` set (NULL for jobs submitted on their own).
+``schedules`` / ``settings``
+    Cron schedules as the config last defined them (migration ``0014``), the
+    job each tick submits frozen in ``job``; ``next_at`` is the first tick not
+    submitted yet, moved on in the transaction that submits (exactly once
+    across any number of processes). ``settings``: store-wide values the
+    config sets for every process, such as the retention policy.
 """
 
 from __future__ import annotations
@@ -71,6 +77,8 @@ __all__ = [
     "run_tests",
     "runs",
     "saved_state",
+    "schedules",
+    "settings",
     "webhook_deliveries",
     "webhook_tallies",
     "workers",
@@ -163,7 +171,8 @@ jobs = sa.Table(
         **_only("concurrency_key IS NOT NULL"),
     ),
     sa.Index("ix_jobs_unique", "unique_key", **_only("unique_key IS NOT NULL")),
-    # The last hour's ends, for the dashboard's chart (migration 0012).
+    # When jobs ended: the dashboard's chart of the last hour, retention's
+    # candidates oldest first (migration 0012).
     sa.Index("ix_jobs_finished", "finished_at", **_only("finished_at IS NOT NULL")),
 )
 
@@ -382,6 +391,33 @@ notifications = sa.Table(
     sa.Index("ix_notifications_job", "job_id", "id"),
     # What a sender claims: the pending and the in-flight (their lease may lapse).
     sa.Index("ix_notifications_due", "due", **_only("state IN ('pending', 'sending')")),
+)
+
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("task", sa.String(200), nullable=False),
+    sa.Column("cron", sa.String(200), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("catch_up", sa.String(8), nullable=False),
+    sa.Column("job", sa.JSON, nullable=False),  # the NewJob each tick submits
+    sa.Column("definition", sa.String(64), nullable=False),  # a hash: did the config change it?
+    sa.Column("next_at", _Time, nullable=False),
+    sa.Column("last_at", _Time, nullable=True),  # the last tick submitted
+    sa.Column("last_job", sa.String(40), nullable=True),
+    sa.Column("skipped", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("updated_at", _Time, nullable=False),
+    sa.Index("ix_schedules_next", "next_at"),
+)
+
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("updated_at", _Time, nullable=False),
 )
 
 

@@ -13,7 +13,9 @@ from stockade.store.jobs import JobManager
 from stockade.store.journal import Journal
 from stockade.store.outbox import Outbox
 from stockade.store.queries import Queries
+from stockade.store.retention import Retention
 from stockade.store.runs import RunStore
+from stockade.store.schedules import ScheduleStore
 from stockade.store.url import data_dir as url_data_dir
 from stockade.store.url import resolve_url
 
@@ -30,10 +32,16 @@ class Store:
     journal: Journal
     runs: RunStore
     outbox: Outbox
+    schedules: ScheduleStore
+    retention: Retention
 
     @classmethod
     def on(cls, db: Database) -> Store:
-        return cls(db, JobManager(db), Queries(db), Journal(db), RunStore(db), Outbox(db))
+        jobs = JobManager(db)
+        return cls(
+            db, jobs, Queries(db), Journal(db), RunStore(db), Outbox(db),
+            ScheduleStore(db, jobs), Retention(db),
+        )  # fmt: skip
 
     def close(self) -> None:
         """Release the database connections."""

@@ -1,0 +1,1 @@
+"""Schedules: cron ticks that submit jobs, exactly once across a fleet."""
