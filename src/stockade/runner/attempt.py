@@ -181,6 +181,11 @@ class _Attempt:
                 stdin_pipe=prepared.stdin is not None,
                 runtime_dirs=[str(runtime.path)],
                 hidden_dirs=[str(self.data_dir)],
+                spool=(
+                    None
+                    if self.spec.spool_dir is None
+                    else os.path.join(self.spec.spool_dir, f"{self.job_id}-{self.spec.attempt}")
+                ),
             )
             with contextlib.ExitStack() as stack:
                 log = None

@@ -79,6 +79,10 @@ class LaunchRequest:
     #: Host directories the job must not see even below a bound path
     #: (stockade's data directory): isolating backends cover them.
     hidden_dirs: list[str] = field(default_factory=list)
+    #: Reattach mode: the job's spool prefix (``DIR/JOB-ATTEMPT``); the job is
+    #: then started by the spool shim (:mod:`stockade.sandbox.spoolshim`),
+    #: which keeps its output and exit status there when the worker is gone.
+    spool: str | None = None
 
 
 class ProcessHandle(abc.ABC):
