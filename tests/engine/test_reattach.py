@@ -10,23 +10,26 @@ printed (those printed while no worker lived too) be in its log once.
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from stockade.store import Store
+from stockade.store import Store, open_store
 from tests.engine.helpers import submit
 from tests.engine.procs import start_worker, stop
 from tests.engine.test_fencing import workers
+from tests.runner.helpers import alive
 
-#: ``N`` lines, one every ``S`` seconds; its start and end noted in files.
+#: ``N`` lines, one every ``S`` seconds; its start and end noted in files
+#: (where the sandbox lets it write there) and in its output.
 LINES = """D={d}
-echo start >> "$D/starts"
+echo start >> "$D/starts" 2>/dev/null; echo start
 i=1
 while [ $i -le {n} ]; do echo "line $i"; sleep {s}; i=$((i+1)); done
-echo end >> "$D/ends"
+echo end >> "$D/ends" 2>/dev/null; echo end
 """
 
 
@@ -37,15 +40,22 @@ def _wait(check: Callable[[], bool], timeout: float = 30.0, what: str = "") -> N
         time.sleep(0.02)
 
 
-def _worker(url: str, d: Path, log: str, *args: str) -> object:
+def _worker(url: str, d: Path, log: str, *args: str) -> subprocess.Popen[bytes]:
+    if "--lease" not in args:
+        args = ("--lease", "6s", *args)
     return start_worker(
-        url, "--slots", "1", "--poll", "0.1", "--lease", "6s", "--name", "a",
-        "--data-dir", str(d / "data"), *args, log=d / log,
+        url, "--slots", "1", "--poll", "0.1", "--name", "a", "--data-dir", str(d / "data"),
+        *args, log=d / log,
     )  # fmt: skip
 
 
-def _log_text(store: Store, job: str) -> str:
-    return "".join(c.text for c in store.queries.logs(job) if c.stream == "stdout")
+def _log_text(store: Store, job: str, attempt: int = 1) -> str:
+    chunks = store.queries.logs(job, attempt=attempt)
+    return "".join(c.text for c in chunks if c.stream == "stdout")
+
+
+def _lines(n: int) -> str:
+    return "start\n" + "".join(f"line {i}\n" for i in range(1, n + 1)) + "end\n"
 
 
 @pytest.mark.parametrize("ends", ["after", "while-dead"])
@@ -53,12 +63,12 @@ def test_a_job_runs_on_through_its_workers_restart_and_is_recorded_once(
     store: Store, store_url: str, tmp_path: Path, ends: str
 ) -> None:
     # "after": the job ends after the restart; "while-dead": while no worker lives.
-    n, pause = (15, 0.2) if ends == "after" else (6, 0.2)
-    job = submit(store, LINES.format(d=tmp_path, n=n, s=pause))
+    n = 12 if ends == "after" else 6
+    job = submit(store, LINES.format(d=tmp_path, n=n, s=0.2))
     with workers() as procs:
-        procs.append(_worker(store_url, tmp_path, "a.log", "--reattach"))  # type: ignore[arg-type]
-        _wait((tmp_path / "starts").exists, what="the job's start")
-        time.sleep(0.5)
+        procs.append(_worker(store_url, tmp_path, "a.log", "--reattach"))
+        # Killed once some output is recorded: it is recorded again, not twice.
+        _wait(lambda: "line 2" in _log_text(store, job), what="the job's first lines")
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait(10)
         if ends == "while-dead":
@@ -66,10 +76,60 @@ def test_a_job_runs_on_through_its_workers_restart_and_is_recorded_once(
         else:
             time.sleep(0.5)
             assert not (tmp_path / "ends").exists()
-        procs.append(_worker(store_url, tmp_path, "b.log", "--reattach"))  # type: ignore[arg-type]
+        procs.append(_worker(store_url, tmp_path, "b.log", "--reattach"))
         _wait(lambda: store.queries.job(job).state.value == "succeeded", what="the job's end")
         assert stop(procs[1]) == 0
     assert (tmp_path / "starts").read_text() == "start\n"
     assert (tmp_path / "ends").read_text() == "end\n"
     assert [(a.attempt, a.outcome) for a in store.queries.attempts(job)] == [(1, "succeeded")]
-    assert _log_text(store, job) == "".join(f"line {i}\n" for i in range(1, n + 1))
+    assert _log_text(store, job) == _lines(n)
+
+
+def test_a_bwrap_job_runs_on_through_its_workers_restart(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path}/store.db"  # the store is the other test's business
+    store = open_store(store_url)
+    job = submit(store, LINES.format(d=tmp_path, n=12, s=0.2))
+    with workers() as procs:
+        args = ("--reattach", "--sandbox", "bwrap")
+        procs.append(_worker(store_url, tmp_path, "a.log", *args))
+        _wait(lambda: "line 2" in _log_text(store, job), what="the job's first lines")
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(10)
+        time.sleep(0.5)
+        procs.append(_worker(store_url, tmp_path, "b.log", *args))
+        _wait(lambda: store.queries.job(job).state.value == "succeeded", what="the job's end")
+        assert stop(procs[1]) == 0
+    assert [(a.attempt, a.outcome) for a in store.queries.attempts(job)] == [(1, "succeeded")]
+    assert _log_text(store, job) == _lines(12)  # one start, one end: it ran once
+    store.close()
+
+
+#: Attempt 1 runs long and notes its pid; attempt 2 ends at once.
+LONG_FIRST = """D={d}
+echo start >> "$D/starts"
+if [ "$STOCKADE_ATTEMPT" = 1 ]; then echo $$ > "$D/pid.1"; sleep 60; fi
+echo end >> "$D/ends"
+"""
+
+
+def test_a_restart_after_the_lease_expired_records_the_attempt_lost_once(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    job = submit(
+        store, LONG_FIRST.format(d=tmp_path), max_attempts=2, backoff={"initial": 0, "max": 0}
+    )
+    with workers() as procs:
+        procs.append(_worker(store_url, tmp_path, "a.log", "--reattach", "--lease", "3s"))
+        _wait((tmp_path / "pid.1").exists, what="attempt 1")
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(10)
+        pid = int((tmp_path / "pid.1").read_text())
+        # No worker renews its lease: the fence kills it at its deadline.
+        _wait(lambda: not alive(pid), what="the fence's kill at the deadline")
+        procs.append(_worker(store_url, tmp_path, "b.log", "--reattach", "--lease", "3s"))
+        _wait(lambda: store.queries.job(job).state.value == "succeeded", what="the retry")
+        assert stop(procs[1]) == 0
+    outcomes = [(a.attempt, a.outcome) for a in store.queries.attempts(job)]
+    assert outcomes == [(1, "lost"), (2, "succeeded")]
+    assert (tmp_path / "starts").read_text() == "start\nstart\n"
+    assert (tmp_path / "ends").read_text() == "end\n"

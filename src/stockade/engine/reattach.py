@@ -100,7 +100,12 @@ async def take_over(worker: Worker) -> list[Adopted]:
     claims = await worker.astore.once(store.jobs.held, worker.id)
     old = await loop.run_in_executor(None, fence.attach, str(root / SOCKET))
     found = [Adopted(claim, Spool(root, claim.job_id, claim.run)) for claim in claims]
-    live = [a for a in found if a.spool.status() is not None or a.spool.shim_alive()]
+    # Without the old fence nothing bounded a job that still runs: only the
+    # ended ones (their status waits in the spool) are taken over then.
+    live = [
+        a for a in found
+        if a.spool.status() is not None or (old is not None and a.spool.shim_alive())
+    ]  # fmt: skip
     sent = time.monotonic()
     renewed = await worker.astore.once(
         store.jobs.renew, worker.id, worker.options.lease, [a.claim.job_id for a in live]
