@@ -54,14 +54,26 @@ double its start-up): on the development VM that costs the owner about
 0.3 ms, where a fork of ``stockade exec`` cost it 10 ms, mostly in the
 copy-on-write faults the owner took afterwards.
 
-Where this can grow: a per-slot supervisor that keeps a job alive across a
-restart of its worker and lets the new worker reattach (as containerd's
-shim does) would be this process, started per slot instead of per owner,
-with three changes: it would hold the job's pipes and collect its exit
-status instead of the worker (so they survive it), wait for a reattaching
-worker on a socket named after the slot for up to the job's deadline
-instead of killing at ``POLLHUP``, and treat a reattach as a renewal. The
-messages and :class:`Guard` carry over; nothing of that is built.
+**Reattach mode** (``stockade worker --reattach``, see
+:mod:`stockade.engine.reattach`): the fence also listens on a Unix socket
+(``DATA_DIR/spool/NAME/fence.sock``, passed as fd 4; its path is the last
+argument). The owner marks each job it launches through the spool shim
+(:mod:`stockade.sandbox.spoolshim`) reattachable::
+
+    K JOB            JOB outlives the owner until its deadline
+    S JOB...         (a new owner) I take these over: kill the other kept
+                     jobs now, then answer ``ok``
+
+At ``POLLHUP`` the fence then kills what is not kept (or has no deadline)
+and goes on guarding the kept jobs' deadlines with no owner; a worker
+restarted under the same name connects (the fence greets it with its pid),
+says which jobs it takes over and from then on extends their deadlines as
+its own. The fence exits once it has no owner and no kept job waiting.
+In that mode the worker's slot cgroups are named after the fence
+(:func:`stockade.sandbox.cgroup.hold_by`), so that a sweep leaves a kept
+job's cgroup alone while the fence that bounds it lives. A per-job shim,
+not a long-lived per-slot supervisor, is the job's parent: the per-slot
+one is where this can grow next.
 """
 
 from __future__ import annotations
