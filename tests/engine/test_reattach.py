@@ -149,3 +149,21 @@ def test_the_upgrade_example_keeps_its_job_through_the_restart(tmp_path: Path) -
     assert done.returncode == 0, done.stderr + (tmp_path / "worker.log").read_text()
     ticks = "".join(f"tick {i}\n" for i in range(1, 11))
     assert done.stdout == ticks + "state     succeeded\nattempts  1/3\n"
+
+
+def test_a_sigterm_drains_as_without_reattach_and_leaves_nothing_running(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path}/store.db"
+    store = open_store(store_url)
+    job = submit(store, LONG_FIRST.format(d=tmp_path))
+    with workers() as procs:
+        procs.append(_worker(store_url, tmp_path, "a.log", "--reattach", "--drain-timeout", "1s"))
+        _wait((tmp_path / "pid.1").exists, what="attempt 1")
+        assert stop(procs[0]) == 0
+        pid = int((tmp_path / "pid.1").read_text())
+        assert not alive(pid)  # stopped by the drain, not kept for a restart
+    (attempt,) = store.queries.attempts(job)
+    assert (attempt.outcome, attempt.reason) == ("cancelled", "worker_shutdown")
+    assert store.queries.job(job).state.value == "queued"
+    spool = tmp_path / "data" / "spool" / "a"
+    _wait(lambda: not list(spool.iterdir()), what="the spool emptied, the fence gone")
+    store.close()
