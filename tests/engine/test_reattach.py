@@ -167,3 +167,22 @@ def test_a_sigterm_drains_as_without_reattach_and_leaves_nothing_running(tmp_pat
     spool = tmp_path / "data" / "spool" / "a"
     _wait(lambda: not list(spool.iterdir()), what="the spool emptied, the fence gone")
     store.close()
+
+
+def test_a_reattached_job_can_be_cancelled(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path}/store.db"
+    store = open_store(store_url)
+    job = submit(store, LONG_FIRST.format(d=tmp_path))
+    with workers() as procs:
+        procs.append(_worker(store_url, tmp_path, "a.log", "--reattach"))
+        _wait((tmp_path / "pid.1").exists, what="attempt 1")
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(10)
+        procs.append(_worker(store_url, tmp_path, "b.log", "--reattach"))
+        _wait(lambda: "reattached 1 job" in (tmp_path / "b.log").read_text(), what="the takeover")
+        store.jobs.cancel([job])
+        _wait(lambda: store.queries.job(job).state.value == "cancelled", what="the cancel")
+        assert not alive(int((tmp_path / "pid.1").read_text()))
+        assert stop(procs[1]) == 0
+    assert [(a.attempt, a.outcome) for a in store.queries.attempts(job)] == [(1, "cancelled")]
+    store.close()
