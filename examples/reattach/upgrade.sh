@@ -17,7 +17,7 @@ worker() {
     echo $!
 }
 
-job=$($stockade submit -c "$here/stockade.yaml" ticker --input '{"lines": 10}')
+job=$($stockade submit -c "$here/stockade.yaml" ticker --input '{"lines": 20}')
 old=$(worker)
 until $stockade logs "$job" 2>/dev/null | grep -q 'tick 2'; do sleep 0.1; done
 kill -KILL "$old"        # the old version dies; the job runs on, spooled
