@@ -87,7 +87,7 @@ def dismiss(data_dir: str | None, name: str) -> None:
         return
     old.sync([])
     old.close()
-    fence._active.clear()
+    fence.forget()
 
 
 async def take_over(worker: Worker) -> list[Adopted]:
@@ -118,7 +118,7 @@ async def take_over(worker: Worker) -> list[Adopted]:
     if guard is None:
         if old is not None:
             old.close()
-            fence._active.clear()
+            fence.forget()
         guard = fence.start(listen=str(root / SOCKET))
         for one in adopted:
             path = one.spool.cgroup()

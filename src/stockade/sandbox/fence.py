@@ -86,7 +86,8 @@ import sys
 import time
 
 __all__ = [
-    "DRAIN_INTERVAL", "Fence", "Guard", "Target", "active", "attach", "serve", "start", "sweep",
+    "DRAIN_INTERVAL", "Fence", "Guard", "Target", "active", "attach", "forget", "serve", "start",
+    "sweep",
 ]  # fmt: skip
 
 #: Seconds between two reads of the pipe while no deadline is due.
@@ -352,6 +353,11 @@ _active: list[Fence] = []
 def active() -> Fence | None:
     """This process's fence, if :func:`start` made one."""
     return _active[0] if _active else None
+
+
+def forget() -> None:
+    """This process has no fence any more (it closed the one it attached to)."""
+    _active.clear()
 
 
 def start(listen: str | None = None) -> Fence:
