@@ -1,5 +1,6 @@
 """A worker SIGKILLed again and again while it runs 200 jobs: no job runs
-twice at once, none is lost, none is recorded twice. Real worker processes,
+twice at once, none is lost, none is recorded twice; the same with
+``--reattach``, where a restarted worker takes its jobs over still running. Real worker processes,
 on SQLite: it takes a minute or more, and the fence and the sweep it proves
 are tested on both stores, one kill at a time, in tests/engine/test_fencing.py.
 
@@ -14,6 +15,8 @@ import random
 import signal
 import time
 from pathlib import Path
+
+import pytest
 
 from stockade.engine.jobspec import adhoc_task, new_job
 from stockade.store import Store, open_store
@@ -42,15 +45,18 @@ def _started(d: Path) -> int:
     return sum(1 for _ in d.glob("*.pids.*"))
 
 
-def test_twenty_worker_kills_during_two_hundred_jobs(sqlite_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("reattach", [False, True], ids=["recover", "reattach"])
+def test_twenty_worker_kills_during_two_hundred_jobs(
+    sqlite_url: str, tmp_path: Path, reattach: bool
+) -> None:
     store = open_store(sqlite_url)
     try:
-        _chaos(store, sqlite_url, tmp_path)
+        _chaos(store, sqlite_url, tmp_path, reattach)
     finally:
         store.close()
 
 
-def _chaos(store: Store, store_url: str, tmp_path: Path) -> None:
+def _chaos(store: Store, store_url: str, tmp_path: Path, reattach: bool) -> None:
     task = adhoc_task(
         shell=JOB.format(d=tmp_path), max_attempts=50, backoff={"initial": 0, "max": 0}
     )
@@ -58,7 +64,9 @@ def _chaos(store: Store, store_url: str, tmp_path: Path) -> None:
     rand = random.Random(4711)
     # Jobs outlast a worker's restart: an attempt its dead worker left running
     # would still run when the restarted worker recovers the job and retries it.
-    args = ("--slots", "16", "--poll", "0.1", "--lease", "5s", "--name", "chaos")
+    args: tuple[str, ...] = ("--slots", "16", "--poll", "0.1", "--lease", "5s", "--name", "chaos")
+    if reattach:  # the jobs a killed worker ran are taken over by the next, still running
+        args += ("--reattach", "--data-dir", str(tmp_path / "data"))
     killed: list[int] = []
     try:
         for kill in range(KILLS):
@@ -67,8 +75,12 @@ def _chaos(store: Store, store_url: str, tmp_path: Path) -> None:
             try:
                 seen = _started(tmp_path)
                 deadline = time.monotonic() + 30
-                while _started(tmp_path) == seen and time.monotonic() < deadline:
-                    time.sleep(0.02)  # killed while its jobs run, not before
+                while (
+                    _started(tmp_path) == seen
+                    and time.monotonic() < deadline
+                    and store.queries.count_by_state().get("queued")
+                ):
+                    time.sleep(0.02)  # killed while its jobs run, not before (if any is left)
                 time.sleep(rand.uniform(0.1, 0.5))
             finally:
                 proc.send_signal(signal.SIGKILL)  # its fence, not the test, kills its jobs

@@ -60,6 +60,36 @@ def test_a_cleared_deadline_never_fires_and_owner_death_kills_everything() -> No
     assert guard.everything() == [Target("a", path="/cg/1"), Target("b", pgid=4242)]
 
 
+def test_at_owner_death_kept_jobs_wait_for_their_deadline_and_a_new_owner() -> None:
+    guard = Guard()
+    guard.apply("C a /cg/1")
+    guard.apply("C b /cg/2")
+    guard.apply("C c /cg/3")
+    guard.apply("K a")
+    guard.apply("K b")
+    guard.apply("D 10.0 a b c")
+    guard.apply("X b")  # b ended and was recorded: nothing to keep
+    # The owner dies: b and c die now, a waits until its deadline.
+    assert sorted(t.job for t in guard.orphan()) == ["b", "c"]
+    assert guard.holding()
+    guard.apply("D 20.0 a")  # a new owner took a over and renewed it
+    assert guard.due(15.0) == []
+    assert guard.due(20.0) == [Target("a", path="/cg/1")]
+    assert not guard.holding()  # nothing left to wait for: the fence exits
+
+
+def test_a_new_owner_takes_over_some_kept_jobs_and_the_others_die_at_once() -> None:
+    guard = Guard()
+    for job, path in (("a", "/cg/1"), ("b", "/cg/2")):
+        guard.apply(f"C {job} {path}")
+        guard.apply(f"K {job}")
+    guard.apply("D 10.0 a b")
+    assert guard.orphan() == []  # both kept
+    assert guard.apply("S a") == [Target("b", path="/cg/2")]
+    assert guard.due(11.0) == [Target("a", path="/cg/1")]  # still bounded by its deadline
+    assert guard.apply("S") == []
+
+
 def test_a_slot_cgroup_names_its_owner_by_pid_and_start_time() -> None:
     me = os.getpid()
     assert owner_tag() == f"{me}-{start_time(me)}"

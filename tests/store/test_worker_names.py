@@ -87,3 +87,21 @@ def test_a_row_from_before_the_liveness_columns_is_judged_by_its_heartbeat(store
     _set(store, "w1", last_seen=store.queries.now() - 31)
     store.journal.register_worker("w1", 3, 30.0)
     assert _row(store, "w1")["slots"] == 3
+
+
+def test_a_killed_worker_not_yet_reaped_holds_no_name(store: Store) -> None:
+    # A worker SIGKILLed under a parent that has not waited for it yet (a
+    # subreaper, a supervisor script) is a zombie: gone, though its pid and
+    # start time are still in /proc.
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        ticks = start_ticks(child.pid)
+        store.journal.register_worker("w1", 2, 30.0)
+        _set(store, "w1", pid=child.pid, pid_start=ticks)
+        child.kill()
+        with open(f"/proc/{child.pid}/stat", encoding="ascii") as fh:
+            while fh.read().rpartition(")")[2].split()[0] != "Z":
+                fh.seek(0)
+        store.journal.register_worker("w1", 4, 30.0)  # not refused
+    finally:
+        child.wait()

@@ -79,6 +79,12 @@ __all__ = ["worker_command"]
 )  # fmt: skip
 @click.option("--burst", is_flag=True, help="Exit once no job is queued or running.")
 @click.option(
+    "--reattach",
+    is_flag=True,
+    help="Jobs survive this worker's death: restarted with the same --name on this "
+    "host, it takes them over (needs --name; see docs/worker.md, Reattach).",
+)
+@click.option(
     "--full-logs",
     metavar="DIR",
     help="Also write every attempt's whole output to DIR/JOB.N.stdout|stderr (unbounded).",
@@ -109,6 +115,9 @@ def worker_command(**opts: Any) -> int:
     from stockade.engine.client import run_worker
     from stockade.engine.worker import WorkerOptions
 
+    if opts["reattach"] and not opts["worker_id"]:
+        raise UsageError("--reattach needs --name: a restart takes over the jobs of that name")
+
     options = WorkerOptions(
         slots=opts["slots"] or len(os.sched_getaffinity(0)),
         lease=_positive(opts["lease"], "--lease"),
@@ -117,6 +126,7 @@ def worker_command(**opts: Any) -> int:
         worker_id=opts["worker_id"],
         data_dir=opts["data_dir"],
         burst=opts["burst"],
+        reattach=opts["reattach"],
         store_process=opts["store_process"],
         full_logs=_full_logs(opts["full_logs"]),
         notify=True,

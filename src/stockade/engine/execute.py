@@ -201,6 +201,8 @@ def _attempt_spec(worker: Worker, slot: Slot, claim: Claim) -> RunSpec:
         spec = prepare_spec(spec, profile)
     elif worker.options.prepare is not None:
         spec = worker.options.prepare(spec)
+    if worker.options.reattach:
+        spec.spool_dir = str(worker.spool)
     if slot.sandbox is None:  # the slot is being set up again (another job broke it)
         raise SandboxError(f"slot {slot.index} is being set up again")
     if not slot.runs_as_declared(profile):  # defence in depth: never run weaker

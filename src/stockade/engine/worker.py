@@ -44,6 +44,7 @@ from stockade.engine.listener import Listener
 from stockade.engine.logfields import job_fields, worker_fields
 from stockade.engine.notifier import send_loop
 from stockade.engine.prefetch import Prefetch
+from stockade.engine.reattach import Adopted, dismiss, follow, take_over
 from stockade.engine.slot import (
     ProfileFactory,
     SandboxFactory,
@@ -51,6 +52,7 @@ from stockade.engine.slot import (
     declared_sandbox,
     local_sandbox,
 )
+from stockade.engine.spool import Spool, spool_root
 from stockade.engine.storeio import AsyncStore, Recorder, wait_for_event
 from stockade.engine.storeproc import StoreProcess
 from stockade.engine.walwatch import WalWatch
@@ -145,6 +147,9 @@ class WorkerOptions:
     #: Start a fence process that kills this worker's jobs when the worker dies
     #: or cannot renew their leases (see :mod:`~stockade.sandbox.fence`).
     fence: bool = True
+    #: Jobs survive this worker's death, and a restart under the same
+    #: ``worker_id`` on this host takes them over (see :mod:`~stockade.engine.reattach`).
+    reattach: bool = False
     #: Tell systemd (``$NOTIFY_SOCKET``) when the worker is ready and when it
     #: stops, and ping its watchdog (see :mod:`stockade.sdnotify`); off when
     #: the worker is part of a bigger service (`stockade serve` tells it).
@@ -198,6 +203,8 @@ class Worker:
         self.lease_fence = LeaseFence(None, self.options.lease)
         #: When the claim in flight was sent: its jobs' leases start no earlier.
         self._claim_sent = 0.0
+        #: Reattach mode: where the attempts' spools are (see :mod:`~stockade.engine.spool`).
+        self.spool = spool_root(self.options.data_dir, self.id)
         #: systemd's notification socket, with ``notify`` (none: sends nothing).
         self._systemd = Notifier()
 
@@ -226,9 +233,11 @@ class Worker:
     async def run(self) -> int:
         """Run until stopped (or, in burst mode, until the queue is empty)."""
         loop = asyncio.get_running_loop()
-        if self.options.fence:
+        if self.options.fence and not self.options.reattach:  # reattach: _start starts it
             from stockade.sandbox import fence
 
+            if self.options.worker_id:  # a reattach-mode process of this name left one?
+                await loop.run_in_executor(None, dismiss, self.options.data_dir, self.id)
             self.lease_fence.fence = fence.start()
         if self.options.notify:  # before any job starts: jobs must not inherit the socket
             self._systemd = Notifier.from_environment()
@@ -281,9 +290,13 @@ class Worker:
             queues=None if self.options.queues is None else list(self.options.queues),
             labels=dict(self.options.labels),
         )
+        adopted: list[Adopted] = []
+        if self.options.reattach:
+            adopted = await take_over(self)
         await sweep_dead_slots(self)
         if self.options.worker_id:
-            moved = await self.astore.once(store.jobs.recover_worker, self.id)
+            keep = [one.claim.job_id for one in adopted]
+            moved = await self.astore.once(store.jobs.recover_worker, self.id, keep)
             if moved:
                 log.warning("recovered %d job(s) this worker held before it restarted", len(moved))
                 self.counters.count("lost", len(moved))
@@ -292,6 +305,10 @@ class Worker:
                 loop.add_signal_handler(signum, self.request_stop)
         if self.options.store_process:
             await self._start_store_process()
+        for one in adopted:  # beside the slots: each runs in its old slot cgroup
+            job = Running(one.claim, key=sandbox_key(one.claim))
+            self.running[one.claim.job_id] = job
+            self._track(self._follow(job, one.spool))
         for slot in self.slots:
             await self._setup(slot)
         log.info(
@@ -518,6 +535,8 @@ class Worker:
 
         try:
             await execute(self, slot, job, free, turn)
+            if self.options.reattach:  # recorded: its spool is not needed any more
+                Spool(self.spool, job.claim.job_id, job.claim.run).remove()
         except Exception:  # a bug, not the job's fault: give the job back, keep the worker
             log.exception(
                 "job %s: unexpected error in the worker", job.claim.job_id,
@@ -531,6 +550,17 @@ class Worker:
                 del self.running[job.claim.job_id]
                 self.lease_fence.ended(job.claim.job_id)
             free()
+
+    async def _follow(self, job: Running, spool: Spool) -> None:
+        """Follow an adopted job to its end (see :func:`~stockade.engine.reattach.follow`)."""
+        try:
+            await follow(self, job, spool)
+        except Exception:  # a bug: the job's lease is left to expire
+            log.exception("job %s: unexpected error following it", job.claim.job_id)
+        finally:
+            if self.running.get(job.claim.job_id) is job:
+                del self.running[job.claim.job_id]
+                self.lease_fence.ended(job.claim.job_id)
 
     async def _give_back_broken(self, job: Running, error: str) -> None:
         """Give ``job`` back after an infrastructure failure (a transient one:
@@ -586,6 +616,7 @@ class Worker:
             self.counters.count("released")
 
     async def _stop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.lease_fence.flush()  # no deadline left: the fence keeps nothing for a restart
         if self.options.handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)

@@ -220,6 +220,11 @@ class _Attempt:
                 runtime_dirs=[str(runtime.path)],
                 hidden_dirs=[str(self.data_dir)],
                 fresh_workspace=self.made is not None,
+                spool=(
+                    None
+                    if self.spec.spool_dir is None
+                    else os.path.join(self.spec.spool_dir, f"{self.job_id}-{self.spec.attempt}")
+                ),
             )
             with contextlib.ExitStack() as stack:
                 log = None

@@ -63,6 +63,10 @@ class RunSpec:
     failure_codes: tuple[int, ...] = ()
     state: dict[str, Any] = field(default_factory=dict)
     data_dir: str | None = None
+    #: Reattach mode: the directory of the job's spool (its output and exit
+    #: status, kept by the spool shim when the worker is gone; see
+    #: :mod:`stockade.sandbox.spoolshim`); ``None``: the job's parent is the runner.
+    spool_dir: str | None = None
     #: Before the stop ladder of a ``timeout`` or ``idle_timeout``: the signal
     #: sent so the job prints its stacks, and the seconds it gets to print them.
     dumps: dict[str, tuple[int, float]] = field(default_factory=dict)

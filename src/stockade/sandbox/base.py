@@ -83,6 +83,10 @@ class LaunchRequest:
     #: ``workspace:``): backends that switch user give it to the job's user.
     #: Otherwise it is lent (see :mod:`stockade.sandbox.acl`).
     fresh_workspace: bool = False
+    #: Reattach mode: the job's spool prefix (``DIR/JOB-ATTEMPT``); the job is
+    #: then started by the spool shim (:mod:`stockade.sandbox.spoolshim`),
+    #: which keeps its output and exit status there when the worker is gone.
+    spool: str | None = None
 
 
 class ProcessHandle(abc.ABC):

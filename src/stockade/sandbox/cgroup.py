@@ -35,7 +35,7 @@ from pathlib import Path
 from stockade.sandbox import fence
 from stockade.sandbox.fence import rmdir
 
-__all__ = ["SlotCgroup", "cgroup2_root", "owner_alive", "owner_tag"]
+__all__ = ["SlotCgroup", "cgroup2_root", "hold_by", "owner_alive", "owner_tag"]
 
 _ROOT_NAME = "stockade"
 
@@ -55,6 +55,21 @@ def cgroup2_root() -> Path | None:
     except OSError:
         return None
     return None
+
+
+#: The process named as the owner of this process's slot cgroups, when not
+#: this one (see :func:`hold_by`).
+_holder: list[int] = []
+
+
+def hold_by(pid: int) -> None:
+    """Name process ``pid`` as the owner of the slot cgroups made from now on.
+
+    In reattach mode it is the worker's fence, which outlives the worker:
+    the start-up sweep of any stockade process on this host kills the slot
+    cgroups of dead owners only, so it leaves those of a job that waits for
+    its worker's restart alone while the fence that bounds it lives."""
+    _holder[:] = [pid]
 
 
 def owner_tag(pid: int | None = None) -> str:
@@ -146,7 +161,7 @@ class SlotCgroup:
         try:
             base.mkdir(exist_ok=True)
             _prune_stale(base)
-            path = base / f"{owner_tag()}-{label}"
+            path = base / f"{owner_tag(_holder[0] if _holder else None)}-{label}"
             path.mkdir(exist_ok=True)
         except OSError:
             return None

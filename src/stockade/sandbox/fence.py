@@ -54,14 +54,26 @@ double its start-up): on the development VM that costs the owner about
 0.3 ms, where a fork of ``stockade exec`` cost it 10 ms, mostly in the
 copy-on-write faults the owner took afterwards.
 
-Where this can grow: a per-slot supervisor that keeps a job alive across a
-restart of its worker and lets the new worker reattach (as containerd's
-shim does) would be this process, started per slot instead of per owner,
-with three changes: it would hold the job's pipes and collect its exit
-status instead of the worker (so they survive it), wait for a reattaching
-worker on a socket named after the slot for up to the job's deadline
-instead of killing at ``POLLHUP``, and treat a reattach as a renewal. The
-messages and :class:`Guard` carry over; nothing of that is built.
+**Reattach mode** (``stockade worker --reattach``, see
+:mod:`stockade.engine.reattach`): the fence also listens on a Unix socket
+(``DATA_DIR/spool/NAME/fence.sock``, passed as fd 4; its path is the last
+argument). The owner marks each job it launches through the spool shim
+(:mod:`stockade.sandbox.spoolshim`) reattachable::
+
+    K JOB            JOB outlives the owner until its deadline
+    S JOB...         (a new owner) I take these over: kill the other kept
+                     jobs now, then answer ``ok``
+
+At ``POLLHUP`` the fence then kills what is not kept (or has no deadline)
+and goes on guarding the kept jobs' deadlines with no owner; a worker
+restarted under the same name connects (the fence greets it with its pid),
+says which jobs it takes over and from then on extends their deadlines as
+its own. The fence exits once it has no owner and no kept job waiting.
+In that mode the worker's slot cgroups are named after the fence
+(:func:`stockade.sandbox.cgroup.hold_by`), so that a sweep leaves a kept
+job's cgroup alone while the fence that bounds it lives. A per-job shim,
+not a long-lived per-slot supervisor, is the job's parent: the per-slot
+one is where this can grow next.
 """
 
 from __future__ import annotations
@@ -73,7 +85,10 @@ import select
 import sys
 import time
 
-__all__ = ["DRAIN_INTERVAL", "Fence", "Guard", "Target", "active", "serve", "start", "sweep"]
+__all__ = [
+    "DRAIN_INTERVAL", "Fence", "Guard", "Target", "active", "attach", "forget", "serve", "start",
+    "sweep",
+]  # fmt: skip
 
 #: Seconds between two reads of the pipe while no deadline is due.
 DRAIN_INTERVAL = 0.5
@@ -89,7 +104,9 @@ _FD = 3
 #: ``stockade.sandbox`` package would import the sandbox interface and pydantic's
 #: kin), with the owner's package root for the rare process-tree kill; both
 #: after the standard library, so no file beside this one shadows a module of it.
-_PROGRAM = "import sys; sys.path += sys.argv[1:3]; import fence; fence.serve(3)"
+_PROGRAM = "import sys; sys.path += sys.argv[1:3]; import fence; fence.serve(3, *sys.argv[3:])"
+#: The listening socket of a reattach-mode fence, in the fence.
+_LISTEN_FD = 4
 
 
 class Target:
@@ -127,6 +144,8 @@ class Guard:
         self.deadlines: dict[str, float] = {}
         #: Jobs whose deadline passed: killed as soon as they are guarded.
         self.expired: set[str] = set()
+        #: Reattachable jobs (``K``): they outlive their owner until their deadline.
+        self.kept: set[str] = set()
         self._heap: list[tuple[float, str]] = []
 
     def apply(self, line: str) -> list[Target]:
@@ -162,7 +181,50 @@ class Guard:
             for job in rest.split(" "):
                 self.deadlines.pop(job, None)
                 self.expired.discard(job)
+                self.kept.discard(job)
+        else:
+            return self._owner_change(kind, rest)
         return []
+
+    def _owner_change(self, kind: str, rest: str) -> list[Target]:
+        """``K JOB...``: reattachable jobs; ``S JOB...``: a new owner takes these over."""
+        if kind == "K":
+            self.kept.update(rest.split(" "))
+        elif kind == "S":
+            return self.adopt(rest.split(" ") if rest else [])
+        return []
+
+    def adopt(self, jobs: list[str]) -> list[Target]:
+        """A new owner takes ``jobs`` over: the other kept jobs are due now."""
+        drop = self.kept - set(jobs)
+        self.kept &= set(jobs)
+        return self._forget(drop)
+
+    def orphan(self) -> list[Target]:
+        """The owner is gone: what dies now (everything but the kept jobs that
+        have a deadline, which wait for a new owner until it passes)."""
+        self.kept = {job for job in self.kept if job in self.deadlines}
+        doomed = [t for t in self.everything() if t.job not in self.kept]
+        for target in doomed:
+            self.targets.pop(target.job, None)
+            if target.path is not None:
+                self.occupant.pop(target.path, None)
+        return doomed
+
+    def holding(self) -> bool:
+        """Whether a kept job still waits for an owner (its deadline not passed)."""
+        return any(job in self.deadlines for job in self.kept)
+
+    def _forget(self, jobs: set[str]) -> list[Target]:
+        out: list[Target] = []
+        for job in jobs:
+            self.deadlines.pop(job, None)
+            target = self.targets.pop(job, None)
+            if target is not None and self._current(target):
+                out.append(target)
+                if target.path is not None:
+                    del self.occupant[target.path]
+        return out
 
     def _guard(self, target: Target) -> list[Target]:
         self.targets[target.job] = target
@@ -182,6 +244,7 @@ class Guard:
             _, job = heapq.heappop(self._heap)
             del self.deadlines[job]
             self.expired.add(job)
+            self.kept.discard(job)
             target = self.targets.get(job)
             if target is not None and self._current(target):
                 out.append(target)
@@ -219,6 +282,26 @@ class Fence:
     def ended(self, job: str) -> None:
         """``job``'s processes are gone."""
         self._send(f"E {job}\n")
+
+    def keep(self, job: str) -> None:
+        """``job`` is reattachable: it outlives this owner until its deadline."""
+        self._send(f"K {job}\n")
+
+    def sync(self, jobs: list[str], timeout: float = 2 * KILL_WAIT) -> bool:
+        """Take the kept ``jobs`` over (an attached owner): the fence kills
+        the other jobs it kept and answers; whether it did in ``timeout``."""
+        self._send("S" + "".join(" " + job for job in jobs) + "\n")
+        fd = self._fd
+        if fd is None:
+            return False
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(int(timeout * 1000)):
+            return False
+        try:
+            return os.read(fd, 16) == b"ok\n"
+        except OSError:
+            return False
 
     def removed(self, path: str) -> None:
         """Slot cgroup ``path`` is gone."""
@@ -272,8 +355,18 @@ def active() -> Fence | None:
     return _active[0] if _active else None
 
 
-def start() -> Fence:
+def forget() -> None:
+    """This process has no fence any more (it closed the one it attached to)."""
+    _active.clear()
+
+
+def start(listen: str | None = None) -> Fence:
     """Start this process's fence (once per process; later calls return it).
+
+    With ``listen`` (reattach mode), the fence also listens on a Unix socket
+    at that path (in a private directory): when this process dies, the
+    fence keeps its reattachable jobs until their deadlines, and a restarted
+    owner takes them over with :func:`attach`.
 
     ``posix_spawn`` (vfork-style: no copy of this process's page tables, and
     none of the copy-on-write faults a fork would cost this process
@@ -295,21 +388,22 @@ def start() -> Fence:
         pass  # the default 64 KiB holds seconds of messages too
     here = os.path.dirname(os.path.abspath(__file__))
     package = os.path.dirname(os.path.dirname(here))
+    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+        (os.POSIX_SPAWN_DUP2, read, _FD),
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0),
+        (os.POSIX_SPAWN_DUP2, 0, 1),
+        (os.POSIX_SPAWN_DUP2, 0, 2),
+    ]
+    argv = [sys.executable, "-S", "-I", "-c", _PROGRAM, here, package]
+    server = None
     try:
+        if listen is not None:
+            server = _listening(listen)
+            actions.append((os.POSIX_SPAWN_DUP2, server, _LISTEN_FD))
+            argv.append(listen)
         if not sys.executable:
             raise FileNotFoundError("no Python interpreter path (sys.executable is empty)")
-        pid = os.posix_spawn(
-            sys.executable,
-            [sys.executable, "-S", "-I", "-c", _PROGRAM, here, package],
-            {},
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, read, _FD),
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0),
-                (os.POSIX_SPAWN_DUP2, 0, 1),
-                (os.POSIX_SPAWN_DUP2, 0, 2),
-            ],
-            setsid=True,
-        )
+        pid = os.posix_spawn(sys.executable, argv, {}, file_actions=actions, setsid=True)
     except OSError as exc:
         os.close(write)
         from stockade.errors import SandboxError
@@ -319,38 +413,153 @@ def start() -> Fence:
         ) from exc
     finally:
         os.close(read)
+        if server is not None:
+            os.close(server)
     _active[:] = [Fence(pid, write)]
     return _active[0]
 
 
-def serve(read: int) -> None:
-    """The fence's loop: guard what the owner says on ``read`` until the owner is gone."""
+def _listening(path: str) -> int:
+    """A Unix socket listening at ``path`` (bound through its directory's
+    descriptor: a long data directory would pass the 108-byte limit)."""
+    import socket
+
+    directory = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        short = f"/proc/self/fd/{directory}/{os.path.basename(path)}"
+        try:  # noqa: SIM105 - no contextlib, as above
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        server.bind(short)
+        server.listen(4)
+    except OSError:
+        server.close()
+        raise
+    finally:
+        os.close(directory)
+    return server.detach()
+
+
+def attach(path: str) -> Fence | None:
+    """Become the owner of the fence listening at ``path`` (a dead owner's of
+    the same name, still guarding its reattachable jobs); ``None`` if none
+    listens there. The caller then says which jobs it takes over (:meth:`Fence.sync`)."""
+    import socket
+    import struct
+
+    try:
+        directory = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(f"/proc/self/fd/{directory}/{os.path.basename(path)}")
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        conn.settimeout(2 * DRAIN_INTERVAL + 1)
+        hello = conn.recv(32)  # the fence's pid (the credentials are its starter's)
+    except OSError:
+        conn.close()
+        return None
+    finally:
+        os.close(directory)
+    _, uid, _ = struct.unpack("3i", creds)
+    if uid != os.getuid() or not hello.endswith(b"\n") or not hello[:-1].isdigit():
+        conn.close()  # not our user's, or a fence that has an owner already
+        return None
+    conn.settimeout(None)
+    pid = int(hello)
+    _active[:] = [Fence(pid, conn.detach())]
+    return _active[0]
+
+
+def serve(read: int, listen: str | None = None) -> None:
+    """The fence's loop: guard what the owner says on ``read`` until the owner
+    is gone; with ``listen`` (the path of the socket on fd 4), keep the
+    reattachable jobs until their deadlines and take a new owner's word."""
     try:  # noqa: SIM105 - no contextlib: the fence imports as little as it can
         _write("/proc/self/comm", "stockade-fence")  # for ps and top
     except OSError:
         pass
     guard = Guard()
+    owner: int | None = read
     os.set_blocking(read, False)
     poller = select.poll()
     poller.register(read, 0)  # POLLHUP only: data does not wake the fence
+    server = -1
+    if listen is not None:
+        server = _LISTEN_FD
+        poller.register(server, select.POLLIN)
     pending = b""
-    while True:
-        first = guard.next_deadline()
-        wait = DRAIN_INTERVAL
-        if first is not None:
-            wait = min(wait, max(first - time.monotonic(), 0.0))
-        hup = bool(poller.poll(int(wait * 1000) + 1))
-        pending, eof, due = _drain(read, pending, guard)
-        if eof or hup:
-            for target in guard.everything():
-                _kill(target, owner_alive=False)
-            return
-        for target in due + guard.due(time.monotonic()):
-            _kill(target, owner_alive=True)
+    try:
+        while True:
+            first = guard.next_deadline()
+            wait = DRAIN_INTERVAL
+            if first is not None:
+                wait = min(wait, max(first - time.monotonic(), 0.0))
+            events = dict(poller.poll(int(wait * 1000) + 1))
+            due: list[Target] = []
+            if owner is not None:
+                pending, eof, due = _drain(owner, pending, guard)
+                if eof or events.get(owner, 0) & (select.POLLHUP | select.POLLERR):
+                    _orphaned(guard, owner, poller, keep=listen is not None)
+                    owner, pending, due = None, b"", []
+            if server in events:
+                owner = _accept(server, owner, poller)
+            for target in due + guard.due(time.monotonic()):
+                _kill(target, owner_alive=owner is not None)
+            if owner is None and not guard.holding():
+                return
+    finally:
+        if listen is not None:
+            try:  # noqa: SIM105 - no contextlib, as above
+                os.unlink(listen)
+            except OSError:
+                pass
+
+
+def _orphaned(guard: Guard, owner: int, poller: select.poll, *, keep: bool) -> None:
+    """The owner is gone: kill everything, or with ``keep`` all but the kept jobs."""
+    poller.unregister(owner)
+    os.close(owner)
+    for target in guard.orphan() if keep else guard.everything():
+        _kill(target, owner_alive=False)
+
+
+def _accept(server: int, owner: int | None, poller: select.poll) -> int | None:
+    """A new owner on the listening socket, if there is none (a second is refused)."""
+    try:
+        conn = _socket_accept(server)
+    except OSError:
+        return owner
+    if owner is not None:
+        os.close(conn)
+        return owner
+    try:
+        os.write(conn, f"{os.getpid()}\n".encode())
+    except OSError:
+        os.close(conn)
+        return None
+    os.set_blocking(conn, False)
+    poller.register(conn, 0)
+    return conn
+
+
+def _socket_accept(server: int) -> int:
+    import _socket  # the C module: the fence does not import socket (and enum)
+
+    sock = _socket.socket(fileno=server)
+    try:
+        fd: int = sock._accept()[0]  # type: ignore[attr-defined]
+    finally:
+        sock.detach()
+    return fd
 
 
 def _drain(read: int, pending: bytes, guard: Guard) -> tuple[bytes, bool, list[Target]]:
-    """Apply every complete line in the pipe; the partial rest, EOF, due targets."""
+    """Apply every complete line in the pipe; the partial rest, EOF, due targets.
+    A sync (``S``) is answered once the jobs it drops are killed."""
     due: list[Target] = []
     eof = False
     while True:
@@ -365,8 +574,13 @@ def _drain(read: int, pending: bytes, guard: Guard) -> tuple[bytes, bool, list[T
     *lines, pending = pending.split(b"\n")
     for line in lines:
         try:
+            if line.startswith(b"S"):
+                for target in guard.apply(line.decode()):
+                    _kill(target, owner_alive=False)
+                os.write(read, b"ok\n")
+                continue
             due += guard.apply(line.decode())
-        except ValueError:
+        except (ValueError, OSError):
             continue  # not a message of ours: the fence goes on guarding
     return pending, eof, due
 

@@ -24,6 +24,7 @@ import fcntl
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
@@ -36,6 +37,8 @@ from stockade.sandbox.cgroup import SlotCgroup
 
 __all__ = ["PopenHandle", "live_pids", "spawn"]
 
+#: The spool shim's file, run by path (see :mod:`stockade.sandbox.spoolshim`).
+_SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spoolshim.py")
 #: Main pids of handles not yet reaped; the orphan reaper leaves these alone.
 live_pids: set[int] = set()
 
@@ -59,9 +62,13 @@ def spawn(
     backends use them to have the job born in their limit cgroups or in a
     new pid namespace (see :mod:`stockade.sandbox.limits`).
     """
+    if request.spool is not None:
+        argv = [sys.executable, "-S", "-I", _SHIM, request.spool, *argv]
     guard = fence.active()
     if guard is not None and cgroup is not None:
         guard.born_in(request.marker, str(cgroup.path))  # before: it may die at once
+        if request.spool is not None:
+            guard.keep(request.marker)  # reattachable: it outlives its worker
     if cgroup is not None and not contexts:
         try:
             child = clonespawn.spawn(argv, request, cgroup, pass_fds, PIPE_SIZE)

@@ -751,9 +751,31 @@ class JobManager(UserRequests):
         jobs = t.jobs
         return self._recover(jobs.c.lease_expires < epoch_now(), limit, Reason.LEASE_EXPIRED)
 
-    def recover_worker(self, worker_id: str) -> list[tuple[str, JobState]]:
-        """Treat every job ``worker_id`` holds as lost (that worker restarted)."""
-        return self._recover(t.jobs.c.worker_id == worker_id, 10_000, Reason.WORKER_RESTARTED)
+    def recover_worker(
+        self, worker_id: str, keep: Collection[str] = ()
+    ) -> list[tuple[str, JobState]]:
+        """Treat every job ``worker_id`` holds as lost (that worker restarted),
+        but those in ``keep`` (reattached: they run on)."""
+        where = t.jobs.c.worker_id == worker_id
+        if keep:
+            where = sa.and_(where, t.jobs.c.id.not_in(list(keep)))
+        return self._recover(where, 10_000, Reason.WORKER_RESTARTED)
+
+    def held(self, worker_id: str) -> list[Claim]:
+        """The claims of the attempts ``worker_id`` holds (``running``): what a
+        restarted worker of that name may reattach to."""
+        jobs = t.jobs
+        saved = (
+            sa.select(t.saved_state.c.data)
+            .where(t.saved_state.c.job_id == jobs.c.id)
+            .correlate(jobs)
+            .scalar_subquery()
+        )
+        query = sa.select(*[jobs.c[name] for name in Claim.COLUMNS], saved).where(
+            jobs.c.worker_id == worker_id, jobs.c.state == R.value
+        )
+        with self.db.transaction() as conn:
+            return [Claim.from_values(tuple(row)) for row in conn.execute(query)]
 
     def _recover(self, where: Any, limit: int, reason: str) -> list[tuple[str, JobState]]:
         jobs = t.jobs

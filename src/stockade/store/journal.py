@@ -54,6 +54,16 @@ class Journal:
                 )
                 tx.notify(LOGS_CHANNEL, logs_payload(chunk["job_id"] for chunk in chunks))
 
+    def drop_logs(self, job_id: str, attempt: int) -> None:
+        """Delete the log chunks of a job's attempt: a reattaching worker
+        records the attempt's whole output again from its spool, so that
+        no line is recorded twice and none is missing."""
+        table = t.log_chunks
+        with self.db.transaction() as conn:
+            conn.execute(
+                sa.delete(table).where(table.c.job_id == job_id, table.c.attempt == attempt)
+            )
+
     def record_progress(self, job_id: str, attempt: int, data: Mapping[str, Any]) -> None:
         """Set the ``progress`` event (``value``, ``message``) of a job's attempt:
         one row per attempt, updated in place, so a long job's progress does not

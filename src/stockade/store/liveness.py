@@ -33,7 +33,9 @@ class Process:
 
 def start_ticks(pid: int) -> int | None:
     """The start time of process ``pid`` in clock ticks after boot; ``None`` if
-    there is no such process (or no ``/proc``)."""
+    there is no such process (or no ``/proc``), or it has exited and waits to
+    be reaped (a SIGKILLed worker whose parent, a subreaper, has not yet
+    waited for it holds nothing)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             stat = fh.read()
@@ -41,6 +43,8 @@ def start_ticks(pid: int) -> int | None:
         return None
     # Field 22; the name (field 2) is in parentheses and may hold anything.
     fields = stat[stat.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
     return int(fields[19])
 
 

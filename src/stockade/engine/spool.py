@@ -1,0 +1,106 @@
+"""One attempt's spool: what the spool shim keeps of a job for a restarted worker.
+
+``DATA_DIR/spool/WORKER/JOB-ATTEMPT.{out,err,pid,status}`` (see
+:mod:`stockade.sandbox.spoolshim`, which writes them). The worker reads
+them back here: whether the shim still lives, where the job's cgroup is,
+how it ended, and its output from a byte offset. The files sit in a
+private directory, but a ``local`` job runs as the same user and could
+reach them: they are opened without following symlinks, non-blocking,
+regular files only, and read in bounded steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+__all__ = ["STEP", "Spool", "spool_root"]
+
+#: The most bytes read from one stream's spool at a time.
+STEP = 1 << 20
+_STREAMS = {"stdout": "out", "stderr": "err"}
+_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def spool_root(data_dir: str | None, worker: str) -> Path:
+    """``DATA_DIR/spool/WORKER``: a worker's spools and its fence's socket."""
+    base = data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade"
+    return Path(base).absolute() / "spool" / worker
+
+
+class Spool:
+    """The spool files of attempt ``run`` of ``job_id`` under ``root``."""
+
+    def __init__(self, root: Path, job_id: str, run: int) -> None:
+        self.prefix = str(root / f"{job_id}-{run}")
+
+    def _read_small(self, suffix: str) -> str | None:
+        try:
+            fd = os.open(self.prefix + suffix, _OPEN)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return os.read(fd, 4096).decode("ascii", "replace")
+        finally:
+            os.close(fd)
+
+    def status(self) -> tuple[int, int] | None:
+        """``(exit code, signal)`` once the job has ended (0: none), else ``None``."""
+        text = self._read_small(".status")
+        if text is None:
+            return None
+        try:
+            code, signum = (int(part) for part in text.split()[:2])
+        except ValueError:
+            return None
+        return code, signum
+
+    def _pid_fields(self) -> list[str]:
+        text = self._read_small(".pid")
+        return [] if text is None else text.split()
+
+    def shim_alive(self) -> bool:
+        """Whether the shim that wrote ``.pid`` still runs (same pid, same start time)."""
+        fields = self._pid_fields()
+        if len(fields) < 2 or not fields[0].isdigit():
+            return False
+        try:
+            with open(f"/proc/{fields[0]}/stat", encoding="ascii", errors="replace") as fh:
+                data = fh.read()
+        except OSError:
+            return False
+        state = data[data.rfind(")") + 2 :].split()
+        return state[0] not in ("Z", "X") and state[19] == fields[1]  # a zombie is gone
+
+    def cgroup(self) -> str | None:
+        """The job's slot cgroup, as a path under the cgroup v2 mount, if known."""
+        fields = self._pid_fields()
+        if len(fields) < 4 or not fields[3].startswith("/stockade/"):
+            return None
+        from stockade.sandbox.cgroup import cgroup2_root
+
+        root = cgroup2_root()
+        return None if root is None else str(root) + fields[3]
+
+    def read(self, stream: str, offset: int) -> bytes:
+        """Up to :data:`STEP` bytes of ``stream``'s spool from ``offset``."""
+        try:
+            fd = os.open(f"{self.prefix}.{_STREAMS[stream]}", _OPEN)
+        except OSError:
+            return b""
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return b""
+            return os.pread(fd, STEP, offset)
+        finally:
+            os.close(fd)
+
+    def remove(self) -> None:
+        """Remove the attempt's spool files (its end is recorded)."""
+        for suffix in (".out", ".err", ".pid", ".status", ".pid.tmp", ".status.tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(self.prefix + suffix)

@@ -1,0 +1,164 @@
+"""The spool shim: a job's parent that outlives its worker (``stockade worker --reattach``).
+
+In reattach mode the process a slot launches is this small program, run as
+a bare interpreter (``-S -I``, importing only built-in modules), with the
+job's command (the sandbox's whole argv: ``bwrap … -- cmd`` for a bwrap
+slot) after the spool prefix::
+
+    python -S -I spoolshim.py PREFIX CMD ARG...
+
+It is born where the job would have been (the slot cgroup, a session of its
+own) and:
+
+* writes ``PREFIX.pid`` (its pid, its start time, the job's pid and its own
+  cgroup, renamed into place) so a restarted worker can tell it is alive
+  and where the job runs;
+* starts the command with the signals it ignores itself set back to their
+  defaults, its stdout and stderr on pipes of the shim's;
+* appends everything the job writes to ``PREFIX.out`` / ``PREFIX.err``
+  first, then forwards it to its own stdout/stderr (the worker's pipes, so
+  a worker that lives sees the output as before); once the worker is gone
+  (``EPIPE``) it only spools;
+* when the command ends, takes what is left in the pipes, writes
+  ``PREFIX.status`` (``CODE SIGNAL``, renamed into place: a reader sees all
+  of it or nothing) and ends the same way the command did.
+
+It ignores SIGHUP, SIGINT, SIGPIPE and SIGTERM: the stop ladder signals
+every process of the job, and the shim must live to record how the job
+took it. SIGKILL (a cgroup kill, the fence) ends it with the job: no status
+file then, and a restarted worker treats the attempt as lost.
+"""
+
+from __future__ import annotations
+
+import _signal  # type: ignore[import-not-found]  # the C module: ``signal`` would import enum (start-up time)
+import os
+import select
+import sys
+
+_IGNORED = (1, 2, 13, 15)  # SIGHUP, SIGINT, SIGPIPE, SIGTERM
+_READ = 1 << 16
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
+def _put(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file renamed into place)."""
+    temporary = path + ".tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.rename(temporary, path)
+
+
+def _cgroup() -> str:
+    try:
+        with open("/proc/self/cgroup", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("0::"):
+                    return line[3:].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+def main(argv: list[str]) -> None:
+    prefix, command = argv[1], argv[2:]
+    for signum in _IGNORED:
+        _signal.signal(signum, _signal.SIG_IGN)
+    spools = {
+        1: os.open(prefix + ".out", _FLAGS, 0o600),
+        2: os.open(prefix + ".err", _FLAGS, 0o600),
+    }
+    forwarding = {1: True, 2: True}
+    ends = {}
+    actions = []
+    for target in (1, 2):
+        read, write = os.pipe2(os.O_CLOEXEC)
+        ends[read] = target
+        actions.append((os.POSIX_SPAWN_DUP2, write, target))
+    try:
+        pid = os.posix_spawnp(
+            command[0], command, os.environ, file_actions=actions, setsigdef=_IGNORED
+        )
+    except OSError as exc:
+        message = f"cannot run {command[0]!r}: {exc.strerror or exc}\n".encode()
+        os.write(spools[2], message)
+        _forward(2, message, forwarding)
+        _put(prefix + ".status", "127 0\n")
+        os._exit(127)
+    for action in actions:
+        os.close(action[1])
+    me = os.getpid()
+    _put(prefix + ".pid", f"{me} {_start_time(me)} {pid} {_cgroup()}\n")
+    _relay(pid, ends, spools, forwarding)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    signum = -code if code < 0 else 0
+    _put(prefix + ".status", f"{max(code, 0)} {signum}\n")
+    if signum:
+        if signum in _IGNORED:
+            _signal.signal(signum, _signal.SIG_DFL)
+        os.kill(me, signum)
+    os._exit(max(code, 0))
+
+
+def _relay(
+    pid: int, ends: dict[int, int], spools: dict[int, int], forwarding: dict[int, bool]
+) -> None:
+    """Move the job's output until both pipes are closed or the job has ended
+    (then what it wrote before it ended: a daemon it left may hold the pipes)."""
+    exited = os.pidfd_open(pid)
+    poller = select.poll()
+    for read in ends:
+        poller.register(read, select.POLLIN)
+    poller.register(exited, select.POLLIN)
+    open_ends = set(ends)
+    while open_ends:
+        ready = [fd for fd, _ in poller.poll()]
+        for read in ready:
+            if read != exited and not _pump(read, ends[read], spools, forwarding):
+                poller.unregister(read)
+                open_ends.discard(read)
+        if exited in ready:
+            for read in open_ends:
+                os.set_blocking(read, False)
+                try:
+                    while _pump(read, ends[read], spools, forwarding):
+                        pass
+                except BlockingIOError:
+                    pass
+            return
+
+
+def _pump(read: int, target: int, spools: dict[int, int], forwarding: dict[int, bool]) -> bool:
+    """Move one read of ``read`` to its spool, then to the worker; False at EOF."""
+    data = os.read(read, _READ)
+    if not data:
+        return False
+    os.write(spools[target], data)
+    _forward(target, data, forwarding)
+    return True
+
+
+def _forward(target: int, data: bytes, forwarding: dict[int, bool]) -> None:
+    if not forwarding[target]:
+        return
+    try:
+        while data:
+            data = data[os.write(target, data) :]
+    except OSError:
+        forwarding[target] = False  # the worker is gone: spool only
+
+
+if __name__ == "__main__":
+    main(sys.argv)
