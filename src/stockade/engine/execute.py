@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from stockade.engine.slot import Slot
     from stockade.engine.worker import Worker
 
-__all__ = ["Running", "execute"]
+__all__ = ["Running", "execute", "log_writer", "progress_writer", "record"]
 
 log = logging.getLogger("stockade.worker")
 
@@ -138,10 +138,10 @@ async def _execute(
             full = FullLog.open(worker.options.full_logs, claim.job_id, claim.run)
         head, tail = log_budget(claim)
         sink = StoreLogSink(
-            _log_writer(worker), claim.job_id, claim.run, head=head, tail=tail,
+            log_writer(worker), claim.job_id, claim.run, head=head, tail=tail,
             whole=full.where if full is not None else None,
         )  # fmt: skip
-        progress = StoreProgressSink(_progress_writer(worker), claim.job_id, claim.run)
+        progress = StoreProgressSink(progress_writer(worker), claim.job_id, claim.run)
         sinks: list[Sink] = [sink, progress] if full is None else [sink, progress, full.sink]
         # The log lives in the store (the sink); a log file on this worker's
         # disk would be a second copy no other machine can read, at a file
@@ -161,7 +161,7 @@ async def _execute(
         if turn is None or turn.launched:  # a job still waiting for its turn is not in the slot
             await asyncio.get_running_loop().run_in_executor(None, _reset, slot)
         ran()
-        await _record(
+        await record(
             worker, job, "release", reason=Reason.INFRASTRUCTURE, error=describe_error(exc)
         )
         return
@@ -184,11 +184,11 @@ async def _execute(
         log.warning("job %s: lease not renewed in time, attempt %d killed", claim.job_id, claim.run)
         return
     if job.interrupt == "shutdown" and result.outcome is Outcome.CANCELLED:
-        await _record(worker, job, "release", reason=Reason.WORKER_SHUTDOWN)
+        await record(worker, job, "release", reason=Reason.WORKER_SHUTDOWN)
         return
     if result.outcome is Outcome.TIMED_OUT:
         worker.counters.count("timed_out")
-    await _record(worker, job, "finish", result=result)
+    await record(worker, job, "finish", result=result)
 
 
 def _attempt_spec(worker: Worker, slot: Slot, claim: Claim) -> RunSpec:
@@ -210,7 +210,8 @@ def _attempt_spec(worker: Worker, slot: Slot, claim: Claim) -> RunSpec:
     return spec
 
 
-def _log_writer(worker: Worker) -> Writer:
+def log_writer(worker: Worker) -> Writer:
+    """Where a job's output chunks go: the worker's store, off its event loop."""
     journal = worker.astore.store.journal
 
     async def write(chunks: Sequence[dict[str, Any]]) -> None:
@@ -219,7 +220,8 @@ def _log_writer(worker: Worker) -> Writer:
     return write
 
 
-def _progress_writer(worker: Worker) -> ProgressWriter:
+def progress_writer(worker: Worker) -> ProgressWriter:
+    """Where a job's progress commands go: the worker's store, off its event loop."""
     journal = worker.astore.store.journal
 
     async def write(job_id: str, attempt: int, data: dict[str, Any]) -> None:
@@ -241,7 +243,7 @@ def _reset(slot: Slot) -> None:
         log.warning("slot %d: cannot set up again: %s", slot.index, exc.message)
 
 
-async def _record(
+async def record(
     worker: Worker,
     job: Running,
     how: str,

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from stockade.engine.execute import Running, _log_writer, _progress_writer, _record
+from stockade.engine.execute import Running, log_writer, progress_writer, record
 from stockade.engine.jobspec import log_budget, run_spec_for
 from stockade.engine.logfields import job_fields
 from stockade.engine.logsink import StoreLogSink
@@ -167,8 +167,8 @@ async def follow(worker: Worker, job: Running, spool: Spool) -> None:
     await worker.astore.once(journal.drop_logs, claim.job_id, claim.run)
     head, tail = log_budget(claim)
     sinks: list[Sink] = [
-        StoreLogSink(_log_writer(worker), claim.job_id, claim.run, head=head, tail=tail),
-        StoreProgressSink(_progress_writer(worker), claim.job_id, claim.run),
+        StoreLogSink(log_writer(worker), claim.job_id, claim.run, head=head, tail=tail),
+        StoreProgressSink(progress_writer(worker), claim.job_id, claim.run),
     ]
 
     def emit(event: Event) -> None:
@@ -205,9 +205,9 @@ async def follow(worker: Worker, job: Running, spool: Spool) -> None:
             worker.lease_fence.fence.removed(path)
     job.recording = True
     if job.interrupt == "shutdown" and result.outcome is Outcome.CANCELLED:
-        await _record(worker, job, "release", reason=Reason.WORKER_SHUTDOWN)
+        await record(worker, job, "release", reason=Reason.WORKER_SHUTDOWN)
     else:
-        await _record(worker, job, "finish", result=result)
+        await record(worker, job, "finish", result=result)
     spool.remove()
     log.info(
         "job %s: attempt %d followed to its end after the restart", claim.job_id, claim.run,
