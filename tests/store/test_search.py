@@ -1,0 +1,51 @@
+"""Searching jobs (``GET /api/v1/jobs?q=``) on both stores: an id prefix
+reaches every job, a word of the task or command the newest ones only."""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+
+from stockade.engine.jobspec import adhoc_task, new_job
+from stockade.store import Store
+from stockade.store import schema as t
+from stockade.store.search import matching
+from stockade.store.serverq import ServerQueries
+from tests.store.helpers import new
+
+
+def test_search_by_id_prefix_task_and_command(store: Store) -> None:
+    make = new_job("exec", adhoc_task(argv=["make", "-j4", "Deploy_100%"]))
+    shell = new_job("exec", adhoc_task(shell="echo Hello"))
+    build, make_id, shell_id = store.jobs.submit([new("nightly-build"), make, shell])
+    found = ServerQueries(store).page
+
+    def ids(text: str) -> list[str]:
+        return [job.id for job in found(search=text)]
+
+    assert ids(build[:13].upper()) == [build]  # an id prefix, any case
+    assert ids("BUILD") == [build]  # a part of the task's name, ignoring case
+    assert ids("-j4") == [make_id]  # an argument of the command
+    assert ids("hello") == [shell_id]  # the shell line
+    assert ids("100%") == [make_id] and ids("y_1") == [make_id]  # wildcards are literal
+    assert ids("1_0") == [] and ids("0%x") == []
+    assert set(ids("L")) == {build, make_id, shell_id}
+    assert ids("exec") == [shell_id, make_id]  # newest first, with the other filters
+    assert ids("nothing-like-it") == []
+
+
+def test_text_search_looks_at_the_newest_jobs_only(store: Store) -> None:
+    made = []
+    for task in ("needle", "hay", "hay"):  # ids sort by the millisecond they were made in
+        made += store.jobs.submit([new(task)])
+        time.sleep(0.002)
+    old = made[0]
+    query = sa.select(t.jobs.c.id).where(matching("needle", window=2))
+    with store.db.read() as conn:
+        assert conn.execute(query).scalars().all() == []  # past the window
+    wide = sa.select(t.jobs.c.id).where(matching("needle", window=3))
+    by_id = sa.select(t.jobs.c.id).where(matching(old[:12], window=1))
+    with store.db.read() as conn:
+        assert conn.execute(wide).scalars().all() == [old]
+        assert conn.execute(by_id).scalars().all() == [old]  # an id prefix, however old
