@@ -217,19 +217,19 @@ FLAKY_TASK = (
     "version: 1\ntasks:\n  flaky:\n"
     "    run: 'n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; "
     "echo try $n; [ $n -ge 3 ] || exit 75'\n"
-    "    max_attempts: 3\n    backoff: {initial: 10ms, max: 20ms}\n"
+    "    max_attempts: 2\n    backoff: {initial: 10ms, max: 20ms}\n"
 )
 
 
-def test_exec_task_retries_as_the_worker_does(tmp_path: Path) -> None:
-    """The task's max_attempts and backoff (exec ran once and exited 75)."""
-    (tmp_path / "stockade.yaml").write_text(FLAKY_TASK)
-    proc = stockade("exec", "flaky", "--result", "-", cwd=tmp_path)
+def test_exec_task_retries_as_the_worker_does() -> None:
+    """The task's max_attempts and backoff (exec ran once and exited 75):
+    examples/retry, whose task fails twice, then succeeds."""
+    proc = stockade("exec", "flaky", "--result", "-", cwd=EXAMPLES / "retry")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("try 1\ntry 2\ntry 3\n")  # every attempt's output
+    assert proc.stdout.startswith("attempt 1\nattempt 2\nattempt 3\n")  # each attempt's output
     assert "attempt 1 of 3 retryable (exit 75); retrying in " in proc.stderr
     assert "attempt 2 of 3 retryable" in proc.stderr
-    assert json.loads(proc.stdout.split("try 3\n", 1)[1])["attempt"] == 3
+    assert json.loads(proc.stdout.split("attempt 3\n", 1)[1])["attempt"] == 3
 
 
 def test_exec_task_out_of_attempts_and_no_retry(tmp_path: Path) -> None:
