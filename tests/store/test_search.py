@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from stockade.engine.jobspec import adhoc_task, new_job
 from stockade.store import Store
 from stockade.store import schema as t
-from stockade.store.search import matching
+from stockade.store.search import matching, window_start
 from stockade.store.serverq import ServerQueries
 from tests.store.helpers import new
 
@@ -41,11 +41,12 @@ def test_text_search_looks_at_the_newest_jobs_only(store: Store) -> None:
         made += store.jobs.submit([new(task)])
         time.sleep(0.002)
     old = made[0]
-    query = sa.select(t.jobs.c.id).where(matching("needle", window=2))
     with store.db.read() as conn:
-        assert conn.execute(query).scalars().all() == []  # past the window
-    wide = sa.select(t.jobs.c.id).where(matching("needle", window=3))
-    by_id = sa.select(t.jobs.c.id).where(matching(old[:12], window=1))
-    with store.db.read() as conn:
-        assert conn.execute(wide).scalars().all() == [old]
-        assert conn.execute(by_id).scalars().all() == [old]  # an id prefix, however old
+
+        def found(text: str, window: int) -> list[str]:
+            query = sa.select(t.jobs.c.id).where(matching(text, window_start(conn, window)))
+            return list(conn.execute(query).scalars())
+
+        assert found("needle", 2) == []  # past the window
+        assert found("needle", 3) == [old] and found("needle", 30) == [old]
+        assert found(old[:12], 1) == [old]  # an id prefix, however old

@@ -13,23 +13,36 @@ however many jobs the store holds, and no index on the command is needed
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from stockade.store import schema as t
 
-__all__ = ["MAX_QUERY", "SEARCH_WINDOW", "matching"]
+__all__ = ["MAX_QUERY", "SEARCH_WINDOW", "matching", "window_start"]
 
 #: The newest jobs a text search looks through.
 SEARCH_WINDOW = 10_000
 #: The longest search text taken.
 MAX_QUERY = 200
+_ID_CHARS = frozenset("0123456789abcdef")
 
 
-def matching(text: str, window: int = SEARCH_WINDOW) -> sa.ColumnElement[bool]:
-    """The condition on ``jobs`` for search ``text``: its id starts with it,
-    or (among the newest ``window`` jobs) its task or command holds it."""
+def window_start(conn: Connection, window: int = SEARCH_WINDOW) -> str:
+    """The id of the ``window``-th newest job, or ``''`` (every id is at or
+    after it) when there are fewer: a walk of the primary key's index from
+    its end. Read before the search, so that the search's plan sees a value
+    (as a subquery it was a parameter PostgreSQL could not estimate, and it
+    scanned the whole table)."""
+    jobs = t.jobs
+    nth = sa.select(jobs.c.id).order_by(jobs.c.id.desc()).offset(window - 1).limit(1)
+    return str(conn.execute(nth).scalar() or "")
+
+
+def matching(text: str, start: str) -> sa.ColumnElement[bool]:
+    """The condition on ``jobs`` for search ``text``: its id starts with it
+    (hexadecimal text only), or its id is at or after ``start``
+    (:func:`window_start`) and its task or command holds it. Each is a range
+    of the primary key."""
     jobs = t.jobs
     needle = text.strip()
     pattern = "%" + _escaped(needle) + "%"
@@ -40,21 +53,13 @@ def matching(text: str, window: int = SEARCH_WINDOW) -> sa.ColumnElement[bool]:
         run.ilike(pattern, escape="\\"),
         command.ilike(pattern, escape="\\"),
     )
-    recent = jobs.c.id >= _oldest_of_newest(window)
-    by_text = sa.and_(recent, words)
-    if needle.isalnum() and needle.isascii():
-        return sa.or_(jobs.c.id.startswith(needle.lower(), autoescape=True), by_text)
+    by_text = sa.and_(jobs.c.id >= start, words)
+    prefix = needle.lower()
+    if prefix and all(c in _ID_CHARS for c in prefix):  # ids are hexadecimal
+        # A range rather than LIKE: an index range in every collation ("g"
+        # sorts after every hexadecimal digit).
+        return sa.or_(sa.and_(jobs.c.id >= prefix, jobs.c.id < prefix + "g"), by_text)
     return by_text
-
-
-def _oldest_of_newest(window: int) -> Any:
-    """The id of the ``window``-th newest job, or ``''`` (every id is after it)
-    when there are fewer: a walk of the primary key's index from its end."""
-    newest = t.jobs.alias("newest")  # not the outer query's row: an uncorrelated subquery
-    nth = (
-        sa.select(newest.c.id).order_by(newest.c.id.desc()).offset(window - 1).limit(1)
-    ).scalar_subquery()
-    return sa.func.coalesce(nth, "")
 
 
 def _escaped(text: str) -> str:

@@ -179,12 +179,12 @@ class ServerQueries:
         cursor); of pipeline run ``run_id`` only, when given; matching
         ``search`` (:func:`stockade.store.search.matching`), when given."""
         where = jobs_where(states, task, run_id)
-        if search:
-            from stockade.store.search import matching
-
-            where = where.where(matching(search))
-        query = newest_first(where, t.jobs, after).limit(limit)
         with self.db.read() as conn:
+            if search:
+                from stockade.store.search import matching, window_start
+
+                where = where.where(matching(search, window_start(conn)))
+            query = newest_first(where, t.jobs, after).limit(limit)
             records = [JobRecord.from_row(row) for row in conn.execute(query).mappings()]
             explain_waits(conn, records)
         return records
