@@ -70,13 +70,18 @@ def test_submit_wait_streams_output_warns_and_exits_as_exec(store_url: str, tmp_
     assert proc.returncode == executed.returncode == 3, stderr
 
 
-@pytest.mark.parametrize("cancel", [False, True], ids=["stays", "cancel-on-interrupt"])
+@pytest.mark.parametrize(
+    ("url_fixture", "cancel"),
+    [("sqlite_url", False), ("pg_url", True)],  # each store once: the time budget
+    ids=["stays-sqlite", "cancel-on-interrupt-postgresql"],
+)
 def test_ctrl_c_leaves_the_job_queued_or_cancels_it(
-    sqlite_url: str, tmp_path: Path, cancel: bool
+    request: pytest.FixtureRequest, tmp_path: Path, url_fixture: str, cancel: bool
 ) -> None:
     """Ctrl-C said only "interrupted" and left the user to guess about the job."""
+    store_url = request.getfixturevalue(url_fixture)
     extra = ("--cancel-on-interrupt",) if cancel else ()
-    proc, err = _submit(sqlite_url, tmp_path, *extra, "--", "true")
+    proc, err = _submit(store_url, tmp_path, *extra, "--", "true")
     _await_line(err, "waits: no live worker", proc)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
@@ -91,7 +96,7 @@ def test_ctrl_c_leaves_the_job_queued_or_cancels_it(
             f"`stockade cancel {job_id}` (or submit with --cancel-on-interrupt)"
         )
     shown = subprocess.run(
-        [*STOCKADE, "show", job_id, "--json"], env=_env(sqlite_url),
+        [*STOCKADE, "show", job_id, "--json"], env=_env(store_url),
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert json.loads(shown.stdout)["state"] == ("cancelled" if cancel else "queued")
