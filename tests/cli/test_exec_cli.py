@@ -242,3 +242,23 @@ def test_exec_task_out_of_attempts_and_no_retry(tmp_path: Path) -> None:
     (tmp_path / "count").unlink()
     once = stockade("exec", "--no-retry", "flaky", cwd=tmp_path)
     assert once.returncode == 75 and once.stdout == "try 1\n", once.stderr
+
+
+def test_ctrl_c_during_a_retrys_backoff_ends_it(tmp_path: Path) -> None:
+    """The backoff is not slept through: Ctrl-C ends exec at once, with 130."""
+    (tmp_path / "stockade.yaml").write_text(
+        FLAKY_TASK.replace("initial: 10ms, max: 20ms", "initial: 10m, max: 10m")
+    )
+    err = tmp_path / "stderr"
+    with err.open("w") as sink:
+        proc = subprocess.Popen(
+            [*STOCKADE, "exec", "flaky"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=sink,
+            text=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while "retrying in" not in err.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and out == "try 1\n", err.read_text()
+    assert "retryable (exit 75)\n" in err.read_text()  # its last attempt's end, as it was

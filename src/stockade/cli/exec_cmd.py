@@ -394,7 +394,7 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
         _write_result(opts["result_path"], result.to_dict())
     if not opts["json_events"] and result.outcome.value != "succeeded":
         _report_failure(result)
-    if received and (result.outcome.value == "cancelled" or retry.max_attempts > 1):
+    if received and result.outcome.value != "succeeded":  # in an attempt or its backoff
         return 128 + received[0]  # as a shell reports the signal that stopped us: 130 for Ctrl-C
     return int(result.exit_status)
 
