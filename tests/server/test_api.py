@@ -206,7 +206,7 @@ def test_search_jobs_by_id_prefix_task_and_command(server: Server) -> None:
         assert resp.status_code == 200, resp.text
         return [job["id"] for job in resp.json()["jobs"]]
 
-    assert found(job_id[:14]) == [job_id]
+    assert found(job_id[:16]) == [job_id]
     assert job_id in found("BUIL") and job_id in found("built $input_ref")  # task, command
     assert job_id in found("built", task="build") and found("built", task="other") == []
     assert found("no job runs this") == []

@@ -24,7 +24,7 @@ def test_search_by_id_prefix_task_and_command(store: Store) -> None:
     def ids(text: str) -> list[str]:
         return [job.id for job in found(search=text)]
 
-    assert ids(build[:13].upper()) == [build]  # an id prefix, any case
+    assert ids(build[:16].upper()) == [build]  # an id prefix, any case
     assert ids("BUILD") == [build]  # a part of the task's name, ignoring case
     assert ids("-j4") == [make_id]  # an argument of the command
     assert ids("hello") == [shell_id]  # the shell line
