@@ -211,3 +211,54 @@ def test_validate_reports_every_problem(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert f"{bad}:5:" in proc.stderr and "timeout" in proc.stderr
     assert f"{bad}:8:" in proc.stderr
+
+
+FLAKY_TASK = (
+    "version: 1\ntasks:\n  flaky:\n"
+    "    run: 'n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; "
+    "echo try $n; [ $n -ge 3 ] || exit 75'\n"
+    "    max_attempts: 2\n    backoff: {initial: 10ms, max: 20ms}\n"
+)
+
+
+def test_exec_task_retries_as_the_worker_does() -> None:
+    """The task's max_attempts and backoff (exec ran once and exited 75):
+    examples/retry, whose task fails twice, then succeeds."""
+    proc = stockade("exec", "flaky", "--result", "-", cwd=EXAMPLES / "retry")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("attempt 1\nattempt 2\nattempt 3\n")  # each attempt's output
+    assert "attempt 1 of 3 retryable (exit 75); retrying in " in proc.stderr
+    assert "attempt 2 of 3 retryable" in proc.stderr
+    assert json.loads(proc.stdout.split("attempt 3\n", 1)[1])["attempt"] == 3
+
+
+def test_exec_task_out_of_attempts_and_no_retry(tmp_path: Path) -> None:
+    (tmp_path / "stockade.yaml").write_text(
+        FLAKY_TASK.replace("max_attempts: 3", "max_attempts: 2")
+    )
+    proc = stockade("exec", "flaky", cwd=tmp_path)
+    assert proc.returncode == 75 and proc.stdout == "try 1\ntry 2\n", proc.stderr
+    assert "retryable (exit 75) after 2 attempts" in proc.stderr
+    (tmp_path / "count").unlink()
+    once = stockade("exec", "--no-retry", "flaky", cwd=tmp_path)
+    assert once.returncode == 75 and once.stdout == "try 1\n", once.stderr
+
+
+def test_ctrl_c_during_a_retrys_backoff_ends_it(tmp_path: Path) -> None:
+    """The backoff is not slept through: Ctrl-C ends exec at once, with 130."""
+    (tmp_path / "stockade.yaml").write_text(
+        FLAKY_TASK.replace("initial: 10ms, max: 20ms", "initial: 10m, max: 10m")
+    )
+    err = tmp_path / "stderr"
+    with err.open("w") as sink:
+        proc = subprocess.Popen(
+            [*STOCKADE, "exec", "flaky"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=sink,
+            text=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while "retrying in" not in err.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and out == "try 1\n", err.read_text()
+    assert "retryable (exit 75)\n" in err.read_text()  # its last attempt's end, as it was

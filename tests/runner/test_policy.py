@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stockade.runner.policy import backoff_delay, exit_status, retries
+from stockade.runner.policy import RetryPolicy, backoff_delay, exit_status, retries
 from stockade.runner.result import Outcome, Result, exit_status_for
 from stockade.spec.task import Backoff
 
@@ -59,3 +59,15 @@ def test_a_pipelines_backoff_is_the_stores_without_jitter() -> None:
         )
     assert [backoff.delay(r) for r in (1, 2, 3)] == [2, 6, 18]
     assert backoff.delay(4) == 20
+
+
+def test_execs_retry_policy_is_the_workers() -> None:
+    """``stockade exec TASK`` decides its next attempt with the worker's functions."""
+    policy = RetryPolicy(max_attempts=3, initial=2, multiplier=3, cap=5, on_timeout="fail")
+    assert policy.next_delay(Outcome.RETRYABLE, attempts=1) == 2
+    assert policy.next_delay(Outcome.RETRYABLE, attempts=2) == 5  # capped
+    assert policy.next_delay(Outcome.RETRYABLE, attempts=3) is None  # the last one
+    assert policy.next_delay(Outcome.RETRYABLE, attempts=1, rand=0.0) == 1.5  # jitter
+    assert policy.next_delay(Outcome.TIMED_OUT, attempts=1) is None
+    assert policy.next_delay(Outcome.FAILED, attempts=1) is None
+    assert RetryPolicy().next_delay(Outcome.RETRYABLE, attempts=1) is None  # once by default

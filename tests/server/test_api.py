@@ -197,6 +197,24 @@ def test_list_filters_and_pages(server: Server) -> None:
     assert none == {"jobs": [], "next": None}
 
 
+def test_search_jobs_by_id_prefix_task_and_command(server: Server) -> None:
+    """``q`` finds jobs by what one remembers of them (it was not a parameter)."""
+    job_id = server.client.post("/api/v1/jobs", json={"task": "build"}).json()["id"]
+
+    def found(q: str, **more: object) -> list[str]:
+        resp = server.client.get("/api/v1/jobs", params={"q": q, "limit": 500, **more})
+        assert resp.status_code == 200, resp.text
+        return [job["id"] for job in resp.json()["jobs"]]
+
+    assert found(job_id[:16]) == [job_id]
+    assert job_id in found("BUIL") and job_id in found("built $input_ref")  # task, command
+    assert job_id in found("built", task="build") and found("built", task="other") == []
+    assert found("no job runs this") == []
+    for bad in ("", "x" * 201):
+        resp = server.client.get("/api/v1/jobs", params={"q": bad})
+        assert resp.status_code == 422 and resp.json()["field"] == "query.q", resp.text
+
+
 def test_get_logs_cancel_retry(server: Server) -> None:
     job_id = server.client.post(
         "/api/v1/jobs", json={"task": "build", "input": {"repo": "a", "ref": "b"}}

@@ -159,6 +159,14 @@ def test_login_list_live_log_cancel(page: Any, server: Server) -> None:
     sync_api.expect(page.locator("#jobs-empty")).to_be_visible()
     page.fill("#filter-task", "")
     sync_api.expect(page.locator(f'#jobs tbody tr[data-job-id="{other}"]')).to_be_visible()
+    # Search: an id prefix, then a word of a command (the box was not there).
+    page.fill("#filter-q", other[:12])
+    sync_api.expect(page.locator("#jobs tbody tr")).to_have_count(1)
+    sync_api.expect(page.locator(f'#jobs tbody tr[data-job-id="{other}"]')).to_be_visible()
+    page.fill("#filter-q", "TICK $I")
+    sync_api.expect(row).to_be_visible()
+    sync_api.expect(page.locator(f'#jobs tbody tr[data-job-id="{other}"]')).to_have_count(0)
+    page.fill("#filter-q", "")
     # The chart of the last hour's ends, drawn by the page: the hostile job succeeded.
     page.wait_for_selector("#ends-chart svg rect.bar.succeeded", timeout=20_000)
     ARTIFACTS.mkdir(exist_ok=True)

@@ -9,6 +9,7 @@ a slow run is cancelled from its page. Screenshots go to ``test-artifacts/``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,12 @@ def test_run_page_shows_steps_tests_and_cancels(page: Any, server: Server) -> No
     page.on("request", lambda r: requests.append(r.url))
     run_id = _start(server, "ci")
     login(page, server)
-    page.click("header a.nav")
+    page.click("header a.nav >> text=Runs")
     sync_api.expect(page.locator("#runs-view")).to_be_visible()
+    # the jobs page's header: its links, the health badge, log out (the runs page had only links)
+    sync_api.expect(page.locator("header a.nav")).to_have_text(["Jobs", "Runs", "Workers"])
+    sync_api.expect(page.locator("#health")).to_have_text(re.compile(r"health: (ok|degraded)"))
+    sync_api.expect(page.locator("#logout")).to_be_visible()
     link = page.locator("#runs tbody a", has_text=run_id)
     sync_api.expect(link).to_be_visible()
     link.click()
@@ -120,6 +125,11 @@ def test_run_page_shows_steps_tests_and_cancels(page: Any, server: Server) -> No
     sync_api.expect(page.locator("#run-state .state")).to_have_text("cancelled", timeout=20_000)
     assert page.dialogs == []
     assert requests and not any(ENV_TOKEN in url for url in requests)
+    page.click("header a.nav >> text=Jobs")
+    sync_api.expect(page.locator("#jobs-view")).to_be_visible()
+    page.click("header a.nav >> text=Runs")
+    page.click("#logout")  # signs out of the whole dashboard
+    sync_api.expect(page.locator("#login")).to_be_visible()
 
 
 def test_run_page_without_a_token_says_to_sign_in(page: Any, server: Server) -> None:

@@ -12,10 +12,10 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from stockade.cli.sandbox_opts import add_sandbox_options, sandbox_profile, task_spec
+from stockade.cli.sandbox_opts import TASK_RETRY, add_sandbox_options, sandbox_profile, task_spec
 from stockade.cli.values import duration, parse_input, size
 from stockade.errors import CleanupError, ConfigError, StockadeError, UsageError
 from stockade.paths import workspace_path, writable_file
@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="json_events",
         action="store_true",
         help="print one JSON event per line instead of the job's output",
+    )
+    add(
+        "--no-retry",
+        action="store_true",
+        help="run a TASK once, whatever its max_attempts [retry as a worker does]",
     )
     add_sandbox_options(p)
     return p  # fmt: skip
@@ -331,14 +336,17 @@ def _import_asyncio() -> Any:
 def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
     asyncio = _import_asyncio()
     from stockade.runner.attempt import run
-    from stockade.runner.result import describe
+    from stockade.runner.policy import RetryPolicy
     from stockade.runner.sinks import JsonEventSink, TerminalSink
     from stockade.sandbox import fence
     from stockade.sandbox.proctree import enable_subreaper
 
     enable_subreaper()
     fence.start()  # the job dies with this process, however it dies
-    sink = JsonEventSink(1) if opts["json_events"] else TerminalSink(1, 2)
+
+    def sink() -> Any:  # one per attempt: an attempt closes its sinks as it ends
+        return JsonEventSink(1) if opts["json_events"] else TerminalSink(1, 2)
+
     sandbox = None
     profile = sandbox_profile(opts)
     spec.inherit_env = True  # the user's own command: their environment (less STOCKADE_*)
@@ -350,6 +358,7 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
         sandbox.setup()
 
     received: list[int] = []
+    retry = RetryPolicy(max_attempts=1) if opts["no_retry"] else opts.get(TASK_RETRY, RetryPolicy())
 
     async def main() -> Any:
         from stockade.runner.cancel import Stop
@@ -368,7 +377,10 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
-        return await run(spec, value, sinks=[sink], sandbox=sandbox, cancel=cancel)
+        return await _attempts(
+            lambda attempt: run(attempt, value, sinks=[sink()], sandbox=sandbox, cancel=cancel),
+            spec, retry, cancel, quiet=opts["json_events"] or False,
+        )  # fmt: skip
 
     try:
         result = asyncio.run(main())
@@ -381,14 +393,59 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
     if opts["result_path"]:
         _write_result(opts["result_path"], result.to_dict())
     if not opts["json_events"] and result.outcome.value != "succeeded":
-        print(f"stockade: {describe(result)}", file=sys.stderr)
-        if result.usage:
-            from stockade.sandbox.usage import summary
-
-            print(f"stockade: used {summary(result.usage)}", file=sys.stderr)
-    if result.outcome.value == "cancelled" and received:
+        _report_failure(result)
+    if received and result.outcome.value != "succeeded":  # in an attempt or its backoff
         return 128 + received[0]  # as a shell reports the signal that stopped us: 130 for Ctrl-C
     return int(result.exit_status)
+
+
+def _report_failure(result: Any) -> None:
+    """The failure line on stderr (with the attempts made), then what it used."""
+    from stockade.runner.result import describe
+
+    tries = f" after {result.attempt} attempts" if result.attempt > 1 else ""
+    print(f"stockade: {describe(result)}{tries}", file=sys.stderr)
+    if result.usage:
+        from stockade.sandbox.usage import summary
+
+        print(f"stockade: used {summary(result.usage)}", file=sys.stderr)
+
+
+async def _attempts(
+    run: Callable[[RunSpec], Awaitable[Any]], spec: RunSpec, retry: Any, cancel: Any, *, quiet: bool
+) -> Any:
+    """Run ``spec`` until the task's retry policy (``retry``) says no more,
+    or ``cancel`` is requested (during an attempt or its backoff); the last
+    attempt's result."""
+    import asyncio
+
+    from stockade.runner.result import describe
+
+    attempt = spec
+    while True:
+        result = await run(attempt)
+        if retry.max_attempts == 1 or cancel.requested.done():
+            return result
+        from random import random  # only here: exec's start-up does not pay for it
+
+        delay = retry.next_delay(result.outcome, attempts=result.attempt, rand=random())
+        if delay is None:
+            return result
+        if not quiet:
+            print(
+                f"stockade: attempt {result.attempt} of {retry.max_attempts} "
+                f"{describe(result).removeprefix(f'job {result.job_id} ')}; "
+                f"retrying in {delay:.3g}s",
+                file=sys.stderr,
+            )
+        try:  # the backoff, cut short by Ctrl-C or SIGTERM
+            await asyncio.wait_for(asyncio.shield(cancel.requested), delay)
+            return result  # stopped between attempts: reported as the signal
+        except TimeoutError:
+            pass
+        attempt = dataclasses.replace(
+            attempt, job_id=result.job_id, attempt=result.attempt + 1, state=result.state
+        )
 
 
 def _write_result(path: str, data: dict[str, Any]) -> None:

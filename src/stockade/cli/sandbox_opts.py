@@ -20,10 +20,12 @@ if TYPE_CHECKING:
     from stockade.runner.spec import RunSpec
     from stockade.spec.sandbox import SandboxProfile
 
-__all__ = ["TASK_PROFILE", "add_sandbox_options", "sandbox_profile", "task_spec"]
+__all__ = ["TASK_PROFILE", "TASK_RETRY", "add_sandbox_options", "sandbox_profile", "task_spec"]
 
 #: Key in the parsed options where the TASK path leaves the task's profile.
 TASK_PROFILE = "_task_sandbox"
+#: Key where it leaves the task's retry policy (a :class:`~stockade.runner.policy.RetryPolicy`).
+TASK_RETRY = "_task_retry"
 _ADJUSTERS = ("memory", "pids", "cpus", "network", "binds")
 
 
@@ -48,12 +50,20 @@ def add_sandbox_options(parser: argparse.ArgumentParser) -> None:
 
 
 def task_spec(name: str, opts: dict[str, Any]) -> RunSpec:
-    """The RunSpec of task ``name``; its ``sandbox:`` profile goes to ``opts``."""
+    """The RunSpec of task ``name``; its ``sandbox:`` profile and its retry
+    policy go to ``opts``."""
     from stockade.cli.tasks import config_path
     from stockade.config import load
+    from stockade.runner.policy import RetryPolicy
 
     cfg = load(config_path(opts["config_path"]))
-    opts[TASK_PROFILE] = cfg.sandbox_profile(cfg.task(name).sandbox)
+    task = cfg.task(name)
+    opts[TASK_PROFILE] = cfg.sandbox_profile(task.sandbox)
+    opts[TASK_RETRY] = RetryPolicy(
+        max_attempts=task.max_attempts, initial=task.backoff.initial,
+        multiplier=task.backoff.multiplier, cap=task.backoff.max,
+        on_timeout=task.on_timeout.action,
+    )  # fmt: skip
     return cfg.run_spec(name, data_dir=opts["data_dir"])
 
 

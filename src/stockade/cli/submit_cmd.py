@@ -63,6 +63,10 @@ class _SubmitCommand(click.Command):
     "--wait", "-w", is_flag=True, help="Wait for the job to finish; exit with its status."
 )
 @click.option(
+    "--cancel-on-interrupt", is_flag=True,
+    help="With --wait: Ctrl-C cancels the job [it stays queued or running].",
+)  # fmt: skip
+@click.option(
     "--after", "after", multiple=True, metavar="JOB[,JOB...]",
     help="Run once these jobs succeeded (one that fails or is cancelled fails this one).",
 )  # fmt: skip
@@ -82,9 +86,10 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
       stockade submit --queue gpu --require gpu=1 -- ./train.sh
       stockade submit build --inputs targets.jsonl
     """
-    from stockade.engine.client import exit_status, wait
     from stockade.engine.jobspec import new_job
 
+    if opts["cancel_on_interrupt"] and not opts["wait"]:
+        raise UsageError("--cancel-on-interrupt is for --wait: add --wait or leave it out")
     name, task, config = _task(args, opts)
     if opts["max_attempts"]:
         task = task.model_copy(update={"max_attempts": opts["max_attempts"]})
@@ -122,17 +127,11 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
             click.echo(job_id)
         if not opts["wait"]:
             return 0
-        records = [wait(store, job_id) for job_id in ids]
+        from stockade.cli.waitjobs import wait_jobs
+
+        return wait_jobs(store, ids, cancel_on_interrupt=opts["cancel_on_interrupt"])
     finally:
         store.close()
-    for record in records:
-        if record.outcome != "succeeded":
-            click.echo(
-                f"stockade: job {record.id} {record.state.value}"
-                + (f": {printable(record.error)}" if record.error else ""),
-                err=True,
-            )
-    return max(exit_status(record) for record in records)
 
 
 def _after(store: Any, opts: dict[str, Any]) -> tuple[list[str], bool]:

@@ -74,12 +74,20 @@ def follow_logs(
     follow: bool = False,
     attempt: int | None = None,
     poll: float = 0.2,
+    seen: Callable[[JobRecord], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> JobRecord:
     """Write the job's log chunks in order; with ``follow``, keep writing new
-    ones until the job has finished and every chunk is out. The job's record."""
+    ones until the job has finished and every chunk is out. The job's record.
+
+    ``seen`` is given each record read (once per poll); ``stop()``, asked
+    after each poll's wait, ends the following early (a Ctrl-C caught by
+    the caller): the record is then the last one read."""
     after = 0
     while True:
         job = store.queries.job(job_id)
+        if seen is not None:
+            seen(job)
         while True:
             chunks = store.queries.logs(job.id, after=after, attempt=attempt)
             for chunk in chunks:
@@ -90,6 +98,8 @@ def follow_logs(
         if not follow or job.state in TERMINAL:
             return job
         time.sleep(poll)
+        if stop is not None and stop():
+            return job
 
 
 def run_worker(store: Store, options: Any) -> int:

@@ -9,10 +9,12 @@ as an argument, so each is tested exhaustively without processes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from stockade.reasons import Reason
 from stockade.runner.result import Outcome
 
-__all__ = ["DEFAULT_JITTER", "backoff_delay", "exit_status", "retries"]
+__all__ = ["DEFAULT_JITTER", "RetryPolicy", "backoff_delay", "exit_status", "retries"]
 
 #: Fraction of a retry delay taken off at random, so that jobs which failed
 #: together do not all come back in the same instant.
@@ -57,6 +59,30 @@ def backoff_delay(
     delay = min(cap, base)
     rand = min(max(rand, 0.0), 1.0)
     return max(0.0, delay * (1.0 - jitter * (1.0 - rand)))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A task's retry policy as plain data, for a path without a store
+    (``stockade exec TASK``): the worker's jobs carry the same fields."""
+
+    max_attempts: int = 1
+    initial: float = 1.0
+    multiplier: float = 2.0
+    cap: float = 300.0
+    on_timeout: str = "fail"
+
+    def next_delay(self, outcome: Outcome, *, attempts: int, rand: float = 1.0) -> float | None:
+        """Seconds before the next attempt after ``attempts`` spent, the last
+        ending with ``outcome``; ``None`` when there is none
+        (:func:`retries`, then :func:`backoff_delay`, as a worker's jobs)."""
+        if not retries(
+            outcome, attempts=attempts, max_attempts=self.max_attempts, on_timeout=self.on_timeout
+        ):
+            return None
+        return backoff_delay(
+            attempts, initial=self.initial, multiplier=self.multiplier, cap=self.cap, rand=rand
+        )
 
 
 def exit_status(

@@ -25,6 +25,7 @@ from stockade.server.models import (
 )
 from stockade.server.service import Service, job_view
 from stockade.server.sse import log_stream
+from stockade.store.search import MAX_QUERY, SEARCH_WINDOW
 from stockade.store.serverq import keyed_job_id
 from stockade.store.states import JobState
 
@@ -132,10 +133,20 @@ def list_jobs(
     run: Annotated[
         str | None, Query(max_length=40, description="Only the jobs of this pipeline run.")
     ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_QUERY,
+            description="Search: jobs whose id starts with it, or (among the newest "
+            f"{SEARCH_WINDOW:,}) whose task or command holds it, ignoring case.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Jobs newest first, filtered by state, task and pipeline run, a page at a time."""
+    """Jobs newest first, filtered by state, task, pipeline run and a search, a page at a time."""
     states = [s.value for s in state or []]
-    jobs = _service(request).page(states, task, limit + 1, after, run)
+    search = q.strip() if q else None
+    jobs = _service(request).page(states, task, limit + 1, after, run, search or None)
     more = len(jobs) > limit
     jobs = jobs[:limit]
     return {"jobs": [job_view(j) for j in jobs], "next": jobs[-1].id if more else None}

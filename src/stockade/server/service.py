@@ -140,10 +140,13 @@ class Service:
 
     def page(
         self, states: list[str], task: str | None, limit: int, after: str | None,
-        run_id: str | None = None,
+        run_id: str | None = None, search: str | None = None,
     ) -> list[JobRecord]:  # fmt: skip
-        """A page of jobs, newest first (of one pipeline run, if ``run_id``)."""
-        return self.sq.page(states=states, task=task, limit=limit, after=after, run_id=run_id)
+        """A page of jobs, newest first (of one pipeline run, if ``run_id``;
+        matching ``search``, if given)."""
+        return self.sq.page(
+            states=states, task=task, limit=limit, after=after, run_id=run_id, search=search
+        )
 
     def details(self, ref: str) -> tuple[JobRecord, list[AttemptRecord], dict[str, Any] | None]:
         """A job with its attempts and outputs."""

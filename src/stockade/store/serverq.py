@@ -173,12 +173,18 @@ class ServerQueries:
 
     def page(
         self, *, states: Iterable[str] = (), task: str | None = None, limit: int = 50,
-        after: str | None = None, run_id: str | None = None,
+        after: str | None = None, run_id: str | None = None, search: str | None = None,
     ) -> list[JobRecord]:  # fmt: skip
         """Jobs newest first, ``limit`` of them, those after job ``after`` (a
-        cursor); of pipeline run ``run_id`` only, when given."""
-        query = newest_first(jobs_where(states, task, run_id), t.jobs, after).limit(limit)
+        cursor); of pipeline run ``run_id`` only, when given; matching
+        ``search`` (:func:`stockade.store.search.matching`), when given."""
+        where = jobs_where(states, task, run_id)
         with self.db.read() as conn:
+            if search:
+                from stockade.store.search import matching, window_start
+
+                where = where.where(matching(search, window_start(conn)))
+            query = newest_first(where, t.jobs, after).limit(limit)
             records = [JobRecord.from_row(row) for row in conn.execute(query).mappings()]
             explain_waits(conn, records)
         return records

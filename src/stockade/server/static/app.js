@@ -8,7 +8,6 @@ const TOKEN_KEY = "stockade.token";
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const LIST_POLL_MS = 1500;
 const JOB_POLL_MS = 1000;
-const HEALTH_POLL_MS = 5000;
 const PAGE = 50;
 
 const $ = (id) => document.getElementById(id);
@@ -129,28 +128,6 @@ async function login(event) {
   route();
 }
 
-// -- health -------------------------------------------------------------------
-
-async function pollHealth() {
-  const badge = $("health");
-  try {
-    const resp = await fetch("/health", { cache: "no-store" });
-    const body = await resp.json();
-    const status = ["ok", "degraded", "down"].includes(body.status) ? body.status : "unknown";
-    const checks = body.checks || {};
-    const queue = checks.queue || {};
-    const workers = checks.workers || {};
-    badge.className = "health " + status;
-    badge.textContent = "health: " + status;
-    badge.title =
-      "queue " + (queue.length ?? "?") + ", oldest " + (queue.oldest_age ?? "?") + " s, " +
-      "workers alive " + (workers.alive ?? "?");
-  } catch (err) {
-    badge.className = "health unreachable";
-    badge.textContent = "health: unreachable";
-  }
-}
-
 // -- jobs list ------------------------------------------------------------------
 
 function jobsView() {
@@ -166,11 +143,15 @@ function jobsView() {
     const params = new URLSearchParams({ limit: String(limit) });
     const state = $("filter-state").value;
     const task = $("filter-task").value.trim();
+    const search = $("filter-q").value.trim();
     if (state) {
       params.append("state", state);
     }
     if (task) {
       params.set("task", task);
+    }
+    if (search) {
+      params.set("q", search);
     }
     try {
       const [body, ends] = await Promise.all([
@@ -201,6 +182,7 @@ function jobsView() {
 
   $("filter-state").onchange = again;
   $("filter-task").oninput = again;
+  $("filter-q").oninput = again;
   $("filters").onsubmit = (event) => {
     event.preventDefault();
     again();
@@ -670,10 +652,8 @@ function route() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", login);
-  $("logout").addEventListener("click", () => logout(""));
+  startNav(() => logout(""));
   window.addEventListener("hashchange", route);
-  pollHealth();
-  setInterval(pollHealth, HEALTH_POLL_MS);
   route();
 });
 

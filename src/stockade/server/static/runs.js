@@ -92,6 +92,7 @@ function show(id) {
   for (const section of ["signed-out", "runs-view", "run-view"]) {
     byId(section).hidden = section !== id;
   }
+  byId("logout").hidden = id === "signed-out";
 }
 
 function progressBar(step) {
@@ -289,6 +290,10 @@ function routeRuns() {
 
 document.addEventListener("DOMContentLoaded", () => {
   byId("run-cancel").addEventListener("click", cancelRun);
+  startNav(() => {
+    sessionStorage.removeItem(RUN_TOKEN_KEY);
+    location.href = "/";
+  });
   window.addEventListener("hashchange", routeRuns);
   routeRuns();
 });
