@@ -55,6 +55,12 @@ CONFIG: dict[str, Any] = {
             "timeout": "120s",
             "max_attempts": 1,
         },
+        "notified": {
+            "description": "Tells a command when it succeeds.",
+            "run": "true",
+            "max_attempts": 1,
+            "notify": [{"on": ["succeeded"], "command": ["true"]}],
+        },
         "leaky": {
             "description": "Prints its secret.",
             "secrets": ["DASH_SECRET"],
@@ -286,3 +292,21 @@ def test_a_finished_jobs_page_names_its_worker_and_the_workers_page_lists_it(
     sync_api.expect(row).to_be_visible()
     sync_api.expect(row).to_contain_text("0 / 3")  # the embedded worker: idle, 3 slots
     assert page.dialogs == []
+
+
+def test_a_jobs_page_shows_its_notifications(page: Any, server: Server) -> None:
+    job_id = submit(server, "notified")
+
+    def delivered() -> bool:
+        notes = server.client.get(f"/api/v1/jobs/{job_id}").json()["notifications"]
+        return bool(notes) and notes[0]["state"] == "delivered"
+
+    deadline = time.monotonic() + 30
+    while not delivered():
+        assert time.monotonic() < deadline, "the notification was never delivered"
+        time.sleep(0.2)
+    login(page, server)
+    page.goto(f"{server.url}/#/jobs/{job_id}")
+    sync_api.expect(page.locator("#job-notifications li")).to_have_text(
+        "command true: delivered after 1 try"
+    )

@@ -376,6 +376,7 @@ function renderJob(job, events) {
   $("job-outputs").textContent = json(job.outputs);
   $("job-input").textContent = json(job.input);
   renderArtifacts(job);
+  renderNotifications(job);
 
   const attempts = document.querySelector("#job-attempts tbody");
   clear(attempts);
@@ -431,6 +432,27 @@ function renderArtifacts(job) {
     const row = el("li");
     row.appendChild(link);
     row.appendChild(el("span", " " + item.size + " bytes, sha256 " + item.sha256.slice(0, 12), "muted"));
+    list.appendChild(row);
+  }
+}
+
+// Each job-end notification: where it goes, how it stands, its last try's error.
+function renderNotifications(job) {
+  const list = $("job-notifications");
+  clear(list);
+  const notes = job.notifications || [];
+  if (!notes.length) {
+    list.appendChild(el("li", "none"));
+    return;
+  }
+  for (const note of notes) {
+    const to = Array.isArray(note.to) ? note.to.join(" ") : String(note.to ?? "");
+    const tries = note.tries + (note.tries === 1 ? " try" : " tries");
+    const row = el("li", note.kind + " " + to + ": " + note.state + " after " + tries);
+    const last = (note.history || []).slice(-1)[0];
+    if (last && last.error) {
+      row.appendChild(el("span", " (" + last.error + ")", "muted"));
+    }
     list.appendChild(row);
   }
 }
