@@ -211,11 +211,18 @@ def test_the_recorder_measures_how_long_a_flush_takes(store: Store, store_url: s
         # (a second each, so that they overlap on a loaded machine too).
         task = adhoc_task(shell="sleep 1")
         jobs = store.jobs.submit([new_job("t", task) for _ in range(4)])
-        await until(lambda: all(state(store, j) == "succeeded" for j in jobs))
-        # The commit is visible before the worker has heard back from it.
-        await until(lambda: not worker.recorder.busy)
-        # At least a fifth of one linger, decayed by at most a few quick flushes.
-        assert 0.005 <= worker.recorder.refill < 1.0
+        # The measure is read as the run goes: quick flushes after the lingered
+        # one (the worker's housekeeping records too) decay it again.
+        highest = 0.0
+
+        def ended() -> bool:
+            nonlocal highest
+            highest = max(highest, worker.recorder.refill)
+            return all(state(store, j) == "succeeded" for j in jobs) and not worker.recorder.busy
+
+        await until(ended)
+        # At least a fifth of one linger at its highest, and never absurd.
+        assert 0.01 <= highest < 1.0
 
     with_worker(store_url, body, slots=4, record_linger=0.05)
 
