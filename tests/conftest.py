@@ -38,8 +38,11 @@ def _reap_adopted_orphans() -> None:
     killed orphan of *their* job is left as a zombie then see only their own.
     """
     for tid in os.listdir(f"/proc/{os.getpid()}/task"):
-        with open(f"/proc/{os.getpid()}/task/{tid}/children", encoding="ascii") as fh:
-            children = fh.read().split()
+        try:
+            with open(f"/proc/{os.getpid()}/task/{tid}/children", encoding="ascii") as fh:
+                children = fh.read().split()
+        except FileNotFoundError:  # a thread that has just ended
+            continue
         for pid in children:
             try:
                 with open(f"/proc/{pid}/stat", encoding="ascii") as st:
