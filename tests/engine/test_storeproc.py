@@ -53,9 +53,10 @@ def test_a_dead_store_process_fails_its_calls_and_the_thread_takes_over(store: S
         process = StoreProcess(_url(store))
         await process.start()
         astore.process = process
-        assert process._proc is not None
-        process._proc.kill()  # as the OOM killer would
-        await asyncio.get_running_loop().run_in_executor(None, process._proc.wait)
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)  # as the OOM killer would
+        while alive(process.pid):  # dead (a zombie until close reaps it)
+            await asyncio.sleep(0.01)
         with pytest.raises(StoreUnavailable):
             await process.call("claim", "w1", 1, 30.0)
         assert not process.ready

@@ -85,6 +85,11 @@ class StoreProcess:
         self._ids = 0
         self.ready = False
 
+    @property
+    def pid(self) -> int | None:
+        """The child's pid while it is started (None before and after)."""
+        return self._proc.pid if self._proc is not None else None
+
     async def start(self) -> None:
         """Start the child and wait until its store is open; StoreError if it cannot be."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
