@@ -59,9 +59,8 @@ def test_logs_reach_the_store_while_the_job_runs(store: Store, store_url: str) -
 
     async def body(worker: Worker) -> None:
         await until(lambda: state(store, job) == "running")
-        started = time.monotonic()
-        await until(lambda: len(store.queries.logs(job)) >= 2, timeout=1.0)
-        assert time.monotonic() - started < 0.8 and state(store, job) == "running"
+        await until(lambda: len(store.queries.logs(job)) >= 2)
+        assert state(store, job) == "running"  # stored while the job sleeps, not at its end
         await until(lambda: state(store, job) == "succeeded")
 
     with_worker(store_url, body)
