@@ -17,7 +17,7 @@ from stockade.store import NewJob, open_store
 from stockade.store import schema as t
 from stockade.store.direct import insert_batch
 from stockade.store.gatewait import HELD
-from stockade.store.jobinsert import INSERT_JOB, job_rows, job_values
+from stockade.store.jobinsert import INSERT_JOB, dumps, job_rows, job_values
 from stockade.store.lite import LiteStore, open_writer
 from stockade.store.rows import JOB_COLUMNS
 from tests.store.helpers import new
@@ -131,3 +131,12 @@ def test_other_stores_and_old_schemas_submit_through_the_full_store(
     with pytest.raises(SchemaError) as expected:  # the full store's own words
         open_store(f"sqlite:///{old}")
     assert str(refused.value) == str(expected.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, True, 0, -7, 10**30, 1.5, float("nan"), float("-inf"), 1e-300, "", "é\u2028\"\\",
+     [], {}, {"b": [1, {"a": None}], "a": "x"}, [[[]]], "\udcff"],
+)  # fmt: skip
+def test_its_dumps_is_json_dumps(value: Any) -> None:
+    assert dumps(value) == json.dumps(value)
