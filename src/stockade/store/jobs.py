@@ -382,9 +382,10 @@ class JobManager(UserRequests):
         existing: dict[str, str] = {}
         with self.db.direct() as tx:
             rows = self._enqueue(tx, list(zip(new, ids, strict=True)), existing)
-        created = {row["id"]: row["created_at"] for row in rows}
-        self.supersede([(job, jid, created[jid]) for job, jid in zip(new, ids, strict=True)
-                        if jid in created])  # fmt: skip
+        if any(job.cancel_in_progress for job in new):
+            created = {row["id"]: row["created_at"] for row in rows}
+            self.supersede([(job, jid, created[jid]) for job, jid in zip(new, ids, strict=True)
+                            if jid in created])  # fmt: skip
         return [(existing.get(jid, jid), jid not in existing) for jid in ids]
 
     def supersede(self, made: Sequence[tuple[NewJob, str, float]]) -> None:
