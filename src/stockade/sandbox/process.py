@@ -24,21 +24,18 @@ import fcntl
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from stockade.errors import LaunchError
-from stockade.sandbox import clonespawn, fence, proctree
+from stockade.sandbox import clonespawn, fence, proctree, spoolshim
 from stockade.sandbox import usage as accounting
 from stockade.sandbox.base import ExitStatus, LaunchRequest, ProcessHandle
 from stockade.sandbox.cgroup import SlotCgroup
 
 __all__ = ["PopenHandle", "live_pids", "spawn"]
 
-#: The spool shim's file, run by path (see :mod:`stockade.sandbox.spoolshim`).
-_SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spoolshim.py")
 #: Main pids of handles not yet reaped; the orphan reaper leaves these alone.
 live_pids: set[int] = set()
 
@@ -63,7 +60,7 @@ def spawn(
     new pid namespace (see :mod:`stockade.sandbox.limits`).
     """
     if request.spool is not None:
-        argv = [sys.executable, "-S", "-I", _SHIM, request.spool, *argv]
+        argv = [*spoolshim.launcher(request.spool), *argv]
     guard = fence.active()
     if guard is not None and cgroup is not None:
         guard.born_in(request.marker, str(cgroup.path))  # before: it may die at once
