@@ -8,11 +8,11 @@ slot) after the spool prefix::
     python -S -I spoolshim.py PREFIX CMD ARG...
 
 Two implementations of the same protocol: ``_spoolshim``, a small C program
-built at install next to this file when a C compiler is there (an exec: a
-``/bin/true`` job costs a fraction of a millisecond more), and this file run
-as a bare interpreter (``-S -I``, importing only built-in modules: 10-30 ms
-more per job). :func:`launcher` picks one; ``STOCKADE_NATIVE_SHIM=0`` in
-the worker's environment forces this one.
+built at install next to this file when a C compiler is there (an exec:
+about 1.5 ms of CPU more per job), and this file run as a bare interpreter
+(``-S -I``, importing only built-in modules: 10-30 ms more per job).
+:func:`launcher` picks one; ``STOCKADE_NATIVE_SHIM=0`` in the worker's
+environment forces this one.
 
 It is born where the job would have been (the slot cgroup, a session of its
 own) and:
