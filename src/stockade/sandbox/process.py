@@ -20,12 +20,11 @@ import fcntl
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from stockade.errors import LaunchError
-from stockade.sandbox import clonespawn, fence, proctree
+from stockade.sandbox import clonespawn, fence, proctree, spoolshim
 from stockade.sandbox import usage as accounting
 from stockade.sandbox.base import ExitStatus, LaunchRequest, ProcessHandle
 from stockade.sandbox.cgroup import SlotCgroup
@@ -33,8 +32,6 @@ from stockade.sandbox.killall import CgroupKill, KillAll, TreeKill
 
 __all__ = ["REAPER", "PopenHandle", "spawn"]
 
-#: The spool shim's file, run by path (see :mod:`stockade.sandbox.spoolshim`).
-_SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spoolshim.py")
 #: The orphan reaper of this process's job handles (this process is the
 #: subreaper of every job it launches: one reaper for all of them).
 REAPER = proctree.OrphanReaper()
@@ -60,7 +57,7 @@ def spawn(
     new pid namespace (see :mod:`stockade.sandbox.limits`).
     """
     if request.spool is not None:
-        argv = [sys.executable, "-S", "-I", _SHIM, request.spool, *argv]
+        argv = [*spoolshim.launcher(request.spool), *argv]
     guard = fence.active()
     if guard is not None and cgroup is not None:
         guard.born_in(request.marker, str(cgroup.path))  # before: it may die at once
