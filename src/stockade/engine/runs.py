@@ -86,9 +86,12 @@ class RunOptions:
     only: tuple[str, ...] = ()
     #: The pipeline's parameters as given (``--set``), without the defaults.
     params: dict[str, Any] = field(default_factory=dict)
+    #: Jobs queued for workers (``--fleet``, :mod:`~stockade.engine.fleetrun`).
+    fleet: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out = {"jobs": self.jobs, "keep_going": self.keep_going, "only": list(self.only)}
+        out |= {"fleet": True} if self.fleet else {}
         return out | ({"params": dict(self.params)} if self.params else {})
 
     @classmethod
@@ -99,6 +102,7 @@ class RunOptions:
             keep_going=bool(data.get("keep_going")),
             only=tuple(str(s) for s in data.get("only") or ()),
             params=dict(params) if isinstance(params := data.get("params"), dict) else {},
+            fleet=bool(data.get("fleet")),
         )
 
 
@@ -506,6 +510,7 @@ class PipelineRun:
         rerun_tests: dict[str, list[str]] | None = None,
         queued: bool = False,
         own_store: bool = True,
+        resumes: str | None = None,
     ) -> None:
         from stockade.pipeline.scheduler import Scheduler
 
@@ -515,12 +520,20 @@ class PipelineRun:
         state = StoredRun.QUEUED if queued else StoredRun.RUNNING
         self.astore = AsyncStore(store)
         self.recorder = RunRecorder(self.astore, self.run_id, config=config, stored=state)
+        remote, jobs = None, options.jobs
+        if options.fleet:
+            from stockade.engine.fleetrun import FLEET_JOBS, FleetJobs
+
+            # A resumed run's jobs keep the keys of the run that first queued them.
+            remote = FleetJobs(self.astore, config, resumes or self.run_id)
+            if jobs is None and not isinstance(spec.concurrency, int):
+                jobs = FLEET_JOBS
         self.scheduler: Scheduler = Scheduler(
-            config, name, spec, run_id=self.run_id, jobs=options.jobs,
+            config, name, spec, run_id=self.run_id, jobs=jobs,
             keep_going=options.keep_going, only=options.only,
             observers=[*observers, self.recorder], data_dir=data_dir,
             hooks=self.recorder, reuse=reuse, params=options.params,
-            rerun_tests=rerun_tests,
+            rerun_tests=rerun_tests, remote=remote,
         )  # fmt: skip
         self.recorder.on_cancel.append(self.scheduler.cancel)
         self.pipeline, self.state, self.source_run = name, state, source_run
