@@ -64,11 +64,20 @@ class FleetJobs:
     """Queues a run's jobs for workers and follows each to its end."""
 
     def __init__(
-        self, astore: AsyncStore, config: Config, key_run: str, *, poll: float = POLL
+        self,
+        astore: AsyncStore,
+        config: Config,
+        key_run: str,
+        *,
+        resumed: bool = False,
+        poll: float = POLL,
     ) -> None:
         self.astore = astore
         self.config = config
+        #: The run whose id the unique keys carry: the first of a resumed run.
         self.key_run = key_run
+        #: Whether the run resumes one whose jobs may have been queued already.
+        self.resumed = resumed
         self.poll = poll
         #: The queued job of each pipeline job (by name), once queued.
         self.queued: dict[str, str] = {}
@@ -78,15 +87,27 @@ class FleetJobs:
     ) -> Result:
         """Queue ``job`` (or find it queued by an earlier process of the run)
         and follow it to its end; its result."""
-        record = new_job(plan.task_name, _here(plan.task), config=self.config, input=plan.input)
-        record.unique_key, record.unique_while = unique_key(self.key_run, job.name), "running"
-        placed = await self.astore.call(self.astore.store.jobs.place, [record], until=cancel)
-        job_id = placed[0][0]
+        key = unique_key(self.key_run, job.name)
+        job_id = await self._adopted(key) if self.resumed else None
+        if job_id is None:
+            new = new_job(plan.task_name, _here(plan.task), config=self.config, input=plan.input)
+            new.unique_key, new.unique_while = key, "running"
+            placed = await self.astore.call(self.astore.store.jobs.place, [new], until=cancel)
+            job_id = placed[0][0]
         self.queued[job.name] = job_id
         end = await self._follow(job_id, sinks_for, cancel)
         job.attempts = max(end.attempts, 1)
         outputs = await self.astore.call(self.astore.store.queries.outputs, job_id)
         return _result(end, outputs or {})
+
+    async def _adopted(self, key: str) -> str | None:
+        """The job an earlier process of the run queued under ``key``, if it
+        is live or ended well or badly (``None``: none, or cancelled: the
+        job is queued again)."""
+        found = await self.astore.call(self.astore.store.queries.keyed, key)
+        if found is None or found.state is JobState.CANCELLED:
+            return None
+        return found.id
 
     async def _follow(self, job_id: str, sinks_for: SinksFor, cancel: asyncio.Event) -> JobRecord:
         """Feed the job's output to its attempts' sinks until it ended; ask

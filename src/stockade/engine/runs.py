@@ -42,7 +42,14 @@ from stockade.pipeline.test2json import TestCase
 from stockade.reasons import Reason, parse_reason
 from stockade.runner.events import Event
 from stockade.store import JobState, Store
-from stockade.store.runs import HEARTBEAT, AttemptWrite, JobWrite, RunBatch, RunRecord
+from stockade.store.runs import (
+    ABANDONED_REASON,
+    HEARTBEAT,
+    AttemptWrite,
+    JobWrite,
+    RunBatch,
+    RunRecord,
+)
 from stockade.store.states import RunState as StoredRun
 
 if TYPE_CHECKING:
@@ -51,7 +58,10 @@ if TYPE_CHECKING:
     from stockade.spec import Config, TaskSpec
     from stockade.spec.pipeline import PipelineSpec
 
-__all__ = ["LINGER", "POLL", "PipelineRun", "RunOptions", "RunRecorder", "reuse_for"]
+__all__ = [
+    "LINGER", "POLL", "RESUME_SILENCE", "PipelineRun", "RunOptions", "RunRecorder", "resume_plan",
+    "reuse_for",
+]  # fmt: skip
 
 log = logging.getLogger("stockade.runs")
 
@@ -73,6 +83,10 @@ _RUN_STATE = {
     Status.FAILED: StoredRun.FAILED,
     Status.CANCELLED: StoredRun.CANCELLED,
 }
+#: Seconds a live run must have been silent (no write, no heartbeat) to be
+#: resumed: two missed heartbeats, so its process is taken for dead.
+RESUME_SILENCE = 2 * HEARTBEAT
+
 #: The frozen spec of a job that never got as far as its task (skipped).
 _NO_TASK: dict[str, Any] = {"version": SPEC_VERSION, "task": None, "secrets": {}}
 
@@ -525,7 +539,9 @@ class PipelineRun:
             from stockade.engine.fleetrun import FLEET_JOBS, FleetJobs
 
             # A resumed run's jobs keep the keys of the run that first queued them.
-            remote = FleetJobs(self.astore, config, resumes or self.run_id)
+            remote = FleetJobs(
+                self.astore, config, resumes or self.run_id, resumed=resumes is not None
+            )
             if jobs is None and not isinstance(spec.concurrency, int):
                 jobs = FLEET_JOBS
         self.scheduler: Scheduler = Scheduler(
@@ -633,3 +649,33 @@ def rerun_plan(
     reuse = reuse_for(store, source, rerun=names, strict=False)
     reuse.target = (step, item or None)
     return reuse, dataclasses.replace(options, only=(step,)), {"target": target}
+
+
+def resume_plan(store: Store, source: RunRecord) -> tuple[RunOptions, str]:
+    """What ``stockade runs RUN --resume`` runs: ``source``'s options, and the
+    run whose id its queued jobs' unique keys carry (the first of a chain of
+    resumes). Raises :class:`UsageError` unless ``source`` ran ``--fleet``
+    and its process died: silent for :data:`RESUME_SILENCE` seconds while
+    live, or ended as abandoned."""
+    options = RunOptions.from_dict(source.options)
+    rerun = source.options.get("rerun") or {}
+    if not options.fleet:
+        raise UsageError(
+            f"run {source.id} did not run with --fleet: its jobs ended with its process"
+            f" (`stockade rerun {source.id} --failed` runs again what did not succeed)"
+        )
+    if source.source_run is not None and "resume" not in rerun:
+        raise UsageError(f"run {source.id} is a rerun: a rerun cannot be resumed")
+    if source.state in (StoredRun.QUEUED, StoredRun.RUNNING):
+        silent = store.queries.now() - source.updated_at
+        if silent < RESUME_SILENCE:
+            raise UsageError(
+                f"run {source.id} is {source.state.value} and reported {silent:.0f}s ago:"
+                f" its process is alive (resume a run silent for {RESUME_SILENCE:g}s)"
+            )
+    elif source.reason != ABANDONED_REASON:
+        raise UsageError(
+            f"run {source.id} is {source.state.value}: only a run whose process died resumes"
+        )
+    key = rerun.get("resume")
+    return options, key if isinstance(key, str) else source.id
