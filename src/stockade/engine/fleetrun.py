@@ -173,11 +173,9 @@ class _Feed:
 
 
 def _here(task: TaskSpec) -> TaskSpec:
-    """``task`` with its working directory made absolute here, as ``stockade
-    submit --cwd`` does: a worker's own directory means nothing to the run
-    (a sandboxed task's is the sandbox's, left alone)."""
-    if task.sandbox is not None:
-        return task
+    """``task`` with its workspace made absolute here, as ``stockade submit
+    --cwd`` does: a worker's own directory means nothing to the run (a
+    sandbox's own ``workdir`` is its profile's, left alone)."""
     return task.model_copy(update={"workdir": os.path.abspath(task.workdir or os.getcwd())})
 
 
