@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from stockade.store import Store, open_store
-from tests.engine.procs import start_worker, stop
+from tests.e2e.fleetworkers import two_workers
 from tests.store.fixtures import pg_base, pg_url
 
 __all__ = ["pg_base", "pg_url"]  # fixtures used here
@@ -29,13 +29,8 @@ STOCKADE = [sys.executable, "-m", "stockade.cli.main"]
 def fleet_store(pg_url: str, tmp_path: Path) -> Iterator[Store]:
     """The test's PostgreSQL store, and two workers on it."""
     store = open_store(pg_url)
-    procs = [
-        start_worker(pg_url, "--slots", "2", "--poll", "0.1", log=tmp_path / f"w{i}.log")
-        for i in range(2)
-    ]
-    yield store
-    for proc in procs:
-        stop(proc)
+    with two_workers(pg_url, tmp_path):
+        yield store
     store.close()
 
 

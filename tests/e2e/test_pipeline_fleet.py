@@ -21,7 +21,7 @@ import pytest
 
 from stockade.engine.runs import RESUME_SILENCE
 from stockade.store import JobRecord, Store
-from tests.engine.procs import start_worker, stop
+from tests.e2e.fleetworkers import two_workers
 from tests.store.fixtures import pg_base, pg_url, sqlite_url, store, store_url
 
 __all__ = ["pg_base", "pg_url", "sqlite_url", "store", "store_url"]  # fixtures used here
@@ -43,13 +43,8 @@ def workers(
     store: Store, store_url: str, tmp_path: Path
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Two workers, separate processes, on the test's store (its schema made)."""
-    procs = [
-        start_worker(store_url, "--slots", "2", "--poll", "0.1", log=tmp_path / f"w{i}.log")
-        for i in range(2)
-    ]
-    yield procs
-    for proc in procs:
-        stop(proc)
+    with two_workers(store_url, tmp_path) as procs:
+        yield procs
 
 
 def _finished(stdout: str) -> dict[str, tuple[str, str | None]]:
@@ -74,11 +69,16 @@ def test_fleet_run_gives_what_the_run_in_process_gives(
     """needs, for_each, needs_each, a graph from a step's output, a failure
     and what it skips: the same statuses, reasons and outputs either way."""
     here = stockade(store_url, "run", pipeline, "--json", "--keep-going")
-    here_outputs = _outputs(store)
+    here_outputs, here_run = _outputs(store), _latest(store)
     fleet = stockade(store_url, "run", pipeline, "--json", "--keep-going", "--fleet")
     assert fleet.returncode == here.returncode, fleet.stderr
     assert _finished(fleet.stdout) == _finished(here.stdout)
     assert _outputs(store) == here_outputs
+    # neither run can be resumed: one ran in process, the other ended
+    local = stockade(store_url, "runs", here_run, "--resume")
+    assert local.returncode == 2 and "did not run with --fleet" in local.stderr
+    ended = stockade(store_url, "runs", _latest(store), "--resume")
+    assert ended.returncode == 2 and "only a run whose process died resumes" in ended.stderr
     ran = [j for j in store.queries.jobs(limit=None) if j.run_id is None]
     assert ran and all(j.unique_key and j.unique_key.startswith("run:") for j in ran)
     assert {j.worker_id for j in ran if j.worker_id} <= {w.id for w in store.queries.workers()}
