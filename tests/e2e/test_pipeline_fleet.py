@@ -82,6 +82,11 @@ def test_fleet_run_gives_what_the_run_in_process_gives(
     ran = [j for j in store.queries.jobs(limit=None) if j.run_id is None]
     assert ran and all(j.unique_key and j.unique_key.startswith("run:") for j in ran)
     assert {j.worker_id for j in ran if j.worker_id} <= {w.id for w in store.queries.workers()}
+    if pipeline == "ports":  # a rerun of a fleet run is one too: the broken port runs again
+        again = stockade(store_url, "rerun", "--failed", "--json")
+        assert again.returncode == 1, again.stderr
+        assert _finished(again.stdout)["build[broken]"] == ("failed", "exit code 1")
+        assert len(_fleet_jobs(store, "build[broken]")) == 2
 
 
 def _gated(tmp_path: Path, items: list[str]) -> Path:

@@ -231,6 +231,7 @@ def rerun_command(args: tuple[str, ...], **opts: Any) -> int:
     view = RunCommandOptions(
         options.jobs, opts["as_json"], None, options.keep_going, options.only,
         opts["plain"], opts["quiet"], data, opts["database_url"], options.params,
+        options.fleet,
     )  # fmt: skip
     return execute_pipeline(
         config, name, spec, view, reuse=reuse, source_run=source.id, rerun=rerun,
