@@ -108,6 +108,7 @@ def _gated(tmp_path: Path, items: list[str]) -> Path:
                 needs: [plan]
                 for_each: ${{{{ steps.plan.outputs.items }}}}
                 run: >-
+                  echo "::progress value=40::waiting for its gate";
                   while [ ! -e {gates}/${{{{ item }}}} ]; do sleep 0.05; done;
                   echo "done ${{{{ item }}}}"; echo "got=${{{{ item }}}}" >> "$STOCKADE_OUTPUT"
               last:
@@ -170,6 +171,11 @@ def test_ctrl_c_cancels_the_runs_queued_and_running_jobs(
     try:
         running = lambda: sum(j.state.value == "running" for j in _fleet_jobs(store, "work"))  # noqa: E731
         _until(lambda: running() >= 4, "the workers did not start four jobs", fail=run)
+        progressed = lambda: any(  # noqa: E731
+            e["kind"] == "progress"
+            for j in _fleet_jobs(store, "work") for e in store.queries.events(j.id)
+        )  # fmt: skip
+        _until(progressed, "no job's progress reached the store", fail=run)
         assert len(_fleet_jobs(store, "work")) == 6
         run.send_signal(signal.SIGINT)
         out, err = run.communicate(timeout=30)
@@ -180,6 +186,9 @@ def test_ctrl_c_cancels_the_runs_queued_and_running_jobs(
     assert _fleet_jobs(store, "last") == []  # never queued
     finished = _finished(out)
     assert {finished[f"work[{i}]"][0] for i in "abcdef"} == {"cancelled"}
+    events = [json.loads(line) for line in out.splitlines()]
+    shown = {(e["job"], e["value"], e["message"]) for e in events if e["event"] == "job_progress"}
+    assert shown and all(value == 40 and m == "waiting for its gate" for _, value, m in shown)
     assert store.runs.latest().state.value == "cancelled"
 
 

@@ -6,8 +6,9 @@ data-driven dependencies, cache, rerun): :class:`FleetJobs` is the
 once the reuse and cache lookups missed. It queues the job in the store as
 ``stockade submit`` would (the task frozen with its secret sources, its
 queue, labels and sandbox, so any worker that may claim it can run it),
-then follows it through the store: its output feeds the run's sinks (live
-view, last line, test2json results, the run's own log of the job) and its
+then follows it through the store: its output and ``::progress`` feed the
+run's sinks (live view, last line, test2json results, the run's own log of
+the job) and its
 end becomes the pipeline job's result. A job is queued only when all it
 needs succeeded, so the queue holds ready jobs only.
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stockade.engine.jobspec import new_job
 from stockade.engine.storeio import AsyncStore, wait_for_event
@@ -118,6 +119,10 @@ class FleetJobs:
             while True:
                 record = await self.astore.call(self.astore.store.queries.job, job_id)
                 await self._read_logs(feed)
+                events = await self.astore.call(self.astore.store.queries.events, job_id)
+                for event in events:
+                    if event["kind"] == "progress":
+                        feed.progress(int(event["attempt"]), dict(event["data"] or {}))
                 if record.state in TERMINAL:
                     return record
                 if cancel.is_set() and not asked:
@@ -150,12 +155,24 @@ class _Feed:
         self.sinks_for = sinks_for
         self.sinks: dict[int, list[Sink]] = {}
         self.after = 0
+        self.seen: dict[int, dict[str, Any]] = {}  # the latest progress of each attempt
 
     def chunk(self, chunk: LogChunk) -> None:
         self.after = chunk.id
         event = Event("output", self.job_id, {"stream": chunk.stream, "text": chunk.text})
         event.time = chunk.time
         for sink in self._of(chunk.attempt):
+            sink.emit(event)
+
+    def progress(self, attempt: int, data: dict[str, Any]) -> None:
+        """The attempt's latest ``::progress``, to its sinks once it changed."""
+        if self.seen.get(attempt) == data or "value" not in data:
+            return
+        self.seen[attempt] = data
+        event = Event(
+            "progress", self.job_id, {"value": data["value"], "message": data.get("message")}
+        )
+        for sink in self._of(attempt):
             sink.emit(event)
 
     def _of(self, attempt: int) -> list[Sink]:

@@ -17,7 +17,9 @@ writes a poll reads it every :data:`POLL` seconds, so a cancel asked by
 another process stops the run within about a second, exactly as Ctrl-C does.
 
 :class:`PipelineRun` is what the faces use: it records the run, builds the
-scheduler with the recorder and executes it. :func:`reuse_for` builds what a
+scheduler with the recorder and executes it; with ``RunOptions.fleet`` the
+scheduler hands its jobs to workers (:mod:`stockade.engine.fleetrun`), and
+:func:`resume_plan` says how a fleet run whose process died goes on. :func:`reuse_for` builds what a
 rerun takes from its source run.
 """
 
@@ -505,6 +507,8 @@ class PipelineRun:
     a server that answers before the run starts; ``running`` otherwise), so
     its id can be shown at once; :meth:`execute` runs it. Making one does no
     I/O, so an event loop may make it and create the row from a thread.
+    ``resumes``: the run whose queued jobs a ``--fleet`` run adopts (its
+    unique keys), for ``stockade runs RUN --resume``.
     """
 
     def __init__(

@@ -6,7 +6,9 @@ waits for any to finish. A job whose dependency failed is skipped with the
 reason; after a required failure (without ``keep_going``) no further step
 starts. :meth:`Scheduler.cancel` stops every running job through the
 runner (stop signal, grace, SIGKILL) and skips the rest; :meth:`force`
-cancels the jobs' tasks outright.
+cancels the jobs' tasks outright. Given a ``remote``, the jobs run there
+(workers, ``stockade run --fleet``) rather than in local slots; the graph is
+resolved here all the same.
 """
 
 from __future__ import annotations
