@@ -80,8 +80,6 @@ class FleetJobs:
         #: Whether the run resumes one whose jobs may have been queued already.
         self.resumed = resumed
         self.poll = poll
-        #: The queued job of each pipeline job (by name), once queued.
-        self.queued: dict[str, str] = {}
 
     async def run(
         self, plan: JobPlan, job: Job, sinks_for: SinksFor, cancel: asyncio.Event
@@ -95,7 +93,6 @@ class FleetJobs:
             new.unique_key, new.unique_while = key, "running"
             placed = await self.astore.call(self.astore.store.jobs.place, [new], until=cancel)
             job_id = placed[0][0]
-        self.queued[job.name] = job_id
         end = await self._follow(job_id, sinks_for, cancel)
         job.attempts = max(end.attempts, 1)
         outputs = await self.astore.call(self.astore.store.queries.outputs, job_id)
