@@ -52,6 +52,9 @@ __all__ = ["RunCommandOptions", "execute_pipeline", "run_command"]
 @click.option(
     "--database-url", metavar="URL", help="The store [$STOCKADE_DATABASE_URL, else the data dir]."
 )
+@click.option(
+    "--fleet", is_flag=True, help="Queue each job for workers (`stockade worker`) instead."
+)
 def run_command(
     pipeline: str | None,
     config_file: str | None,
@@ -66,6 +69,7 @@ def run_command(
     tui: bool,
     data_dir: str | None,
     database_url: str | None,
+    fleet: bool,
 ) -> int:
     """Run PIPELINE (default: the only one defined) and show it live."""
     if tui:
@@ -90,7 +94,7 @@ def run_command(
         return 2
     data = Path(data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade")
     options = RunCommandOptions(
-        jobs, as_json, junit, keep_going, only, plain, quiet, data, database_url, params
+        jobs, as_json, junit, keep_going, only, plain, quiet, data, database_url, params, fleet
     )
     return execute_pipeline(config, name, spec, options)
 
@@ -162,6 +166,8 @@ class RunCommandOptions:
     data_dir: Path
     database_url: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: Queue the jobs for workers (:mod:`stockade.engine.fleetrun`).
+    fleet: bool = False
 
 
 def _observer(options: RunCommandOptions) -> Observer:
@@ -194,7 +200,9 @@ async def _execute(
 
     pipeline_run = PipelineRun(
         store, config, name, spec,
-        options=RunOptions(options.jobs, options.keep_going, options.only, options.params),
+        options=RunOptions(
+            options.jobs, options.keep_going, options.only, options.params, options.fleet
+        ),
         observers=[_observer(options)], data_dir=str(options.data_dir.absolute()), **rerun,
     )  # fmt: skip
     pipeline_run.create()
