@@ -22,14 +22,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from benchmarks.peers.cpu import machine_cpu, snapshot, spent
 from benchmarks.peers.effect import RECORD
 
-__all__ = ["REDIS", "Measured", "Peer", "machine_cpu", "measure", "redis_db"]
+__all__ = ["PG", "REDIS", "Measured", "Peer", "measure", "pg_database", "redis_db"]
 
 #: The Redis server; each peer takes a database of its own on it (see ``DB``).
 REDIS = os.environ.get("STOCKADE_BENCH_REDIS", "redis://127.0.0.1:6379/15")
@@ -47,12 +48,20 @@ def redis_db(db: int) -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
-def machine_cpu() -> float:
-    """Busy CPU seconds of the whole machine since boot (``/proc/stat``):
-    every process, the peers' brokers and databases included."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+@contextlib.contextmanager
+def pg_database(prefix: str) -> Iterator[tuple[str, str]]:
+    """A fresh database on the benchmark's PostgreSQL server: its name and
+    URL; dropped at the end, connections and all."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield name, urlunsplit(urlsplit(PG)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(PG, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 class Peer(abc.ABC):
@@ -88,6 +97,10 @@ class Peer(abc.ABC):
     def submit(self, first: int, count: int) -> None:
         """Queue jobs ``first`` .. ``first + count - 1``, the way its users
         would queue many at once."""
+
+    def servers(self) -> list[int]:
+        """The server processes serving it (whose CPU time is its own)."""
+        return []
 
     @abc.abstractmethod
     def cleanup(self) -> None:
@@ -136,11 +149,13 @@ class Peer(abc.ABC):
 
 @dataclass(frozen=True)
 class Measured:
-    """One peer's round: jobs/s submit to last side effect, and the whole
-    machine's busy CPU over that time per job."""
+    """One peer's round: jobs/s submit to last side effect; CPU seconds per
+    job of the whole machine, and of the run's own processes
+    (:mod:`benchmarks.peers.cpu`)."""
 
     rate: float
     cpu_per_job: float
+    own_cpu_per_job: float
 
 
 def measure(peer: Peer, n: int) -> Measured:
@@ -151,16 +166,17 @@ def measure(peer: Peer, n: int) -> Measured:
         peer.start()
         peer.submit(0, 1)  # warm: the workers are up, connected and idle
         peer.wait(1, deadline)
-        cpu = machine_cpu()
+        pids = [proc.pid for proc in peer.workers]
+        cpu, own = machine_cpu(), snapshot(pids, peer.servers())
         started = time.perf_counter()
         peer.submit(1, n)
         peer.wait(n + 1, deadline)
         elapsed = time.perf_counter() - started
-        cpu = machine_cpu() - cpu
+        cpu, own_cpu = machine_cpu() - cpu, spent(own, snapshot(pids, peer.servers()))
         if sorted(peer.done()) != list(range(n + 1)):
             raise RuntimeError(f"{peer.label}: some job ran twice or not at all")
     finally:
         with contextlib.suppress(Exception):
             peer.stop()
         peer.cleanup()
-    return Measured(n / elapsed, cpu / n)
+    return Measured(n / elapsed, cpu / n, own_cpu / n)

@@ -3,9 +3,10 @@ database of its own (its schema applied, the database dropped at the end)."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import contextlib
 
-from benchmarks.peers import BIN, PG, Peer
+from benchmarks.peers import BIN, PG, Peer, pg_database
+from benchmarks.peers.cpu import pg_backends
 
 
 class ProcrastinatePeer(Peer):
@@ -18,21 +19,22 @@ class ProcrastinatePeer(Peer):
     )
 
     def start(self) -> None:
-        import psycopg
         from procrastinate import App, PsycopgConnector
 
-        self.database = f"bench_procrastinate_{self.tag}"
-        with psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {self.database}")
-        url = urlunsplit(urlsplit(PG)._replace(path=f"/{self.database}"))
+        self.stack = contextlib.ExitStack()
+        self.database, url = self.stack.enter_context(pg_database("bench_procrastinate"))
         self.app = App(connector=PsycopgConnector(conninfo=url))
         self.app.open()
+        self.stack.callback(self.app.close)
         self.app.schema_manager.apply_schema()
         self.spawn(
             [str(BIN / "procrastinate"), "--app", "benchmarks.peers.procrastinate_app.app",
              "--log-level", "warning", "worker", "--concurrency", "2"],
             {"STOCKADE_PEER_PG": url},
         )  # fmt: skip
+
+    def servers(self) -> list[int]:
+        return pg_backends(PG, self.database)
 
     def submit(self, first: int, count: int) -> None:
         records = str(self.effects)
@@ -41,10 +43,5 @@ class ProcrastinatePeer(Peer):
         )
 
     def cleanup(self) -> None:
-        import psycopg
-
-        if hasattr(self, "app"):
-            self.app.close()
-        if hasattr(self, "database"):
-            with psycopg.connect(PG, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
+        if hasattr(self, "stack"):
+            self.stack.close()

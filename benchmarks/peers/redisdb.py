@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.peers import Peer, redis_db
+from benchmarks.peers.cpu import redis_servers
 
 
 def flush(db: int) -> None:
@@ -40,6 +41,9 @@ class RedisPeer(Peer):
     @property
     def url(self) -> str:
         return redis_db(self.db)
+
+    def servers(self) -> list[int]:
+        return redis_servers()
 
     def close(self) -> None:
         """Close the benchmark's own client, if it made one."""
