@@ -48,6 +48,25 @@ def test_a_peer_runs_each_job_once_and_cleans_up(peer: type[Peer], tmp_path: Pat
     assert _databases() == before
 
 
+def test_a_failed_run_still_stops_its_workers_and_cleans_up(tmp_path: Path) -> None:
+    ready = [p for p in PEERS if issubclass(p, RedisPeer) and not p.available()]
+    if not ready:
+        pytest.skip("no Redis peer installed")
+
+    class Failing(ready[0]):  # type: ignore[valid-type,misc]
+        def submit(self, first: int, count: int) -> None:
+            super().submit(first, count)
+            raise RuntimeError("the submit failed half-way")
+
+    run = Failing(tmp_path)
+    with pytest.raises(RuntimeError, match="half-way"):
+        measure(run, N)
+    assert run.workers
+    assert all(proc.poll() is not None for proc in run.workers)
+    with redis.Redis.from_url(run.url) as client:
+        assert client.dbsize() == 0
+
+
 def test_the_table_compares_stockade_with_the_peers(tmp_path: Path) -> None:
     # RQ's workers start and stop fastest; any other installed peer will do.
     ready = sorted((p for p in PEERS if not p.available()), key=lambda p: p.name != "rq")

@@ -9,7 +9,7 @@ records, so a peer is timed from its submit to its last job's side effect,
 and checked to have run each job exactly once.
 
 The peers' modules import their package only when started, so a missing
-package is reported by :func:`available`, not as an import error.
+package is reported by :meth:`Peer.available`, not as an import error.
 """
 
 from __future__ import annotations
@@ -32,14 +32,17 @@ from benchmarks.peers.effect import RECORD
 
 __all__ = ["PG", "REDIS", "Measured", "Peer", "measure", "pg_database", "redis_db"]
 
-#: The Redis server; each peer takes a database of its own on it (see ``DB``).
+#: The Redis server; each peer takes a database of its own on it
+#: (:class:`benchmarks.peers.redisdb.RedisPeer`), whatever this URL's is.
 REDIS = os.environ.get("STOCKADE_BENCH_REDIS", "redis://127.0.0.1:6379/15")
-#: The benchmark's PostgreSQL server (a database or schema of its own per peer).
+#: The benchmark's PostgreSQL server (a database of its own per run).
 PG = os.environ.get("STOCKADE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 #: The whole run, start to end, may take this long (seconds).
 TIMEOUT = 600.0
 #: The Python the workers run in: the benchmark's own (its venv's scripts).
 BIN = Path(sys.executable).parent
+#: Where the workers import the peers' apps from.
+REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def redis_db(db: int) -> str:
@@ -109,10 +112,10 @@ class Peer(abc.ABC):
 
     def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
         """Start one worker process in the work directory, quietly."""
+        path = os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))
         self.workers.append(subprocess.Popen(
             argv, cwd=self.work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent.parent),
-                     **(env or {})),
+            env=dict(os.environ, PYTHONPATH=path, **(env or {})),
         ))  # fmt: skip
 
     def stop(self) -> None:
