@@ -366,6 +366,8 @@ def compare(n: int, rounds: int, work: Path, systems: Sequence[str] = SYSTEMS) -
         f"clock from the submit to the last completion; {len(results)} round(s), medians; "
         "whole-machine CPU includes whatever else the machine ran meanwhile"
     )
+    if "xargs" in _machine:
+        common += f"; xargs {_note('xargs')}"
     if rows:
         rows[0].note = f"{common}. {rows[0].note}" if rows[0].note else common
     return rows
