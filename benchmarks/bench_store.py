@@ -31,7 +31,8 @@ claim index) with 100 and with 100,000 queued jobs; target: no slower with
 the long queue (ratio <= 1.5 allows for noise).
 
 PostgreSQL comes from ``$STOCKADE_BENCH_PG`` (default the local server,
-database ``test``), in a schema of its own dropped afterwards; Redis from
+database ``test``): a database of its own for each end-to-end run, a schema
+of its own for each claim-latency store, dropped afterwards; Redis from
 ``$STOCKADE_BENCH_REDIS`` (default ``redis://127.0.0.1:6379/15``; each peer
 takes a database of its own on that server and flushes it). A missing
 server or package makes its rows ERROR rows, not a crash of the whole run.
