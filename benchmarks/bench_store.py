@@ -1,53 +1,82 @@
-"""Durable jobs end to end: submit → ``stockade worker`` → recorded result.
+"""Durable jobs end to end: submit → worker → every completion recorded,
+stockade against xargs and four other job queues.
 
 2,000 ``/bin/true`` jobs are queued in one ``submit`` transaction and run by
-a ``stockade worker --slots 2`` process (started and idle before the clock
-starts), until the store holds 2,000 succeeded jobs. Once on SQLite, once
-on PostgreSQL. Baselines in the same run: ``xargs -P2 -n1 /bin/true`` (no
-durability at all) and Celery 5 with a local Redis broker and result
-backend, 2 prefork processes, each task running ``/bin/true`` with
-``subprocess.run``. Targets (issue 4): SQLite >= 0.5 of xargs (the project's
-goal is 0.7) and >= 3x Celery.
+a ``stockade worker --slots 2`` process (started, warmed by one job and
+idle before the clock starts, as each peer is), until the store holds
+2,000 more succeeded jobs. Once on SQLite, once
+on PostgreSQL. Baselines in the same round: ``xargs -P2 -n1 /bin/true`` (no
+durability at all), and the peers of :mod:`benchmarks.peers` (Celery 5,
+Dramatiq 2 with its default prefetch and with 16, procrastinate 3, RQ), each
+with 2 worker processes or slots, each job running ``/bin/true`` as a
+subprocess and leaving a record that is counted. Targets (issues 4 and 20):
+SQLite >= 0.8 of xargs, >= 3x Celery and >= 1.2x tuned Dramatiq;
+PostgreSQL >= 3x Celery, >= 1x tuned Dramatiq and >= 3x procrastinate.
 
-The four take turns in rounds (3, or 1 with ``--quick``), each in a fresh
-store and worker; figures are medians over the rounds and each ratio is the
-median of the rounds' own ratios, so a burst of load elsewhere on a shared
-machine hits both sides of a ratio alike. The note gives the worker's CPU
-time per job (its own and its children's, i.e. the jobs'), which moves less
-with the load than jobs/s does.
+The worker polls an idle store every second (``--poll 1s``), as Dramatiq's
+workers and Celery's BRPOP do; new work wakes all of them sooner. The same
+worker with ``--poll 0.05`` is measured too (SQLite), which shows what the
+setting is worth.
+
+All take turns in rounds (``$STOCKADE_BENCH_ROUNDS``, 5 by default, 1 with
+``--quick``, 400 jobs), each in a fresh store and worker; figures are medians
+over the rounds and each ratio is the median of the rounds' own ratios, so a
+burst of load elsewhere on a shared machine hits both sides of a ratio
+alike. The notes give each system's whole-machine CPU per job (its broker
+or database included) and stockade's worker's own CPU per job, which move
+less with the load than jobs/s do.
 
 Claim latency: median time of one claim (``UPDATE … RETURNING`` over the
 claim index) with 100 and with 100,000 queued jobs; target: no slower with
 the long queue (ratio <= 1.5 allows for noise).
 
 PostgreSQL comes from ``$STOCKADE_BENCH_PG`` (default the local server,
-database ``test``), in a schema of its own dropped afterwards; Redis from
-``$STOCKADE_BENCH_REDIS`` (default ``redis://127.0.0.1:6379/15``). A missing
-server makes its rows ERROR rows, not a crash of the whole run.
+database ``test``): a database of its own for each end-to-end run, a schema
+of its own for each claim-latency store, dropped afterwards; Redis from
+``$STOCKADE_BENCH_REDIS`` (default ``redis://127.0.0.1:6379/15``; each peer
+takes a database of its own on that server and flushes it). A missing
+server or package makes its rows ERROR rows, not a crash of the whole run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
-import textwrap
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from benchmarks import BIN, Row, progress
+from benchmarks.peers import PG, REDIS, Peer, measure, pg_database
+from benchmarks.peers.celery_peer import CeleryPeer
+from benchmarks.peers.cpu import machine_cpu, pg_backends, snapshot, spent
+from benchmarks.peers.dramatiq_peer import DramatiqPeer, TunedDramatiqPeer
+from benchmarks.peers.procrastinate_peer import ProcrastinatePeer
+from benchmarks.peers.redisdb import persistence
+from benchmarks.peers.rq_peer import RqPeer
 
-PG = os.environ.get("STOCKADE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("STOCKADE_BENCH_REDIS", "redis://127.0.0.1:6379/15")
-XARGS_SHARE = 0.5
-CELERY_TIMES = 3.0
+__all__ = ["PEERS", "REDIS", "compare", "pg_schema", "run"]
+
+#: The other job queues, in the order they run in a round.
+PEERS: tuple[type[Peer], ...] = (
+    CeleryPeer, DramatiqPeer, TunedDramatiqPeer, ProcrastinatePeer, RqPeer,
+)  # fmt: skip
+#: Every contender of a round, stockade's first.
+SYSTEMS = ("sqlite", "sqlite-poll", "postgresql", "xargs", *(p.name for p in PEERS))
+XARGS_SHARE = 0.8
+#: (stockade's store, peer) -> how many times the peer's jobs/s it must reach.
+TARGETS = {
+    ("sqlite", "celery"): 3.0, ("postgresql", "celery"): 3.0,
+    ("sqlite", "dramatiq16"): 1.2, ("postgresql", "dramatiq16"): 1.0,
+    ("postgresql", "procrastinate"): 3.0,
+}  # fmt: skip
+#: The worker's idle poll, as the peers' (seconds); and the short one it is compared with.
+POLL, SHORT_POLL = 1.0, 0.05
 
 
 @contextlib.contextmanager
@@ -106,16 +135,20 @@ def _cpu(pid: int) -> tuple[float, float]:
 
 
 _cpu_per_job: dict[str, list[tuple[float, float]]] = {}
+#: System -> per round, CPU seconds per job: the whole machine's, the run's own processes'.
+_machine: dict[str, list[tuple[float, float]]] = {}
 
 
-def _stockade(url: str, n: int, work: Path, kind: str = "") -> float:
+def _stockade(
+    url: str, n: int, work: Path, kind: str, poll: float = POLL, database: str = ""
+) -> float:
     """Jobs/s from submit to the last recorded result, worker already idle."""
     from stockade.store import open_store
 
     store = open_store(url)
     env = dict(os.environ, STOCKADE_DATABASE_URL=url, STOCKADE_DATA_DIR=str(work))
     worker = subprocess.Popen(
-        [str(BIN / "stockade"), "worker", "--slots", "2", "--poll", "0.05", "-q"],
+        [str(BIN / "stockade"), "worker", "--slots", "2", "--poll", str(poll), "-q"],
         env=env, cwd=work, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -124,8 +157,17 @@ def _stockade(url: str, n: int, work: Path, kind: str = "") -> float:
             if time.monotonic() > deadline or worker.poll() is not None:
                 raise RuntimeError("the worker did not start")
             time.sleep(0.05)
-        time.sleep(0.3)
-        cpu_before = _cpu(worker.pid)
+        # Warm, as each peer is: one job through before the clock starts (a
+        # fresh worker's first job took 0.5 s, its later ones 10-30 ms).
+        _queue(store, 1)
+        deadline = time.monotonic() + 60
+        while _unfinished(store):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the warm-up job did not run")
+            time.sleep(0.01)
+        servers = (lambda: pg_backends(PG, database)) if database else list
+        cpu_before, machine = _cpu(worker.pid), machine_cpu()
+        ours = snapshot([worker.pid], servers())
         started = time.perf_counter()
         _queue(store, n)
         while (left := _unfinished(store)) > 0:
@@ -135,11 +177,13 @@ def _stockade(url: str, n: int, work: Path, kind: str = "") -> float:
             # only (ix_jobs_task_state), often only near the end.
             time.sleep(0.01 if left < 200 else 0.05)
         elapsed = time.perf_counter() - started
-        if store.queries.count_by_state("true").get("succeeded", 0) != n:
+        machine, ours_cpu = machine_cpu() - machine, spent(ours, snapshot([worker.pid], servers()))
+        if store.queries.count_by_state("true").get("succeeded", 0) != n + 1:
             raise RuntimeError("not every job succeeded")
         cpu_after = _cpu(worker.pid)
         own, jobs = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
         _cpu_per_job.setdefault(kind, []).append((own / n, jobs / n))
+        _machine.setdefault(kind, []).append((machine / n, ours_cpu / n))
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
@@ -148,53 +192,24 @@ def _stockade(url: str, n: int, work: Path, kind: str = "") -> float:
 
 
 def _xargs(n: int) -> float:
+    def used() -> float:  # this process's CPU and its reaped children's: xargs and its jobs
+        times = os.times()
+        return times.user + times.system + times.children_user + times.children_system
+
+    machine, ours = machine_cpu(), used()
     started = time.perf_counter()
     subprocess.run(["xargs", "-P2", "-n1", "/bin/true"], input=b"x\n" * n, check=True)
-    return n / (time.perf_counter() - started)
-
-
-_CELERY_APP = """
-import subprocess
-from celery import Celery
-
-app = Celery("stockade_bench", broker={redis!r}, backend={redis!r})
-app.conf.task_default_queue = {queue!r}
-app.conf.worker_hijack_root_logger = False
-
-@app.task
-def true():
-    return subprocess.run(["/bin/true"]).returncode
-"""
-
-
-def _celery(n: int, work: Path) -> float:
-    """Jobs/s of Celery 5 (Redis broker and backend, 2 prefork processes)."""
-    tag = uuid.uuid4().hex[:8]
-    queue, module = f"stockade-bench-{tag}", f"stockade_bench_app_{tag}"  # one per round
-    (work / f"{module}.py").write_text(
-        textwrap.dedent(_CELERY_APP.format(redis=REDIS, queue=queue))
-    )
-    if str(work) not in sys.path:
-        sys.path.insert(0, str(work))
-    bench = importlib.import_module(module)
-    from celery import group
-
-    worker = subprocess.Popen(
-        [str(BIN / "celery"), "-A", module, "worker", "-c", "2", "-P", "prefork",
-         "--loglevel=warning", "-Q", queue, "--without-gossip", "--without-mingle"],
-        cwd=work, env=dict(os.environ, C_FORCE_ROOT="1"), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        bench.true.delay().get(timeout=60)  # warm: the worker is up and connected
-        started = time.perf_counter()
-        group(bench.true.s() for _ in range(n))().get(timeout=600)
-        elapsed = time.perf_counter() - started
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
-        bench.app.close()
+    elapsed = time.perf_counter() - started
+    _machine.setdefault("xargs", []).append(((machine_cpu() - machine) / n, (used() - ours) / n))
     return n / elapsed
+
+
+def _peer(peer: type[Peer], n: int, work: Path) -> float:
+    if why := peer.available():
+        raise RuntimeError(why)
+    measured = measure(peer(work), n)
+    _machine.setdefault(peer.name, []).append((measured.cpu_per_job, measured.own_cpu_per_job))
+    return measured.rate
 
 
 def _claim_latency(urls: dict[int, str], samples: int = 200) -> dict[int, float]:
@@ -228,50 +243,74 @@ def _median_ratio(rounds: list[dict[str, float]], ours: str, base: str) -> float
     return statistics.median(ratios) if ratios else None
 
 
-def _end_to_end(n: int, rounds: list[dict[str, float]]) -> list[Row]:
+def _labels() -> dict[str, str]:
+    return {
+        "sqlite": "stockade, SQLite (2 slots)",
+        "sqlite-poll": f"  stockade, SQLite, --poll {SHORT_POLL} (vs --poll {POLL:.0f}s)",
+        "postgresql": "stockade, PostgreSQL (2 slots)",
+        **{p.name: p.label for p in PEERS},
+    }
+
+
+def _end_to_end(n: int, rounds: list[dict[str, float]], systems: Sequence[str]) -> list[Row]:
+    """One row per system against xargs, then stockade's against each peer."""
     rates = {
         name: statistics.median(values)
-        for name in ("sqlite", "postgresql", "xargs", "celery")
+        for name in systems
         if (values := [r[name] for r in rounds if name in r])
     }
-    xargs, celery = rates.get("xargs"), rates.get("celery")
+    labels, xargs = _labels(), rates.get("xargs")
     rows = []
-    for kind in ("sqlite", "postgresql"):
-        ours = rates.get(kind)
-        if ours is None:
-            rows.append(Row(f"submit->worker->result x{n} ({kind})", "-", error=rates_error(kind)))
+    for name in (s for s in systems if s != "xargs"):
+        label = f"{labels[name]} x{n}"
+        if name not in rates:
+            rows.append(Row(label, "-", error=rates_error(name)))
             continue
-        share = _median_ratio(rounds, kind, "xargs")
-        if xargs and share is not None:
-            ok = share >= XARGS_SHARE if kind == "sqlite" else None
+        base, ratio = f"{xargs or 0:.0f} jobs/s (xargs -P2)", _median_ratio(rounds, name, "xargs")
+        if name == "sqlite-poll":
+            base, ratio = (
+                f"{rates.get('sqlite', 0):.0f} jobs/s",
+                _median_ratio(rounds, name, "sqlite"),
+            )
+        target = f">= {XARGS_SHARE}" if name == "sqlite" else "-"
+        ok = None if name != "sqlite" or ratio is None else ratio >= XARGS_SHARE
+        rows.append(Row(label, f"{rates[name]:.0f} jobs/s", base, ratio, target, ok,
+                        note=_note(name)))  # fmt: skip
+    for kind in ("sqlite", "postgresql"):
+        for peer in (p.name for p in PEERS if p.name in systems):
+            times = _median_ratio(rounds, kind, peer)
+            if times is None:
+                continue
+            want = TARGETS.get((kind, peer))
             rows.append(Row(
-                f"submit->worker->result x{n} ({kind}, 2 slots)", f"{ours:.0f} jobs/s",
-                f"{xargs:.0f} jobs/s (xargs -P2)", share,
-                f">= {XARGS_SHARE}" if kind == "sqlite" else "-", ok, note=_cpu_note(kind),
+                f"  {kind} vs {labels[peer].split(' (')[0]}", f"{rates[kind]:.0f} jobs/s",
+                f"{rates[peer]:.0f} jobs/s", times, "-" if want is None else f">= {want}",
+                None if want is None else times >= want,
             ))  # fmt: skip
-        times = _median_ratio(rounds, kind, "celery")
-        if celery and times is not None:
-            rows.append(Row(
-                f"  vs Celery 5 + Redis ({kind})", f"{ours:.0f} jobs/s",
-                f"{celery:.0f} jobs/s (celery -c2)", times, f">= {CELERY_TIMES}",
-                times >= CELERY_TIMES,
-            ))  # fmt: skip
-    if celery is None:
-        rows.append(Row("Celery 5 + Redis baseline", "-", error=rates_error("celery")))
     return rows
 
 
-def _cpu_note(kind: str) -> str:
-    samples = _cpu_per_job.get(kind)
-    if not samples:
-        return ""
-    own = statistics.median(s[0] for s in samples) * 1e3
-    jobs = statistics.median(s[1] for s in samples) * 1e3
-    return (
-        f"worker CPU {own:.2f} ms/job of its own (with its store process), "
-        f"{jobs:.2f} ms/job in the jobs; "
-        f"medians of {len(samples)} round(s)"
-    )
+def _note(name: str) -> str:
+    """Where a system's figure comes from: CPU per job, and what is fair."""
+    parts = []
+    if machine := _machine.get(name):
+        whole = statistics.median(m[0] for m in machine) * 1e3
+        own = statistics.median(m[1] for m in machine) * 1e3
+        parts.append(f"CPU/job: whole machine {whole:.2f} ms, its own processes {own:.2f} ms")
+    if samples := _cpu_per_job.get(name):
+        own = statistics.median(s[0] for s in samples) * 1e3
+        jobs = statistics.median(s[1] for s in samples) * 1e3
+        parts.append(f"worker {own:.2f} ms/job of its own (with its store process), "
+                     f"{jobs:.2f} ms/job in the jobs")  # fmt: skip
+    peer = next((p for p in PEERS if p.name == name), None)
+    if peer is not None:
+        parts.append(peer.notes)
+    elif name in ("sqlite", "postgresql"):
+        parts.append(
+            "stores every job, attempt and result durably; submits all in one transaction; "
+            f"the idle worker polls every {POLL:.0f} s and is woken by new work"
+        )
+    return "; ".join(parts)
 
 
 _errors: dict[str, str] = {}
@@ -290,28 +329,57 @@ def _measure(name: str, func: object, *args: object) -> float | None:
         return None
 
 
-def _round(n: int, work: Path, index: int) -> dict[str, float]:
+def _round(n: int, work: Path, index: int, systems: Sequence[str]) -> dict[str, float]:
     """One turn of each contender; their jobs/s (a failed one is left out)."""
     rates: dict[str, float] = {}
-    progress(f"round {index}: stockade on SQLite, {n} x /bin/true")
-    db = f"sqlite:///{work}/e2e-{index}.db"
-    if (rate := _measure("sqlite", _stockade, db, n, work, "sqlite")) is not None:
-        rates["sqlite"] = rate
-    progress(f"round {index}: stockade on PostgreSQL, {n} x /bin/true")
-    with contextlib.ExitStack() as stack:
-        try:
-            url = stack.enter_context(pg_schema())
-        except Exception as exc:
-            _errors["postgresql"] = f"no PostgreSQL at {PG}: {exc}"
+    peers = {p.name: p for p in PEERS}
+    for name in systems:
+        progress(f"round {index}: {name}, {n} x /bin/true")
+        rate: float | None
+        if name in ("sqlite", "sqlite-poll"):
+            db = f"sqlite:///{work}/e2e-{index}-{name}.db"
+            poll = SHORT_POLL if name == "sqlite-poll" else POLL
+            rate = _measure(name, _stockade, db, n, work, name, poll)
+        elif name == "postgresql":
+            rate = _measure(name, _stockade_pg, n, work)
+        elif name == "xargs":
+            rate = _xargs(n)
         else:
-            if (rate := _measure("postgresql", _stockade, url, n, work, "postgresql")) is not None:
-                rates["postgresql"] = rate
-    progress(f"round {index}: xargs -P2, {n} x /bin/true")
-    rates["xargs"] = _xargs(n)
-    progress(f"round {index}: Celery 5 + Redis, {n} x /bin/true")
-    if (rate := _measure("celery", _celery, n, work)) is not None:
-        rates["celery"] = rate
+            rate = _measure(name, _peer, peers[name], n, work)
+        if rate is not None:
+            rates[name] = rate
     return rates
+
+
+def _stockade_pg(n: int, work: Path) -> float:
+    """On a database of its own, so its backends' CPU time is the run's."""
+    with pg_database("stk_bench") as (database, url):
+        return _stockade(url, n, work, "postgresql", database=database)
+
+
+def _rounds() -> int:
+    return int(os.environ.get("STOCKADE_BENCH_ROUNDS", "5"))
+
+
+def compare(n: int, rounds: int, work: Path, systems: Sequence[str] = SYSTEMS) -> list[Row]:
+    """``rounds`` interleaved rounds of ``n`` jobs on each of ``systems``; the
+    table's rows, the first carrying the fairness notes that hold for all."""
+    results = [_round(n, work, i + 1, systems) for i in range(rounds)]
+    rows = _end_to_end(n, results, systems)
+    try:
+        redis = persistence()
+    except Exception as exc:
+        redis = f"Redis unreachable ({type(exc).__name__})"
+    common = (
+        f"{redis}; every system runs 2 jobs at a time, each job a /bin/true subprocess; "
+        f"clock from the submit to the last completion; {len(results)} round(s), medians; "
+        "whole-machine CPU includes whatever else the machine ran meanwhile"
+    )
+    if "xargs" in _machine:
+        common += f"; xargs {_note('xargs')}"
+    if rows:
+        rows[0].note = f"{common}. {rows[0].note}" if rows[0].note else common
+    return rows
 
 
 def run(quick: bool) -> list[Row]:
@@ -321,8 +389,7 @@ def run(quick: bool) -> list[Row]:
         work = Path(tmp)
         # Five rounds: a run's jobs/s moved by 10-15% with the VM's load on
         # 2026-12-03, and the median of three ratios still tipped either way.
-        rounds = [_round(n, work, i + 1) for i in range(1 if quick else 5)]
-        rows = _end_to_end(n, rounds)
+        rows = compare(n, 1 if quick else _rounds(), work)
         for kind in ("sqlite", "postgresql"):
             rows += _latency_rows(kind, work, big)
     return rows
