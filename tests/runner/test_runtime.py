@@ -180,3 +180,14 @@ def test_the_output_file_in_place_is_read_from_its_start_and_bounded(
     with pytest.raises(OutputError, match="is a FIFO"):
         again.read_output()
     again.remove()
+
+
+def test_a_directory_made_at_a_path_is_removed_at_the_end_never_used_again(base: Path) -> None:
+    # Reattach keeps an attempt's directory in its spool: it outlives the
+    # worker, so no later attempt of this process may be handed it.
+    kept = Runtime.at(base / "job-1.run")
+    with open(kept.output, "a") as out:
+        out.write("version=1.4\n")
+    assert runtime.read_output(kept.path) == "version=1.4\n"  # also by a later process
+    kept.recycle()
+    assert _pooled(base) == [] and not kept.path.exists()

@@ -36,8 +36,8 @@ from stockade.runner.commands import CommandEffects
 from stockade.runner.events import Event, Sink, dropped_output, wants
 from stockade.runner.hostenv import NAMED_SECRET_MIN, base_env, inherited, named_secret
 from stockade.runner.inputs import prepare
-from stockade.runner.outputs import base_outputs, read_output_file
-from stockade.runner.protocol import ProtocolParser, parse_output_file
+from stockade.runner.outputs import job_outputs, read_output_file
+from stockade.runner.protocol import ProtocolParser
 from stockade.runner.redact import Masker
 from stockade.runner.result import Outcome, Result, classify, ended_because
 from stockade.runner.runtime import Runtime, acquire
@@ -195,11 +195,16 @@ class _Attempt:
         log_path = None
         if self.log_file:
             log_path = self.data_dir / "logs" / f"{self.job_id}.{self.spec.attempt}.jsonl"
+        spool = None
+        if self.spec.spool_dir is not None:
+            spool = os.path.join(self.spec.spool_dir, f"{self.job_id}-{self.spec.attempt}")
         try:
             private_dir(self.data_dir)
             if log_path is not None:
                 private_dir(log_path.parent)
-            runtime = acquire(self.data_dir)
+            # A spooled attempt's runtime directory is kept with its spool: a
+            # worker that takes the job over reads its output file there.
+            runtime = acquire(self.data_dir) if spool is None else Runtime.at(Path(spool + ".run"))
         except OSError as exc:
             raise UsageError(f"cannot use data directory {str(self.data_dir)!r}: {exc}") from exc
         owned = self.sandbox is None
@@ -220,11 +225,7 @@ class _Attempt:
                 runtime_dirs=[str(runtime.path)],
                 hidden_dirs=[str(self.data_dir)],
                 fresh_workspace=self.made is not None,
-                spool=(
-                    None
-                    if self.spec.spool_dir is None
-                    else os.path.join(self.spec.spool_dir, f"{self.job_id}-{self.spec.attempt}")
-                ),
+                spool=spool,
             )
             with contextlib.ExitStack() as stack:
                 log = None
@@ -432,11 +433,9 @@ class _Attempt:
         outputs: dict[str, Any] = {}
         try:
             file_text, env_text = await self._read_files(runtime)
-            outputs = base_outputs(
-                self.spec, out.keeper.text(), out.keeper.truncated, succeeded, file_text
+            outputs = job_outputs(
+                self.spec, out.keeper.text(), out.keeper.truncated, succeeded, file_text, env_text
             )
-            if env_text:
-                outputs.update(parse_output_file(env_text))
         except (OutputError, ValueError) as exc:
             if succeeded:
                 result.outcome = Outcome.FAILED

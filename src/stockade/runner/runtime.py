@@ -42,6 +42,7 @@ __all__ = [
     "acquire",
     "drain",
     "make_runtime",
+    "read_output",
     "remove_runtime",
 ]
 
@@ -101,12 +102,27 @@ class Runtime:
         self._fds: tuple[int, int, int] | None = fds
         # (inode, mode, uid) of the directory, output and state file as made.
         self._made = [_identity(os.fstat(fd)) for fd in fds]
+        #: Kept for a later attempt when clean (:meth:`recycle`); not one made
+        #: by :meth:`at`, outside the bases.
+        self.reusable = True
 
     @classmethod
     def create(cls, base: Path) -> Runtime:
         """Make a new directory under ``base`` with an empty output file and
         an empty state file (OSError if it cannot be made)."""
-        path = base / f"{os.getpid()}.{next(_names)}"
+        return cls._make(base / f"{os.getpid()}.{next(_names)}")
+
+    @classmethod
+    def at(cls, path: Path) -> Runtime:
+        """Make the directory ``path`` as :meth:`create` does, never to be
+        used again: for an attempt whose directory must outlive this process
+        (reattach keeps it in the attempt's spool, where no process prunes it)."""
+        runtime = cls._make(path)
+        runtime.reusable = False
+        return runtime
+
+    @classmethod
+    def _make(cls, path: Path) -> Runtime:
         make_runtime(path)
         fds: list[int] = []
         try:
@@ -158,16 +174,7 @@ class Runtime:
         that put a symlink (to a file it may not read itself), a FIFO (which
         would block the reader) or more than ``limit`` bytes there gets a
         :class:`~stockade.errors.JobFileError`."""
-        try:
-            data = jobfile.read(
-                str(self.path), _OUTPUT, limit=limit, shown="$STOCKADE_OUTPUT",
-                where="runtime directory", symlinks=False,
-            )  # fmt: skip
-        except JobFileError as exc:
-            if exc.problem is JobFileProblem.MISSING:
-                return ""
-            raise
-        return _text(data)
+        return read_output(self.path, limit)
 
     def recycle(self) -> None:
         """Keep the directory for a later attempt if the job left it as it
@@ -175,8 +182,8 @@ class Runtime:
 
         Only for an attempt none of whose processes is left: one still
         running could write into the next attempt's files."""
-        pool = _pools.setdefault(self.path.parent, [])
-        if len(pool) < _POOL_MAX and self._clean():
+        pool = _pools.setdefault(self.path.parent, []) if self.reusable else []
+        if self.reusable and len(pool) < _POOL_MAX and self._clean():
             pool.append(self)
         else:
             self.remove()
@@ -213,6 +220,21 @@ class Runtime:
         for fd in fds or ():
             os.close(fd)
         remove_runtime(self.path)
+
+
+def read_output(path: Path, limit: int = DEFAULT_MAX_OUTPUT) -> str:
+    """The text of the output file in runtime directory ``path`` (see
+    :meth:`Runtime.read_output`); also for a directory a dead process made."""
+    try:
+        data = jobfile.read(
+            str(path), _OUTPUT, limit=limit, shown="$STOCKADE_OUTPUT",
+            where="runtime directory", symlinks=False,
+        )  # fmt: skip
+    except JobFileError as exc:
+        if exc.problem is JobFileProblem.MISSING:
+            return ""
+        raise
+    return _text(data)
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int]:
