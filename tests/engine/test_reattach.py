@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,6 +55,12 @@ def _worker(url: str, d: Path, log: str, *args: str) -> subprocess.Popen[bytes]:
 def _log_text(store: Store, job: str, attempt: int = 1) -> str:
     chunks = store.queries.logs(job, attempt=attempt)
     return "".join(c.text for c in chunks if c.stream == "stdout")
+
+
+def _taken_over(d: Path) -> Callable[[], bool]:
+    """Whether the restarted worker (logging to ``b.log``) adopted the job;
+    waited for up to a minute: a loaded machine's start-up takes seconds."""
+    return lambda: "reattached 1 job" in (d / "b.log").read_text()
 
 
 def _lines(n: int) -> str:
@@ -202,8 +209,9 @@ def test_a_sandboxed_job_runs_on_through_its_workers_restart(
 
 
 #: Prints ``start`` (and, given ``tick``, a line every 0.2 s) until stopped; a
-#: stop signal is answered on stdout and with exit code 3.
+#: stop signal is answered on stdout and with exit code 3, a dump signal on stdout.
 STOPPABLE = """trap 'echo "stopped by TERM"; exit 3' TERM
+trap 'echo dumped' QUIT
 echo start
 while :; do {tick}sleep 0.1; done
 """
@@ -215,22 +223,31 @@ def test_an_adopted_job_is_stopped_at_its_limit_as_its_first_worker_would(
 ) -> None:
     # The limit counts from the attempt's start (timeout) or its last output
     # (idle): it passes after the takeover, not before the first worker's death.
+    # The idle one has a dump signal first: it goes to the job, not the shim.
     tick = "echo tick; sleep 0.1; " if limit == "timeout" else ""
-    job = submit(store, STOPPABLE.format(tick=tick), **{limit: "8s", "kill_grace": "5s"})
+    task: dict[str, Any] = {limit: "10s", "kill_grace": "5s"}
+    if limit == "idle_timeout":
+        task["on_idle_timeout"] = {"dump": "SIGQUIT", "dump_wait": "1s"}
+    job = submit(store, STOPPABLE.format(tick=tick), **task)
     with workers() as procs:
-        procs.append(_worker(store_url, tmp_path, "a.log", "--reattach", "--lease", "10s"))
+        procs.append(_worker(store_url, tmp_path, "a.log", "--reattach", "--lease", "20s"))
         _wait(lambda: "start" in _log_text(store, job), what="the job's start")
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait(10)
-        procs.append(_worker(store_url, tmp_path, "b.log", "--reattach", "--lease", "10s"))
-        _wait(lambda: "reattached 1 job" in (tmp_path / "b.log").read_text(), what="the takeover")
+        procs.append(_worker(store_url, tmp_path, "b.log", "--reattach", "--lease", "20s"))
+        _wait(_taken_over(tmp_path), 60, "the takeover")
         _wait(lambda: store.queries.job(job).state.value != "running", what="the stop")
         assert stop(procs[1]) == 0
     (attempt,) = store.queries.attempts(job)
     assert (attempt.outcome, attempt.reason) == ("timed_out", limit)
     # The stop signal, answered, not a SIGKILL: the same ladder as before the restart.
     assert (attempt.exit_code, attempt.signal) == (3, None)
-    assert _log_text(store, job).endswith("stopped by TERM\n")
+    if limit == "timeout":
+        assert _log_text(store, job).endswith("tick\nstopped by TERM\n")
+    else:
+        assert _log_text(store, job) == "start\ndumped\nstopped by TERM\n"
+        assert attempt.result is not None
+        assert attempt.result["dump"]["signal"] == "SIGQUIT"
 
 
 #: Writes the ``file:`` output and ``$STOCKADE_OUTPUT`` while its first worker
@@ -250,12 +267,12 @@ def test_an_adopted_jobs_output_file_and_output_env_are_read(
         workdir=str(tmp_path),
     )  # fmt: skip
     with workers() as procs:
-        procs.append(_worker(store_url, tmp_path, "a.log", "--reattach"))
+        procs.append(_worker(store_url, tmp_path, "a.log", "--reattach", "--lease", "20s"))
         _wait(lambda: "ready" in _log_text(store, job), what="the job's outputs written")
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait(10)
-        procs.append(_worker(store_url, tmp_path, "b.log", "--reattach"))
-        _wait(lambda: "reattached 1 job" in (tmp_path / "b.log").read_text(), what="the takeover")
+        procs.append(_worker(store_url, tmp_path, "b.log", "--reattach", "--lease", "20s"))
+        _wait(_taken_over(tmp_path), 60, "the takeover")
         (tmp_path / "go").touch()
         _wait(lambda: store.queries.job(job).state.value == "succeeded", what="the job's end")
         assert stop(procs[1]) == 0
