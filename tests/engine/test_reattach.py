@@ -259,12 +259,12 @@ while [ ! -e {d}/go ]; do sleep 0.05; done
 """
 
 
-def test_an_adopted_jobs_output_file_and_output_env_are_read(
+def test_an_adopted_jobs_output_file_output_env_and_artifacts_are_read(
     store: Store, store_url: str, tmp_path: Path
 ) -> None:
     job = submit(
         store, OUTPUTS.format(d=tmp_path), output_format="file", output_path="out.json",
-        workdir=str(tmp_path),
+        workdir=str(tmp_path), artifacts=["out.json"],
     )  # fmt: skip
     with workers() as procs:
         procs.append(_worker(store_url, tmp_path, "a.log", "--reattach", "--lease", "20s"))
@@ -278,3 +278,6 @@ def test_an_adopted_jobs_output_file_and_output_env_are_read(
         assert stop(procs[1]) == 0
     assert [(a.attempt, a.outcome) for a in store.queries.attempts(job)] == [(1, "succeeded")]
     assert store.queries.outputs(job) == {"from": "file", "env": "set"}
+    (attempt,) = store.queries.attempts(job)
+    assert attempt.result is not None
+    assert [a["name"] for a in attempt.result["artifacts"]] == ["out.json"]

@@ -45,6 +45,8 @@ from stockade.engine.spool import Spool, spool_root
 from stockade.errors import OutputError, StockadeError
 from stockade.private import private_dir
 from stockade.reasons import Reason
+from stockade.runner.artifacts import keep_artifacts
+from stockade.runner.attempt import data_dir_for
 from stockade.runner.commands import CommandEffects
 from stockade.runner.events import Event, Sink
 from stockade.runner.hostenv import named_secret
@@ -282,6 +284,14 @@ async def _tail(
             stopping.cancel()
 
 
+def _workspace(spec: RunSpec) -> str:
+    """The adopted attempt's workspace, as the runner chose it; a task's own
+    ``workspace:`` is named after the process that made it (OutputError)."""
+    if spec.workspace is not None:
+        raise OutputError("a task workspace is not read after a takeover")
+    return os.path.abspath(spec.workdir or os.getcwd())
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
@@ -320,9 +330,7 @@ def _result(
     try:
         file_text = None
         if spec.output_format == "file":
-            if spec.workspace is not None:  # named after the dead process: not found here
-                raise OutputError("a task workspace's output file is not read after a takeover")
-            file_text = read_output_file(spec, os.path.abspath(spec.workdir or os.getcwd()))
+            file_text = read_output_file(spec, _workspace(spec))
         env_text = read_output(spool.runtime, spec.max_output)
         outputs = job_outputs(
             spec, out.keeper.text(), out.keeper.truncated, succeeded, file_text, env_text
@@ -336,6 +344,17 @@ def _result(
             )
     outputs.update(effects.outputs)
     result.outputs = masker.mask_obj(outputs)
+    if spec.artifacts:
+        try:
+            workspace = _workspace(spec)
+        except OutputError as exc:
+            if result.outcome is Outcome.SUCCEEDED:
+                result.outcome, result.reason = Outcome.FAILED, Reason.OUTPUT_ERROR
+            result.error = result.error or f"artifacts not kept: {exc}"
+        else:
+            keep_artifacts(
+                result, workspace, spec.artifacts, spec.artifact_limits, data_dir_for(spec)
+            )
     result.state = masker.mask_obj({**spec.state, **effects.state})
     result.annotations = effects.annotations
     result.streams = {stream: pipe.stats for stream, pipe in pipes.items()}

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stockade.errors import (
-    ArtifactError,
     LaunchError,
     OutputError,
     UsageError,
@@ -450,20 +449,11 @@ class _Attempt:
     async def _artifacts(self, result: Result, globs: tuple[str, ...]) -> None:
         """Keep the files matching ``globs`` (in a thread: the workspace is the
         job's); over a limit, a succeeded attempt fails with ``output_error``."""
-        from stockade.artifactstore import storage_for
-        from stockade.runner.artifacts import collect
+        from stockade.runner.artifacts import keep_artifacts
 
-        storage = storage_for(self.data_dir)
-        try:
-            found = await _in_workspace_thread(
-                collect, self.workspace, globs, self.spec.artifact_limits, storage, self.job_id
-            )
-        except (ArtifactError, OSError) as exc:
-            if result.outcome is Outcome.SUCCEEDED:
-                result.outcome, result.reason = Outcome.FAILED, Reason.OUTPUT_ERROR
-            result.error = result.error or f"artifacts not kept: {exc}"
-            return
-        result.artifacts, result.artifact_skipped = found.kept, found.skipped
+        await _in_workspace_thread(
+            keep_artifacts, result, self.workspace, globs, self.spec.artifact_limits, self.data_dir
+        )
 
     async def _read_files(self, runtime: Runtime) -> tuple[str | None, str]:
         """The ``file:`` output (None for other formats) and $STOCKADE_OUTPUT.
