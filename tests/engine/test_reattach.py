@@ -27,9 +27,11 @@ from tests.engine.test_fencing import workers
 from tests.runner.helpers import alive
 
 #: ``N`` lines, one every ``S`` seconds; its start and end noted in files
-#: (where the sandbox lets it write there) and in its output.
+#: (where the sandbox lets it write there) and in its output; an output set
+#: in ``$STOCKADE_OUTPUT`` (which the job's user, in a sandbox too, may write).
 LINES = """D={d}
 echo start >> "$D/starts" 2>/dev/null; echo start
+echo written=yes >> "$STOCKADE_OUTPUT"
 i=1
 while [ $i -le {n} ]; do echo "line $i"; sleep {s}; i=$((i+1)); done
 echo end >> "$D/ends" 2>/dev/null; echo end
@@ -205,6 +207,7 @@ def test_a_sandboxed_job_runs_on_through_its_workers_restart(
     assert _log_text(store, job) == _lines(8)  # one start, one end: it ran once
     assert not status.exists()  # recorded: its spool is gone
     assert not (tmp_path / "starts").exists()  # it ran isolated: tmp_path is not there
+    assert store.queries.outputs(job)["written"] == "yes"
     store.close()
 
 
