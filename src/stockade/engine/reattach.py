@@ -20,7 +20,10 @@ Each adopted attempt is then followed (:func:`follow`): its recorded log is
 dropped and its whole output recorded again from the spool (so every line
 is in the store exactly once, masked, within the task's head and tail
 budget, progress and ``set-output`` commands applied), then tailed until the
-status file appears, and the end recorded once, as the same attempt.
+status file appears, and the end recorded once, as the same attempt. Its
+limits and a cancel are enforced meanwhile, by the runner's stop ladder
+(:mod:`~stockade.engine.adoptstop`), and its result is the runner's: outputs
+(with the ``$STOCKADE_OUTPUT`` file in the spool), artifacts, classification.
 """
 
 from __future__ import annotations
