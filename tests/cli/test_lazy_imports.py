@@ -89,3 +89,12 @@ def test_the_full_store_still_answers_when_asked_to(
     the probe sees the difference, so the assertions above can fail."""
     monkeypatch.setenv("STOCKADE_LITE", "0")
     assert "sqlalchemy" in _loaded(["jobs"], data_dir)
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_submit_on_sqlite_imports_no_orm_or_driver(bulk: bool, data_dir: Path) -> None:
+    """`stockade submit` writes on the driver (``stockade.store.lite``); the
+    task's models are still pydantic's."""
+    (data_dir / "in.jsonl").write_text('{"n": 1}\n{"n": 2}\n')
+    args = ["submit", *(["--inputs", "in.jsonl"] if bulk else []), "--", "true"]
+    assert not _loaded(args, data_dir) & {"sqlalchemy", "alembic", "psycopg"}

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from stockade.sandbox import spoolshim
 from stockade.sandbox.registry import backend_class
 from stockade.store import Store, open_store
 from tests.engine.helpers import submit
@@ -36,6 +37,15 @@ i=1
 while [ $i -le {n} ]; do echo "line $i"; sleep {s}; i=$((i+1)); done
 echo end >> "$D/ends" 2>/dev/null; echo end
 """
+
+
+@pytest.fixture(params=["c", "python"])
+def shim(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The spool shim the workers started by the test use (both implementations)."""
+    if request.param == "c" and not os.access(spoolshim.NATIVE, os.X_OK):
+        pytest.skip("the C shim is not built here (no C compiler at install)")
+    monkeypatch.setenv("STOCKADE_NATIVE_SHIM", "1" if request.param == "c" else "0")
+    return str(request.param)
 
 
 def _wait(check: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
@@ -70,7 +80,7 @@ def _lines(n: int) -> str:
 
 
 def test_a_job_that_ends_while_no_worker_lives_is_recorded_once_by_the_restarted_one(
-    store: Store, store_url: str, tmp_path: Path
+    store: Store, store_url: str, tmp_path: Path, shim: str
 ) -> None:
     # A job that ends after the restart is the upgrade example's test, and the
     # other tests here run on SQLite: this one covers PostgreSQL (time budget).
@@ -181,7 +191,7 @@ def test_a_reattached_job_can_be_cancelled(tmp_path: Path) -> None:
     ids=["bwrap", "chroot", "chroot-ends-before"],
 )
 def test_a_sandboxed_job_runs_on_through_its_workers_restart(
-    tmp_path: Path, backend: str, ends: str
+    tmp_path: Path, backend: str, ends: str, shim: str
 ) -> None:
     """A job of an isolating slot, its shim outside the sandbox: taken over
     still running (``after``), or found ended while no worker lived (``before``)."""

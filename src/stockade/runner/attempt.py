@@ -203,7 +203,9 @@ class _Attempt:
                 private_dir(log_path.parent)
             # A spooled attempt's runtime directory is kept with its spool: a
             # worker that takes the job over reads its output file there.
-            runtime = acquire(self.data_dir) if spool is None else Runtime.at(Path(spool + ".run"))
+            runtime = (
+                acquire(self.data_dir) if spool is None else Runtime.create(Path(spool + ".run"))
+            )
         except OSError as exc:
             raise UsageError(f"cannot use data directory {str(self.data_dir)!r}: {exc}") from exc
         owned = self.sandbox is None
