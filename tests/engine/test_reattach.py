@@ -15,10 +15,12 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from stockade.sandbox import spoolshim
+from stockade.sandbox.registry import backend_class
 from stockade.store import Store, open_store
 from tests.engine.helpers import submit
 from tests.engine.procs import STOCKADE, start_worker, stop
@@ -26,9 +28,11 @@ from tests.engine.test_fencing import workers
 from tests.runner.helpers import alive
 
 #: ``N`` lines, one every ``S`` seconds; its start and end noted in files
-#: (where the sandbox lets it write there) and in its output.
+#: (where the sandbox lets it write there) and in its output; an output set
+#: in ``$STOCKADE_OUTPUT`` (which the job's user, in a sandbox too, may write).
 LINES = """D={d}
 echo start >> "$D/starts" 2>/dev/null; echo start
+echo written=yes >> "$STOCKADE_OUTPUT"
 i=1
 while [ $i -le {n} ]; do echo "line $i"; sleep {s}; i=$((i+1)); done
 echo end >> "$D/ends" 2>/dev/null; echo end
@@ -65,6 +69,12 @@ def _log_text(store: Store, job: str, attempt: int = 1) -> str:
     return "".join(c.text for c in chunks if c.stream == "stdout")
 
 
+def _taken_over(d: Path) -> Callable[[], bool]:
+    """Whether the restarted worker (logging to ``b.log``) adopted the job;
+    waited for up to a minute: a loaded machine's start-up takes seconds."""
+    return lambda: "reattached 1 job" in (d / "b.log").read_text()
+
+
 def _lines(n: int) -> str:
     return "start\n" + "".join(f"line {i}\n" for i in range(1, n + 1)) + "end\n"
 
@@ -92,25 +102,6 @@ def test_a_job_that_ends_while_no_worker_lives_is_recorded_once_by_the_restarted
     assert (tmp_path / "ends").read_text() == "end\n"
     assert [(a.attempt, a.outcome) for a in store.queries.attempts(job)] == [(1, "succeeded")]
     assert _log_text(store, job) == _lines(n)
-
-
-def test_a_bwrap_job_runs_on_through_its_workers_restart(tmp_path: Path, shim: str) -> None:
-    store_url = f"sqlite:///{tmp_path}/store.db"  # the store is the other test's business
-    store = open_store(store_url)
-    job = submit(store, LINES.format(d=tmp_path, n=20, s=0.2))  # ends after the restart
-    with workers() as procs:
-        args = ("--reattach", "--sandbox", "bwrap")
-        procs.append(_worker(store_url, tmp_path, "a.log", *args))
-        _wait(lambda: "line 2" in _log_text(store, job), what="the job's first lines")
-        procs[0].send_signal(signal.SIGKILL)
-        procs[0].wait(10)
-        time.sleep(0.5)
-        procs.append(_worker(store_url, tmp_path, "b.log", *args))
-        _wait(lambda: store.queries.job(job).state.value == "succeeded", what="the job's end")
-        assert stop(procs[1]) == 0
-    assert [(a.attempt, a.outcome) for a in store.queries.attempts(job)] == [(1, "succeeded")]
-    assert _log_text(store, job) == _lines(20)  # one start, one end: it ran once
-    store.close()
 
 
 #: Attempt 1 runs long and notes its pid; attempt 2 ends at once.
@@ -192,3 +183,114 @@ def test_a_reattached_job_can_be_cancelled(tmp_path: Path) -> None:
         assert stop(procs[1]) == 0
     assert [(a.attempt, a.outcome) for a in store.queries.attempts(job)] == [(1, "cancelled")]
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("backend", "ends"),
+    [("bwrap", "after"), ("chroot", "after"), ("chroot", "before")],
+    ids=["bwrap", "chroot", "chroot-ends-before"],
+)
+def test_a_sandboxed_job_runs_on_through_its_workers_restart(
+    tmp_path: Path, backend: str, ends: str, shim: str
+) -> None:
+    """A job of an isolating slot, its shim outside the sandbox: taken over
+    still running (``after``), or found ended while no worker lived (``before``)."""
+    usable = backend_class(backend).availability()
+    if not usable.usable:
+        pytest.skip(f"{backend} backend not usable here: {usable.reason} (fix: {usable.fix})")
+    store_url = f"sqlite:///{tmp_path}/store.db"  # the store is the first test's business
+    store = open_store(store_url)
+    job = submit(store, LINES.format(d=tmp_path, n=8, s=0.5))  # about 4 s
+    status = tmp_path / "data" / "spool" / "a" / f"{job}-1.status"
+    with workers() as procs:
+        args = ("--reattach", "--sandbox", backend)
+        procs.append(_worker(store_url, tmp_path, "a.log", *args))
+        _wait(lambda: "line 2" in _log_text(store, job), what="the job's first lines")
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(10)
+        if ends == "before":
+            _wait(status.exists, what="the job's end while no worker lives")
+        procs.append(_worker(store_url, tmp_path, "b.log", *args))
+        _wait(lambda: store.queries.job(job).state.value == "succeeded", what="the job's end")
+        assert stop(procs[1]) == 0
+    assert [(a.attempt, a.outcome) for a in store.queries.attempts(job)] == [(1, "succeeded")]
+    assert _log_text(store, job) == _lines(8)  # one start, one end: it ran once
+    assert not status.exists()  # recorded: its spool is gone
+    assert not (tmp_path / "starts").exists()  # it ran isolated: tmp_path is not there
+    assert store.queries.outputs(job)["written"] == "yes"
+    store.close()
+
+
+#: Prints ``start`` (and, given ``tick``, a line every 0.2 s) until stopped; a
+#: stop signal is answered on stdout and with exit code 3, a dump signal on stdout.
+STOPPABLE = """trap 'echo "stopped by TERM"; exit 3' TERM
+trap 'echo dumped' QUIT
+echo start
+while :; do {tick}sleep 0.1; done
+"""
+
+
+@pytest.mark.parametrize("limit", ["timeout", "idle_timeout"])
+def test_an_adopted_job_is_stopped_at_its_limit_as_its_first_worker_would(
+    store: Store, store_url: str, tmp_path: Path, limit: str
+) -> None:
+    # The limit counts from the attempt's start (timeout) or its last output
+    # (idle): it passes after the takeover, not before the first worker's death.
+    # The idle one has a dump signal first: it goes to the job, not the shim.
+    tick = "echo tick; sleep 0.1; " if limit == "timeout" else ""
+    task: dict[str, Any] = {limit: "10s", "kill_grace": "5s"}
+    if limit == "idle_timeout":
+        task["on_idle_timeout"] = {"dump": "SIGQUIT", "dump_wait": "1s"}
+    job = submit(store, STOPPABLE.format(tick=tick), **task)
+    with workers() as procs:
+        procs.append(_worker(store_url, tmp_path, "a.log", "--reattach", "--lease", "20s"))
+        _wait(lambda: "start" in _log_text(store, job), what="the job's start")
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(10)
+        procs.append(_worker(store_url, tmp_path, "b.log", "--reattach", "--lease", "20s"))
+        _wait(_taken_over(tmp_path), 60, "the takeover")
+        _wait(lambda: store.queries.job(job).state.value != "running", what="the stop")
+        assert stop(procs[1]) == 0
+    (attempt,) = store.queries.attempts(job)
+    assert (attempt.outcome, attempt.reason) == ("timed_out", limit)
+    # The stop signal, answered, not a SIGKILL: the same ladder as before the restart.
+    assert (attempt.exit_code, attempt.signal) == (3, None)
+    if limit == "timeout":
+        assert _log_text(store, job).endswith("tick\nstopped by TERM\n")
+    else:
+        assert _log_text(store, job) == "start\ndumped\nstopped by TERM\n"
+        assert attempt.result is not None
+        assert attempt.result["dump"]["signal"] == "SIGQUIT"
+
+
+#: Writes the ``file:`` output and ``$STOCKADE_OUTPUT`` while its first worker
+#: lives, then waits for ``go`` (after the takeover).
+OUTPUTS = """echo '{{"from": "file"}}' > out.json
+echo env=set >> "$STOCKADE_OUTPUT"
+echo ready
+while [ ! -e {d}/go ]; do sleep 0.05; done
+"""
+
+
+def test_an_adopted_jobs_output_file_output_env_and_artifacts_are_read(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    job = submit(
+        store, OUTPUTS.format(d=tmp_path), output_format="file", output_path="out.json",
+        workdir=str(tmp_path), artifacts=["out.json"],
+    )  # fmt: skip
+    with workers() as procs:
+        procs.append(_worker(store_url, tmp_path, "a.log", "--reattach", "--lease", "20s"))
+        _wait(lambda: "ready" in _log_text(store, job), what="the job's outputs written")
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(10)
+        procs.append(_worker(store_url, tmp_path, "b.log", "--reattach", "--lease", "20s"))
+        _wait(_taken_over(tmp_path), 60, "the takeover")
+        (tmp_path / "go").touch()
+        _wait(lambda: store.queries.job(job).state.value == "succeeded", what="the job's end")
+        assert stop(procs[1]) == 0
+    assert [(a.attempt, a.outcome) for a in store.queries.attempts(job)] == [(1, "succeeded")]
+    assert store.queries.outputs(job) == {"from": "file", "env": "set"}
+    (attempt,) = store.queries.attempts(job)
+    assert attempt.result is not None
+    assert [a["name"] for a in attempt.result["artifacts"]] == ["out.json"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from stockade.errors import OutputError
-from stockade.runner.runtime import Runtime, RuntimePool
+from stockade.runner.runtime import Runtime, RuntimePool, read_output
 
 
 @pytest.fixture
@@ -182,3 +182,16 @@ def test_the_output_file_in_place_is_read_from_its_start_and_bounded(
     with pytest.raises(OutputError, match="is a FIFO"):
         again.read_output()
     again.remove()
+
+
+def test_a_directory_of_no_pool_is_read_back_by_its_path_and_removed_at_the_end(
+    pool: RuntimePool, base: Path
+) -> None:
+    # Reattach keeps an attempt's directory in its spool, in no pool: it
+    # outlives the worker, and the worker that takes the job over reads it.
+    kept = Runtime.create(base / "job-1.run")
+    with open(kept.output, "a") as out:
+        out.write("version=1.4\n")
+    assert read_output(kept.path) == "version=1.4\n"
+    kept.recycle()
+    assert pool.kept(base) == [] and not kept.path.exists()

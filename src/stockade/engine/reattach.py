@@ -20,7 +20,10 @@ Each adopted attempt is then followed (:func:`follow`): its recorded log is
 dropped and its whole output recorded again from the spool (so every line
 is in the store exactly once, masked, within the task's head and tail
 budget, progress and ``set-output`` commands applied), then tailed until the
-status file appears, and the end recorded once, as the same attempt.
+status file appears, and the end recorded once, as the same attempt. Its
+limits and a cancel are enforced meanwhile, by the runner's stop ladder
+(:mod:`~stockade.engine.adoptstop`), and its result is the runner's: outputs
+(with the ``$STOCKADE_OUTPUT`` file in the spool), artifacts, classification.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from stockade.engine.adoptstop import Ladder, due
 from stockade.engine.execute import Running, log_writer, progress_writer, record
 from stockade.engine.jobspec import log_budget, run_spec_for
 from stockade.engine.logfields import job_fields
@@ -43,14 +48,16 @@ from stockade.engine.spool import Spool, spool_root
 from stockade.errors import OutputError, StockadeError
 from stockade.private import private_dir
 from stockade.reasons import Reason
-from stockade.runner.cancel import is_set
+from stockade.runner.artifacts import keep_artifacts
+from stockade.runner.attempt import data_dir_for
 from stockade.runner.commands import CommandEffects
 from stockade.runner.events import Event, Sink
 from stockade.runner.hostenv import named_secret
-from stockade.runner.outputs import base_outputs
+from stockade.runner.outputs import job_outputs, read_output_file
 from stockade.runner.protocol import ProtocolParser
 from stockade.runner.redact import Masker
 from stockade.runner.result import Outcome, Result, classify, ended_because
+from stockade.runner.runtime import read_output
 from stockade.runner.spec import RunSpec
 from stockade.runner.stream import OutputKeeper, StreamPipe
 from stockade.sandbox import fence
@@ -195,7 +202,9 @@ async def follow(worker: Worker, job: Running, spool: Spool) -> None:
             worker.counters.count("fenced")
             log.warning("job %s: gone without an end after the restart", claim.job_id)
             return
-        result = _result(claim, spec, ended, stop, pipes, effects, masker)
+        result = await asyncio.to_thread(
+            _result, claim, spec, ended, stop, pipes, effects, masker, spool
+        )
     finally:
         for sink in sinks:
             await sink.aclose()
@@ -207,6 +216,8 @@ async def follow(worker: Worker, job: Running, spool: Spool) -> None:
     if job.interrupt == "shutdown" and result.outcome is Outcome.CANCELLED:
         await record(worker, job, "release", reason=Reason.WORKER_SHUTDOWN)
     else:
+        if result.outcome is Outcome.TIMED_OUT:
+            worker.counters.count("timed_out")
         await record(worker, job, "finish", result=result)
     spool.remove()
     log.info(
@@ -215,42 +226,73 @@ async def follow(worker: Worker, job: Running, spool: Spool) -> None:
     )  # fmt: skip
 
 
-async def _tail(
-    spool: Spool, pipes: dict[str, StreamPipe], job: Running, spec: RunSpec, started: float
-) -> tuple[tuple[int, int] | None, Reason | None]:
-    """Feed the spool to ``pipes`` until the job ends; its status (``None``:
-    it died without one) and the stop this worker made, if any."""
-    offsets = dict.fromkeys(pipes, 0)
-    stop: Reason | None = None
+class _Reader:
+    """Feeds what the job wrote to its spool to ``pipes``, from the start."""
 
-    def read() -> list[tuple[str, bytes]]:
+    def __init__(self, spool: Spool, pipes: dict[str, StreamPipe], started: float) -> None:
+        self.spool = spool
+        self.pipes = pipes
+        self.read_to = dict.fromkeys(pipes, 0)
+        #: When the job last wrote (wall time; its start if it has not yet).
+        self.last = spool.last_output() or started
+
+    def _read(self) -> list[tuple[str, bytes]]:
         chunks = []
-        for stream in pipes:
-            while data := spool.read(stream, offsets[stream]):
-                offsets[stream] += len(data)
+        for stream in self.pipes:
+            while data := self.spool.read(stream, self.read_to[stream]):
+                self.read_to[stream] += len(data)
                 chunks.append((stream, data))
         return chunks
 
-    async def pump() -> None:  # read off the event loop, fed on it (the sinks are its)
-        for stream, data in await asyncio.to_thread(read):
-            pipes[stream].feed(data)
+    async def pump(self) -> None:
+        """Read off the event loop, feed on it (the sinks are its)."""
+        chunks = await asyncio.to_thread(self._read)
+        for stream, data in chunks:
+            self.pipes[stream].feed(data)
+        if chunks:
+            self.last = self.spool.last_output() or time.time()
 
-    while True:
-        ended = spool.status()
-        await pump()
-        if ended is not None:
-            return ended, stop
-        if not spool.shim_alive():
+    def offsets(self) -> dict[str, int]:
+        """How far each stream has been seen (where a dump begins)."""
+        return {stream: pipe.stats.bytes_seen for stream, pipe in self.pipes.items()}
+
+
+async def _tail(
+    spool: Spool, pipes: dict[str, StreamPipe], job: Running, spec: RunSpec, started: float
+) -> tuple[tuple[int, int] | None, Ladder | None]:
+    """Feed the spool to ``pipes`` until the job ends; its status (``None``:
+    it died without one) and the stop this worker made, if any (its limits
+    and a cancel: :mod:`~stockade.engine.adoptstop`)."""
+    reader = _Reader(spool, pipes, started)
+    stop: Ladder | None = None
+    stopping: asyncio.Task[None] | None = None
+    try:
+        while True:
             ended = spool.status()
-            await pump()
-            return ended, stop
-        if stop is None and is_set(job.cancel):
-            stop = Reason.CANCELLED
-            await asyncio.to_thread(_kill, spool, False)
-        elif stop is None and spec.timeout is not None and time.time() > started + spec.timeout:
-            stop = Reason.TIMEOUT
-            await asyncio.to_thread(_kill, spool, False)
-        await asyncio.sleep(POLL)
+            await reader.pump()
+            if ended is not None:
+                return ended, stop
+            if not spool.shim_alive():
+                ended = spool.status()
+                await reader.pump()
+                if stopping is not None:
+                    await stopping  # its SIGKILL: nothing of the job is left
+                return ended, stop
+            if stop is None and (why := due(spec, job.cancel, started, reader.last)) is not None:
+                stop = Ladder(spool, spec, job.cancel, why, reader.offsets)
+                stopping = asyncio.create_task(stop.run())
+            await asyncio.sleep(POLL)
+    finally:
+        if stopping is not None and not stopping.done():
+            stopping.cancel()
+
+
+def _workspace(spec: RunSpec) -> str:
+    """The adopted attempt's workspace, as the runner chose it; a task's own
+    ``workspace:`` is named after the process that made it (OutputError)."""
+    if spec.workspace is not None:
+        raise OutputError("a task workspace is not read after a takeover")
+    return os.path.abspath(spec.workdir or os.getcwd())
 
 
 def _iso(ts: float) -> str:
@@ -261,26 +303,41 @@ def _result(
     claim: Claim,
     spec: RunSpec,
     ended: tuple[int, int] | None,
-    stop: Reason | None,
+    ladder: Ladder | None,
     pipes: dict[str, StreamPipe],
     effects: CommandEffects,
     masker: Masker,
+    spool: Spool,
 ) -> Result:
+    """The attempt's result as the runner would give it (blocking: the
+    output files are read, as the runner reads them)."""
     code, signum = ended if ended is not None else (0, int(signal.SIGKILL))
     exit_code = None if signum else code
+    stop = None if ladder is None else ladder.reason
     outcome = classify(
         exit_code=exit_code, signal=signum or None, success_codes=spec.success_codes,
         retry_codes=spec.retry_codes, failure_codes=spec.failure_codes,
-        timed_out=stop is Reason.TIMEOUT, cancelled=stop is Reason.CANCELLED,
+        timed_out=stop in (Reason.TIMEOUT, Reason.IDLE_TIMEOUT),
+        cancelled=stop is Reason.CANCELLED,
     )  # fmt: skip
     reason = ended_because(stop, outcome, oom=False, signal=signum or None)
     result = Result(claim.job_id, claim.task, claim.run, outcome, reason=reason)
     result.exit_code, result.signal = exit_code, signum or None
+    if ladder is not None:
+        result.kill_method, result.killed = "cgroup", ladder.killed
+        if ladder.dump is not None:
+            result.dump = {**ladder.dump, "log": None}
     out = pipes["stdout"]
     outputs: dict[str, Any] = {}
     succeeded = outcome is Outcome.SUCCEEDED
     try:
-        outputs = base_outputs(spec, out.keeper.text(), out.keeper.truncated, succeeded, None)
+        file_text = None
+        if spec.output_format == "file":
+            file_text = read_output_file(spec, _workspace(spec))
+        env_text = read_output(spool.runtime, spec.max_output)
+        outputs = job_outputs(
+            spec, out.keeper.text(), out.keeper.truncated, succeeded, file_text, env_text
+        )
     except (OutputError, ValueError) as exc:
         if succeeded:
             result.outcome, result.reason, result.error = (
@@ -290,6 +347,17 @@ def _result(
             )
     outputs.update(effects.outputs)
     result.outputs = masker.mask_obj(outputs)
+    if spec.artifacts:
+        try:
+            workspace = _workspace(spec)
+        except OutputError as exc:
+            if result.outcome is Outcome.SUCCEEDED:
+                result.outcome, result.reason = Outcome.FAILED, Reason.OUTPUT_ERROR
+            result.error = result.error or f"artifacts not kept: {exc}"
+        else:
+            keep_artifacts(
+                result, workspace, spec.artifacts, spec.artifact_limits, data_dir_for(spec)
+            )
     result.state = masker.mask_obj({**spec.state, **effects.state})
     result.annotations = effects.annotations
     result.streams = {stream: pipe.stats for stream, pipe in pipes.items()}

@@ -1,9 +1,11 @@
 """One attempt's spool: what the spool shim keeps of a job for a restarted worker.
 
 ``DATA_DIR/spool/WORKER/JOB-ATTEMPT.{out,err,pid,status}`` (see
-:mod:`stockade.sandbox.spoolshim`, which writes them). The worker reads
-them back here: whether the shim still lives, where the job's cgroup is,
-how it ended, and its output from a byte offset. The files sit in a
+:mod:`stockade.sandbox.spoolshim`, which writes them), and the attempt's
+runtime directory ``JOB-ATTEMPT.run`` (its ``$STOCKADE_OUTPUT``, made there
+by the runner so that it outlives the worker). The worker reads them back
+here: whether the shim still lives, where the job's cgroup is, how it
+ended, when it last wrote, and its output from a byte offset. The files sit in a
 private directory, but a ``local`` job runs as the same user and could
 reach them: they are opened without following symlinks, non-blocking,
 regular files only, and read in bounded steps.
@@ -15,6 +17,8 @@ import contextlib
 import os
 import stat
 from pathlib import Path
+
+from stockade.runner.runtime import remove_runtime
 
 __all__ = ["STEP", "Spool", "spool_root"]
 
@@ -63,6 +67,26 @@ class Spool:
         text = self._read_small(".pid")
         return [] if text is None else text.split()
 
+    def shim_pid(self) -> int | None:
+        """The shim's pid as it wrote it (check :meth:`shim_alive` first)."""
+        fields = self._pid_fields()
+        return int(fields[0]) if fields and fields[0].isdigit() else None
+
+    @property
+    def runtime(self) -> Path:
+        """The attempt's runtime directory (its ``$STOCKADE_OUTPUT`` file)."""
+        return Path(self.prefix + ".run")
+
+    def last_output(self) -> float | None:
+        """When the job last wrote to stdout or stderr (the spools' mtime), if ever."""
+        times = []
+        for suffix in _STREAMS.values():
+            with contextlib.suppress(OSError):
+                info = os.lstat(f"{self.prefix}.{suffix}")
+                if stat.S_ISREG(info.st_mode) and info.st_size:
+                    times.append(info.st_mtime)
+        return max(times, default=None)
+
     def shim_alive(self) -> bool:
         """Whether the shim that wrote ``.pid`` still runs (same pid, same start time)."""
         fields = self._pid_fields()
@@ -104,3 +128,4 @@ class Spool:
         for suffix in (".out", ".err", ".pid", ".status", ".pid.tmp", ".status.tmp"):
             with contextlib.suppress(OSError):
                 os.unlink(self.prefix + suffix)
+        remove_runtime(self.runtime)

@@ -21,13 +21,16 @@ import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from stockade.artifactstore import ArtifactStorage
+from stockade.artifactstore import ArtifactStorage, storage_for
 from stockade.errors import ArtifactError, JobFileError, JobFileProblem
+from stockade.reasons import Reason
 from stockade.runner import jobfile
+from stockade.runner.result import Outcome, Result
 
-__all__ = ["DEFAULT_LIMITS", "MAX_ENTRIES", "Collected", "collect", "glob_regex"]
+__all__ = ["DEFAULT_LIMITS", "MAX_ENTRIES", "Collected", "collect", "glob_regex", "keep_artifacts"]
 
 DEFAULT_LIMITS = {"file": 100 * 1024 * 1024, "total": 1024 * 1024 * 1024, "count": 1000}
 #: Most directory entries the walk looks at (a job could make millions).
@@ -92,6 +95,22 @@ def _walk(root: str) -> Iterator[str]:
                     yield path
         except OSError:
             continue  # a directory the job made unreadable: nothing in it is collected
+
+
+def keep_artifacts(
+    result: Result, workspace: str, globs: tuple[str, ...], limits: dict[str, int], data_dir: Path
+) -> None:
+    """Keep the files of ``workspace`` matching ``globs`` in ``data_dir``'s
+    storage and name them in ``result``; over a limit, a succeeded attempt
+    fails with ``output_error``. Blocking: run it in a thread."""
+    try:
+        found = collect(workspace, globs, limits, storage_for(data_dir), result.job_id)
+    except (ArtifactError, OSError) as exc:
+        if result.outcome is Outcome.SUCCEEDED:
+            result.outcome, result.reason = Outcome.FAILED, Reason.OUTPUT_ERROR
+        result.error = result.error or f"artifacts not kept: {exc}"
+        return
+    result.artifacts, result.artifact_skipped = found.kept, found.skipped
 
 
 def collect(

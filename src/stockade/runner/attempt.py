@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stockade.errors import (
-    ArtifactError,
     LaunchError,
     OutputError,
     UsageError,
@@ -36,8 +35,8 @@ from stockade.runner.commands import CommandEffects
 from stockade.runner.events import Event, Sink, dropped_output, wants
 from stockade.runner.hostenv import NAMED_SECRET_MIN, base_env, inherited, named_secret
 from stockade.runner.inputs import prepare
-from stockade.runner.outputs import base_outputs, read_output_file
-from stockade.runner.protocol import ProtocolParser, parse_output_file
+from stockade.runner.outputs import job_outputs, read_output_file
+from stockade.runner.protocol import ProtocolParser
 from stockade.runner.redact import Masker
 from stockade.runner.result import Outcome, Result, classify, ended_because
 from stockade.runner.runtime import Runtime, acquire
@@ -195,11 +194,18 @@ class _Attempt:
         log_path = None
         if self.log_file:
             log_path = self.data_dir / "logs" / f"{self.job_id}.{self.spec.attempt}.jsonl"
+        spool = None
+        if self.spec.spool_dir is not None:
+            spool = os.path.join(self.spec.spool_dir, f"{self.job_id}-{self.spec.attempt}")
         try:
             private_dir(self.data_dir)
             if log_path is not None:
                 private_dir(log_path.parent)
-            runtime = acquire(self.data_dir)
+            # A spooled attempt's runtime directory is kept with its spool: a
+            # worker that takes the job over reads its output file there.
+            runtime = (
+                acquire(self.data_dir) if spool is None else Runtime.create(Path(spool + ".run"))
+            )
         except OSError as exc:
             raise UsageError(f"cannot use data directory {str(self.data_dir)!r}: {exc}") from exc
         owned = self.sandbox is None
@@ -220,11 +226,7 @@ class _Attempt:
                 runtime_dirs=[str(runtime.path)],
                 hidden_dirs=[str(self.data_dir)],
                 fresh_workspace=self.made is not None,
-                spool=(
-                    None
-                    if self.spec.spool_dir is None
-                    else os.path.join(self.spec.spool_dir, f"{self.job_id}-{self.spec.attempt}")
-                ),
+                spool=spool,
             )
             with contextlib.ExitStack() as stack:
                 log = None
@@ -432,11 +434,9 @@ class _Attempt:
         outputs: dict[str, Any] = {}
         try:
             file_text, env_text = await self._read_files(runtime)
-            outputs = base_outputs(
-                self.spec, out.keeper.text(), out.keeper.truncated, succeeded, file_text
+            outputs = job_outputs(
+                self.spec, out.keeper.text(), out.keeper.truncated, succeeded, file_text, env_text
             )
-            if env_text:
-                outputs.update(parse_output_file(env_text))
         except (OutputError, ValueError) as exc:
             if succeeded:
                 result.outcome = Outcome.FAILED
@@ -451,20 +451,11 @@ class _Attempt:
     async def _artifacts(self, result: Result, globs: tuple[str, ...]) -> None:
         """Keep the files matching ``globs`` (in a thread: the workspace is the
         job's); over a limit, a succeeded attempt fails with ``output_error``."""
-        from stockade.artifactstore import storage_for
-        from stockade.runner.artifacts import collect
+        from stockade.runner.artifacts import keep_artifacts
 
-        storage = storage_for(self.data_dir)
-        try:
-            found = await _in_workspace_thread(
-                collect, self.workspace, globs, self.spec.artifact_limits, storage, self.job_id
-            )
-        except (ArtifactError, OSError) as exc:
-            if result.outcome is Outcome.SUCCEEDED:
-                result.outcome, result.reason = Outcome.FAILED, Reason.OUTPUT_ERROR
-            result.error = result.error or f"artifacts not kept: {exc}"
-            return
-        result.artifacts, result.artifact_skipped = found.kept, found.skipped
+        await _in_workspace_thread(
+            keep_artifacts, result, self.workspace, globs, self.spec.artifact_limits, self.data_dir
+        )
 
     async def _read_files(self, runtime: Runtime) -> tuple[str | None, str]:
         """The ``file:`` output (None for other formats) and $STOCKADE_OUTPUT.

@@ -12,9 +12,10 @@ from typing import Any
 
 from stockade.errors import OutputError
 from stockade.runner import jobfile
+from stockade.runner.protocol import parse_output_file
 from stockade.runner.spec import RunSpec
 
-__all__ = ["base_outputs", "read_output_file"]
+__all__ = ["base_outputs", "job_outputs", "read_output_file"]
 
 
 def read_output_file(spec: RunSpec, workspace: str) -> str:
@@ -47,6 +48,23 @@ def base_outputs(
         return _as_object(_parse_json(stdout, "stdout", truncated))
     assert file_text is not None
     return _as_object(_parse_json(file_text, f"output file {spec.output_path!r}", False))
+
+
+def job_outputs(
+    spec: RunSpec,
+    stdout: str,
+    truncated: bool,
+    succeeded: bool,
+    file_text: str | None,
+    env_text: str | None,
+) -> dict[str, Any]:
+    """The format's outputs with the ``$STOCKADE_OUTPUT`` file's
+    (``env_text``) merged over them; ``set-output`` commands go on top.
+    Raises :class:`OutputError` (or ``ValueError``) for output that cannot be read."""
+    outputs = base_outputs(spec, stdout, truncated, succeeded, file_text)
+    if env_text:
+        outputs.update(parse_output_file(env_text))
+    return outputs
 
 
 def _parse_json(text: str, what: str, truncated: bool) -> Any:

@@ -45,6 +45,7 @@ __all__ = [
     "acquire",
     "drain",
     "make_runtime",
+    "read_output",
     "remove_runtime",
 ]
 
@@ -183,16 +184,7 @@ class Runtime:
         that put a symlink (to a file it may not read itself), a FIFO (which
         would block the reader) or more than ``limit`` bytes there gets a
         :class:`~stockade.errors.JobFileError`."""
-        try:
-            data = jobfile.read(
-                str(self.path), _OUTPUT, limit=limit, shown="$STOCKADE_OUTPUT",
-                where="runtime directory", symlinks=False,
-            )  # fmt: skip
-        except JobFileError as exc:
-            if exc.problem is JobFileProblem.MISSING:
-                return ""
-            raise
-        return _text(data)
+        return read_output(self.path, limit)
 
     def recycle(self) -> None:
         """Keep the directory for a later attempt if the job left it as it
@@ -238,6 +230,21 @@ class Runtime:
         for fd in fds or ():
             os.close(fd)
         remove_runtime(self.path)
+
+
+def read_output(path: Path, limit: int = DEFAULT_MAX_OUTPUT) -> str:
+    """The text of the output file in runtime directory ``path`` (see
+    :meth:`Runtime.read_output`); also for a directory a dead process made."""
+    try:
+        data = jobfile.read(
+            str(path), _OUTPUT, limit=limit, shown="$STOCKADE_OUTPUT",
+            where="runtime directory", symlinks=False,
+        )  # fmt: skip
+    except JobFileError as exc:
+        if exc.problem is JobFileProblem.MISSING:
+            return ""
+        raise
+    return _text(data)
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int]:
