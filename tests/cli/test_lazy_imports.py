@@ -89,3 +89,14 @@ def test_the_full_store_still_answers_when_asked_to(
     the probe sees the difference, so the assertions above can fail."""
     monkeypatch.setenv("STOCKADE_LITE", "0")
     assert "sqlalchemy" in _loaded(["jobs"], data_dir)
+
+
+def test_run_on_sqlite_records_without_the_orm(data_dir: Path, tmp_path: Path) -> None:
+    """``stockade run`` of a one-step pipeline records its run on the driver
+    alone (``stockade.store.literuns``): no SQLAlchemy, Alembic or psycopg."""
+    config = tmp_path / "stockade.yaml"
+    config.write_text(
+        'version: 1\npipelines:\n  one:\n    steps:\n      only:\n        run: "true"\n'
+    )
+    loaded = _loaded(["run", "-q", "-c", str(config)], data_dir)
+    assert loaded == {"click", "pydantic", "yaml", "rich"}

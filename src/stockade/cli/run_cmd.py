@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from stockade.pipeline.model import Observer
     from stockade.spec import Config
     from stockade.spec.pipeline import PipelineSpec
-    from stockade.store import Store
+    from stockade.store.literuns import RunRecording
 
 __all__ = ["RunCommandOptions", "execute_pipeline", "run_command"]
 
@@ -119,7 +119,7 @@ def execute_pipeline(
     ``rerun`` passes :class:`~stockade.engine.runs.PipelineRun`'s rerun
     arguments (``reuse``, ``source_run``, ``rerun``) for ``stockade rerun``."""
     from stockade.sandbox import fence
-    from stockade.store import open_store
+    from stockade.store.literuns import open_run_store
 
     problem = _destination_problem(options)
     if problem:
@@ -127,7 +127,7 @@ def execute_pipeline(
         return 2
     fence.start()  # the run's jobs die with this process, however it dies
     try:
-        store = open_store(options.database_url, options.data_dir)
+        store = open_run_store(options.database_url, options.data_dir)
         return asyncio.run(_execute(store, config, name, spec, options, rerun))
     except StockadeError as exc:
         click.echo(f"stockade: error: {printable(exc.message)}", err=True)
@@ -182,7 +182,7 @@ def _observer(options: RunCommandOptions) -> Observer:
 
 
 async def _execute(
-    store: Store,
+    store: RunRecording,
     config: Config,
     name: str,
     spec: PipelineSpec,

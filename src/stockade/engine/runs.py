@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from stockade.engine.jobspec import SPEC_VERSION, new_job
 from stockade.engine.logsink import StoreLogSink
@@ -41,8 +41,8 @@ from stockade.pipeline.model import Job, Observer, Reuse, Reused, RunState, Stat
 from stockade.pipeline.test2json import TestCase
 from stockade.reasons import Reason, parse_reason
 from stockade.runner.events import Event
-from stockade.store import JobState, Store
-from stockade.store.runs import HEARTBEAT, AttemptWrite, JobWrite, RunBatch, RunRecord
+from stockade.store.runrows import HEARTBEAT, AttemptWrite, JobWrite, RunBatch, RunRecord
+from stockade.store.states import JobState
 from stockade.store.states import RunState as StoredRun
 
 if TYPE_CHECKING:
@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from stockade.runner.events import Sink
     from stockade.spec import Config, TaskSpec
     from stockade.spec.pipeline import PipelineSpec
+    from stockade.store import Store
+    from stockade.store.literuns import RunRecording
 
 __all__ = ["LINGER", "POLL", "PipelineRun", "RunOptions", "RunRecorder", "reuse_for"]
 
@@ -491,7 +493,7 @@ class PipelineRun:
 
     def __init__(
         self,
-        store: Store,
+        store: RunRecording,
         config: Config,
         name: str,
         spec: PipelineSpec,
@@ -513,7 +515,9 @@ class PipelineRun:
         self.store = store
         self.own_store = own_store
         state = StoredRun.QUEUED if queued else StoredRun.RUNNING
-        self.astore = AsyncStore(store)
+        # The recorder calls only the recording's run and journal writes (and
+        # its ``db.name``): on SQLite, the driver-only one of :mod:`~stockade.store.literuns`.
+        self.astore = AsyncStore(cast("Store", store))
         self.recorder = RunRecorder(self.astore, self.run_id, config=config, stored=state)
         self.scheduler: Scheduler = Scheduler(
             config, name, spec, run_id=self.run_id, jobs=options.jobs,

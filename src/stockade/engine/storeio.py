@@ -16,14 +16,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from stockade.engine.storeproc import METHODS, StoreProcess
 from stockade.errors import StoreUnavailable
 from stockade.runner.policy import backoff_delay
 from stockade.runner.result import Result
-from stockade.store import Claim, JobState, Store
+from stockade.store import Claim, JobState
 from stockade.store.routing import Offer
+
+if TYPE_CHECKING:
+    from stockade.store import Store
 
 __all__ = ["AsyncStore", "Recorder", "wait_for_event"]
 
