@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 RUN_STAMP   := $(VENV)/.installed-run
 TEST_STAMP  := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
-SOURCES := pyproject.toml setup.py src/stockade/sandbox/_clonespawn.c src/stockade/runner/_maskscan.c
+SOURCES := pyproject.toml setup.py src/stockade/sandbox/_clonespawn.c src/stockade/runner/_maskscan.c src/stockade/sandbox/_spoolshim.c
 # Debian packages the test suite drives for real (sandbox backends; Go for
 # examples/go-tests, go-cmp's sources to run it on a real module; make, gcc for
 # examples/ports; chromium for the dashboard test; systemd for `systemd-analyze

@@ -91,6 +91,15 @@ def test_the_full_store_still_answers_when_asked_to(
     assert "sqlalchemy" in _loaded(["jobs"], data_dir)
 
 
+@pytest.mark.parametrize("bulk", [False, True])
+def test_submit_on_sqlite_imports_no_orm_or_driver(bulk: bool, data_dir: Path) -> None:
+    """`stockade submit` writes on the driver (``stockade.store.lite``); the
+    task's models are still pydantic's."""
+    (data_dir / "in.jsonl").write_text('{"n": 1}\n{"n": 2}\n')
+    args = ["submit", *(["--inputs", "in.jsonl"] if bulk else []), "--", "true"]
+    assert not _loaded(args, data_dir) & {"sqlalchemy", "alembic", "psycopg"}
+
+
 def test_run_on_sqlite_records_without_the_orm(data_dir: Path, tmp_path: Path) -> None:
     """``stockade run`` of a one-step pipeline records its run on the driver
     alone (``stockade.store.literuns``): no SQLAlchemy, Alembic or psycopg."""

@@ -16,6 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTENSIONS = ("stockade/sandbox/_clonespawn", "stockade/runner/_maskscan")
+#: The spool shim's executable (not an extension module; see setup.py).
+SHIM = "stockade/sandbox/_spoolshim"
 
 
 def _env() -> dict[str, str]:
@@ -44,7 +46,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(ROOT / name, tree / name)
     shutil.copytree(ROOT / "src", tree / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.egg-info"))  # fmt: skip
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "_spoolshim", "*.egg-info"))  # fmt: skip
     _run(sys.executable, "-m", "build", "--outdir", work / "dist", tree, cwd=work)
     return work / "dist"
 
@@ -78,10 +80,14 @@ def test_the_wheel_installs_and_runs_a_job_with_the_extension(built: Path, tmp_p
     for extension in EXTENSIONS:
         assert any(name.startswith(extension) and name.endswith(".so") for name in names)
     assert "stockade/py.typed" in names and "stockade/server/static/index.html" in names
+    assert SHIM in names
     bin_dir = _install(wheel, tmp_path / "venv")
     _runs_a_job(bin_dir, tmp_path)
     imports = "import stockade.sandbox._clonespawn, stockade.runner._maskscan"
     _run(bin_dir / "python", "-c", imports, cwd=tmp_path)
+    native = "from stockade.sandbox import spoolshim; print(spoolshim.launcher('P')[0])"
+    shim = _run(bin_dir / "python", "-c", native, cwd=tmp_path).strip()
+    assert shim.endswith(SHIM) and os.access(shim, os.X_OK), shim  # installed, executable
     assert sdist.stat().st_size > 0
 
 
@@ -91,5 +97,6 @@ def test_without_a_compiler_the_sdist_builds_the_pure_package(built: Path, tmp_p
     _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
          tmp_path / "pure", sdist, cwd=tmp_path, env=env)  # fmt: skip
     [wheel] = (tmp_path / "pure").glob("stockade-*.whl")
-    assert not [name for name in zipfile.ZipFile(wheel).namelist() if name.endswith(".so")]
+    names = zipfile.ZipFile(wheel).namelist()
+    assert not [name for name in names if name.endswith(".so")] and SHIM not in names
     _runs_a_job(_install(wheel, tmp_path / "venv"), tmp_path)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from stockade.engine.worker import Worker
 from stockade.store import Store, open_store
@@ -258,3 +259,26 @@ def test_a_job_claimed_again_before_the_clear_keeps_its_new_deadline() -> None:
         guard.apply(line)
     os.close(read)
     assert guard.next_deadline() == 200.0 + 30.0 - 3.0
+
+
+def test_a_chore_stuck_on_a_lock_does_not_hold_up_lease_renewal(pg_url: str) -> None:
+    """Housekeeping's tasks run on their own: the schedules table locked by
+    someone else stalls the chores' pass, never the renewals the fence counts
+    on (PostgreSQL: SQLite's one writer lock would stall every write alike)."""
+    store = open_store(pg_url)
+    job = submit(store, "sleep 2.5")
+    blocker = open_store(pg_url)
+
+    async def body(worker: Worker) -> None:
+        await until(lambda: state(store, job) == "running", timeout=20)
+        with blocker.db.transaction() as conn:
+            conn.execute(sa.text("LOCK TABLE schedules IN ACCESS EXCLUSIVE MODE"))
+            await until(lambda: state(store, job) == "succeeded", timeout=20)
+
+    try:
+        worker = with_worker(pg_url, body, lease=1.2)
+    finally:
+        blocker.close()
+    assert worker.counters.fenced == 0 and worker.counters.succeeded == 1
+    assert [a.outcome for a in store.queries.attempts(job)] == ["succeeded"]
+    store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -192,3 +193,21 @@ def test_a_lost_attempt_that_fails_its_job_queues_the_notification(store: Store)
     assert note["state"] == "pending" and note["attempt"] == claim.run
     (delivery,) = store.outbox.claim(10, 60.0)
     assert delivery.body["job"]["reason"] == "lease_expired"
+
+
+def test_a_dependency_failed_dependent_queues_its_notification(store: Store) -> None:
+    config = {"notify": [{"on": ["dependency_failed"], "command": ["true"]}]}
+    cfg = Config.model_validate({"tasks": {"t": {"run": "false", **config}}})
+    (a,) = store.jobs.submit([new_job("t", cfg.tasks["t"], config=cfg)])
+    b, c = (dataclasses.replace(new_job("t", cfg.tasks["t"], config=cfg), after=[a]) for _ in "bc")
+    (b_id,) = store.jobs.submit([b])
+    (c_id,) = store.jobs.submit([dataclasses.replace(c, after=[b_id])])
+    store.jobs.cancel([a])  # cancelled, not run: its dependents fail in turn
+    for job in (b_id, c_id):
+        assert store.queries.job(job).reason == "dependency_failed"
+        (note,) = store.outbox.of_job(job)
+        assert note["state"] == "pending"
+    (d_id,) = store.jobs.submit([dataclasses.replace(b, after=[c_id])])  # fails at submit
+    assert [n["state"] for n in store.outbox.of_job(d_id)] == ["pending"]
+    bodies = {d.job_id: d.body for d in store.outbox.claim(10, 60.0)}
+    assert bodies[b_id]["job"]["error"] == f"job {a} it runs after was cancelled"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from stockade.sandbox import spoolshim
 from stockade.store import Store, open_store
 from tests.engine.helpers import submit
 from tests.engine.procs import STOCKADE, start_worker, stop
@@ -32,6 +33,15 @@ i=1
 while [ $i -le {n} ]; do echo "line $i"; sleep {s}; i=$((i+1)); done
 echo end >> "$D/ends" 2>/dev/null; echo end
 """
+
+
+@pytest.fixture(params=["c", "python"])
+def shim(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The spool shim the workers started by the test use (both implementations)."""
+    if request.param == "c" and not os.access(spoolshim.NATIVE, os.X_OK):
+        pytest.skip("the C shim is not built here (no C compiler at install)")
+    monkeypatch.setenv("STOCKADE_NATIVE_SHIM", "1" if request.param == "c" else "0")
+    return str(request.param)
 
 
 def _wait(check: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
@@ -60,7 +70,7 @@ def _lines(n: int) -> str:
 
 
 def test_a_job_that_ends_while_no_worker_lives_is_recorded_once_by_the_restarted_one(
-    store: Store, store_url: str, tmp_path: Path
+    store: Store, store_url: str, tmp_path: Path, shim: str
 ) -> None:
     # A job that ends after the restart is the upgrade example's test, and the
     # other tests here run on SQLite: this one covers PostgreSQL (time budget).
@@ -84,7 +94,7 @@ def test_a_job_that_ends_while_no_worker_lives_is_recorded_once_by_the_restarted
     assert _log_text(store, job) == _lines(n)
 
 
-def test_a_bwrap_job_runs_on_through_its_workers_restart(tmp_path: Path) -> None:
+def test_a_bwrap_job_runs_on_through_its_workers_restart(tmp_path: Path, shim: str) -> None:
     store_url = f"sqlite:///{tmp_path}/store.db"  # the store is the other test's business
     store = open_store(store_url)
     job = submit(store, LINES.format(d=tmp_path, n=20, s=0.2))  # ends after the restart

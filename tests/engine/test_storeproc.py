@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -53,13 +54,14 @@ def test_a_dead_store_process_fails_its_calls_and_the_thread_takes_over(store: S
         process = StoreProcess(_url(store))
         await process.start()
         astore.process = process
-        assert process._proc is not None
-        process._proc.kill()  # as the OOM killer would
-        await asyncio.get_running_loop().run_in_executor(None, process._proc.wait)
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)  # as the OOM killer would
+        while alive(process.pid):  # dead (a zombie until close reaps it)
+            await asyncio.sleep(0.01)
         with pytest.raises(StoreUnavailable):
             await process.call("claim", "w1", 1, 30.0)
         assert not process.ready
-        claims = await astore.jobs("claim", "w1", 5, 30.0)  # on the store thread now
+        claims = await astore.claim("w1", 5, 30.0, None)  # on the store thread now
         assert {c.job_id for c in claims} == {first, second}
         assert astore.process is None
         await process.close()
@@ -102,3 +104,37 @@ def _store_child(pid: int) -> int:
                     return int(child)
         time.sleep(0.05)
     raise AssertionError("the worker started no store process")
+
+
+def test_a_store_process_that_is_behind_never_blocks_the_event_loop(store: Store) -> None:
+    """A call bigger than the socket buffer, to a child that reads nothing
+    (stopped): the loop keeps running and is what resumes the child. A
+    blocking send would hold the loop until the watchdog thread did it."""
+    resumed_by: list[str] = []
+
+    def resume(who: str, pid: int) -> None:
+        if not resumed_by:
+            resumed_by.append(who)
+        os.kill(pid, signal.SIGCONT)
+
+    async def go() -> None:
+        process = StoreProcess(_url(store))
+        await process.start()
+        assert process.pid is not None
+        watchdog = threading.Timer(15, resume, ("watchdog", process.pid))
+        try:
+            os.kill(process.pid, signal.SIGSTOP)
+            watchdog.start()
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.2, resume, "loop", process.pid)
+            huge = "w" * (8 << 20)  # far beyond any socket buffer
+            assert await process.call("claim", huge, 1, 30.0) == []  # nothing queued
+            assert await process.call("claim", "w1", 1, 30.0) == []  # in order, after it
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGCONT)
+            await process.close()
+
+    asyncio.run(go())
+    assert resumed_by == ["loop"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,6 +69,12 @@ def test_submit_wait_streams_output_warns_and_exits_as_exec(store_url: str, tmp_
         check=False,
     )
     assert proc.returncode == executed.returncode == 3, stderr
+    job_id = out.partition("\n")[0]
+    said = [line.replace(job_id, "ID") for line in stderr.splitlines() if job_id in line]
+    (exec_said,) = (
+        line for line in executed.stderr.splitlines() if line.startswith("stockade: job")
+    )
+    assert said[-1] == re.sub(r"job \S+", "job ID", exec_said) == "stockade: job ID failed (exit 3)"
 
 
 @pytest.mark.parametrize(

@@ -59,9 +59,8 @@ def test_logs_reach_the_store_while_the_job_runs(store: Store, store_url: str) -
 
     async def body(worker: Worker) -> None:
         await until(lambda: state(store, job) == "running")
-        started = time.monotonic()
-        await until(lambda: len(store.queries.logs(job)) >= 2, timeout=1.0)
-        assert time.monotonic() - started < 0.8 and state(store, job) == "running"
+        await until(lambda: len(store.queries.logs(job)) >= 2)
+        assert state(store, job) == "running"  # stored while the job sleeps, not at its end
         await until(lambda: state(store, job) == "succeeded")
 
     with_worker(store_url, body)
@@ -165,7 +164,7 @@ def test_a_claim_the_worker_never_heard_of_expires_and_is_recovered(
         # As if the answer to this worker's claim had been lost on the way:
         # the store lists the job as the worker's, the worker does not know it.
         assert [c.job_id for c in store.jobs.claim(worker.id, 1, 0.6)] == [job]
-        await until(lambda: state(store, job) == "succeeded", timeout=15)
+        await until(lambda: state(store, job) == "succeeded", timeout=40)
         outcomes = [(a.attempt, a.outcome) for a in store.queries.attempts(job)]
         assert outcomes == [(1, "lost"), (2, "succeeded")]
 
@@ -194,7 +193,8 @@ def test_a_lone_end_is_recorded_without_the_group_commit_wait(store: Store, stor
     job = submit(store, "true")
 
     async def body(worker: Worker) -> None:
-        await until(lambda: state(store, job) == "succeeded", timeout=3.0)
+        # Well under the linger, with room for a loaded machine.
+        await until(lambda: state(store, job) == "succeeded", timeout=12.0)
 
     with_worker(store_url, body, record_linger=30.0)
 

@@ -191,9 +191,8 @@ def test_runtime_directory_is_removed_and_dead_owners_are_pruned(tmp_path: Path)
     (leftover / "state.json").write_text("{}")
     mine = base / f"{os.getpid()}.999999"
     mine.mkdir()
-    runtime._bases.clear()  # a new process would start with no cache
-    try:
-        runtime.acquire(Path(os.environ["STOCKADE_DATA_DIR"])).remove()
+    try:  # a new pool, as a new process has, prunes on first use
+        runtime.RuntimePool().acquire(Path(os.environ["STOCKADE_DATA_DIR"])).remove()
         assert not leftover.exists()
         assert mine.exists()
     finally:

@@ -1,4 +1,4 @@
-"""Input and output formats exactly as DESIGN.md says."""
+"""Input and output formats exactly as docs/protocol.md and docs/config.md say."""
 
 from __future__ import annotations
 

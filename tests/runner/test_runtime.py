@@ -16,41 +16,38 @@ from pathlib import Path
 import pytest
 
 from stockade.errors import OutputError
-from stockade.runner import runtime
-from stockade.runner.runtime import Runtime
+from stockade.runner.runtime import Runtime, RuntimePool
 
 
 @pytest.fixture
-def base(tmp_path: Path) -> Iterator[Path]:
+def base(tmp_path: Path) -> Path:
     folder = tmp_path / "base"
     folder.mkdir(mode=0o700)
-    yield folder
-    for kept in runtime._pools.pop(folder, []):
-        kept.remove()
+    return folder
 
 
-def _pooled(base: Path) -> list[Runtime]:
-    return runtime._pools.get(base, [])
+@pytest.fixture
+def pool(base: Path) -> Iterator[RuntimePool]:
+    """A pool of its own that puts every data directory's attempts in ``base``."""
+    mine = RuntimePool(place=lambda _: base)
+    yield mine
+    mine.drain()
 
 
 def test_a_clean_directory_is_used_again_with_empty_output_and_new_state(
-    base: Path, tmp_path: Path
+    pool: RuntimePool, base: Path, tmp_path: Path
 ) -> None:
-    first = Runtime.create(base)
+    first = pool.acquire(tmp_path)
     first.write_state(b'{"page": "12345"}')
     with open(first.output, "a") as out:  # what a job does: append outputs
         out.write("version=1.4\n")
     (first.path / "input.json").write_text("{}")  # the input file stockade wrote
     assert first.read_output() == "version=1.4\n"
     first.recycle()
-    assert _pooled(base) == [first]
+    assert pool.kept(base) == [first]
     assert sorted(os.listdir(first.path)) == ["output.env", "state.json"]
-    runtime._bases[str(tmp_path)] = base  # as if base were tmp_path's runtime place
-    try:
-        again = runtime.acquire(tmp_path)
-    finally:
-        del runtime._bases[str(tmp_path)]
-    assert again is first and _pooled(base) == []
+    again = pool.acquire(tmp_path)
+    assert again is first and pool.kept(base) == []
     assert Path(again.output).read_text() == ""
     again.write_state(b"{}")
     assert Path(again.state).read_text() == "{}"  # shorter than before: truncated
@@ -103,18 +100,18 @@ def _input_file_as_symlink(rt: Runtime) -> None:
     ],
 )  # fmt: skip
 def test_a_directory_the_job_changed_is_removed_not_reused(
-    base: Path, tamper: Callable[[Runtime], None]
+    pool: RuntimePool, base: Path, tamper: Callable[[Runtime], None]
 ) -> None:
-    rt = Runtime.create(base)
+    rt = pool.acquire(base)
     tamper(rt)
     rt.recycle()
-    assert _pooled(base) == []
+    assert pool.kept(base) == []
     assert not rt.path.exists() and not rt.path.is_symlink()
     assert os.path.exists("/etc/hostname")  # a symlink's target is left alone
 
 
 def test_the_output_file_is_read_only_as_a_regular_file(base: Path) -> None:
-    rt = Runtime.create(base)
+    rt = Runtime.create(base / "attempt")
     try:
         _symlinked_output(rt)
         with pytest.raises(OutputError, match="a symlink"):
@@ -132,13 +129,22 @@ def test_the_output_file_is_read_only_as_a_regular_file(base: Path) -> None:
     assert not rt.path.exists()
 
 
-def test_drain_removes_the_kept_directories(base: Path) -> None:
-    kept = [Runtime.create(base) for _ in range(3)]
+def test_drain_removes_the_kept_directories(pool: RuntimePool, base: Path) -> None:
+    kept = [pool.acquire(base) for _ in range(3)]
     for rt in kept:
         rt.recycle()
-    assert len(_pooled(base)) == 3
-    runtime.drain()
-    assert _pooled(base) == [] and not any(rt.path.exists() for rt in kept)
+    assert len(pool.kept(base)) == 3
+    pool.drain()
+    assert pool.kept(base) == [] and not any(rt.path.exists() for rt in kept)
+
+
+def test_at_most_keep_directories_are_kept_the_rest_removed(base: Path) -> None:
+    pool = RuntimePool(keep=2, place=lambda _: base)
+    made = [pool.acquire(base) for _ in range(3)]
+    for rt in made:
+        rt.recycle()
+    assert pool.kept(base) == made[:2] and not made[2].path.exists()
+    pool.drain()
 
 
 def test_a_job_cannot_have_stockade_read_a_file_through_its_output_symlink(
@@ -155,18 +161,14 @@ def test_a_job_cannot_have_stockade_read_a_file_through_its_output_symlink(
 
 
 def test_the_output_file_in_place_is_read_from_its_start_and_bounded(
-    base: Path, tmp_path: Path
+    pool: RuntimePool, tmp_path: Path
 ) -> None:
-    rt = Runtime.create(base)
+    rt = pool.acquire(tmp_path)
     with open(rt.output, "a") as out:
         out.write("first=1\n")
     assert rt.output_in_place() == "first=1\n"
     rt.recycle()
-    runtime._bases[str(tmp_path)] = base
-    try:
-        again = runtime.acquire(tmp_path)
-    finally:
-        del runtime._bases[str(tmp_path)]
+    again = pool.acquire(tmp_path)
     assert again is rt and again.output_in_place() == ""
     with open(again.output, "a") as out:
         out.write("second=2\n")

@@ -31,7 +31,7 @@ def write_lock(store: Store) -> Iterator[None]:
 async def _taken(commits: GroupCommit, pending: asyncio.Task[object]) -> None:
     """Wait until the writer thread has taken the queued item (and is blocked on the lock)."""
     deadline = time.monotonic() + 10
-    while not commits._queue.empty():  # the queue is the writer's hand-over point
+    while commits.waiting():  # the queue is the writer's hand-over point
         assert time.monotonic() < deadline and not pending.done()
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.1)

@@ -62,7 +62,7 @@ def test_notifications_wake_the_streams_of_their_job(pg_url: str) -> None:
     finally:
         wakeups.stop()
         store.close()
-    assert not wakeups._followers  # every stream that left was forgotten
+    assert wakeups.following() == 0  # every stream that left was forgotten
 
 
 def test_a_pipeline_runs_writes_wake_the_streams_of_its_jobs(pg_url: str) -> None:

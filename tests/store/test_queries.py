@@ -47,3 +47,16 @@ def test_job_record_to_dict_is_plain(store: Store) -> None:
     data = store.queries.job(job_id).to_dict()
     assert data["state"] == JobState.QUEUED.value == "queued"
     assert data["input"] == {"a": [1, 2]}
+
+
+def test_keyed_finds_the_newest_job_of_a_unique_key_whatever_its_state(store: Store) -> None:
+    assert store.queries.keyed("run:r:a") is None
+    (first,) = store.jobs.submit([new(unique_key="run:r:a", unique_while="running")])
+    (claim,) = store.jobs.claim("w", 1, 30)
+    store.jobs.finish(claim, result(claim, Outcome.FAILED))
+    store.jobs.submit([new(unique_key="run:r:b")])
+    ended = store.queries.keyed("run:r:a")
+    assert ended is not None and (ended.id, ended.state) == (first, JobState.FAILED)
+    (second,) = store.jobs.submit([new(unique_key="run:r:a", unique_while="running")])
+    again = store.queries.keyed("run:r:a")
+    assert again is not None and again.id == second != first

@@ -403,8 +403,7 @@ def _report_failure(result: Any) -> None:
     """The failure line on stderr (with the attempts made), then what it used."""
     from stockade.runner.result import describe
 
-    tries = f" after {result.attempt} attempts" if result.attempt > 1 else ""
-    print(f"stockade: {describe(result)}{tries}", file=sys.stderr)
+    print(f"stockade: {describe(result, result.attempt)}", file=sys.stderr)
     if result.usage:
         from stockade.sandbox.usage import summary
 

@@ -52,6 +52,9 @@ __all__ = ["RunCommandOptions", "execute_pipeline", "run_command"]
 @click.option(
     "--database-url", metavar="URL", help="The store [$STOCKADE_DATABASE_URL, else the data dir]."
 )
+@click.option(
+    "--fleet", is_flag=True, help="Queue each job for workers (`stockade worker`) instead."
+)
 def run_command(
     pipeline: str | None,
     config_file: str | None,
@@ -66,6 +69,7 @@ def run_command(
     tui: bool,
     data_dir: str | None,
     database_url: str | None,
+    fleet: bool,
 ) -> int:
     """Run PIPELINE (default: the only one defined) and show it live."""
     if tui:
@@ -90,7 +94,7 @@ def run_command(
         return 2
     data = Path(data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade")
     options = RunCommandOptions(
-        jobs, as_json, junit, keep_going, only, plain, quiet, data, database_url, params
+        jobs, as_json, junit, keep_going, only, plain, quiet, data, database_url, params, fleet
     )
     return execute_pipeline(config, name, spec, options)
 
@@ -119,7 +123,6 @@ def execute_pipeline(
     ``rerun`` passes :class:`~stockade.engine.runs.PipelineRun`'s rerun
     arguments (``reuse``, ``source_run``, ``rerun``) for ``stockade rerun``."""
     from stockade.sandbox import fence
-    from stockade.store.literuns import open_run_store
 
     problem = _destination_problem(options)
     if problem:
@@ -127,11 +130,23 @@ def execute_pipeline(
         return 2
     fence.start()  # the run's jobs die with this process, however it dies
     try:
-        store = open_run_store(options.database_url, options.data_dir)
+        store = _run_store(options)
         return asyncio.run(_execute(store, config, name, spec, options, rerun))
     except StockadeError as exc:
         click.echo(f"stockade: error: {printable(exc.message)}", err=True)
         return 1
+
+
+def _run_store(options: RunCommandOptions) -> RunRecording:
+    """Where the run is recorded: a --fleet run queues its jobs in the store,
+    which takes the full one; otherwise :func:`~stockade.store.literuns.open_run_store`."""
+    if options.fleet:
+        from stockade.store import open_store
+
+        return open_store(options.database_url, options.data_dir)
+    from stockade.store.literuns import open_run_store
+
+    return open_run_store(options.database_url, options.data_dir)
 
 
 def _destination_problem(options: RunCommandOptions) -> str:
@@ -162,6 +177,8 @@ class RunCommandOptions:
     data_dir: Path
     database_url: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: Queue the jobs for workers (:mod:`stockade.engine.fleetrun`).
+    fleet: bool = False
 
 
 def _observer(options: RunCommandOptions) -> Observer:
@@ -194,7 +211,9 @@ async def _execute(
 
     pipeline_run = PipelineRun(
         store, config, name, spec,
-        options=RunOptions(options.jobs, options.keep_going, options.only, options.params),
+        options=RunOptions(
+            options.jobs, options.keep_going, options.only, options.params, options.fleet
+        ),
         observers=[_observer(options)], data_dir=str(options.data_dir.absolute()), **rerun,
     )  # fmt: skip
     pipeline_run.create()

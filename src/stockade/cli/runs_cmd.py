@@ -2,7 +2,8 @@
 
 ``runs`` lists runs (or shows one, with per-step progress and failed
 tests; ``--cancel`` asks a running one to stop, from any process that
-reaches the store). ``rerun [RUN] [--failed | STEP[/ITEM]]`` starts a new
+reaches the store; ``--resume`` goes on with a ``--fleet`` run whose
+process died). ``rerun [RUN] [--failed | STEP[/ITEM]]`` starts a new
 run of RUN's pipeline (RUN: the newest run by default): all of it, only
 what did not succeed, or one step or job, reusing the recorded results of
 the rest (:func:`stockade.engine.runs.rerun_plan`).
@@ -33,11 +34,19 @@ __all__ = ["rerun_command", "runs_command"]
 @click.option("--json", "as_json", is_flag=True, help="JSON (one object per run when listing).")
 @click.option("--cancel", is_flag=True, help="Ask RUN's scheduler to stop it.")
 @click.option("--timeline", is_flag=True, help="RUN's jobs as bars over time (text, or --json).")
+@click.option(
+    "--resume", is_flag=True, help="Go on with a --fleet RUN whose `stockade run` process died."
+)
+@click.option("--config", "-c", "config_file", metavar="FILE", help="With --resume: stockade.yaml.")
 @store_command
 def runs_command(run_ref: str | None, **opts: Any) -> int:
     """List runs newest first, or show RUN (an id, a unique prefix, or ``latest``)."""
     from stockade.engine.runview import cancel_run, run_view, runs_page
 
+    if opts["resume"]:
+        if run_ref is None:
+            raise UsageError("--resume needs the RUN to resume")
+        return _resume(run_ref, opts)
     store = open_store_from(opts)
     try:
         if opts["cancel"]:
@@ -131,6 +140,37 @@ def _show(view: dict[str, Any]) -> str:
     return "\n".join(printable(line) for line in lines)
 
 
+def _resume(run_ref: str, opts: dict[str, Any]) -> int:
+    """A new run of RUN's pipeline that adopts every job RUN queued (see
+    :mod:`stockade.engine.fleetrun`); the exit status ``stockade run`` gives."""
+    from stockade.cli.run_cmd import RunCommandOptions, execute_pipeline
+    from stockade.cli.tasks import config_path
+    from stockade.config import load
+    from stockade.engine.runs import resume_plan
+    from stockade.engine.runview import find_run
+
+    config = load(config_path(opts["config_file"]))
+    store = open_store_from(opts)
+    try:
+        source = find_run(store, run_ref)
+        options, key = resume_plan(store, source)
+        try:
+            name, spec = config.pipeline(source.pipeline)
+        except ConfigError as exc:
+            raise UsageError(f"run {source.id}: {exc.message}") from exc
+    finally:
+        store.close()
+    data = Path(opts["data_dir"] or os.environ.get("STOCKADE_DATA_DIR") or ".stockade")
+    view = RunCommandOptions(
+        options.jobs, opts["as_json"], None, options.keep_going, options.only, True, False, data,
+        opts["database_url"], options.params, fleet=True,
+    )  # fmt: skip
+    click.echo(f"stockade: resuming run {source.id}", err=True)
+    return execute_pipeline(
+        config, name, spec, view, source_run=source.id, rerun={"resume": key}, resumes=key
+    )
+
+
 @click.command("rerun", short_help="Run a recorded run again: all, --failed, or one step/job.")
 @click.argument("args", metavar="[RUN] [STEP[/ITEM][::TEST]]", nargs=-1)
 @click.option("--failed", is_flag=True, help="Only the jobs that did not succeed (and dependents).")
@@ -191,6 +231,7 @@ def rerun_command(args: tuple[str, ...], **opts: Any) -> int:
     view = RunCommandOptions(
         options.jobs, opts["as_json"], None, options.keep_going, options.only,
         opts["plain"], opts["quiet"], data, opts["database_url"], options.params,
+        options.fleet,
     )  # fmt: skip
     return execute_pipeline(
         config, name, spec, view, reuse=reuse, source_run=source.id, rerun=rerun,

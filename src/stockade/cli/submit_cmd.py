@@ -113,7 +113,7 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
             new_job(name, task, config=config, input=value, priority=opts["priority"], delay=delay)
             for _ in range(opts["count"] - 1)
         ]
-    store = open_store_from(opts)
+    store = open_store_from(opts) if opts["wait"] else _writer(opts)
     try:
         after, after_any = _after(store, opts)
         for each in jobs:
@@ -132,6 +132,14 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
         return wait_jobs(store, ids, cancel_on_interrupt=opts["cancel_on_interrupt"])
     finally:
         store.close()
+
+
+def _writer(opts: dict[str, Any]) -> Any:
+    """The store to submit to: on SQLite without SQLAlchemy when it can
+    (:func:`stockade.store.lite.open_writer`)."""
+    from stockade.store.lite import open_writer
+
+    return open_writer(opts.get("database_url"), opts.get("data_dir"))
 
 
 def _after(store: Any, opts: dict[str, Any]) -> tuple[list[str], bool]:
@@ -190,7 +198,7 @@ def _bulk(name: str, task: Any, config: Any, delay: float, opts: dict[str, Any])
         source = click.open_file(path, encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         raise UsageError(f"cannot read --inputs file {path!r}: {exc.strerror}") from exc
-    store = open_store_from(opts)
+    store = _writer(opts)
     try:
         with source:  # undecodable bytes become lone surrogates: refused by line
             submit_inputs(store, template, source, stored=lambda ids: click.echo("\n".join(ids)))

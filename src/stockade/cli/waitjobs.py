@@ -97,12 +97,19 @@ def wait_jobs(store: Store, ids: Sequence[str], *, cancel_on_interrupt: bool) ->
         return INTERRUPTED
     for record in records:
         if record.outcome != "succeeded":
-            click.echo(
-                f"stockade: job {record.id} {record.state.value}"
-                + (f": {printable(record.error)}" if record.error else ""),
-                err=True,
-            )
+            click.echo(f"stockade: {_failure(record)}", err=True)
     return max(exit_status(record) for record in records)
+
+
+def _failure(record: JobRecord) -> str:
+    """The line ``stockade exec`` says of the same end (one wording for both)."""
+    from stockade.runner.result import describe_end
+
+    return describe_end(
+        record.id, record.outcome or record.state.value, reason=record.reason,
+        signal=record.signal, exit_code=record.exit_code, error=record.error,
+        attempts=record.attempts,
+    )  # fmt: skip
 
 
 def _interrupted(store: Store, left: list[str], last: JobRecord, cancel: bool) -> None:

@@ -10,14 +10,14 @@ jobs of equal priority.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from stockade.errors import BulkInputError
-from stockade.jsontext import text_problem
-from stockade.store import NewJob, Store
+from stockade.jsontext import is_text, text_problem
+from stockade.store import NewJob
+from stockade.store.lite import Writer
 
 __all__ = ["CHUNK", "BulkInputError", "parse_line", "submit_inputs"]
 
@@ -33,9 +33,12 @@ def parse_line(text: str) -> Any:
         raise ValueError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
     except RecursionError:
         raise ValueError("nested too deeply to be job input") from None
-    problem = text_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
+    # Only a line that holds a ``\\u`` escape or a lone surrogate itself (an
+    # undecodable byte read with ``surrogateescape``) can decode to one.
+    if "\\u" in text or not is_text(text):
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
     return value
 
 
@@ -50,8 +53,18 @@ def _inputs(lines: Iterable[str]) -> Iterator[tuple[int, Any | ValueError]]:
             yield number, exc
 
 
+def _with_input(template: NewJob, value: Any) -> NewJob:
+    """A shallow copy of ``template`` with ``value`` as its input: the jobs of
+    a submission share its spec, which the store then dumps once per chunk
+    (``dataclasses.replace`` would run ``__init__`` again, per job)."""
+    job: NewJob = object.__new__(NewJob)
+    job.__dict__.update(template.__dict__)
+    job.input = value
+    return job
+
+
 def submit_inputs(
-    store: Store,
+    store: Writer,
     template: NewJob,
     lines: Iterable[str],
     *,
@@ -78,7 +91,7 @@ def submit_inputs(
             raise BulkInputError(number, str(value), len(ids), first)
         if not batch:
             first = number
-        batch.append(dataclasses.replace(template, input=value))
+        batch.append(_with_input(template, value))
         if len(batch) >= chunk:
             commit()
     if batch:

@@ -1,11 +1,12 @@
 """The worker's housekeeping: leases, heartbeats, cancel requests, recovery.
 
-One loop, waking every ``poll`` seconds (or at once on a cancel
-notification), does three things on their own schedules:
+Four periodic tasks, each on its own schedule, so that a slow one (a
+recovery sweep, a retention batch waiting on a lock) never delays another:
 
-* **cancel requests** (every wake, while jobs run): jobs a user asked to
-  stop are stopped (stop signal, grace, SIGKILL) and end ``cancelled``; a
-  forced cancel kills the job at once, even in the middle of its grace;
+* **cancel requests** (every ``poll`` seconds, or at once on a cancel
+  notification, while jobs run): jobs a user asked to stop are stopped
+  (stop signal, grace, SIGKILL) and end ``cancelled``; a forced cancel kills
+  the job at once, even in the middle of its grace;
 * **leases** (every ``lease/3``): the leases of the jobs this worker runs
   (or holds claimed for a free slot) are renewed in one statement, and the
   worker's row gets its counters; a job the store lists as this worker's
@@ -17,7 +18,8 @@ notification), does three things on their own schedules:
   of dead stockade processes on this host are killed (:func:`sweep_dead_slots`);
 * **chores** (every second, unless the worker is told not to): due
   schedules are fired and a retention batch is deleted when due
-  (:mod:`~stockade.engine.housekeeping`).
+  (:mod:`~stockade.engine.housekeeping`), on a thread of their own, never
+  queued before the renewals on the store's thread.
 
 Each renewal also moves the renewed jobs' fence deadlines on
 (:mod:`~stockade.engine.fencing`).
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from stockade.engine.housekeeping import FIRE_EVERY, Chores
@@ -49,33 +52,46 @@ log = logging.getLogger("stockade.worker")
 
 
 async def keep(worker: Worker) -> None:
-    """Run the housekeeping loop until cancelled."""
+    """Run the housekeeping tasks until cancelled."""
     opts = worker.options
-    next_renew = next_recover = next_chores = 0.0
     chores = Chores(worker.astore.store, opts.data_dir) if opts.chores else None
+
+    async def cancel_requests() -> None:
+        if worker.running:
+            await _cancel_requests(worker)
+
+    async def run_chores() -> None:
+        assert chores is not None
+        fired, _ = await asyncio.to_thread(chores.run)
+        if any(one.job_ids for one in fired):
+            worker.wake.set()
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(every(opts.poll, cancel_requests, wake=worker.cancel_wake))
+        group.create_task(every(opts.lease / 3, lambda: _renew(worker)))
+        group.create_task(every(max(opts.lease / 2, opts.poll), lambda: _recover(worker)))
+        if chores is not None:
+            group.create_task(every(FIRE_EVERY, run_chores))
+
+
+async def every(
+    seconds: float, step: Callable[[], Awaitable[None]], *, wake: asyncio.Event | None = None
+) -> None:
+    """Run ``step`` now and then every ``seconds`` (sooner when ``wake`` is
+    set) until cancelled; a store error is logged and the next tick tries
+    again. The time a step takes does not move the ticks after it."""
+    due = time.monotonic()
     while True:
-        # Never later than the renewal is due: the fence's deadlines count on it.
-        await wait_for_event(
-            worker.cancel_wake, min(opts.poll, max(next_renew - time.monotonic(), 0))
-        )
-        worker.cancel_wake.clear()
-        now = time.monotonic()
         try:
-            if worker.running:
-                await _cancel_requests(worker)
-            if now >= next_renew:
-                next_renew = now + opts.lease / 3
-                await _renew(worker)
-            if now >= next_recover:
-                next_recover = now + max(opts.lease / 2, opts.poll)
-                await _recover(worker)
-            if chores is not None and now >= next_chores:
-                next_chores = now + FIRE_EVERY
-                fired, _ = await worker.astore.once(chores.run)
-                if any(one.job_ids for one in fired):
-                    worker.wake.set()
+            await step()
         except StoreError as exc:
             log.debug("housekeeping: %s", exc.message)
+        due = max(due + seconds, time.monotonic())
+        if wake is None:
+            await asyncio.sleep(due - time.monotonic())
+        else:
+            await wait_for_event(wake, due - time.monotonic())
+            wake.clear()
 
 
 async def _cancel_requests(worker: Worker) -> None:

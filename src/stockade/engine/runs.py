@@ -17,7 +17,9 @@ writes a poll reads it every :data:`POLL` seconds, so a cancel asked by
 another process stops the run within about a second, exactly as Ctrl-C does.
 
 :class:`PipelineRun` is what the faces use: it records the run, builds the
-scheduler with the recorder and executes it. :func:`reuse_for` builds what a
+scheduler with the recorder and executes it; with ``RunOptions.fleet`` the
+scheduler hands its jobs to workers (:mod:`stockade.engine.fleetrun`), and
+:func:`resume_plan` says how a fleet run whose process died goes on. :func:`reuse_for` builds what a
 rerun takes from its source run.
 """
 
@@ -41,7 +43,14 @@ from stockade.pipeline.model import Job, Observer, Reuse, Reused, RunState, Stat
 from stockade.pipeline.test2json import TestCase
 from stockade.reasons import Reason, parse_reason
 from stockade.runner.events import Event
-from stockade.store.runrows import HEARTBEAT, AttemptWrite, JobWrite, RunBatch, RunRecord
+from stockade.store.runrows import (
+    ABANDONED_REASON,
+    HEARTBEAT,
+    AttemptWrite,
+    JobWrite,
+    RunBatch,
+    RunRecord,
+)
 from stockade.store.states import JobState
 from stockade.store.states import RunState as StoredRun
 
@@ -53,7 +62,10 @@ if TYPE_CHECKING:
     from stockade.store import Store
     from stockade.store.literuns import RunRecording
 
-__all__ = ["LINGER", "POLL", "PipelineRun", "RunOptions", "RunRecorder", "reuse_for"]
+__all__ = [
+    "LINGER", "POLL", "RESUME_SILENCE", "PipelineRun", "RunOptions", "RunRecorder", "resume_plan",
+    "reuse_for",
+]  # fmt: skip
 
 log = logging.getLogger("stockade.runs")
 
@@ -75,6 +87,10 @@ _RUN_STATE = {
     Status.FAILED: StoredRun.FAILED,
     Status.CANCELLED: StoredRun.CANCELLED,
 }
+#: Seconds a live run must have been silent (no write, no heartbeat) to be
+#: resumed: two missed heartbeats, so its process is taken for dead.
+RESUME_SILENCE = 2 * HEARTBEAT
+
 #: The frozen spec of a job that never got as far as its task (skipped).
 _NO_TASK: dict[str, Any] = {"version": SPEC_VERSION, "task": None, "secrets": {}}
 
@@ -88,9 +104,12 @@ class RunOptions:
     only: tuple[str, ...] = ()
     #: The pipeline's parameters as given (``--set``), without the defaults.
     params: dict[str, Any] = field(default_factory=dict)
+    #: Jobs queued for workers (``--fleet``, :mod:`~stockade.engine.fleetrun`).
+    fleet: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out = {"jobs": self.jobs, "keep_going": self.keep_going, "only": list(self.only)}
+        out |= {"fleet": True} if self.fleet else {}
         return out | ({"params": dict(self.params)} if self.params else {})
 
     @classmethod
@@ -101,6 +120,7 @@ class RunOptions:
             keep_going=bool(data.get("keep_going")),
             only=tuple(str(s) for s in data.get("only") or ()),
             params=dict(params) if isinstance(params := data.get("params"), dict) else {},
+            fleet=bool(data.get("fleet")),
         )
 
 
@@ -489,6 +509,8 @@ class PipelineRun:
     a server that answers before the run starts; ``running`` otherwise), so
     its id can be shown at once; :meth:`execute` runs it. Making one does no
     I/O, so an event loop may make it and create the row from a thread.
+    ``resumes``: the run whose queued jobs a ``--fleet`` run adopts (its
+    unique keys), for ``stockade runs RUN --resume``.
     """
 
     def __init__(
@@ -508,6 +530,7 @@ class PipelineRun:
         rerun_tests: dict[str, list[str]] | None = None,
         queued: bool = False,
         own_store: bool = True,
+        resumes: str | None = None,
     ) -> None:
         from stockade.pipeline.scheduler import Scheduler
 
@@ -515,16 +538,27 @@ class PipelineRun:
         self.store = store
         self.own_store = own_store
         state = StoredRun.QUEUED if queued else StoredRun.RUNNING
-        # The recorder calls only the recording's run and journal writes (and
-        # its ``db.name``): on SQLite, the driver-only one of :mod:`~stockade.store.literuns`.
+        # Without --fleet only the recording's run and journal writes (and its
+        # ``db.name``) are called: the driver-only one of :mod:`~stockade.store.literuns`
+        # does; a --fleet run queues jobs and reads them, so it is given a full store.
         self.astore = AsyncStore(cast("Store", store))
         self.recorder = RunRecorder(self.astore, self.run_id, config=config, stored=state)
+        remote, jobs = None, options.jobs
+        if options.fleet:
+            from stockade.engine.fleetrun import FLEET_JOBS, FleetJobs
+
+            # A resumed run's jobs keep the keys of the run that first queued them.
+            remote = FleetJobs(
+                self.astore, config, resumes or self.run_id, resumed=resumes is not None
+            )
+            if jobs is None and not isinstance(spec.concurrency, int):
+                jobs = FLEET_JOBS
         self.scheduler: Scheduler = Scheduler(
-            config, name, spec, run_id=self.run_id, jobs=options.jobs,
+            config, name, spec, run_id=self.run_id, jobs=jobs,
             keep_going=options.keep_going, only=options.only,
             observers=[*observers, self.recorder], data_dir=data_dir,
             hooks=self.recorder, reuse=reuse, params=options.params,
-            rerun_tests=rerun_tests,
+            rerun_tests=rerun_tests, remote=remote,
         )  # fmt: skip
         self.recorder.on_cancel.append(self.scheduler.cancel)
         self.pipeline, self.state, self.source_run = name, state, source_run
@@ -624,3 +658,33 @@ def rerun_plan(
     reuse = reuse_for(store, source, rerun=names, strict=False)
     reuse.target = (step, item or None)
     return reuse, dataclasses.replace(options, only=(step,)), {"target": target}
+
+
+def resume_plan(store: Store, source: RunRecord) -> tuple[RunOptions, str]:
+    """What ``stockade runs RUN --resume`` runs: ``source``'s options, and the
+    run whose id its queued jobs' unique keys carry (the first of a chain of
+    resumes). Raises :class:`UsageError` unless ``source`` ran ``--fleet``
+    and its process died: silent for :data:`RESUME_SILENCE` seconds while
+    live, or ended as abandoned."""
+    options = RunOptions.from_dict(source.options)
+    rerun = source.options.get("rerun") or {}
+    if not options.fleet:
+        raise UsageError(
+            f"run {source.id} did not run with --fleet: its jobs ended with its process"
+            f" (`stockade rerun {source.id} --failed` runs again what did not succeed)"
+        )
+    if source.source_run is not None and "resume" not in rerun:
+        raise UsageError(f"run {source.id} is a rerun: a rerun cannot be resumed")
+    if source.state in (StoredRun.QUEUED, StoredRun.RUNNING):
+        silent = store.queries.now() - source.updated_at
+        if silent < RESUME_SILENCE:
+            raise UsageError(
+                f"run {source.id} is {source.state.value} and reported {silent:.0f}s ago:"
+                f" its process is alive (resume a run silent for {RESUME_SILENCE:g}s)"
+            )
+    elif source.reason != ABANDONED_REASON:
+        raise UsageError(
+            f"run {source.id} is {source.state.value}: only a run whose process died resumes"
+        )
+    key = rerun.get("resume")
+    return options, key if isinstance(key, str) else source.id

@@ -99,9 +99,49 @@ class AsyncStore:
         """
         return await self._retry(lambda: self.once(fn, *args, **kwargs), until)
 
-    async def jobs(self, method: str, *args: Any, until: asyncio.Event | None = None) -> Any:
-        """``store.jobs.<method>(*args)`` retried as :meth:`call` does, in the
-        store process when the worker has one (``claim``, ``finish_and_claim``).
+    async def claim(
+        self,
+        worker_id: str,
+        limit: int,
+        lease: float,
+        offers: Offer | None,
+        *,
+        until: asyncio.Event | None = None,
+    ) -> list[Claim]:
+        """``store.jobs.claim``, in the store process when the worker has one
+        (see :meth:`_hot`)."""
+        args = (worker_id, limit, lease, offers)
+        claims: list[Claim] = await self._hot("claim", self.store.jobs.claim, args, until)
+        return claims
+
+    async def finish_and_claim(
+        self,
+        ends: list[tuple[Claim, Result]],
+        worker_id: str,
+        limit: int,
+        lease: float,
+        offers: Offer | None,
+        *,
+        until: asyncio.Event | None = None,
+    ) -> tuple[list[JobState | None], list[Claim]]:
+        """``store.jobs.finish_and_claim``, in the store process when the
+        worker has one (see :meth:`_hot`)."""
+        fn = self.store.jobs.finish_and_claim
+        args = (ends, worker_id, limit, lease, offers)
+        done: tuple[list[JobState | None], list[Claim]] = await self._hot(
+            "finish_and_claim", fn, args, until
+        )
+        return done
+
+    async def _hot(
+        self,
+        method: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        until: asyncio.Event | None,
+    ) -> Any:
+        """``fn(*args)`` (``store.jobs.<method>``) retried as :meth:`call`
+        does, in the store process when the worker has one.
 
         A store process that died is dropped for good, with a warning: its
         calls and all later ones run on the store thread. A call in flight
@@ -109,7 +149,6 @@ class AsyncStore:
         off (recorded once) and jobs it claimed come back when their lease
         expires, as a dead worker's would.
         """
-        fn = getattr(self.store.jobs, method)
 
         async def attempt() -> Any:
             process = self.process
@@ -225,8 +264,8 @@ class Recorder:
             limit = self._ahead() if self._ahead is not None else 0
             claims: list[Claim] = []
             try:
-                states, claims = await self.astore.jobs(
-                    "finish_and_claim", [(c, r) for c, r, _ in batch],
+                states, claims = await self.astore.finish_and_claim(
+                    [(c, r) for c, r, _ in batch],
                     self.worker_id, limit, self.lease, self.offers, until=self.forced,
                 )  # fmt: skip
             except Exception as exc:  # handed to every waiter; the flusher goes on

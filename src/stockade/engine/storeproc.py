@@ -81,9 +81,16 @@ class StoreProcess:
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._buffer = bytearray()
+        #: Request bytes the socket has not taken yet (see :meth:`_send`).
+        self._unsent = bytearray()
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = 0
         self.ready = False
+
+    @property
+    def pid(self) -> int | None:
+        """The child's pid while it is started (None before and after)."""
+        return self._proc.pid if self._proc is not None else None
 
     async def start(self) -> None:
         """Start the child and wait until its store is open; StoreError if it cannot be."""
@@ -138,20 +145,34 @@ class StoreProcess:
         return await future
 
     def _send(self, data: bytes) -> None:
-        """Write a whole frame: requests are small, so this is one send almost always."""
-        assert self._sock is not None
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[self._sock.send(view) :]
-            except BlockingIOError:
-                # The child is behind by a full socket buffer: wait for it (rare).
-                self._sock.setblocking(True)
-                try:
-                    self._sock.sendall(view)
-                finally:
-                    self._sock.setblocking(False)
-                return
+        """Write a frame without ever blocking the loop: requests are small,
+        so this is one send almost always; what the socket does not take
+        waits, in order, for :meth:`_writable` (a child behind by a full
+        buffer, or a stopped one)."""
+        assert self._sock is not None and self._loop is not None
+        if self._unsent:
+            self._unsent += data
+            return
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            self._unsent += memoryview(data)[sent:]
+            self._loop.add_writer(self._sock.fileno(), self._writable)
+
+    def _writable(self) -> None:
+        assert self._sock is not None and self._loop is not None
+        try:
+            sent = self._sock.send(self._unsent)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._lost(f"the store process is gone ({exc})")
+            return
+        del self._unsent[:sent]
+        if not self._unsent:
+            self._loop.remove_writer(self._sock.fileno())
 
     def _readable(self) -> None:
         assert self._sock is not None
@@ -185,7 +206,9 @@ class StoreProcess:
         if self._sock is not None and self._loop is not None:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self._sock.fileno())
+                self._loop.remove_writer(self._sock.fileno())
             self._sock.close()
+        self._unsent.clear()
         self._sock = None
         self.ready = False
         pending, self._pending = self._pending, {}

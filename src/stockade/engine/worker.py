@@ -412,8 +412,8 @@ class Worker:
             self._claiming = True
             self._claim_sent = time.monotonic()
             try:
-                claims = await self.astore.jobs(
-                    "claim", self.id, want, self.options.lease, self.offer, until=self.stopping
+                claims = await self.astore.claim(
+                    self.id, want, self.options.lease, self.offer, until=self.stopping
                 )
             except StoreUnavailable:
                 break

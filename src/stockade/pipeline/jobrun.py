@@ -7,6 +7,10 @@ sandbox (set up on first use for the task's profile, or the slot's
 slot back. Its output feeds the job's last line and tail, and for
 ``events: test2json`` steps the per-test results; an ``events: junit``
 step's results are read from the report its job wrote, once it ended.
+
+A run across machines gives the runner a :class:`Remote`: once the reuse
+and cache lookups missed, the job goes to it instead of a local slot's
+sandbox, and its result is taken exactly as a local attempt's would be.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import dataclasses
 import os
 from collections.abc import Callable
+from typing import Protocol
 
 from stockade.errors import StockadeError
 from stockade.pipeline.cache import ResultCache, cache_key, inputs_digest
@@ -32,9 +37,24 @@ from stockade.runner.spec import RunSpec
 from stockade.sandbox.base import Sandbox
 from stockade.spec import Config
 
-__all__ = ["JobRunner"]
+__all__ = ["JobRunner", "Remote", "SinksFor"]
 
 Emit = Callable[..., None]
+#: The sinks of one attempt of a job (given the attempt's number).
+SinksFor = Callable[[int], list[Sink]]
+
+
+class Remote(Protocol):
+    """Runs a planned job elsewhere (``stockade run --fleet``: on workers)."""
+
+    async def run(
+        self, plan: JobPlan, job: Job, sinks_for: SinksFor, cancel: asyncio.Event
+    ) -> Result:
+        """Run ``job`` to its end (all its attempts); its last attempt's result.
+
+        Output of attempt N goes to ``sinks_for(N)``'s sinks, which are closed
+        (``aclose``) once the job ended. ``cancel`` set: stop the job."""
+        ...
 
 
 class _JobSink:
@@ -96,8 +116,10 @@ class JobRunner:
         data_dir: str | None,
         hooks: RunHooks | None = None,
         reuse: Reuse | None = None,
+        remote: Remote | None = None,
     ) -> None:
         self.config = config
+        self.remote = remote
         self.hooks = hooks
         self.reuse = reuse
         self.run_state = run_state
@@ -152,18 +174,24 @@ class JobRunner:
         taken, key = await self._earlier(step, job, plan)
         if taken:
             return
-        spec = plan.task.to_run_spec(
-            plan.task_name,
-            secrets=self.config.resolve_secrets(plan.task.secrets),
-            data_dir=self.data_dir,
-        )
-        sandbox, spec = await self._sandbox(plan, spec, slot)
         events = step.spec.events
         tests = Test2Json(job.key or "") if events and events.format == "test2json" else None
-        workspace = os.path.abspath(spec.workdir or os.getcwd())  # as the runner's
-        junit = JobReport(workspace, events.path) if events and events.path else None
         job.job_id = job.job_id or new_job_id()
-        result = await self._attempts(plan, spec, job, sandbox, tests)
+        if self.remote is not None:
+            workspace = os.path.abspath(plan.task.workdir or os.getcwd())  # as the fleet job's
+            result = await self.remote.run(
+                plan, job, lambda attempt: self._sinks(job, attempt, tests), self.cancel
+            )
+        else:
+            spec = plan.task.to_run_spec(
+                plan.task_name,
+                secrets=self.config.resolve_secrets(plan.task.secrets),
+                data_dir=self.data_dir,
+            )
+            sandbox, spec = await self._sandbox(plan, spec, slot)
+            workspace = os.path.abspath(spec.workdir or os.getcwd())  # as the runner's
+            result = await self._attempts(plan, spec, job, sandbox, tests)
+        junit = JobReport(workspace, events.path) if events and events.path else None
         job.exit_code, job.outputs, job.log_path = result.exit_code, result.outputs, result.log_path
         if tests is not None:
             job.tests = tests.results()
@@ -199,12 +227,10 @@ class JobRunner:
         while True:
             job.attempts = attempt
             current = dataclasses.replace(spec, attempt=attempt, job_id=job.job_id)
-            sinks: list[Sink] = [_JobSink(job, self.emit, tests)]
-            if self.hooks is not None:
-                sinks += self.hooks.attempt_sinks(job, attempt)
             result = await run(
-                current, plan.input, sinks=sinks, sandbox=sandbox, cancel=self.cancel
-            )
+                current, plan.input, sinks=self._sinks(job, attempt, tests), sandbox=sandbox,
+                cancel=self.cancel,
+            )  # fmt: skip
             again = retries(
                 result.outcome, attempts=attempt, max_attempts=task.max_attempts,
                 on_timeout=task.timeout_action,
@@ -215,6 +241,14 @@ class JobRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.cancel.wait(), task.backoff.delay(attempt))
             attempt += 1
+
+    def _sinks(self, job: Job, attempt: int, tests: Test2Json | None) -> list[Sink]:
+        """Attempt ``attempt``'s sinks: the job's own (last line, tail, tests)
+        and the hooks' (the store's log)."""
+        sinks: list[Sink] = [_JobSink(job, self.emit, tests)]
+        if self.hooks is not None:
+            sinks += self.hooks.attempt_sinks(job, attempt)
+        return sinks
 
     async def _sandbox(
         self, plan: JobPlan, spec: RunSpec, slot: int

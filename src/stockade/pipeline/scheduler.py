@@ -6,7 +6,9 @@ waits for any to finish. A job whose dependency failed is skipped with the
 reason; after a required failure (without ``keep_going``) no further step
 starts. :meth:`Scheduler.cancel` stops every running job through the
 runner (stop signal, grace, SIGKILL) and skips the rest; :meth:`force`
-cancels the jobs' tasks outright.
+cancels the jobs' tasks outright. Given a ``remote``, the jobs run there
+(workers, ``stockade run --fleet``) rather than in local slots; the graph is
+resolved here all the same.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stockade.pipeline.jobrun import JobRunner
+from stockade.pipeline.jobrun import JobRunner, Remote
 from stockade.pipeline.model import Job, Observer, Reuse, RunHooks, RunState, Status, StepState
 from stockade.pipeline.plan import SkipStep, blocking_need, can_expand, expand
 from stockade.pipeline.traced import TraceObserver
@@ -67,6 +69,7 @@ class Scheduler:
         reuse: Reuse | None = None,
         params: Mapping[str, Any] | None = None,
         rerun_tests: Mapping[str, list[str]] | None = None,
+        remote: Remote | None = None,
     ) -> None:
         steps = {n: StepState(n, s) for n, s in pipeline.steps.items()}
         concurrency = jobs or _limit(pipeline.concurrency, cpu_count())
@@ -85,7 +88,15 @@ class Scheduler:
         self.running: dict[asyncio.Task[None], Job] = {}
         self.reuse = reuse
         self.runner = JobRunner(
-            config, self.run, concurrency, self.cancelled, self.emit, data_dir, hooks, reuse
+            config,
+            self.run,
+            concurrency,
+            self.cancelled,
+            self.emit,
+            data_dir,
+            hooks,
+            reuse,
+            remote,
         )
         self._select(only)
 

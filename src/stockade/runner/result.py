@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -186,18 +187,41 @@ _REASONS: dict[str, str] = {
 }
 
 
-def describe(result: Result) -> str:
-    """One line for humans: ``job ID failed (exit 3)``, ``job ID timed_out: hit its timeout``;
-    control characters in the error escaped (:func:`stockade.printable.printable`)."""
-    text = f"job {result.job_id} {result.outcome.value}"
-    if result.reason in _REASONS:
-        text += f": {_REASONS[result.reason]}"
-    if result.signal is not None:
-        text += f" (killed by signal {result.signal})"
-    elif result.exit_code is not None:
-        text += f" (exit {result.exit_code})"
-    if result.error:
-        text += f": {result.error}"
-    if result.dump is not None:
-        text += f"; {result.dump['signal']} was sent first for a stack dump (in its log)"
+def describe(result: Result, attempts: int = 1) -> str:
+    """One line for humans: ``job ID failed (exit 3)``, ``job ID timed_out: hit its timeout``
+    (``after N attempts`` when ``attempts`` > 1); control characters in the
+    error escaped (:func:`stockade.printable.printable`)."""
+    return describe_end(
+        result.job_id, result.outcome.value, reason=result.reason, signal=result.signal,
+        exit_code=result.exit_code, error=result.error, attempts=attempts, dump=result.dump,
+    )  # fmt: skip
+
+
+def describe_end(
+    job_id: str,
+    outcome: str,
+    *,
+    reason: str | None,
+    signal: int | None,
+    exit_code: int | None,
+    error: str | None,
+    attempts: int,
+    dump: Mapping[str, Any] | None = None,
+) -> str:
+    """The line :func:`describe` says, from a job's recorded fields (``stockade
+    exec`` and ``submit --wait`` say the same), with ``after N attempts``
+    when there were several."""
+    text = f"job {job_id} {outcome}"
+    if reason in _REASONS:
+        text += f": {_REASONS[reason]}"
+    if signal is not None:
+        text += f" (killed by signal {signal})"
+    elif exit_code is not None:
+        text += f" (exit {exit_code})"
+    if error:
+        text += f": {error}"
+    if dump is not None:
+        text += f"; {dump['signal']} was sent first for a stack dump (in its log)"
+    if attempts > 1:
+        text += f" after {attempts} attempts"
     return printable(text)

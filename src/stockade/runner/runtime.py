@@ -30,6 +30,7 @@ import contextlib
 import itertools
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from stockade.errors import JobFileError, JobFileProblem
@@ -38,54 +39,75 @@ from stockade.runner import jobfile
 from stockade.runner.spec import DEFAULT_MAX_OUTPUT
 
 __all__ = [
+    "POOL",
     "Runtime",
+    "RuntimePool",
     "acquire",
     "drain",
     "make_runtime",
     "remove_runtime",
 ]
 
-_bases: dict[str, Path] = {}
 _OUTPUT, _STATE, _INPUT = "output.env", "state.json", "input.json"
 #: The files every attempt's runtime directory holds (``input.json`` only some).
 _ALWAYS = (_OUTPUT, _STATE)
 
 
-#: Clean directories waiting for an attempt, per base; at most _POOL_MAX each.
-_pools: dict[Path, list[Runtime]] = {}
+#: Clean directories kept per base for later attempts, at most.
 _POOL_MAX = 32
-_names = itertools.count(1)
 _OPEN_FILE = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
-def _base(data_dir: Path) -> Path:
-    key = str(data_dir)
-    base = _bases.get(key)
-    if base is None:
-        base = _pick_base(data_dir)
-        _prune_dead_owners(base)
-        _bases[key] = base
-    return base
+class RuntimePool:
+    """One process's runtime directories: where they go for each data
+    directory (picked, and its dead owners' leftovers pruned, on first use),
+    and the clean ones kept for later attempts (at most ``keep`` per base).
 
+    ``place`` picks the base for a data directory (tests give their own)."""
 
-def acquire(data_dir: Path) -> Runtime:
-    """A runtime directory for one attempt: a clean one left by an earlier
-    attempt of this process, else a new one (OSError if it cannot be made)."""
-    base = _base(data_dir)
-    pool = _pools.get(base)
-    if pool:
-        return pool.pop()
-    return Runtime.create(base)
+    def __init__(self, keep: int = _POOL_MAX, place: Callable[[Path], Path] | None = None) -> None:
+        self.keep = keep
+        self._place = place or _pick_base
+        self._bases: dict[str, Path] = {}
+        self._kept: dict[Path, list[Runtime]] = {}
+        self._names = itertools.count(1)
 
+    def base(self, data_dir: Path) -> Path:
+        """Where the runtime directories of ``data_dir``'s attempts go."""
+        key = str(data_dir)
+        base = self._bases.get(key)
+        if base is None:
+            base = self._place(data_dir)
+            _prune_dead_owners(base)
+            self._bases[key] = base
+        return base
 
-def drain() -> None:
-    """Remove the directories kept for later attempts (a worker that stops)."""
-    for pool in _pools.values():
-        while pool:
-            pool.pop().remove()
+    def acquire(self, data_dir: Path) -> Runtime:
+        """A runtime directory for one attempt: a clean one kept from an
+        earlier attempt, else a new one (OSError if it cannot be made)."""
+        base = self.base(data_dir)
+        kept = self._kept.get(base)
+        if kept:
+            return kept.pop()
+        return Runtime.create(base / f"{os.getpid()}.{next(self._names)}", self)
 
+    def kept(self, base: Path) -> list[Runtime]:
+        """The clean directories kept under ``base`` (a copy)."""
+        return list(self._kept.get(base, ()))
 
-atexit.register(drain)
+    def has_room(self, base: Path) -> bool:
+        """Whether another directory under ``base`` may be kept."""
+        return len(self._kept.get(base, ())) < self.keep
+
+    def give_back(self, runtime: Runtime) -> None:
+        """Keep ``runtime``, found clean, for a later attempt."""
+        self._kept.setdefault(runtime.path.parent, []).append(runtime)
+
+    def drain(self) -> None:
+        """Remove the directories kept for later attempts (a worker that stops)."""
+        for kept in self._kept.values():
+            while kept:
+                kept.pop().remove()
 
 
 class Runtime:
@@ -94,8 +116,12 @@ class Runtime:
     The directory and both files are held open, so :meth:`recycle` can tell
     by ``fstat`` whether the job replaced, linked or re-moded them."""
 
-    def __init__(self, path: Path, fds: tuple[int, int, int]) -> None:
+    def __init__(
+        self, path: Path, fds: tuple[int, int, int], pool: RuntimePool | None = None
+    ) -> None:
         self.path = path
+        #: Where :meth:`recycle` keeps it (None: it is removed).
+        self.pool = pool
         self.output = f"{path}/{_OUTPUT}"
         self.state = f"{path}/{_STATE}"
         self._fds: tuple[int, int, int] | None = fds
@@ -103,17 +129,16 @@ class Runtime:
         self._made = [_identity(os.fstat(fd)) for fd in fds]
 
     @classmethod
-    def create(cls, base: Path) -> Runtime:
-        """Make a new directory under ``base`` with an empty output file and
-        an empty state file (OSError if it cannot be made)."""
-        path = base / f"{os.getpid()}.{next(_names)}"
+    def create(cls, path: Path, pool: RuntimePool | None = None) -> Runtime:
+        """Make the directory ``path`` with an empty output file and an empty
+        state file (OSError if it cannot be made); ``pool`` keeps it later."""
         make_runtime(path)
         fds: list[int] = []
         try:
             fds.append(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
             fds.append(os.open(f"{path}/{_OUTPUT}", _OPEN_FILE, 0o600))
             fds.append(os.open(f"{path}/{_STATE}", _OPEN_FILE, 0o600))
-            return cls(path, (fds[0], fds[1], fds[2]))
+            return cls(path, (fds[0], fds[1], fds[2]), pool)
         except BaseException:
             for fd in fds:
                 os.close(fd)
@@ -175,9 +200,9 @@ class Runtime:
 
         Only for an attempt none of whose processes is left: one still
         running could write into the next attempt's files."""
-        pool = _pools.setdefault(self.path.parent, [])
-        if len(pool) < _POOL_MAX and self._clean():
-            pool.append(self)
+        pool = self.pool
+        if pool is not None and pool.has_room(self.path.parent) and self._clean():
+            pool.give_back(self)
         else:
             self.remove()
 
@@ -293,3 +318,18 @@ def _prune_dead_owners(base: Path) -> None:
         if not dot or not owner.isdigit() or os.path.exists(f"/proc/{owner}"):
             continue
         remove_runtime(base / name)
+
+
+#: This process's pool (see :class:`RuntimePool`), drained at exit.
+POOL = RuntimePool()
+atexit.register(POOL.drain)
+
+
+def acquire(data_dir: Path) -> Runtime:
+    """:meth:`RuntimePool.acquire` of this process's :data:`POOL`."""
+    return POOL.acquire(data_dir)
+
+
+def drain() -> None:
+    """:meth:`RuntimePool.drain` of this process's :data:`POOL`."""
+    POOL.drain()

@@ -6,14 +6,10 @@ this class starts it as the leader of a new session born in the slot's
 cgroup (``clone3`` where the host allows, see :mod:`stockade.sandbox.clonespawn`)
 and supervises it.
 
-Kill-all uses the strongest means available, in this order:
-
-1. the slot's cgroup v2 (``cgroup.kill``): everything forked after the move
-   is inside, ``setsid`` or not;
-2. otherwise the process group, every descendant found under the main
-   process, and — because orphans re-parent away from it — every process
-   whose environment carries the job's ``STOCKADE_JOB_ID`` marker, repeated
-   until a pass finds nothing alive.
+Kill-all uses the strongest means available, chosen once per launch
+(:mod:`stockade.sandbox.killall`): the slot's cgroup v2 where there is one,
+otherwise the process tree found by group, descent and the job's
+``STOCKADE_JOB_ID`` marker.
 """
 
 from __future__ import annotations
@@ -24,23 +20,21 @@ import fcntl
 import os
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from stockade.errors import LaunchError
-from stockade.sandbox import clonespawn, fence, proctree
+from stockade.sandbox import clonespawn, fence, proctree, spoolshim
 from stockade.sandbox import usage as accounting
 from stockade.sandbox.base import ExitStatus, LaunchRequest, ProcessHandle
 from stockade.sandbox.cgroup import SlotCgroup
+from stockade.sandbox.killall import CgroupKill, KillAll, TreeKill
 
-__all__ = ["PopenHandle", "live_pids", "spawn"]
+__all__ = ["REAPER", "PopenHandle", "spawn"]
 
-#: The spool shim's file, run by path (see :mod:`stockade.sandbox.spoolshim`).
-_SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spoolshim.py")
-#: Main pids of handles not yet reaped; the orphan reaper leaves these alone.
-live_pids: set[int] = set()
+#: The orphan reaper of this process's job handles (this process is the
+#: subreaper of every job it launches: one reaper for all of them).
+REAPER = proctree.OrphanReaper()
 
 
 def spawn(
@@ -63,7 +57,7 @@ def spawn(
     new pid namespace (see :mod:`stockade.sandbox.limits`).
     """
     if request.spool is not None:
-        argv = [sys.executable, "-S", "-I", _SHIM, request.spool, *argv]
+        argv = [*spoolshim.launcher(request.spool), *argv]
     guard = fence.active()
     if guard is not None and cgroup is not None:
         guard.born_in(request.marker, str(cgroup.path))  # before: it may die at once
@@ -176,8 +170,8 @@ class PopenHandle(ProcessHandle):
     ):
         self._popen = popen
         self._failed = failed
-        self._cgroup = cgroup
         self._marker = marker
+        self._tree_only = cgroup is None
         self.pid = popen.pid
         assert popen.stdout is not None and popen.stderr is not None
         self.stdout = popen.stdout.fileno()
@@ -196,14 +190,25 @@ class PopenHandle(ProcessHandle):
         self._exit_callbacks: list[Callable[[], None]] = []
         #: The slot was given up (release_slot): nothing of it is touched again.
         self._released = False
-        #: A stop signal was sent: kill-all also sweeps the job's session.
-        self._stopping = False
-        live_pids.add(self.pid)
+        self._kill: KillAll = TreeKill(self, marker) if cgroup is None else CgroupKill(cgroup, self)
+        REAPER.live.add(self.pid)
 
     @property
     def kill_method(self) -> str:
         """Which kill-all mechanism this handle uses (for logs and tests)."""
-        return "cgroup" if self._cgroup is not None else "process-tree"
+        return self._kill.name
+
+    def unreaped(self) -> bool:
+        return self._popen.returncode is None
+
+    def exited(self) -> bool:
+        return self._exit_seen
+
+    def send(self, signum: int) -> None:
+        if self._pidfd is not None:
+            signal.pidfd_send_signal(self._pidfd, signum)
+        else:
+            os.kill(self.pid, signum)
 
     def launch_error(self) -> LaunchError | None:
         if self._failed is None or self._status is None:
@@ -229,7 +234,7 @@ class PopenHandle(ProcessHandle):
         if self._status is None:
             self._reap()
             code = self._popen.wait()
-            live_pids.discard(self.pid)
+            REAPER.live.discard(self.pid)
             self._status = (
                 ExitStatus(code=None, signal=-code) if code < 0 else ExitStatus(code=code)
             )
@@ -272,7 +277,7 @@ class PopenHandle(ProcessHandle):
     def release_slot(self) -> bool:
         if self._released:
             return True
-        if self._cgroup is None or not self._exit_seen or self._cgroup.populated():
+        if not self._kill.empty_after_exit():
             return False
         self._released = True
         return True
@@ -293,110 +298,23 @@ class PopenHandle(ProcessHandle):
     def signal(self, signum: int) -> None:
         if self._released:
             return  # the slot runs another job now; this one's processes are gone
-        if self._cgroup is not None:
-            inside = self._cgroup.pids()
-            self._cgroup.signal(signum)
-            self._signal_session(signum, inside)
-            return
-        for pid in self._tree():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signum)
-
-    def _signal_session(self, signum: int, done: Collection[int] = ()) -> int:
-        """Signal the main process and the rest of its process group and session
-        directly, but for the pids in ``done`` (signalled through the cgroup
-        already: a second SIGTERM can mean "force" to a job's handler).
-
-        The cgroup is not enough: a root job can write itself into another
-        cgroup's ``cgroup.procs``. Its session still names it (every job is
-        born a session leader); the main process is signalled through its
-        pidfd, so a reused pid is never hit. Returns how many were signalled.
-        """
-        self._stopping = True
-        pids = set(proctree.session_members(self.pid)) - set(done)
-        pids.discard(os.getpid())
-        main = self.pid in pids
-        pids.discard(self.pid)
-        if main:  # alive, so not reaped: its pid is still its own
-            with contextlib.suppress(ProcessLookupError):
-                if self._pidfd is not None:
-                    signal.pidfd_send_signal(self._pidfd, signum)
-                else:
-                    os.kill(self.pid, signum)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signum)
-        return len(pids) + main
-
-    def _tree(self) -> list[int]:
-        """Fallback attribution: main pid, its process group, descendants, marked pids."""
-        pids: set[int] = set()
-        if self._popen.returncode is None:
-            pids.add(self.pid)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, 0)
-        pids.update(proctree.descendants(self.pid))
-        pids.update(proctree.pids_with_marker(self._marker))
-        pids.discard(os.getpid())
-        return sorted(pids)
+        self._kill.signal(signum)
 
     def alive(self) -> bool:
         if self._released:
             return False
-        if self._cgroup is not None:
-            return self._cgroup.populated() or self._main_running()
-        return bool(self._tree_alive())
-
-    def _main_running(self) -> bool:
-        """The main process is neither reaped nor a zombie (it may have left the cgroup)."""
-        return self._popen.returncode is None and not self._exit_seen and _is_alive(self.pid)
-
-    def _tree_alive(self) -> list[int]:
-        return [p for p in self._tree() if _is_alive(p)]
+        return self._kill.alive()
 
     async def kill_all(self) -> int:
         if self._released:
             count = 0  # found empty at the exit; what is in the slot now is not ours
-        elif self._cgroup is not None:
-            count = await self._kill_cgroup(self._cgroup)
-            if self._stopping or self._popen.returncode is None:
-                # A job that left its cgroup is killed all the same (and a stop
-                # must not wait for its main process forever).
-                count += self._signal_session(signal.SIGKILL)
         else:
-            count = await self._kill_tree()
+            count = await self._kill.kill()
         if self._popen.returncode is None:
             await self.wait()
         if proctree.is_subreaper():
-            _reap_orphans(killed=count > 0)
+            REAPER.after_kill(killed=count > 0)
         return count
-
-    async def _kill_cgroup(self, cgroup: SlotCgroup) -> int:
-        if not cgroup.populated():
-            return 0  # the common case after a clean exit: one read, nothing to do
-        victims = cgroup.pids()
-        cgroup.kill()
-        deadline = time.monotonic() + 5.0
-        delay = 0.0002
-        while cgroup.populated() and time.monotonic() < deadline:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.01)
-        return len(victims)
-
-    async def _kill_tree(self) -> int:
-        killed: set[int] = set()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        for _ in range(200):
-            pids = self._tree_alive()
-            if not pids:
-                break
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-                killed.add(pid)
-            await asyncio.sleep(0.001)
-        return len(killed)
 
     def close_stdin(self) -> None:
         if self._popen.stdin is not None:
@@ -415,7 +333,7 @@ class PopenHandle(ProcessHandle):
             os.close(self._pidfd)
             self._pidfd = None
         guard = fence.active()
-        if self._cgroup is None and guard is not None:
+        if self._tree_only and guard is not None:
             guard.ended(self._marker)
 
 
@@ -430,32 +348,3 @@ def _widen_pipe(fd: int) -> None:
     """Grow a pipe to :data:`PIPE_SIZE`; keep the default if the host refuses."""
     with contextlib.suppress(OSError):
         fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_SIZE)
-
-
-#: Seconds between orphan sweeps after jobs that left nothing to kill.
-REAP_INTERVAL = 1.0
-_last_reap = [0.0]
-
-
-def _reap_orphans(*, killed: bool) -> None:
-    """Reap jobs' orphans that re-parented to this subreaper and exited.
-
-    Right away when kill-all killed something (those are the zombies a kill
-    makes); otherwise at most every :data:`REAP_INTERVAL`: an orphan that
-    exited on its own before its job ended waits that long as a zombie, and
-    a worker running short jobs saves a walk of ``/proc`` per job.
-    """
-    now = time.monotonic()
-    if killed or now - _last_reap[0] >= REAP_INTERVAL:
-        _last_reap[0] = now
-        proctree.reap_orphans(live_pids)
-
-
-def _is_alive(pid: int) -> bool:
-    """Alive and not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            data = fh.read()
-    except OSError:
-        return False
-    return data[data.rfind(")") + 2 :].split(" ", 1)[0] not in ("Z", "X")

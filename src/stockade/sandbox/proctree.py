@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 __all__ = [
+    "OrphanReaper",
     "children",
     "descendants",
     "enable_subreaper",
@@ -126,6 +128,37 @@ def reap_orphans(exclude: set[int]) -> int:
             done, _ = os.waitpid(pid, os.WNOHANG)
             reaped += 1 if done else 0
     return reaped
+
+
+class OrphanReaper:
+    """Reaps jobs' orphans that re-parented to this subreaper and exited.
+
+    Right away after a kill-all that killed something (those are the zombies
+    a kill makes); otherwise at most every ``interval`` seconds: an orphan
+    that exited on its own before its job ended waits that long as a zombie,
+    and a worker running short jobs saves a walk of ``/proc`` per job.
+    ``live`` holds the main pids of handles not yet reaped (their handles
+    reap them)."""
+
+    def __init__(
+        self,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        reap: Callable[[set[int]], int] = reap_orphans,
+    ) -> None:
+        self.interval = interval
+        self.live: set[int] = set()
+        self._clock = clock
+        self._reap = reap
+        self._last: float | None = None
+
+    def after_kill(self, *, killed: bool) -> int:
+        """Reap now if due (see the class); how many were reaped."""
+        now = self._clock()
+        if not killed and self._last is not None and now - self._last < self.interval:
+            return 0
+        self._last = now
+        return self._reap(self.live)
 
 
 def session_members(sid: int) -> list[int]:

@@ -63,6 +63,10 @@ class GroupCommit:
         self.batches = 0
         self.items = 0
 
+    def waiting(self) -> bool:
+        """Whether submissions are queued that the writer has not taken yet."""
+        return not self._queue.empty()
+
     async def submit(self, job: NewJob, job_id: str | None = None) -> Outcome:
         """Queue ``job`` (under ``job_id`` when keyed); ``(job, created)`` once committed."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()

@@ -79,6 +79,10 @@ class Wakeups:
                 if not waiting:
                     del self._followers[job_id]
 
+    def following(self) -> int:
+        """How many jobs have a stream following them."""
+        return len(self._followers)
+
     def wake_all(self) -> None:
         """Wake every stream now (the server starts draining). On the loop's thread."""
         self._wake("")

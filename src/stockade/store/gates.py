@@ -49,6 +49,8 @@ from stockade.store import schema as t
 from stockade.store.base import JOBS_CHANNEL, LOGS_CHANNEL, logs_payload
 from stockade.store.direct import Statement, Tx, insert_batch
 from stockade.store.gatewait import HELD
+from stockade.store.outbox import ENDED, ended_rows
+from stockade.store.outbox import INSERT as _INSERT_NOTIFICATION
 from stockade.store.records import NewJob
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
@@ -111,6 +113,10 @@ _KEY_LOCK = Statement(
 )
 _HELD_KEYS = _per_dialect(
     lambda ids: sa.select(_held_key()).where(ids(jobs.c.id), jobs.c.concurrency_key.is_not(None)),
+    ("b_ids",),
+)
+_ENDED_ROWS = _per_dialect(
+    lambda ids: sa.select(*(jobs.c[c] for c in ENDED), epoch_now()).where(ids(jobs.c.id)),
     ("b_ids",),
 )
 _FOLLOWERS = _per_dialect(
@@ -439,10 +445,18 @@ def _evaluate(tx: Tx, ids: list[str], failed: list[str] | None = None) -> set[st
     if events:
         ((now,),) = tx.rows(_NOW)
         tx.many(_INSERT_EVENT, [(*e, now) for e in events])
+        _queue_notifications(tx, ended)
         tx.notify(LOGS_CHANNEL, logs_payload(ended))
     if let_go:
         tx.notify(JOBS_CHANNEL)
     return keys
+
+
+def _queue_notifications(tx: Tx, ended: list[str]) -> None:
+    """Queue the notifications of the jobs ``ended`` failed (their spec's
+    ``notify``), in the transaction that failed them."""
+    notes = ended_rows(tx.rows(_ENDED_ROWS[tx.dialect], (ended,)))
+    tx.many(_INSERT_NOTIFICATION, notes)
 
 
 def _verdict(states: list[tuple[str, JobState]], any_end: bool) -> bool | None:

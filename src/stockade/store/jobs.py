@@ -41,6 +41,7 @@ from stockade.store.base import CANCEL_CHANNEL, JOBS_CHANNEL, LOGS_CHANNEL, logs
 from stockade.store.direct import Batch, Statement, Tx, insert_batch, row_source
 from stockade.store.gatewait import HELD_SQL
 from stockade.store.ids import new_job_id
+from stockade.store.jobinsert import job_rows, write_jobs
 from stockade.store.outbox import INSERT as _INSERT_NOTIFICATION
 from stockade.store.outbox import end_rows, queue_ended
 from stockade.store.policy import MAX_TRANSIENT, Step, next_step
@@ -55,7 +56,7 @@ from stockade.store.routesql import (
     routing_conditions,
 )
 from stockade.store.routing import Offer
-from stockade.store.rows import JOB_COLUMNS, job_row, lost_claim, result_json, usage_columns
+from stockade.store.rows import JOB_COLUMNS, lost_claim, result_json, usage_columns
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
 
@@ -381,9 +382,10 @@ class JobManager(UserRequests):
         existing: dict[str, str] = {}
         with self.db.direct() as tx:
             rows = self._enqueue(tx, list(zip(new, ids, strict=True)), existing)
-        created = {row["id"]: row["created_at"] for row in rows}
-        self.supersede([(job, jid, created[jid]) for job, jid in zip(new, ids, strict=True)
-                        if jid in created])  # fmt: skip
+        if any(job.cancel_in_progress for job in new):
+            created = {row["id"]: row["created_at"] for row in rows}
+            self.supersede([(job, jid, created[jid]) for job, jid in zip(new, ids, strict=True)
+                            if jid in created])  # fmt: skip
         return [(existing.get(jid, jid), jid not in existing) for jid in ids]
 
     def supersede(self, made: Sequence[tuple[NewJob, str, float]]) -> None:
@@ -423,8 +425,9 @@ class JobManager(UserRequests):
         existing: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """:meth:`enqueue` on the driver's cursor: a multi-row INSERT per chunk
-        on PostgreSQL, one ``executemany`` on SQLite. Through Core, 2,000 jobs
-        took 90 ms on PostgreSQL (a statement per row) and 50 on SQLite.
+        on PostgreSQL, one ``executemany`` on SQLite (values made by
+        :mod:`~stockade.store.jobinsert`). Through Core, 2,000 jobs took 90 ms
+        on PostgreSQL (a statement per row) and 50 on SQLite.
 
         Jobs with keys or dependencies go through :mod:`~stockade.store.gates`
         in the same transaction; a duplicate of a unique key is not inserted,
@@ -441,16 +444,14 @@ class JobManager(UserRequests):
                 gates.release(tx, locked)
                 return []
         ((now,),) = tx.rows(_NOW)
-        # Jobs a microsecond apart in age, in the order given, and after the
-        # ones this store submitted before: SQLite's clock moves by whole
-        # milliseconds, so two submits in one tick would tie. Their
-        # ``run_after`` stays ``now``: a job due a microsecond later would
-        # wait for the clock's next tick.
-        first = max(now, self._next_created)
-        rows = [job_row(job, jid, now, first + i * 1e-6) for i, (job, jid) in enumerate(new)]
-        self._next_created = first + len(rows) * 1e-6
-        tx.many(_INSERT_JOB, [tuple(row[c] for c in JOB_COLUMNS) for row in rows])
-        tx.many(_INSERT_QUEUED, [(jid, "queued", now) for _, jid in new])
+        # In the order given, and after the ones this store submitted before.
+        rows = job_rows(new, now, self._next_created)
+        self._next_created = rows[-1]["created_at"] + 1e-6
+        if tx.dialect == "sqlite":  # the driver's values built directly (see jobinsert)
+            write_jobs(tx.cursor, rows, now)
+        else:
+            tx.many(_INSERT_JOB, [tuple(row[c] for c in JOB_COLUMNS) for row in rows])
+            tx.many(_INSERT_QUEUED, [(jid, "queued", now) for _, jid in new])
         if gated:
             gates.admit(tx, [(job, jid) for job, jid in new if job.gated], locked)
         tx.notify(JOBS_CHANNEL)

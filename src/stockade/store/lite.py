@@ -1,11 +1,12 @@
-"""The CLI's reads of a SQLite store, straight on ``sqlite3``, without SQLAlchemy.
+"""The CLI's reads and submits on a SQLite store, straight on ``sqlite3``, without SQLAlchemy.
 
-`stockade jobs`, `show` and `logs` each run one process for a few small
-reads; importing SQLAlchemy and building its engine cost them about thirty
-times what Python itself takes to start. On SQLite these reads are simple,
-so :func:`open_reader` serves them here, on the driver alone, behind the
-same ``queries`` methods as :class:`~stockade.store.Store` (the
-:class:`Reader` protocol), and falls back to the full store whenever this
+`stockade jobs`, `show`, `logs` and `submit` each run one process for a few
+small reads or one insert; importing SQLAlchemy and Alembic and building
+the engine cost them about thirty times what Python itself takes to start.
+On SQLite these are simple, so :func:`open_reader` and :func:`open_writer`
+serve them here, on the driver alone, behind the same ``queries`` and
+``jobs`` methods as :class:`~stockade.store.Store` (the :class:`Reader` and
+:class:`Writer` protocols), and fall back to the full store whenever this
 path is not sure:
 
 * the options name something other than a SQLite file that exists
@@ -13,7 +14,9 @@ path is not sure:
 * the file's schema is not this stockade's (:data:`~stockade.store.revision.HEAD`):
   the full store creates it or says why it cannot;
 * a prefix that names no job or more than one, and any driver error: the
-  same call is made on the full store, which reports it its own way.
+  same call is made on the full store, which reports it its own way;
+* a submit of jobs with a unique or concurrency key or dependencies
+  (:class:`LiteJobs`): the full store's gates decide those.
 
 The statements are SQLAlchemy Core's in :mod:`~stockade.store.queries`,
 compiled for SQLite: a test compiles each builder there for every shape of
@@ -31,11 +34,14 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
+from stockade.store.ids import new_job_id
+from stockade.store.jobinsert import job_rows, write_jobs
 from stockade.store.records import (
     LIVE_WITHIN,
     AttemptRecord,
     JobRecord,
     LogChunk,
+    NewJob,
     mark_waiting,
     worker_offer,
 )
@@ -44,9 +50,9 @@ from stockade.store.routing import Offer
 from stockade.store.url import sqlite_file
 
 __all__ = [
-    "LiteQueries", "LiteStore", "ReadQueries", "Reader", "attempts_of", "chunks_of",
-    "connect_existing", "job_by_id", "jobs_listing", "live_offers", "now_query", "open_reader",
-    "outputs_of",
+    "LiteJobs", "LiteQueries", "LiteStore", "ReadQueries", "Reader", "WriteJobs", "Writer",
+    "attempts_of", "chunks_of", "connect_existing", "job_by_id", "jobs_listing", "live_offers",
+    "now_query", "open_reader", "open_writer", "outputs_of",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -310,22 +316,91 @@ class LiteQueries:
         )
 
 
+class WriteJobs(Protocol):
+    """The submits ``stockade submit`` makes (:class:`~stockade.store.JobManager` has them)."""
+
+    def submit(self, new: Sequence[NewJob]) -> list[str]: ...
+    def place(self, new: Sequence[NewJob]) -> list[tuple[str, bool]]: ...
+
+
+class Writer(Reader, Protocol):
+    """A :class:`Reader` that also submits jobs (a :class:`~stockade.store.Store` is one)."""
+
+    @property
+    def jobs(self) -> WriteJobs: ...
+
+
+class LiteJobs:
+    """:class:`WriteJobs` on a ``sqlite3`` connection, for jobs without keys or
+    dependencies: the same rows and events as the full store's enqueue
+    (:mod:`~stockade.store.jobinsert`), in one ``BEGIN IMMEDIATE``
+    transaction. A batch with a unique or concurrency key or ``--after``
+    goes to ``full()``, the full store's manager (:mod:`~stockade.store.gates`
+    decides those), and so does a batch the driver failed to write (rolled
+    back: nothing of it is stored), which reports the failure its own way."""
+
+    def __init__(self, conn: sqlite3.Connection, full: Callable[[], WriteJobs]) -> None:
+        self._conn = conn
+        self._full = full
+        self._next_created = 0.0  # as the full store's manager keeps it
+
+    def submit(self, new: Sequence[NewJob]) -> list[str]:
+        return [jid for jid, _ in self.place(new)]
+
+    def place(self, new: Sequence[NewJob]) -> list[tuple[str, bool]]:
+        if any(job.gated or job.unique_key is not None for job in new):
+            return self._full().place(new)
+        ids = [job.id or new_job_id() for job in new]
+        if not new:
+            return []
+        try:
+            self._write(list(zip(new, ids, strict=True)))
+        except sqlite3.Error:
+            return self._full().place(new)
+        return [(jid, True) for jid in ids]
+
+    def _write(self, new: list[tuple[NewJob, str]]) -> None:
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                (now,) = cursor.execute(*now_query()).fetchone()
+                rows = job_rows(new, now, self._next_created)
+                write_jobs(cursor, rows, now)
+                cursor.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.rollback()
+                raise
+            self._next_created = rows[-1]["created_at"] + 1e-6
+        finally:
+            cursor.close()
+
+
 class LiteStore:
-    """A :class:`Reader` on a SQLite file; the full store is opened only if needed."""
+    """A :class:`Writer` on a SQLite file; the full store is opened only if needed."""
 
     def __init__(self, conn: sqlite3.Connection, database_url: str | None, data_dir: Any) -> None:
         self._conn = conn
         self._where = (database_url, data_dir)
         self._store: Any = None
         self.queries = LiteQueries(conn, self._full)
+        self.jobs = LiteJobs(conn, self._full_jobs)
 
-    def _full(self) -> ReadQueries:
+    def _open(self) -> Any:
         if self._store is None:
             from stockade.store.store import open_store
 
             self._store = open_store(*self._where)
-        queries: ReadQueries = self._store.queries
+        return self._store
+
+    def _full(self) -> ReadQueries:
+        queries: ReadQueries = self._open().queries
         return queries
+
+    def _full_jobs(self) -> WriteJobs:
+        jobs: WriteJobs = self._open().jobs
+        return jobs
 
     def close(self) -> None:
         self._conn.close()
@@ -353,6 +428,9 @@ def _connect(path: Path, *, any_thread: bool = False) -> sqlite3.Connection | No
     if row is None or row[0] != HEAD:
         conn.close()
         return None
+    # As the full store's connections (a submit writes on this one).
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
     return conn
 
 
@@ -396,6 +474,15 @@ def open_reader(
     """A :class:`Reader` of the store the options name: on the driver alone
     for an existing SQLite store of this stockade's schema (unless
     ``$STOCKADE_LITE`` is ``0``), else the full store."""
+    return open_writer(database_url, data_dir)
+
+
+def open_writer(
+    database_url: str | None = None, data_dir: str | os.PathLike[str] | None = None
+) -> Writer:
+    """A :class:`Writer` of the store the options name, as :func:`open_reader`
+    chooses: a store not created yet, or at another schema revision, is the
+    full store's to create or refuse (with its one-line error)."""
     found = connect_existing(database_url, data_dir)
     if found is None:
         from stockade.store.store import open_store

@@ -17,7 +17,7 @@ again: delivery is *at least once* (receivers dedupe on the delivery id).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +31,8 @@ from stockade.store.outboxview import SHOWN, delivery_id, shown
 from stockade.store.schema import epoch_now
 
 __all__ = [
-    "HISTORY_MAX", "SHOWN", "Delivery", "Outbox", "delivery_id", "end_rows", "queue_ended",
-    "shown", "summary",
+    "ENDED", "HISTORY_MAX", "SHOWN", "Delivery", "Outbox", "delivery_id", "end_rows", "ended_rows",
+    "queue_ended", "shown", "summary",
 ]  # fmt: skip
 
 #: Tries kept in a row's ``history`` (the newest); ``tries`` counts them all.
@@ -76,10 +76,23 @@ def end_rows(
     return rows
 
 
-_ENDED = (
+#: The job fields :func:`end_rows` reads, in order (``spec`` among them).
+ENDED = (
     "id", "task", "spec", "state", "outcome", "reason", "error", "exit_code", "signal",
     "attempts", "max_attempts", "run_id", "step", "runs",
 )  # fmt: skip
+
+
+def ended_rows(selected: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """The :data:`INSERT` rows of the ended jobs ``selected`` (each its
+    :data:`ENDED` fields, then the time now)."""
+    rows: list[tuple[Any, ...]] = []
+    for row in selected:
+        job = dict(zip(ENDED, row, strict=False))
+        spec = job.pop("spec") or {}
+        if spec.get("notify"):
+            rows.extend(end_rows(spec, job, job.get("runs") or None, row[-1]))
+    return rows
 
 
 def queue_ended(conn: Connection, job_ids: Iterable[str]) -> int:
@@ -90,15 +103,10 @@ def queue_ended(conn: Connection, job_ids: Iterable[str]) -> int:
     if not ids:
         return 0
     jobs = t.jobs
-    query = sa.select(*(jobs.c[c] for c in _ENDED), epoch_now()).where(
+    query = sa.select(*(jobs.c[c] for c in ENDED), epoch_now()).where(
         jobs.c.id.in_(ids), jobs.c.state.in_(_FINAL)
     )
-    rows: list[tuple[Any, ...]] = []
-    for row in conn.execute(query):
-        job = dict(zip(_ENDED, row, strict=False))
-        spec = job.pop("spec") or {}
-        if spec.get("notify"):
-            rows.extend(end_rows(spec, job, job.get("runs") or None, row[-1]))
+    rows = ended_rows(conn.execute(query))
     if rows:
         conn.execute(
             t.notifications.insert(), [dict(zip(INSERT.args, r, strict=True)) for r in rows]

@@ -264,6 +264,18 @@ class Queries:
 
         return Outbox(self.db).of_job(job_id)
 
+    def keyed(self, unique_key: str) -> JobRecord | None:
+        """The newest job submitted with ``unique_key``, whatever its state
+        (a resumed fleet run finds the jobs its first process queued)."""
+        jobs = t.jobs
+        query = (
+            sa.select(jobs).where(jobs.c.unique_key == unique_key)
+            .order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(1)
+        )  # fmt: skip
+        with self.db.read() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else JobRecord.from_row(row)
+
     def outputs(self, job_id: str) -> dict[str, Any] | None:
         """The outputs of the job's succeeded attempt, if it has one."""
         with self.db.read() as conn:

@@ -110,8 +110,8 @@ def run_command_in_tui(params: dict[str, Any]) -> int:
                        ("data_dir", "--data-dir")):  # fmt: skip
         if params[name] is not None:
             options += [flag, str(params[name])]
-    if params["keep_going"]:
-        options.append("--keep-going")
+    options += [flag for name, flag in (("keep_going", "--keep-going"), ("fleet", "--fleet"))
+                if params[name]]  # fmt: skip
     for step in params["only"]:
         options += ["--only", step]
     for entry in params["sets"]:
