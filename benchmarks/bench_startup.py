@@ -16,7 +16,9 @@ scheduler, recording the run). Target: <= 2x.
 
 Also which modules the ad-hoc path imports (``python -X importtime
 .venv/bin/stockade exec -- true``): none of pydantic, sqlalchemy, fastapi,
-rich or yaml may appear.
+rich or yaml may appear; and the pipeline path (``stockade run`` on its
+SQLite store, which records the run straight on ``sqlite3``): none of
+sqlalchemy, alembic or psycopg.
 
 ``PYTHONDONTWRITEBYTECODE`` is dropped from the environment so the warm-up
 leaves the bytecode cache an installed package has; otherwise every run
@@ -36,6 +38,7 @@ TARGET = 6.0
 TARGET_RUN = 2.0
 ONE_STEP = 'version: 1\npipelines:\n  one:\n    steps:\n      only:\n        run: "true"\n'
 HEAVY = ("pydantic", "sqlalchemy", "fastapi", "rich", "yaml")
+ORM = ("sqlalchemy", "alembic", "psycopg")
 
 
 def _imports(args: list[str], env: dict[str, str], cwd: str) -> dict[str, tuple[int, float]]:
@@ -75,8 +78,10 @@ def run(quick: bool) -> list[Row]:
         progress("import trace of the ad-hoc path")
         ours = _imports(commands["exec"], env, tmp)  # the script, run by -X importtime
         bare = _imports(["-c", "pass"], env, tmp)
+        pipeline = _imports(commands["run"], env, tmp)
     python, exec_, help_, run_ = (median(times[n]) for n in commands)
     heavy = sorted({m.split(".")[0] for m in ours} & set(HEAVY))
+    orm = sorted({m.split(".")[0] for m in pipeline} & set(ORM))
     # Imports made by stockade's own code path (depth 0), not by Python's start-up.
     top = sorted(((t, m) for m, (d, t) in ours.items() if d == 0 and m not in bare), reverse=True)
     return [
@@ -109,5 +114,13 @@ def run(quick: bool) -> list[Row]:
             note="imports of `exec -- true` beyond Python's own (cumulative): "
             + ", ".join(f"{m} {t * 1000:.1f} ms" for t, m in top[:6])
             + f"; {sum(t for t, _ in top) * 1000:.0f} ms in all",
+        ),
+        Row(
+            "startup: ORM on the run path (SQLite)",
+            ", ".join(orm) or "none",
+            f"{len(pipeline)} modules",
+            None,
+            "none",
+            not orm,
         ),
     ]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -86,6 +87,8 @@ def active() -> bool:
 def _provider_set() -> bool:
     if _chosen.get("provider") is not None:
         return True
+    if "opentelemetry.trace" not in sys.modules:
+        return False  # no one set a global provider without importing the API (saves its import)
     trace = _api()
     if trace is None:
         return False

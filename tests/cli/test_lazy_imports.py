@@ -98,3 +98,14 @@ def test_submit_on_sqlite_imports_no_orm_or_driver(bulk: bool, data_dir: Path) -
     (data_dir / "in.jsonl").write_text('{"n": 1}\n{"n": 2}\n')
     args = ["submit", *(["--inputs", "in.jsonl"] if bulk else []), "--", "true"]
     assert not _loaded(args, data_dir) & {"sqlalchemy", "alembic", "psycopg"}
+
+
+def test_run_on_sqlite_records_without_the_orm(data_dir: Path, tmp_path: Path) -> None:
+    """``stockade run`` of a one-step pipeline records its run on the driver
+    alone (``stockade.store.literuns``): no SQLAlchemy, Alembic or psycopg."""
+    config = tmp_path / "stockade.yaml"
+    config.write_text(
+        'version: 1\npipelines:\n  one:\n    steps:\n      only:\n        run: "true"\n'
+    )
+    loaded = _loaded(["run", "-q", "-c", str(config)], data_dir)
+    assert loaded == {"click", "pydantic", "yaml", "rich"}

@@ -213,3 +213,16 @@ def test_hostile_reports_fail_their_steps_and_the_run_ends(tmp_path: Path) -> No
         "the workspace",
     }, done.stderr
     assert "secret" not in done.stdout
+
+
+def _xml_char(code: int) -> bool:
+    """XML 1.0's ``Char`` production."""
+    return code in (0x9, 0xA, 0xD) or any(
+        low <= code <= high for low, high in ((0x20, 0xD7FF), (0xE000, 0xFFFD), (0x10000, 0x10FFFF))
+    )
+
+
+def test_junit_output_escapes_exactly_what_xml_cannot_hold() -> None:
+    codes = [*range(0x10000), 0x10000, 0x1F600, 0x10FFFF]  # every BMP character, a few above
+    root = ET.fromstring(junit_xml([], name="".join(map(chr, codes))))
+    assert root.attrib["name"] == "".join(chr(c) if _xml_char(c) else f"\\x{c:02x}" for c in codes)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from stockade.pipeline.model import Observer
     from stockade.spec import Config
     from stockade.spec.pipeline import PipelineSpec
-    from stockade.store import Store
+    from stockade.store.literuns import RunRecording
 
 __all__ = ["RunCommandOptions", "execute_pipeline", "run_command"]
 
@@ -123,7 +123,6 @@ def execute_pipeline(
     ``rerun`` passes :class:`~stockade.engine.runs.PipelineRun`'s rerun
     arguments (``reuse``, ``source_run``, ``rerun``) for ``stockade rerun``."""
     from stockade.sandbox import fence
-    from stockade.store import open_store
 
     problem = _destination_problem(options)
     if problem:
@@ -131,11 +130,23 @@ def execute_pipeline(
         return 2
     fence.start()  # the run's jobs die with this process, however it dies
     try:
-        store = open_store(options.database_url, options.data_dir)
+        store = _run_store(options)
         return asyncio.run(_execute(store, config, name, spec, options, rerun))
     except StockadeError as exc:
         click.echo(f"stockade: error: {printable(exc.message)}", err=True)
         return 1
+
+
+def _run_store(options: RunCommandOptions) -> RunRecording:
+    """Where the run is recorded: a --fleet run queues its jobs in the store,
+    which takes the full one; otherwise :func:`~stockade.store.literuns.open_run_store`."""
+    if options.fleet:
+        from stockade.store import open_store
+
+        return open_store(options.database_url, options.data_dir)
+    from stockade.store.literuns import open_run_store
+
+    return open_run_store(options.database_url, options.data_dir)
 
 
 def _destination_problem(options: RunCommandOptions) -> str:
@@ -188,7 +199,7 @@ def _observer(options: RunCommandOptions) -> Observer:
 
 
 async def _execute(
-    store: Store,
+    store: RunRecording,
     config: Config,
     name: str,
     spec: PipelineSpec,

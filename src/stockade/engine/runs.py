@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from stockade.engine.jobspec import SPEC_VERSION, new_job
 from stockade.engine.logsink import StoreLogSink
@@ -43,8 +43,7 @@ from stockade.pipeline.model import Job, Observer, Reuse, Reused, RunState, Stat
 from stockade.pipeline.test2json import TestCase
 from stockade.reasons import Reason, parse_reason
 from stockade.runner.events import Event
-from stockade.store import JobState, Store
-from stockade.store.runs import (
+from stockade.store.runrows import (
     ABANDONED_REASON,
     HEARTBEAT,
     AttemptWrite,
@@ -52,6 +51,7 @@ from stockade.store.runs import (
     RunBatch,
     RunRecord,
 )
+from stockade.store.states import JobState
 from stockade.store.states import RunState as StoredRun
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ if TYPE_CHECKING:
     from stockade.runner.events import Sink
     from stockade.spec import Config, TaskSpec
     from stockade.spec.pipeline import PipelineSpec
+    from stockade.store import Store
+    from stockade.store.literuns import RunRecording
 
 __all__ = [
     "LINGER", "POLL", "RESUME_SILENCE", "PipelineRun", "RunOptions", "RunRecorder", "resume_plan",
@@ -513,7 +515,7 @@ class PipelineRun:
 
     def __init__(
         self,
-        store: Store,
+        store: RunRecording,
         config: Config,
         name: str,
         spec: PipelineSpec,
@@ -536,7 +538,10 @@ class PipelineRun:
         self.store = store
         self.own_store = own_store
         state = StoredRun.QUEUED if queued else StoredRun.RUNNING
-        self.astore = AsyncStore(store)
+        # Without --fleet only the recording's run and journal writes (and its
+        # ``db.name``) are called: the driver-only one of :mod:`~stockade.store.literuns`
+        # does; a --fleet run queues jobs and reads them, so it is given a full store.
+        self.astore = AsyncStore(cast("Store", store))
         self.recorder = RunRecorder(self.astore, self.run_id, config=config, stored=state)
         remote, jobs = None, options.jobs
         if options.fleet:

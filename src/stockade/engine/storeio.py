@@ -16,14 +16,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from stockade.engine.storeproc import METHODS, StoreProcess
 from stockade.errors import StoreUnavailable
 from stockade.runner.policy import backoff_delay
 from stockade.runner.result import Result
-from stockade.store import Claim, JobState, Store
+from stockade.store import Claim, JobState
 from stockade.store.routing import Offer
+
+if TYPE_CHECKING:
+    from stockade.engine.storeproc import StoreProcess
+    from stockade.store import Store
 
 __all__ = ["AsyncStore", "Recorder", "wait_for_event"]
 
@@ -47,6 +50,14 @@ async def wait_for_event(event: asyncio.Event, timeout: float | None) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def _process_methods() -> frozenset[str]:
+    """The calls a store process serves; imported only by a worker that has
+    one (``stockade run`` never does)."""
+    from stockade.engine.storeproc import METHODS
+
+    return METHODS
 
 
 class AsyncStore:
@@ -141,7 +152,7 @@ class AsyncStore:
 
         async def attempt() -> Any:
             process = self.process
-            if process is not None and method in METHODS:
+            if process is not None and method in _process_methods():
                 try:
                     return await process.call(method, *args)
                 except StoreUnavailable:

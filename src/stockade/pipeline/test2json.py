@@ -20,8 +20,10 @@ from stockade.pipeline.clip import Clip
 __all__ = ["Test2Json", "TestCase", "failure_message", "junit_xml"]
 
 _FINAL = {"pass": "passed", "fail": "failed", "skip": "skipped"}
-_NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-"""Characters XML 1.0 cannot hold, even escaped (ANSI colour's ESC among them)."""
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""Characters XML 1.0 cannot hold, even escaped (ANSI colour's ESC among them):
+those its ``Char`` leaves out, listed, not as the complement of those it
+allows, which took 10 ms to compile at every ``stockade run``'s start."""
 
 
 @dataclass

@@ -15,9 +15,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import croniter  # type: ignore[import-untyped]
 
 __all__ = ["MAX_TICKS", "ON_TIME", "CatchUp", "Due", "Ticker", "cron_problem", "zone_problem"]
 
@@ -27,6 +26,15 @@ MAX_TICKS = 100
 #: Seconds after its time within which a tick is on time, not missed: what
 #: ``catch_up: none`` still submits (a pass runs every second or so).
 ON_TIME = 60.0
+
+
+def _croniter() -> Any:
+    """croniter's class, imported on first use: reading ``stockade.yaml``
+    imports this module for :class:`CatchUp`, and most configs have no
+    schedule (croniter's import runs a subprocess)."""
+    from croniter import croniter  # type: ignore[import-untyped]
+
+    return croniter
 
 
 class CatchUp(enum.StrEnum):
@@ -44,7 +52,7 @@ def cron_problem(expression: str) -> str | None:
             f"cron {expression!r} must have five fields (minute hour day month weekday), "
             'like "0 3 * * *"'
         )
-    if not croniter.is_valid(expression):
+    if not _croniter().is_valid(expression):
         return f'cron {expression!r} is not a valid cron expression (e.g. "*/15 * * * *")'
     return None
 
@@ -85,13 +93,13 @@ class Ticker:
 
     def next_after(self, when: float) -> float:
         """The first tick strictly after ``when``."""
-        value: float = croniter(self.cron, self._at(when)).get_next(float)
+        value: float = _croniter()(self.cron, self._at(when)).get_next(float)
         return value
 
     def latest(self, now: float) -> float:
         """The last tick at or before ``now``."""
         # get_prev is strictly before its start: start just after now.
-        value: float = croniter(self.cron, self._at(now) + timedelta(microseconds=1)).get_prev(
+        value: float = _croniter()(self.cron, self._at(now) + timedelta(microseconds=1)).get_prev(
             float
         )
         return value

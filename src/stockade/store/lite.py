@@ -51,8 +51,8 @@ from stockade.store.url import sqlite_file
 
 __all__ = [
     "LiteJobs", "LiteQueries", "LiteStore", "ReadQueries", "Reader", "WriteJobs", "Writer",
-    "attempts_of", "chunks_of", "job_by_id", "jobs_listing", "live_offers", "now_query",
-    "open_reader", "open_writer", "outputs_of",
+    "attempts_of", "chunks_of", "connect_existing", "job_by_id", "jobs_listing", "live_offers",
+    "now_query", "open_reader", "open_writer", "outputs_of",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -408,14 +408,17 @@ class LiteStore:
             self._store.close()
 
 
-def _connect(path: Path) -> sqlite3.Connection | None:
+def _connect(path: Path, *, any_thread: bool = False) -> sqlite3.Connection | None:
     """A connection to the existing store at ``path`` if its schema is this
-    stockade's; ``None`` otherwise (nothing is created)."""
+    stockade's; ``None`` otherwise (nothing is created). ``any_thread``: it
+    may be used from threads other than this one (one at a time)."""
     if not path.is_file():
         return None
     uri = f"file:{quote(str(path.absolute()))}?mode=rw"
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=not any_thread
+        )
     except sqlite3.Error:
         return None
     try:
@@ -447,6 +450,24 @@ def _private(path: Path, database_url: str | None) -> bool:
     return True
 
 
+def connect_existing(
+    database_url: str | None, data_dir: str | os.PathLike[str] | None, *, any_thread: bool = False
+) -> tuple[Path, sqlite3.Connection] | None:
+    """The SQLite file the options name and a connection to it, when the
+    driver alone may serve it: an existing store of this stockade's schema,
+    made private, and ``$STOCKADE_LITE`` is not ``0``; ``None`` otherwise
+    (the full store must). ``any_thread`` as :func:`_connect` takes it."""
+    path = sqlite_file(database_url, data_dir)
+    if (
+        path is None
+        or os.environ.get("STOCKADE_LITE", "1") == "0"
+        or not _private(path, database_url)
+    ):
+        return None
+    conn = _connect(path, any_thread=any_thread)
+    return None if conn is None else (path, conn)
+
+
 def open_reader(
     database_url: str | None = None, data_dir: str | os.PathLike[str] | None = None
 ) -> Reader:
@@ -462,16 +483,9 @@ def open_writer(
     """A :class:`Writer` of the store the options name, as :func:`open_reader`
     chooses: a store not created yet, or at another schema revision, is the
     full store's to create or refuse (with its one-line error)."""
-    path = sqlite_file(database_url, data_dir)
-    conn = None
-    if (
-        path is not None
-        and os.environ.get("STOCKADE_LITE", "1") != "0"
-        and _private(path, database_url)
-    ):
-        conn = _connect(path)
-    if conn is None:
+    found = connect_existing(database_url, data_dir)
+    if found is None:
         from stockade.store.store import open_store
 
         return open_store(database_url, data_dir)
-    return LiteStore(conn, database_url, data_dir)
+    return LiteStore(found[1], database_url, data_dir)

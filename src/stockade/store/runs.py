@@ -15,11 +15,11 @@ by another process (the HTTP API, ``stockade runs cancel``) at its next flush.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import fields
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 
 from stockade.errors import RunNotFound, StoreError
 from stockade.reasons import Reason
@@ -28,180 +28,27 @@ from stockade.store.base import notify_logs
 from stockade.store.database import Database
 from stockade.store.queries import newest_first, resolve_id
 from stockade.store.records import JobRecord
-from stockade.store.rows import usage_columns
-from stockade.store.schema import epoch_now
-from stockade.store.states import (
-    RUN_TERMINAL,
-    JobState,
-    RunState,
-    check,
-    check_birth,
-    check_run,
+from stockade.store.runrows import (
+    ABANDONED_AFTER,
+    ABANDONED_REASON,
+    HEARTBEAT,
+    LIVE,
+    AttemptWrite,
+    JobWrite,
+    RunBatch,
+    RunRecord,
+    TestRecord,
+    batch_rows,
+    run_changes,
+    run_row,
 )
+from stockade.store.schema import epoch_now
+from stockade.store.states import RUN_TERMINAL, JobState, RunState, check_run
 
 __all__ = [
     "ABANDONED_AFTER", "HEARTBEAT", "AttemptWrite", "JobWrite", "RunBatch", "RunRecord", "RunStore",
     "TestRecord",
 ]  # fmt: skip
-
-#: The ends of a run that ran (a queued run may also be cancelled before it starts).
-_RAN = frozenset({RunState.SUCCEEDED, RunState.FAILED})
-_LIVE = (RunState.QUEUED.value, RunState.RUNNING.value)
-
-#: Seconds between the writes of a live run's process (its heartbeat).
-HEARTBEAT = 5.0
-#: Seconds of silence after which a live run is taken for abandoned.
-ABANDONED_AFTER = 60.0
-ABANDONED_REASON = "abandoned: its stockade run process stopped reporting"
-#: Longest ``reason`` a job row holds; a longer text goes to ``error``.
-_REASON_LEN = 64
-
-
-@dataclass
-class AttemptWrite:
-    """One attempt of a run's job: started (``new``), ended, or both."""
-
-    attempt: int
-    started_at: float
-    new: bool = True
-    finished_at: float | None = None
-    outcome: str | None = None
-    reason: str | None = None
-    exit_code: int | None = None
-    error: str | None = None
-    #: The parts of the runner's result a run keeps: ``usage`` and ``dump``.
-    result: dict[str, Any] | None = None
-
-
-@dataclass
-class JobWrite:
-    """A run's job as one flush writes it.
-
-    ``stored`` is the state the store has (``None``: the job's first write);
-    ``state`` the one to write. Fields of the frozen task matter only on the
-    first write.
-    """
-
-    id: str
-    step: str
-    item: str | None
-    state: JobState
-    stored: JobState | None = None
-    task: str = ""
-    spec: dict[str, Any] = field(default_factory=dict)
-    input: Any = None
-    priority: int = 0
-    max_attempts: int = 1
-    attempts: int = 0
-    started_at: float | None = None
-    finished_at: float | None = None
-    outcome: str | None = None
-    reason: str | None = None
-    error: str | None = None
-    exit_code: int | None = None
-    outputs: dict[str, Any] | None = None
-    attempt_rows: list[AttemptWrite] = field(default_factory=list)
-
-
-@dataclass
-class RunBatch:
-    """Everything one flush of a run's recorder writes, in one transaction."""
-
-    run_id: str
-    jobs: list[JobWrite] = field(default_factory=list)
-    logs: list[dict[str, Any]] = field(default_factory=list)
-    tests: list[dict[str, Any]] = field(default_factory=list)
-    #: The run's new state (``None``: unchanged), with the state it had.
-    state: RunState | None = None
-    stored: RunState | None = None
-    steps: dict[str, Any] | None = None
-    test_counts: dict[str, int] | None = None
-    reason: str | None = None
-    #: The run's warnings so far (``None``: unchanged).
-    warnings: list[str] | None = None
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.jobs or self.logs or self.tests or self.state or self.steps is not None
-            or self.warnings is not None
-        )  # fmt: skip
-
-
-@dataclass
-class RunRecord:
-    """A run as stored."""
-
-    id: str
-    pipeline: str
-    state: RunState
-    created_at: float
-    updated_at: float
-    started_at: float | None
-    finished_at: float | None
-    options: dict[str, Any]
-    steps: dict[str, Any]
-    tests: dict[str, int]
-    reason: str | None
-    cancel_requested: bool
-    source_run: str | None
-    warnings: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_row(cls, row: RowMapping) -> RunRecord:
-        values = {f.name: row[f.name] for f in fields(cls)}
-        values["state"] = RunState(values["state"])
-        values["cancel_requested"] = bool(values["cancel_requested"])
-        values["warnings"] = [str(w) for w in values["warnings"] or []]
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["state"] = self.state.value
-        return data
-
-
-@dataclass
-class TestRecord:
-    """One test result of a run (``output`` kept for failed tests)."""
-
-    __test__ = False  # not a pytest class
-
-    job_id: str | None
-    package: str
-    test: str
-    status: str
-    elapsed: float
-    output: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _job_row(job: JobWrite, run_id: str, now: float) -> dict[str, Any]:
-    """The first write of a run's job: its ``jobs`` row."""
-    check_birth("run", job.state)
-    started = job.started_at or now
-    policy = {"backoff_initial": 0.0, "backoff_multiplier": 1.0, "backoff_max": 0.0}
-    return {
-        "id": job.id, "task": job.task or job.step, "state": job.state.value,
-        "priority": job.priority, "input": job.input, "spec": job.spec,
-        "max_attempts": job.max_attempts, "attempts": job.attempts, "runs": job.attempts,
-        "transient": 0, "on_timeout": "fail", "run_after": started, "created_at": started,
-        "updated_at": now, "started_at": job.started_at, "finished_at": job.finished_at,
-        "worker_id": None, "lease_expires": None, "cancel_requested": False,
-        "run_id": run_id, "step": job.step, "item": job.item, **policy, **_summary(job),
-    }  # fmt: skip
-
-
-def _summary(job: JobWrite) -> dict[str, Any]:
-    reason, error = job.reason, job.error
-    if reason is not None and len(reason) > _REASON_LEN:
-        reason, error = reason[:_REASON_LEN], error or reason
-    return {
-        "outcome": job.outcome, "reason": reason, "error": error,
-        "exit_code": job.exit_code, "signal": None,
-    }  # fmt: skip
-
 
 _MOVE = (
     sa.update(t.jobs)
@@ -246,30 +93,6 @@ _END_ATTEMPT = (
 )
 
 
-def _move_row(job: JobWrite) -> dict[str, Any]:
-    """A later write of a run's job: the fenced ``stored → state`` move."""
-    assert job.stored is not None
-    if job.state is not job.stored:
-        check(job.stored, job.state)
-    summary = {f"b_{k}": v for k, v in _summary(job).items() if k != "signal"}
-    return {
-        "b_id": job.id, "b_from": job.stored.value, "b_state": job.state.value,
-        "b_attempts": job.attempts, "b_finished": job.finished_at, **summary,
-    }  # fmt: skip
-
-
-def _attempt_row(job_id: str, run_id: str, row: AttemptWrite) -> dict[str, Any]:
-    duration = None if row.finished_at is None else row.finished_at - row.started_at
-    cpu, memory = usage_columns(row.result)
-    return {
-        "job_id": job_id, "attempt": row.attempt, "worker_id": f"run:{run_id}",
-        "started_at": row.started_at, "finished_at": row.finished_at, "outcome": row.outcome,
-        "reason": None if row.reason is None else row.reason[:_REASON_LEN],
-        "exit_code": row.exit_code, "signal": None, "error": row.error, "duration": duration,
-        "result": row.result, "cpu_seconds": cpu, "memory_bytes": memory,
-    }  # fmt: skip
-
-
 class RunStore:
     """Runs in and out; each public method one transaction."""
 
@@ -289,18 +112,13 @@ class RunStore:
         state: RunState = RunState.QUEUED,
     ) -> None:
         """Record a new run, ``queued`` (started by a server) or ``running``."""
-        if state not in (RunState.QUEUED, RunState.RUNNING):
-            raise StoreError(f"a run cannot start as {state.value}")
         with self.db.transaction() as conn:
             now = conn.execute(sa.select(epoch_now())).scalar_one()
             conn.execute(
                 t.runs.insert().values(
-                    id=run_id, pipeline=pipeline, state=state.value, created_at=now,
-                    updated_at=now, started_at=now if state is RunState.RUNNING else None,
-                    options=options, steps=steps, tests={}, cancel_requested=False,
-                    source_run=source_run,
+                    run_row(run_id, pipeline, options, steps, source_run, state, now)
                 )
-            )  # fmt: skip
+            )
 
     def record(self, batch: RunBatch) -> bool:
         """Write ``batch``; whether the run was asked to stop (its cancel flag)."""
@@ -317,10 +135,6 @@ class RunStore:
             self._jobs(conn, batch, now)
             if batch.logs:
                 conn.execute(t.log_chunks.insert(), batch.logs)
-            if batch.tests:
-                conn.execute(
-                    t.run_tests.insert(), [{**test, "run_id": batch.run_id} for test in batch.tests]
-                )
             self._run(conn, batch, stored, now)
             # Followers of these jobs' logs (SSE on PostgreSQL) wake on commit:
             # new output, or a job that moved (and may have ended).
@@ -331,64 +145,26 @@ class RunStore:
 
     def _jobs(self, conn: Connection, batch: RunBatch, now: float) -> None:
         """Births, moves, attempts, outputs and events of the batch's jobs."""
-        births = [_job_row(j, batch.run_id, now) for j in batch.jobs if j.stored is None]
-        if births:
-            conn.execute(t.jobs.insert(), births)
-        moves = [_move_row(j) for j in batch.jobs if j.stored is not None]
-        if moves:
-            matched = conn.execute(_MOVE, moves).rowcount
-            if conn.dialect.supports_sane_multi_rowcount and matched != len(moves):
-                raise StoreError(f"recording {len(moves)} job(s) of a run matched {matched}")
-        rows = [(j.id, row) for j in batch.jobs for row in j.attempt_rows]
-        started = [_attempt_row(jid, batch.run_id, row) for jid, row in rows if row.new]
-        if started:
-            conn.execute(t.attempts.insert(), started)
-        ended = [
-            {f"b_{k}": v for k, v in _attempt_row(jid, batch.run_id, row).items()}
-            for jid, row in rows
-            if not row.new
-        ]
-        if ended:
-            conn.execute(_END_ATTEMPT, [{**row, "b_id": row["b_job_id"]} for row in ended])
-        outputs = [
-            {"job_id": j.id, "attempt": max(j.attempts, 1), "data": j.outputs}
-            for j in batch.jobs
-            if j.state is JobState.SUCCEEDED and j.outputs is not None
-        ]
-        if outputs:
-            conn.execute(t.outputs.insert(), outputs)
-        events = [
-            {"job_id": j.id, "kind": "started" if j.state is JobState.RUNNING else "finished",
-             "attempt": j.attempts or None, "time": now,
-             "data": {"run": batch.run_id, "state": j.state.value}}
-            for j in batch.jobs
-            if j.stored is not j.state
-        ]  # fmt: skip
-        if events:
-            conn.execute(t.events.insert(), events)
+        rows = batch_rows(batch, now)
+        if rows.births:
+            conn.execute(t.jobs.insert(), rows.births)
+        if rows.moves:
+            matched = conn.execute(_MOVE, rows.moves).rowcount
+            if conn.dialect.supports_sane_multi_rowcount and matched != len(rows.moves):
+                raise StoreError(f"recording {len(rows.moves)} job(s) of a run matched {matched}")
+        if rows.started:
+            conn.execute(t.attempts.insert(), rows.started)
+        if rows.ended:
+            conn.execute(_END_ATTEMPT, rows.ended)
+        if rows.outputs:
+            conn.execute(t.outputs.insert(), rows.outputs)
+        if rows.events:
+            conn.execute(t.events.insert(), rows.events)
+        if rows.tests:
+            conn.execute(t.run_tests.insert(), rows.tests)
 
     def _run(self, conn: Connection, batch: RunBatch, stored: RunState, now: float) -> None:
-        values: dict[str, Any] = {}
-        if batch.state is not None and batch.state is not stored:
-            if stored is RunState.QUEUED and batch.state in _RAN:
-                # it started and ended between two writes: both edges, one write
-                check_run(stored, RunState.RUNNING)
-                check_run(RunState.RUNNING, batch.state)
-            else:
-                check_run(stored, batch.state)
-            values["state"] = batch.state.value
-            if stored is RunState.QUEUED and batch.state is not RunState.CANCELLED:
-                values["started_at"] = now
-            if batch.state in RUN_TERMINAL:
-                values["finished_at"] = now
-        if batch.steps is not None:
-            values["steps"] = batch.steps
-        if batch.test_counts is not None:
-            values["tests"] = batch.test_counts
-        if batch.reason is not None:
-            values["reason"] = batch.reason[:200]
-        if batch.warnings is not None:
-            values["warnings"] = [w[:2000] for w in batch.warnings[:100]]
+        values = run_changes(batch, stored, now)
         if not values:
             return
         runs = t.runs
@@ -489,7 +265,7 @@ class RunStore:
         with self.db.transaction() as conn:
             conn.execute(
                 sa.update(runs)
-                .where(runs.c.id == run_id, runs.c.state.in_(_LIVE))
+                .where(runs.c.id == run_id, runs.c.state.in_(LIVE))
                 .values(updated_at=epoch_now())
             )
             cancel = conn.execute(
@@ -508,7 +284,7 @@ class RunStore:
         forever. A cheap read when there is nothing to do.
         """
         runs, jobs, attempts = t.runs, t.jobs, t.attempts
-        stale = sa.and_(runs.c.state.in_(_LIVE), runs.c.updated_at < epoch_now() - silent_for)
+        stale = sa.and_(runs.c.state.in_(LIVE), runs.c.updated_at < epoch_now() - silent_for)
         with self.db.read() as conn:
             if not conn.execute(sa.select(runs.c.id).where(stale).limit(1)).first():
                 return []
