@@ -177,8 +177,11 @@ class JobRunner:
         events = step.spec.events
         tests = Test2Json(job.key or "") if events and events.format == "test2json" else None
         job.job_id = job.job_id or new_job_id()
+        # The report's path is looked at before the job runs: a file there
+        # that the job leaves untouched is one left from before.
         if self.remote is not None:
             workspace = os.path.abspath(plan.task.workdir or os.getcwd())  # as the fleet job's
+            junit = JobReport(workspace, events.path) if events and events.path else None
             result = await self.remote.run(
                 plan, job, lambda attempt: self._sinks(job, attempt, tests), self.cancel
             )
@@ -190,8 +193,8 @@ class JobRunner:
             )
             sandbox, spec = await self._sandbox(plan, spec, slot)
             workspace = os.path.abspath(spec.workdir or os.getcwd())  # as the runner's
+            junit = JobReport(workspace, events.path) if events and events.path else None
             result = await self._attempts(plan, spec, job, sandbox, tests)
-        junit = JobReport(workspace, events.path) if events and events.path else None
         job.exit_code, job.outputs, job.log_path = result.exit_code, result.outputs, result.log_path
         if tests is not None:
             job.tests = tests.results()
