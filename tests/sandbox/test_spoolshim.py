@@ -16,8 +16,8 @@ import pytest
 
 from stockade.sandbox import spoolshim
 
-#: SIGHUP, SIGINT, SIGPIPE, SIGTERM: what the shim ignores and its job must not.
-IGNORED = (1 << 0) | (1 << 1) | (1 << 12) | (1 << 14)
+#: What the shim ignores and its job must not (bit N-1 for signal N).
+IGNORED = sum(1 << (n - 1) for n in spoolshim.IGNORED_SIGNALS)
 
 
 @pytest.fixture(params=[True, False], ids=["c", "python"])
@@ -167,3 +167,20 @@ def test_the_end_is_recorded_when_the_job_leaves_a_daemon_holding_its_pipes(
     assert proc.wait(timeout=30) == 0  # not the daemon's 60 s
     assert shim.spooled(".out") == "done\n"
     assert shim.spooled(".status") == "0 0\n"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGQUIT, signal.SIGUSR1], ids=["QUIT", "USR1"])
+def test_a_signal_to_the_whole_job_reaches_the_job_not_the_shim(
+    shim: ShimRunner, signum: int, tmp_path: Path
+) -> None:
+    """A dump signal (any signal a task names) goes to every process of the
+    job's cgroup, the shim's too: the shim lives to record how the job took it."""
+    ready = tmp_path / "ready"
+    script = f"trap 'echo caught; exit 7' {signum}; touch {ready}; while :; do sleep 0.05; done"
+    proc = shim.start("sh", "-c", script)
+    while not ready.exists():
+        assert proc.poll() is None
+    os.killpg(proc.pid, signum)  # the shim leads the group, as it leads the session
+    out, _ = proc.communicate(timeout=30)
+    assert (proc.returncode, out) == (7, b"caught\n")
+    assert shim.spooled(".status") == "7 0\n"

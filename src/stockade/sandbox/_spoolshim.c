@@ -32,7 +32,15 @@
 
 extern char **environ;
 
-static const int IGNORED[] = {SIGHUP, SIGINT, SIGPIPE, SIGTERM};
+/* Every signal a stop or a dump may send to the whole job (a task names any)
+ * but those that must keep their effect on the shim: KILL, STOP, CONT, CHLD
+ * and the faults (ILL, TRAP, BUS, FPE, SEGV, SYS). The job gets them back
+ * at their defaults. Kept equal to _IGNORED in spoolshim.py. */
+static const int IGNORED[] = {
+    SIGHUP,  SIGINT,  SIGQUIT, SIGABRT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM,  SIGSTKFLT,
+    SIGTSTP, SIGTTIN, SIGTTOU, SIGURG,  SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO,
+    SIGPWR,
+};
 #define N_IGNORED (sizeof IGNORED / sizeof IGNORED[0])
 #define READ_SIZE (1 << 16)
 #define SPOOL_FLAGS (O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW)

@@ -30,10 +30,12 @@ own) and:
   ``PREFIX.status`` (``CODE SIGNAL``, renamed into place: a reader sees all
   of it or nothing) and ends the same way the command did.
 
-It ignores SIGHUP, SIGINT, SIGPIPE and SIGTERM: the stop ladder signals
-every process of the job, and the shim must live to record how the job
-took it. SIGKILL (a cgroup kill, the fence) ends it with the job: no status
-file then, and a restarted worker treats the attempt as lost.
+It ignores every signal a stop or a dump may send to the whole job (a task
+names any: SIGTERM, SIGINT, SIGQUIT, SIGUSR1…) but KILL, STOP, CONT, CHLD
+and the faults: the stop ladder signals every process of the job, and the
+shim must live to record how the job took it. SIGKILL (a cgroup kill, the
+fence) ends it with the job: no status file then, and a restarted worker
+treats the attempt as lost.
 """
 
 from __future__ import annotations
@@ -43,7 +45,11 @@ import os
 import select
 import sys
 
-_IGNORED = (1, 2, 13, 15)  # SIGHUP, SIGINT, SIGPIPE, SIGTERM
+#: HUP INT QUIT ABRT USR1 USR2 PIPE ALRM TERM STKFLT TSTP TTIN TTOU URG XCPU
+#: XFSZ VTALRM PROF WINCH IO PWR (Linux numbers: ``signal`` would import
+#: enum); kept equal to ``IGNORED`` in _spoolshim.c.
+_IGNORED = (1, 2, 3, 6, 10, 12, 13, 14, 15, 16, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30)
+IGNORED_SIGNALS = _IGNORED
 _READ = 1 << 16
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
 _HERE = os.path.dirname(os.path.abspath(__file__))
