@@ -14,7 +14,7 @@ from stockade.engine.worker import Worker
 from stockade.store import Store
 from stockade.store import schema as t
 from tests.engine import helpers
-from tests.engine.helpers import state, submit, until, with_worker
+from tests.engine.helpers import gate, state, submit, until, with_worker
 
 DONE = ("succeeded", "failed", "cancelled")
 
@@ -54,14 +54,17 @@ def test_runs_jobs_and_applies_the_policy(
     assert worker.astore.process is None  # stopped with the worker
 
 
-def test_logs_reach_the_store_while_the_job_runs(store: Store, store_url: str) -> None:
-    job = submit(store, "echo start; echo oops >&2; sleep 1.5; echo end")
+def test_logs_reach_the_store_while_the_job_runs(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    job = submit(store, f"echo start; echo oops >&2; {gate(tmp_path / 'go')}; echo end")
 
     async def body(worker: Worker) -> None:
         await until(lambda: state(store, job) == "running")
         started = time.monotonic()
         await until(lambda: len(store.queries.logs(job)) >= 2, timeout=1.0)
         assert time.monotonic() - started < 0.8 and state(store, job) == "running"
+        (tmp_path / "go").touch()  # seen while it runs: now it may end
         await until(lambda: state(store, job) == "succeeded")
 
     with_worker(store_url, body)
@@ -173,16 +176,19 @@ def test_a_claim_the_worker_never_heard_of_expires_and_is_recovered(
     assert state(store, busy) == "succeeded"
 
 
-def test_a_worker_of_long_jobs_claims_none_ahead(store: Store, store_url: str) -> None:
-    # The buffer follows the pace: a slot busy for a second starts no job in
+def test_a_worker_of_long_jobs_claims_none_ahead(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    # The buffer follows the pace: a slot busy for a while starts no job in
     # the next 20 ms, so the queued jobs stay free for other workers.
-    long = submit(store, "echo started; sleep 1")
+    long = submit(store, f"echo started; {gate(tmp_path / 'go')}")
     others = [submit(store, "true") for _ in range(3)]
 
     async def body(worker: Worker) -> None:
         await until(lambda: printed(store, long, "started"))
         await asyncio.sleep(0.3)  # claim rounds happen meanwhile
         assert [state(store, j) for j in others] == ["queued"] * 3
+        (tmp_path / "go").touch()
 
     with_worker(store_url, body, slots=1)
     assert state(store, long) == "succeeded"
