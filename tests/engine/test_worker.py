@@ -156,9 +156,9 @@ def test_a_superseded_attempt_is_stopped_and_not_recorded(store: Store, store_ur
 
 
 def test_a_claim_the_worker_never_heard_of_expires_and_is_recovered(
-    store: Store, store_url: str
+    store: Store, store_url: str, tmp_path: Path
 ) -> None:
-    busy = submit(store, "echo started; sleep 2")
+    busy = submit(store, f"echo started; {gate(tmp_path / 'go')}")
 
     async def body(worker: Worker) -> None:
         # The one slot is busy and nothing is claimed ahead: the worker claims
@@ -168,6 +168,9 @@ def test_a_claim_the_worker_never_heard_of_expires_and_is_recovered(
         # As if the answer to this worker's claim had been lost on the way:
         # the store lists the job as the worker's, the worker does not know it.
         assert [c.job_id for c in store.jobs.claim(worker.id, 1, 0.6)] == [job]
+        lost = [(1, "lost")]
+        await until(lambda: [(a.attempt, a.outcome) for a in store.queries.attempts(job)] == lost)
+        (tmp_path / "go").touch()  # recovered while the slot was busy: now free it
         await until(lambda: state(store, job) == "succeeded", timeout=15)
         outcomes = [(a.attempt, a.outcome) for a in store.queries.attempts(job)]
         assert outcomes == [(1, "lost"), (2, "succeeded")]
