@@ -43,6 +43,24 @@ class Notifications:
                 continue
         return self.messages
 
+    def wait_full(self, timeout: float = 30) -> None:
+        """Read nothing and wait until the socket's queue is full, as a sender
+        finds it (EAGAIN): a probe datagram every 50 ms adds to what fills it."""
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    probe.sendto(b"PROBE=1", socket.MSG_DONTWAIT, target)
+                except BlockingIOError:
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError("the notification socket's queue never filled")
+                time.sleep(0.05)
+        finally:
+            probe.close()
+
     def states(self) -> list[str]:
         return [line for message in self.messages for line in message.split("\n")]
 

@@ -150,39 +150,6 @@ def _check_junit(path: Path) -> None:
     assert "strs_test.go:13" in (failure.text or "")
 
 
-def test_build_failure_stops_before_the_tests(workspace: Path, go_cache: Path) -> None:
-    done = stockade(workspace, go_cache, "broken", "--plain")
-    assert done.returncode == 1, done.stderr
-    out = done.stdout
-    assert f"failed    build[{MODULE}/broken]" in out
-    assert "broken/bad.go:7:9: cannot use" in out  # the build error is shown
-    assert "skipped   step test (needs build, which failed)" in out
-    assert "start  test[" not in out
-    # every other build of the stage still ran, so all its errors are shown
-    for name in ("mathx", "queue", "strs"):
-        assert f"succeeded build[{MODULE}/{name}]" in out
-
-
-def test_build_failure_in_the_json_stream(workspace: Path, go_cache: Path) -> None:
-    done = stockade(workspace, go_cache, "broken", "--json")
-    assert done.returncode == 1
-    events = _events(done.stdout)
-    assert not [e for e in events if e["event"] in ("test", "job_start") and e["step"] == "test"]
-    broken = next(e for e in events if e["event"] == "job_finish" and e["job"].endswith("broken]"))
-    assert broken["status"] == "failed"
-    step = next(e for e in events if e["event"] == "step_finish" and e["step"] == "test")
-    assert step["status"] == "skipped"
-    assert events[-1]["event"] == "run_finish" and events[-1]["status"] == "failed"
-
-
-def test_plain_view_shows_the_failed_test_and_its_output(workspace: Path, go_cache: Path) -> None:
-    done = stockade(workspace, go_cache, "test", "--plain")
-    assert done.returncode == 1, done.stderr
-    assert f"✗ {MODULE}/strs TestReverseUnicode" in done.stdout
-    assert 'strs_test.go:13: Reverse(héllo) = "oll\\xa9\\xc3h", want "olléh"' in done.stdout
-    assert "tests: 1 failed, 9 passed, 1 skipped" in done.stdout
-
-
 def test_ctrl_c_during_builds_leaves_no_go_work_directory(workspace: Path, tmp_path: Path) -> None:
     """The Go tasks stop with SIGINT, on which ``go`` removes its ``go-build*``
     directory (SIGTERM leaves it): after a Ctrl-C in the build stage, $TMPDIR is empty."""
@@ -217,12 +184,21 @@ def test_ctrl_c_during_builds_leaves_no_go_work_directory(workspace: Path, tmp_p
     assert list(scratch.iterdir()) == []
 
 
-def test_a_build_failure_is_an_error_in_junit_json_and_summary(
+def test_a_build_failure_stops_before_the_tests_and_is_an_error_in_every_view(
     workspace: Path, go_cache: Path
 ) -> None:
+    """One ``broken`` run per view (JSON with JUnit, plain): each its checks."""
     done = stockade(workspace, go_cache, "broken", "--json", "--junit", "report.xml")
     assert done.returncode == 1
-    finish = _events(done.stdout)[-1]
+    events = _events(done.stdout)
+    # the build failure stops the run before the tests
+    assert not [e for e in events if e["event"] in ("test", "job_start") and e["step"] == "test"]
+    broken = next(e for e in events if e["event"] == "job_finish" and e["job"].endswith("broken]"))
+    assert broken["status"] == "failed"
+    step = next(e for e in events if e["event"] == "step_finish" and e["step"] == "test")
+    assert step["status"] == "skipped"
+    assert events[-1]["event"] == "run_finish" and events[-1]["status"] == "failed"
+    finish = events[-1]
     (error,) = finish["errors"]
     assert (error["package"], error["test"], error["status"]) == (
         f"{MODULE}/broken", f"build[{MODULE}/broken]", "error",
@@ -239,7 +215,16 @@ def test_a_build_failure_is_an_error_in_junit_json_and_summary(
     assert "broken/bad.go:7:9: cannot use" in (element.text or "")
 
     plain = stockade(workspace, go_cache, "broken", "--plain")
-    assert "tests: 1 error" in plain.stdout
+    assert plain.returncode == 1, plain.stderr
+    out = plain.stdout
+    assert "tests: 1 error" in out
+    assert f"failed    build[{MODULE}/broken]" in out
+    assert "broken/bad.go:7:9: cannot use" in out  # the build error is shown
+    assert "skipped   step test (needs build, which failed)" in out
+    assert "start  test[" not in out
+    # every other build of the stage still ran, so all its errors are shown
+    for name in ("mathx", "queue", "strs"):
+        assert f"succeeded build[{MODULE}/{name}]" in out
 
 
 FIXED_REVERSE = """package strs
@@ -257,9 +242,14 @@ func Reverse(s string) string {
 
 def test_rerun_failed_after_a_fix_rebuilds_what_changed(workspace: Path, go_cache: Path) -> None:
     """Reuse is keyed by content (the steps' ``inputs:``): the fixed package's
-    build runs again, so its test runs the new binary; the others are reused."""
+    build runs again, so its test runs the new binary; the others are reused.
+    The first run's plain view shows the failed test and its output."""
     first = stockade(workspace, go_cache, "test", "--plain")
     assert first.returncode == 1, first.stdout + first.stderr
+    # the plain view shows the failed test and its output
+    assert f"✗ {MODULE}/strs TestReverseUnicode" in first.stdout
+    assert 'strs_test.go:13: Reverse(héllo) = "oll\\xa9\\xc3h", want "olléh"' in first.stdout
+    assert "tests: 1 failed, 9 passed, 1 skipped" in first.stdout
     (workspace / "strs" / "strs.go").write_text(FIXED_REVERSE)
     env = {
         **os.environ,

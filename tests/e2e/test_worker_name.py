@@ -15,6 +15,7 @@ from pathlib import Path
 
 from stockade.engine.jobspec import adhoc_task, new_job
 from stockade.store import Store, open_store
+from tests.engine.helpers import gate
 from tests.engine.procs import STOCKADE, kill_leftovers, start_worker, stop
 from tests.store.fixtures import pg_base, pg_url, sqlite_url, store_url
 
@@ -35,7 +36,8 @@ def _wait(store: Store, job_id: str, check: object, timeout: float = 20) -> None
 
 def test_a_second_live_worker_with_the_same_name_is_refused(store_url: str, tmp_path: Path) -> None:
     store = open_store(store_url)
-    job_id = _submit(store, "echo begun; sleep 2; echo ended")
+    # The job runs until the second worker has been refused.
+    job_id = _submit(store, f"echo begun; {gate(tmp_path / 'go')}; echo ended")
     first = start_worker(store_url, "--name", "builder", "--poll", "0.05", log=tmp_path / "a")
     try:
         _wait(store, job_id, lambda j: j.state.value == "running")
@@ -54,6 +56,7 @@ def test_a_second_live_worker_with_the_same_name_is_refused(store_url: str, tmp_
         assert [(w.id, w.pid, w.pid_start, w.started_at) for w in store.queries.workers()] == [
             (w.id, w.pid, w.pid_start, w.started_at) for w in workers_before
         ]
+        (tmp_path / "go").touch()
         _wait(store, job_id, lambda j: j.state.value == "succeeded")
     finally:
         assert stop(first) == 0, (tmp_path / "a").read_text()[-3000:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from stockade.engine.jobspec import adhoc_task, new_job
@@ -53,6 +54,12 @@ def with_worker(
 
     asyncio.run(main())
     return worker
+
+
+def gate(path: Path) -> str:
+    """Shell that waits until ``path`` exists (for at most 30 s): a job that
+    must run on until the test has seen what it checks, and no longer."""
+    return f"i=0; while [ ! -e {path} ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done"
 
 
 def state(store: Store, job_id: str) -> str:

@@ -11,10 +11,12 @@ from stockade.config import loads
 from stockade.engine.runs import PipelineRun, RunOptions
 from stockade.engine.worker import Worker
 from stockade.store import Store
-from tests.engine.helpers import state, submit, until, with_worker
+from tests.engine.helpers import gate, state, submit, until, with_worker
 
+#: 50 reports at once, then the job waits for the test's gate (``{gate}``)
+#: before its last report.
 LINE = (
-    'for i in $(seq 1 50); do echo "::progress value=$i::step $i"; done; sleep 1.5; '
+    'for i in $(seq 1 50); do echo "::progress value=$i::step $i"; done; {gate}; '
     "echo '  ::PROGRESS VALUE=100::done'"
 )
 
@@ -23,18 +25,22 @@ def _progress(store: Store, job: str) -> list[tuple[int | None, dict[str, object
     return [(e["attempt"], e["data"]) for e in store.queries.events(job) if e["kind"] == "progress"]
 
 
-def test_progress_reaches_the_store_while_the_job_runs(store: Store, store_url: str) -> None:
-    job = submit(store, LINE)
+def test_progress_reaches_the_store_while_the_job_runs(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    job = submit(store, LINE.format(gate=gate(tmp_path / "go")))
 
     async def body(worker: Worker) -> None:
         await until(lambda: bool(_progress(store, job)), what="progress while running")
         assert state(store, job) == "running"
         # 50 reports at once: the first is written, the latest about a second later
-        # (the job then sleeps 4 s, so this bound only says "not at the end").
+        # (the job waits for the gate meanwhile, so this is "not at the end").
         await until(
             lambda: _progress(store, job) == [(1, {"value": 50.0, "message": "step 50"})],
             timeout=3.5, what="the latest progress while the job runs",
         )  # fmt: skip
+        assert state(store, job) == "running"
+        (tmp_path / "go").touch()
         await until(lambda: state(store, job) == "succeeded")
 
     with_worker(store_url, body)

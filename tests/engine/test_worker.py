@@ -14,7 +14,7 @@ from stockade.engine.worker import Worker
 from stockade.store import Store
 from stockade.store import schema as t
 from tests.engine import helpers
-from tests.engine.helpers import state, submit, until, with_worker
+from tests.engine.helpers import gate, state, submit, until, with_worker
 
 DONE = ("succeeded", "failed", "cancelled")
 
@@ -54,13 +54,16 @@ def test_runs_jobs_and_applies_the_policy(
     assert worker.astore.process is None  # stopped with the worker
 
 
-def test_logs_reach_the_store_while_the_job_runs(store: Store, store_url: str) -> None:
-    job = submit(store, "echo start; echo oops >&2; sleep 1.5; echo end")
+def test_logs_reach_the_store_while_the_job_runs(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    job = submit(store, f"echo start; echo oops >&2; {gate(tmp_path / 'go')}; echo end")
 
     async def body(worker: Worker) -> None:
         await until(lambda: state(store, job) == "running")
         await until(lambda: len(store.queries.logs(job)) >= 2)
-        assert state(store, job) == "running"  # stored while the job sleeps, not at its end
+        assert state(store, job) == "running"  # stored while the job waits, not at its end
+        (tmp_path / "go").touch()  # seen while it runs: now it may end
         await until(lambda: state(store, job) == "succeeded")
 
     with_worker(store_url, body)
@@ -152,9 +155,9 @@ def test_a_superseded_attempt_is_stopped_and_not_recorded(store: Store, store_ur
 
 
 def test_a_claim_the_worker_never_heard_of_expires_and_is_recovered(
-    store: Store, store_url: str
+    store: Store, store_url: str, tmp_path: Path
 ) -> None:
-    busy = submit(store, "echo started; sleep 2")
+    busy = submit(store, f"echo started; {gate(tmp_path / 'go')}")
 
     async def body(worker: Worker) -> None:
         # The one slot is busy and nothing is claimed ahead: the worker claims
@@ -164,6 +167,12 @@ def test_a_claim_the_worker_never_heard_of_expires_and_is_recovered(
         # As if the answer to this worker's claim had been lost on the way:
         # the store lists the job as the worker's, the worker does not know it.
         assert [c.job_id for c in store.jobs.claim(worker.id, 1, 0.6)] == [job]
+        first = [(1, "lost")]
+        await until(
+            lambda: [(a.attempt, a.outcome) for a in store.queries.attempts(job)][:1] == first,
+            timeout=40, what="the lost claim's attempt recorded lost",
+        )  # fmt: skip
+        (tmp_path / "go").touch()  # recovered while the slot was busy: now free it
         await until(lambda: state(store, job) == "succeeded", timeout=40)
         outcomes = [(a.attempt, a.outcome) for a in store.queries.attempts(job)]
         assert outcomes == [(1, "lost"), (2, "succeeded")]
@@ -172,16 +181,19 @@ def test_a_claim_the_worker_never_heard_of_expires_and_is_recovered(
     assert state(store, busy) == "succeeded"
 
 
-def test_a_worker_of_long_jobs_claims_none_ahead(store: Store, store_url: str) -> None:
-    # The buffer follows the pace: a slot busy for a second starts no job in
+def test_a_worker_of_long_jobs_claims_none_ahead(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    # The buffer follows the pace: a slot busy for a while starts no job in
     # the next 20 ms, so the queued jobs stay free for other workers.
-    long = submit(store, "echo started; sleep 1")
+    long = submit(store, f"echo started; {gate(tmp_path / 'go')}")
     others = [submit(store, "true") for _ in range(3)]
 
     async def body(worker: Worker) -> None:
         await until(lambda: printed(store, long, "started"))
         await asyncio.sleep(0.3)  # claim rounds happen meanwhile
         assert [state(store, j) for j in others] == ["queued"] * 3
+        (tmp_path / "go").touch()
 
     with_worker(store_url, body, slots=1)
     assert state(store, long) == "succeeded"

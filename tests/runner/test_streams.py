@@ -36,20 +36,40 @@ class TimedSink:
         return 0
 
 
-def test_line_reaches_sink_before_process_exits() -> None:
-    sink = TimedSink()
-    asyncio.run(run(sh("echo early; sleep 2; echo late"), sinks=[sink]))
-    early = next(t for t, e in sink.seen if e.kind == "output" and "early" in e.text)
-    finish = next(t for t, e in sink.seen if e.kind == "finish")
-    assert finish - early > 1.5
+class AnsweringSink(TimedSink):
+    """Creates ``answer`` once output holding ``text`` arrives: a job that waits
+    for that file goes on only if its output reached the sink while it ran."""
+
+    def __init__(self, text: str, answer: Path) -> None:
+        super().__init__()
+        self.text, self.answer = text, answer
+
+    def emit(self, event: Event) -> None:
+        super().emit(event)
+        if event.kind == "output" and self.text in event.text:
+            self.answer.touch()
 
 
-def test_partial_line_shows_up_without_newline() -> None:
-    sink = TimedSink()
-    asyncio.run(run(sh("printf 'prompt> '; sleep 1.5; echo done"), sinks=[sink]))
-    prompt = next(t for t, e in sink.seen if e.kind == "output" and "prompt>" in e.text)
-    finish = next(t for t, e in sink.seen if e.kind == "finish")
-    assert finish - prompt > 1.0
+def _waits_for(answer: Path) -> str:
+    """Shell: wait up to 10 s for ``answer``; then say whether it came."""
+    return (
+        f"i=0; while [ ! -e {answer} ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; "
+        f"if [ -e {answer} ]; then echo answered; else echo unanswered; fi"
+    )
+
+
+def test_line_reaches_sink_before_process_exits(tmp_path: Path) -> None:
+    sink = AnsweringSink("early", tmp_path / "answer")
+    asyncio.run(run(sh(f"echo early; {_waits_for(sink.answer)}"), sinks=[sink]))
+    texts = "".join(e.text for _, e in sink.seen if e.kind == "output")
+    assert texts == "early\nanswered\n"
+
+
+def test_partial_line_shows_up_without_newline(tmp_path: Path) -> None:
+    sink = AnsweringSink("prompt>", tmp_path / "answer")
+    asyncio.run(run(sh(f"printf 'prompt> '; {_waits_for(sink.answer)}"), sinks=[sink]))
+    texts = [e.text for _, e in sink.seen if e.kind == "output"]
+    assert texts[0] == "prompt> " and "".join(texts) == "prompt> answered\n"
 
 
 def test_stdout_and_stderr_read_concurrently_20mb_each() -> None:
