@@ -22,12 +22,13 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stockade import tracing
 from stockade.engine.fulllog import FullLog
+from stockade.engine.host import JobHost
 from stockade.engine.jobspec import declared_profile, describe_error, log_budget, run_spec_for
+from stockade.engine.jobstate import Phase, Running
 from stockade.engine.logfields import job_fields
 from stockade.engine.logsink import StoreLogSink, Writer
 from stockade.engine.progresssink import ProgressWriter, StoreProgressSink
@@ -40,7 +41,6 @@ from stockade.errors import (
 )
 from stockade.reasons import Reason
 from stockade.runner.attempt import run
-from stockade.runner.cancel import Stop
 from stockade.runner.events import Sink
 from stockade.runner.result import Outcome, Result
 from stockade.runner.spec import RunSpec
@@ -50,9 +50,8 @@ from stockade.store import Claim, JobState
 
 if TYPE_CHECKING:
     from stockade.engine.slot import Slot
-    from stockade.engine.worker import Worker
 
-__all__ = ["Running", "execute", "log_writer", "progress_writer", "record"]
+__all__ = ["execute", "log_writer", "progress_writer", "record"]
 
 log = logging.getLogger("stockade.worker")
 
@@ -64,42 +63,8 @@ _COUNTER = {
 }
 
 
-@dataclass
-class Running:
-    """A job this worker is running.
-
-    ``interrupt`` says why the worker stopped it, if it did: ``cancel`` (a
-    user asked), ``shutdown`` (the drain deadline passed) or ``superseded``
-    (its lease was taken over). ``recording`` is set once the end is being
-    recorded; from then on nothing interrupts it.
-    """
-
-    claim: Claim
-    #: The key of the sandbox profile the job declares (``None``: it declares
-    #: none, and runs in the worker's default); see ``engine.slot.profile_key``.
-    key: str | None = None
-    #: Requested when the job is to stop, forced when it is to be killed now
-    #: (futures: the runner watches them with callbacks, where an event would
-    #: take a task per job).
-    cancel: Stop = field(default_factory=Stop)
-    interrupt: str | None = None
-    recording: bool = False
-
-    def stop(self, why: str, *, force: bool = False) -> None:
-        """Ask the runner to stop the job, remembering why (first reason wins);
-        with ``force``, kill it now, even if it is already being stopped."""
-        if self.recording:
-            return
-        if self.interrupt is None:
-            self.interrupt = why
-        if force:
-            self.cancel.force()
-        else:
-            self.cancel.request()
-
-
 async def execute(
-    worker: Worker,
+    worker: JobHost,
     slot: Slot,
     job: Running,
     ran: Callable[[], None] = lambda: None,
@@ -124,7 +89,7 @@ async def execute(
 
 
 async def _execute(
-    worker: Worker, slot: Slot, job: Running, ran: Callable[[], None], turn: Turn | None,
+    worker: JobHost, slot: Slot, job: Running, ran: Callable[[], None], turn: Turn | None,
     traceparent: str | None,
 ) -> None:  # fmt: skip
     claim = job.claim
@@ -153,7 +118,7 @@ async def _execute(
     except UsageError as exc:
         result = _failed(claim, Reason.INVALID_JOB, describe_error(exc))
     except (OSError, StockadeError) as exc:
-        job.recording = True
+        job.advance(Phase.RECORDING)
         log.warning(
             "job %s: infrastructure error: %s", claim.job_id, describe_error(exc),
             extra=job_fields(worker.id, claim),
@@ -169,7 +134,7 @@ async def _execute(
         if full is not None:
             full.close()
     ran()
-    job.recording = True
+    job.advance(Phase.RECORDING)
     if job.interrupt == "superseded":
         worker.counters.count("superseded")
         log.warning(
@@ -191,7 +156,7 @@ async def _execute(
     await record(worker, job, "finish", result=result)
 
 
-def _attempt_spec(worker: Worker, slot: Slot, claim: Claim) -> RunSpec:
+def _attempt_spec(worker: JobHost, slot: Slot, claim: Claim) -> RunSpec:
     """The runner spec of ``claim``'s attempt in the sandbox it must run in:
     its declared profile's, else the worker's default. Raises
     :class:`SandboxError` when ``slot`` is not set up in that sandbox now."""
@@ -210,7 +175,7 @@ def _attempt_spec(worker: Worker, slot: Slot, claim: Claim) -> RunSpec:
     return spec
 
 
-def log_writer(worker: Worker) -> Writer:
+def log_writer(worker: JobHost) -> Writer:
     """Where a job's output chunks go: the worker's store, off its event loop."""
     journal = worker.astore.store.journal
 
@@ -220,7 +185,7 @@ def log_writer(worker: Worker) -> Writer:
     return write
 
 
-def progress_writer(worker: Worker) -> ProgressWriter:
+def progress_writer(worker: JobHost) -> ProgressWriter:
     """Where a job's progress commands go: the worker's store, off its event loop."""
     journal = worker.astore.store.journal
 
@@ -244,7 +209,7 @@ def _reset(slot: Slot) -> None:
 
 
 async def record(
-    worker: Worker,
+    worker: JobHost,
     job: Running,
     how: str,
     *,

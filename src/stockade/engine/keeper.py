@@ -34,8 +34,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
+from stockade.engine.host import JobHost
 from stockade.engine.housekeeping import FIRE_EVERY, Chores
 from stockade.engine.logfields import job_fields, worker_fields
 from stockade.engine.storeio import wait_for_event
@@ -43,15 +43,12 @@ from stockade.errors import StoreError
 from stockade.sandbox.fence import sweep
 from stockade.store import JobState
 
-if TYPE_CHECKING:
-    from stockade.engine.worker import Worker
-
 __all__ = ["keep", "sweep_dead_slots"]
 
 log = logging.getLogger("stockade.worker")
 
 
-async def keep(worker: Worker) -> None:
+async def keep(worker: JobHost) -> None:
     """Run the housekeeping tasks until cancelled."""
     opts = worker.options
     chores = Chores(worker.astore.store, opts.data_dir) if opts.chores else None
@@ -94,7 +91,7 @@ async def every(
             wake.clear()
 
 
-async def _cancel_requests(worker: Worker) -> None:
+async def _cancel_requests(worker: JobHost) -> None:
     manager = worker.astore.store.jobs
     for job_id, run, forced in await worker.astore.once(manager.cancel_requests, worker.id):
         job = worker.running.get(job_id)
@@ -114,7 +111,7 @@ async def _cancel_requests(worker: Worker) -> None:
             job.stop("cancel", force=forced)
 
 
-async def _renew(worker: Worker) -> None:
+async def _renew(worker: JobHost) -> None:
     store = worker.astore.store
     # Only jobs this worker held before the renew started are judged by its
     # answer: claims go through the store process, so a job claimed while
@@ -142,7 +139,7 @@ async def _renew(worker: Worker) -> None:
     await worker.astore.once(store.journal.worker_seen, worker.id, worker.counters.as_dict())
 
 
-async def sweep_dead_slots(worker: Worker) -> None:
+async def sweep_dead_slots(worker: JobHost) -> None:
     """Kill what dead stockade processes left in slot cgroups on this host,
     so that no job recovered here still runs (a dead worker's fence does it
     first; this covers a fence that died too)."""
@@ -153,7 +150,7 @@ async def sweep_dead_slots(worker: Worker) -> None:
     await sweep_workspaces(worker)
 
 
-async def sweep_workspaces(worker: Worker) -> None:
+async def sweep_workspaces(worker: JobHost) -> None:
     """Remove kept workspaces past their ``ttl`` and those of dead processes
     (:func:`stockade.runner.workspace.sweep`), off the event loop."""
     from stockade.runner.attempt import data_dir_for
@@ -170,7 +167,7 @@ async def sweep_workspaces(worker: Worker) -> None:
         log.info("removed %d workspace(s) past their time or of dead processes", len(removed))
 
 
-async def _recover(worker: Worker) -> None:
+async def _recover(worker: JobHost) -> None:
     await sweep_dead_slots(worker)
     moved = await worker.astore.once(worker.astore.store.jobs.recover_expired)
     if not moved:

@@ -36,11 +36,13 @@ import signal
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stockade.engine.adoptstop import Ladder, due
-from stockade.engine.execute import Running, log_writer, progress_writer, record
+from stockade.engine.execute import log_writer, progress_writer, record
+from stockade.engine.host import JobHost
 from stockade.engine.jobspec import log_budget, run_spec_for
+from stockade.engine.jobstate import Phase, Running
 from stockade.engine.logfields import job_fields
 from stockade.engine.logsink import StoreLogSink
 from stockade.engine.progresssink import StoreProgressSink
@@ -62,9 +64,6 @@ from stockade.runner.spec import RunSpec
 from stockade.runner.stream import OutputKeeper, StreamPipe
 from stockade.sandbox import fence
 from stockade.store import Claim
-
-if TYPE_CHECKING:
-    from stockade.engine.worker import Worker
 
 __all__ = ["Adopted", "dismiss", "follow", "take_over"]
 
@@ -97,7 +96,7 @@ def dismiss(data_dir: str | None, name: str) -> None:
     fence.forget()
 
 
-async def take_over(worker: Worker) -> list[Adopted]:
+async def take_over(worker: JobHost) -> list[Adopted]:
     """Start (or become the owner of) the worker's fence and take over the
     attempts a previous process of its name left running; the adopted ones."""
     loop = asyncio.get_running_loop()
@@ -161,7 +160,7 @@ def _masker(spec: RunSpec) -> Masker:
     return masker
 
 
-async def follow(worker: Worker, job: Running, spool: Spool) -> None:
+async def follow(worker: JobHost, job: Running, spool: Spool) -> None:
     """Record an adopted attempt's output from its spool and its end, once."""
     claim = job.claim
     try:
@@ -212,7 +211,7 @@ async def follow(worker: Worker, job: Running, spool: Spool) -> None:
         path = spool.cgroup()
         if path is not None and worker.lease_fence.fence is not None:
             worker.lease_fence.fence.removed(path)
-    job.recording = True
+    job.advance(Phase.RECORDING)
     if job.interrupt == "shutdown" and result.outcome is Outcome.CANCELLED:
         await record(worker, job, "release", reason=Reason.WORKER_SHUTDOWN)
     else:

@@ -31,26 +31,23 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Coroutine
 from typing import Any
 
 from stockade.engine.counters import Counters
-from stockade.engine.execute import Running, execute
+from stockade.engine.execute import execute
 from stockade.engine.fencing import LeaseFence
 from stockade.engine.jobspec import declared_profile
+from stockade.engine.jobstate import Phase, Running
 from stockade.engine.keeper import keep, sweep_dead_slots
 from stockade.engine.listener import Listener
 from stockade.engine.logfields import job_fields, worker_fields
 from stockade.engine.notifier import send_loop
+from stockade.engine.options import WorkerOptions
 from stockade.engine.prefetch import Prefetch
 from stockade.engine.reattach import Adopted, dismiss, follow, take_over
 from stockade.engine.slot import (
-    ProfileFactory,
-    SandboxFactory,
     Slot,
-    declared_sandbox,
-    local_sandbox,
 )
 from stockade.engine.spool import Spool, spool_root
 from stockade.engine.storeio import AsyncStore, Recorder, wait_for_event
@@ -59,7 +56,6 @@ from stockade.engine.walwatch import WalWatch
 from stockade.errors import StockadeError, StoreUnavailable
 from stockade.reasons import Reason
 from stockade.runner import runtime
-from stockade.runner.spec import RunSpec
 from stockade.runner.turn import Turn
 from stockade.sdnotify import Notifier
 from stockade.store import CANCEL_CHANNEL, JOBS_CHANNEL, Claim, Store
@@ -88,75 +84,6 @@ def usable_backends() -> tuple[str, ...]:
 def default_worker_id() -> str:
     """``HOST-PID-RANDOM``: unique across machines and restarts."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
-
-
-@dataclass
-class WorkerOptions:
-    """How a worker runs; the CLI's options map one to one."""
-
-    slots: int = os.cpu_count() or 1
-    lease: float = 30.0
-    drain_timeout: float = 30.0
-    poll: float = 0.5
-    worker_id: str | None = None
-    data_dir: str | None = None
-    burst: bool = False
-    #: The most jobs claimed ahead of a free slot, so a slot starts its next
-    #: job the moment one ends instead of waiting for a claim round trip.
-    #: The buffer holds what the slots start in a short horizon at the
-    #: recent pace (:mod:`~stockade.engine.prefetch`), up to this (``None``:
-    #: 32 per slot, at least 64; ``0``: claim only for free slots).
-    prefetch: int | None = None
-    #: The claim-ahead policy itself, when not the default one (tests set
-    #: a pace with it); ``prefetch`` is then its limit's business.
-    pace: Prefetch | None = None
-    #: Seconds an attempt's end waits for others to be recorded with it in
-    #: one transaction (group commit), when other jobs are in flight; the
-    #: slot is free meanwhile.
-    record_linger: float = 0.010
-    #: Record ends and claim jobs in a store process of their own, off this
-    #: process's GIL (see :mod:`~stockade.engine.storeproc`); the CLI's default.
-    store_process: bool = False
-    #: Prepare each busy slot's next job while its current one runs, and
-    #: launch it the moment the slot is free (see ``Worker._fill_slots``).
-    stage_ahead: bool = True
-    #: The sandbox of jobs that declare none (the worker's default).
-    sandbox: SandboxFactory = local_sandbox
-    #: Adjusts such a job's RunSpec to the default sandbox's profile (its
-    #: environment policy and wall-time limit); ``None`` leaves it as is.
-    prepare: Callable[[RunSpec], RunSpec] | None = None
-    #: The sandbox of a job that declares a profile: always that profile.
-    profiles: ProfileFactory = declared_sandbox
-    #: The sandbox backends whose jobs this worker claims (a job declaring
-    #: another is left for a worker that offers it); ``None``: every backend
-    #: usable on this host.
-    offers: tuple[str, ...] | None = None
-    #: The queues whose jobs it claims (``None``: every queue).
-    queues: tuple[str, ...] | None = None
-    #: The labels it offers: it claims a job only if it offers every label
-    #: the job requires, with the same value (see :mod:`~stockade.store.routing`).
-    labels: dict[str, str] = field(default_factory=dict)
-    handle_signals: bool = True
-    #: Fire due schedules and apply retention as a periodic task
-    #: (:mod:`~stockade.engine.housekeeping`); `stockade serve` runs its own.
-    chores: bool = True
-    #: A directory for every attempt's whole output (``JOB_ID.N.stdout`` and
-    #: ``.stderr``, unbounded; see :mod:`~stockade.engine.fulllog`); ``None``:
-    #: the store's head and tail only.
-    full_logs: str | None = None
-    #: Start a fence process that kills this worker's jobs when the worker dies
-    #: or cannot renew their leases (see :mod:`~stockade.sandbox.fence`).
-    fence: bool = True
-    #: Jobs survive this worker's death, and a restart under the same
-    #: ``worker_id`` on this host takes them over (see :mod:`~stockade.engine.reattach`).
-    reattach: bool = False
-    #: Tell systemd (``$NOTIFY_SOCKET``) when the worker is ready and when it
-    #: stops, and ping its watchdog (see :mod:`stockade.sdnotify`); off when
-    #: the worker is part of a bigger service (`stockade serve` tells it).
-    notify: bool = False
-    #: Seconds between rounds of sending the store's due job-end
-    #: notifications (see :mod:`~stockade.engine.notifier`); ``None``: never.
-    send_notifications: float | None = 1.0
 
 
 class Worker:
@@ -306,7 +233,7 @@ class Worker:
         if self.options.store_process:
             await self._start_store_process()
         for one in adopted:  # beside the slots: each runs in its old slot cgroup
-            job = Running(one.claim, key=sandbox_key(one.claim))
+            job = Running(one.claim, key=sandbox_key(one.claim), phase=Phase.LAUNCHED)
             self.running[one.claim.job_id] = job
             self._track(self._follow(job, one.spool))
         for slot in self.slots:
@@ -453,7 +380,10 @@ class Worker:
                 return
             self._ready.popleft()
             if turn is not None:
+                job.advance(Phase.STAGED)
                 self._staged[slot] = (job, turn)
+            else:
+                job.advance(Phase.LAUNCHED)
             self.prefetch.started()
             self._track(self._run_job(slot, job, turn))
 
@@ -480,9 +410,11 @@ class Worker:
             )  # fmt: skip
             if self.running.get(job.claim.job_id) is job:
                 del self.running[job.claim.job_id]
+            job.advance(Phase.DONE)
             await self._give_back_broken(job, exc.message)
             self._track(self._setup(slot))
             return
+        job.advance(Phase.LAUNCHED)
         await self._run_job(slot, job)
 
     def _stageable(self, key: str | None) -> Slot | None:
@@ -503,6 +435,7 @@ class Worker:
         """``slot`` is free: to the job staged for it, else to the idle ones."""
         staged = self._staged.pop(slot, None)
         if staged is not None:
+            staged[0].advance(Phase.LAUNCHED)
             staged[1].go(slot.sandbox)  # the slot's sandbox now: a reset makes a new one
         else:
             self._idle.append(slot)
@@ -546,6 +479,7 @@ class Worker:
         finally:
             # Only this attempt's entry: when its lease was taken over, the
             # job's next attempt may be claimed (and listed) before it ends.
+            job.advance(Phase.DONE)
             if self.running.get(job.claim.job_id) is job:
                 del self.running[job.claim.job_id]
                 self.lease_fence.ended(job.claim.job_id)
@@ -558,6 +492,7 @@ class Worker:
         except Exception:  # a bug: the job's lease is left to expire
             log.exception("job %s: unexpected error following it", job.claim.job_id)
         finally:
+            job.advance(Phase.DONE)
             if self.running.get(job.claim.job_id) is job:
                 del self.running[job.claim.job_id]
                 self.lease_fence.ended(job.claim.job_id)
@@ -606,6 +541,7 @@ class Worker:
         """Return jobs claimed but not started to the queue (no attempt spent)."""
         while self._ready:
             job = self._ready.popleft()
+            job.advance(Phase.DONE)
             self.running.pop(job.claim.job_id, None)
             self.lease_fence.ended(job.claim.job_id)
             with contextlib.suppress(StockadeError):
