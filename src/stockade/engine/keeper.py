@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable
 from stockade.engine.host import JobHost
 from stockade.engine.housekeeping import FIRE_EVERY, Chores
 from stockade.engine.logfields import job_fields, worker_fields
+from stockade.engine.spool import live_attempts
 from stockade.engine.storeio import wait_for_event
 from stockade.errors import StoreError
 from stockade.sandbox.fence import sweep
@@ -158,8 +159,13 @@ async def sweep_workspaces(worker: JobHost) -> None:
     from stockade.runner.workspace import sweep as sweep_dirs
 
     data_dir = data_dir_for(RunSpec(argv=["-"], data_dir=worker.options.data_dir))
+
+    def sweep() -> list[str]:
+        # What a dead worker's jobs still run in (reattach) is not the dead's to lose.
+        return sweep_dirs(data_dir, spare=live_attempts(worker.options.data_dir))
+
     try:
-        removed = await asyncio.get_running_loop().run_in_executor(None, sweep_dirs, data_dir)
+        removed = await asyncio.get_running_loop().run_in_executor(None, sweep)
     except OSError as exc:
         log.warning("sweeping workspaces under %s: %s", data_dir, exc)
         return

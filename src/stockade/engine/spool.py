@@ -20,7 +20,7 @@ from pathlib import Path
 
 from stockade.runner.runtime import remove_runtime
 
-__all__ = ["STEP", "Spool", "spool_root"]
+__all__ = ["STEP", "Spool", "live_attempts", "spool_root"]
 
 #: The most bytes read from one stream's spool at a time.
 STEP = 1 << 20
@@ -32,6 +32,29 @@ def spool_root(data_dir: str | None, worker: str) -> Path:
     """``DATA_DIR/spool/WORKER``: a worker's spools and its fence's socket."""
     base = data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade"
     return Path(base).absolute() / "spool" / worker
+
+
+def live_attempts(data_dir: str | None) -> set[str]:
+    """``JOB.ATTEMPT`` of every attempt on this host whose spool shim still
+    runs, whichever worker name spooled it: a job that outlived its worker,
+    waiting for a restart to take it over."""
+    found: set[str] = set()
+    base = spool_root(data_dir, "-").parent
+    try:
+        roots = [entry for entry in os.scandir(base) if entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        return found
+    for root in roots:
+        try:
+            names = os.listdir(root.path)
+        except OSError:
+            continue
+        for name in names:
+            job_id, dash, run = name.removesuffix(".pid").rpartition("-")
+            named = name.endswith(".pid") and dash and run.isdigit()
+            if named and Spool(Path(root.path), job_id, int(run)).shim_alive():
+                found.add(f"{job_id}.{run}")
+    return found
 
 
 class Spool:

@@ -24,6 +24,7 @@ import contextlib
 import os
 import shutil
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,8 +134,10 @@ def _expiry(marker: str) -> float | None:
         return None
 
 
-def sweep(data_dir: Path, now: float | None = None) -> list[str]:
-    """Remove kept workspaces past their time and those of dead owners; their paths."""
+def sweep(data_dir: Path, now: float | None = None, spare: Collection[str] = ()) -> list[str]:
+    """Remove kept workspaces past their time and those of dead owners; their
+    paths. ``spare``: ``JOB.ATTEMPT`` of attempts still running though their
+    owner died (a job that outlived its worker): their workspaces stay."""
     from stockade.sandbox.cgroup import owner_alive
 
     base = workspaces_dir(data_dir)
@@ -160,7 +163,7 @@ def sweep(data_dir: Path, now: float | None = None) -> list[str]:
                     expiry = os.stat(marker).st_mtime + 60
             if expiry is None or expiry > now:
                 continue
-        elif owner_alive(name):
+        elif owner_alive(name) or name.split("-", 2)[-1] in spare:
             continue
         _remove(path, git=True)
         swept.append(str(path))
