@@ -19,12 +19,15 @@ import stat
 from pathlib import Path
 
 from stockade.runner.runtime import remove_runtime
+from stockade.sandbox.usage import Usage
 
 __all__ = ["STEP", "Spool", "live_attempts", "spool_root"]
 
 #: The most bytes read from one stream's spool at a time.
 STEP = 1 << 20
 _STREAMS = {"stdout": "out", "stderr": "err"}
+#: ``ru_inblock``/``ru_oublock`` count 512-byte sectors.
+_SECTOR = 512
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
@@ -85,6 +88,23 @@ class Spool:
         except ValueError:
             return None
         return code, signum
+
+    def usage(self) -> Usage | None:
+        """The ended job's rusage as the shim wrote it after ``CODE SIGNAL``
+        (``None``: not ended, or a status line without it, an older shim's)."""
+        text = self._read_small(".status")
+        fields = [] if text is None else text.split()
+        if len(fields) < 7:
+            return None
+        try:
+            utime, stime = float(fields[2]), float(fields[3])
+            maxrss, inblock, oublock = (int(part) for part in fields[4:7])
+        except ValueError:
+            return None
+        return Usage(
+            cpu_user=utime, cpu_system=stime, max_rss=maxrss * 1024 if maxrss else None,
+            read_bytes=inblock * _SECTOR, write_bytes=oublock * _SECTOR,
+        )  # fmt: skip
 
     def _pid_fields(self) -> list[str]:
         text = self._read_small(".pid")

@@ -8,7 +8,8 @@
  * defaults, PREFIX.pid ("SHIM START JOB CGROUP") renamed into place, the
  * job's output spooled first then forwarded (only spooled once forwarding
  * fails: the worker is gone), the end seen through a pidfd, PREFIX.status
- * ("CODE SIGNAL") renamed into place, and the shim ending the way the command
+ * ("CODE SIGNAL UTIME STIME MAXRSS_KB INBLOCK OUBLOCK": the job's rusage,
+ * from wait4) renamed into place, and the shim ending the way the command
  * did. A Python interpreter's start-up is most of what the shim costs a short
  * job; this costs an exec.
  */
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -255,11 +257,18 @@ int main(int argc, char **argv) {
 
     relay(pid, ends);
     int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) die("waitpid");
+    struct rusage used, own;
+    while (wait4(pid, &status, 0, &used) < 0)
+        if (errno != EINTR) die("wait4");
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
     int signum = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    snprintf(line, sizeof line, "%d %d\n", code, signum);
+    /* The job's exec carried the shim's own peak into its ru_maxrss: a
+     * figure not above it may be the shim's, so it is 0 (unknown). */
+    if (getrusage(RUSAGE_SELF, &own) < 0) die("getrusage");
+    long maxrss = used.ru_maxrss > own.ru_maxrss ? used.ru_maxrss : 0;
+    snprintf(line, sizeof line, "%d %d %ld.%06ld %ld.%06ld %ld %ld %ld\n", code, signum,
+             (long)used.ru_utime.tv_sec, (long)used.ru_utime.tv_usec, (long)used.ru_stime.tv_sec,
+             (long)used.ru_stime.tv_usec, maxrss, used.ru_inblock, used.ru_oublock);
     put(".status", line);
     if (signum) {
         signal(signum, SIG_DFL);

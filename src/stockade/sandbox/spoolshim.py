@@ -27,8 +27,14 @@ own) and:
   a worker that lives sees the output as before); once the worker is gone
   (``EPIPE``) it only spools;
 * when the command ends, takes what is left in the pipes, writes
-  ``PREFIX.status`` (``CODE SIGNAL``, renamed into place: a reader sees all
-  of it or nothing) and ends the same way the command did.
+  ``PREFIX.status`` (renamed into place: a reader sees all of it or
+  nothing) and ends the same way the command did. The line is ``CODE
+  SIGNAL UTIME STIME MAXRSS_KB INBLOCK OUBLOCK``: how the job ended and its
+  rusage as ``wait4`` gives it (CPU seconds, peak resident set in KiB, 0
+  when not above the shim's own peak, which the job's ``exec`` carried over;
+  512-byte blocks read and written), so that a restarted worker records
+  the usage of a job it did not reap. A command that cannot be started
+  gets ``127 0`` alone (a reader takes the first two fields).
 
 It ignores every signal a stop or a dump may send to the whole job (a task
 names any: SIGTERM, SIGINT, SIGQUIT, SIGUSR1…) but KILL, STOP, CONT, CHLD
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]  # the C module: ``signal`` would import enum (start-up time)
 import os
+import resource  # os.wait4 imports it anyway
 import select
 import sys
 
@@ -128,15 +135,22 @@ def main(argv: list[str]) -> None:
     me = os.getpid()
     _put(prefix + ".pid", f"{me} {_start_time(me)} {pid} {_cgroup()}\n")
     _relay(pid, ends, spools, forwarding)
-    _, status = os.waitpid(pid, 0)
+    _, status, used = os.wait4(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     signum = -code if code < 0 else 0
-    _put(prefix + ".status", f"{max(code, 0)} {signum}\n")
+    _put(prefix + ".status", f"{max(code, 0)} {signum} {_usage(used)}\n")
     if signum:
         if signum in _IGNORED:
             _signal.signal(signum, _signal.SIG_DFL)
         os.kill(me, signum)
     os._exit(max(code, 0))
+
+
+def _usage(used: resource.struct_rusage) -> str:
+    """``UTIME STIME MAXRSS_KB INBLOCK OUBLOCK`` of a reaped job, as the C shim writes them."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    maxrss = used.ru_maxrss if used.ru_maxrss > own else 0
+    return f"{used.ru_utime:.6f} {used.ru_stime:.6f} {maxrss} {used.ru_inblock} {used.ru_oublock}"
 
 
 def _relay(
