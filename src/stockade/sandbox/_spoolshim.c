@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -163,6 +164,20 @@ static void start_time(pid_t pid, char *out, size_t size) {
     }
 }
 
+/* The peak resident set of the shim's own memory in KiB (VmHWM; not its
+ * ru_maxrss, which holds its spawner's peak, carried over at the shim's exec),
+ * LONG_MAX if unknown. */
+static long own_peak(void) {
+    long peak = LONG_MAX;
+    char line[256];
+    FILE *fh = fopen("/proc/self/status", "re");
+    if (fh == NULL) return peak;
+    while (fgets(line, sizeof line, fh) != NULL)
+        if (sscanf(line, "VmHWM: %ld", &peak) == 1) break;
+    fclose(fh);
+    return peak;
+}
+
 /* Move the job's output until both pipes are closed or the job has ended
  * (then what it wrote before it ended: a daemon it left may hold the pipes). */
 static void relay(pid_t pid, const int ends[3]) {
@@ -257,15 +272,14 @@ int main(int argc, char **argv) {
 
     relay(pid, ends);
     int status;
-    struct rusage used, own;
+    struct rusage used;
     while (wait4(pid, &status, 0, &used) < 0)
         if (errno != EINTR) die("wait4");
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
     int signum = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    /* The job's exec carried the shim's own peak into its ru_maxrss: a
-     * figure not above it may be the shim's, so it is 0 (unknown). */
-    if (getrusage(RUSAGE_SELF, &own) < 0) die("getrusage");
-    long maxrss = used.ru_maxrss > own.ru_maxrss ? used.ru_maxrss : 0;
+    /* The job's exec carried the peak of the shim's memory into its
+     * ru_maxrss: a figure not above it may be the shim's, so it is 0. */
+    long maxrss = used.ru_maxrss > own_peak() ? used.ru_maxrss : 0;
     snprintf(line, sizeof line, "%d %d %ld.%06ld %ld.%06ld %ld %ld %ld\n", code, signum,
              (long)used.ru_utime.tv_sec, (long)used.ru_utime.tv_usec, (long)used.ru_stime.tv_sec,
              (long)used.ru_stime.tv_usec, maxrss, used.ru_inblock, used.ru_oublock);

@@ -31,7 +31,8 @@ own) and:
   nothing) and ends the same way the command did. The line is ``CODE
   SIGNAL UTIME STIME MAXRSS_KB INBLOCK OUBLOCK``: how the job ended and its
   rusage as ``wait4`` gives it (CPU seconds, peak resident set in KiB, 0
-  when not above the shim's own peak, which the job's ``exec`` carried over;
+  when not above the peak of the shim's own memory, which the job's
+  ``exec`` carried over;
   512-byte blocks read and written), so that a restarted worker records
   the usage of a job it did not reap. A command that cannot be started
   gets ``127 0`` alone (a reader takes the first two fields).
@@ -148,9 +149,22 @@ def main(argv: list[str]) -> None:
 
 def _usage(used: resource.struct_rusage) -> str:
     """``UTIME STIME MAXRSS_KB INBLOCK OUBLOCK`` of a reaped job, as the C shim writes them."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    maxrss = used.ru_maxrss if used.ru_maxrss > own else 0
+    maxrss = used.ru_maxrss if used.ru_maxrss > _own_peak() else 0
     return f"{used.ru_utime:.6f} {used.ru_stime:.6f} {maxrss} {used.ru_inblock} {used.ru_oublock}"
+
+
+def _own_peak() -> float:
+    """The peak resident set of the shim's own memory in KiB (``VmHWM``: its
+    ``ru_maxrss`` holds its spawner's peak, carried over at its exec); the
+    job's exec carried it into the job's figure."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return float("inf")
 
 
 def _relay(
