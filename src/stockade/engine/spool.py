@@ -39,8 +39,10 @@ def spool_root(data_dir: str | None, worker: str) -> Path:
 
 def live_attempts(data_dir: str | None) -> set[str]:
     """``JOB.ATTEMPT`` of every attempt on this host whose spool shim still
-    runs, whichever worker name spooled it: a job that outlived its worker,
-    waiting for a restart to take it over."""
+    runs or whose end waits in the spool, whichever worker name spooled it: a
+    job that outlived its worker, waiting for a restart to take it over and
+    read its workspace (the spool goes once its end is recorded, or at the
+    restart when the attempt is not adopted)."""
     found: set[str] = set()
     base = spool_root(data_dir, "-").parent
     try:
@@ -55,7 +57,11 @@ def live_attempts(data_dir: str | None) -> set[str]:
         for name in names:
             job_id, dash, run = name.removesuffix(".pid").rpartition("-")
             named = name.endswith(".pid") and dash and run.isdigit()
-            if named and Spool(Path(root.path), job_id, int(run)).shim_alive():
+            if not named:
+                continue
+            spool = Spool(Path(root.path), job_id, int(run))
+            # In this order: a shim writes its status before it dies.
+            if spool.shim_alive() or spool.status() is not None:
                 found.add(f"{job_id}.{run}")
     return found
 
