@@ -10,7 +10,8 @@ slot) after the spool prefix::
 Two implementations of the same protocol: ``_spoolshim``, a small C program
 built at install next to this file when a C compiler is there (an exec:
 about 1.5 ms of CPU more per job), and this file run as a bare interpreter
-(``-S -I``, importing only built-in modules: 10-30 ms more per job).
+(``-S -I``, importing only built-in modules and ``resource``, which
+``os.wait4`` needs: 10-30 ms more per job).
 :func:`launcher` picks one; ``STOCKADE_NATIVE_SHIM=0`` in the worker's
 environment forces this one.
 
@@ -30,11 +31,10 @@ own) and:
   ``PREFIX.status`` (renamed into place: a reader sees all of it or
   nothing) and ends the same way the command did. The line is ``CODE
   SIGNAL UTIME STIME MAXRSS_KB INBLOCK OUBLOCK``: how the job ended and its
-  rusage as ``wait4`` gives it (CPU seconds, peak resident set in KiB, 0
+  rusage as ``wait4`` gives it (CPU seconds; peak resident set in KiB, 0
   when not above the peak of the shim's own memory, which the job's
-  ``exec`` carried over;
-  512-byte blocks read and written), so that a restarted worker records
-  the usage of a job it did not reap. A command that cannot be started
+  ``exec`` carried over; 512-byte blocks read and written), so that a
+  restarted worker records the usage of a job it did not reap. A command that cannot be started
   gets ``127 0`` alone (a reader takes the first two fields).
 
 It ignores every signal a stop or a dump may send to the whole job (a task
@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]  # the C module: ``signal`` would import enum (start-up time)
 import os
-import resource  # os.wait4 imports it anyway
+import resource  # os.wait4 imports it anyway (its struct_rusage)
 import select
 import sys
 
