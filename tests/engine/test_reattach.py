@@ -264,26 +264,41 @@ def test_an_adopted_job_is_stopped_at_its_limit_as_its_first_worker_would(
 
 
 #: Writes the ``file:`` output and ``$STOCKADE_OUTPUT`` while its first worker
-#: lives, then waits for ``go`` (after the takeover).
+#: lives, then waits for ``go`` (after the first worker's death) and spends
+#: some CPU, which its recorded usage must show.
 OUTPUTS = """echo '{{"from": "file"}}' > out.json
 echo env=set >> "$STOCKADE_OUTPUT"
 echo ready
 while [ ! -e {d}/go ]; do sleep 0.05; done
+i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done
 """
 
 
-def test_an_adopted_jobs_output_file_output_env_and_artifacts_are_read(
-    store: Store, store_url: str, tmp_path: Path
+@pytest.mark.parametrize("where", ["workdir", "workspace"])
+def test_an_adopted_jobs_outputs_artifacts_usage_and_workspace_are_those_of_any_end(
+    store: Store, store_url: str, tmp_path: Path, where: str
 ) -> None:
+    """In the task's workdir, taken over running; in a workspace of its own
+    (named after the dead worker), ended while no worker lived: the restarted
+    worker's start-up sweep must spare it, its end read it, then remove it."""
+    place: dict[str, Any] = (
+        {"workdir": str(tmp_path)} if where == "workdir" else {"workspace": "empty"}
+    )
     job = submit(
         store, OUTPUTS.format(d=tmp_path), output_format="file", output_path="out.json",
-        workdir=str(tmp_path), artifacts=["out.json"],
+        artifacts=["out.json"], **place,
     )  # fmt: skip
+    status = tmp_path / "data" / "spool" / "a" / f"{job}-1.status"
+    workspaces = tmp_path / "data" / "workspaces"
     with workers() as procs:
         procs.append(_worker(store_url, tmp_path, "a.log", "--reattach", "--lease", "20s"))
         _wait(lambda: "ready" in _log_text(store, job), what="the job's outputs written")
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait(10)
+        if where == "workspace":
+            (tmp_path / "go").touch()
+            _wait(status.exists, what="the job's end while no worker lives")
+            assert [p.name.split("-", 2)[-1] for p in workspaces.iterdir()] == [f"{job}.1"]
         procs.append(_worker(store_url, tmp_path, "b.log", "--reattach", "--lease", "20s"))
         _wait(_taken_over(tmp_path), 60, "the takeover")
         (tmp_path / "go").touch()
@@ -294,3 +309,8 @@ def test_an_adopted_jobs_output_file_output_env_and_artifacts_are_read(
     (attempt,) = store.queries.attempts(job)
     assert attempt.result is not None
     assert [a["name"] for a in attempt.result["artifacts"]] == ["out.json"]
+    usage = attempt.result["usage"]  # from the shim's status line
+    assert usage["cpu_user"] + usage["cpu_system"] > 0
+    assert 0 < usage["wall"] == attempt.result["duration"]
+    if where == "workspace":
+        assert not list(workspaces.iterdir())  # removed (keep: never) once read

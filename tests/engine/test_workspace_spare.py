@@ -1,5 +1,6 @@
 """A job that outlived its worker (reattach) keeps its workspace through the
-sweeps of other workers on the host: a real spool shim, real directories."""
+sweeps of other workers on the host, until its end is recorded: a real spool
+shim, real directories."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from stockade.engine.spool import live_attempts, spool_root
+from stockade.engine.spool import Spool, live_attempts, spool_root
 from stockade.runner.workspace import sweep, workspaces_dir
 from stockade.sandbox import spoolshim
 
@@ -34,6 +35,9 @@ def test_a_running_spooled_attempts_workspace_is_spared_until_it_ends(tmp_path: 
     finally:
         gate.touch()
         assert shim.wait(timeout=30) == 0
-    assert live_attempts(str(data)) == set()  # ended: its workspace is the dead's again
+    # Ended, its end waiting in the spool: a restarted worker still reads the workspace.
+    assert sweep(data, spare=live_attempts(str(data))) == []
+    Spool(root, "1a2b3c", 1).remove()  # its end recorded (or the attempt not adopted)
+    assert live_attempts(str(data)) == set()  # its workspace is the dead's again
     assert sweep(data, spare=live_attempts(str(data))) == [str(workspace)]
     assert not os.path.exists(workspace)

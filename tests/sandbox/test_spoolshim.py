@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from stockade.engine.spool import Spool
 from stockade.sandbox import spoolshim
 
 #: What the shim ignores and its job must not (bit N-1 for signal N).
@@ -59,6 +62,10 @@ class ShimRunner:
     def spooled(self, suffix: str) -> str:
         return Path(f"{self.prefix}{suffix}").read_text()
 
+    def ended(self) -> str:
+        """``CODE SIGNAL`` of the status line (the job's usage follows them)."""
+        return " ".join(self.spooled(".status").split()[:2])
+
     def cleanup(self) -> None:
         for proc in self.procs:
             with contextlib.suppress(ProcessLookupError):
@@ -83,7 +90,7 @@ def test_output_is_spooled_and_forwarded_and_the_end_recorded(shim: ShimRunner) 
     assert (code, out, err) == (3, b"one\nthree\n", b"two\n")
     assert shim.spooled(".out") == "one\nthree\n"
     assert shim.spooled(".err") == "two\n"
-    assert shim.spooled(".status") == "3 0\n"
+    assert shim.ended() == "3 0"
     for suffix in (".out", ".err", ".pid", ".status"):
         assert stat.S_IMODE(os.stat(f"{shim.prefix}{suffix}").st_mode) == 0o600
     assert sorted(p.name for p in shim.prefix.parent.iterdir()) == [
@@ -119,13 +126,13 @@ def test_the_job_gets_the_signals_the_shim_ignores_back_at_their_defaults(
         os.kill(proc.pid, signum)
     os.killpg(proc.pid, signal.SIGTERM)  # the session: the job too
     assert proc.wait(timeout=30) == 9
-    assert shim.spooled(".status") == "9 0\n"
+    assert shim.ended() == "9 0"
 
 
 def test_the_shim_dies_the_way_its_command_died(shim: ShimRunner) -> None:
     code, _, _ = shim.run("sh", "-c", "kill -TERM $$")
     assert code == -signal.SIGTERM
-    assert shim.spooled(".status") == "0 15\n"
+    assert shim.ended() == "0 15"
 
 
 def test_once_the_worker_is_gone_the_output_is_only_spooled(shim: ShimRunner) -> None:
@@ -139,7 +146,38 @@ def test_once_the_worker_is_gone_the_output_is_only_spooled(shim: ShimRunner) ->
         os.close(write)
     assert proc.wait(timeout=30) == 0
     assert shim.spooled(".out") == lines
-    assert shim.spooled(".status") == "0 0\n"
+    assert shim.ended() == "0 0"
+
+
+#: Touches 80 MiB (above either shim's own peak) and spends some CPU.
+HUNGRY = "b = b'x' * (80 << 20); sum(range(3 * 10**6))"
+
+
+def test_the_status_line_carries_the_jobs_rusage_for_a_restarted_worker(
+    shim: ShimRunner,
+) -> None:
+    # The shim's spawner (the worker, here the test) peaks above the job: its
+    # exec carries that into the shim's ru_maxrss, not into the job's.
+    spawner_peak = b"x" * (160 << 20)
+    del spawner_peak
+    code, _, _ = shim.run(sys.executable, "-c", HUNGRY)
+    assert code == 0
+    line = shim.spooled(".status")
+    # CODE SIGNAL UTIME STIME MAXRSS_KB INBLOCK OUBLOCK, the same in both shims.
+    assert re.fullmatch(r"0 0 \d+\.\d{6} \d+\.\d{6} \d+ \d+ \d+\n", line), line
+    usage = Spool(shim.prefix.parent, "7", 1).usage()
+    assert usage is not None and usage.cpu is not None and usage.cpu > 0
+    assert usage.max_rss is not None and usage.max_rss >= 80 << 20
+    assert (usage.read_bytes, usage.write_bytes) == tuple(
+        int(field) * 512 for field in line.split()[5:7]
+    )
+
+
+def test_a_status_line_without_usage_still_reads(tmp_path: Path) -> None:
+    """An older shim's ``CODE SIGNAL`` (and a command that could not start)."""
+    (tmp_path / "7-1.status").write_text("3 0\n")
+    spool = Spool(tmp_path, "7", 1)
+    assert (spool.status(), spool.usage()) == ((3, 0), None)
 
 
 def test_a_command_that_cannot_be_run_ends_127_with_the_reason(shim: ShimRunner) -> None:
@@ -166,7 +204,7 @@ def test_the_end_is_recorded_when_the_job_leaves_a_daemon_holding_its_pipes(
     proc = shim.start("sh", "-c", "sleep 60 & echo done")
     assert proc.wait(timeout=30) == 0  # not the daemon's 60 s
     assert shim.spooled(".out") == "done\n"
-    assert shim.spooled(".status") == "0 0\n"
+    assert shim.ended() == "0 0"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGQUIT, signal.SIGUSR1], ids=["QUIT", "USR1"])
@@ -183,4 +221,4 @@ def test_a_signal_to_the_whole_job_reaches_the_job_not_the_shim(
     os.killpg(proc.pid, signum)  # the shim leads the group, as it leads the session
     out, _ = proc.communicate(timeout=30)
     assert (proc.returncode, out) == (7, b"caught\n")
-    assert shim.spooled(".status") == "7 0\n"
+    assert shim.ended() == "7 0"

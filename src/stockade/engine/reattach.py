@@ -23,7 +23,11 @@ budget, progress and ``set-output`` commands applied), then tailed until the
 status file appears, and the end recorded once, as the same attempt. Its
 limits and a cancel are enforced meanwhile, by the runner's stop ladder
 (:mod:`~stockade.engine.adoptstop`), and its result is the runner's: outputs
-(with the ``$STOCKADE_OUTPUT`` file in the spool), artifacts, classification.
+(with the ``$STOCKADE_OUTPUT`` file in the spool), artifacts, classification,
+its usage from the rusage the shim wrote with the status. A task's own
+``workspace:`` is found by the attempt's part of its name, read like the
+task's workdir, then removed or kept per its ``keep``/``ttl`` as the runner
+would have.
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ import contextlib
 import logging
 import os
 import signal
+import stat
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stockade.engine.adoptstop import Ladder, due
 from stockade.engine.execute import log_writer, progress_writer, record
@@ -64,6 +69,9 @@ from stockade.runner.spec import RunSpec
 from stockade.runner.stream import OutputKeeper, StreamPipe
 from stockade.sandbox import fence
 from stockade.store import Claim
+
+if TYPE_CHECKING:
+    from stockade.runner.workspace import Workspace
 
 __all__ = ["Adopted", "dismiss", "follow", "take_over"]
 
@@ -211,6 +219,9 @@ async def follow(worker: JobHost, job: Running, spool: Spool) -> None:
         path = spool.cgroup()
         if path is not None and worker.lease_fence.fence is not None:
             worker.lease_fence.fence.removed(path)
+    made = _made(spec, claim)
+    if made is not None:  # as the runner does: its processes are gone, what it held read
+        await asyncio.to_thread(made.finish, result.outcome is Outcome.SUCCEEDED)
     job.advance(Phase.RECORDING)
     if job.interrupt == "shutdown" and result.outcome is Outcome.CANCELLED:
         await record(worker, job, "release", reason=Reason.WORKER_SHUTDOWN)
@@ -286,12 +297,39 @@ async def _tail(
             stopping.cancel()
 
 
-def _workspace(spec: RunSpec) -> str:
-    """The adopted attempt's workspace, as the runner chose it; a task's own
-    ``workspace:`` is named after the process that made it (OutputError)."""
-    if spec.workspace is not None:
-        raise OutputError("a task workspace is not read after a takeover")
-    return os.path.abspath(spec.workdir or os.getcwd())
+def _workspace(spec: RunSpec, claim: Claim) -> str:
+    """The adopted attempt's workspace, as the runner chose it: the task's
+    workdir, or the attempt's own ``workspace:``, found by the end of its name
+    (``PID-START-JOB.ATTEMPT``: the rest names the dead process that made it).
+    Raises :class:`OutputError` when that workspace is gone."""
+    if spec.workspace is None:
+        return os.path.abspath(spec.workdir or os.getcwd())
+    made = _made(spec, claim)
+    if made is None:
+        raise OutputError(f"the workspace of attempt {claim.run} is gone")
+    return str(made.path)
+
+
+def _made(spec: RunSpec, claim: Claim) -> Workspace | None:
+    """The workspace the runner made for the adopted attempt (the task has a
+    ``workspace:``), if it is still there."""
+    from stockade.runner.workspace import Plan, Workspace, workspaces_dir
+
+    if spec.workspace is None:
+        return None
+    base = workspaces_dir(data_dir_for(spec))
+    wanted = f"{claim.job_id}.{claim.run}"
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return None
+    for name in names:
+        if name.split("-", 2)[-1] != wanted:
+            continue
+        with contextlib.suppress(OSError):
+            if stat.S_ISDIR(os.lstat(base / name).st_mode):
+                return Workspace(base / name, Plan.from_dict(spec.workspace))
+    return None
 
 
 def _iso(ts: float) -> str:
@@ -332,7 +370,7 @@ def _result(
     try:
         file_text = None
         if spec.output_format == "file":
-            file_text = read_output_file(spec, _workspace(spec))
+            file_text = read_output_file(spec, _workspace(spec, claim))
         env_text = read_output(spool.runtime, spec.max_output)
         outputs = job_outputs(
             spec, out.keeper.text(), out.keeper.truncated, succeeded, file_text, env_text
@@ -348,7 +386,7 @@ def _result(
     result.outputs = masker.mask_obj(outputs)
     if spec.artifacts:
         try:
-            workspace = _workspace(spec)
+            workspace = _workspace(spec, claim)
         except OutputError as exc:
             if result.outcome is Outcome.SUCCEEDED:
                 result.outcome, result.reason = Outcome.FAILED, Reason.OUTPUT_ERROR
@@ -363,4 +401,7 @@ def _result(
     finished = time.time()
     result.started_at, result.finished_at = _iso(claim.started_at), _iso(finished)
     result.duration = round(finished - claim.started_at, 6)
+    usage = spool.usage()
+    if usage is not None:
+        result.usage = usage.with_figures(wall=result.duration).to_dict()
     return result

@@ -19,12 +19,15 @@ import stat
 from pathlib import Path
 
 from stockade.runner.runtime import remove_runtime
+from stockade.sandbox.usage import Usage
 
 __all__ = ["STEP", "Spool", "live_attempts", "spool_root"]
 
 #: The most bytes read from one stream's spool at a time.
 STEP = 1 << 20
 _STREAMS = {"stdout": "out", "stderr": "err"}
+#: ``ru_inblock``/``ru_oublock`` count 512-byte sectors.
+_SECTOR = 512
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
@@ -36,8 +39,10 @@ def spool_root(data_dir: str | None, worker: str) -> Path:
 
 def live_attempts(data_dir: str | None) -> set[str]:
     """``JOB.ATTEMPT`` of every attempt on this host whose spool shim still
-    runs, whichever worker name spooled it: a job that outlived its worker,
-    waiting for a restart to take it over."""
+    runs or whose end waits in the spool, whichever worker name spooled it: a
+    job that outlived its worker, waiting for a restart to take it over and
+    read its workspace (the spool goes once its end is recorded, or at the
+    restart when the attempt is not adopted)."""
     found: set[str] = set()
     base = spool_root(data_dir, "-").parent
     try:
@@ -52,7 +57,11 @@ def live_attempts(data_dir: str | None) -> set[str]:
         for name in names:
             job_id, dash, run = name.removesuffix(".pid").rpartition("-")
             named = name.endswith(".pid") and dash and run.isdigit()
-            if named and Spool(Path(root.path), job_id, int(run)).shim_alive():
+            if not named:
+                continue
+            spool = Spool(Path(root.path), job_id, int(run))
+            # In this order: a shim writes its status before it dies.
+            if spool.shim_alive() or spool.status() is not None:
                 found.add(f"{job_id}.{run}")
     return found
 
@@ -85,6 +94,23 @@ class Spool:
         except ValueError:
             return None
         return code, signum
+
+    def usage(self) -> Usage | None:
+        """The ended job's rusage as the shim wrote it after ``CODE SIGNAL``
+        (``None``: not ended, or a status line without it, an older shim's)."""
+        text = self._read_small(".status")
+        fields = [] if text is None else text.split()
+        if len(fields) < 7:
+            return None
+        try:
+            utime, stime = float(fields[2]), float(fields[3])
+            maxrss, inblock, oublock = (int(part) for part in fields[4:7])
+        except ValueError:
+            return None
+        return Usage(
+            cpu_user=utime, cpu_system=stime, max_rss=maxrss * 1024 if maxrss else None,
+            read_bytes=inblock * _SECTOR, write_bytes=oublock * _SECTOR,
+        )  # fmt: skip
 
     def _pid_fields(self) -> list[str]:
         text = self._read_small(".pid")

@@ -8,19 +8,22 @@
  * defaults, PREFIX.pid ("SHIM START JOB CGROUP") renamed into place, the
  * job's output spooled first then forwarded (only spooled once forwarding
  * fails: the worker is gone), the end seen through a pidfd, PREFIX.status
- * ("CODE SIGNAL") renamed into place, and the shim ending the way the command
+ * ("CODE SIGNAL UTIME STIME MAXRSS_KB INBLOCK OUBLOCK": the job's rusage,
+ * from wait4) renamed into place, and the shim ending the way the command
  * did. A Python interpreter's start-up is most of what the shim costs a short
  * job; this costs an exec.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -161,6 +164,20 @@ static void start_time(pid_t pid, char *out, size_t size) {
     }
 }
 
+/* The peak resident set of the shim's own memory in KiB (VmHWM; not its
+ * ru_maxrss, which holds its spawner's peak, carried over at the shim's exec),
+ * LONG_MAX if unknown. */
+static long own_peak(void) {
+    long peak = LONG_MAX;
+    char line[256];
+    FILE *fh = fopen("/proc/self/status", "re");
+    if (fh == NULL) return peak;
+    while (fgets(line, sizeof line, fh) != NULL)
+        if (sscanf(line, "VmHWM: %ld", &peak) == 1) break;
+    fclose(fh);
+    return peak;
+}
+
 /* Move the job's output until both pipes are closed or the job has ended
  * (then what it wrote before it ended: a daemon it left may hold the pipes). */
 static void relay(pid_t pid, const int ends[3]) {
@@ -255,11 +272,17 @@ int main(int argc, char **argv) {
 
     relay(pid, ends);
     int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) die("waitpid");
+    struct rusage used;
+    while (wait4(pid, &status, 0, &used) < 0)
+        if (errno != EINTR) die("wait4");
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
     int signum = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    snprintf(line, sizeof line, "%d %d\n", code, signum);
+    /* The job's exec carried the peak of the shim's memory into its
+     * ru_maxrss: a figure not above it may be the shim's, so it is 0. */
+    long maxrss = used.ru_maxrss > own_peak() ? used.ru_maxrss : 0;
+    snprintf(line, sizeof line, "%d %d %ld.%06ld %ld.%06ld %ld %ld %ld\n", code, signum,
+             (long)used.ru_utime.tv_sec, (long)used.ru_utime.tv_usec, (long)used.ru_stime.tv_sec,
+             (long)used.ru_stime.tv_usec, maxrss, used.ru_inblock, used.ru_oublock);
     put(".status", line);
     if (signum) {
         signal(signum, SIG_DFL);

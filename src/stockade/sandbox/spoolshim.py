@@ -10,7 +10,8 @@ slot) after the spool prefix::
 Two implementations of the same protocol: ``_spoolshim``, a small C program
 built at install next to this file when a C compiler is there (an exec:
 about 1.5 ms of CPU more per job), and this file run as a bare interpreter
-(``-S -I``, importing only built-in modules: 10-30 ms more per job).
+(``-S -I``, importing only built-in modules and ``resource``, which
+``os.wait4`` needs: 10-30 ms more per job).
 :func:`launcher` picks one; ``STOCKADE_NATIVE_SHIM=0`` in the worker's
 environment forces this one.
 
@@ -27,8 +28,14 @@ own) and:
   a worker that lives sees the output as before); once the worker is gone
   (``EPIPE``) it only spools;
 * when the command ends, takes what is left in the pipes, writes
-  ``PREFIX.status`` (``CODE SIGNAL``, renamed into place: a reader sees all
-  of it or nothing) and ends the same way the command did.
+  ``PREFIX.status`` (renamed into place: a reader sees all of it or
+  nothing) and ends the same way the command did. The line is ``CODE
+  SIGNAL UTIME STIME MAXRSS_KB INBLOCK OUBLOCK``: how the job ended and its
+  rusage as ``wait4`` gives it (CPU seconds; peak resident set in KiB, 0
+  when not above the peak of the shim's own memory, which the job's
+  ``exec`` carried over; 512-byte blocks read and written), so that a
+  restarted worker records the usage of a job it did not reap. A command that cannot be started
+  gets ``127 0`` alone (a reader takes the first two fields).
 
 It ignores every signal a stop or a dump may send to the whole job (a task
 names any: SIGTERM, SIGINT, SIGQUIT, SIGUSR1…) but KILL, STOP, CONT, CHLD
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]  # the C module: ``signal`` would import enum (start-up time)
 import os
+import resource  # os.wait4 imports it anyway (its struct_rusage)
 import select
 import sys
 
@@ -128,15 +136,35 @@ def main(argv: list[str]) -> None:
     me = os.getpid()
     _put(prefix + ".pid", f"{me} {_start_time(me)} {pid} {_cgroup()}\n")
     _relay(pid, ends, spools, forwarding)
-    _, status = os.waitpid(pid, 0)
+    _, status, used = os.wait4(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     signum = -code if code < 0 else 0
-    _put(prefix + ".status", f"{max(code, 0)} {signum}\n")
+    _put(prefix + ".status", f"{max(code, 0)} {signum} {_usage(used)}\n")
     if signum:
         if signum in _IGNORED:
             _signal.signal(signum, _signal.SIG_DFL)
         os.kill(me, signum)
     os._exit(max(code, 0))
+
+
+def _usage(used: resource.struct_rusage) -> str:
+    """``UTIME STIME MAXRSS_KB INBLOCK OUBLOCK`` of a reaped job, as the C shim writes them."""
+    maxrss = used.ru_maxrss if used.ru_maxrss > _own_peak() else 0
+    return f"{used.ru_utime:.6f} {used.ru_stime:.6f} {maxrss} {used.ru_inblock} {used.ru_oublock}"
+
+
+def _own_peak() -> float:
+    """The peak resident set of the shim's own memory in KiB (``VmHWM``: its
+    ``ru_maxrss`` holds its spawner's peak, carried over at its exec); the
+    job's exec carried it into the job's figure."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return float("inf")
 
 
 def _relay(
