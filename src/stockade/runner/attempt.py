@@ -17,7 +17,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -49,6 +48,8 @@ from stockade.sandbox.base import LaunchRequest, ProcessHandle, Sandbox
 from stockade.sandbox.usage import Usage, oom_error
 
 if TYPE_CHECKING:  # imported when a task has a workspace: kept off exec's start-up
+    from concurrent.futures import ThreadPoolExecutor
+
     from stockade.runner.workspace import Plan, Workspace
 
 __all__ = ["NAMED_SECRET_MIN", "data_dir_for", "new_job_id", "run"]
@@ -87,6 +88,8 @@ async def _in_workspace_thread(func: Callable[..., _T], *args: Any) -> _T:
     renewals, its store calls) from the loop's default executor."""
     global _workspace_threads  # noqa: PLW0603 (made on first use only)
     if _workspace_threads is None:
+        from concurrent.futures import ThreadPoolExecutor  # only a job with a workspace
+
         _workspace_threads = ThreadPoolExecutor(8, thread_name_prefix="stockade-workspace")
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_workspace_threads, functools.partial(func, *args))
