@@ -18,7 +18,6 @@ from stockade.cli.sandbox_opts import TASK_RETRY, add_sandbox_options, sandbox_p
 from stockade.cli.values import duration, parse_input, size
 from stockade.errors import CleanupError, ConfigError, StockadeError, UsageError
 from stockade.paths import workspace_path, writable_file
-from stockade.printable import printable
 from stockade.runner.spec import INPUT_FORMATS, OUTPUT_FORMATS, RunSpec
 
 if TYPE_CHECKING:
@@ -179,10 +178,14 @@ def main(argv: list[str]) -> int:
             _checked(writable_file, opts["result_path"], "--result")
         return _run(spec, value, opts)
     except (UsageError, ConfigError) as exc:
+        from stockade.printable import printable  # errors only: kept off the start-up
+
         for line in str(exc).splitlines() or [exc.message]:
             print(f"stockade: error: {printable(line)}", file=sys.stderr)
         return 2
     except StockadeError as exc:
+        from stockade.printable import printable
+
         print(f"stockade: error: {printable(exc.message)}", file=sys.stderr)
         return 1
 
@@ -413,6 +416,8 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
             try:
                 sandbox.cleanup()
             except CleanupError as exc:
+                from stockade.printable import printable
+
                 print(f"stockade: error: {printable(exc.message)}", file=sys.stderr)
     if opts["result_path"]:
         _write_result(opts["result_path"], result.to_dict())

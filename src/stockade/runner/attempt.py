@@ -17,7 +17,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,6 +33,7 @@ from stockade.runner.commands import CommandEffects
 from stockade.runner.events import Event, Sink, dropped_output, wants
 from stockade.runner.hostenv import NAMED_SECRET_MIN, base_env, inherited, named_secret
 from stockade.runner.inputs import prepare
+from stockade.runner.isotime import iso_utc
 from stockade.runner.outputs import job_outputs, read_output_file
 from stockade.runner.protocol import ProtocolParser
 from stockade.runner.redact import Masker
@@ -93,10 +93,6 @@ async def _in_workspace_thread(func: Callable[..., _T], *args: Any) -> _T:
         _workspace_threads = ThreadPoolExecutor(8, thread_name_prefix="stockade-workspace")
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_workspace_threads, functools.partial(func, *args))
-
-
-def _now_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
 async def run(
@@ -482,8 +478,8 @@ class _Attempt:
     def _finish(self, result: Result, out: StreamPipe, err: StreamPipe) -> Result:
         self.succeeded = result.outcome is Outcome.SUCCEEDED
         finished = time.time()
-        result.started_at = _now_iso(self.started)
-        result.finished_at = _now_iso(finished)
+        result.started_at = iso_utc(self.started)
+        result.finished_at = iso_utc(finished)
         result.duration = round(finished - self.started, 6)
         if self.usage is not None:
             result.usage = self.usage.with_figures(wall=result.duration).to_dict()
