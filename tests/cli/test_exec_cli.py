@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from stockade.cli.exec_cmd import build_parser, defaults
 from tests.runner.helpers import alive
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -262,3 +263,9 @@ def test_ctrl_c_during_a_retrys_backoff_ends_it(tmp_path: Path) -> None:
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130 and out == "try 1\n", err.read_text()
     assert "retryable (exit 75)\n" in err.read_text()  # its last attempt's end, as it was
+
+
+def test_bare_command_gets_the_options_the_parser_gives_for_none() -> None:
+    """``exec -- CMD`` skips argparse and takes :func:`defaults` instead: the
+    two must agree on every option, or the fast path would run differently."""
+    assert defaults() == vars(build_parser().parse_args([]))

@@ -27,10 +27,10 @@ sys.exit(status)
 HEAVY = ("sqlalchemy", "alembic", "psycopg", "pydantic", "yaml", "rich", "fastapi", "click")
 
 
-def _loaded(args: list[str], data_dir: Path) -> set[str]:
+def _loaded(args: list[str], data_dir: Path, heavy: tuple[str, ...] = HEAVY) -> set[str]:
     env = {**os.environ, "STOCKADE_DATA_DIR": str(data_dir)}
     env.pop("STOCKADE_DATABASE_URL", None)
-    code = f"HEAVY = {HEAVY!r}\n{PROBE}"
+    code = f"HEAVY = {heavy!r}\n{PROBE}"
     proc = subprocess.run(
         [sys.executable, "-c", code, *args],
         env=env,
@@ -80,6 +80,14 @@ def test_read_commands_on_sqlite_import_no_orm_driver_or_models(
 
 def test_exec_imports_none_of_them(data_dir: Path) -> None:
     assert _loaded(["exec", "--", "true"], data_dir) == set()
+
+
+def test_bare_exec_builds_no_option_parser(data_dir: Path) -> None:
+    """``exec -- CMD`` has no option to parse, so argparse stays unloaded;
+    an option before ``--`` brings it (the probe can see the difference)."""
+    parser = ("argparse", "gettext")
+    assert _loaded(["exec", "--", "true"], data_dir, parser) == set()
+    assert _loaded(["exec", "--timeout", "30s", "--", "true"], data_dir, parser) == set(parser)
 
 
 def test_the_full_store_still_answers_when_asked_to(

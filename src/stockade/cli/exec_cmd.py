@@ -6,37 +6,46 @@ the config models, the HTTP stack or the database layer.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stockade.cli.sandbox_opts import TASK_RETRY, add_sandbox_options, sandbox_profile, task_spec
 from stockade.cli.values import duration, parse_input, size
 from stockade.errors import CleanupError, ConfigError, StockadeError, UsageError
 from stockade.paths import workspace_path, writable_file
-from stockade.printable import printable
 from stockade.runner.spec import INPUT_FORMATS, OUTPUT_FORMATS, RunSpec
 
-__all__ = ["build_parser", "main"]
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["build_parser", "defaults", "main"]
 
 SHORT_HELP = "Run one command or task as a supervised job."
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad usage as a UsageError (one line, exit 2)."""
-
-    def error(self, message: str) -> Any:
-        raise UsageError(message)
+def defaults() -> dict[str, Any]:
+    """The options of a bare ``exec -- CMD``: what :func:`build_parser` gives
+    for no option at all, without importing argparse (a test keeps the two
+    in step)."""
+    none = ("task", "shell_line", "config_path", "input_text", "input_format", "output_format",
+            "timeout", "idle_timeout", "kill_grace", "stop_signal", "max_output",
+            "success_codes", "retry_codes", "workdir", "data_dir", "result_path",
+            "sandbox", "memory", "pids", "cpus", "network")  # fmt: skip
+    opts: dict[str, Any] = dict.fromkeys(none)
+    opts.update(env_items=[], secret_names=[], binds=[], json_events=False, no_retry=False)
+    return opts
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
     """argparse's formatter with the width given, so argparse does not import
     shutil (and bz2, lzma with it) just to ask for the terminal size."""
+    import argparse
+
     try:
         width = os.get_terminal_size(2).columns - 2
     except OSError:
@@ -50,7 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     argparse rather than click here on purpose: this is the hot path a user
     (or a build farm) starts thousands of times, and importing click costs
     more than everything ``exec -- true`` does. Other commands use click.
+    Only a command line with options before ``--`` (or none) builds it.
     """
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        """argparse that reports bad usage as a UsageError (one line, exit 2)."""
+
+        def error(self, message: str) -> Any:
+            raise UsageError(message)
+
     p = _Parser(
         prog="stockade exec",
         formatter_class=_formatter,
@@ -141,24 +159,33 @@ def main(argv: list[str]) -> int:
         (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if dashdash else (argv, [])
     )
     try:
-        parser = build_parser()
-        ns, extra = parser.parse_known_args(before)
-        _check_unknown(parser, extra, ns.task)
-        opts = vars(ns)
-        args = ([ns.task] if ns.task else []) + (extra or after)
-        if dashdash and ns.task:
+        extra: list[str] = []
+        if dashdash and not before:  # `exec -- CMD`: nothing for argparse to parse
+            opts = defaults()
+        else:
+            parser = build_parser()
+            ns, extra = parser.parse_known_args(before)
+            _check_unknown(parser, extra, ns.task)
+            opts = vars(ns)
+        task = opts["task"]
+        args = ([task] if task else []) + (extra or after)
+        if dashdash and task:
             raise UsageError(
-                f"unexpected {ns.task!r} before --: options go before --, the command after"
+                f"unexpected {task!r} before --: options go before --, the command after"
             )
         spec, value = _build(tuple(after if dashdash else args), dashdash, opts)
         if opts["result_path"] and opts["result_path"] != "-":
             _checked(writable_file, opts["result_path"], "--result")
         return _run(spec, value, opts)
     except (UsageError, ConfigError) as exc:
+        from stockade.printable import printable  # errors only: kept off the start-up
+
         for line in str(exc).splitlines() or [exc.message]:
             print(f"stockade: error: {printable(line)}", file=sys.stderr)
         return 2
     except StockadeError as exc:
+        from stockade.printable import printable
+
         print(f"stockade: error: {printable(exc.message)}", file=sys.stderr)
         return 1
 
@@ -389,6 +416,8 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
             try:
                 sandbox.cleanup()
             except CleanupError as exc:
+                from stockade.printable import printable
+
                 print(f"stockade: error: {printable(exc.message)}", file=sys.stderr)
     if opts["result_path"]:
         _write_result(opts["result_path"], result.to_dict())

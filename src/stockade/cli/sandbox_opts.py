@@ -10,13 +10,14 @@ sandbox backends or the config models.
 
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING, Any
 
 from stockade.cli.values import size
 from stockade.errors import UsageError
 
 if TYPE_CHECKING:
+    import argparse
+
     from stockade.runner.spec import RunSpec
     from stockade.spec.sandbox import SandboxProfile
 

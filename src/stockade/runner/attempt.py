@@ -17,8 +17,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,6 +33,7 @@ from stockade.runner.commands import CommandEffects
 from stockade.runner.events import Event, Sink, dropped_output, wants
 from stockade.runner.hostenv import NAMED_SECRET_MIN, base_env, inherited, named_secret
 from stockade.runner.inputs import prepare
+from stockade.runner.isotime import iso_utc
 from stockade.runner.outputs import job_outputs, read_output_file
 from stockade.runner.protocol import ProtocolParser
 from stockade.runner.redact import Masker
@@ -49,6 +48,8 @@ from stockade.sandbox.base import LaunchRequest, ProcessHandle, Sandbox
 from stockade.sandbox.usage import Usage, oom_error
 
 if TYPE_CHECKING:  # imported when a task has a workspace: kept off exec's start-up
+    from concurrent.futures import ThreadPoolExecutor
+
     from stockade.runner.workspace import Plan, Workspace
 
 __all__ = ["NAMED_SECRET_MIN", "data_dir_for", "new_job_id", "run"]
@@ -87,13 +88,11 @@ async def _in_workspace_thread(func: Callable[..., _T], *args: Any) -> _T:
     renewals, its store calls) from the loop's default executor."""
     global _workspace_threads  # noqa: PLW0603 (made on first use only)
     if _workspace_threads is None:
+        from concurrent.futures import ThreadPoolExecutor  # only a job with a workspace
+
         _workspace_threads = ThreadPoolExecutor(8, thread_name_prefix="stockade-workspace")
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_workspace_threads, functools.partial(func, *args))
-
-
-def _now_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
 async def run(
@@ -479,8 +478,8 @@ class _Attempt:
     def _finish(self, result: Result, out: StreamPipe, err: StreamPipe) -> Result:
         self.succeeded = result.outcome is Outcome.SUCCEEDED
         finished = time.time()
-        result.started_at = _now_iso(self.started)
-        result.finished_at = _now_iso(finished)
+        result.started_at = iso_utc(self.started)
+        result.finished_at = iso_utc(finished)
         result.duration = round(finished - self.started, 6)
         if self.usage is not None:
             result.usage = self.usage.with_figures(wall=result.duration).to_dict()

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-from stockade.printable import printable
 from stockade.reasons import Reason
 
 __all__ = [
@@ -224,4 +223,6 @@ def describe_end(
         text += f"; {dump['signal']} was sent first for a stack dump (in its log)"
     if attempts > 1:
         text += f" after {attempts} attempts"
+    from stockade.printable import printable  # only a failure is described: not at start-up
+
     return printable(text)
