@@ -135,13 +135,18 @@ def test_sigterm_drains_and_leaves_the_queue_intact(
     store_url: str, tmp_path: Path, case: str
 ) -> None:
     store = open_store(store_url)
-    shell = "sleep 0.6; echo done" if case == "drain" else "sleep 30"
+    shell = "echo started; sleep 0.6; echo done" if case == "drain" else "echo started; sleep 30"
     running = _queue(store, 2, shell, kill_grace=0.2)
     waiting = _queue(store, 5, "echo later")
     drain = {"drain": "20s", "deadline": "0.5s", "second_signal": "60s"}[case]
     w = start_worker(store_url, "--slots", "2", "--drain-timeout", drain, log=tmp_path / "w")
     try:
-        _wait_running(store, 2)
+        # Started, not only claimed: a claim whose answer the worker has not
+        # taken yet when the signal comes is given back unspent, as it must be.
+        deadline = time.monotonic() + 20
+        while not all(store.queries.logs(job) for job in running):
+            assert time.monotonic() < deadline, "the worker did not start its two jobs"
+            time.sleep(0.02)
         began = time.monotonic()
         w.send_signal(signal.SIGTERM)
         if case == "second_signal":
@@ -154,7 +159,7 @@ def test_sigterm_drains_and_leaves_the_queue_intact(
     jobs = {j.id: j for j in store.queries.jobs(limit=None)}
     if case == "drain":
         assert all(jobs[j].state.value == "succeeded" for j in running)
-        assert store.queries.outputs(running[0]) == {"stdout": "done\n"}
+        assert store.queries.outputs(running[0]) == {"stdout": "started\ndone\n"}
     else:
         assert took < 10
         assert all((jobs[j].state.value, jobs[j].attempts) == ("queued", 0) for j in running)

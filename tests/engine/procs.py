@@ -47,7 +47,7 @@ def _procs(slot: Path) -> str:
     starting up prunes the empty cgroups of dead owners, so it may vanish)."""
     try:
         return (slot / "cgroup.procs").read_text().strip()
-    except FileNotFoundError:
+    except OSError:  # gone (ENOENT), or removed between the open and the read (ENODEV)
         return ""
 
 
