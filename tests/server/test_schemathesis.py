@@ -2,7 +2,7 @@
 
 It runs the CLI in a subprocess, with the bearer token, over every operation
 the document lists but the live log stream (coverage, fuzzing and stateful phases, a bounded number
-of examples each: the coverage phase tries every boundary, fuzzing 20 examples) and fails on any 5xx and any response
+of examples each: the coverage phase tries every boundary, fuzzing 10 examples) and fails on any 5xx and any response
 whose status, content type or body the document does not describe. A config file steers part of the
 generated data to real values (the configured task and webhook, ids of existing jobs) so
 the tests get past 404/422 into the routes' real work.
@@ -76,7 +76,7 @@ values = ["push"]
     result = subprocess.run(
         [*_cli(), "--config-file", str(config), "run", f"{server.url}/openapi.json",
          "--header", f"Authorization: Bearer {ENV_TOKEN}", "--checks", CHECKS,
-         "--phases", "coverage,fuzzing,stateful", "--max-examples", "20", "--workers", "1",
+         "--phases", "coverage,fuzzing,stateful", "--max-examples", "10", "--workers", "1",
          "--seed", "4711", "--generation-database", "none", "--request-timeout", "10",
          "--no-color", "--report-dir", str(tmp_path / "report"),
          # A live log stream lasts as long as its job: tests/server/test_api.py covers it.
