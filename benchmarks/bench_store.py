@@ -24,7 +24,8 @@ over the rounds and each ratio is the median of the rounds' own ratios, so a
 burst of load elsewhere on a shared machine hits both sides of a ratio
 alike. The notes give each system's whole-machine CPU per job (its broker
 or database included) and stockade's worker's own CPU per job, which move
-less with the load than jobs/s do.
+less with the load than jobs/s do, and how long the worker and its helpers
+waited on a run queue for a CPU.
 
 Claim latency: median time of one claim (``UPDATE … RETURNING`` over the
 claim index) with 100 and with 100,000 queued jobs; target: no slower with
@@ -116,7 +117,7 @@ def _unfinished(store: object) -> int:
 
 def _helpers(pid: int) -> list[int]:
     """The worker's live helper processes: its store process and its fence."""
-    found = []
+    found: list[int] = []
     for task in os.listdir(f"/proc/{pid}/task"):
         for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split():
             with contextlib.suppress(OSError):  # a job that just ended
