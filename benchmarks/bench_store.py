@@ -24,7 +24,8 @@ over the rounds and each ratio is the median of the rounds' own ratios, so a
 burst of load elsewhere on a shared machine hits both sides of a ratio
 alike. The notes give each system's whole-machine CPU per job (its broker
 or database included) and stockade's worker's own CPU per job, which move
-less with the load than jobs/s do.
+less with the load than jobs/s do, and how long the worker and its helpers
+waited on a run queue for a CPU.
 
 Claim latency: median time of one claim (``UPDATE … RETURNING`` over the
 claim index) with 100 and with 100,000 queued jobs; target: no slower with
@@ -114,6 +115,18 @@ def _unfinished(store: object) -> int:
         return int(conn.execute(query).scalar_one())
 
 
+def _helpers(pid: int) -> list[int]:
+    """The worker's live helper processes: its store process and its fence."""
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split():
+            with contextlib.suppress(OSError):  # a job that just ended
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+                if b"storeproc" in cmdline or b"import fence" in cmdline:
+                    found.append(int(child))
+    return found
+
+
 def _cpu(pid: int) -> tuple[float, float]:
     """CPU seconds of process ``pid``: its own plus its live helpers' (the
     store process and the fence), and its reaped children's (the jobs)."""
@@ -124,17 +137,29 @@ def _cpu(pid: int) -> tuple[float, float]:
 
     fields = stat(pid)
     own = int(fields[11]) + int(fields[12])
-    for task in os.listdir(f"/proc/{pid}/task"):
-        for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split():
-            with contextlib.suppress(OSError):  # a job that just ended
-                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-                if b"storeproc" in cmdline or b"import fence" in cmdline:
-                    kid = stat(child)
-                    own += int(kid[11]) + int(kid[12])
+    for helper in _helpers(pid):
+        with contextlib.suppress(OSError):
+            kid = stat(helper)
+            own += int(kid[11]) + int(kid[12])
     return own / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
+def _sched(pid: int) -> tuple[float, float]:
+    """Seconds the threads of process ``pid`` and of its live helpers ran on
+    a CPU, and waited on a run queue for one (``/proc/PID/task/TID/schedstat``):
+    where the worker's time goes when it is neither computing nor idle."""
+    ran = waited = 0
+    for proc in (pid, *_helpers(pid)):
+        with contextlib.suppress(OSError):  # a thread or helper that just ended
+            for task in os.listdir(f"/proc/{proc}/task"):
+                fields = Path(f"/proc/{proc}/task/{task}/schedstat").read_text().split()
+                ran, waited = ran + int(fields[0]), waited + int(fields[1])
+    return ran / 1e9, waited / 1e9
+
+
 _cpu_per_job: dict[str, list[tuple[float, float]]] = {}
+#: System -> per round, the worker's (and helpers') seconds per job on a CPU and waiting for one.
+_sched_per_job: dict[str, list[tuple[float, float]]] = {}
 #: System -> per round, CPU seconds per job: the whole machine's, the run's own processes'.
 _machine: dict[str, list[tuple[float, float]]] = {}
 
@@ -166,7 +191,7 @@ def _stockade(
                 raise RuntimeError("the warm-up job did not run")
             time.sleep(0.01)
         servers = (lambda: pg_backends(PG, database)) if database else list
-        cpu_before, machine = _cpu(worker.pid), machine_cpu()
+        cpu_before, machine, sched = _cpu(worker.pid), machine_cpu(), _sched(worker.pid)
         ours = snapshot([worker.pid], servers())
         started = time.perf_counter()
         _queue(store, n)
@@ -180,7 +205,10 @@ def _stockade(
         machine, ours_cpu = machine_cpu() - machine, spent(ours, snapshot([worker.pid], servers()))
         if store.queries.count_by_state("true").get("succeeded", 0) != n + 1:
             raise RuntimeError("not every job succeeded")
-        cpu_after = _cpu(worker.pid)
+        cpu_after, sched_after = _cpu(worker.pid), _sched(worker.pid)
+        _sched_per_job.setdefault(kind, []).append(
+            ((sched_after[0] - sched[0]) / n, (sched_after[1] - sched[1]) / n)
+        )
         own, jobs = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
         _cpu_per_job.setdefault(kind, []).append((own / n, jobs / n))
         _machine.setdefault(kind, []).append((machine / n, ours_cpu / n))
@@ -302,6 +330,11 @@ def _note(name: str) -> str:
         jobs = statistics.median(s[1] for s in samples) * 1e3
         parts.append(f"worker {own:.2f} ms/job of its own (with its store process), "
                      f"{jobs:.2f} ms/job in the jobs")  # fmt: skip
+    if waits := _sched_per_job.get(name):
+        ran = statistics.median(w[0] for w in waits) * 1e3
+        waited = statistics.median(w[1] for w in waits) * 1e3
+        parts.append(f"the worker and its helpers ran {ran:.2f} ms/job on a CPU and waited "
+                     f"{waited:.2f} ms/job on a run queue for one")  # fmt: skip
     peer = next((p for p in PEERS if p.name == name), None)
     if peer is not None:
         parts.append(peer.notes)

@@ -79,4 +79,5 @@ def test_the_table_compares_stockade_with_the_peers(tmp_path: Path) -> None:
     versus = next(r for r in rows if r.name.startswith("  sqlite vs "))
     assert ours.ratio and peer.ratio and versus.ratio
     assert "CPU/job: whole machine" in peer.note
+    assert "on a run queue" in ours.note  # where the worker's time went besides its CPU
     assert "appendonly" in rows[0].note
