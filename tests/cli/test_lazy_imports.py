@@ -90,6 +90,11 @@ def test_bare_exec_builds_no_option_parser(data_dir: Path) -> None:
     assert _loaded(["exec", "--timeout", "30s", "--", "true"], data_dir, parser) == set(parser)
 
 
+def test_bare_exec_loads_no_ctypes(data_dir: Path) -> None:
+    """The subreaper ``prctl`` goes through the C spawn extension, not ctypes."""
+    assert _loaded(["exec", "--", "true"], data_dir, ("ctypes",)) == set()
+
+
 def test_the_full_store_still_answers_when_asked_to(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from stockade.cli.sandbox_opts import TASK_RETRY, add_sandbox_options, sandbox_profile, task_spec
+from stockade.cli.startup import settle
 from stockade.cli.values import duration, parse_input, size
 from stockade.errors import CleanupError, ConfigError, StockadeError, UsageError
 from stockade.paths import workspace_path, writable_file
@@ -368,6 +369,7 @@ def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
     from stockade.sandbox import fence
     from stockade.sandbox.proctree import enable_subreaper
 
+    settle()  # all the run needs is loaded
     enable_subreaper()
     fence.start()  # the job dies with this process, however it dies
 

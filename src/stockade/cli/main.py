@@ -18,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["exec"]:
         # The hot path: argparse, no click (see stockade.cli.exec_cmd).
+        if argv is None:  # this process is the command's own
+            from stockade.cli.startup import hold
+
+            hold()
         from stockade.cli.exec_cmd import main as exec_main
 
         return exec_main(args[1:])

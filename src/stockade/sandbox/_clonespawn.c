@@ -34,6 +34,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -670,7 +671,18 @@ static PyObject *release(PyObject *Py_UNUSED(self), PyObject *arg) {
 
 #endif /* HAVE_CLONE3_VFORK */
 
+PyDoc_STRVAR(set_subreaper_doc,
+"set_subreaper() -> bool\n\n"
+"prctl(PR_SET_CHILD_SUBREAPER, 1): whether this process is now the reaper of\n"
+"its descendants' orphans. Here so that the CLI need not load ctypes for one\n"
+"system call (see stockade.sandbox.proctree.enable_subreaper).");
+
+static PyObject *set_subreaper(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(arg)) {
+    return PyBool_FromLong(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
+}
+
 static PyMethodDef methods[] = {
+    {"set_subreaper", set_subreaper, METH_NOARGS, set_subreaper_doc},
 #ifdef HAVE_CLONE3_VFORK
     {"spawn", spawn, METH_VARARGS, spawn_doc},
 #endif

@@ -16,7 +16,6 @@ program) are left to whoever started them.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +29,8 @@ __all__ = [
     "pids_with_marker",
     "reap_orphans",
     "session_members",
+    "set_subreaper_ctypes",
+    "set_subreaper_native",
     "start_time",
 ]
 
@@ -40,16 +41,34 @@ _subreaper = False
 def enable_subreaper() -> bool:
     """Make this process the reaper of its descendants' orphans (Linux only)."""
     global _subreaper  # noqa: PLW0603 - process-wide kernel state, mirrored once
-    if _subreaper:
-        return True
+    if not _subreaper:
+        done = set_subreaper_native()
+        _subreaper = set_subreaper_ctypes() if done is None else done
+    return _subreaper
+
+
+def set_subreaper_native() -> bool | None:
+    """The ``prctl`` through the C spawn extension; None where it is not built.
+    Loading ctypes for the plain path cost ``stockade exec`` more than the call."""
+    try:
+        from stockade.sandbox import _clonespawn  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    native = getattr(_clonespawn, "set_subreaper", None)  # None: built before it had one
+    return None if native is None else bool(native())
+
+
+def set_subreaper_ctypes() -> bool:
+    """The same ``prctl`` through ctypes: the fallback."""
+    import ctypes
+
     try:
         # CDLL(None): libc is already mapped into the process; find_library("c")
         # would run `ldconfig -p` in a subprocess on every start.
         libc = ctypes.CDLL(None, use_errno=True)
-        _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
     except (OSError, AttributeError):
-        _subreaper = False
-    return _subreaper
+        return False
 
 
 def is_subreaper() -> bool:
