@@ -79,7 +79,7 @@ def test_read_commands_on_sqlite_import_no_orm_driver_or_models(
 
 
 def test_exec_imports_none_of_them(data_dir: Path) -> None:
-    assert _loaded(["exec", "--", "true"], data_dir) == set()
+    assert _loaded(["exec", "--", "true"], data_dir, (*HEAVY, "ssl")) == set()
 
 
 def test_bare_exec_builds_no_option_parser(data_dir: Path) -> None:
@@ -115,10 +115,11 @@ def test_submit_on_sqlite_imports_no_orm_or_driver(bulk: bool, data_dir: Path) -
 
 def test_run_on_sqlite_records_without_the_orm(data_dir: Path, tmp_path: Path) -> None:
     """``stockade run`` of a one-step pipeline records its run on the driver
-    alone (``stockade.store.literuns``): no SQLAlchemy, Alembic or psycopg."""
+    alone (``stockade.store.literuns``): no SQLAlchemy, Alembic or psycopg;
+    and it loads asyncio without OpenSSL (``stockade.cli.startup``)."""
     config = tmp_path / "stockade.yaml"
     config.write_text(
         'version: 1\npipelines:\n  one:\n    steps:\n      only:\n        run: "true"\n'
     )
-    loaded = _loaded(["run", "-q", "-c", str(config)], data_dir)
+    loaded = _loaded(["run", "-q", "-c", str(config)], data_dir, (*HEAVY, "ssl"))
     assert loaded == {"click", "pydantic", "yaml", "rich"}

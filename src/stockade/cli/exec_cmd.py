@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from stockade.cli.sandbox_opts import TASK_RETRY, add_sandbox_options, sandbox_profile, task_spec
-from stockade.cli.startup import settle
+from stockade.cli.startup import asyncio_without_tls, settle
 from stockade.cli.values import duration, parse_input, size
 from stockade.errors import CleanupError, ConfigError, StockadeError, UsageError
 from stockade.paths import workspace_path, writable_file
@@ -340,29 +340,8 @@ def _secrets(base: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
     return secrets
 
 
-def _import_asyncio() -> Any:
-    """Import asyncio without its TLS support.
-
-    asyncio imports :mod:`ssl` only to offer TLS transports, and loading
-    OpenSSL is a sixth of the whole start-up of ``stockade exec -- true``.
-    This process only runs a child and talks to pipes, so asyncio is
-    imported with ``ssl`` hidden; the module is importable again afterwards
-    for anything else that needs it.
-    """
-    if "asyncio" in sys.modules or "ssl" in sys.modules:
-        import asyncio
-
-        return asyncio
-    sys.modules["ssl"] = None  # type: ignore[assignment]
-    try:
-        import asyncio
-    finally:
-        del sys.modules["ssl"]
-    return asyncio
-
-
 def _run(spec: RunSpec, value: Any, opts: dict[str, Any]) -> int:
-    asyncio = _import_asyncio()
+    asyncio = asyncio_without_tls()
     from stockade.runner.attempt import run
     from stockade.runner.policy import RetryPolicy
     from stockade.runner.sinks import JsonEventSink, TerminalSink

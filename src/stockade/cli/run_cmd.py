@@ -11,7 +11,6 @@ cancelled.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
@@ -72,6 +71,9 @@ def run_command(
     fleet: bool,
 ) -> int:
     """Run PIPELINE (default: the only one defined) and show it live."""
+    from stockade.cli.startup import asyncio_without_tls
+
+    asyncio_without_tls()  # before anything imports it: a run needs no TLS
     if tui:
         from stockade.tui.launch import run_command_in_tui
 
@@ -129,6 +131,8 @@ def execute_pipeline(
         click.echo(f"stockade: error: {problem}", err=True)
         return 2
     fence.start()  # the run's jobs die with this process, however it dies
+    import asyncio
+
     try:
         store = _run_store(options)
         return asyncio.run(_execute(store, config, name, spec, options, rerun))
@@ -233,6 +237,8 @@ async def _execute(
 def _install_interrupts(scheduler: PipelineRun) -> None:
     """First Ctrl-C (or SIGTERM): stop every job cleanly; second: force (and
     stop waiting for a store that is down to record the end)."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     presses = [0]
 

@@ -1,4 +1,14 @@
-"""Garbage collection while a short-lived CLI process starts.
+"""What a short-lived CLI process loads at start-up, and how.
+
+**asyncio without TLS** (:func:`asyncio_without_tls`): asyncio imports
+:mod:`ssl` only to offer TLS transports, and loading OpenSSL costs about 28M
+instructions (a sixth of ``stockade exec -- true``). ``exec`` and ``run`` only
+run children and talk to pipes and local files, and nothing in stockade opens
+a TLS connection through asyncio (notifications go through ``urllib``, which
+imports ``ssl`` itself), so they import asyncio with ``ssl`` hidden; the module
+is importable again afterwards for anything else that needs it.
+
+**Garbage collection** (:func:`hold`, :func:`settle`):
 
 Importing what ``stockade exec`` needs leaves some 25,000 objects the
 collector tracks; it ran some forty collections while they loaded and full
@@ -15,8 +25,10 @@ collector is left as it was.
 from __future__ import annotations
 
 import gc
+import sys
+from typing import Any
 
-__all__ = ["hold", "settle"]
+__all__ = ["asyncio_without_tls", "hold", "settle"]
 
 _held: list[bool] = []
 
@@ -34,3 +46,17 @@ def settle() -> None:
         _held.clear()
         gc.freeze()
         gc.enable()
+
+
+def asyncio_without_tls() -> Any:
+    """asyncio, imported with ``ssl`` hidden unless either is loaded already."""
+    if "asyncio" in sys.modules or "ssl" in sys.modules:
+        import asyncio
+
+        return asyncio
+    sys.modules["ssl"] = None  # type: ignore[assignment]
+    try:
+        import asyncio
+    finally:
+        del sys.modules["ssl"]
+    return asyncio
