@@ -9,8 +9,10 @@ with ``--quick``) after a warm-up, the commands taking turns within each
 round so that load elsewhere hits all of them alike. Target: each <= 10x.
 
 The read commands and ``submit`` serve SQLite without SQLAlchemy
-(``stockade.store.lite``); ``jobs`` and ``submit`` with ``STOCKADE_LITE=0``
-(the full store) are reported for comparison.
+(``stockade.store.lite``), and ``submit -- true`` makes its ad-hoc job
+without pydantic (``stockade.engine.adhoc``); ``jobs`` and ``submit`` with
+``STOCKADE_LITE=0`` (the full store, and the task model for ``submit``) are
+reported for comparison.
 ``PYTHONDONTWRITEBYTECODE`` is dropped as in the start-up benchmark.
 """
 

@@ -106,11 +106,33 @@ def test_the_full_store_still_answers_when_asked_to(
 
 @pytest.mark.parametrize("bulk", [False, True])
 def test_submit_on_sqlite_imports_no_orm_or_driver(bulk: bool, data_dir: Path) -> None:
-    """`stockade submit` writes on the driver (``stockade.store.lite``); the
-    task's models are still pydantic's."""
+    """`stockade submit` writes on the driver (``stockade.store.lite``); with
+    ``--inputs`` the task's models are still pydantic's."""
     (data_dir / "in.jsonl").write_text('{"n": 1}\n{"n": 2}\n')
     args = ["submit", *(["--inputs", "in.jsonl"] if bulk else []), "--", "true"]
     assert not _loaded(args, data_dir) & {"sqlalchemy", "alembic", "psycopg"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--", "true"],
+        ["--shell", "echo hi", "--queue", "q", "--require", "gpu=1", "--max-attempts", "2",
+         "--priority", "3", "--delay", "1s", "--count", "2", "--input", '{"n": 1}'],
+    ],
+    ids=["bare", "every-option"],
+)  # fmt: skip
+def test_adhoc_submit_on_sqlite_imports_no_models(args: list[str], data_dir: Path) -> None:
+    """An ad-hoc job is made from the task model's template (``stockade.engine.adhoc``):
+    no pydantic, only click for the options."""
+    assert _loaded(["submit", *args], data_dir) == {"click"}
+
+
+def test_a_named_task_still_goes_through_the_models(data_dir: Path, tmp_path: Path) -> None:
+    """``submit TASK`` reads stockade.yaml with the models: the probe sees them."""
+    (tmp_path / "stockade.yaml").write_text("version: 1\ntasks:\n  t:\n    run: 'true'\n")
+    loaded = _loaded(["submit", "-c", str(tmp_path / "stockade.yaml"), "t"], data_dir)
+    assert "pydantic" in loaded
 
 
 def test_run_on_sqlite_records_without_the_orm(data_dir: Path, tmp_path: Path) -> None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
 from stockade.cli.store_opts import open_store_from, store_command
 from stockade.cli.values import duration, parse_input
+from stockade.engine.adhoc import INPUT_FORMAT, Adhoc, adhoc_job
 from stockade.errors import UsageError
 from stockade.printable import printable
-from stockade.spec.types import STORE_INT_MAX, STORE_INT_MIN
+from stockade.store.records import NewJob
+from stockade.storeints import STORE_INT_MAX, STORE_INT_MIN
 
 __all__ = ["submit_command"]
 
@@ -86,33 +88,31 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
       stockade submit --queue gpu --require gpu=1 -- ./train.sh
       stockade submit build --inputs targets.jsonl
     """
-    from stockade.engine.jobspec import new_job
-
     if opts["cancel_on_interrupt"] and not opts["wait"]:
         raise UsageError("--cancel-on-interrupt is for --wait: add --wait or leave it out")
-    name, task, config = _task(args, opts)
-    if opts["max_attempts"]:
-        task = task.model_copy(update={"max_attempts": opts["max_attempts"]})
-    task = routed(task, opts["queue"], opts["requires"])
-    delay = duration(opts["delay"], "--delay") if opts["delay"] is not None else 0.0
-    if opts["inputs_path"] is not None:
-        return _bulk(name, task, config, delay, opts)
-    value = parse_input(opts["input_text"])
-    from stockade.runner.inputs import check_input
+    adhoc = _adhoc(args, opts)
+    if adhoc is not None and adhoc.fits() and _fast(opts):  # no pydantic (engine.adhoc)
+        queue, labels = _routing(opts["queue"], opts["requires"])
+        delay = _delay(opts)
+        value = _input(INPUT_FORMAT, opts)
+        jobs = _made("exec", opts["count"], lambda: adhoc_job(
+            adhoc, max_attempts=opts["max_attempts"], queue=queue, labels=labels,
+            input=value, priority=opts["priority"], delay=delay,
+        ))  # fmt: skip
+    else:
+        from stockade.engine.jobspec import new_job
 
-    check_input(task.input_format, value)
-    from stockade import tracing
-
-    # Inside a traced job (TRACEPARENT), the jobs it submits join its trace.
-    parent = {"traceparent": os.environ["TRACEPARENT"]} if "TRACEPARENT" in os.environ else None
-    with tracing.span("stockade.submit", parent, {"stockade.task": name}):
-        job = new_job(
+        name, task, config = _task(args, opts, adhoc)
+        if opts["max_attempts"]:
+            task = task.model_copy(update={"max_attempts": opts["max_attempts"]})
+        task = routed(task, *_routing(opts["queue"], opts["requires"]))
+        delay = _delay(opts)
+        if opts["inputs_path"] is not None:
+            return _bulk(name, task, config, delay, opts)
+        value = _input(task.input_format, opts)
+        jobs = _made(name, opts["count"], lambda: new_job(
             name, task, config=config, input=value, priority=opts["priority"], delay=delay
-        )
-        jobs = [job] + [
-            new_job(name, task, config=config, input=value, priority=opts["priority"], delay=delay)
-            for _ in range(opts["count"] - 1)
-        ]
+        ))  # fmt: skip
     store = open_store_from(opts) if opts["wait"] else _writer(opts)
     try:
         after, after_any = _after(store, opts)
@@ -132,6 +132,29 @@ def submit_command(args: tuple[str, ...], **opts: Any) -> int:
         return wait_jobs(store, ids, cancel_on_interrupt=opts["cancel_on_interrupt"])
     finally:
         store.close()
+
+
+def _delay(opts: dict[str, Any]) -> float:
+    return duration(opts["delay"], "--delay") if opts["delay"] is not None else 0.0
+
+
+def _input(input_format: str, opts: dict[str, Any]) -> Any:
+    """``--input``, refused (one line) if a job of ``input_format`` cannot take it."""
+    from stockade.runner.inputs import check_input
+
+    value = parse_input(opts["input_text"])
+    check_input(input_format, value)
+    return value
+
+
+def _made(name: str, count: int, make: Callable[[], NewJob]) -> list[NewJob]:
+    """``count`` jobs of ``make()``, in a submit span: inside a traced job
+    (``TRACEPARENT``) the jobs it submits join its trace."""
+    from stockade import tracing
+
+    parent = {"traceparent": os.environ["TRACEPARENT"]} if "TRACEPARENT" in os.environ else None
+    with tracing.span("stockade.submit", parent, {"stockade.task": name}):
+        return [make() for _ in range(count)]
 
 
 def _writer(opts: dict[str, Any]) -> Any:
@@ -161,24 +184,31 @@ def _after(store: Any, opts: dict[str, Any]) -> tuple[list[str], bool]:
     return list(dict.fromkeys(ids)), bool(opts["after_any"])
 
 
-def routed(task: Any, queue: str | None, requires: Sequence[str]) -> Any:
-    """``task`` with ``--queue`` and ``--require`` applied (a label given
-    replaces the task's value of that label)."""
-    from stockade.spec.routing import Requires, parse_label, parse_queues
+def _routing(queue: str | None, requires: Sequence[str]) -> tuple[str | None, dict[str, str]]:
+    """``--queue`` (``None``: the task's) and the labels ``--require`` gives."""
+    from stockade.routenames import parse_label, parse_queues
 
-    update: dict[str, Any] = {}
     try:
         if queue is not None:
             names = parse_queues(queue, "--queue")
             if len(names) != 1:
                 raise ValueError("--queue names one queue: the job waits in one")
-            update["queue"] = names[0]
-        if requires:
-            labels = dict(task.requires.labels)
-            labels.update(parse_label(text, "--require") for text in requires)
-            update["requires"] = Requires(labels=labels)
+            queue = names[0]
+        return queue, dict(parse_label(text, "--require") for text in requires)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def routed(task: Any, queue: str | None, labels: dict[str, str]) -> Any:
+    """``task`` in ``queue`` (unless ``None``) requiring ``labels`` besides
+    its own (a label given replaces the task's value of that label)."""
+    update: dict[str, Any] = {}
+    if queue is not None:
+        update["queue"] = queue
+    if labels:
+        from stockade.spec.routing import Requires
+
+        update["requires"] = Requires(labels={**task.requires.labels, **labels})
     return task.model_copy(update=update) if update else task
 
 
@@ -207,27 +237,48 @@ def _bulk(name: str, task: Any, config: Any, delay: float, opts: dict[str, Any])
     return 0
 
 
-def _task(args: tuple[str, ...], opts: dict[str, Any]) -> tuple[str, Any, Any]:
-    """``(name, TaskSpec, Config or None)`` from the arguments."""
-    from stockade.engine.jobspec import adhoc_task
-
+def _adhoc(args: tuple[str, ...], opts: dict[str, Any]) -> Adhoc | None:
+    """The ad-hoc job the arguments give (``None``: they name a task)."""
     ctx = click.get_current_context()
     dashdash = bool(ctx.meta.get("stockade.dashdash"))
     if opts["shell_line"] is not None:
         if args:
             raise UsageError("--shell takes the whole line; do not also give a command")
-        return "exec", adhoc_task(shell=opts["shell_line"], workdir=_cwd(opts["cwd"])), None
+        return Adhoc(None, opts["shell_line"], _cwd(opts["cwd"]))
     if len(args) == 1 and not dashdash:
-        from stockade.cli.tasks import config_path
-        from stockade.config import load
-
-        if opts["cwd"] is not None:
-            raise UsageError("--cwd is for -- COMMAND and --shell LINE; a task names its workdir")
-        config = load(config_path(opts["config_path"]))
-        return args[0], config.task(args[0]), config
+        return None
     if not args:
         raise UsageError("nothing to queue: give a TASK, --shell LINE, or -- COMMAND [ARG...]")
-    return "exec", adhoc_task(argv=list(args), workdir=_cwd(opts["cwd"])), None
+    return Adhoc(list(args), None, _cwd(opts["cwd"]))
+
+
+def _fast(opts: dict[str, Any]) -> bool:
+    """Whether an ad-hoc job is made without the task model
+    (:mod:`stockade.engine.adhoc`): when it goes to a SQLite store through
+    :mod:`stockade.store.lite` with no option that needs the full store."""
+    if opts["wait"] or opts["after"] or opts["after_any"] or opts["inputs_path"] is not None:
+        return False
+    from stockade.store.url import sqlite_file
+
+    lite = os.environ.get("STOCKADE_LITE", "1") != "0"
+    return lite and sqlite_file(opts.get("database_url"), opts.get("data_dir")) is not None
+
+
+def _task(args: tuple[str, ...], opts: dict[str, Any], adhoc: Adhoc | None) -> tuple[str, Any, Any]:
+    """``(name, TaskSpec, Config or None)`` of ``adhoc``, or of the task ``args`` names."""
+    if adhoc is not None:
+        from stockade.engine.jobspec import adhoc_task
+
+        argv = None if adhoc.argv is None else list(adhoc.argv)
+        task = adhoc_task(argv=argv, shell=adhoc.shell, workdir=adhoc.workdir)
+        return "exec", task, None
+    from stockade.cli.tasks import config_path
+    from stockade.config import load
+
+    if opts["cwd"] is not None:
+        raise UsageError("--cwd is for -- COMMAND and --shell LINE; a task names its workdir")
+    config = load(config_path(opts["config_path"]))
+    return args[0], config.task(args[0]), config
 
 
 def _cwd(given: str | None) -> str:

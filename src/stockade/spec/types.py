@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 
 from stockade.paths import workspace_path
+from stockade.storeints import STORE_INT_MAX, STORE_INT_MIN
 from stockade.units import DURATION_HINT, SIZE_HINT, parse_duration, parse_size
 
 __all__ = [
@@ -183,10 +184,6 @@ PositiveDuration = Annotated[
     WithJsonSchema(_DURATION_SCHEMA),
 ]
 """A duration that must be longer than zero (timeouts)."""
-
-#: The range of the store's integer columns (``INTEGER``: 32 bits on PostgreSQL):
-#: a priority or attempt count outside it could be validated but never stored.
-STORE_INT_MIN, STORE_INT_MAX = -(2**31), 2**31 - 1
 
 Size = Annotated[int, BeforeValidator(_to_bytes), WithJsonSchema(_SIZE_SCHEMA)]
 """Bytes, written as a number or as ``64KiB``, ``1MiB``, ``10MB``."""
