@@ -35,6 +35,7 @@ from sqlalchemy.pool import StaticPool
 from stockade.errors import SchemaError, StoreError, StoreUnavailable, StoreURLError
 from stockade.private import DIR_MODE, private_file
 from stockade.store.direct import Tx
+from stockade.store.sqlitewal import enable_wal
 from stockade.store.url import safe_url
 
 __all__ = ["Database"]
@@ -91,9 +92,9 @@ class Database:
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, record: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            enable_wal(dbapi_conn, SQLITE_BUSY_MS / 1000)
             cursor = dbapi_conn.cursor()
             for pragma in (
-                "journal_mode=WAL",
                 "synchronous=NORMAL",
                 f"busy_timeout={SQLITE_BUSY_MS}",
                 "foreign_keys=ON",

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from stockade.errors import RunNotFound, SchemaError, StoreError, StoreUnavailable
 from stockade.store.lite import connect_existing
 from stockade.store.runrows import LIVE, RunBatch, batch_rows, run_changes, run_row
+from stockade.store.sqlitewal import enable_wal
 from stockade.store.states import RunState
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ _MOVED = (
 )  # fmt: skip
 NULL_JSON = ("labels",)
 _CANCEL = "SELECT cancel_requested FROM runs WHERE id = ?"
-_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "foreign_keys=ON")
+_PRAGMAS = ("synchronous=NORMAL", "busy_timeout=30000", "foreign_keys=ON")
 
 
 class Named(Protocol):
@@ -306,6 +307,7 @@ def open_run_store(
     if found is not None:
         path, conn = found
         try:
+            enable_wal(conn, 30.0)  # as busy_timeout below
             for pragma in _PRAGMAS:
                 conn.execute(f"PRAGMA {pragma}")
             return LiteRecording(LiteDb(conn, f"sqlite:///{path}"))
