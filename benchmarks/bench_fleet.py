@@ -22,29 +22,12 @@ import time
 from pathlib import Path
 
 from benchmarks import Row, median, ms, progress
+from benchmarks.bench_runs import stages
 from stockade.engine.fleetrun import POLL
 from stockade.store import open_store
 
 STAGE = 40
-SLEEP = 0.05
 STOCKADE = [sys.executable, "-m", "stockade.cli.main"]
-
-
-def _pipeline(jobs: int) -> str:
-    items = ", ".join(f"j{n}" for n in range(jobs))
-    return f"""
-pipelines:
-  bench:
-    concurrency: 4
-    steps:
-      build:
-        for_each: [{items}]
-        command: [sleep, "{SLEEP}"]
-      test:
-        needs: [build]
-        for_each: [{items}]
-        command: [sleep, "{SLEEP}"]
-"""
 
 
 def _run(tmp: Path, env: dict[str, str], *args: str) -> float:
@@ -64,7 +47,7 @@ def run(quick: bool) -> list[Row]:
     rounds = 1 if quick else 3
     with tempfile.TemporaryDirectory(prefix="stockade-bench-fleet-") as name:
         tmp = Path(name)
-        (tmp / "stockade.yaml").write_text(_pipeline(jobs))
+        (tmp / "stockade.yaml").write_text(stages(jobs, concurrency=4))
         url = f"sqlite:///{tmp / 'store.db'}"
         open_store(url).close()
         env = dict(os.environ, STOCKADE_DATABASE_URL=url, STOCKADE_DATA_DIR=str(tmp / "data"))

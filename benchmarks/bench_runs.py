@@ -49,12 +49,14 @@ pipelines:
 """
 
 
-def _stages() -> str:
-    items = ", ".join(f"j{n}" for n in range(STAGE))
+def stages(jobs: int = STAGE, concurrency: int = CONCURRENCY) -> str:
+    """A two-stage pipeline: ``jobs`` sleeps, then ``jobs`` more once all of them
+    are done (also the fleet benchmark's pipeline)."""
+    items = ", ".join(f"j{n}" for n in range(jobs))
     return f"""
 pipelines:
   bench:
-    concurrency: {CONCURRENCY}
+    concurrency: {concurrency}
     steps:
       build:
         for_each: [{items}]
@@ -105,7 +107,7 @@ def run(quick: bool) -> list[Row]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="stockade-bench-runs-") as tmp:
         os.chdir(tmp)
-        base, figure = _measure(_stages(), tmp, "2x100 sleeps")
+        base, figure = _measure(stages(), tmp, "2x100 sleeps")
         rows.append(
             Row(
                 "pipeline makespan, 200 jobs recorded",
