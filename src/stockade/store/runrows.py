@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from stockade.errors import StoreError
-from stockade.store.rows import usage_columns
 from stockade.store.states import (
     RUN_TERMINAL,
     JobState,
@@ -23,6 +22,7 @@ from stockade.store.states import (
     check_birth,
     check_run,
 )
+from stockade.store.usage import usage_columns
 
 __all__ = [
     "ABANDONED_AFTER", "ABANDONED_REASON", "HEARTBEAT", "LIVE", "AttemptWrite", "JobWrite",
