@@ -15,12 +15,13 @@ from stockade.runner.result import Outcome
 from stockade.store import open_store
 from tests.store.helpers import new, result
 
-#: Runs the CLI as the entry point does, then names the heavy packages it loaded.
+#: Runs the CLI as the entry point does, then names the heavy packages (or
+#: modules, by their dotted names) it loaded.
 PROBE = """
 import sys
 from stockade.cli.main import main
 status = main(sys.argv[1:])
-loaded = {name.split(".")[0] for name in sys.modules}
+loaded = set(sys.modules) | {name.split(".")[0] for name in sys.modules}
 print("LOADED " + " ".join(sorted(loaded & set(HEAVY))), file=sys.stderr)
 sys.exit(status)
 """
@@ -145,3 +146,19 @@ def test_run_on_sqlite_records_without_the_orm(data_dir: Path, tmp_path: Path) -
     )
     loaded = _loaded(["run", "-q", "-c", str(config)], data_dir, (*HEAVY, "ssl"))
     assert loaded == {"click", "pydantic", "yaml", "rich"}
+
+
+def test_run_on_sqlite_imports_no_job_records(data_dir: Path, tmp_path: Path) -> None:
+    """A run's recorder writes rows and reads no job back: the CLI's driver
+    reads and submits (``stockade.store.lite``), the job records and the
+    claim's routing stay unloaded, and the store's modules it does load are
+    the few it writes with (see ``stockade.store.sqliteopen``)."""
+    config = tmp_path / "stockade.yaml"
+    config.write_text(
+        'version: 1\npipelines:\n  one:\n    steps:\n      only:\n        run: "true"\n'
+    )
+    unused = (
+        "stockade.store.lite", "stockade.store.records", "stockade.store.rows",
+        "stockade.store.routing", "stockade.store.jobinsert", "stockade.store.gatewait",
+    )  # fmt: skip
+    assert _loaded(["run", "-q", "-c", str(config)], data_dir, unused) == set()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -26,7 +26,10 @@ from stockade.runner.spec import RunSpec
 from stockade.spec import Config, SecretSpec, TaskSpec
 from stockade.spec.keys import key_value
 from stockade.spec.sandbox import SandboxProfile
-from stockade.store import Claim, NewJob
+from stockade.store.newjob import NewJob
+
+if TYPE_CHECKING:
+    from stockade.store.records import Claim
 
 __all__ = [
     "SPEC_VERSION",

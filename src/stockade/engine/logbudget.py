@@ -31,6 +31,9 @@ class Cut:
 
 @dataclass(slots=True)
 class _Part:
+    """Output of one stream held in the tail (a docstring spares ``dataclass``
+    building one from the signature at import)."""
+
     stream: str
     data: bytes
     time: float

@@ -19,14 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from stockade.errors import StoreUnavailable
-from stockade.runner.policy import backoff_delay
-from stockade.runner.result import Result
-from stockade.store import Claim, JobState
-from stockade.store.routing import Offer
 
 if TYPE_CHECKING:
     from stockade.engine.storeproc import StoreProcess
-    from stockade.store import Store
+    from stockade.runner.result import Result
+    from stockade.store import Claim, JobState, Store
+    from stockade.store.routing import Offer
 
 __all__ = ["AsyncStore", "Recorder", "wait_for_event"]
 
@@ -176,6 +174,8 @@ class AsyncStore:
                     log.warning("%s; retrying", exc.message)
                 if until is not None and until.is_set():
                     raise
+                from stockade.runner.policy import backoff_delay  # only once the store is down
+
                 delay = backoff_delay(tries, initial=0.1, multiplier=2.0, cap=RETRY_CAP)
                 if until is not None:
                     await wait_for_event(until, delay)

@@ -52,7 +52,7 @@ _WHERE = {
     "Claim": "records",
     "JobRecord": "records",
     "LogChunk": "records",
-    "NewJob": "records",
+    "NewJob": "newjob",
     "WorkerRecord": "records",
     "TERMINAL": "states",
     "JobState": "states",

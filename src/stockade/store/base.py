@@ -19,9 +19,9 @@ from stockade.store import schema as t
 from stockade.store.database import Database
 from stockade.store.policy import Step
 from stockade.store.records import Claim
-from stockade.store.rows import usage_columns
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
+from stockade.store.usage import usage_columns
 
 __all__ = [
     "CANCEL_CHANNEL", "JOBS_CHANNEL", "LOGS_CHANNEL", "ManagerBase", "logs_payload", "notify_logs",

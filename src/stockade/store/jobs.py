@@ -56,9 +56,10 @@ from stockade.store.routesql import (
     routing_conditions,
 )
 from stockade.store.routing import Offer
-from stockade.store.rows import JOB_COLUMNS, lost_claim, result_json, usage_columns
+from stockade.store.rows import JOB_COLUMNS, lost_claim, result_json
 from stockade.store.schema import epoch_now
 from stockade.store.states import JobState, check
+from stockade.store.usage import usage_columns
 
 __all__ = ["CANCEL_CHANNEL", "JOBS_CHANNEL", "JobManager"]
 

@@ -28,8 +28,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stockade.errors import RunNotFound, SchemaError, StoreError, StoreUnavailable
-from stockade.store.lite import connect_existing
 from stockade.store.runrows import LIVE, RunBatch, batch_rows, run_changes, run_row
+from stockade.store.sqliteopen import connect_existing
 from stockade.store.sqlitewal import enable_wal
 from stockade.store.states import RunState
 

@@ -22,6 +22,8 @@ import functools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from stockade.store.newjob import DEFAULT_QUEUE
+
 __all__ = [
     "DEFAULT_QUEUE", "SANDBOX_BITS", "Offer", "backend_of", "label_json", "refused_mask",
     "sandbox_bit", "waiting_for", "why_waiting",
@@ -62,9 +64,6 @@ def refused_mask(offers: Collection[str] | None) -> int:
 
 
 # -- queues and labels ---------------------------------------------------------
-
-#: The queue of a job whose task names none.
-DEFAULT_QUEUE = "default"
 
 
 @dataclass(frozen=True)

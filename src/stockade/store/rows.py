@@ -11,10 +11,7 @@ from stockade.store.records import Claim, NewJob
 from stockade.store.routing import label_json, sandbox_bit
 from stockade.store.states import JobState
 
-__all__ = [
-    "JOB_COLUMNS", "dedupe", "job_row", "lost_claim", "result_json", "result_summary",
-    "usage_columns",
-]  # fmt: skip
+__all__ = ["JOB_COLUMNS", "dedupe", "job_row", "lost_claim", "result_json", "result_summary"]
 
 #: The columns :func:`job_row` fills, in its order.
 JOB_COLUMNS = (
@@ -82,19 +79,6 @@ def result_json(result: Result) -> dict[str, Any]:
     data.pop("outputs", None)
     data.pop("state", None)
     return data
-
-
-def usage_columns(record: Any) -> tuple[float | None, int | None]:
-    """``cpu_seconds`` and ``memory_bytes`` of an attempt from its result record's
-    ``usage``: user + system CPU, and the cgroup's memory peak where measured,
-    else the largest resident set (``None`` where not measured)."""
-    usage = record.get("usage") if isinstance(record, dict) else None
-    if not isinstance(usage, dict):
-        return None, None
-    user, system = usage.get("cpu_user"), usage.get("cpu_system")
-    cpu = None if user is None or system is None else user + system
-    memory = usage.get("memory_peak")
-    return cpu, usage.get("max_rss") if memory is None else memory
 
 
 def lost_claim(row: Any) -> Claim:

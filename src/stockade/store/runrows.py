@@ -9,12 +9,10 @@ so the two cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from stockade.errors import StoreError
-from stockade.store.rows import usage_columns
 from stockade.store.states import (
     RUN_TERMINAL,
     JobState,
@@ -23,6 +21,10 @@ from stockade.store.states import (
     check_birth,
     check_run,
 )
+
+if TYPE_CHECKING:
+    from stockade.store.runrecords import RunRecord, TestRecord
+from stockade.store.usage import usage_columns
 
 __all__ = [
     "ABANDONED_AFTER", "ABANDONED_REASON", "HEARTBEAT", "LIVE", "AttemptWrite", "JobWrite",
@@ -113,54 +115,15 @@ class RunBatch:
         )  # fmt: skip
 
 
-@dataclass
-class RunRecord:
-    """A run as stored."""
+def __getattr__(name: str) -> Any:
+    """:class:`RunRecord` and :class:`TestRecord`, the records a run is read
+    back as, loaded on first use from :mod:`~stockade.store.runrecords`: a
+    run's recorder never reads a run back, so it does not build their classes."""
+    if name in ("RunRecord", "TestRecord"):
+        from stockade.store import runrecords
 
-    id: str
-    pipeline: str
-    state: RunState
-    created_at: float
-    updated_at: float
-    started_at: float | None
-    finished_at: float | None
-    options: dict[str, Any]
-    steps: dict[str, Any]
-    tests: dict[str, int]
-    reason: str | None
-    cancel_requested: bool
-    source_run: str | None
-    warnings: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> RunRecord:
-        values = {f.name: row[f.name] for f in fields(cls)}
-        values["state"] = RunState(values["state"])
-        values["cancel_requested"] = bool(values["cancel_requested"])
-        values["warnings"] = [str(w) for w in values["warnings"] or []]
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["state"] = self.state.value
-        return data
-
-
-@dataclass
-class TestRecord:
-    """One test result of a run (``output`` kept for failed tests)."""
-
-    __test__ = False  # not a pytest class
-
-    job_id: str | None
-    package: str
-    test: str
-    status: str
-    elapsed: float
-    output: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return getattr(runrecords, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def job_row(job: JobWrite, run_id: str, now: float) -> dict[str, Any]:

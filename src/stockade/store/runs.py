@@ -28,6 +28,7 @@ from stockade.store.base import notify_logs
 from stockade.store.database import Database
 from stockade.store.queries import newest_first, resolve_id
 from stockade.store.records import JobRecord
+from stockade.store.runrecords import RunRecord, TestRecord
 from stockade.store.runrows import (
     ABANDONED_AFTER,
     ABANDONED_REASON,
@@ -36,8 +37,6 @@ from stockade.store.runrows import (
     AttemptWrite,
     JobWrite,
     RunBatch,
-    RunRecord,
-    TestRecord,
     batch_rows,
     run_changes,
     run_row,
