@@ -96,8 +96,8 @@ def run(quick: bool) -> list[Row]:
         root = Path(tmp)
         module = root / "go-cmp"
         shutil.copytree(GO_CMP, module, symlinks=False)
-        for name in ("stockade.yaml", "go-env.sh", "go-inputs.sh"):
-            shutil.copy(EXAMPLE / name, module / name)
+        for path in [EXAMPLE / "stockade.yaml", *EXAMPLE.glob("*.sh")]:
+            shutil.copy(path, module / path.name)
         env = {
             **os.environ,
             "GOFLAGS": "-mod=mod",

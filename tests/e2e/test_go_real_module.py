@@ -1,8 +1,8 @@
 """``examples/go-tests`` unchanged on a real module nobody here wrote.
 
 go-cmp's sources come from Debian's ``golang-github-google-go-cmp-dev``
-(``make sysdeps``). The shipped ``stockade.yaml``, ``go-env.sh`` and
-``go-inputs.sh`` are copied next to them as they are, the pipeline runs
+(``make sysdeps``). The shipped ``stockade.yaml`` and shell scripts are
+copied next to them as they are, the pipeline runs
 once, and its per-test results are compared with plain ``go test -json
 ./...`` on the same tree.
 """
@@ -55,8 +55,8 @@ def _go_test_json(stdout: str) -> dict[tuple[str, str], str]:
 def test_shipped_pipeline_on_go_cmp_matches_go_test_json(tmp_path: Path) -> None:
     module = tmp_path / "go-cmp"
     shutil.copytree(GO_CMP, module, symlinks=False)
-    for name in ("stockade.yaml", "go-env.sh", "go-inputs.sh"):
-        shutil.copy(EXAMPLE / name, module / name)
+    for path in [EXAMPLE / "stockade.yaml", *EXAMPLE.glob("*.sh")]:
+        shutil.copy(path, module / path.name)  # the mode too: go runs go-collect.sh
     env = {
         **os.environ,
         "GOCACHE": str(tmp_path / "gocache"),
