@@ -348,3 +348,30 @@ def test_rerun_failed_tests_refuses_a_run_whose_tests_did_not_all_run(
     assert (both.returncode, both.stderr) == (
         2, "stockade: error: give only one of --failed, --failed-tests and STEP[/ITEM][::TEST]\n"
     )  # fmt: skip
+
+
+def test_a_package_whose_dependency_does_not_compile_carries_its_message(
+    tmp_path: Path, go_cache: Path
+) -> None:
+    """Go names the dependency, not the package under test, above the
+    compiler's messages: the package's error case still holds them."""
+    module = tmp_path / "dep"
+    module.mkdir()
+    for path in [EXAMPLE / "stockade.yaml", *EXAMPLE.glob("*.sh")]:
+        shutil.copy(path, module / path.name)
+    files = {
+        "go.mod": "module example.com/dep\n\ngo 1.19\n",
+        "b/b.go": 'package b\n\nfunc B() int { return "b" }\n',
+        "a/a.go": 'package a\n\nimport "example.com/dep/b"\n\nfunc A() int { return b.B() }\n',
+        "a/a_test.go": 'package a\n\nimport "testing"\n\nfunc TestA(t *testing.T) { A() }\n',
+    }
+    for name, text in files.items():
+        (module / name).parent.mkdir(exist_ok=True)
+        (module / name).write_text(text)
+    done = stockade(module, go_cache, "test", "--json")
+    assert done.returncode == 1, done.stderr
+    events = _events(done.stdout)
+    build = next(e for e in events if e["event"] == "job_finish" and e["job"] == "build")
+    (error,) = build["tests"]
+    assert (error["package"], error["status"]) == ("example.com/dep/a", "error")
+    assert "b/b.go:3:23: cannot use" in error["output"]
