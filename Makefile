@@ -14,7 +14,8 @@ SOURCES := pyproject.toml setup.py src/stockade/sandbox/_clonespawn.c src/stocka
 # verify` of the units in deploy/; tmux for the TUI's end-to-end test; gotestsum,
 # which `python -m benchmarks gotests` compares the Go example's pipeline with).
 SYSPKGS := bubblewrap runc util-linux golang-go golang-github-google-go-cmp-dev make gcc chromium \
-           systemd tmux gotestsum
+           systemd tmux gotestsum golang-github-stretchr-testify-dev golang-github-davecgh-go-spew-dev \
+           golang-github-pmezard-go-difflib-dev golang-github-stretchr-objx-dev golang-gopkg-yaml.v3-dev
 
 .PHONY: run test lint typecheck unit bench sysdeps clean
 

@@ -1,17 +1,21 @@
 """Speed of Go tests: the Go example's pipeline against ``go test`` and gotestsum.
 
-On go-cmp's sources (Debian's ``golang-github-google-go-cmp-dev``, a real
-module, five packages with tests, over 500 tests), the same tree, the same
-environment (``GOPROXY=off``, ``GOFLAGS=-mod=mod``, ``CGO_ENABLED=0`` as
-the pipeline sets it), wall time of:
+On two real modules, Debian's sources of go-cmp
+(``golang-github-google-go-cmp-dev``: five packages with tests, over 500
+tests, no dependencies) and testify (``golang-github-stretchr-testify-dev``:
+five packages with tests, about 600 tests, four dependencies, each from its
+Debian package, given to go by ``replace`` directives to directories, as no
+module is downloaded), the same tree, the same environment
+(``GOPROXY=off``, ``GOFLAGS=-mod=mod``, ``CGO_ENABLED=0`` as the pipeline
+sets it), wall time of:
 
 * ``go test -count=1 ./...`` (``-count=1``: no test result cache, which the
   pipeline has not either);
 * ``gotestsum --format dots -- -count=1 ./...`` (Debian's ``gotestsum``);
 * ``stockade run test --quiet`` with the shipped ``examples/go-tests``
-  files copied next to the module (discover, ``go test -c`` per package in
-  parallel, each binary through ``go tool test2json``, every job recorded
-  in a SQLite store).
+  files copied next to the module (discover while one ``go test -exec``
+  builds every test binary, then each binary through ``go tool
+  test2json``, every job recorded in a SQLite store).
 
 Cold: each command with a Go build cache of its own, empty. Warm: one
 cache, filled first by a run of each, then the commands in turn. Targets:
@@ -28,7 +32,15 @@ from pathlib import Path
 
 from benchmarks import BIN, REPO, Row, median, progress
 
-GO_CMP = Path("/usr/share/gocode/src/github.com/google/go-cmp")
+GOCODE = Path("/usr/share/gocode/src")
+GO_CMP = GOCODE / "github.com/google/go-cmp"
+TESTIFY = GOCODE / "github.com/stretchr/testify"
+TESTIFY_DEPS = {  # module: Debian package
+    "github.com/davecgh/go-spew": "golang-github-davecgh-go-spew-dev",
+    "github.com/pmezard/go-difflib": "golang-github-pmezard-go-difflib-dev",
+    "github.com/stretchr/objx": "golang-github-stretchr-objx-dev",
+    "gopkg.in/yaml.v3": "golang-gopkg-yaml.v3-dev",
+}
 EXAMPLE = REPO / "examples" / "go-tests"
 TARGET_GO = 1.1
 TARGET_GOTESTSUM = 1.0
@@ -55,13 +67,44 @@ def _commands() -> dict[str, list[str]]:
     }
 
 
-def _missing() -> str:
-    for tool in ("go", "gotestsum"):
-        if shutil.which(tool) is None:
-            return f"needs {tool} (make sysdeps)"
-    if not (GO_CMP / "go.mod").is_file():
-        return "needs go-cmp's sources (golang-github-google-go-cmp-dev; make sysdeps)"
+def _missing(source: Path, package: str) -> str:
+    if not source.is_dir():
+        return f"needs {source.name}'s sources ({package}; make sysdeps)"
     return ""
+
+
+def _go_cmp(module: Path) -> str:
+    """go-cmp's sources copied to ``module``; what is missing, if anything."""
+    missing = _missing(GO_CMP, "golang-github-google-go-cmp-dev")
+    if not missing:
+        shutil.copytree(GO_CMP, module, symlinks=False)
+    return missing
+
+
+def _testify(module: Path) -> str:
+    """testify's sources copied to ``module``, each dependency's below
+    ``_deps/`` (go's ``./...`` skips it) with a ``go.mod`` of its own and a
+    ``replace`` to it: nothing to download. What is missing, if anything."""
+    missing = _missing(TESTIFY, "golang-github-stretchr-testify-dev")
+    for path, package in TESTIFY_DEPS.items():
+        missing = missing or _missing(GOCODE / path, package)
+    if missing:
+        return missing
+    shutil.copytree(TESTIFY, module, symlinks=False)
+    replaces = []
+    for path in TESTIFY_DEPS:
+        copy = module / "_deps" / path
+        shutil.copytree(GOCODE / path, copy, symlinks=False)
+        (copy / "go.sum").unlink(missing_ok=True)
+        (copy / "go.mod").write_text(f"module {path}\n\ngo 1.13\n")  # their own needs: tests'
+        replaces.append(f"replace {path} => ./_deps/{path}\n")
+    with (module / "go.mod").open("a") as mod:
+        mod.write("".join(replaces))
+    return ""
+
+
+MODULES = {"go-cmp": _go_cmp, "testify": _testify}
+"""Each real module's set-up (also used by tests/e2e/test_go_real_module.py)."""
 
 
 def _rows(label: str, times: dict[str, list[float]]) -> list[Row]:
@@ -87,41 +130,49 @@ def _rows(label: str, times: dict[str, list[float]]) -> list[Row]:
     ]
 
 
-def run(quick: bool) -> list[Row]:
-    missing = _missing()
+def _measure(name: str, root: Path, quick: bool) -> list[Row]:
+    """The cold and warm rows of one module, set up under ``root``."""
+    module = root / name
+    tools = [tool for tool in ("go", "gotestsum") if shutil.which(tool) is None]
+    missing = f"needs {' and '.join(tools)} (make sysdeps)" if tools else MODULES[name](module)
     if missing:
-        return [Row("gotests", "-", error=missing)]
+        return [Row(f"gotests: {name}", "-", error=missing)]
+    for path in [EXAMPLE / "stockade.yaml", *EXAMPLE.glob("*.sh")]:
+        shutil.copy(path, module / path.name)
     commands = _commands()
-    with tempfile.TemporaryDirectory(prefix="stockade-bench-go-") as tmp:
-        root = Path(tmp)
-        module = root / "go-cmp"
-        shutil.copytree(GO_CMP, module, symlinks=False)
-        for name in ("stockade.yaml", "go-env.sh", "go-inputs.sh"):
-            shutil.copy(EXAMPLE / name, module / name)
-        env = {
-            **os.environ,
-            "GOFLAGS": "-mod=mod",
-            "GOPROXY": "off",
-            "GOTOOLCHAIN": "local",
-            "GOTELEMETRY": "off",
-            "CGO_ENABLED": "0",
-            "GOPATH": str(root / "gopath"),
-            "STOCKADE_DATA_DIR": str(root / "data"),
-        }
-        cold: dict[str, list[float]] = {name: [] for name in commands}
-        for rep in range(1 if quick else 2):
-            for name, cmd in commands.items():
-                progress(f"cold {name} ({rep + 1})")
-                cache = root / f"cold-{rep}-{name.replace(' ', '-')}"
-                cold[name].append(_timed(cmd, {**env, "GOCACHE": str(cache)}, module))
-                shutil.rmtree(cache, ignore_errors=True)
-        warm_env = {**env, "GOCACHE": str(root / "warm")}
-        for name, cmd in commands.items():
-            progress(f"filling the warm cache: {name}")
-            _timed(cmd, warm_env, module)
-        warm: dict[str, list[float]] = {name: [] for name in commands}
-        for rep in range(1 if quick else 3):
-            for name, cmd in commands.items():
-                progress(f"warm {name} ({rep + 1})")
-                warm[name].append(_timed(cmd, warm_env, module))
-    return _rows("cold", cold) + _rows("warm", warm)
+    env = {
+        **os.environ,
+        "GOFLAGS": "-mod=mod",
+        "GOPROXY": "off",
+        "GOTOOLCHAIN": "local",
+        "GOTELEMETRY": "off",
+        "CGO_ENABLED": "0",
+        "GOPATH": str(root / "gopath"),
+        "STOCKADE_DATA_DIR": str(root / "data"),
+    }
+    cold: dict[str, list[float]] = {cmd: [] for cmd in commands}
+    for rep in range(1 if quick else 2):
+        for cmd_name, cmd in commands.items():
+            progress(f"{name}: cold {cmd_name} ({rep + 1})")
+            cache = root / f"cold-{rep}-{cmd_name.replace(' ', '-')}"
+            cold[cmd_name].append(_timed(cmd, {**env, "GOCACHE": str(cache)}, module))
+            shutil.rmtree(cache, ignore_errors=True)
+    warm_env = {**env, "GOCACHE": str(root / "warm")}
+    for cmd_name, cmd in commands.items():
+        progress(f"{name}: filling the warm cache: {cmd_name}")
+        _timed(cmd, warm_env, module)
+    warm: dict[str, list[float]] = {cmd: [] for cmd in commands}
+    for rep in range(1 if quick else 3):
+        for cmd_name, cmd in commands.items():
+            progress(f"{name}: warm {cmd_name} ({rep + 1})")
+            warm[cmd_name].append(_timed(cmd, warm_env, module))
+    shutil.rmtree(root / "warm", ignore_errors=True)
+    return _rows(f"{name} cold", cold) + _rows(f"{name} warm", warm)
+
+
+def run(quick: bool) -> list[Row]:
+    rows: list[Row] = []
+    for name in MODULES:
+        with tempfile.TemporaryDirectory(prefix="stockade-bench-go-") as tmp:
+            rows += _measure(name, Path(tmp), quick)
+    return rows

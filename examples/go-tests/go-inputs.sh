@@ -22,6 +22,7 @@ files="{{if not .Standard}}P$tab{{.ImportPath}}
 {{end}}{{end}}"
 work=$(mktemp -d) || exit
 trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM # so that a stopped discovery also removes it
 go list $GO_TAGS -f "$with_tests" ./... > "$work/all" || exit
 sed '/^$/d' "$work/all" > "$work/packages" || exit
 go list $GO_TAGS -deps -test -f "$files" ./... > "$work/list" || exit

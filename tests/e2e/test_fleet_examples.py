@@ -57,28 +57,29 @@ def _run(url: str, cwd: Path, *args: str) -> tuple[int, dict[str, Any], str]:
     return done.returncode, finished, done.stderr
 
 
-def _same(here: dict[str, Any], fleet: dict[str, Any], timed: str = "") -> None:
+def _same(here: dict[str, Any], fleet: dict[str, Any], timed: tuple[str, ...] = ()) -> None:
     """The same jobs, statuses and reasons, and the same outputs of the jobs
     that succeeded (a worker keeps no outputs of a failed job: see
-    docs/pipelines.md); the ``timed`` step's stdout has times in it, so
-    only its lines' actions are compared."""
+    docs/pipelines.md); the ``timed`` steps' stdout has times in it (and
+    go's build, packages in the order they were done), so only its lines'
+    actions are compared."""
     assert sorted(fleet) == sorted(here)
     for job, event in here.items():
         theirs = fleet[job]
         assert (theirs["status"], theirs["reason"]) == (event["status"], event["reason"]), job
         if event["status"] != "succeeded":
             continue
-        if event["step"] == timed:
+        if event["step"] in timed:
             assert _actions(theirs["outputs"].pop("stdout")) == _actions(
                 event["outputs"].pop("stdout")
             )
         assert theirs["outputs"] == event["outputs"], job
 
 
-def _actions(stdout: str) -> list[tuple[str, str]]:
+def _actions(stdout: str) -> list[tuple[str, str, str]]:
     """What each test2json line says happened, to which test, without times."""
     lines = [json.loads(line) for line in stdout.splitlines()]
-    return [(line["Action"], line.get("Test", "")) for line in lines]
+    return sorted((line["Action"], line["Package"], line.get("Test", "")) for line in lines)
 
 
 def _tests(store: Store) -> list[tuple[str, str, str]]:
@@ -115,7 +116,7 @@ def test_go_tests_with_fleet(fleet_store: Store, pg_url: str, tmp_path: Path) ->
     here_tests = _tests(fleet_store)
     fcode, fleet, ferr = _run(pg_url, workspace, "test", "--fleet", "--junit", "fleet.xml")
     assert fcode == 1, ferr
-    _same(here, fleet, timed="test")
+    _same(here, fleet, timed=("build", "test"))
     assert _tests(fleet_store) == here_tests
     assert any(status == "failed" for _, _, status in here_tests)
     assert (workspace / "fleet.xml").read_text().count("<testcase") == (

@@ -1,6 +1,7 @@
-"""``examples/go-tests`` end to end: real ``go list``, ``go test -c`` and
-``go tool test2json`` under ``stockade run``, checked from the JSON stream,
-the run record and the JUnit XML."""
+"""``examples/go-tests`` end to end: real ``go list``, ``go test -exec``
+(every test binary from one go command) and ``go tool test2json`` under
+``stockade run``, checked from the JSON stream, the run record and the
+JUnit XML."""
 
 from __future__ import annotations
 
@@ -65,15 +66,20 @@ def test_go_tests_pass_and_fail_per_test(workspace: Path, go_cache: Path, _data_
     assert done.returncode == 1, done.stderr
     events = _events(done.stdout)
 
-    # discovery found every package; each test binary was built and run
+    # discovery found every package; one go command built every test binary
     finished = {e["job"]: e for e in events if e["event"] == "job_finish"}
-    for package in PACKAGES:
-        assert finished[f"build[{package}]"]["status"] == "succeeded"
+    assert finished["build"]["status"] == "succeeded"
+    built = {e["package"] for e in events if e["event"] == "test" and e["step"] == "build"}
+    assert built == set(PACKAGES)
     assert finished[f"test[{MODULE}/strs]"]["status"] == "failed"
     for name in ("broken", "mathx", "queue"):
         assert finished[f"test[{MODULE}/{name}]"]["status"] == "succeeded"
 
-    # the tests started in alphabetical order of their packages, after every build
+    # the build needs nothing from discovery: the two ran at the same time
+    if (os.cpu_count() or 1) > 1:
+        build_start = next(e for e in events if e["event"] == "job_start" and e["job"] == "build")
+        assert events.index(build_start) < events.index(finished["discover"])
+    # the tests started in alphabetical order of their packages, after the build
     started = [e["job"] for e in events if e["event"] == "job_start" and e["step"] == "test"]
     assert started == [f"test[{p}]" for p in PACKAGES]
     test_events = [e for e in events if e["event"] == "job_start" and e["step"] == "test"]
@@ -81,7 +87,9 @@ def test_go_tests_pass_and_fail_per_test(workspace: Path, go_cache: Path, _data_
     assert events.index(build_ends[-1]) < events.index(test_events[0])
 
     # per-test results from test2json
-    results = {(e["package"], e["test"]): e for e in events if e["event"] == "test"}
+    results = {
+        (e["package"], e["test"]): e for e in events if e["event"] == "test" and e["step"] == "test"
+    }
     status = {key: e["status"] for key, e in results.items()}
     assert status[(f"{MODULE}/strs", "TestReverseUnicode")] == "failed"
     assert status[(f"{MODULE}/strs", "TestReverseASCII")] == "passed"
@@ -187,22 +195,27 @@ def test_ctrl_c_during_builds_leaves_no_go_work_directory(workspace: Path, tmp_p
 def test_a_build_failure_stops_before_the_tests_and_is_an_error_in_every_view(
     workspace: Path, go_cache: Path
 ) -> None:
-    """One ``broken`` run per view (JSON with JUnit, plain): each its checks."""
+    """One ``broken`` run per view (JSON with JUnit, plain): each its checks.
+    The package that does not compile is an error of its own (as gotestsum
+    counts it), with the compiler's message; the others were built."""
     done = stockade(workspace, go_cache, "broken", "--json", "--junit", "report.xml")
     assert done.returncode == 1
     events = _events(done.stdout)
     # the build failure stops the run before the tests
     assert not [e for e in events if e["event"] in ("test", "job_start") and e["step"] == "test"]
-    broken = next(e for e in events if e["event"] == "job_finish" and e["job"].endswith("broken]"))
-    assert broken["status"] == "failed"
+    build = next(e for e in events if e["event"] == "job_finish" and e["job"] == "build")
+    assert build["status"] == "failed"
     step = next(e for e in events if e["event"] == "step_finish" and e["step"] == "test")
     assert step["status"] == "skipped"
     assert events[-1]["event"] == "run_finish" and events[-1]["status"] == "failed"
-    finish = events[-1]
-    (error,) = finish["errors"]
-    assert (error["package"], error["test"], error["status"]) == (
-        f"{MODULE}/broken", f"build[{MODULE}/broken]", "error",
-    )  # fmt: skip
+    # per package, from go's own events: the broken one an error, the others built
+    built = {e["package"]: e for e in events if e["event"] == "test" and e["step"] == "build"}
+    assert {p: e["status"] for p, e in built.items()} == {
+        f"{MODULE}/broken": "error",
+        **{f"{MODULE}/{name}": "passed" for name in ("mathx", "queue", "strs")},
+    }
+    (error,) = build["tests"]
+    assert (error["package"], error["test"], error["status"]) == (f"{MODULE}/broken", "", "error")
     assert "broken/bad.go:7:9: cannot use" in error["output"]
 
     assert_valid_junit(workspace / "report.xml")
@@ -211,20 +224,18 @@ def test_a_build_failure_stops_before_the_tests_and_is_an_error_in_every_view(
     (case,) = root.iter("testcase")
     assert case.get("classname") == f"{MODULE}/broken"
     element = case.find("error")
-    assert element is not None and element.get("message") == "exit code 2"  # go build's
+    assert element is not None
+    assert (element.get("message") or "").startswith("broken/bad.go:7:9: cannot use")
     assert "broken/bad.go:7:9: cannot use" in (element.text or "")
 
     plain = stockade(workspace, go_cache, "broken", "--plain")
     assert plain.returncode == 1, plain.stderr
     out = plain.stdout
     assert "tests: 1 error" in out
-    assert f"failed    build[{MODULE}/broken]" in out
-    assert "broken/bad.go:7:9: cannot use" in out  # the build error is shown
+    assert "failed    build" in out
+    assert f"# {MODULE}/broken" in out and "broken/bad.go:7:9: cannot use" in out  # shown
     assert "skipped   step test (needs build, which failed)" in out
     assert "start  test[" not in out
-    # every other build of the stage still ran, so all its errors are shown
-    for name in ("mathx", "queue", "strs"):
-        assert f"succeeded build[{MODULE}/{name}]" in out
 
 
 FIXED_REVERSE = """package strs
@@ -241,8 +252,9 @@ func Reverse(s string) string {
 
 
 def test_rerun_failed_after_a_fix_rebuilds_what_changed(workspace: Path, go_cache: Path) -> None:
-    """Reuse is keyed by content (the steps' ``inputs:``): the fixed package's
-    build runs again, so its test runs the new binary; the others are reused.
+    """Reuse is keyed by content (the steps' ``inputs:``): with nothing changed
+    only the failed test runs again; after a fix the build job runs again, so
+    the fixed package's test runs the new binary; the other tests are reused.
     The first run's plain view shows the failed test and its output."""
     first = stockade(workspace, go_cache, "test", "--plain")
     assert first.returncode == 1, first.stdout + first.stderr
@@ -250,23 +262,18 @@ def test_rerun_failed_after_a_fix_rebuilds_what_changed(workspace: Path, go_cach
     assert f"✗ {MODULE}/strs TestReverseUnicode" in first.stdout
     assert 'strs_test.go:13: Reverse(héllo) = "oll\\xa9\\xc3h", want "olléh"' in first.stdout
     assert "tests: 1 failed, 9 passed, 1 skipped" in first.stdout
+    unchanged = _stockade_cmd(workspace, go_cache, "rerun", "--failed", "--json")
+    assert unchanged.returncode == 1, unchanged.stdout[-2000:] + unchanged.stderr
+    assert set(_ran(unchanged.stdout)) == {f"test[{MODULE}/strs]"}  # the build is reused
     (workspace / "strs" / "strs.go").write_text(FIXED_REVERSE)
-    env = {
-        **os.environ,
-        "GOCACHE": str(go_cache / "build"),
-        "GOPATH": str(go_cache / "gopath"),
-        "GO_BUILD_DIR": str(workspace / ".work" / "bin"),
-    }
-    again = subprocess.run(
-        [*STOCKADE, "rerun", "--failed", "--json"],
-        cwd=workspace, env=env, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
+    again = _stockade_cmd(workspace, go_cache, "rerun", "--failed", "--json")
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr
     finished = {e["job"]: e for e in _events(again.stdout) if e["event"] == "job_finish"}
     ran = {name for name, e in finished.items() if not e["reused"] and not e["cached"]}
-    assert ran == {"discover", f"build[{MODULE}/strs]", f"test[{MODULE}/strs]"}
+    # the one build job ran again (go's cache rebuilt only strs), the other tests were reused
+    assert ran == {"discover", "build", f"test[{MODULE}/strs]"}
     for name in ("broken", "mathx", "queue"):
-        assert finished[f"build[{MODULE}/{name}]"]["reused"]
+        assert finished[f"test[{MODULE}/{name}]"]["reused"]
     assert finished[f"test[{MODULE}/strs]"]["status"] == "succeeded"
 
 
@@ -341,3 +348,30 @@ def test_rerun_failed_tests_refuses_a_run_whose_tests_did_not_all_run(
     assert (both.returncode, both.stderr) == (
         2, "stockade: error: give only one of --failed, --failed-tests and STEP[/ITEM][::TEST]\n"
     )  # fmt: skip
+
+
+def test_a_package_whose_dependency_does_not_compile_carries_its_message(
+    tmp_path: Path, go_cache: Path
+) -> None:
+    """Go names the dependency, not the package under test, above the
+    compiler's messages: the package's error case still holds them."""
+    module = tmp_path / "dep"
+    module.mkdir()
+    for path in [EXAMPLE / "stockade.yaml", *EXAMPLE.glob("*.sh")]:
+        shutil.copy(path, module / path.name)
+    files = {
+        "go.mod": "module example.com/dep\n\ngo 1.19\n",
+        "b/b.go": 'package b\n\nfunc B() int { return "b" }\n',
+        "a/a.go": 'package a\n\nimport "example.com/dep/b"\n\nfunc A() int { return b.B() }\n',
+        "a/a_test.go": 'package a\n\nimport "testing"\n\nfunc TestA(t *testing.T) { A() }\n',
+    }
+    for name, text in files.items():
+        (module / name).parent.mkdir(exist_ok=True)
+        (module / name).write_text(text)
+    done = stockade(module, go_cache, "test", "--json")
+    assert done.returncode == 1, done.stderr
+    events = _events(done.stdout)
+    build = next(e for e in events if e["event"] == "job_finish" and e["job"] == "build")
+    (error,) = build["tests"]
+    assert (error["package"], error["status"]) == ("example.com/dep/a", "error")
+    assert "b/b.go:3:23: cannot use" in error["output"]

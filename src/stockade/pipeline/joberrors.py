@@ -16,10 +16,12 @@ __all__ = ["job_errors"]
 
 
 def job_errors(run: RunState) -> list[TestCase]:
-    """One ``error`` case per failed job that has no failed test of its own."""
+    """One ``error`` case per failed job that has no failed (or error) test of its own."""
     out: list[TestCase] = []
     for job in run.jobs():
-        if job.status is not Status.FAILED or any(c.status == "failed" for c in job.tests):
+        if job.status is not Status.FAILED or any(
+            c.status in ("failed", "error") for c in job.tests
+        ):
             continue
         output = [f"{job.reason or 'failed'}\n", *(f"{line}\n" for line in job.tail)]
         elapsed = job.duration or 0.0

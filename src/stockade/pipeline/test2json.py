@@ -20,6 +20,9 @@ from stockade.pipeline.clip import Clip
 __all__ = ["Test2Json", "TestCase", "failure_message", "junit_xml"]
 
 _FINAL = {"pass": "passed", "fail": "failed", "skip": "skipped"}
+_NOT_BUILT = re.compile(r"\[(build|setup) failed\]$", re.MULTILINE)
+"""How ``go test`` ends a package it could not build (Go 1.24 and later
+also set ``FailedBuild`` on the package's fail event)."""
 _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 """Characters XML 1.0 cannot hold, even escaped (ANSI colour's ESC among them):
 those its ``Char`` leaves out, listed, not as the complement of those it
@@ -29,8 +32,8 @@ allows, which took 10 ms to compile at every ``stockade run``'s start."""
 @dataclass
 class TestCase:
     """One test's result (``name`` empty for the package itself); ``status``
-    is passed, failed, skipped, or error for a job that failed without a
-    test result (:mod:`stockade.pipeline.joberrors`)."""
+    is passed, failed, skipped, or error for a package that did not build or
+    a job that failed without a test result (:mod:`stockade.pipeline.joberrors`)."""
 
     __test__ = False  # not a pytest class
 
@@ -86,6 +89,8 @@ class Test2Json:
         if action in _FINAL:
             case.output = self.clips[key].lines()
             case.status = _FINAL[action]
+            if action == "fail" and not key[1] and _not_built(event, case.output):
+                case.status = "error"  # as gotestsum counts it: no test ran
             elapsed = event.get("Elapsed")
             case.elapsed = float(elapsed) if isinstance(elapsed, int | float) else 0.0
             return case
@@ -101,9 +106,14 @@ class Test2Json:
         packages = [
             c
             for c in self.cases.values()
-            if not c.name and c.status == "failed" and c.package not in failed_packages
+            if not c.name and c.status in ("failed", "error") and c.package not in failed_packages
         ]
         return [*tests, *packages]
+
+
+def _not_built(event: dict[str, Any], output: list[str]) -> bool:
+    """Whether a package's fail event says it was not built (a build error)."""
+    return bool(event.get("FailedBuild")) or any(_NOT_BUILT.search(line) for line in output)
 
 
 def _xml_text(text: str) -> str:
