@@ -24,7 +24,12 @@ trap 'exit 130' INT TERM
 # warm, vet was a quarter of the build); run `go vet` as a step if wanted.
 # go is the shell's foreground command, its output in files: on a Ctrl-C the
 # shell waits for go to remove its work directory before its own trap runs.
-go test -count=1 -vet=off -json $GO_TAGS -exec "$GO_MODULE_DIR/go-collect.sh" ./... \
+# go splits -exec's value at spaces: it names go-collect.sh alone, found on
+# a PATH whose first entry is a directory of this job's own holding only it,
+# so a module directory with spaces in its path works.
+mkdir "$GOTMPDIR/exec" && ln -s "$GO_MODULE_DIR/go-collect.sh" "$GOTMPDIR/exec/" || exit
+PATH="$GOTMPDIR/exec:$PATH" \
+  go test -count=1 -vet=off -json $GO_TAGS -exec go-collect.sh ./... \
   > "$GOTMPDIR/stdout" 2> "$GOTMPDIR/stderr"
 status=$?
 cat "$GOTMPDIR/stderr" >&2

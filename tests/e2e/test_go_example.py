@@ -375,3 +375,13 @@ def test_a_package_whose_dependency_does_not_compile_carries_its_message(
     (error,) = build["tests"]
     assert (error["package"], error["status"]) == ("example.com/dep/a", "error")
     assert "b/b.go:3:23: cannot use" in error["output"]
+
+
+def test_a_module_whose_path_has_a_space_builds(tmp_path: Path, go_cache: Path) -> None:
+    # go splits -exec's value at spaces: the build must not pass it a path
+    target = tmp_path / "my module" / "go-tests"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".work", ".stockade"))
+    done = stockade(target, go_cache, "test", "--json")
+    finished = {e["job"]: e for e in _events(done.stdout) if e["event"] == "job_finish"}
+    assert finished["build"]["status"] == "succeeded", done.stdout[-2000:]
+    assert finished[f"test[{MODULE}/mathx]"]["status"] == "succeeded"
