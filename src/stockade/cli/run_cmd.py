@@ -26,6 +26,7 @@ from stockade.printable import printable
 if TYPE_CHECKING:
     from stockade.engine.runs import PipelineRun
     from stockade.pipeline.model import Observer
+    from stockade.runplan.model import PlainPipeline, RunPlan
     from stockade.spec import Config
     from stockade.spec.pipeline import PipelineSpec
     from stockade.store.literuns import RunRecording
@@ -79,31 +80,52 @@ def run_command(
 
         return run_command_in_tui(locals())
     from stockade.cli.tasks import config_path, print_problems
-    from stockade.config import ConfigValidationError, load
 
+    data = Path(data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade")
     try:
-        config = load(config_path(config_file))
-        name, spec = config.pipeline(pipeline)
+        config, name, spec = _load(config_path(config_file), pipeline, data, fleet)
         unknown = [step for step in only if step not in spec.steps]
         if unknown:
             raise UsageError(f"--only: unknown step {unknown[0]!r} in pipeline {name!r}")
         params = _given_params(spec, sets, name)
-    except ConfigValidationError as exc:
-        print_problems(exc)
-        return 2
     except (ConfigError, UsageError) as exc:
-        click.echo(f"stockade: error: {printable(exc.message)}", err=True)
+        # Imported only now: the package loads yaml and pydantic, which a
+        # run from a cached plan does without (and only loading raises it).
+        from stockade.config import ConfigValidationError
+
+        if isinstance(exc, ConfigValidationError):
+            print_problems(exc)
+        else:
+            click.echo(f"stockade: error: {printable(exc.message)}", err=True)
         return 2
-    data = Path(data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade")
     options = RunCommandOptions(
         jobs, as_json, junit, keep_going, only, plain, quiet, data, database_url, params, fleet
     )
     return execute_pipeline(config, name, spec, options)
 
 
-def _given_params(spec: PipelineSpec, sets: tuple[str, ...], name: str) -> dict[str, Any]:
+def _load(
+    path: Path, pipeline: str | None, data: Path, fleet: bool
+) -> tuple[RunPlan | Config, str, PlainPipeline | PipelineSpec]:
+    """The config to run and its pipeline: the compiled plan, from the plan
+    cache under ``data`` when it has it (:mod:`stockade.runplan`); a
+    ``--fleet`` run queues its jobs through the models, so it loads them."""
+    if fleet:
+        from stockade.config import load
+
+        config = load(path)
+        return (config, *config.pipeline(pipeline))
+    from stockade.runplan.load import load_plan
+
+    plan, _ = load_plan(path, data)
+    return (plan, *plan.pipeline(pipeline))
+
+
+def _given_params(
+    spec: PlainPipeline | PipelineSpec, sets: tuple[str, ...], name: str
+) -> dict[str, Any]:
     """The ``--set`` values, checked against the pipeline's ``params:``."""
-    from stockade.spec.params import resolve_params
+    from stockade.runplan.logic import resolve_params
 
     try:
         values = resolve_params(spec.params, sets, name)
@@ -114,9 +136,9 @@ def _given_params(spec: PipelineSpec, sets: tuple[str, ...], name: str) -> dict[
 
 
 def execute_pipeline(
-    config: Config,
+    config: RunPlan | Config,
     name: str,
-    spec: PipelineSpec,
+    spec: PlainPipeline | PipelineSpec,
     options: RunCommandOptions,
     **rerun: Any,
 ) -> int:

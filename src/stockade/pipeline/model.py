@@ -13,11 +13,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stockade.pipeline.test2json import TestCase
-from stockade.spec.pipeline import StepSpec
+from stockade.runplan.model import PlainStep, PlainTask
 
 if TYPE_CHECKING:
     from stockade.runner.events import Sink
-    from stockade.spec import TaskSpec
 
 __all__ = [
     "TAIL_LINES", "Job", "Observer", "Reuse", "Reused", "RunHooks", "RunState", "Status",
@@ -120,7 +119,7 @@ class StepState:
     """One step: its spec, and its jobs once its items are known."""
 
     name: str
-    spec: StepSpec
+    spec: PlainStep
     jobs: list[Job] = field(default_factory=list)
     expanded: bool = False
     status: Status = Status.PENDING
@@ -212,7 +211,7 @@ class RunHooks(Protocol):
     planned, and a sink for each attempt's output. The scheduler calls them;
     it knows nothing of where they lead (the engine records them in the store)."""
 
-    def planned(self, job: Job, task_name: str, task: TaskSpec, input: Any) -> None:
+    def planned(self, job: Job, task_name: str, task: PlainTask, input: Any) -> None:
         """``job``'s task and input are known (before it runs or is reused)."""
 
     def attempt_sinks(self, job: Job, attempt: int) -> list[Sink]:
