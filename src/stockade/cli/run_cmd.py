@@ -210,25 +210,26 @@ class RunCommandOptions:
 def _observer(options: RunCommandOptions) -> Observer:
     """The view, ended quietly if stdout is closed (``| head``): the run goes on."""
     from stockade.ui.observers import JsonObserver, LiveObserver, PlainObserver
-    from stockade.ui.pipeguard import ClosedPipeGuard, PipeConsole
+    from stockade.ui.pipeguard import ClosedPipeGuard
+    from stockade.ui.plaintext import PlainConsole, stdout_is_terminal
 
     view: Observer
-    console = PipeConsole(highlight=False)
     if options.as_json:
         view = JsonObserver(sys.stdout)
-    elif options.plain or options.quiet or not console.is_terminal:
-        plain = PipeConsole(highlight=False, force_terminal=False)
-        view = PlainObserver(plain, quiet=options.quiet)
+    elif options.plain or options.quiet or not stdout_is_terminal():
+        view = PlainObserver(PlainConsole(), quiet=options.quiet)
     else:
-        view = LiveObserver(console)
+        from stockade.ui.pipeconsole import PipeConsole
+
+        view = LiveObserver(PipeConsole(highlight=False))
     return ClosedPipeGuard(view)
 
 
 async def _execute(
     store: RunRecording,
-    config: Config,
+    config: RunPlan | Config,
     name: str,
-    spec: PipelineSpec,
+    spec: PlainPipeline | PipelineSpec,
     options: RunCommandOptions,
     rerun: dict[str, Any],
 ) -> int:
