@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,30 @@ def test_a_plan_holds_json_data_only(tmp_path: Path) -> None:
     (plan,) = _plans(data)
     stored = json.loads(plan.read_text())
     assert stored["key"] == plan.stem and stored["plan"]["format"] == 1
+
+
+def test_a_bind_source_removed_after_compiling_fails_the_job_not_the_run(tmp_path: Path) -> None:
+    """The plan was compiled while the bind source existed; a run from it
+    after the source is gone fails the job with why (as a worker does with
+    a frozen profile); with the cache off the file does not load."""
+    (tmp_path / "data").mkdir()
+    path = _write(
+        tmp_path,
+        "version: 1\nsandboxes:\n  fake:\n    backend: mock\n"
+        "    mounts: [{type: bind, source: ./data, target: /data}]\n"
+        "pipelines:\n  p:\n    steps:\n      s: {task: {run: 'true', sandbox: fake}}\n",
+    )
+    env = {**os.environ, "STOCKADE_DATA_DIR": str(tmp_path / "state")}
+
+    def run(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "stockade.cli.main", "run", "-q", "-c", str(path)],
+            env={**env, **extra}, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    assert run().returncode == 0
+    (tmp_path / "data").rmdir()
+    failed = run()
+    assert failed.returncode == 1
+    assert "does not exist on this machine" in " ".join(failed.stdout.split())
+    assert run(STOCKADE_PLAN_CACHE="0").returncode == 2

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stockade.errors import SandboxError
 from stockade.runner.spec import RunSpec
 from stockade.runplan import logic
 
@@ -278,9 +279,18 @@ class RunPlan:
 
 @functools.lru_cache(maxsize=32)
 def _profile(text: str) -> SandboxProfile:
+    """The profile of its JSON form; :class:`SandboxError` (the job fails)
+    when it cannot be used here now, a bind source removed since the plan
+    was compiled for instance."""
+    from pydantic import ValidationError
+
     from stockade.spec.sandbox import SandboxProfile
 
-    return SandboxProfile.model_validate(json.loads(text))
+    try:
+        return SandboxProfile.model_validate(json.loads(text))
+    except ValidationError as exc:
+        problem = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise SandboxError(f"the sandbox profile cannot be used here: {problem}") from None
 
 
 def _dict(value: Any) -> dict[str, Any]:
