@@ -147,37 +147,31 @@ def run(quick: bool) -> list[Row]:
             + ", ".join(f"{m} {t * 1000:.1f} ms" for t, m in top[:6])
             + f"; {sum(t for t, _ in top) * 1000:.0f} ms in all",
         ),
-        Row(
-            "startup: models on the run path (cached plan)",
-            ", ".join(models) or "none",
-            f"{len(pipeline)} modules",
-            None,
-            "none",
-            not models,
-        ),
-        Row(
-            "startup: ORM on the run path (SQLite)",
-            ", ".join(orm) or "none",
-            f"{len(pipeline)} modules",
-            None,
-            "none",
-            not orm,
+        *(
+            Row(
+                f"startup: {what}",
+                ", ".join(found) or "none",
+                f"{len(pipeline)} modules",
+                None,
+                "none",
+                not found,
+            )
+            for what, found in (
+                ("models on the run path (cached plan)", models),
+                ("ORM on the run path (SQLite)", orm),
+            )
         ),
     ]
-    if python_ir and exec_ir:
-        rows.insert(1, Row(
-            "startup: exec -- true instructions",
-            f"{exec_ir / 1e6:.0f} M",
-            f"{python_ir / 1e6:.0f} M (python -c pass)",
-            exec_ir / python_ir,
-            note="callgrind, which load does not skew; the job itself cannot launch under it",
-        ))  # fmt: skip
-    if exec_ir and run_ir:
-        rows.insert(3, Row(
-            "startup: run (one step) instructions",
-            f"{run_ir / 1e6:.0f} M",
-            f"{exec_ir / 1e6:.0f} M (exec -- true)",
-            run_ir / exec_ir,
-            note="callgrind; under it the run's job fails to launch, the rest runs",
-        ))  # fmt: skip
+    counted = (  # (row, what, its count, the baseline, its count, note)
+        (1, "exec -- true", exec_ir, "python -c pass", python_ir,
+         "callgrind, which load does not skew; the job itself cannot launch under it"),
+        (3, "run (one step)", run_ir, "exec -- true", exec_ir,
+         "callgrind; under it the run's job fails to launch, the rest runs"),
+    )  # fmt: skip
+    for at, what, count, base, base_count, note in counted:
+        if count and base_count:
+            rows.insert(at, Row(
+                f"startup: {what} instructions", f"{count / 1e6:.0f} M",
+                f"{base_count / 1e6:.0f} M ({base})", count / base_count, note=note,
+            ))  # fmt: skip
     return rows
