@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,22 +188,42 @@ def _destination_problem(options: RunCommandOptions) -> str:
     return ""
 
 
-@dataclass(frozen=True)
 class RunCommandOptions:
-    """The options of one ``stockade run``, as the scheduler and the view need them."""
+    """The options of one ``stockade run``, as the scheduler and the view need
+    them (a plain class: a dataclass's generated methods cost every run's
+    start-up)."""
 
-    jobs: int | None
-    as_json: bool
-    junit: str | None
-    keep_going: bool
-    only: tuple[str, ...]
-    plain: bool
-    quiet: bool
-    data_dir: Path
-    database_url: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    #: Queue the jobs for workers (:mod:`stockade.engine.fleetrun`).
-    fleet: bool = False
+    __slots__ = (
+        "as_json", "data_dir", "database_url", "fleet", "jobs", "junit", "keep_going", "only",
+        "params", "plain", "quiet",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        jobs: int | None,
+        as_json: bool,
+        junit: str | None,
+        keep_going: bool,
+        only: tuple[str, ...],
+        plain: bool,
+        quiet: bool,
+        data_dir: Path,
+        database_url: str | None = None,
+        params: dict[str, Any] | None = None,
+        fleet: bool = False,
+    ) -> None:
+        self.jobs = jobs
+        self.as_json = as_json
+        self.junit = junit
+        self.keep_going = keep_going
+        self.only = only
+        self.plain = plain
+        self.quiet = quiet
+        self.data_dir = data_dir
+        self.database_url = database_url
+        self.params: dict[str, Any] = {} if params is None else params
+        #: Queue the jobs for workers (:mod:`stockade.engine.fleetrun`).
+        self.fleet = fleet
 
 
 def _observer(options: RunCommandOptions) -> Observer:

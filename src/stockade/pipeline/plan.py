@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from stockade.pipeline.expr import ExprError, evaluate, parse, render, to_text, truthy
@@ -166,13 +165,15 @@ def _wire_graph(jobs: list[Job]) -> None:
                 job.deps.append(other)
 
 
-@dataclass
 class JobPlan:
     """What one job runs: the task (rendered for its item) and its input."""
 
-    task_name: str
-    task: PlainTask
-    input: Any
+    __slots__ = ("input", "task", "task_name")
+
+    def __init__(self, task_name: str, task: PlainTask, input: Any) -> None:
+        self.task_name = task_name
+        self.task = task
+        self.input = input
 
 
 def job_plan(run: RunState, step: StepState, job: Job) -> JobPlan:
