@@ -18,11 +18,13 @@ Also which modules the ad-hoc path imports (``python -X importtime
 .venv/bin/stockade exec -- true``): none of pydantic, sqlalchemy, fastapi,
 rich or yaml may appear; and the pipeline path (``stockade run`` on its
 SQLite store, which records the run straight on ``sqlite3``): none of
-sqlalchemy, alembic or psycopg.
+sqlalchemy, alembic or psycopg; and, the warm-up having kept the plan of
+the config (``stockade.runplan``), none of pydantic, yaml or rich.
 
 Where valgrind is installed (and not with ``--quick``), the instructions
-``exec -- true`` executes, against ``python -c pass``, counted by callgrind:
-a figure the load on the machine does not skew (informational). Valgrind
+``exec -- true`` executes, against ``python -c pass``, and those of ``run``
+against ``exec -- true``, counted by callgrind: figures the load on the
+machine does not skew (informational). Valgrind
 3.19 cannot launch the job itself (no ``clone3`` or ``pidfd_open``), so the
 count is everything ``exec -- true`` does but run the job.
 
@@ -47,6 +49,8 @@ TARGET_RUN = 2.0
 ONE_STEP = 'version: 1\npipelines:\n  one:\n    steps:\n      only:\n        run: "true"\n'
 HEAVY = ("pydantic", "sqlalchemy", "fastapi", "rich", "yaml")
 ORM = ("sqlalchemy", "alembic", "psycopg")
+#: What a run from a cached plan (stdout not a terminal) does without.
+MODELS = ("pydantic", "yaml", "rich")
 
 
 def _imports(args: list[str], env: dict[str, str], cwd: str) -> dict[str, tuple[int, float]]:
@@ -98,14 +102,18 @@ def run(quick: bool) -> list[Row]:
         ours = _imports(commands["exec"], env, tmp)  # the script, run by -X importtime
         bare = _imports(["-c", "pass"], env, tmp)
         pipeline = _imports(commands["run"], env, tmp)
-        python_ir = exec_ir = None
+        python_ir = exec_ir = run_ir = None
         if not quick:
             progress("instructions under callgrind")
             python_ir = _instructions(["-c", "pass"], env, tmp)
             exec_ir = _instructions(commands["exec"], env, tmp)
+            # The job cannot launch under valgrind: a wide console keeps the
+            # line of that failure from wrapping (which would load rich for it).
+            run_ir = _instructions(commands["run"], {**env, "COLUMNS": "200"}, tmp)
     python, exec_, help_, run_ = (median(times[n]) for n in commands)
     heavy = sorted({m.split(".")[0] for m in ours} & set(HEAVY))
     orm = sorted({m.split(".")[0] for m in pipeline} & set(ORM))
+    models = sorted({m.split(".")[0] for m in pipeline} & set(MODELS))
     # Imports made by stockade's own code path (depth 0), not by Python's start-up.
     top = sorted(((t, m) for m, (d, t) in ours.items() if d == 0 and m not in bare), reverse=True)
     rows = [
@@ -139,21 +147,31 @@ def run(quick: bool) -> list[Row]:
             + ", ".join(f"{m} {t * 1000:.1f} ms" for t, m in top[:6])
             + f"; {sum(t for t, _ in top) * 1000:.0f} ms in all",
         ),
-        Row(
-            "startup: ORM on the run path (SQLite)",
-            ", ".join(orm) or "none",
-            f"{len(pipeline)} modules",
-            None,
-            "none",
-            not orm,
+        *(
+            Row(
+                f"startup: {what}",
+                ", ".join(found) or "none",
+                f"{len(pipeline)} modules",
+                None,
+                "none",
+                not found,
+            )
+            for what, found in (
+                ("models on the run path (cached plan)", models),
+                ("ORM on the run path (SQLite)", orm),
+            )
         ),
     ]
-    if python_ir and exec_ir:
-        rows.insert(1, Row(
-            "startup: exec -- true instructions",
-            f"{exec_ir / 1e6:.0f} M",
-            f"{python_ir / 1e6:.0f} M (python -c pass)",
-            exec_ir / python_ir,
-            note="callgrind, which load does not skew; the job itself cannot launch under it",
-        ))  # fmt: skip
+    counted = (  # (row, what, its count, the baseline, its count, note)
+        (1, "exec -- true", exec_ir, "python -c pass", python_ir,
+         "callgrind, which load does not skew; the job itself cannot launch under it"),
+        (3, "run (one step)", run_ir, "exec -- true", exec_ir,
+         "callgrind; under it the run's job fails to launch, the rest runs"),
+    )  # fmt: skip
+    for at, what, count, base, base_count, note in counted:
+        if count and base_count:
+            rows.insert(at, Row(
+                f"startup: {what} instructions", f"{count / 1e6:.0f} M",
+                f"{base_count / 1e6:.0f} M ({base})", count / base_count, note=note,
+            ))  # fmt: skip
     return rows

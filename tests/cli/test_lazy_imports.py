@@ -28,8 +28,13 @@ sys.exit(status)
 HEAVY = ("sqlalchemy", "alembic", "psycopg", "pydantic", "yaml", "rich", "fastapi", "click")
 
 
-def _loaded(args: list[str], data_dir: Path, heavy: tuple[str, ...] = HEAVY) -> set[str]:
-    env = {**os.environ, "STOCKADE_DATA_DIR": str(data_dir)}
+def _loaded(
+    args: list[str],
+    data_dir: Path,
+    heavy: tuple[str, ...] = HEAVY,
+    env: dict[str, str] | None = None,
+) -> set[str]:
+    env = {**os.environ, "STOCKADE_DATA_DIR": str(data_dir), **(env or {})}
     env.pop("STOCKADE_DATABASE_URL", None)
     code = f"HEAVY = {heavy!r}\n{PROBE}"
     proc = subprocess.run(
@@ -145,7 +150,7 @@ def test_run_on_sqlite_records_without_the_orm(data_dir: Path, tmp_path: Path) -
         'version: 1\npipelines:\n  one:\n    steps:\n      only:\n        run: "true"\n'
     )
     loaded = _loaded(["run", "-q", "-c", str(config)], data_dir, (*HEAVY, "ssl"))
-    assert loaded == {"click", "pydantic", "yaml", "rich"}
+    assert loaded == {"click", "pydantic", "yaml"}
 
 
 def test_run_on_sqlite_imports_no_job_records(data_dir: Path, tmp_path: Path) -> None:
@@ -162,3 +167,20 @@ def test_run_on_sqlite_imports_no_job_records(data_dir: Path, tmp_path: Path) ->
         "stockade.store.routing", "stockade.store.jobinsert", "stockade.store.gatewait",
     )  # fmt: skip
     assert _loaded(["run", "-q", "-c", str(config)], data_dir, unused) == set()
+
+
+def test_a_second_run_of_a_file_reads_its_plan_without_the_models(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """The first ``stockade run`` of a file validates it with the models and
+    keeps the compiled plan; the second reads the plan: no pydantic, no
+    yaml, and (stdout is not a terminal) no rich. Off, the cache costs
+    every run the models again."""
+    config = tmp_path / "stockade.yaml"
+    config.write_text(
+        'version: 1\npipelines:\n  one:\n    steps:\n      only:\n        run: "true"\n'
+    )
+    args = ["run", "-q", "-c", str(config)]
+    assert {"pydantic", "yaml"} <= _loaded(args, data_dir)
+    assert _loaded(args, data_dir) == {"click"}
+    assert {"pydantic", "yaml"} <= _loaded(args, data_dir, env={"STOCKADE_PLAN_CACHE": "0"})

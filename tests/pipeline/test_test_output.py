@@ -64,9 +64,10 @@ def test_a_failure_after_250_log_lines_reaches_terminal_junit_and_record(tmp_pat
     assert "progress line 0 of" in record  # the head is kept too
     assert "the real failure" in junit_xml([case]).decode()
 
-    job = Job("test", "chatty", "chatty", 0, status=Status.FAILED, reason="exit code 1")
-    job.tests = [case]
-    step = StepState("test", StepSpec.model_validate({"run": "true"}), jobs=[job])
+    job = Job("test", "chatty", "chatty", 0)
+    job.status, job.reason, job.tests = Status.FAILED, "exit code 1", [case]
+    step = StepState("test", StepSpec.model_validate({"run": "true"}))  # type: ignore[arg-type]
+    step.jobs = [job]
     run = RunState("p", "r", {"test": step})
     console = Console(width=200, record=True)
     for part in render.failures(run):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from stockade.printable import printable
 if TYPE_CHECKING:
     from stockade.engine.runs import PipelineRun
     from stockade.pipeline.model import Observer
+    from stockade.runplan.model import PlainPipeline, RunPlan
     from stockade.spec import Config
     from stockade.spec.pipeline import PipelineSpec
     from stockade.store.literuns import RunRecording
@@ -79,31 +79,52 @@ def run_command(
 
         return run_command_in_tui(locals())
     from stockade.cli.tasks import config_path, print_problems
-    from stockade.config import ConfigValidationError, load
 
+    data = Path(data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade")
     try:
-        config = load(config_path(config_file))
-        name, spec = config.pipeline(pipeline)
+        config, name, spec = _load(config_path(config_file), pipeline, data, fleet)
         unknown = [step for step in only if step not in spec.steps]
         if unknown:
             raise UsageError(f"--only: unknown step {unknown[0]!r} in pipeline {name!r}")
         params = _given_params(spec, sets, name)
-    except ConfigValidationError as exc:
-        print_problems(exc)
-        return 2
     except (ConfigError, UsageError) as exc:
-        click.echo(f"stockade: error: {printable(exc.message)}", err=True)
+        # Imported only now: the package loads yaml and pydantic, which a
+        # run from a cached plan does without (and only loading raises it).
+        from stockade.config import ConfigValidationError
+
+        if isinstance(exc, ConfigValidationError):
+            print_problems(exc)
+        else:
+            click.echo(f"stockade: error: {printable(exc.message)}", err=True)
         return 2
-    data = Path(data_dir or os.environ.get("STOCKADE_DATA_DIR") or ".stockade")
     options = RunCommandOptions(
         jobs, as_json, junit, keep_going, only, plain, quiet, data, database_url, params, fleet
     )
     return execute_pipeline(config, name, spec, options)
 
 
-def _given_params(spec: PipelineSpec, sets: tuple[str, ...], name: str) -> dict[str, Any]:
+def _load(
+    path: Path, pipeline: str | None, data: Path, fleet: bool
+) -> tuple[RunPlan | Config, str, PlainPipeline | PipelineSpec]:
+    """The config to run and its pipeline: the compiled plan, from the plan
+    cache under ``data`` when it has it (:mod:`stockade.runplan`); a
+    ``--fleet`` run queues its jobs through the models, so it loads them."""
+    if fleet:
+        from stockade.config import load
+
+        config = load(path)
+        return (config, *config.pipeline(pipeline))
+    from stockade.runplan.load import load_plan
+
+    plan, _ = load_plan(path, data)
+    return (plan, *plan.pipeline(pipeline))
+
+
+def _given_params(
+    spec: PlainPipeline | PipelineSpec, sets: tuple[str, ...], name: str
+) -> dict[str, Any]:
     """The ``--set`` values, checked against the pipeline's ``params:``."""
-    from stockade.spec.params import resolve_params
+    from stockade.runplan.logic import resolve_params
 
     try:
         values = resolve_params(spec.params, sets, name)
@@ -114,9 +135,9 @@ def _given_params(spec: PipelineSpec, sets: tuple[str, ...], name: str) -> dict[
 
 
 def execute_pipeline(
-    config: Config,
+    config: RunPlan | Config,
     name: str,
-    spec: PipelineSpec,
+    spec: PlainPipeline | PipelineSpec,
     options: RunCommandOptions,
     **rerun: Any,
 ) -> int:
@@ -167,46 +188,67 @@ def _destination_problem(options: RunCommandOptions) -> str:
     return ""
 
 
-@dataclass(frozen=True)
 class RunCommandOptions:
-    """The options of one ``stockade run``, as the scheduler and the view need them."""
+    """The options of one ``stockade run``, as the scheduler and the view need
+    them (a plain class: a dataclass's generated methods cost every run's
+    start-up)."""
 
-    jobs: int | None
-    as_json: bool
-    junit: str | None
-    keep_going: bool
-    only: tuple[str, ...]
-    plain: bool
-    quiet: bool
-    data_dir: Path
-    database_url: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    #: Queue the jobs for workers (:mod:`stockade.engine.fleetrun`).
-    fleet: bool = False
+    __slots__ = (
+        "as_json", "data_dir", "database_url", "fleet", "jobs", "junit", "keep_going", "only",
+        "params", "plain", "quiet",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        jobs: int | None,
+        as_json: bool,
+        junit: str | None,
+        keep_going: bool,
+        only: tuple[str, ...],
+        plain: bool,
+        quiet: bool,
+        data_dir: Path,
+        database_url: str | None = None,
+        params: dict[str, Any] | None = None,
+        fleet: bool = False,
+    ) -> None:
+        self.jobs = jobs
+        self.as_json = as_json
+        self.junit = junit
+        self.keep_going = keep_going
+        self.only = only
+        self.plain = plain
+        self.quiet = quiet
+        self.data_dir = data_dir
+        self.database_url = database_url
+        self.params: dict[str, Any] = {} if params is None else params
+        #: Queue the jobs for workers (:mod:`stockade.engine.fleetrun`).
+        self.fleet = fleet
 
 
 def _observer(options: RunCommandOptions) -> Observer:
     """The view, ended quietly if stdout is closed (``| head``): the run goes on."""
     from stockade.ui.observers import JsonObserver, LiveObserver, PlainObserver
-    from stockade.ui.pipeguard import ClosedPipeGuard, PipeConsole
+    from stockade.ui.pipeguard import ClosedPipeGuard
+    from stockade.ui.plaintext import PlainConsole, stdout_is_terminal
 
     view: Observer
-    console = PipeConsole(highlight=False)
     if options.as_json:
         view = JsonObserver(sys.stdout)
-    elif options.plain or options.quiet or not console.is_terminal:
-        plain = PipeConsole(highlight=False, force_terminal=False)
-        view = PlainObserver(plain, quiet=options.quiet)
+    elif options.plain or options.quiet or not stdout_is_terminal():
+        view = PlainObserver(PlainConsole(), quiet=options.quiet)
     else:
-        view = LiveObserver(console)
+        from stockade.ui.pipeconsole import PipeConsole
+
+        view = LiveObserver(PipeConsole(highlight=False))
     return ClosedPipeGuard(view)
 
 
 async def _execute(
     store: RunRecording,
-    config: Config,
+    config: RunPlan | Config,
     name: str,
-    spec: PipelineSpec,
+    spec: PlainPipeline | PipelineSpec,
     options: RunCommandOptions,
     rerun: dict[str, Any],
 ) -> int:

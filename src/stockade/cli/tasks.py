@@ -17,7 +17,7 @@ __all__ = ["config_path", "print_problems", "task_run_spec"]
 
 def config_path(given: str | None) -> Path:
     """``--config FILE``, else ``stockade.yaml`` in the working directory."""
-    from stockade.config import find_config
+    from stockade.configfile import find_config
 
     if given:
         path = Path(given)

@@ -22,7 +22,7 @@ from stockade.config.messages import describe_error
 from stockade.config.problems import ConfigValidationError, Problem
 from stockade.config.secretrefs import declare
 from stockade.config.yamldoc import Document, MalformedYaml, build
-from stockade.errors import ConfigError
+from stockade.configfile import CONFIG_NAMES, find_config, read_config
 from stockade.spec import Config, TaskDefaults, merge_defaults
 from stockade.spec.checks import (
     DEFER_CHECKS_CONTEXT,
@@ -37,37 +37,26 @@ from stockade.spec.sandbox import BASE_DIR_CONTEXT
 
 __all__ = ["CONFIG_NAMES", "find_config", "load", "loads"]
 
-CONFIG_NAMES = ("stockade.yaml", "stockade.yml")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
-def find_config(cwd: str | Path | None = None) -> Path | None:
-    """The ``stockade.yaml`` (or ``stockade.yml``) in ``cwd``, if there is one."""
-    directory = Path(cwd) if cwd is not None else Path.cwd()
-    for name in CONFIG_NAMES:
-        candidate = directory / name
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def load(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
+def load(
+    path: str | Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    lookups: dict[str, bool] | None = None,
+) -> Config:
     """Load and validate the config file at ``path``.
 
     ``env`` is the environment for ``${VAR}`` substitution (default: this
     process's). Raises :class:`ConfigValidationError` listing every
     problem, or :class:`ConfigError` when the file cannot be read.
+    ``lookups`` gets the ``${VAR}`` names substitution looked up, true for
+    those whose value went into the config.
     """
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: no such file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{file}: not a text file (it is not valid UTF-8)") from None
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from exc
-    return loads(text, filename=str(file), base_dir=file.resolve().parent, env=env)
+    text = read_config(file)
+    return loads(text, filename=str(file), base_dir=file.resolve().parent, env=env, lookups=lookups)
 
 
 def loads(
@@ -76,6 +65,7 @@ def loads(
     filename: str = "<string>",
     base_dir: str | Path | None = None,
     env: Mapping[str, str] | None = None,
+    lookups: dict[str, bool] | None = None,
 ) -> Config:
     """Load and validate config text; ``filename`` is used in messages and
     ``base_dir`` resolves relative paths (bind sources, secret files)."""
@@ -85,6 +75,8 @@ def loads(
     except MalformedYaml as exc:
         problem = Problem(filename, exc.line, "", f"malformed YAML: {exc.reason}")
         raise ConfigValidationError([problem]) from None
+    if lookups is not None:
+        lookups.update(doc.lookups)
     if doc.data is None:
         raise ConfigValidationError(
             [Problem(filename, 1, "", "the file is empty: expected a mapping with tasks:")]

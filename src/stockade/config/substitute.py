@@ -17,10 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-__all__ = ["substitute"]
+from stockade.configfile import EXPRESSION, TOKEN
 
-_TOKEN = re.compile(r"\$\{\{.*?\}\}|\$\$\{|\$\{([^}]*)\}|\$\{", re.DOTALL)
-_EXPRESSION = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+__all__ = ["substitute"]
 
 
 def substitute(
@@ -28,12 +27,15 @@ def substitute(
     env: Mapping[str, str],
     keep: Callable[[str], bool] | None = None,
     kept: list[str] | None = None,
+    lookups: dict[str, bool] | None = None,
 ) -> tuple[str, list[str]]:
     """Expand ``text``; return the result and a message per problem.
 
     Problems do not stop the expansion: every one in the string is
     reported, and an unresolved expression is left as written. Names that
     ``keep`` accepts stay ``${NAME}`` and are appended to ``kept``.
+    ``lookups`` gets every name looked up, true when its value from ``env``
+    went into the result (the run plan is not cached then).
     """
     errors: list[str] = []
 
@@ -47,7 +49,7 @@ def substitute(
         if inner is None:
             errors.append("unclosed '${': write ${VAR} or ${VAR:-default}, or $${ for a literal ${")
             return token
-        expression = _EXPRESSION.fullmatch(inner)
+        expression = EXPRESSION.fullmatch(inner)
         if expression is None:
             errors.append(
                 f"cannot substitute {token}: write ${{VAR}} or ${{VAR:-default}} "
@@ -59,7 +61,9 @@ def substitute(
         if keep is not None and keep(name) and (default is None or value):
             if kept is not None:
                 kept.append(name)
+            _note(lookups, name, False)
             return "${" + name + "}"
+        _note(lookups, name, bool(value) if default is not None else value is not None)
         if default is not None:
             return value if value else default
         if value is None:
@@ -70,4 +74,9 @@ def substitute(
             return token
         return value
 
-    return _TOKEN.sub(expand, text), errors
+    return TOKEN.sub(expand, text), errors
+
+
+def _note(lookups: dict[str, bool] | None, name: str, from_env: bool) -> None:
+    if lookups is not None:
+        lookups[name] = lookups.get(name, False) or from_env

@@ -68,6 +68,8 @@ class Document:
     failed: set[Loc] = field(default_factory=set)
     #: Secret names kept as ``${NAME}`` references, by path (see secretrefs).
     references: dict[Loc, list[str]] = field(default_factory=dict)
+    #: Every ``${NAME}`` looked up: true when its value went into ``data``.
+    lookups: dict[str, bool] = field(default_factory=dict)
 
 
 def _line(node: yaml.Node) -> int:
@@ -223,7 +225,9 @@ class _Builder:
         if not isinstance(value, str) or "${" not in value:
             return value
         kept: list[str] = []
-        result, errors = substitute(value, self.env, keeper(path, self.defined), kept)
+        result, errors = substitute(
+            value, self.env, keeper(path, self.defined), kept, self.doc.lookups
+        )
         if kept:
             self.doc.references[path] = kept
         if errors:

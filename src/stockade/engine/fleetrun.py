@@ -89,7 +89,9 @@ class FleetJobs:
         key = unique_key(self.key_run, job.name)
         job_id = await self._adopted(key) if self.resumed else None
         if job_id is None:
-            new = new_job(plan.task_name, _here(plan.task), config=self.config, input=plan.input)
+            new = new_job(
+                plan.task_name, _here(plan.task.model()), config=self.config, input=plan.input
+            )
             new.unique_key, new.unique_while = key, "running"
             placed = await self.astore.call(self.astore.store.jobs.place, [new], until=cancel)
             job_id = placed[0][0]

@@ -25,7 +25,7 @@ from typing import Any
 from stockade.engine.logbudget import MARKER_STREAM, LogBudget
 from stockade.errors import StoreError
 from stockade.runner.events import Event, count_drop
-from stockade.spec.task import DEFAULT_LOG_HEAD, DEFAULT_LOG_TAIL
+from stockade.runplan.logic import DEFAULT_LOG_HEAD, DEFAULT_LOG_TAIL
 
 __all__ = ["BACKLOG_BYTES", "FLUSH_BYTES", "FLUSH_INTERVAL", "StoreLogSink"]
 

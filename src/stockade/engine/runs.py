@@ -34,7 +34,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from stockade.engine.jobspec import SPEC_VERSION, new_job
 from stockade.engine.logsink import StoreLogSink
 from stockade.engine.progresssink import StoreProgressSink
 from stockade.engine.storeio import AsyncStore, wait_for_event
@@ -43,13 +42,14 @@ from stockade.pipeline.model import Job, Observer, Reuse, Reused, RunState, Stat
 from stockade.pipeline.test2json import TestCase
 from stockade.reasons import Reason, parse_reason
 from stockade.runner.events import Event
+from stockade.runplan.freeze import SPEC_VERSION, frozen_job
+from stockade.runplan.model import PlainPipeline, PlainTask, RunPlan
 from stockade.store.runrows import (
     ABANDONED_REASON,
     HEARTBEAT,
     AttemptWrite,
     JobWrite,
     RunBatch,
-    RunRecord,
 )
 from stockade.store.states import JobState
 from stockade.store.states import RunState as StoredRun
@@ -57,10 +57,11 @@ from stockade.store.states import RunState as StoredRun
 if TYPE_CHECKING:
     from stockade.pipeline.scheduler import Scheduler
     from stockade.runner.events import Sink
-    from stockade.spec import Config, TaskSpec
+    from stockade.spec import Config
     from stockade.spec.pipeline import PipelineSpec
     from stockade.store import Store
     from stockade.store.literuns import RunRecording
+    from stockade.store.runrecords import RunRecord
 
 __all__ = [
     "LINGER", "POLL", "RESUME_SILENCE", "PipelineRun", "RunOptions", "RunRecorder", "resume_plan",
@@ -159,7 +160,7 @@ class RunRecorder:
         astore: AsyncStore,
         run_id: str,
         *,
-        config: Config,
+        plan: RunPlan,
         stored: StoredRun = StoredRun.RUNNING,
         linger: float = LINGER,
         poll: float = POLL,
@@ -168,7 +169,7 @@ class RunRecorder:
         self.astore = astore
         self.heartbeat = heartbeat
         self.run_id = run_id
-        self.config = config
+        self.plan = plan
         self.linger = linger
         self.poll = poll
         self.on_cancel: list[Any] = []  # callables, called once when a cancel is asked
@@ -219,15 +220,12 @@ class RunRecorder:
 
     # -- RunHooks --------------------------------------------------------------
 
-    def planned(self, job: Job, task_name: str, task: TaskSpec, input: Any) -> None:
+    def planned(self, job: Job, task_name: str, task: PlainTask, input: Any) -> None:
         """Freeze the job's task as a worker's job is frozen (secret sources, no values)."""
         tracked = self._track(job)
-        new = new_job(task_name, task, config=self.config, input=input)
-        spec = new.spec if job.inputs is None else {**new.spec, "inputs": job.inputs}
-        tracked.frozen = {
-            "task": task_name, "spec": spec, "input": input, "priority": new.priority,
-            "max_attempts": new.max_attempts,
-        }  # fmt: skip
+        tracked.frozen = frozen_job(self.plan, task_name, task, input)
+        if job.inputs is not None:
+            tracked.frozen["spec"] = {**tracked.frozen["spec"], "inputs": job.inputs}
         tracked.ready = tracked.dirty = True
         self._schedule()
 
@@ -516,9 +514,9 @@ class PipelineRun:
     def __init__(
         self,
         store: RunRecording,
-        config: Config,
+        config: RunPlan | Config,
         name: str,
-        spec: PipelineSpec,
+        spec: PlainPipeline | PipelineSpec,
         *,
         options: RunOptions,
         run_id: str | None = None,
@@ -532,8 +530,9 @@ class PipelineRun:
         own_store: bool = True,
         resumes: str | None = None,
     ) -> None:
-        from stockade.pipeline.scheduler import Scheduler
+        from stockade.pipeline.scheduler import Scheduler, as_plan
 
+        plan, pipeline = as_plan(config, name, spec)
         self.run_id = run_id or _new_id()
         self.store = store
         self.own_store = own_store
@@ -542,19 +541,22 @@ class PipelineRun:
         # ``db.name``) are called: the driver-only one of :mod:`~stockade.store.literuns`
         # does; a --fleet run queues jobs and reads them, so it is given a full store.
         self.astore = AsyncStore(cast("Store", store))
-        self.recorder = RunRecorder(self.astore, self.run_id, config=config, stored=state)
+        self.recorder = RunRecorder(self.astore, self.run_id, plan=plan, stored=state)
         remote, jobs = None, options.jobs
         if options.fleet:
             from stockade.engine.fleetrun import FLEET_JOBS, FleetJobs
+            from stockade.spec import Config
 
+            if not isinstance(config, Config):  # its jobs are queued through the models
+                raise UsageError("a --fleet run takes the config's models, not a plan")
             # A resumed run's jobs keep the keys of the run that first queued them.
             remote = FleetJobs(
                 self.astore, config, resumes or self.run_id, resumed=resumes is not None
             )
-            if jobs is None and not isinstance(spec.concurrency, int):
+            if jobs is None and not isinstance(pipeline.concurrency, int):
                 jobs = FLEET_JOBS
         self.scheduler: Scheduler = Scheduler(
-            config, name, spec, run_id=self.run_id, jobs=jobs,
+            plan, name, pipeline, run_id=self.run_id, jobs=jobs,
             keep_going=options.keep_going, only=options.only,
             observers=[*observers, self.recorder], data_dir=data_dir,
             hooks=self.recorder, reuse=reuse, params=options.params,
@@ -631,7 +633,11 @@ def job_name(step: str, item: str | None) -> str:
 
 
 def rerun_plan(
-    store: Store, source: RunRecord, spec: PipelineSpec, target: str | None, failed: bool
+    store: Store,
+    source: RunRecord,
+    spec: PipelineSpec | PlainPipeline,
+    target: str | None,
+    failed: bool,
 ) -> tuple[Reuse | None, RunOptions, dict[str, Any]]:
     """What ``stockade rerun`` runs: the reuse, the options, and what to record.
 

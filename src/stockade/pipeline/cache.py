@@ -85,7 +85,7 @@ async def _key(
     # Everything but the files is encoded here, on the loop that owns the run's state.
     parts: list[bytes | str] = [
         _part("job", [run.pipeline, step.name, job.key]),
-        _part("task", plan.task.model_dump(mode="json", exclude=_NOT_RUN)),
+        _part("task", plan.task.dump(_NOT_RUN)),
         _part("input", plan.input),
     ]
     if inputs is not None:

@@ -34,8 +34,8 @@ from stockade.runner.events import Event, Sink
 from stockade.runner.policy import retries
 from stockade.runner.result import Outcome, Result
 from stockade.runner.spec import RunSpec
+from stockade.runplan.model import RunPlan
 from stockade.sandbox.base import Sandbox
-from stockade.spec import Config
 
 __all__ = ["JobRunner", "Remote", "SinksFor"]
 
@@ -108,7 +108,7 @@ class JobRunner:
 
     def __init__(
         self,
-        config: Config,
+        plan: RunPlan,
         run_state: RunState,
         slots: int,
         cancel: asyncio.Event,
@@ -118,7 +118,7 @@ class JobRunner:
         reuse: Reuse | None = None,
         remote: Remote | None = None,
     ) -> None:
-        self.config = config
+        self.plan = plan
         self.remote = remote
         self.hooks = hooks
         self.reuse = reuse
@@ -167,7 +167,7 @@ class JobRunner:
         return True, key
 
     async def _run(self, step: StepState, job: Job, slot: int) -> None:
-        plan = job_plan(self.config, self.run_state, step, job)
+        plan = job_plan(self.run_state, step, job)
         job.inputs = await inputs_digest(self.run_state, step, job, plan)
         if self.hooks is not None:
             self.hooks.planned(job, plan.task_name, plan.task, plan.input)
@@ -188,7 +188,7 @@ class JobRunner:
         else:
             spec = plan.task.to_run_spec(
                 plan.task_name,
-                secrets=self.config.resolve_secrets(plan.task.secrets),
+                secrets=self.plan.resolve_secrets(plan.task.secrets),
                 data_dir=self.data_dir,
             )
             sandbox, spec = await self._sandbox(plan, spec, slot)
@@ -242,7 +242,7 @@ class JobRunner:
                 return result
             self.emit("job_retry", job, attempt=attempt, outcome=result.outcome.value)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.cancel.wait(), task.backoff.delay(attempt))
+                await asyncio.wait_for(self.cancel.wait(), task.retry_delay(attempt))
             attempt += 1
 
     def _sinks(self, job: Job, attempt: int, tests: Test2Json | None) -> list[Sink]:
@@ -263,7 +263,7 @@ class JobRunner:
         job cost the run (``python -m benchmarks pipeline``); each attempt's
         end still kills whatever it left in the slot's cgroup."""
         name = plan.task.sandbox
-        profile = self.config.sandbox_profile(name)
+        profile = self.plan.sandbox_profile(name)
         if name is None or profile is None:
             local = self.sandboxes.get((slot, ""))
             if local is None:

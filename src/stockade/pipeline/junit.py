@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import math
 import os
-from xml.etree.ElementTree import Element, ParseError
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from typing import TYPE_CHECKING
 
 from stockade.errors import JobFileError, StockadeError
 from stockade.pipeline.clip import clipped
 from stockade.pipeline.test2json import TestCase
 from stockade.runner import jobfile
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
 
 __all__ = ["MAX_REPORT_BYTES", "JobReport", "ReportError", "parse_report", "read_report"]
 
@@ -96,6 +96,12 @@ def read_report(path: str, shown: str) -> list[TestCase]:
 
 def parse_report(data: bytes | bytearray, shown: str) -> list[TestCase]:
     """The test cases of a JUnit XML document (``shown`` names it in errors)."""
+    # The parser only when there is a report: a run's start-up does without it.
+    from xml.etree.ElementTree import ParseError
+
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import fromstring
+
     try:
         root = fromstring(data, forbid_dtd=True)
     except DefusedXmlException as exc:

@@ -13,11 +13,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stockade.pipeline.test2json import TestCase
-from stockade.spec.pipeline import StepSpec
+from stockade.runplan.model import PlainStep, PlainTask
 
 if TYPE_CHECKING:
     from stockade.runner.events import Sink
-    from stockade.spec import TaskSpec
 
 __all__ = [
     "TAIL_LINES", "Job", "Observer", "Reuse", "Reused", "RunHooks", "RunState", "Status",
@@ -44,33 +43,42 @@ class Status(StrEnum):
         return self not in (Status.PENDING, Status.RUNNING)
 
 
-@dataclass(eq=False)
 class Job:
-    """One job of a step: the step's task for one item (or the only one)."""
+    """One job of a step: the step's task for one item (or the only one).
 
-    step: str
-    key: str | None
-    item: Any
-    index: int
-    deps: list[Job] = field(default_factory=list)
-    status: Status = Status.PENDING
-    reason: str | None = None
-    outputs: dict[str, Any] = field(default_factory=dict)
-    exit_code: int | None = None
-    attempts: int = 0
-    job_id: str | None = None
-    log_path: str | None = None
-    started: float | None = None
-    finished: float | None = None
-    last_line: str = ""
-    #: The job's latest ``::progress``: percent (0-100) and message, if any.
-    progress: tuple[float, str] | None = None
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
-    tests: list[TestCase] = field(default_factory=list)
-    priority: int = 0
-    cached_from: str | None = None  # the run whose stored success it reused
-    from_cache: bool = False  # that success came from the result cache, not a rerun's source
-    inputs: str | None = None  # digest of its step's ``inputs:`` (what it is made from)
+    A plain class, not a dataclass: the run's classes are made at every
+    ``stockade run``'s start-up, where generating their methods showed."""
+
+    def __init__(
+        self, step: str, key: str | None, item: Any, index: int, *, priority: int = 0
+    ) -> None:
+        self.step = step
+        self.key = key
+        self.item = item
+        self.index = index
+        self.priority = priority
+        self.deps: list[Job] = []
+        self.status = Status.PENDING
+        self.reason: str | None = None
+        self.outputs: dict[str, Any] = {}
+        self.exit_code: int | None = None
+        self.attempts = 0
+        self.job_id: str | None = None
+        self.log_path: str | None = None
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.last_line = ""
+        #: The job's latest ``::progress``: percent (0-100) and message, if any.
+        self.progress: tuple[float, str] | None = None
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.tests: list[TestCase] = []
+        self.cached_from: str | None = None  # the run whose stored success it reused
+        #: That success came from the result cache, not a rerun's source.
+        self.from_cache = False
+        self.inputs: str | None = None  # digest of its step's ``inputs:`` (what it is made from)
+
+    def __repr__(self) -> str:
+        return f"Job({self.name!r}, {self.status.value})"
 
     @property
     def cached(self) -> bool:
@@ -115,16 +123,19 @@ class Job:
         }
 
 
-@dataclass(eq=False)
 class StepState:
     """One step: its spec, and its jobs once its items are known."""
 
-    name: str
-    spec: StepSpec
-    jobs: list[Job] = field(default_factory=list)
-    expanded: bool = False
-    status: Status = Status.PENDING
-    reason: str | None = None
+    def __init__(self, name: str, spec: PlainStep) -> None:
+        self.name = name
+        self.spec = spec
+        self.jobs: list[Job] = []
+        self.expanded = False
+        self.status = Status.PENDING
+        self.reason: str | None = None
+
+    def __repr__(self) -> str:
+        return f"StepState({self.name!r}, {self.status.value})"
 
     def counts(self) -> dict[str, int]:
         """Jobs per status (only the statuses present)."""
@@ -156,23 +167,36 @@ class StepState:
         return self.spec.continue_on_error and self.status is Status.FAILED
 
 
-@dataclass(eq=False)
 class RunState:
     """The whole run."""
 
-    pipeline: str
-    run_id: str
-    steps: dict[str, StepState]
-    started: float = field(default_factory=time.time)
-    finished: float | None = None
-    status: Status = Status.RUNNING
-    concurrency: int = 1
-    #: Problems that did not fail the run (a slot's sandbox not taken down).
-    warnings: list[str] = field(default_factory=list)
-    #: The pipeline's parameters (``${{ params.NAME }}``), defaults included.
-    params: dict[str, Any] = field(default_factory=dict)
-    #: Per job name, the tests a rerun runs again (``${{ rerun.tests }}``).
-    rerun_tests: dict[str, list[str]] = field(default_factory=dict)
+    def __init__(
+        self,
+        pipeline: str,
+        run_id: str,
+        steps: dict[str, StepState],
+        started: float | None = None,
+        *,
+        concurrency: int = 1,
+        params: dict[str, Any] | None = None,
+        rerun_tests: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.run_id = run_id
+        self.steps = steps
+        self.started = time.time() if started is None else started
+        self.finished: float | None = None
+        self.status = Status.RUNNING
+        self.concurrency = concurrency
+        #: Problems that did not fail the run (a slot's sandbox not taken down).
+        self.warnings: list[str] = []
+        #: The pipeline's parameters (``${{ params.NAME }}``), defaults included.
+        self.params: dict[str, Any] = {} if params is None else params
+        #: Per job name, the tests a rerun runs again (``${{ rerun.tests }}``).
+        self.rerun_tests: dict[str, list[str]] = {} if rerun_tests is None else rerun_tests
+
+    def __repr__(self) -> str:
+        return f"RunState({self.pipeline!r}, {self.run_id!r}, {self.status.value})"
 
     def jobs(self) -> list[Job]:
         """Every job known so far, step by step."""
@@ -212,7 +236,7 @@ class RunHooks(Protocol):
     planned, and a sink for each attempt's output. The scheduler calls them;
     it knows nothing of where they lead (the engine records them in the store)."""
 
-    def planned(self, job: Job, task_name: str, task: TaskSpec, input: Any) -> None:
+    def planned(self, job: Job, task_name: str, task: PlainTask, input: Any) -> None:
         """``job``'s task and input are known (before it runs or is reused)."""
 
     def attempt_sinks(self, job: Job, attempt: int) -> list[Sink]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from stockade.pipeline.expr import ExprError, evaluate, parse, render, to_text, truthy
 from stockade.pipeline.model import Job, RunState, Status, StepState
-from stockade.spec import Config, TaskSpec, merge_defaults
-from stockade.spec.pipeline import condition_text
+from stockade.runplan.logic import condition_text
+from stockade.runplan.model import PlainTask
 
 __all__ = [
     "JobPlan",
@@ -166,34 +165,25 @@ def _wire_graph(jobs: list[Job]) -> None:
                 job.deps.append(other)
 
 
-@dataclass
 class JobPlan:
     """What one job runs: the task (rendered for its item) and its input."""
 
-    task_name: str
-    task: TaskSpec
-    input: Any
+    __slots__ = ("input", "task", "task_name")
+
+    def __init__(self, task_name: str, task: PlainTask, input: Any) -> None:
+        self.task_name = task_name
+        self.task = task
+        self.input = input
 
 
-def _base_task(config: Config, step: StepState) -> tuple[str, TaskSpec]:
-    spec = step.spec
-    defaults = config.defaults.model_dump(exclude_unset=True)
-    if isinstance(spec.task, str):
-        return spec.task, config.task(spec.task)
-    if isinstance(spec.task, TaskSpec):
-        fields = spec.task.model_dump(exclude_unset=True)
-    else:
-        fields = {"run": spec.run} if spec.run is not None else {"command": spec.command}
-    return step.name, TaskSpec.model_validate(merge_defaults(defaults, fields))
-
-
-def job_plan(config: Config, run: RunState, step: StepState, job: Job) -> JobPlan:
+def job_plan(run: RunState, step: StepState, job: Job) -> JobPlan:
     """The task and input of ``job`` with every ``${{ }}`` evaluated.
 
     Raises :class:`~stockade.pipeline.expr.ExprError` when an expression
-    cannot be evaluated for this item.
+    cannot be evaluated for this item. The step's task was merged with
+    ``defaults`` when the plan was compiled.
     """
-    name, task = _base_task(config, step)
+    task = step.spec.task
     context = context_for(run, step, job.item, job.key)
     changes: dict[str, Any] = {}
     if task.run is not None:
@@ -207,4 +197,4 @@ def job_plan(config: Config, run: RunState, step: StepState, job: Job) -> JobPla
     job_input = render(step.spec.input, context)
     if job_input is None and job.key is not None:
         job_input = {"item": job.item}
-    return JobPlan(name, task.model_copy(update=changes), job_input)
+    return JobPlan(step.spec.task_name, task.replace(**changes), job_input)

@@ -17,17 +17,20 @@ import asyncio
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stockade.pipeline.jobrun import JobRunner, Remote
 from stockade.pipeline.model import Job, Observer, Reuse, RunHooks, RunState, Status, StepState
 from stockade.pipeline.plan import SkipStep, blocking_need, can_expand, expand
 from stockade.pipeline.traced import TraceObserver
 from stockade.runner.attempt import new_job_id
-from stockade.spec import Config
-from stockade.spec.pipeline import PipelineSpec
+from stockade.runplan.model import PlainPipeline, RunPlan
 
-__all__ = ["Scheduler", "cpu_count"]
+if TYPE_CHECKING:
+    from stockade.spec import Config
+    from stockade.spec.pipeline import PipelineSpec
+
+__all__ = ["Scheduler", "as_plan", "cpu_count"]
 
 
 def cpu_count() -> int:
@@ -44,10 +47,27 @@ def _limit(value: int | str | None, default: int) -> int:
     return value if isinstance(value, int) else default
 
 
-def _params(pipeline: PipelineSpec, given: Mapping[str, Any] | None) -> dict[str, Any]:
+def _params(pipeline: PlainPipeline, given: Mapping[str, Any] | None) -> dict[str, Any]:
     """The run's parameters: ``given`` over the declared defaults."""
     declared = {n: p.default for n, p in pipeline.params.items() if p.default is not None}
     return declared | dict(given or {})
+
+
+def as_plan(
+    plan: RunPlan | Config, name: str, pipeline: PlainPipeline | PipelineSpec
+) -> tuple[RunPlan, PlainPipeline]:
+    """The plan and pipeline to run: as given when plain, else compiled from
+    the models (:func:`stockade.runplan.compile.plan_of`)."""
+    if isinstance(plan, RunPlan) and isinstance(pipeline, PlainPipeline):
+        return plan, pipeline
+    from stockade.runplan.compile import plan_of
+    from stockade.spec import Config
+    from stockade.spec.pipeline import PipelineSpec
+
+    if not isinstance(plan, Config) or not isinstance(pipeline, PipelineSpec):
+        raise TypeError("give a RunPlan and its PlainPipeline, or a Config and a PipelineSpec")
+    compiled = plan_of(plan, name, pipeline)
+    return compiled, compiled.pipelines[name]
 
 
 class Scheduler:
@@ -55,9 +75,9 @@ class Scheduler:
 
     def __init__(
         self,
-        config: Config,
+        plan: RunPlan | Config,
         name: str,
-        pipeline: PipelineSpec,
+        pipeline: PlainPipeline | PipelineSpec,
         *,
         run_id: str,
         jobs: int | None = None,
@@ -71,6 +91,7 @@ class Scheduler:
         rerun_tests: Mapping[str, list[str]] | None = None,
         remote: Remote | None = None,
     ) -> None:
+        plan, pipeline = as_plan(plan, name, pipeline)
         steps = {n: StepState(n, s) for n, s in pipeline.steps.items()}
         concurrency = jobs or _limit(pipeline.concurrency, cpu_count())
         if jobs is None and pipeline.concurrency == "auto":
@@ -88,7 +109,7 @@ class Scheduler:
         self.running: dict[asyncio.Task[None], Job] = {}
         self.reuse = reuse
         self.runner = JobRunner(
-            config,
+            plan,
             self.run,
             concurrency,
             self.cancelled,

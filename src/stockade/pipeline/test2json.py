@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,6 +145,8 @@ def junit_xml(cases: Iterable[TestCase], name: str = "stockade") -> bytes:
     valid under the schema CI systems check reports against (the Jenkins
     xunit plugin's ``junit-10.xsd``): ``testsuites`` carries the totals it
     allows (tests, failures, errors, time; skipped only on each suite)."""
+    import xml.etree.ElementTree as ET  # only for a report: a run's start-up does without
+
     by_package: dict[str, list[TestCase]] = {}
     for case in cases:
         by_package.setdefault(case.package, []).append(case)

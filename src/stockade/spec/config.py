@@ -14,8 +14,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, model_validator
 
-from stockade.errors import SecretError, UsageError
+from stockade.errors import UsageError
 from stockade.runner.spec import RunSpec
+from stockade.runplan.logic import pick_pipeline, resolve_secrets
 from stockade.spec.checks import (
     DEFER_CHECKS_CONTEXT,
     did_you_mean,
@@ -162,15 +163,7 @@ class Config(StrictModel):
     def pipeline(self, name: str | None) -> tuple[str, PipelineSpec]:
         """The pipeline called ``name`` (the first one defined when ``None``)
         with its name; a :class:`UsageError` with a did-you-mean if there is none."""
-        if name is None:
-            if self.pipelines:
-                return next(iter(self.pipelines.items()))
-            raise UsageError("no pipelines defined: add one under pipelines: NAME: steps:")
-        if name not in self.pipelines:
-            known = ", ".join(self.pipelines) or "none defined"
-            hint = did_you_mean(name, self.pipelines)
-            raise UsageError(f"unknown pipeline {name!r}{hint} (pipelines: {known})")
-        return name, self.pipelines[name]
+        return pick_pipeline(self.pipelines, name)
 
     def sandbox_profile(self, name: str | None) -> SandboxProfile | None:
         """The profile a task's ``sandbox:`` names.
@@ -197,20 +190,7 @@ class Config(StrictModel):
         Raises :class:`SecretError` with one line naming the secret and the
         variable or file that is missing; every missing secret is listed.
         """
-        values: dict[str, str] = {}
-        errors: list[str] = []
-        for name in names:
-            spec = self.secrets.get(name)
-            if spec is None:
-                errors.append(f"secret {name} is not defined under secrets")
-                continue
-            try:
-                values[name] = spec.read(name)
-            except SecretError as exc:
-                errors.append(exc.message)
-        if errors:
-            raise SecretError("; ".join(errors))
-        return values
+        return resolve_secrets(self.secrets, names)
 
     def run_spec(self, task: str, *, data_dir: str | Path | None = None) -> RunSpec:
         """The runner spec for ``task``, with its secrets read now."""

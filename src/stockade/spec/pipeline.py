@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from stockade.runplan.logic import condition_text, upstream
 from stockade.spec.checks import Loc, did_you_mean, task_problems
 from stockade.spec.params import ParamSpec
 from stockade.spec.task import TaskSpec
@@ -30,14 +31,6 @@ __all__ = [
     "condition_text",
     "pipeline_problems",
 ]
-
-
-def condition_text(condition: str) -> str:
-    """An ``if:`` as a bare expression: ``${{ x }}`` and ``x`` mean the same."""
-    text = condition.strip()
-    if text.startswith("${{") and text.endswith("}}"):
-        text = text[3:-2]
-    return text
 
 
 def _concurrency(value: object) -> object:
@@ -163,7 +156,7 @@ class StepSpec(StrictModel):
 
     def upstream(self) -> list[str]:
         """Every step this one waits for, ``needs`` then ``needs_each``."""
-        return [*self.needs, *(n for n in self.needs_each if n not in self.needs)]
+        return upstream(self.needs, self.needs_each)
 
 
 class PipelineSpec(StrictModel):

@@ -8,14 +8,12 @@ committed, copied and pasted into issues, and a secret must never ride along.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from stockade.errors import SecretError
+from stockade.runplan.logic import read_secret
 from stockade.spec.sandbox import resolve_path
 from stockade.spec.types import EnvName, StrictModel
 
@@ -81,26 +79,4 @@ class SecretSpec(StrictModel):
         An empty value is an error too: masking an empty string is
         meaningless and an empty credential is almost always a mistake.
         """
-        if self.env is not None:
-            if self.env.startswith("STOCKADE_"):
-                raise SecretError(
-                    f"secret {name}: {self.env} is stockade's own variable and never reaches a "
-                    "job; keep the value in another variable"
-                )
-            value = os.environ.get(self.env)
-            if value is None:
-                raise SecretError(f"secret {name}: environment variable {self.env} is not set")
-            if not value:
-                raise SecretError(f"secret {name}: environment variable {self.env} is empty")
-            return value
-        path = Path(self.file or "")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SecretError(f"secret {name}: file {path} does not exist") from None
-        except OSError as exc:
-            raise SecretError(f"secret {name}: cannot read file {path}: {exc.strerror}") from exc
-        value = text.rstrip("\r\n")
-        if not value:
-            raise SecretError(f"secret {name}: file {path} is empty")
-        return value
+        return read_secret(name, self.env, self.file)

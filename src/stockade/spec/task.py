@@ -10,15 +10,20 @@ are already merged in (see :func:`stockade.spec.checks.merge_defaults`), so
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
-from stockade.errors import SecretError
 from stockade.runner.spec import DEFAULT_KILL_GRACE, DEFAULT_MAX_OUTPUT, RunSpec
+from stockade.runplan.logic import (
+    DEFAULT_LOG_HEAD,
+    DEFAULT_LOG_TAIL,
+    hang_dumps,
+    resolve_references,
+    run_spec_of,
+)
 from stockade.spec.checks import DEFER_CHECKS_CONTEXT, task_problems
 from stockade.spec.keys import Concurrency, Unique
 from stockade.spec.notify import NotifySpec
@@ -36,7 +41,6 @@ from stockade.spec.types import (
     Size,
     StrictModel,
     Text,
-    signal_number,
     workspace_path,
 )
 from stockade.spec.workspace import ArtifactLimits, WorkspaceSpec, artifact_glob
@@ -55,22 +59,9 @@ __all__ = [
     "resolve_references",
 ]
 
-#: Bytes of an attempt's first and last output a worker keeps in the store's log.
-DEFAULT_LOG_HEAD = 1024 * 1024
-DEFAULT_LOG_TAIL = 1024 * 1024
 
 #: The queue of a task that names none (the same as the store's).
 DEFAULT_QUEUE = "default"
-
-_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def resolve_references(text: str, values: Mapping[str, str]) -> str:
-    """``text`` with each ``${NAME}`` of a secret in ``values`` replaced by its value."""
-    if "${" not in text:
-        return text
-    return _REFERENCE.sub(lambda m: values.get(m.group(1), m.group(0)), text)
-
 
 InputFormat = Literal["env", "json_stdin", "json_file", "args", "none"]
 OutputFormat = Literal["stdout", "json_stdout", "lines", "exit_code_only", "file"]
@@ -263,11 +254,7 @@ class TaskDefaults(StrictModel):
 
     def dumps(self) -> dict[str, tuple[int, float]]:
         """The runner's :attr:`~stockade.runner.spec.RunSpec.dumps` of these settings."""
-        found: dict[str, tuple[int, float]] = {}
-        for reason, hang in (("timeout", self.on_timeout), ("idle_timeout", self.on_idle_timeout)):
-            if hang is not None and hang.dump is not None:
-                found[reason] = (signal_number(hang.dump), hang.dump_wait)
-        return found
+        return hang_dumps(self.model_dump(mode="json", include={"on_timeout", "on_idle_timeout"}))
 
     @field_validator("output_path")
     @classmethod
@@ -353,39 +340,4 @@ class TaskSpec(TaskDefaults):
         task lists are passed on. Signal names become numbers and exit-code
         lists become tuples.
         """
-        missing = [secret for secret in self.secrets if secret not in secrets]
-        if missing:
-            raise SecretError(
-                f"task {name}: secret {missing[0]} was not resolved; pass its value in secrets"
-            )
-        values = {secret: secrets[secret] for secret in self.secrets}
-        command, run, env = self.command, self.run, self.env
-        if values:  # ${NAME} references to secrets (stockade.config.secretrefs)
-            command = [resolve_references(a, values) for a in command] if command else command
-            run = resolve_references(run, values) if run is not None else None
-            env = {k: resolve_references(v, values) for k, v in env.items()}
-        return RunSpec(
-            argv=list(command) if command is not None else None,
-            shell=run,
-            task=name,
-            input_format=self.input_format,
-            output_format=self.output_format,
-            output_path=self.output_path,
-            env=dict(env),
-            secrets=values,
-            secret_inputs=tuple(self.secret_inputs),
-            workdir=self.workdir,
-            timeout=self.timeout,
-            idle_timeout=self.idle_timeout,
-            kill_grace=self.kill_grace,
-            stop_signal=signal_number(self.stop_signal),
-            max_output=self.max_output,
-            success_codes=tuple(self.exit_codes.success),
-            retry_codes=tuple(self.exit_codes.retry),
-            failure_codes=tuple(self.exit_codes.failure),
-            data_dir=str(data_dir) if data_dir is not None else None,
-            dumps=self.dumps(),
-            workspace=self.workspace.plan() if self.workspace is not None else None,
-            artifacts=tuple(self.artifacts),
-            artifact_limits=self.artifact_limits.model_dump(),
-        )
+        return run_spec_of(self.model_dump(mode="json"), name, secrets=secrets, data_dir=data_dir)

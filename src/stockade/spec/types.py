@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 
 from stockade.paths import workspace_path
+from stockade.runplan.logic import signal_number
 from stockade.storeints import STORE_INT_MAX, STORE_INT_MIN
 from stockade.units import DURATION_HINT, SIZE_HINT, parse_duration, parse_size
 
@@ -152,11 +153,6 @@ def _name(value: str) -> str:
             "starting with a letter or digit"
         )
     return value
-
-
-def signal_number(name: str) -> int:
-    """The number of a canonical signal name such as ``SIGTERM``."""
-    return int(signal.Signals[name])
 
 
 _DURATION_SCHEMA: dict[str, Any] = {

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from stockade.runplan.logic import workspace_plan
 from stockade.spec.sandbox import resolve_path
 from stockade.spec.types import Duration, Size, StrictModel, Text
 
@@ -92,13 +93,7 @@ class WorkspaceSpec(StrictModel):
 
     def plan(self) -> dict[str, Any]:
         """The runner's plain form (:class:`~stockade.runner.workspace.Plan`)."""
-        return {
-            "template": self.template,
-            "repo": self.git.repo if self.git else None,
-            "ref": self.git.ref if self.git else None,
-            "keep": self.keep,
-            "ttl": self.ttl,
-        }
+        return workspace_plan(self.model_dump(mode="json"))
 
 
 class ArtifactLimits(StrictModel):

@@ -4,21 +4,25 @@ Each is an :class:`~stockade.pipeline.model.Observer`. The live view
 redraws with rich's ``Live`` (cursor control, so only on a terminal); the
 plain log writes one line per job start and end, never moves the cursor,
 and suits CI logs; the JSON stream writes one object per event per line.
+Only the live view imports rich: the plain log writes through a
+:class:`~stockade.ui.plaintext.PlainConsole`, which hands rich only what
+it cannot write exactly as rich would.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import IO, Any
-
-from rich.console import Console, Group
-from rich.live import Live
+from typing import IO, TYPE_CHECKING, Any
 
 from stockade.pipeline.joberrors import job_errors
 from stockade.pipeline.model import Job, RunState, Status
 from stockade.printable import printable
-from stockade.ui import render
+from stockade.ui.plaintext import PlainConsole, finish_lines, seconds
+
+if TYPE_CHECKING:
+    from rich.console import Console, Group
+    from rich.live import Live
 
 __all__ = ["JsonObserver", "LiveObserver", "PlainObserver"]
 
@@ -46,7 +50,7 @@ class JsonObserver:
 class PlainObserver:
     """Line by line, no cursor control: for logs and non-terminals."""
 
-    def __init__(self, console: Console, quiet: bool = False) -> None:
+    def __init__(self, console: Console | PlainConsole, quiet: bool = False) -> None:
         self.console = console
         self.quiet = quiet
 
@@ -57,7 +61,7 @@ class PlainObserver:
             if self.quiet and job.status is not Status.FAILED:
                 return
             reason = f" ({job.reason})" if job.reason else ""
-            took = "" if job.duration is None else f" {render.seconds(job.duration)}"
+            took = "" if job.duration is None else f" {seconds(job.duration)}"
             status = job.reuse_label if job.cached else job.status.value
             tries = f" after {job.attempts} attempts" if job.attempts > 1 else ""
             self._line(run, f"{status:<9} {job.name}{took}{tries}{reason}")
@@ -72,7 +76,7 @@ class PlainObserver:
     def _line(self, run: RunState, text: str) -> None:
         jobs = run.jobs()
         done = sum(1 for job in jobs if job.status.done)
-        stamp = render.seconds(run.elapsed)
+        stamp = seconds(run.elapsed)
         self.console.print(f"[{done:>3}/{len(jobs):<3} {stamp:>6}] {printable(text)}", markup=False)
 
 
@@ -86,6 +90,8 @@ class LiveObserver:
 
     def event(self, kind: str, run: RunState, job: Job | None, data: dict[str, Any]) -> None:
         if kind == "run_start":
+            from rich.live import Live
+
             self.live = Live(
                 _Screen(run),
                 console=self.console,
@@ -107,11 +113,21 @@ class _Screen:
         self.run = run
 
     def __rich__(self) -> Group:
+        from stockade.ui import render
+
         return render.live(self.run)
 
 
-def finish(console: Console, run: RunState) -> None:
+def finish(console: Console | PlainConsole, run: RunState) -> None:
     """The end of a run: failures with their log tails, then the summary."""
+    if isinstance(console, PlainConsole):
+        lines = finish_lines(run, console.width)
+        if lines is not None:
+            console.write_lines(lines)
+            return
+        console = console.rich()
+    from stockade.ui import render
+
     for part in render.failures(run):
         console.print(part)
     line = render.tests_line(run.jobs(), job_errors(run))

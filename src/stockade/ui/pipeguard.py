@@ -15,20 +15,9 @@ import os
 import sys
 from typing import Any
 
-from rich.console import Console
-
 from stockade.pipeline.model import Job, Observer, RunState
 
-__all__ = ["ClosedPipeGuard", "PipeConsole"]
-
-
-class PipeConsole(Console):
-    """A rich console that raises :class:`BrokenPipeError` on a closed output,
-    for :class:`ClosedPipeGuard` to handle (rich's own default exits the program)."""
-
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        raise BrokenPipeError("stdout was closed")
+__all__ = ["ClosedPipeGuard"]
 
 
 class ClosedPipeGuard:

@@ -9,16 +9,15 @@ log tails and test output come from jobs: each goes through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from stockade.pipeline.model import Job, RunState, Status, StepState
-from stockade.pipeline.test2json import TestCase
+from stockade.pipeline.model import Job, RunState, Status
 from stockade.printable import printable
+from stockade.ui.failures import TAIL_SHOWN, failure_parts, tests_line
+from stockade.ui.plaintext import seconds, status_pieces, summary_rows, summary_title
 
 __all__ = ["failures", "header", "live", "step_rows", "summary", "tests_line"]
 
@@ -38,17 +37,6 @@ _MARK = {
     Status.RUNNING: "run",
     Status.PENDING: "wait",
 }
-TAIL_SHOWN = 10
-
-
-def seconds(value: float | None) -> str:
-    """``1.2s``, ``2m03s``; ``-`` when unknown."""
-    if value is None:
-        return "-"
-    if value < 60:
-        return f"{value:.1f}s"
-    minutes, rest = divmod(int(value), 60)
-    return f"{minutes}m{rest:02d}s"
 
 
 def header(run: RunState) -> Text:
@@ -65,18 +53,6 @@ def header(run: RunState) -> Text:
     if run.status is not Status.RUNNING:
         text.append(f"  {run.status.value}", style=_STYLE[run.status])
     return text
-
-
-def tests_line(jobs: list[Job], errors: Sequence[TestCase] = ()) -> str:
-    """``tests: 12 passed, 1 failed, 2 skipped`` or ``""`` without tests;
-    ``errors`` (failed jobs no test accounts for) count as ``error``."""
-    cases = [case for job in jobs for case in job.tests] + list(errors)
-    if not cases:
-        return ""
-    counts: dict[str, int] = {}
-    for case in cases:
-        counts[case.status] = counts.get(case.status, 0) + 1
-    return "tests: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
 
 def step_rows(run: RunState, width: int = 30) -> Table:
@@ -124,37 +100,18 @@ def _progress(job: Job) -> Text:
 
 
 def failures(run: RunState, tail: int = TAIL_SHOWN) -> list[RenderableType]:
-    """Each failed job with its reason, the tail of its log and its failed tests
-    (a package's own failure among them); a job that succeeded although its
-    test events report failed tests is listed too, with those tests."""
+    """:func:`~stockade.ui.failures.failure_parts` as styled lines."""
     out: list[RenderableType] = []
-    for job in run.jobs():
-        failed = [case for case in job.tests if case.status == "failed"]
-        if job.status is Status.FAILED:
-            title = Text(printable(f"✗ {job.name}"), style="bold red")
-            title.append(printable(f": {job.reason}") if job.reason else "")
-        elif failed:  # its exit said success, its test events did not (go's own count)
-            title = Text(printable(f"! {job.name}: {job.status.value}"), style="yellow")
-            title.append(f", but its test events report {len(failed)} failed")
-        else:
-            continue
-        out.append(title)
-        if job.log_path:
-            out.append(Text(printable(f"  log: {job.log_path}"), style="dim", overflow="fold"))
-        for line in list(job.tail)[-tail:]:
-            out.append(Text(printable(f"  │ {line.rstrip()}"), no_wrap=True, overflow="ellipsis"))
-        for case in failed:  # a package's own failure (a panic in init, TestMain) has no name
-            label = f"{case.package} {case.name or '(package)'}"
-            out.append(Text(printable(f"  ✗ {label}"), style="red"))
-            for text in _test_output(case.output)[-tail:]:
-                out.append(Text(printable(f"    │ {text}"), no_wrap=True, overflow="ellipsis"))
+    for pieces, overflow in failure_parts(run, tail):
+        (first, style), *rest = pieces
+        text = Text(
+            first, style=style, overflow=None if overflow == "wrap" else overflow,
+            no_wrap=True if overflow == "ellipsis" else None,
+        )  # fmt: skip
+        for piece, piece_style in rest:
+            text.append(piece, style=piece_style or None)
+        out.append(text)
     return out
-
-
-def _test_output(output: list[str]) -> list[str]:
-    """A failed test's own lines, without go test's ``=== RUN`` framing."""
-    lines = [line.rstrip() for chunk in output for line in chunk.splitlines()]
-    return [line for line in lines if line.strip() and not line.startswith("=== ")]
 
 
 def live(run: RunState) -> Group:
@@ -167,33 +124,14 @@ def live(run: RunState) -> Group:
     return Group(*parts)
 
 
-def _step_time(step: StepState) -> float | None:
-    starts = [j.started for j in step.jobs if j.started is not None]
-    ends = [j.finished for j in step.jobs if j.finished is not None]
-    return max(ends) - min(starts) if starts and ends else None
-
-
 def summary(run: RunState) -> Table:
     """The final table: each step with its jobs per status and its duration."""
-    table = Table(title=f"{run.pipeline}: {run.status.value} in {seconds(run.elapsed)}")
+    table = Table(title=summary_title(run))
     for column in ("step", "status", "jobs", "ok", "failed", "skipped", "time"):
         table.add_column(column, justify="right" if column not in ("step", "status") else "left")
-    for step in run.steps.values():
-        counts = step.counts()
+    for step, row in zip(run.steps.values(), summary_rows(run), strict=True):
         status = Text(step.status.value, style=_STYLE[step.status])
-        if step.reason and step.status is Status.SKIPPED:
-            status.append(printable(f": {step.reason}"))
-        for label in ("cached", "reused"):
-            count = sum(job.cached and job.reuse_label == label for job in step.jobs)
-            if count:
-                status.append(f" ({count} {label})", style="dim")
-        table.add_row(
-            printable(step.name),
-            status,
-            str(len(step.jobs)),
-            str(counts.get("succeeded", 0)),
-            str(counts.get("failed", 0)),
-            str(counts.get("skipped", 0)),
-            seconds(_step_time(step)),
-        )
+        for text, style in status_pieces(step):
+            status.append(text, style=style or None)
+        table.add_row(row[0], status, *row[2:])
     return table
