@@ -180,3 +180,20 @@ def test_a_bind_source_removed_after_compiling_fails_the_job_not_the_run(tmp_pat
     assert failed.returncode == 1
     assert "does not exist on this machine" in " ".join(failed.stdout.split())
     assert run(STOCKADE_PLAN_CACHE="0").returncode == 2
+
+
+def test_the_cache_keeps_the_newest_plans_only(tmp_path: Path) -> None:
+    from stockade.runplan.cache import MAX_PLANS
+
+    data = tmp_path / "data"
+    for n in range(MAX_PLANS + 3):
+        path = _write(tmp_path / f"p{n}", ONE)
+        load_plan(path, data, {})
+        if n == 0:
+            first = _plans(data)
+            os.utime(first[0], (1, 1))  # written long ago: the oldest
+    kept = _plans(data)
+    assert len(kept) == MAX_PLANS
+    assert first[0] not in kept
+    # the newest file's plan is still read back
+    assert _run_line(path, data, {}) == ("echo hello", True)

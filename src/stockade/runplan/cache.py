@@ -30,12 +30,16 @@ from stockade.configfile import names_in
 from stockade.private import private_dir, private_opener
 from stockade.runplan.model import FORMAT, PlanFormatError, RunPlan
 
-__all__ = ["ENV_SWITCH", "MAX_PLAN_BYTES", "PlanCache", "cacheable", "enabled", "plan_key"]
+__all__ = [
+    "ENV_SWITCH", "MAX_PLANS", "MAX_PLAN_BYTES", "PlanCache", "cacheable", "enabled", "plan_key",
+]  # fmt: skip
 
 #: ``0`` (or ``off``, ``false``, ``no``) turns the plan cache off.
 ENV_SWITCH = "STOCKADE_PLAN_CACHE"
 #: The largest plan file read; a bigger one is ignored.
 MAX_PLAN_BYTES = 16 * 1024 * 1024
+#: The most plans kept: storing one more removes the oldest written.
+MAX_PLANS = 64
 _OFF = frozenset({"0", "off", "false", "no"})
 
 
@@ -104,6 +108,19 @@ class PlanCache:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
+        self._prune()
+
+    def _prune(self) -> None:
+        """Remove the oldest-written plans beyond :data:`MAX_PLANS`: every edit
+        of a file is a new key, so the directory would otherwise only grow."""
+        aged: list[tuple[float, Path]] = []
+        for path in self.directory.glob("*.json"):
+            with contextlib.suppress(OSError):
+                aged.append((path.lstat().st_mtime, path))
+        aged.sort()
+        for _, path in aged[: max(0, len(aged) - MAX_PLANS)]:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def _read_regular(path: Path, limit: int) -> bytes | None:
