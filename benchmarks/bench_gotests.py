@@ -100,8 +100,20 @@ def _testify(module: Path) -> str:
         replaces.append(f"replace {path} => ./_deps/{path}\n")
     with (module / "go.mod").open("a") as mod:
         mod.write("".join(replaces))
+    for file, tests in TESTIFY_TIMING.items():
+        source = module / file
+        text = source.read_text()
+        for test in tests:
+            head = f"func {test}(t *testing.T) {{\n"
+            text = text.replace(head, f'{head}\tt.Skip("timing-dependent: set aside here")\n', 1)
+        source.write_text(text)
     return ""
 
+
+#: testify's tests whose outcome depends on the machine's timing (a 1 ms
+#: wait against a 1 ms deadline): skipped, in ``go test`` and the pipeline
+#: alike, so that a busy machine does not fail the comparison.
+TESTIFY_TIMING = {"assert/assertions_test.go": ("TestEventuallyIssue805",)}
 
 MODULES = {"go-cmp": _go_cmp, "testify": _testify}
 """Each real module's set-up (also used by tests/e2e/test_go_real_module.py)."""
