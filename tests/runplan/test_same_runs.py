@@ -104,9 +104,11 @@ _LOG = re.compile(r"log:\s+/[\s\S]*?\.jsonl")
 _SECONDS = re.compile(r"\b\d+(\.\d+)?s\b|\b\d+m\d\ds\b")
 
 
-def _rows(db: Path) -> dict[str, list[str]]:
+def _rows(db: Path, unordered: frozenset[str] = frozenset()) -> dict[str, list[str]]:
     """Every row of the run tables, ids and times left out, job ids named by
-    their step and item, sorted (jobs running at once interleave)."""
+    their step and item, sorted (jobs running at once interleave). The log
+    and outputs of the jobs named in ``unordered`` are left out: their lines
+    come in an order that varies between any two runs."""
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
     names = {
@@ -121,6 +123,8 @@ def _rows(db: Path) -> dict[str, list[str]]:
             text = json.dumps(kept, sort_keys=True, default=str)
             for id_, label in names.items():  # in columns and inside JSON values
                 text = text.replace(id_, label)
+            if table in ("log_chunks", "outputs") and names.get(kept.get("job_id")) in unordered:
+                continue
             rows.append(_CLOCK.sub("C", text))
         out[table] = sorted(rows)
     con.close()
@@ -139,7 +143,9 @@ def _run(workdir: Path, data: Path, args: list[str], cache: bool) -> str:
     return _SECONDS.sub("T", text)
 
 
-def _both(workdir: Path, tmp: Path, args: list[str]) -> None:
+def _both(
+    workdir: Path, tmp: Path, args: list[str], unordered: frozenset[str] = frozenset()
+) -> None:
     full = _run(workdir, tmp / "full", args, cache=False)
     _run(workdir, tmp / "kept", args, cache=True)  # compiles and keeps the plan
     (tmp / "kept" / "stockade.db").unlink()
@@ -147,7 +153,8 @@ def _both(workdir: Path, tmp: Path, args: list[str]) -> None:
     assert list((tmp / "kept" / "plans").glob("*.json")), "the plan was not kept"
     assert not (tmp / "full" / "plans").exists()
     assert cached == full
-    assert _rows(tmp / "kept" / "stockade.db") == _rows(tmp / "full" / "stockade.db")
+    kept, whole = tmp / "kept" / "stockade.db", tmp / "full" / "stockade.db"
+    assert _rows(kept, unordered) == _rows(whole, unordered)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +180,10 @@ def test_the_pipelines_example_runs_the_same(tmp_path: Path, pipeline: str) -> N
 def test_the_go_tests_example_runs_the_same(tmp_path: Path) -> None:
     work = tmp_path / "work"
     shutil.copytree(EXAMPLES / "go-tests", work, ignore=shutil.ignore_patterns(".work"))
-    _both(work, tmp_path, [])
+    # go builds the packages at once and prints each one's events as it is
+    # done, in an order that varies: what the build reported is compared
+    # through its test results (run_tests), not its log's order
+    _both(work, tmp_path, [], unordered=frozenset({"job:build[None]"}))
 
 
 def test_a_frozen_job_is_the_one_new_job_makes(monkeypatch: pytest.MonkeyPatch) -> None:
