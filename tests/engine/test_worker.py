@@ -218,11 +218,12 @@ def test_the_recorder_measures_how_long_a_flush_takes(store: Store, store_url: s
 
     async def body(worker: Worker) -> None:
         worker.recorder.refill = 0.0
-        # Four jobs at once in four slots: the first end waits out the linger
-        # for the others (they are still running), whatever the claims' timing
-        # (a second each, so that they overlap on a loaded machine too).
-        task = adhoc_task(shell="sleep 1")
-        jobs = store.jobs.submit([new_job("t", task) for _ in range(4)])
+        # Four jobs at once in four slots: the short one's end waits out the
+        # linger for the others (still running for a second more). Jobs of one
+        # length could all end before the first flush began, with nothing left
+        # to linger for.
+        short, long = adhoc_task(shell="sleep 0.2"), adhoc_task(shell="sleep 1.5")
+        jobs = store.jobs.submit([new_job("t", t) for t in (short, long, long, long)])
         # The measure is read as the run goes: quick flushes after the lingered
         # one (the worker's housekeeping records too) decay it again.
         highest = 0.0
